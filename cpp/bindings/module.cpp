@@ -1,0 +1,210 @@
+// pybind11 bindings of the core as the private module mtlx._core.
+//
+// Arrays are bound as C-contiguous arrays of the exact dtype with .noconvert(): a wrong dtype
+// or layout is a TypeError here, never a hidden copy. The Python package converts once, at
+// the edge. Every core call releases the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "mtlx/grad.hpp"
+#include "mtlx/lapack.hpp"
+#include "mtlx/prox.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+template <class T>
+using carray = py::array_t<T, py::array::c_style>;
+
+std::string shape_of(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+void expect_shape(const py::array& a, const char* name, std::initializer_list<py::ssize_t> shape) {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  py::ssize_t i = 0;
+  for (py::ssize_t s : shape) ok = ok && a.shape(i++) == s;
+  if (!ok) {
+    std::string want = "(";
+    i = 0;
+    for (py::ssize_t s : shape) want += (i++ ? ", " : "") + std::to_string(s);
+    want += shape.size() == 1 ? ",)" : ")";
+    throw std::invalid_argument(std::string(name) + " has shape " + shape_of(a) + ", expected " + want);
+  }
+}
+
+void expect_writable(const py::array& a, const char* name) {
+  if (!a.writeable()) throw std::invalid_argument(std::string(name) + " is read-only");
+}
+
+template <class Real>
+mtlx::GradientOut<Real> gradient_out(std::optional<carray<Real>>& gWt, std::optional<carray<Real>>& gb,
+                                     py::ssize_t T, py::ssize_t d) {
+  if (gWt.has_value() != gb.has_value()) throw std::invalid_argument("pass both gW and gb, or neither");
+  if (!gWt) return {};
+  expect_shape(*gWt, "gW", {T, d});
+  expect_shape(*gb, "gb", {T});
+  expect_writable(*gWt, "gW");
+  expect_writable(*gb, "gb");
+  return {gWt->mutable_data(), gb->mutable_data()};
+}
+
+template <class Real>
+const Real* intercepts(const std::optional<carray<Real>>& b, py::ssize_t T) {
+  if (!b) return nullptr;
+  expect_shape(*b, "b", {T});
+  return b->data();
+}
+
+void expect_task_vectors(const carray<std::uint8_t>& losses, const carray<double>& weights, py::ssize_t T) {
+  expect_shape(losses, "losses", {T});
+  expect_shape(weights, "weights", {T});
+  for (py::ssize_t t = 0; t < T; ++t) {
+    if (losses.data()[t] > static_cast<std::uint8_t>(mtlx::LossKind::logistic)) {
+      throw std::invalid_argument("task " + std::to_string(t) + ": unknown loss code " +
+                                  std::to_string(losses.data()[t]));
+    }
+  }
+}
+
+template <class Real>
+void bind_dtype(py::module_& m) {
+  m.def(
+      "loss_grad_stacked",
+      [](const carray<Real>& X, const carray<Real>& y, const carray<std::int64_t>& offsets,
+         const carray<std::uint8_t>& losses, const carray<double>& weights, const carray<Real>& Wt,
+         const std::optional<carray<Real>>& b, std::optional<carray<Real>> gWt, std::optional<carray<Real>> gb,
+         int n_threads) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        const py::ssize_t n = X.shape(0), d = X.shape(1);
+        expect_shape(y, "y", {n});
+        if (offsets.ndim() != 1 || offsets.shape(0) < 1) throw std::invalid_argument("offsets must be 1-D, non-empty");
+        const py::ssize_t T = offsets.shape(0) - 1;
+        const std::int64_t* off = offsets.data();
+        if (off[0] != 0 || off[T] != n) throw std::invalid_argument("offsets must start at 0 and end at n_samples");
+        for (py::ssize_t t = 0; t < T; ++t) {
+          if (off[t + 1] < off[t]) throw std::invalid_argument("offsets must be non-decreasing");
+        }
+        expect_task_vectors(losses, weights, T);
+        expect_shape(Wt, "Wt", {T, d});
+        mtlx::StackedTasks<Real> data{X.data(), y.data(), off, losses.data(), weights.data(), T, d};
+        const Real* bp = intercepts(b, T);
+        auto grad = gradient_out(gWt, gb, T, d);
+        py::gil_scoped_release release;
+        return mtlx::cpu::loss_grad(data, Wt.data(), bp, grad, n_threads);
+      },
+      py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("offsets").noconvert(),
+      py::arg("losses").noconvert(), py::arg("weights").noconvert(), py::arg("Wt").noconvert(),
+      py::arg("b").noconvert(), py::arg("gWt").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads"),
+      "Loss of stacked ragged tasks at (Wt, b); writes the gradient into (gWt, gb) when given.");
+
+  m.def(
+      "loss_grad_shared",
+      [](const carray<Real>& X, const carray<Real>& Y, const carray<std::uint8_t>& losses,
+         const carray<double>& weights, const carray<Real>& Wt, const std::optional<carray<Real>>& b,
+         std::optional<carray<Real>> gWt, std::optional<carray<Real>> gb, int n_threads) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        if (Y.ndim() != 2) throw std::invalid_argument("Y must be 2-D, got shape " + shape_of(Y));
+        const py::ssize_t n = X.shape(0), d = X.shape(1), T = Y.shape(1);
+        expect_shape(Y, "Y", {n, T});
+        expect_task_vectors(losses, weights, T);
+        expect_shape(Wt, "Wt", {T, d});
+        mtlx::SharedTasks<Real> data{X.data(), Y.data(), losses.data(), weights.data(), n, T, d};
+        const Real* bp = intercepts(b, T);
+        auto grad = gradient_out(gWt, gb, T, d);
+        py::gil_scoped_release release;
+        return mtlx::cpu::loss_grad(data, Wt.data(), bp, grad, n_threads);
+      },
+      py::arg("X").noconvert(), py::arg("Y").noconvert(), py::arg("losses").noconvert(),
+      py::arg("weights").noconvert(), py::arg("Wt").noconvert(), py::arg("b").noconvert(),
+      py::arg("gWt").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads"),
+      "Loss of tasks sharing one X at (Wt, b); writes the gradient into (gWt, gb) when given.");
+
+  m.def(
+      "prox",
+      [](int kind, const carray<Real>& V, Real tau, carray<Real> out, int n_threads) {
+        if (V.ndim() != 2) throw std::invalid_argument("V must be 2-D, got shape " + shape_of(V));
+        if (kind < 0 || kind > static_cast<int>(mtlx::PenaltyKind::trace)) {
+          throw std::invalid_argument("unknown penalty code " + std::to_string(kind));
+        }
+        expect_shape(out, "out", {V.shape(0), V.shape(1)});
+        expect_writable(out, "out");
+        const Real* v = V.data();
+        Real* o = out.mutable_data();
+        py::gil_scoped_release release;
+        return mtlx::cpu::prox(static_cast<mtlx::PenaltyKind>(kind), v, V.shape(0), V.shape(1), tau, o, n_threads);
+      },
+      py::arg("kind"), py::arg("V").noconvert(), py::arg("tau"), py::arg("out").noconvert(), py::arg("n_threads"),
+      "out = prox of tau*g at V (V, out: T x d row-major, may alias); returns g(out).");
+
+  m.def(
+      "penalty_value",
+      [](int kind, const carray<Real>& W, int n_threads) {
+        if (W.ndim() != 2) throw std::invalid_argument("W must be 2-D, got shape " + shape_of(W));
+        if (kind < 0 || kind > static_cast<int>(mtlx::PenaltyKind::trace)) {
+          throw std::invalid_argument("unknown penalty code " + std::to_string(kind));
+        }
+        const Real* w = W.data();
+        py::gil_scoped_release release;
+        return mtlx::cpu::penalty_value(static_cast<mtlx::PenaltyKind>(kind), w, W.shape(0), W.shape(1), n_threads);
+      },
+      py::arg("kind"), py::arg("W").noconvert(), py::arg("n_threads"), "g(W) for W stored T x d row-major.");
+
+  m.def(
+      "first_nonfinite_row",
+      [](const carray<Real>& X, int n_threads) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        const Real* x = X.data();
+        py::gil_scoped_release release;
+        return mtlx::cpu::first_nonfinite_row(x, X.shape(0), X.shape(1), n_threads);
+      },
+      py::arg("X").noconvert(), py::arg("n_threads"), "Index of the first row with NaN or inf, or -1.");
+
+  m.def(
+      "read_sum",
+      [](const carray<Real>& a, int n_threads) {
+        const Real* p = a.data();
+        const py::ssize_t size = a.size();
+        py::gil_scoped_release release;
+        return mtlx::cpu::read_sum(p, size, n_threads);
+      },
+      py::arg("a").noconvert(), py::arg("n_threads"), "Sum of all entries: a plain read loop (bandwidth reference).");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "mtlx native core (private): batched per-task losses/gradients and proximal operators.";
+  bind_dtype<double>(m);
+  bind_dtype<float>(m);
+
+  m.def(
+      "set_routine",
+      [](const std::string& name, const py::capsule& capsule) {
+        mtlx::lapack::set_routine(name, capsule.get_pointer());
+      },
+      py::arg("name"), py::arg("capsule"), "Registers a BLAS/LAPACK routine from a scipy cython_blas/lapack capsule.");
+  m.def("lapack_ready", &mtlx::lapack::ready, "True once every BLAS/LAPACK routine the core uses is registered.");
+  m.def(
+      "max_threads",
+      []() {
+#ifdef _OPENMP
+        return omp_get_max_threads();
+#else
+        return 1;
+#endif
+      },
+      "Threads the core's OpenMP loops would use by default.");
+}

@@ -1,0 +1,73 @@
+/// \file grad.hpp
+/// The smooth part of the objective, sum_t c_t sum_i L_t(y_ti, x_ti . w_t + b_t), and its
+/// gradient for every task in one call.
+///
+/// Two data layouts reach the core:
+///   StackedTasks: each task its own rows, stacked in task order (layouts "different inputs");
+///   SharedTasks:  one X read once for all tasks, targets Y of shape n x T ("same input").
+/// Coefficients are passed as Wt, row-major T x d (row t = w_t), so each task vector is contiguous.
+///
+/// Results are deterministic whatever the thread count: work is cut into fixed chunks whose
+/// partial sums are reduced in a fixed order.
+#pragma once
+
+#include <cstdint>
+
+#include "mtlx/losses.hpp"
+
+namespace mtlx {
+
+/// Ragged tasks stacked row-wise: rows offsets[t] .. offsets[t+1]-1 of X and y belong to task t.
+template <class Real>
+struct StackedTasks {
+  const Real* X;                 ///< n x d, row-major
+  const Real* y;                 ///< n
+  const std::int64_t* offsets;   ///< n_tasks + 1, non-decreasing, offsets[0] = 0
+  const std::uint8_t* losses;    ///< n_tasks LossKind codes
+  const double* weights;         ///< n_tasks task weights c_t
+  std::int64_t n_tasks;
+  std::int64_t n_features;
+};
+
+/// One input matrix shared by every task.
+template <class Real>
+struct SharedTasks {
+  const Real* X;                 ///< n x d, row-major
+  const Real* Y;                 ///< n x n_tasks, row-major
+  const std::uint8_t* losses;    ///< n_tasks LossKind codes
+  const double* weights;         ///< n_tasks task weights c_t
+  std::int64_t n_samples;
+  std::int64_t n_tasks;
+  std::int64_t n_features;
+};
+
+/// Where the gradient goes; both null means "value only" (a cheaper pass for line searches).
+template <class Real>
+struct GradientOut {
+  Real* gWt = nullptr;  ///< n_tasks x d, row-major, overwritten
+  Real* gb = nullptr;   ///< n_tasks, overwritten (gradient w.r.t. the intercepts)
+};
+
+namespace cpu {
+
+/// Loss value of the stacked layout at (Wt, b); fills `grad` when grad.gWt is non-null.
+/// `b` may be null (no intercepts: b = 0).
+template <class Real>
+double loss_grad(const StackedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad,
+                 int n_threads);
+
+/// Same for the shared-input layout: X is read once per call, in row blocks, with BLAS products.
+template <class Real>
+double loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad,
+                 int n_threads);
+
+/// Index of the first row of the n x d matrix X holding a NaN or an infinity, or -1.
+template <class Real>
+std::int64_t first_nonfinite_row(const Real* X, std::int64_t n_rows, std::int64_t n_cols, int n_threads);
+
+/// Sum of all entries of a contiguous array: a plain read loop, the bandwidth reference for benchmarks.
+template <class Real>
+double read_sum(const Real* data, std::int64_t size, int n_threads);
+
+}  // namespace cpu
+}  // namespace mtlx

@@ -1,0 +1,115 @@
+// loss_grad for ragged tasks stacked row-wise: OpenMP over fixed (task, row block) chunks.
+#include <algorithm>
+#include <vector>
+
+#include "mtlx/grad.hpp"
+#include "row_kernel.hpp"
+
+namespace mtlx::cpu {
+namespace {
+
+struct Chunk {
+  std::int64_t task, begin, end;
+};
+
+// Rows per chunk depend on d only (never on the thread count), so the reduction order, and
+// hence every bit of the result, is the same on 1 or 64 threads. ~256 KiB of X per chunk keeps
+// scheduling overhead small while splitting big tasks finely enough to balance two-plus cores.
+std::int64_t rows_per_chunk(std::int64_t d, std::size_t real_size) {
+  const std::int64_t bytes = 256 * 1024;
+  return std::clamp<std::int64_t>(bytes / std::max<std::int64_t>(1, d * static_cast<std::int64_t>(real_size)), 64,
+                                  1 << 16);
+}
+
+template <class Real, bool WithGrad>
+double run_chunk(const StackedTasks<Real>& data, const Chunk& c, const Real* Wt, const Real* b, Real* g,
+                 Real& gb) {
+  const std::int64_t d = data.n_features;
+  const Real* X = data.X + c.begin * d;
+  const Real* y = data.y + c.begin;
+  const Real* w = Wt + c.task * d;
+  const Real bt = b ? b[c.task] : Real(0);
+  const std::int64_t rows = c.end - c.begin;
+  switch (static_cast<LossKind>(data.losses[c.task])) {
+    case LossKind::squared:
+      return row_block<SquaredLoss, WithGrad>(X, y, rows, d, w, bt, g, gb);
+    case LossKind::logistic:
+      return row_block<LogisticLoss, WithGrad>(X, y, rows, d, w, bt, g, gb);
+  }
+  return 0.0;
+}
+
+template <class Real, bool WithGrad>
+double stacked_pass(const StackedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad,
+                    int n_threads) {
+  const std::int64_t T = data.n_tasks, d = data.n_features;
+  const std::int64_t step = rows_per_chunk(d, sizeof(Real));
+
+  std::vector<Chunk> chunks;
+  std::vector<std::int64_t> first_chunk(T + 1);
+  for (std::int64_t t = 0; t < T; ++t) {
+    first_chunk[t] = static_cast<std::int64_t>(chunks.size());
+    for (std::int64_t r = data.offsets[t]; r < data.offsets[t + 1]; r += step) {
+      chunks.push_back({t, r, std::min(r + step, data.offsets[t + 1])});
+    }
+  }
+  first_chunk[T] = static_cast<std::int64_t>(chunks.size());
+  const std::int64_t n_chunks = first_chunk[T];
+
+  // Per chunk: [loss, gb, g_0 .. g_{d-1}] in double, reduced per task below in chunk order.
+  const std::int64_t stride = WithGrad ? d + 2 : 1;
+  std::vector<double> partial(static_cast<std::size_t>(n_chunks * stride));
+
+#pragma omp parallel num_threads(n_threads)
+  {
+    std::vector<Real> g(WithGrad ? d : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t c = 0; c < n_chunks; ++c) {
+      double* out = partial.data() + c * stride;
+      Real gb = 0;
+      std::fill(g.begin(), g.end(), Real(0));
+      out[0] = run_chunk<Real, WithGrad>(data, chunks[c], Wt, b, g.data(), gb);
+      if constexpr (WithGrad) {
+        out[1] = gb;
+        for (std::int64_t j = 0; j < d; ++j) out[2 + j] = g[j];
+      }
+    }
+  }
+
+  std::vector<double> task_loss(T);
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (std::int64_t t = 0; t < T; ++t) {
+    const double c_t = data.weights[t];
+    double loss = 0.0;
+    for (std::int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c) loss += partial[c * stride];
+    task_loss[t] = c_t * loss;
+    if constexpr (WithGrad) {
+      std::vector<double> acc(d + 1, 0.0);
+      for (std::int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c) {
+        const double* p = partial.data() + c * stride + 1;
+        for (std::int64_t j = 0; j <= d; ++j) acc[j] += p[j];
+      }
+      grad.gb[t] = static_cast<Real>(c_t * acc[0]);
+      Real* gw = grad.gWt + t * d;
+      for (std::int64_t j = 0; j < d; ++j) gw[j] = static_cast<Real>(c_t * acc[j + 1]);
+    }
+  }
+  double total = 0.0;
+  for (std::int64_t t = 0; t < T; ++t) total += task_loss[t];
+  return total;
+}
+
+}  // namespace
+
+template <class Real>
+double loss_grad(const StackedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad,
+                 int n_threads) {
+  if (grad.gWt != nullptr) return stacked_pass<Real, true>(data, Wt, b, grad, n_threads);
+  return stacked_pass<Real, false>(data, Wt, b, grad, n_threads);
+}
+
+template double loss_grad<double>(const StackedTasks<double>&, const double*, const double*, GradientOut<double>,
+                                  int);
+template double loss_grad<float>(const StackedTasks<float>&, const float*, const float*, GradientOut<float>, int);
+
+}  // namespace mtlx::cpu

@@ -1,0 +1,36 @@
+"""Run-time settings shared by every core call (thread count)."""
+
+from __future__ import annotations
+
+import os
+
+from . import _core
+
+__all__ = ["resolve_n_threads"]
+
+
+def resolve_n_threads(n_threads: int | None = None) -> int:
+    """Number of threads for the core's OpenMP loops.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Explicit count; ``None`` reads ``MTLX_NUM_THREADS`` and falls back to all cores.
+
+    Returns
+    -------
+    int
+        A count of at least 1.
+    """
+    if n_threads is None:
+        env = os.environ.get("MTLX_NUM_THREADS", "").strip()
+        if env:
+            try:
+                n_threads = int(env)
+            except ValueError:
+                raise ValueError(f"MTLX_NUM_THREADS must be a positive integer, got {env!r}") from None
+        else:
+            n_threads = _core.max_threads()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int,)) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
+    return int(n_threads)

@@ -1,0 +1,232 @@
+"""TaskData: the three multi-task data layouts, converted once into the core's store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ._config import resolve_n_threads
+from ._validate import as_real_array, core_dtype, first_nonfinite_row, nonfinite_error
+
+__all__ = ["TaskData"]
+
+
+class TaskData:
+    """Data of T tasks in the layout the core reads, built by one of the ``from_*`` constructors.
+
+    Two stores exist:
+
+    * ``layout == "stacked"``: each task its own rows. ``X`` (n x d) holds the rows of task 0,
+      then task 1, ...; ``y`` (n,) the targets; rows ``offsets[t]:offsets[t+1]`` are task t.
+    * ``layout == "shared"``: one ``X`` (n x d) for every task and ``Y`` (n x T); X is stored
+      once, never once per task.
+
+    Arrays are C-contiguous, all float32 or all float64 (float32 only when every input is).
+
+    Attributes
+    ----------
+    layout : {"stacked", "shared"}
+    X : ndarray, shape (n, d)
+    y : ndarray, shape (n,)
+        Stacked targets (``None`` in the shared layout).
+    Y : ndarray, shape (n, T)
+        Shared-layout targets (``None`` in the stacked layout).
+    offsets : ndarray of int64, shape (T + 1,)
+        Row ranges per task (stacked layout; ``None`` for shared).
+    task_ids : ndarray, shape (T,)
+        The id of each task, in the order of the columns of W.
+    """
+
+    def __init__(self, *, layout, X, y=None, Y=None, offsets=None, task_ids):
+        self.layout = layout
+        self.X = X
+        self.y = y
+        self.Y = Y
+        self.offsets = offsets
+        self.task_ids = task_ids
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_tasks(cls, tasks: Sequence, task_ids=None, *, n_threads: int | None = None) -> TaskData:
+        """Tasks each with its own inputs: a sequence of ``(X_t, y_t)``.
+
+        Parameters
+        ----------
+        tasks : sequence of (array_like (m_t, d), array_like (m_t,))
+            Ragged m_t are fine; every X_t has the same d.
+        task_ids : array_like of shape (T,), optional
+            Global id of each task (default ``0 .. T-1``).
+        """
+        if isinstance(tasks, np.ndarray) or not isinstance(tasks, Sequence) or isinstance(tasks, str):
+            raise TypeError("tasks must be a list of (X_t, y_t) pairs")
+        if len(tasks) == 0:
+            raise ValueError("tasks is empty: at least one (X_t, y_t) pair is required")
+        Xs, ys = [], []
+        for t, pair in enumerate(tasks):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"task {t}: expected an (X, y) pair, got {type(pair).__name__}")
+            X_t = as_real_array(pair[0], "X", f"task {t}", ndim=2)
+            y_t = _as_target_vector(pair[1], f"task {t}")
+            if X_t.shape[0] != y_t.shape[0]:
+                raise ValueError(f"task {t}: X has {X_t.shape[0]} rows but y has {y_t.shape[0]} entries")
+            if X_t.shape[0] == 0:
+                raise ValueError(f"task {t}: X has 0 rows (an empty task); every task needs at least one sample")
+            if X_t.shape[1] != (Xs[0].shape[1] if Xs else X_t.shape[1]):
+                raise ValueError(
+                    f"task {t}: X has {X_t.shape[1]} features (shape {X_t.shape}) "
+                    f"but task 0 has {Xs[0].shape[1]} (shape {Xs[0].shape})"
+                )
+            Xs.append(X_t)
+            ys.append(y_t)
+        dtype = core_dtype(Xs + ys)
+        counts = np.array([x.shape[0] for x in Xs], dtype=np.int64)
+        offsets = np.zeros(len(Xs) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        X = np.empty((int(offsets[-1]), Xs[0].shape[1]), dtype=dtype)
+        y = np.empty(int(offsets[-1]), dtype=dtype)
+        for t in range(len(Xs)):
+            X[offsets[t] : offsets[t + 1]] = Xs[t]
+            y[offsets[t] : offsets[t + 1]] = ys[t]
+        ids = _resolve_task_ids(task_ids, len(Xs))
+        data = cls(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids)
+        data._check_finite(n_threads)
+        return data
+
+    @classmethod
+    def from_stacked(cls, X, y, task, *, n_threads: int | None = None) -> TaskData:
+        """Stacked rows with a task id per row (like scikit-learn's ``groups``).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+        y : array_like, shape (n,)
+        task : array_like, shape (n,)
+            Task id of each row; tasks are ordered by sorted id. Rows already grouped by
+            increasing id are used without a copy.
+        """
+        X = as_real_array(X, "X", ndim=2)
+        y = _as_target_vector(y, "")
+        task = np.asarray(task)
+        if task.ndim != 1:
+            raise ValueError(f"task must be 1-D (one id per row), got shape {task.shape}")
+        if not (X.shape[0] == y.shape[0] == task.shape[0]):
+            raise ValueError(
+                f"X has {X.shape[0]} rows, y has {y.shape[0]} entries and task has {task.shape[0]}; they must match"
+            )
+        if X.shape[0] == 0:
+            raise ValueError("X has 0 rows; at least one sample is required")
+        ids, inverse, counts = np.unique(task, return_inverse=True, return_counts=True)
+        dtype = core_dtype([X, y])
+        if np.all(inverse[1:] >= inverse[:-1]):
+            order = slice(None)
+        else:
+            order = np.argsort(inverse, kind="stable")
+        X = np.ascontiguousarray(X[order], dtype=dtype)
+        y = np.ascontiguousarray(y[order], dtype=dtype)
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        data = cls(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids)
+        data._check_finite(n_threads)
+        return data
+
+    @classmethod
+    def from_shared(cls, X, Y, task_ids=None, *, n_threads: int | None = None) -> TaskData:
+        """One input matrix shared by all tasks, one target column per task.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+        Y : array_like, shape (n, T)
+            A 1-D ``Y`` is one task.
+        task_ids : array_like of shape (T,), optional
+        """
+        X = as_real_array(X, "X", ndim=2)
+        Y = as_real_array(Y, "Y")
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if Y.ndim != 2:
+            raise ValueError(f"Y must be 2-D (n_samples, n_tasks), got shape {Y.shape}")
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+        if X.shape[0] == 0:
+            raise ValueError("X has 0 rows; at least one sample is required")
+        if Y.shape[1] == 0:
+            raise ValueError("Y has 0 columns; at least one task is required")
+        dtype = core_dtype([X, Y])
+        X = np.ascontiguousarray(X, dtype=dtype)
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+        data = cls(layout="shared", X=X, Y=Y, task_ids=_resolve_task_ids(task_ids, Y.shape[1]))
+        data._check_finite(n_threads)
+        return data
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_tasks(self) -> int:
+        """Number of tasks T."""
+        return len(self.task_ids)
+
+    @property
+    def n_features(self) -> int:
+        """Number of features d."""
+        return self.X.shape[1]
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The floating dtype the core runs in."""
+        return self.X.dtype
+
+    @property
+    def n_samples(self) -> np.ndarray:
+        """Samples per task m_t, int64 of shape (T,)."""
+        if self.layout == "shared":
+            return np.full(self.n_tasks, self.X.shape[0], dtype=np.int64)
+        return np.diff(self.offsets)
+
+    def task(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(X_t, y_t)`` of the task at position ``t`` (views, no copy)."""
+        if self.layout == "shared":
+            return self.X, self.Y[:, t]
+        lo, hi = self.offsets[t], self.offsets[t + 1]
+        return self.X[lo:hi], self.y[lo:hi]
+
+    def __repr__(self) -> str:
+        m = self.n_samples
+        return (
+            f"TaskData(layout={self.layout!r}, n_tasks={self.n_tasks}, n_features={self.n_features}, "
+            f"samples per task {m.min()}..{m.max()}, dtype={self.dtype})"
+        )
+
+    # ------------------------------------------------------------------ checks
+    def _check_finite(self, n_threads) -> None:
+        nt = resolve_n_threads(n_threads)
+        targets = ("Y", self.Y) if self.layout == "shared" else ("y", self.y)
+        for name, arr in (("X", self.X), targets):
+            bad = first_nonfinite_row(arr, nt)
+            if bad < 0:
+                continue
+            if self.layout == "shared":
+                raise nonfinite_error(arr[bad], name, "", bad)
+            t = int(np.searchsorted(self.offsets, bad, side="right")) - 1
+            raise nonfinite_error(arr[bad], name, f"task {self.task_ids[t]}", bad - int(self.offsets[t]))
+
+
+def _as_target_vector(y, where: str) -> np.ndarray:
+    y = as_real_array(y, "y", where)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        label = f"{where}: y" if where else "y"
+        raise ValueError(f"{label} must be 1-D (one target per row), got shape {y.shape}")
+    return y
+
+
+def _resolve_task_ids(task_ids, n_tasks: int) -> np.ndarray:
+    if task_ids is None:
+        return np.arange(n_tasks, dtype=np.int64)
+    ids = np.asarray(task_ids)
+    if ids.shape != (n_tasks,):
+        raise ValueError(f"task_ids has shape {ids.shape}, expected ({n_tasks},) (one id per task)")
+    if len(np.unique(ids)) != n_tasks:
+        raise ValueError("task_ids must be unique")
+    return ids

@@ -1,0 +1,112 @@
+"""The smooth part of the objective, evaluated by the core in one call for all tasks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._config import resolve_n_threads
+from ._validate import (
+    as_real_array,
+    check_finite,
+    check_labels,
+    first_nonfinite_row,
+    resolve_task_weights,
+)
+from .data import TaskData
+from .losses import LOSSES, resolve_losses
+
+__all__ = ["SmoothLoss", "loss_grad"]
+
+
+class SmoothLoss:
+    """``f(W, b) = sum_t c_t sum_{i in task t} L_t(y_ti, x_ti . w_t + b_t)`` bound to one dataset.
+
+    Validates the per-task losses, labels and task weights once; each call is then a single
+    core call with no conversion or copy.
+
+    Parameters
+    ----------
+    data : TaskData
+    loss : str or sequence of str
+        One loss for all tasks or one per task (see :mod:`mtlx.losses`).
+    task_weights : {"mean", "sum"} or array_like of shape (T,)
+        c_t: ``"mean"`` is 1/m_t, ``"sum"`` is 1.
+    n_threads : int, optional
+    """
+
+    def __init__(self, data: TaskData, loss="squared", task_weights="mean", n_threads: int | None = None):
+        if not isinstance(data, TaskData):
+            raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
+        self.data = data
+        self.losses = resolve_losses(loss, data.n_tasks)
+        self.weights = resolve_task_weights(task_weights, data.n_samples)
+        self.n_threads = resolve_n_threads(n_threads)
+        for t in np.flatnonzero(self.losses == LOSSES["logistic"]):
+            check_labels(data.task(t)[1], f"task {data.task_ids[t]}")
+
+    def __call__(self, Wt: np.ndarray, b: np.ndarray | None, gWt: np.ndarray | None = None,
+                 gb: np.ndarray | None = None) -> float:
+        """f at (Wt, b); writes the gradient into ``gWt``, ``gb`` when given.
+
+        ``Wt`` is (T, d) C-contiguous in the data's dtype; ``b`` is (T,) or None (no intercepts).
+        """
+        d = self.data
+        if d.layout == "shared":
+            return _core.loss_grad_shared(d.X, d.Y, self.losses, self.weights, Wt, b, gWt, gb, self.n_threads)
+        return _core.loss_grad_stacked(d.X, d.y, d.offsets, self.losses, self.weights, Wt, b, gWt, gb,
+                                       self.n_threads)
+
+
+def loss_grad(data: TaskData, W, b=None, loss="squared", task_weights="mean", *, n_threads: int | None = None):
+    """The smooth part of the objective and its gradient, in one core call.
+
+    Parameters
+    ----------
+    data : TaskData
+    W : array_like, shape (n_features, n_tasks)
+    b : array_like of shape (n_tasks,), optional
+        Intercepts; ``None`` means none (b = 0).
+    loss : str or sequence of str
+    task_weights : {"mean", "sum"} or array_like of shape (n_tasks,)
+    n_threads : int, optional
+
+    Returns
+    -------
+    value : float
+        ``sum_t c_t sum_i L_t(y_ti, x_ti . w_t + b_t)``.
+    gW : ndarray, shape (n_features, n_tasks)
+        Gradient with respect to W.
+    gb : ndarray, shape (n_tasks,)
+        Gradient with respect to the intercepts ``sum_i c_t L_t'(y_ti, z_ti)`` (also when
+        ``b`` is None, where it is taken at b = 0).
+    """
+    f = SmoothLoss(data, loss, task_weights, n_threads)
+    Wt, bv = as_parameters(data, W, b)
+    gWt = np.empty_like(Wt)
+    gb = np.empty(data.n_tasks, dtype=data.dtype)
+    value = f(Wt, bv, gWt, gb)
+    return value, gWt.T, gb
+
+
+def as_parameters(data: TaskData, W, b, W_name: str = "W", b_name: str = "b"):
+    """Validate (W, b) against ``data`` and return ``Wt`` (T, d) and ``b`` in the core's dtype.
+
+    A Fortran-ordered W of the right dtype (such as a solver's ``res.W``) is used without a copy.
+    """
+    T, d = data.n_tasks, data.n_features
+    W = as_real_array(W, W_name, ndim=2)
+    if W.shape != (d, T):
+        raise ValueError(f"{W_name} has shape {W.shape}, expected (n_features, n_tasks) = ({d}, {T})")
+    Wt = np.ascontiguousarray(W.T, dtype=data.dtype)
+    bad = first_nonfinite_row(Wt)
+    if bad >= 0:
+        raise ValueError(f"{W_name} contains NaN or infinity in column {bad} (task {data.task_ids[bad]})")
+    if b is None:
+        return Wt, None
+    b = as_real_array(b, b_name)
+    if b.shape != (T,):
+        raise ValueError(f"{b_name} has shape {b.shape}, expected (n_tasks,) = ({T},)")
+    b = np.ascontiguousarray(b, dtype=data.dtype)
+    check_finite(b, b_name)
+    return Wt, b
