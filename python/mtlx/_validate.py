@@ -48,9 +48,9 @@ def as_real_array(a, name: str, where: str = "", ndim: int | None = None) -> np.
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{label} could not be converted to a numeric array: {exc}") from None
     if arr.dtype.kind == "c":
-        raise TypeError(f"{label} has complex dtype {arr.dtype}; only real numbers are supported")
+        raise TypeError(f"{label} has complex dtype ({arr.dtype}); only real numbers are supported")
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{label} has dtype {arr.dtype}; a numeric (float or integer) array is required")
+        raise TypeError(f"{label} has {arr.dtype} dtype; a numeric (float or integer) array is required")
     if ndim is not None and arr.ndim != ndim:
         hint = " (reshape a single feature with X.reshape(-1, 1))" if name == "X" and arr.ndim == 1 else ""
         raise ValueError(f"{label} must be {ndim}-D, got shape {arr.shape}{hint}")

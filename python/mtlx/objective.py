@@ -45,6 +45,16 @@ class SmoothLoss:
         for t in np.flatnonzero(self.losses == LOSSES["logistic"]):
             check_labels(data.task(t)[1], f"task {data.task_ids[t]}")
 
+    def check_intercepts_bounded(self) -> None:
+        """An unpenalized intercept of a logistic task with one class has no finite optimum."""
+        for t in np.flatnonzero(self.losses == LOSSES["logistic"]):
+            y = self.data.task(t)[1]
+            if np.all(y == y[0]):
+                raise ValueError(
+                    f"task {self.data.task_ids[t]}: the logistic task has only label {y[0]:+g}, but it "
+                    "needs two classes (-1 and +1): with fit_intercept=True its intercept would diverge"
+                )
+
     def __call__(self, Wt: np.ndarray, b: np.ndarray | None, gWt: np.ndarray | None = None,
                  gb: np.ndarray | None = None) -> float:
         """f at (Wt, b); writes the gradient into ``gWt``, ``gb`` when given.

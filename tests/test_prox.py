@@ -1,0 +1,68 @@
+"""mtlx.prox and mtlx.penalty_value against closed forms (l1, l21) and numpy's SVD (trace)."""
+
+import numpy as np
+import pytest
+from reference import PROX_REF, penalty_ref
+
+import mtlx
+
+
+def matrices(rng, dtype):
+    """A dense W, one with zero rows, and a rank-deficient one (d x T)."""
+    dense = rng.standard_normal((12, 5))
+    zero_rows = dense.copy()
+    zero_rows[[0, 3, 7]] = 0.0
+    rank2 = rng.standard_normal((12, 2)) @ rng.standard_normal((2, 5))
+    wide = rng.standard_normal((3, 8))  # more tasks than features
+    return {"dense": dense.astype(dtype), "zero_rows": zero_rows.astype(dtype),
+            "rank2": rank2.astype(dtype), "wide": wide.astype(dtype)}
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21", "trace"])
+@pytest.mark.parametrize("kind", ["dense", "zero_rows", "rank2", "wide"])
+@pytest.mark.parametrize("tau", [0.0, 0.3, 1.7, 100.0])
+def test_prox_matches_reference(rng, dtype, penalty, kind, tau):
+    W = matrices(rng, dtype)[kind]
+    step, alpha = 0.5, 2 * tau  # the prox of step*alpha*g
+    out = mtlx.prox(W, penalty=penalty, step=step, alpha=alpha)
+    ref = PROX_REF[penalty](W.astype(np.float64), tau)
+    assert out.shape == W.shape and out.dtype == dtype
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out, ref, **tol)
+    if penalty != "trace":
+        assert np.all(out[ref == 0] == 0)  # exact zeros where the closed form has them
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21", "trace"])
+def test_penalty_value(rng, dtype, penalty):
+    for W in matrices(rng, dtype).values():
+        tol = 1e-12 if dtype == np.float64 else 1e-5
+        assert mtlx.penalty_value(W, penalty) == pytest.approx(penalty_ref(W.astype(np.float64), penalty), rel=tol)
+
+
+def test_trace_prox_lowers_rank(rng):
+    U, _ = np.linalg.qr(rng.standard_normal((10, 4)))
+    V, _ = np.linalg.qr(rng.standard_normal((6, 4)))
+    W = (U * np.array([5.0, 3.0, 1.0, 0.5])) @ V.T
+    out = mtlx.prox(W, "trace", step=1.0, alpha=2.0)
+    np.testing.assert_allclose(np.linalg.svd(out, compute_uv=False)[:4], [3.0, 1.0, 0.0, 0.0], atol=1e-12)
+
+
+def test_l21_zeroes_whole_rows(rng):
+    W = rng.standard_normal((6, 4))
+    W[2] *= 1e-3
+    out = mtlx.prox(W, "l21", step=1.0, alpha=0.1)
+    assert np.all(out[2] == 0) and np.all(out[[0, 1, 3, 4, 5]] != 0)
+
+
+def test_none_is_identity(rng):
+    W = rng.standard_normal((4, 3))
+    np.testing.assert_array_equal(mtlx.prox(W, "none", step=1.0, alpha=5.0), W)
+
+
+def test_prox_does_not_modify_input_and_accepts_c_order(rng):
+    W = np.ascontiguousarray(rng.standard_normal((7, 3)))
+    keep = W.copy()
+    out = mtlx.prox(W, "l1", step=1.0, alpha=0.5)
+    np.testing.assert_array_equal(W, keep)
+    np.testing.assert_allclose(out, PROX_REF["l1"](keep, 0.5))

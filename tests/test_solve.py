@@ -1,0 +1,166 @@
+"""End-to-end solves against scikit-learn and an independent numpy FISTA."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import make_tasks
+from reference import fista_squared_ref, loss_grad_ref, penalty_ref
+
+import mtlx
+from mtlx.datasets import load_school
+
+
+def objective_ref(tasks, W, b, losses, weights, alpha, penalty, l2=0.0):
+    value = loss_grad_ref(tasks, W, b, losses, weights)[0]
+    return value + alpha * penalty_ref(W, penalty) + 0.5 * l2 * np.sum(W**2)
+
+
+def shared_problem(seed=0, n=200, d=30, T=5):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    W_true = np.zeros((d, T))
+    W_true[:5] = rng.standard_normal((5, T))
+    Y = X @ W_true + 0.5 * rng.standard_normal((n, T)) + 3.0
+    return X, Y
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_l21_reaches_sklearn_multitasklasso_objective(fit_intercept):
+    from sklearn.linear_model import MultiTaskLasso
+
+    X, Y = shared_problem()
+    n, T = Y.shape
+    Xc = X - X.mean(0)
+    alpha_max = np.sqrt(np.sum((Xc.T @ (Y - Y.mean(0))) ** 2, axis=1)).max() / n
+    alpha = 0.05 * alpha_max
+    sk = MultiTaskLasso(alpha=alpha, fit_intercept=fit_intercept, tol=1e-14, max_iter=100_000).fit(X, Y)
+    W_sk, b_sk = sk.coef_.T, (sk.intercept_ if fit_intercept else np.zeros(T))
+    tasks = [(X, Y[:, t]) for t in range(T)]
+    weights = np.full(T, 1.0 / n)  # (1/2n)||Y - XW||^2 is F with task_weights="mean"
+    F_sk = objective_ref(tasks, W_sk, b_sk, ["squared"] * T, weights, alpha, "l21")
+
+    res = mtlx.solve(mtlx.TaskData.from_shared(X, Y), penalty="l21", alpha=alpha,
+                     fit_intercept=fit_intercept, tol=1e-13, max_iter=100_000)
+    F_ours = objective_ref(tasks, res.W, res.b, ["squared"] * T, weights, alpha, "l21")
+    assert res.converged
+    assert res.objective == pytest.approx(F_ours, rel=1e-13)
+    assert (F_ours - F_sk) / F_sk <= 1e-9
+    np.testing.assert_allclose(res.W, W_sk, atol=1e-5)
+
+
+SCHOOL_CASES = [("l1", 1000.0), ("l21", 1400.0), ("trace", 10000.0), ("trace", 1000.0)]
+
+
+@pytest.fixture(scope="module")
+def school_tasks():
+    return load_school().tasks()
+
+
+@pytest.mark.parametrize("penalty,alpha", SCHOOL_CASES)
+def test_school_matches_numpy_fista(school_tasks, penalty, alpha):
+    T = len(school_tasks)
+    _, F_ref = fista_squared_ref(school_tasks, np.ones(T), penalty, alpha)
+    res = mtlx.solve(mtlx.TaskData.from_tasks(school_tasks), penalty=penalty, alpha=alpha,
+                     task_weights="sum", tol=1e-10, max_iter=100_000)
+    assert res.converged
+    F_direct = objective_ref(school_tasks, res.W, None, ["squared"] * T, np.ones(T), alpha, penalty)
+    assert res.objective == pytest.approx(F_direct, rel=1e-12)
+    assert abs(res.objective - F_ref) / F_ref <= 1e-8
+
+
+def test_logistic_matches_sklearn_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 8))
+    y = np.where(X @ rng.standard_normal(8) + 0.5 * rng.standard_normal(300) > 0, 1.0, -1.0)
+    l2 = 2.0
+    sk = LogisticRegression(C=1.0 / l2, fit_intercept=False, tol=1e-12, max_iter=10_000).fit(X, y)
+    res = mtlx.solve(mtlx.TaskData.from_tasks([(X, y)]), loss="logistic", penalty="none", l2=l2,
+                     task_weights="sum", tol=1e-13, max_iter=100_000)
+    F = lambda w: np.sum(np.logaddexp(0, -y * (X @ w))) + 0.5 * l2 * w @ w  # noqa: E731
+    assert res.objective == pytest.approx(F(res.W[:, 0]), rel=1e-13)
+    assert F(res.W[:, 0]) <= F(sk.coef_[0]) * (1 + 1e-10)
+    np.testing.assert_allclose(res.W[:, 0], sk.coef_[0], rtol=1e-5, atol=1e-6)
+
+
+def test_mixed_losses_with_intercepts_reach_a_stationary_point(rng):
+    sizes = [40, 1, 25, 60]
+    tasks = make_tasks(rng, sizes, 4, logistic=(0, 3))
+    losses = ["logistic", "squared", "squared", "logistic"]
+    l2 = 0.3
+    res = mtlx.solve(mtlx.TaskData.from_tasks(tasks), loss=losses, penalty="none", l2=l2,
+                     fit_intercept=True, tol=1e-14, max_iter=100_000)
+    _, gW, gb = loss_grad_ref(tasks, res.W, res.b, losses, 1.0 / np.array(sizes))
+    np.testing.assert_allclose(gW + l2 * res.W, 0.0, atol=1e-9)
+    np.testing.assert_allclose(gb, 0.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21", "trace"])
+def test_float32_agrees_with_float64(rng, penalty):
+    tasks = make_tasks(rng, [50, 80, 30], 6)
+    r64 = mtlx.solve(mtlx.TaskData.from_tasks(tasks), penalty=penalty, alpha=0.05, tol=1e-10)
+    tasks32 = [(X.astype(np.float32), y.astype(np.float32)) for X, y in tasks]
+    r32 = mtlx.solve(mtlx.TaskData.from_tasks(tasks32), penalty=penalty, alpha=0.05, tol=1e-5)
+    assert r32.W.dtype == np.float32
+    assert r32.objective == pytest.approx(r64.objective, rel=1e-5)
+    np.testing.assert_allclose(r32.W, r64.W, atol=2e-3)
+
+
+def test_result_is_independent_of_thread_count(rng):
+    data = mtlx.TaskData.from_tasks(make_tasks(rng, [500, 30, 900], 40))
+    a = mtlx.solve(data, penalty="l21", alpha=0.02, n_threads=1, tol=1e-8)
+    b = mtlx.solve(data, penalty="l21", alpha=0.02, n_threads=2, tol=1e-8)
+    np.testing.assert_array_equal(a.W, b.W)
+    assert a.n_iter == b.n_iter
+
+
+def test_history_warm_start_and_objective(rng):
+    tasks = make_tasks(rng, [30, 45], 5)
+    data = mtlx.TaskData.from_tasks(tasks)
+    res = mtlx.solve(data, penalty="l21", alpha=0.1, fit_intercept=True, tol=1e-12)
+    weights = 1.0 / np.array([30, 45])
+    F0 = objective_ref(tasks, np.zeros((5, 2)), np.zeros(2), ["squared"] * 2, weights, 0.1, "l21")
+    assert res.history[0] == pytest.approx(F0, rel=1e-13)
+    assert res.history[-1] == res.objective
+    assert len(res.history) == res.n_iter + 1
+    assert res.objective <= res.history[0]
+    warm = mtlx.solve(data, penalty="l21", alpha=0.1, fit_intercept=True, tol=1e-12, W0=res.W, b0=res.b)
+    assert warm.history[0] == pytest.approx(res.objective, rel=1e-13)
+    assert warm.n_iter < res.n_iter / 4
+    assert warm.objective == pytest.approx(res.objective, rel=1e-12)
+
+
+def test_alpha_above_alpha_max_gives_zero(rng):
+    tasks = make_tasks(rng, [30, 20], 4)
+    grads = np.stack([X.T @ y / len(y) for X, y in tasks], axis=1)
+    alpha_max = np.linalg.norm(grads, axis=1).max()  # smallest alpha with W = 0 (l21, mean weights)
+    res = mtlx.solve(mtlx.TaskData.from_tasks(tasks), penalty="l21", alpha=1.01 * alpha_max)
+    assert res.converged and np.all(res.W == 0)
+    res = mtlx.solve(mtlx.TaskData.from_tasks(tasks), penalty="l21", alpha=0.9 * alpha_max)
+    assert np.any(res.W != 0)
+
+
+def test_callback_stop_iteration_stops_cleanly(rng):
+    data = mtlx.TaskData.from_tasks(make_tasks(rng, [30, 40], 5))
+    seen = []
+
+    def callback(state):
+        seen.append((state.n_iter, state.objective, state.W.shape))
+        if state.n_iter == 3:
+            raise StopIteration
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = mtlx.solve(data, penalty="l1", alpha=0.01, tol=1e-14, callback=callback)
+    assert res.n_iter == 3 and not res.converged
+    assert [s[0] for s in seen] == [1, 2, 3]
+    assert seen[-1][1] == res.objective and seen[0][2] == (5, 2)
+
+
+def test_max_iter_warns(rng):
+    data = mtlx.TaskData.from_tasks(make_tasks(rng, [30, 40], 5))
+    with pytest.warns(mtlx.ConvergenceWarning, match="did not converge in 2 iterations"):
+        res = mtlx.solve(data, penalty="l1", alpha=0.01, tol=1e-14, max_iter=2)
+    assert res.n_iter == 2 and not res.converged
