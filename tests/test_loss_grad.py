@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
-from conftest import make_tasks
-from reference import loss_grad_ref
 
 import mtlx
+
+from conftest import make_tasks
+from reference import loss_grad_ref
 
 SIZES = [7, 1, 30, 3]  # ragged, with a one-row task
 D = 6

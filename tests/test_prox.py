@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from reference import PROX_REF, penalty_ref
 
 import mtlx
+
+from reference import PROX_REF, penalty_ref
 
 
 def matrices(rng, dtype):

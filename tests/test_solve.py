@@ -4,11 +4,12 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import make_tasks
-from reference import fista_squared_ref, loss_grad_ref, penalty_ref
 
 import mtlx
 from mtlx.datasets import load_school
+
+from conftest import make_tasks
+from reference import fista_squared_ref, loss_grad_ref, penalty_ref
 
 
 def objective_ref(tasks, W, b, losses, weights, alpha, penalty, l2=0.0):

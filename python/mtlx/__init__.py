@@ -5,12 +5,12 @@ objective), :func:`loss_grad` (smooth part and gradient in one core call) and :f
 (proximal operator of a penalty in one core call).
 """
 
-from . import _core, _lapack
+from . import _lapack
 from .data import TaskData
 from .losses import LOSSES
 from .objective import loss_grad
 from .penalties import PENALTIES, penalty_value, prox
-from .solver import ConvergenceWarning, SolverState, SolveResult, solve
+from .solver import ConvergenceWarning, SolveResult, SolverState, solve
 
 _lapack.register()
 
