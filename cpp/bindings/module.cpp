@@ -197,6 +197,7 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("name"), py::arg("capsule"), "Registers a BLAS/LAPACK routine from a scipy cython_blas/lapack capsule.");
   m.def("lapack_ready", &mtlx::lapack::ready, "True once every BLAS/LAPACK routine the core uses is registered.");
+  m.def("active_isa", &mtlx::cpu::active_isa, "Instruction set of the streaming kernels chosen for this CPU.");
   m.def(
       "max_threads",
       []() {

@@ -65,6 +65,9 @@ double loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real* b, G
 template <class Real>
 std::int64_t first_nonfinite_row(const Real* X, std::int64_t n_rows, std::int64_t n_cols, int n_threads);
 
+/// Instruction set of the streaming kernels in use on this CPU: "avx512", "avx2" or "generic".
+const char* active_isa();
+
 /// Sum of all entries of a contiguous array: a plain read loop, the bandwidth reference for benchmarks.
 template <class Real>
 double read_sum(const Real* data, std::int64_t size, int n_threads);

@@ -1,11 +1,15 @@
 // loss_grad for ragged tasks stacked row-wise: OpenMP over fixed (task, row block) chunks.
+//
+// This file is compiled once per instruction set (MTLX_ISA names the namespace: generic, avx2,
+// avx512); isa_dispatch.cpp picks the widest one the running CPU supports, so one build runs
+// everywhere and still uses the vector units of the machine it runs on.
 #include <algorithm>
 #include <vector>
 
-#include "mtlx/grad.hpp"
+#include "isa_kernels.hpp"
 #include "row_kernel.hpp"
 
-namespace mtlx::cpu {
+namespace mtlx::cpu::MTLX_ISA {
 namespace {
 
 struct Chunk {
@@ -102,14 +106,15 @@ double stacked_pass(const StackedTasks<Real>& data, const Real* Wt, const Real* 
 }  // namespace
 
 template <class Real>
-double loss_grad(const StackedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad,
-                 int n_threads) {
+double loss_grad_stacked(const StackedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad,
+                         int n_threads) {
   if (grad.gWt != nullptr) return stacked_pass<Real, true>(data, Wt, b, grad, n_threads);
   return stacked_pass<Real, false>(data, Wt, b, grad, n_threads);
 }
 
-template double loss_grad<double>(const StackedTasks<double>&, const double*, const double*, GradientOut<double>,
-                                  int);
-template double loss_grad<float>(const StackedTasks<float>&, const float*, const float*, GradientOut<float>, int);
+template double loss_grad_stacked<double>(const StackedTasks<double>&, const double*, const double*,
+                                          GradientOut<double>, int);
+template double loss_grad_stacked<float>(const StackedTasks<float>&, const float*, const float*, GradientOut<float>,
+                                         int);
 
-}  // namespace mtlx::cpu
+}  // namespace mtlx::cpu::MTLX_ISA
