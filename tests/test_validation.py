@@ -92,6 +92,11 @@ def test_logistic_labels(rng):
         mtlx.loss_grad(data, np.zeros((2, 2)), loss="logistic")
     # only the logistic task is checked in a mixed problem
     mtlx.loss_grad(data, np.zeros((2, 2)), loss=["logistic", "squared"])
+    Y = np.where(rng.standard_normal((6, 3)) > 0, 1.0, -1.0)
+    Y[4, 2] = 2.0
+    shared = mtlx.TaskData.from_shared(rng.standard_normal((6, 2)), Y)
+    with pytest.raises(ValueError, match=r"task 2: y holds labels \[2.0\]"):
+        mtlx.solve(shared, loss="logistic")
 
 
 def test_logistic_single_class_with_intercept(rng):

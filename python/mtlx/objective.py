@@ -42,8 +42,23 @@ class SmoothLoss:
         self.losses = resolve_losses(loss, data.n_tasks)
         self.weights = resolve_task_weights(task_weights, data.n_samples)
         self.n_threads = resolve_n_threads(n_threads)
-        for t in np.flatnonzero(self.losses == LOSSES["logistic"]):
-            check_labels(data.task(t)[1], f"task {data.task_ids[t]}")
+        self._check_logistic_labels()
+
+    def _check_logistic_labels(self) -> None:
+        """Logistic targets must be -1/+1: one vectorized pass, then name the first bad task."""
+        logistic = self.losses == LOSSES["logistic"]
+        if not logistic.any():
+            return
+        d = self.data
+        if d.layout == "shared":
+            bad = logistic[None, :] & (d.Y != 1) & (d.Y != -1)
+            bad_tasks = np.flatnonzero(bad.any(axis=0))
+        else:
+            bad_rows = np.repeat(logistic, d.n_samples) & (d.y != 1) & (d.y != -1)
+            bad_tasks = np.unique(np.searchsorted(d.offsets, np.flatnonzero(bad_rows), side="right") - 1)
+        if bad_tasks.size:
+            t = int(bad_tasks[0])
+            check_labels(d.task(t)[1], f"task {d.task_ids[t]}")
 
     def check_intercepts_bounded(self) -> None:
         """An unpenalized intercept of a logistic task with one class has no finite optimum."""
