@@ -190,6 +190,10 @@ class TaskData:
         lo, hi = self.offsets[t], self.offsets[t + 1]
         return self.X[lo:hi], self.y[lo:hi]
 
+    def task_of_row(self, row: int) -> int:
+        """Position of the task that owns stacked row ``row``."""
+        return int(np.searchsorted(self.offsets, row, side="right")) - 1
+
     def __repr__(self) -> str:
         m = self.n_samples
         return (
@@ -207,7 +211,7 @@ class TaskData:
                 continue
             if self.layout == "shared":
                 raise nonfinite_error(arr[bad], name, "", bad)
-            t = int(np.searchsorted(self.offsets, bad, side="right")) - 1
+            t = self.task_of_row(bad)
             raise nonfinite_error(arr[bad], name, f"task {self.task_ids[t]}", bad - int(self.offsets[t]))
 
 

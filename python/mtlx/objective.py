@@ -51,14 +51,13 @@ class SmoothLoss:
             return
         d = self.data
         if d.layout == "shared":
-            bad = logistic[None, :] & (d.Y != 1) & (d.Y != -1)
-            bad_tasks = np.flatnonzero(bad.any(axis=0))
+            bad = np.flatnonzero((logistic[None, :] & (d.Y != 1) & (d.Y != -1)).any(axis=0))
+            first_bad = int(bad[0]) if bad.size else None
         else:
-            bad_rows = np.repeat(logistic, d.n_samples) & (d.y != 1) & (d.y != -1)
-            bad_tasks = np.unique(np.searchsorted(d.offsets, np.flatnonzero(bad_rows), side="right") - 1)
-        if bad_tasks.size:
-            t = int(bad_tasks[0])
-            check_labels(d.task(t)[1], f"task {d.task_ids[t]}")
+            bad = np.flatnonzero(np.repeat(logistic, d.n_samples) & (d.y != 1) & (d.y != -1))
+            first_bad = d.task_of_row(bad[0]) if bad.size else None
+        if first_bad is not None:
+            check_labels(d.task(first_bad)[1], f"task {d.task_ids[first_bad]}")
 
     def check_intercepts_bounded(self) -> None:
         """An unpenalized intercept of a logistic task with one class has no finite optimum."""

@@ -1,6 +1,4 @@
 // Picks the stacked-gradient kernel built for the widest instruction set this CPU supports.
-#include <cstring>
-
 #include "isa_kernels.hpp"
 
 namespace mtlx::cpu {
