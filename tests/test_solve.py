@@ -50,7 +50,7 @@ def test_l21_reaches_sklearn_multitasklasso_objective(fit_intercept):
     np.testing.assert_allclose(res.W, W_sk, atol=1e-5)
 
 
-SCHOOL_CASES = [("l1", 1000.0), ("l21", 1400.0), ("trace", 10000.0), ("trace", 1000.0)]
+SCHOOL_CASES = [("l1", 1000.0), ("l21", 1400.0), ("trace", 10000.0), ("trace", 1000.0), ("mean", 1000.0)]
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_mixed_losses_with_intercepts_reach_a_stationary_point(rng):
     np.testing.assert_allclose(gb, 0.0, atol=1e-9)
 
 
-@pytest.mark.parametrize("penalty", ["l1", "l21", "trace"])
+@pytest.mark.parametrize("penalty", ["l1", "l21", "trace", "mean"])
 def test_float32_agrees_with_float64(rng, penalty):
     tasks = make_tasks(rng, [50, 80, 30], 6)
     r64 = mtlx.solve(mtlx.TaskData.from_tasks(tasks), penalty=penalty, alpha=0.05, tol=1e-10)
@@ -165,3 +165,18 @@ def test_max_iter_warns(rng):
     with pytest.warns(mtlx.ConvergenceWarning, match="did not converge in 2 iterations"):
         res = mtlx.solve(data, penalty="l1", alpha=0.01, tol=1e-14, max_iter=2)
     assert res.n_iter == 2 and not res.converged
+
+
+def test_converges_when_the_optimum_is_zero():
+    # Balanced labels on far-off-centre features: the optimum is exactly W = 0, b = 0 (the KKT
+    # condition |grad_j f(0)| <= alpha holds), and the iterate has no size to measure steps by.
+    rng = np.random.RandomState(0)
+    X = rng.normal(loc=100, size=(100, 2))
+    y = np.repeat([-1.0, 1.0], 50)
+    grad0 = X.T @ (-0.5 * y) / len(y)
+    assert np.all(np.abs(grad0) <= 0.1)
+    res = mtlx.solve(mtlx.TaskData.from_shared(X, y), loss="logistic", penalty="l21", alpha=0.1,
+                     fit_intercept=True, max_iter=1000)
+    assert res.converged and res.n_iter < 10
+    np.testing.assert_array_equal(res.W, 0.0)
+    assert abs(res.b[0]) < 1e-12

@@ -56,8 +56,9 @@ class SolveResult:
     n_iter : int
     converged : bool
     optimality : float
-        Last gradient-mapping measure ``||G|| / (L max(||W+||, ||Y||))``, with
-        ``G = L (Y - W+)`` the gradient mapping at the extrapolated point Y and 1/L the step.
+        Last gradient-mapping measure ``||G|| / max(L ||W+||, L ||Y||, ||grad f(W0)||)``, with
+        ``G = L (Y - W+)`` the gradient mapping at the extrapolated point Y and 1/L the step
+        (the last term gives a scale when the optimum is at zero).
     rel_change : float
         Last relative change of F.
     n_evals : int
@@ -169,9 +170,12 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
     stopped_by_callback = False
     rel_change = optimality = np.inf
     n_iter = 0
+    grad0_norm = None  # ||grad f(x0)||: the scale of the optimality measure when the optimum is W = 0
     for n_iter in range(1, max_iter + 1):
         f_y = problem.f(y, grad)
         n_evals += 1
+        if grad0_norm is None:
+            grad0_norm = float(np.linalg.norm(grad))
         # Try a larger step than last time, but not beyond the curvature just observed.
         L = max(0.98 * L, L_seen, np.finfo(np.float64).tiny)
         for _ in range(200):
@@ -196,8 +200,10 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
         history.append(F_new)
         rel_change = abs(F - F_new) / max(abs(F_new), np.finfo(np.float64).tiny)
         # ||G|| / (L ||x+||) with G = L (y - x+) the gradient mapping: the proximal-gradient step
-        # relative to the iterate, free of the scales of the data and of the loss.
-        scale = max(float(np.linalg.norm(x_new)), float(np.linalg.norm(y)))
+        # relative to the iterate, free of the scales of the data and of the loss. Near an optimum
+        # at zero the iterate has no size to compare with; ||G|| <= tol ||grad f(x0)|| then says
+        # the gradient mapping fell by the factor tol since the start.
+        scale = max(float(np.linalg.norm(x_new)), float(np.linalg.norm(y)), grad0_norm / L)
         optimality = np.sqrt(dd) / scale if scale > 0 else 0.0
 
         # Momentum, reset when it points against the last step or F went up (O'Donoghue-Candes).
@@ -243,7 +249,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         The tasks, in any of the three layouts.
     loss : {"squared", "logistic"} or sequence of them
         One loss for every task, or one per task (regression beside classification).
-    penalty : {"none", "l1", "l21", "trace"}
+    penalty : {"none", "l1", "l21", "trace", "mean"}
         The coupling penalty g(W).
     alpha : float, default 0.1
         Strength of g (>= 0).
@@ -255,8 +261,9 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         c_t: ``"mean"`` = 1/m_t, ``"sum"`` = 1 (MALSAR's scale), or given weights >= 0.
     tol : float, default 1e-6
         Stop when both the relative change of F and the gradient-mapping measure
-        ``||G|| / (L max(||W+||, ||Y||))`` (the proximal-gradient step relative to the iterate;
-        ``G = L (Y - W+)``) fall to ``tol`` or below.
+        ``||G|| / max(L ||W+||, L ||Y||, ||grad f(W0)||)`` (the proximal-gradient step relative
+        to the iterate, or the gradient mapping relative to the starting gradient when the
+        optimum is at zero; ``G = L (Y - W+)``) fall to ``tol`` or below.
     max_iter : int, default 10000
         Iteration cap; reaching it without convergence emits a :class:`ConvergenceWarning`.
     W0 : array_like of shape (n_features, n_tasks), optional
