@@ -1,9 +1,21 @@
 """mtlx: regularized multi-task learning with a native core.
 
 Public API: :class:`TaskData` (the three data layouts), :func:`solve` (FISTA on the whole
-objective), :func:`loss_grad` (smooth part and gradient in one core call) and :func:`prox`
-(proximal operator of a penalty in one core call).
+objective), :func:`loss_grad` (smooth part and gradient in one core call), :func:`prox`
+(proximal operator of a penalty in one core call), the scikit-learn estimators
+:class:`MultiTaskRegressor` and :class:`MultiTaskClassifier`, and :func:`save`/:func:`load`
+for fitted estimators. The estimators, persistence and :mod:`mtlx.io` load scikit-learn on
+first use, so ``import mtlx`` stays light.
 """
+
+import logging
+import os
+
+# Idle OpenMP threads of the core sleep instead of spinning. A spinning thread steals its core
+# from whatever else runs (another process, another MPI rank, the BLAS): on a loaded 2-core
+# machine the default policy made 2-thread solves 30x slower than 1-thread ones. libgomp reads
+# this once, when the core loads; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _lapack
 from .data import TaskData
@@ -13,18 +25,45 @@ from .penalties import PENALTIES, penalty_value, prox
 from .solver import ConvergenceWarning, SolveResult, SolverState, solve
 
 _lapack.register()
+# A library logs, the application decides where it goes (Python logging HOWTO).
+logging.getLogger("mtlx").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "MultiTaskRegressor": "estimators",
+    "MultiTaskClassifier": "estimators",
+    "save": "persistence",
+    "load": "persistence",
+}
 
 __all__ = [
     "LOSSES",
     "PENALTIES",
     "ConvergenceWarning",
+    "MultiTaskClassifier",
+    "MultiTaskRegressor",
     "SolveResult",
     "SolverState",
     "TaskData",
+    "load",
     "loss_grad",
     "penalty_value",
     "prox",
+    "save",
     "solve",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mtlx' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
