@@ -51,6 +51,13 @@ def prox_trace_ref(W, tau):
     return (U * np.maximum(s - tau, 0.0)) @ Vt
 
 
+def prox_mean_ref(W, tau):
+    """argmin_U 0.5 ||U - W||^2 + tau/2 ||U P||^2 with P = I - 11^T/T: solve U (I + tau P) = W."""
+    T = W.shape[1]
+    P = np.eye(T) - np.full((T, T), 1.0 / T)
+    return np.linalg.solve((np.eye(T) + tau * P).T, W.T).T
+
+
 def penalty_ref(W, name):
     if name == "l1":
         return np.abs(W).sum()
@@ -58,10 +65,12 @@ def penalty_ref(W, name):
         return np.linalg.norm(W, axis=1).sum()
     if name == "trace":
         return np.linalg.svd(W, compute_uv=False).sum()
+    if name == "mean":
+        return 0.5 * np.sum((W - W.mean(axis=1, keepdims=True)) ** 2)
     return 0.0
 
 
-PROX_REF = {"l1": prox_l1_ref, "l21": prox_l21_ref, "trace": prox_trace_ref}
+PROX_REF = {"l1": prox_l1_ref, "l21": prox_l21_ref, "trace": prox_trace_ref, "mean": prox_mean_ref}
 
 
 def fista_squared_ref(tasks, weights, penalty, alpha, n_iter=200_000, tol=1e-15):

@@ -1,4 +1,4 @@
-"""mtlx.prox and mtlx.penalty_value against closed forms (l1, l21) and numpy's SVD (trace)."""
+"""mtlx.prox and mtlx.penalty_value against closed forms (l1, l21), numpy's SVD (trace) and a linear solve (mean)."""
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ def matrices(rng, dtype):
             "rank2": rank2.astype(dtype), "wide": wide.astype(dtype)}
 
 
-@pytest.mark.parametrize("penalty", ["l1", "l21", "trace"])
+@pytest.mark.parametrize("penalty", ["l1", "l21", "trace", "mean"])
 @pytest.mark.parametrize("kind", ["dense", "zero_rows", "rank2", "wide"])
 @pytest.mark.parametrize("tau", [0.0, 0.3, 1.7, 100.0])
 def test_prox_matches_reference(rng, dtype, penalty, kind, tau):
@@ -30,11 +30,11 @@ def test_prox_matches_reference(rng, dtype, penalty, kind, tau):
     assert out.shape == W.shape and out.dtype == dtype
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out, ref, **tol)
-    if penalty != "trace":
+    if penalty in ("l1", "l21"):
         assert np.all(out[ref == 0] == 0)  # exact zeros where the closed form has them
 
 
-@pytest.mark.parametrize("penalty", ["l1", "l21", "trace"])
+@pytest.mark.parametrize("penalty", ["l1", "l21", "trace", "mean"])
 def test_penalty_value(rng, dtype, penalty):
     for W in matrices(rng, dtype).values():
         tol = 1e-12 if dtype == np.float64 else 1e-5

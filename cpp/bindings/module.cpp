@@ -136,7 +136,7 @@ void bind_dtype(py::module_& m) {
       "prox",
       [](int kind, const carray<Real>& V, Real tau, carray<Real> out, int n_threads) {
         if (V.ndim() != 2) throw std::invalid_argument("V must be 2-D, got shape " + shape_of(V));
-        if (kind < 0 || kind > static_cast<int>(mtlx::PenaltyKind::trace)) {
+        if (kind < 0 || kind > static_cast<int>(mtlx::PenaltyKind::mean)) {
           throw std::invalid_argument("unknown penalty code " + std::to_string(kind));
         }
         expect_shape(out, "out", {V.shape(0), V.shape(1)});
@@ -153,7 +153,7 @@ void bind_dtype(py::module_& m) {
       "penalty_value",
       [](int kind, const carray<Real>& W, int n_threads) {
         if (W.ndim() != 2) throw std::invalid_argument("W must be 2-D, got shape " + shape_of(W));
-        if (kind < 0 || kind > static_cast<int>(mtlx::PenaltyKind::trace)) {
+        if (kind < 0 || kind > static_cast<int>(mtlx::PenaltyKind::mean)) {
           throw std::invalid_argument("unknown penalty code " + std::to_string(kind));
         }
         const Real* w = W.data();

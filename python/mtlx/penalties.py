@@ -14,12 +14,16 @@ name           g(W)                                global reduction (tasks split
 ``"l1"``       sum_jt |w_jt|                       a scalar (the value); the prox is local
 ``"l21"``      sum_j ||row j of W||_2              squared row norms, a d-vector
 ``"trace"``    sum of singular values of W         the Gram matrix W W^T, d x d
+``"mean"``     0.5 sum_t ||w_t - mean_s w_s||^2    the sum of the columns, a d-vector
 =============  ==================================  ==========================================
+
+``"mean"`` is the mean-regularized model of Evgeniou & Pontil (KDD 2004): each task is pulled
+toward the average task; with ``l2`` it is their regularized MTL.
 
 Penalties still to come state theirs the same way: a task graph ||W R||_F^2 needs the
 neighbours' columns (a d x T gather, or W R through a sparse Allreduce), a shared-plus-specific
 split w_t = w_0 + v_t needs sum_t v_t (a d-vector, for the update of w_0), the mean-regularized
-model sum_t ||w_t - mean(W)||^2 needs the mean (a d-vector), and dirty models (W = P + Q with one
+model (``"mean"``) needs the mean (a d-vector), and dirty models (W = P + Q with one
 penalty per block) need the reductions of both blocks' penalties, packed in one buffer.
 
 Internally W is handled as ``Wt``: T x d, row-major (row t = w_t), i.e. W (d x T) in
@@ -72,6 +76,7 @@ PENALTIES = {
     "l1": Penalty("l1", 1, "the value (a scalar)"),
     "l21": Penalty("l21", 2, "squared row norms of W (a d-vector)"),
     "trace": Penalty("trace", 3, "the Gram matrix W W^T (d x d)"),
+    "mean": Penalty("mean", 4, "the sum of the task vectors (a d-vector, for the mean)"),
 }
 
 
@@ -100,7 +105,7 @@ def prox(W, penalty: str = "l21", step: float = 1.0, alpha: float = 1.0, *, n_th
     ----------
     W : array_like, shape (n_features, n_tasks)
         Column t holds task t (float32 stays float32).
-    penalty : {"none", "l1", "l21", "trace"}
+    penalty : {"none", "l1", "l21", "trace", "mean"}
     step : float
         Step size (> 0 in a proximal-gradient method; 0 returns W).
     alpha : float
@@ -116,7 +121,8 @@ def prox(W, penalty: str = "l21", step: float = 1.0, alpha: float = 1.0, *, n_th
     -----
     l1: soft thresholding ``sign(w) max(|w| - tau, 0)``; l21: each row scaled by
     ``max(0, 1 - tau / ||row||)``; trace: singular values shrunk, ``U max(s - tau, 0) V^T``
-    (LAPACK ``gesdd``). Here ``tau = step * alpha``.
+    (LAPACK ``gesdd``); mean: ``m + (w_t - m) / (1 + tau)`` with m the mean of the columns.
+    Here ``tau = step * alpha``.
     """
     pen = get_penalty(penalty)
     tau = check_nonnegative(step, "step") * check_nonnegative(alpha, "alpha")

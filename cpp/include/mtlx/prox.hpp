@@ -16,7 +16,7 @@
 namespace mtlx {
 
 /// Penalty codes shared with the Python layer (mtlx/penalties.py keeps the same numbering).
-enum class PenaltyKind : std::uint8_t { none = 0, l1 = 1, l21 = 2, trace = 3 };
+enum class PenaltyKind : std::uint8_t { none = 0, l1 = 1, l21 = 2, trace = 3, mean = 4 };
 
 /// Soft thresholding, the prox of tau |v|.
 template <class Real>
@@ -36,6 +36,13 @@ MTLX_HD Real group_shrink_factor(Real norm, Real tau) {
 template <class Real>
 MTLX_HD Real shrink_singular_value(Real s, Real tau) {
   return s > tau ? s - tau : Real(0);
+}
+
+/// Prox of tau * 0.5 ||v - m||^2 across tasks, per coordinate: the deviation from the task
+/// mean m shrinks by 1 / (1 + tau) while m itself is kept (mean-regularized MTL).
+template <class Real>
+MTLX_HD Real shrink_toward_mean(Real v, Real mean, Real tau) {
+  return mean + (v - mean) / (Real(1) + tau);
 }
 
 namespace cpu {

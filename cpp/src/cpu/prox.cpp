@@ -87,6 +87,47 @@ double prox_trace(const Real* V, std::int64_t T, std::int64_t d, Real tau, Real*
   return value;
 }
 
+// Mean of the task vectors, accumulated in double in task order (deterministic).
+template <class Real>
+std::vector<double> task_mean(const Real* W, std::int64_t T, std::int64_t d) {
+  std::vector<double> mean(static_cast<std::size_t>(d), 0.0);
+  for (std::int64_t t = 0; t < T; ++t) {
+    for (std::int64_t j = 0; j < d; ++j) mean[j] += static_cast<double>(W[t * d + j]);
+  }
+  for (double& v : mean) v /= static_cast<double>(T);
+  return mean;
+}
+
+template <class Real>
+double spread_around(const Real* W, const std::vector<double>& mean, std::int64_t T, std::int64_t d,
+                     int n_threads) {
+  return 0.5 * sum_over_tasks(T, n_threads, [&](std::int64_t t) {
+    double s = 0.0;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const double e = static_cast<double>(W[t * d + j]) - mean[j];
+      s += e * e;
+    }
+    return s;
+  });
+}
+
+template <class Real>
+double prox_mean(const Real* V, std::int64_t T, std::int64_t d, Real tau, Real* out, int n_threads) {
+  if (T == 0) return 0.0;
+  const std::vector<double> mean = task_mean(V, T, d);
+  const double value = spread_around(V, mean, T, d, n_threads);
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (std::int64_t t = 0; t < T; ++t) {
+    for (std::int64_t j = 0; j < d; ++j) {
+      out[t * d + j] = static_cast<Real>(
+          shrink_toward_mean(static_cast<double>(V[t * d + j]), mean[j], static_cast<double>(tau)));
+    }
+  }
+  // The mean is unchanged by the prox, so g(out) is g(V) scaled by the squared shrink factor.
+  const double shrink = 1.0 / (1.0 + static_cast<double>(tau));
+  return value * shrink * shrink;
+}
+
 template <class Real>
 double nuclear_norm(const Real* W, std::int64_t T, std::int64_t d) {
   const int m = static_cast<int>(d), n = static_cast<int>(T), k = std::min(m, n);
@@ -112,6 +153,8 @@ double prox(PenaltyKind kind, const Real* V, std::int64_t T, std::int64_t d, Rea
       return prox_l21(V, T, d, tau, out, n_threads);
     case PenaltyKind::trace:
       return prox_trace(V, T, d, tau, out);
+    case PenaltyKind::mean:
+      return prox_mean(V, T, d, tau, out, n_threads);
   }
   throw std::invalid_argument("mtlx core: unknown penalty code");
 }
@@ -134,6 +177,8 @@ double penalty_value(PenaltyKind kind, const Real* W, std::int64_t T, std::int64
     }
     case PenaltyKind::trace:
       return nuclear_norm(W, T, d);
+    case PenaltyKind::mean:
+      return T == 0 ? 0.0 : spread_around(W, task_mean(W, T, d), T, d, n_threads);
   }
   throw std::invalid_argument("mtlx core: unknown penalty code");
 }
