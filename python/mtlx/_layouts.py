@@ -1,0 +1,50 @@
+"""Recognize which of the three multi-task layouts an estimator call received.
+
+``fit`` and ``predict`` accept the same layouts; this module tells them apart once, so the
+estimators never guess twice:
+
+* ``"tasks"``: a list of per-task pairs ``[(X_1, y_1), ...]`` (``fit``) or per-task inputs
+  ``[X_1, ...]`` (``predict``), each X_t 2-D;
+* ``"stacked"``: one ``X`` with a ``task`` id per row;
+* ``"shared"``: one ``X`` and ``Y`` of shape (n, T);
+* ``"single"``: one ``X`` and a 1-D ``y``: one task (predictions come back 1-D).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["is_task_list", "is_input_list", "group_rows"]
+
+
+def _is_2d(a) -> bool:
+    return getattr(a, "ndim", None) == 2 or (
+        isinstance(a, (list, tuple)) and len(a) > 0 and isinstance(a[0], (list, tuple, np.ndarray))
+        and np.ndim(a) == 2
+    )
+
+
+def is_task_list(X, y) -> bool:
+    """True for ``fit([(X_1, y_1), ...])``: no ``y`` and a sequence of (2-D X_t, y_t) pairs."""
+    if y is not None or isinstance(X, np.ndarray) or not isinstance(X, Sequence) or isinstance(X, str):
+        return False
+    return len(X) > 0 and all(isinstance(p, (tuple, list)) and len(p) == 2 and _is_2d(p[0]) for p in X)
+
+
+def is_input_list(X) -> bool:
+    """True for ``predict([X_1, X_2, ...])``: a sequence whose items are 2-D arrays."""
+    if isinstance(X, np.ndarray) or not isinstance(X, Sequence) or isinstance(X, str) or len(X) == 0:
+        return False
+    return all(getattr(x, "ndim", None) == 2 for x in X)
+
+
+def group_rows(positions: np.ndarray):
+    """Yield ``(t, rows)`` for each task position present in ``positions``, rows in order."""
+    order = np.argsort(positions, kind="stable")
+    sorted_pos = positions[order]
+    bounds = np.flatnonzero(np.diff(sorted_pos)) + 1
+    for rows in np.split(order, bounds):
+        if rows.size:
+            yield int(positions[rows[0]]), rows

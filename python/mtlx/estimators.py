@@ -1,0 +1,456 @@
+"""scikit-learn estimators over the mtlx solver: MultiTaskRegressor and MultiTaskClassifier.
+
+Both accept the three multi-task layouts in ``fit``, ``predict`` and ``score``:
+
+* ``fit(X, Y)`` with ``Y`` of shape (n, T): one input matrix shared by every task;
+* ``fit(X, y, task=task_ids)``: stacked rows with a task id per row (``task`` also reaches
+  the estimator through scikit-learn's metadata routing, requested by default);
+* ``fit([(X_1, y_1), (X_2, y_2), ...])``: each task its own inputs;
+* ``fit(X, y)`` with a 1-D ``y``: a single task.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._layouts import group_rows, is_input_list, is_task_list
+from ._progress import IterationProgress, is_root
+from .data import TaskData
+from .solver import solve
+
+__all__ = ["MultiTaskClassifier", "MultiTaskRegressor"]
+
+logger = logging.getLogger("mtlx")
+
+_FLOATS = (np.float64, np.float32)
+
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    penalty : {"l21", "trace", "l1", "mean", "none"}, default="l21"
+        The coupling g(W): ``"l21"`` selects features jointly across tasks, ``"trace"`` keeps
+        the tasks in a low-dimensional subspace, ``"l1"`` makes each task sparse on its own,
+        ``"mean"`` pulls every task toward the average task (0.5 sum_t ||w_t - mean||^2).
+    alpha : float, default=0.1
+        Strength of the penalty (>= 0).
+    l2 : float, default=0.0
+        Ridge term ``(l2 / 2) ||W||_F^2`` (>= 0).
+    fit_intercept : bool, default=True
+        Fit an unpenalized intercept per task.
+    task_weights : {"mean", "sum"} or array-like of shape (n_tasks,), default="mean"
+        Weight c_t of task t's summed loss: ``"mean"`` = 1/m_t, ``"sum"`` = 1.
+    tol : float, default=1e-6
+        Relative tolerance of the solver (change of F and gradient-mapping measure).
+    max_iter : int, default=10000
+        Iteration cap; reaching it emits a :class:`mtlx.ConvergenceWarning`.
+    warm_start : bool, default=False
+        Start from the previous ``coef_``/``intercept_`` when their shapes still fit.
+    verbose : int, default=0
+        ``1`` shows a progress bar of the iterations with F and the optimality measure.
+    callback : callable, default=None
+        ``callback(state)`` after every iteration (:class:`mtlx.SolverState`); raising
+        ``StopIteration`` stops the fit.
+    n_threads : int, default=None
+        Threads of the core (default: ``MTLX_NUM_THREADS`` or all cores).
+    comm : mpi4py communicator, default=None
+        Distribute the tasks over the ranks of ``comm`` (each rank passes only its tasks).
+"""
+
+_ATTRS_DOC = """
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_tasks, n_features)
+        Row t holds task t's coefficients (column t of the solver's W).
+    intercept_ : ndarray of shape (n_tasks,)
+        Zeros when ``fit_intercept=False``.
+    n_tasks_ : int
+    tasks_ : ndarray of shape (n_tasks,)
+        The task ids, in the order of the rows of ``coef_`` (``0..T-1`` unless ``task`` ids
+        were given).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names.
+    n_iter_ : int
+        Solver iterations of the last fit.
+    objective_history_ : ndarray
+        F after each iteration of the last fit (``[0]`` at the starting point).
+    fit_layout_ : {"single", "shared", "stacked", "tasks"}
+        The layout ``fit`` received; ``predict(X)`` without ``task`` returns a 1-D array only
+        for ``"single"`` and an (n, n_tasks) array otherwise.
+"""
+
+
+class _MultiTaskModel(BaseEstimator):
+    """Shared machinery: layouts, the solve, margins. Subclasses set ``_loss``."""
+
+    _loss = "squared"
+    # ``task`` is routed to fit/predict/score by default (metadata routing), like ``groups``.
+    __metadata_request__fit = {"task": True}
+    __metadata_request__predict = {"task": True}
+    __metadata_request__score = {"task": True}
+
+    def __init__(self, penalty="l21", alpha=0.1, l2=0.0, fit_intercept=True, task_weights="mean", tol=1e-6,
+                 max_iter=10_000, warm_start=False, verbose=0, callback=None, n_threads=None, comm=None):
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l2 = l2
+        self.fit_intercept = fit_intercept
+        self.task_weights = task_weights
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.callback = callback
+        self.n_threads = n_threads
+        self.comm = comm
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = True
+        return tags
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None, task=None):
+        """Fit all tasks jointly.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), list of (X_t, y_t) pairs, or TaskData
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks), default=None
+            Targets; a 2-D ``y`` means one column per task on the shared ``X``. Leave None
+            when ``X`` is a list of pairs or a :class:`mtlx.TaskData`.
+        task : array-like of shape (n_samples,), default=None
+            Task id of each row (stacked layout).
+
+        Returns
+        -------
+        self
+        """
+        data = self._fit_data(X, y, task)
+        T, d = data.n_tasks, data.n_features
+        W0 = b0 = None
+        if self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (T, d):
+            W0 = self.coef_.T
+            b0 = self.intercept_ if self.fit_intercept else None
+        enabled = bool(self.verbose) and is_root(self.comm)
+        comm_kw = {} if self.comm is None else {"comm": self.comm}
+        with IterationProgress(self.max_iter, enabled, self.callback, type(self).__name__) as progress:
+            res = solve(data, loss=self._loss, penalty=self.penalty, alpha=self.alpha, l2=self.l2,
+                        fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
+                        max_iter=self.max_iter, W0=W0, b0=b0,
+                        callback=progress if (enabled or self.callback is not None) else None,
+                        n_threads=self.n_threads, **comm_kw)
+        logger.info("%s: %d tasks, %d features, %s after %d iterations (F = %.10g, %.3f s)", type(self).__name__,
+                    T, d, res.message, res.n_iter, res.objective, res.time)
+        self.coef_ = np.ascontiguousarray(res.W.T)
+        self.intercept_ = np.asarray(res.b)
+        self.n_iter_ = int(res.n_iter)
+        self.objective_history_ = res.history
+        self.n_tasks_ = T
+        self.tasks_ = np.asarray(data.task_ids)
+        return self
+
+    def _fit_data(self, X, y, task) -> TaskData:
+        """Validate the inputs of ``fit``, encode the targets, and build the TaskData."""
+        if isinstance(X, TaskData):
+            if y is not None or task is not None:
+                raise ValueError("y and task must be None when X is a TaskData (it holds the targets and task ids)")
+            data = self._encode_task_data(X)
+            self._forget_feature_names()
+            self.n_features_in_ = data.n_features
+            self.fit_layout_ = data.layout
+            return data
+        if is_task_list(X, y):
+            if task is not None:
+                raise ValueError("task must be None when X is a list of (X_t, y_t) pairs (each pair is one task)")
+            pairs = [(X_t, self._encode_targets(y_t, f"task {t}", t)) for t, (X_t, y_t) in
+                     enumerate(X)]
+            data = TaskData.from_tasks(pairs)
+            self._forget_feature_names()
+            self.n_features_in_ = data.n_features
+            self.fit_layout_ = "tasks"
+            return data
+        if task is None:
+            X, y = validate_data(self, X, y, multi_output=True, dtype=_FLOATS, y_numeric=self._loss == "squared")
+            self.fit_layout_ = "single" if y.ndim == 1 else "shared"
+            Y = y.reshape(len(y), -1)
+            Y = np.column_stack([self._encode_targets(Y[:, t], f"task {t} (column {t} of y)", t)
+                                 for t in range(Y.shape[1])])
+            return TaskData.from_shared(X, Y)
+        X, y = validate_data(self, X, y, dtype=_FLOATS, y_numeric=self._loss == "squared")
+        task = np.asarray(task)
+        if task.ndim != 1 or task.shape[0] != X.shape[0]:
+            raise ValueError(f"task must hold one id per row of X: X has {X.shape[0]} rows, task has shape "
+                             f"{task.shape}")
+        ids, positions = np.unique(task, return_inverse=True)
+        y_coded = np.empty(len(y), dtype=np.float64)
+        for t, rows in group_rows(positions):
+            y_coded[rows] = self._encode_targets(y[rows], f"task {ids[t]}", t)
+        self.fit_layout_ = "stacked"
+        return TaskData.from_stacked(X, y_coded, task)
+
+    def _encode_task_data(self, data: TaskData) -> TaskData:
+        """``data`` with encoded targets; the same object when encoding changes nothing (no copy of X ever)."""
+        views = [data.task(t)[1] for t in range(data.n_tasks)]
+        coded = [self._encode_targets(v, f"task {data.task_ids[t]}", t) for t, v in enumerate(views)]
+        if all(c is v for c, v in zip(coded, views)):
+            return data
+        if data.layout == "shared":
+            return TaskData(layout="shared", X=data.X, Y=np.column_stack(coded).astype(data.dtype),
+                            task_ids=data.task_ids)
+        return TaskData(layout="stacked", X=data.X, y=np.concatenate(coded).astype(data.dtype), offsets=data.offsets,
+                        task_ids=data.task_ids)
+
+    def _encode_targets(self, y_t, where: str, t: int):
+        """Targets of task ``t`` as the loss expects them (regression: unchanged)."""
+        return y_t
+
+    def _forget_feature_names(self) -> None:
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    # ------------------------------------------------------------------ margins
+    def _margins(self, X, task):
+        """Linear predictions ``x . w_t + b_t`` in the layout of the input.
+
+        Returns ``(z, positions)``: ``z`` is a list of per-task arrays (list input), an
+        (n,) array with the task position of each row in ``positions`` (stacked input), or an
+        (n, T) array (one X for every task; (n,) for a single-task fit), ``positions`` None.
+        """
+        check_is_fitted(self)
+        if is_input_list(X):
+            if task is not None:
+                raise ValueError("task must be None when X is a list of per-task inputs")
+            if len(X) != self.n_tasks_:
+                raise ValueError(f"X is a list of {len(X)} per-task inputs but the model has {self.n_tasks_} tasks")
+            out = []
+            for t, X_t in enumerate(X):
+                X_t = check_array(X_t, dtype=_FLOATS, input_name=f"X[{t}]")
+                self._check_n_features(X_t, f"task {self.tasks_[t]}: X")
+                out.append(X_t @ self.coef_[t].astype(X_t.dtype, copy=False) + self.intercept_[t])
+            return out, None
+        X = validate_data(self, X, reset=False, dtype=_FLOATS)
+        coef = self.coef_.astype(X.dtype, copy=False)
+        if task is None:
+            Z = X @ coef.T + self.intercept_.astype(X.dtype, copy=False)
+            return (Z[:, 0] if self.fit_layout_ == "single" else Z), None
+        positions = self._task_positions(task, X.shape[0])
+        z = np.empty(X.shape[0], dtype=X.dtype)
+        for t, rows in group_rows(positions):
+            z[rows] = X[rows] @ coef[t] + self.intercept_[t]
+        return z, positions
+
+    def _check_n_features(self, X, name: str) -> None:
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input")
+
+    def _task_positions(self, task, n_rows: int) -> np.ndarray:
+        """Position in ``tasks_`` of each row's task id; unknown ids are an error."""
+        task = np.asarray(task)
+        if task.ndim != 1 or task.shape[0] != n_rows:
+            raise ValueError(f"task must hold one id per row of X: X has {n_rows} rows, task has shape {task.shape}")
+        order = np.argsort(self.tasks_)
+        found = np.searchsorted(self.tasks_[order], task)
+        found = np.minimum(found, len(order) - 1)
+        positions = order[found]
+        unknown = self.tasks_[positions] != task
+        if unknown.any():
+            raise ValueError(f"task id {task[np.argmax(unknown)].tolist()!r} was not seen in fit "
+                             f"(the model knows {self.n_tasks_} tasks: {_preview(self.tasks_)})")
+        return positions
+
+
+def _preview(ids, n: int = 6) -> str:
+    ids = list(ids)
+    return ", ".join(map(str, ids)) if len(ids) <= n else ", ".join(map(str, ids[:n])) + ", ..."
+
+
+class MultiTaskRegressor(RegressorMixin, _MultiTaskModel):
+    __doc__ = (
+        """Multi-task least squares with a coupling penalty (squared loss for every task).
+
+    Minimizes ``sum_t c_t sum_i 0.5 (y_ti - x_ti . w_t - b_t)^2 + alpha g(W) + (l2/2) ||W||_F^2``
+    with the mtlx solver. With shared ``X``, ``penalty="l21"``, ``task_weights="mean"`` and
+    ``fit_intercept=False`` this is scikit-learn's ``MultiTaskLasso`` objective.
+"""
+        + _PARAMS_DOC
+        + _ATTRS_DOC
+        + """
+    Examples
+    --------
+    >>> import numpy as np, mtlx
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.normal(size=(50, 8)), rng.normal(size=(50, 3))
+    >>> mtlx.MultiTaskRegressor(penalty="l21", alpha=0.05).fit(X, Y).coef_.shape
+    (3, 8)
+"""
+    )
+
+    _loss = "squared"
+
+    def predict(self, X, task=None):
+        """Predict every task's target.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list of per-task inputs X_t
+        task : array-like of shape (n_samples,), default=None
+            Task id of each row; without it every task is predicted on every row.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_tasks), or list of ndarray
+            (n,) for stacked input and for a single-task fit, (n, T) for one X shared by all
+            tasks, one array per task for list input.
+        """
+        return self._margins(X, task)[0]
+
+    def score(self, X, y=None, task=None):
+        """Coefficient of determination R^2 of the predictions.
+
+        For shared input (y of shape (n, T)) the R^2 of each task averaged uniformly, as
+        scikit-learn scores multi-output regression; for stacked rows and per-task lists the
+        R^2 over all rows pooled (1 - SSE / total sum of squares), the school benchmark's
+        explained variance.
+        """
+        if is_task_list(X, y):
+            pred = self.predict([X_t for X_t, _ in X])
+            return r2_score(np.concatenate([np.ravel(y_t) for _, y_t in X]), np.concatenate(pred))
+        return r2_score(y, self.predict(X, task))
+
+
+class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
+    __doc__ = (
+        """Multi-task binary classification: logistic loss per task with a coupling penalty.
+
+    Each task has its own two labels (any two values); internally they become -1/+1 and the
+    objective is ``sum_t c_t sum_i log(1 + exp(-y_ti (x_ti . w_t + b_t))) + alpha g(W) + ...``.
+"""
+        + _PARAMS_DOC
+        + _ATTRS_DOC
+        + """    classes_ : ndarray of shape (2,), or list of such arrays (one per task)
+        The two labels of each task in sorted order; the second is the positive class. A
+        single-task fit stores one array, as scikit-learn's binary classifiers do.
+"""
+    )
+
+    _loss = "logistic"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _fit_data(self, X, y, task):
+        self._task_classes = []
+        data = super()._fit_data(X, y, task)
+        classes = self._task_classes
+        del self._task_classes
+        self.classes_ = classes[0] if self.fit_layout_ == "single" else classes
+        return data
+
+    def _encode_task_data(self, data: TaskData) -> TaskData:
+        """``data`` with encoded targets; the same object when encoding changes nothing (no copy of X ever)."""
+        views = [data.task(t)[1] for t in range(data.n_tasks)]
+        coded = [self._encode_targets(v, f"task {data.task_ids[t]}", t) for t, v in enumerate(views)]
+        if all(c is v for c, v in zip(coded, views)):
+            return data
+        if data.layout == "shared":
+            return TaskData(layout="shared", X=data.X, Y=np.column_stack(coded).astype(data.dtype),
+                            task_ids=data.task_ids)
+        return TaskData(layout="stacked", X=data.X, y=np.concatenate(coded).astype(data.dtype), offsets=data.offsets,
+                        task_ids=data.task_ids)
+
+    def _encode_targets(self, y_t, where: str, t: int):
+        y_t = np.asarray(y_t)
+        if y_t.ndim == 2 and y_t.shape[1] == 1:
+            y_t = y_t[:, 0]
+        check_classification_targets(y_t)
+        classes = np.unique(y_t)
+        if classes.size > 2:
+            raise ValueError(f"{where}: Only binary classification is supported. The type of the target is "
+                             f"{type_of_target(y_t)} ({classes.size} classes: {_preview(classes)}); "
+                             f"{type(self).__name__} needs exactly two classes per task")
+        if classes.size < 2:
+            raise ValueError(f"{where}: y has only one class ({_preview(classes)}); {type(self).__name__} needs "
+                             "exactly two classes per task (binary classification)")
+        self._task_classes.append(classes)
+        return np.where(y_t == classes[1], 1.0, -1.0)
+
+    def _classes_of(self, t: int) -> np.ndarray:
+        return self.classes_ if self.fit_layout_ == "single" else self.classes_[t]
+
+    def decision_function(self, X, task=None):
+        """Margins ``x . w_t + b_t`` (positive: the task's second class); layouts as ``predict``."""
+        return self._margins(X, task)[0]
+
+    def predict(self, X, task=None):
+        """Predicted labels, in the layout of ``X`` (see :meth:`MultiTaskRegressor.predict`)."""
+        z, positions = self._margins(X, task)
+        if isinstance(z, list):
+            return [self._classes_of(t)[(z_t > 0).astype(np.intp)] for t, z_t in enumerate(z)]
+        if positions is not None:
+            labels = np.empty(len(z), dtype=np.result_type(*self.classes_) if _same_kind(self.classes_) else object)
+            for t, rows in group_rows(positions):
+                labels[rows] = self.classes_[t][(z[rows] > 0).astype(np.intp)]
+            return labels
+        if z.ndim == 1:
+            return self._classes_of(0)[(z > 0).astype(np.intp)]
+        return np.column_stack([self._classes_of(t)[(z[:, t] > 0).astype(np.intp)] for t in range(z.shape[1])])
+
+    def predict_proba(self, X, task=None):
+        """Probabilities of the two classes of each task.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2), or list of them
+            Columns: ``classes_`` order (the second is the positive class). One array for
+            stacked input and single-task fits, a list (one per task) otherwise.
+        """
+        z, _ = self._margins(X, task)
+        if isinstance(z, list):
+            return [_two_columns(expit(z_t)) for z_t in z]
+        if z.ndim == 1:
+            return _two_columns(expit(z))
+        return [_two_columns(expit(z[:, t])) for t in range(z.shape[1])]
+
+    def predict_log_proba(self, X, task=None):
+        """Logarithms of :meth:`predict_proba` (computed without underflow)."""
+        z, _ = self._margins(X, task)
+
+        def log_two(z_t):
+            return np.column_stack([-np.logaddexp(0.0, z_t), -np.logaddexp(0.0, -z_t)])
+
+        if isinstance(z, list):
+            return [log_two(z_t) for z_t in z]
+        return log_two(z) if z.ndim == 1 else [log_two(z[:, t]) for t in range(z.shape[1])]
+
+    def score(self, X, y=None, task=None):
+        """Mean accuracy over every prediction (all rows of all tasks)."""
+        if is_task_list(X, y):
+            pred = self.predict([X_t for X_t, _ in X])
+            return float(np.mean(np.concatenate([p == np.ravel(y_t) for p, (_, y_t) in zip(pred, X)])))
+        pred = self.predict(X, task)
+        return float(np.mean(pred == np.asarray(y).reshape(pred.shape)))
+
+
+def _two_columns(p: np.ndarray) -> np.ndarray:
+    return np.column_stack([1.0 - p, p])
+
+
+def _same_kind(class_lists) -> bool:
+    try:
+        np.result_type(*class_lists)
+    except TypeError:
+        return False
+    return True

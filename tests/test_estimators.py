@@ -1,0 +1,271 @@
+"""MultiTaskRegressor / MultiTaskClassifier against scikit-learn's own estimators and conventions."""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import mtlx
+
+from conftest import make_tasks
+
+# Each check listed here cannot apply, for the reason given.
+EXPECTED_FAILED_CHECKS = {
+    "MultiTaskClassifier": {
+        "check_classifier_multioutput": (
+            "assumes the multilabel convention of one classes_ array shared by every output "
+            "(classes_[decision > 0]) and an (n, n_outputs) predict_proba; mtlx tasks each have their "
+            "own two labels, so classes_ is per task and predict_proba returns one (n, 2) array per task, "
+            "as MultiOutputClassifier does"
+        ),
+    },
+}
+
+
+@parametrize_with_checks(
+    [mtlx.MultiTaskRegressor(), mtlx.MultiTaskClassifier()],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def shared_problem(rng, n=80, d=6, T=3):
+    X = rng.standard_normal((n, d))
+    W = rng.standard_normal((d, T)) * (rng.random(d) < 0.6)[:, None]
+    return X, X @ W + 1.5 + 0.1 * rng.standard_normal((n, T))
+
+
+def test_regressor_matches_sklearn_multitask_lasso_with_intercept(rng):
+    from sklearn.linear_model import MultiTaskLasso
+
+    X, Y = shared_problem(rng)
+    ours = mtlx.MultiTaskRegressor(penalty="l21", alpha=0.05, tol=1e-12, max_iter=100_000).fit(X, Y)
+    ref = MultiTaskLasso(alpha=0.05, tol=1e-14, max_iter=100_000).fit(X, Y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-7)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=1e-7)
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), atol=1e-6)
+    assert ours.score(X, Y) == pytest.approx(ref.score(X, Y), rel=1e-9)
+    assert ours.coef_.shape == (3, 6) and ours.n_tasks_ == 3 and ours.n_features_in_ == 6
+
+
+def test_single_task_regressor_is_ridge(rng):
+    from sklearn.linear_model import Ridge
+
+    X = rng.standard_normal((40, 5))
+    y = X @ rng.standard_normal(5) + 0.3 * rng.standard_normal(40)
+    l2 = 0.2
+    ours = mtlx.MultiTaskRegressor(penalty="none", l2=l2, tol=1e-13).fit(X, y)
+    # F = (1/m) 0.5 ||r||^2 + (l2/2) ||w||^2 is Ridge's ||r||^2 + alpha ||w||^2 divided by 2m.
+    ref = Ridge(alpha=l2 * len(y)).fit(X, y)
+    np.testing.assert_allclose(ours.coef_[0], ref.coef_, rtol=1e-8)
+    assert ours.intercept_[0] == pytest.approx(ref.intercept_, rel=1e-8)
+    assert ours.predict(X).shape == (40,)
+
+
+def test_single_task_classifier_is_logistic_regression(rng):
+    from sklearn.linear_model import LogisticRegression
+
+    X = rng.standard_normal((120, 4))
+    labels = np.array(["spam", "ham"])[(X @ [1.0, -2.0, 0.5, 0.0] + rng.standard_normal(120) > 0).astype(int)]
+    l2 = 0.05
+    ours = mtlx.MultiTaskClassifier(penalty="none", l2=l2, tol=1e-13).fit(X, labels)
+    # (1/m) sum loss + (l2/2)||w||^2 is LogisticRegression's C sum loss + 0.5||w||^2 over m l2.
+    ref = LogisticRegression(C=1.0 / (len(labels) * l2), tol=1e-12, max_iter=10_000).fit(X, labels)
+    assert list(ours.classes_) == list(ref.classes_) == ["ham", "spam"]
+    np.testing.assert_allclose(ours.coef_[0], ref.coef_[0], rtol=1e-6)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-7)
+    np.testing.assert_allclose(ours.predict_log_proba(X), ref.predict_log_proba(X), atol=1e-6)
+    np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
+    assert ours.score(X, labels) == pytest.approx(ref.score(X, labels))
+
+
+def test_three_layouts_fit_the_same_model(rng):
+    X, Y = shared_problem(rng, n=50, d=5, T=3)
+    shared = mtlx.MultiTaskRegressor(alpha=0.03, tol=1e-12).fit(X, Y)
+    task = np.repeat([10, 20, 30], len(X))
+    stacked = mtlx.MultiTaskRegressor(alpha=0.03, tol=1e-12).fit(np.tile(X, (3, 1)), Y.T.ravel(), task=task)
+    listed = mtlx.MultiTaskRegressor(alpha=0.03, tol=1e-12).fit([(X, Y[:, t]) for t in range(3)])
+    for other in (stacked, listed):
+        np.testing.assert_allclose(other.coef_, shared.coef_, atol=1e-9)
+        np.testing.assert_allclose(other.intercept_, shared.intercept_, atol=1e-9)
+    np.testing.assert_array_equal(stacked.tasks_, [10, 20, 30])
+    assert (shared.fit_layout_, stacked.fit_layout_, listed.fit_layout_) == ("shared", "stacked", "tasks")
+    # predictions in each layout agree with X w_t + b_t
+    expected = X @ shared.coef_.T + shared.intercept_
+    np.testing.assert_allclose(shared.predict(X), expected, atol=1e-12)
+    np.testing.assert_allclose(stacked.predict(np.tile(X, (3, 1)), task=task), expected.T.ravel(), atol=1e-8)
+    for t, pred in enumerate(listed.predict([X, X, X])):
+        np.testing.assert_allclose(pred, expected[:, t], atol=1e-8)
+    assert listed.score([(X, Y[:, t]) for t in range(3)]) == pytest.approx(
+        stacked.score(np.tile(X, (3, 1)), Y.T.ravel(), task=task), rel=1e-9)
+
+
+def test_fit_accepts_task_data_and_matches_solve(rng):
+    tasks = make_tasks(rng, [30, 1, 45], 4)
+    data = mtlx.TaskData.from_tasks(tasks)
+    model = mtlx.MultiTaskRegressor(penalty="trace", alpha=0.2, fit_intercept=False, tol=1e-10).fit(data)
+    res = mtlx.solve(data, penalty="trace", alpha=0.2, tol=1e-10)
+    np.testing.assert_array_equal(model.coef_, res.W.T)
+    np.testing.assert_array_equal(model.objective_history_, res.history)
+    assert model.n_iter_ == res.n_iter
+
+
+def test_classifier_per_task_labels_stacked(rng):
+    X = rng.standard_normal((200, 3))
+    task = rng.integers(0, 2, 200)
+    z = X @ [2.0, -1.0, 0.5]
+    y = np.where(task == 0, np.where(z > 0, "yes", "no"), np.where(z > 0, "7", "3"))
+    clf = mtlx.MultiTaskClassifier(alpha=0.001, tol=1e-8).fit(X, y, task=task)
+    assert [list(c) for c in clf.classes_] == [["no", "yes"], ["3", "7"]]
+    pred = clf.predict(X, task=task)
+    assert set(pred[task == 0]) <= {"no", "yes"} and set(pred[task == 1]) <= {"3", "7"}
+    assert clf.score(X, y, task=task) > 0.95
+    proba = clf.predict_proba(X, task=task)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    z = clf.decision_function(X, task=task)
+    np.testing.assert_allclose(proba[:, 1], 1.0 / (1.0 + np.exp(-z)), rtol=1e-12)
+    np.testing.assert_array_equal(pred == np.where(task == 0, "yes", "7"), z > 0)
+
+
+def test_classifier_shared_layout_returns_per_task_probabilities(rng):
+    X = rng.standard_normal((90, 4))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 0] > 0]).astype(int)
+    clf = mtlx.MultiTaskClassifier(alpha=0.001).fit(X, Y)
+    proba = clf.predict_proba(X)
+    assert isinstance(proba, list) and len(proba) == 2 and proba[0].shape == (90, 2)
+    np.testing.assert_array_equal(clf.predict(X), np.column_stack([p.argmax(axis=1) for p in proba]))
+    assert clf.decision_function(X).shape == (90, 2)
+
+
+def test_pipeline_and_grid_search_route_task(rng):
+    import sklearn
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    tasks = make_tasks(rng, [60, 70, 50], 5)
+    X = np.vstack([x for x, _ in tasks]) * 3.0 + 1.0
+    y = np.concatenate([y for _, y in tasks]) + X[:, 0]
+    task = np.repeat([0, 1, 2], [60, 70, 50])
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(StandardScaler(), mtlx.MultiTaskRegressor(alpha=0.01, tol=1e-10))
+        pipe.fit(X, y, task=task)
+        Z = StandardScaler().fit_transform(X)
+        direct = mtlx.MultiTaskRegressor(alpha=0.01, tol=1e-10).fit(Z, y, task=task)
+        np.testing.assert_allclose(pipe.predict(X, task=task), direct.predict(Z, task=task), atol=1e-9)
+
+        search = GridSearchCV(mtlx.MultiTaskRegressor(tol=1e-9), {"alpha": [0.001, 0.1, 10.0]},
+                              cv=KFold(3, shuffle=True, random_state=0))
+        search.fit(X, y, task=task)
+    scores = []
+    for alpha in [0.001, 0.1, 10.0]:
+        fold = []
+        for tr, te in KFold(3, shuffle=True, random_state=0).split(X):
+            m = mtlx.MultiTaskRegressor(alpha=alpha, tol=1e-9).fit(X[tr], y[tr], task=task[tr])
+            fold.append(m.score(X[te], y[te], task=task[te]))
+        scores.append(np.mean(fold))
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"], scores, rtol=1e-9)
+    assert search.best_params_["alpha"] == [0.001, 0.1, 10.0][int(np.argmax(scores))]
+
+
+@pytest.mark.parametrize("Model", [mtlx.MultiTaskRegressor, mtlx.MultiTaskClassifier])
+def test_pickle_joblib_and_npz_round_trips(rng, tmp_path, Model):
+    X = rng.standard_normal((70, 4))
+    task = rng.integers(0, 3, 70)
+    y = X[:, 0] + 0.1 * rng.standard_normal(70)
+    if Model is mtlx.MultiTaskClassifier:
+        y = np.where(y > 0, "up", "down")
+    model = Model(penalty="l21", alpha=0.01, task_weights="sum").fit(X, y, task=task)
+    expected = model.predict(X, task=task)
+    clones = [pickle.loads(pickle.dumps(model))]
+    joblib.dump(model, tmp_path / "m.joblib")
+    clones.append(joblib.load(tmp_path / "m.joblib"))
+    mtlx.save(model, tmp_path / "m.npz")
+    clones.append(mtlx.load(tmp_path / "m.npz"))
+    for clone in clones:
+        np.testing.assert_array_equal(clone.predict(X, task=task), expected)
+        np.testing.assert_array_equal(clone.coef_, model.coef_)
+        assert clone.get_params() == model.get_params()
+    loaded = clones[-1]
+    assert type(loaded) is Model and loaded.n_iter_ == model.n_iter_
+    if Model is mtlx.MultiTaskClassifier:
+        assert [list(c) for c in loaded.classes_] == [list(c) for c in model.classes_]
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as z:  # plain arrays only
+        assert "coef_" in z.files and "__meta__" in z.files
+
+
+def test_load_refuses_what_is_not_a_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        mtlx.load(tmp_path / "missing.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not an mtlx model file"):
+        mtlx.load(tmp_path / "other.npz")
+    with pytest.raises(TypeError, match="mtlx estimators"):
+        mtlx.save(object(), tmp_path / "x.npz")
+
+
+def test_verbose_progress_bar_and_logging(rng, capsys, caplog):
+    import logging
+
+    X, Y = shared_problem(rng, n=30, d=3, T=2)
+    mtlx.MultiTaskRegressor(verbose=0).fit(X, Y)
+    assert capsys.readouterr().err == ""
+    with caplog.at_level(logging.INFO, logger="mtlx"):
+        model = mtlx.MultiTaskRegressor(verbose=1).fit(X, Y)
+    err = capsys.readouterr().err
+    assert "MultiTaskRegressor" in err and "F=" in err and "opt=" in err
+    assert any(f"after {model.n_iter_} iterations" in r.getMessage() for r in caplog.records)
+    handlers = logging.getLogger("mtlx").handlers
+    assert len(handlers) == 1 and isinstance(handlers[0], logging.NullHandler)
+
+
+def test_warm_start_callback_and_convergence_warning(rng):
+    X, Y = shared_problem(rng)
+    model = mtlx.MultiTaskRegressor(alpha=0.05, tol=1e-10, warm_start=True).fit(X, Y)
+    first = model.objective_history_[-1]
+    model.fit(X, Y)
+    assert model.objective_history_[0] == pytest.approx(first, rel=1e-12) and model.n_iter_ <= 3
+    seen = []
+
+    def stop_after_five(state):
+        seen.append(state.objective)
+        if state.n_iter == 5:
+            raise StopIteration
+
+    stopped = mtlx.MultiTaskRegressor(callback=stop_after_five).fit(X, Y)
+    assert stopped.n_iter_ == 5 and len(seen) == 5
+    np.testing.assert_allclose(stopped.objective_history_[1:], seen)
+    with pytest.warns(mtlx.ConvergenceWarning, match="did not converge"):
+        mtlx.MultiTaskRegressor(max_iter=2, tol=1e-15).fit(X, Y)
+
+
+def test_errors_name_the_culprit(rng):
+    X, Y = shared_problem(rng, n=40, d=4, T=2)
+    with pytest.raises(NotFittedError):
+        mtlx.MultiTaskRegressor().predict(X)
+    model = mtlx.MultiTaskRegressor().fit(X, Y[:, 0], task=np.repeat([3, 5], 20))
+    with pytest.raises(ValueError, match="task id 4 was not seen in fit"):
+        model.predict(X, task=np.full(40, 4))
+    with pytest.raises(ValueError, match="X has 3 features, but MultiTaskRegressor is expecting 4"):
+        model.predict(X[:, :3], task=np.full(40, 3))
+    with pytest.raises(ValueError, match="task must hold one id per row"):
+        model.fit(X, Y[:, 0], task=np.zeros(39))
+    with pytest.raises(ValueError, match="model has 2 tasks"):
+        model.predict([X])
+    clf = mtlx.MultiTaskClassifier()
+    with pytest.raises(ValueError, match="task 1: Only binary classification is supported"):
+        clf.fit(X, np.concatenate([np.arange(20) % 2, np.arange(20) % 3]), task=np.repeat([0, 1], 20))
+    with pytest.raises(ValueError, match="task 7: y has only one class"):
+        clf.fit(X, np.repeat([0, 1], 20) * 0, task=np.repeat([7, 8], 20))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        clf.fit(X, rng.standard_normal(40))
+    with pytest.raises(ValueError, match="task 1: X has 3 features"):
+        mtlx.MultiTaskRegressor().fit([(X, Y[:, 0]), (X[:, :3], Y[:, 1])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mtlx.MultiTaskRegressor().fit(X.astype(np.float32), Y.astype(np.float32))
