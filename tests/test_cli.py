@@ -1,0 +1,81 @@
+"""The mtlx command line: fit / predict / info round trips against the estimators, errors, help."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mtlx
+from mtlx.cli import main
+from mtlx.io import save_dataset
+
+from conftest import make_tasks
+
+
+@pytest.fixture
+def stacked_file(rng, tmp_path):
+    tasks = make_tasks(rng, [40, 25, 60], 5)
+    path = tmp_path / "data.npz"
+    save_dataset(path, mtlx.TaskData.from_tasks(tasks, task_ids=[3, 8, 11]))
+    return path, tasks
+
+
+def test_fit_predict_round_trip_matches_estimator(stacked_file, tmp_path, capsys):
+    path, tasks = stacked_file
+    model_path, pred_path = tmp_path / "m.npz", tmp_path / "p.npy"
+    assert main(["fit", str(path), "--penalty", "trace", "--alpha", "0.3", "--intercept", "--task-weights", "sum",
+                 "--tol", "1e-10", "--out", str(model_path)]) == 0
+    assert "model written to" in capsys.readouterr().out
+    assert main(["predict", str(model_path), str(path), "--out", str(pred_path)]) == 0
+    direct = mtlx.MultiTaskRegressor(penalty="trace", alpha=0.3, fit_intercept=True, task_weights="sum",
+                                     tol=1e-10).fit(tasks)
+    expected = np.concatenate([direct.predict([x for x, _ in tasks])[t] for t in range(3)])
+    np.testing.assert_allclose(np.load(pred_path), expected, rtol=1e-12, atol=1e-12)
+    loaded = mtlx.load(model_path)
+    np.testing.assert_array_equal(loaded.tasks_, [3, 8, 11])
+
+
+def test_fit_logistic_on_a_folder_and_info(rng, tmp_path, capsys):
+    X = rng.standard_normal((120, 4))
+    Y = (X[:, :2] + 0.3 * rng.standard_normal((120, 2)) > 0).astype(np.float64) * 2 - 1
+    save_dataset(tmp_path / "folder", mtlx.TaskData.from_shared(X, Y))
+    assert main(["info", str(tmp_path / "folder")]) == 0
+    out = capsys.readouterr().out
+    assert "shared layout" in out and "2 tasks, 4 features, 120 rows" in out and "labels [-1.0, 1.0]" in out
+    assert main(["fit", str(tmp_path / "folder"), "--loss", "logistic", "--alpha", "0.01",
+                 "--out", str(tmp_path / "c.npz")]) == 0
+    assert main(["predict", str(tmp_path / "c.npz"), str(tmp_path / "folder"), "--out", str(tmp_path / "p.npy")]) == 0
+    direct = mtlx.MultiTaskClassifier(alpha=0.01, fit_intercept=False).fit(X, Y)
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), direct.predict(X))
+
+
+def test_errors_exit_nonzero_with_a_clear_message(stacked_file, tmp_path, capsys):
+    path, _ = stacked_file
+    assert main(["fit", str(tmp_path / "missing.npz")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    np.savez(tmp_path / "bad.npz", X=np.zeros((4, 2)), task=np.zeros(4))
+    assert main(["fit", str(tmp_path / "bad.npz")]) == 1
+    assert "missing array 'y'" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "nomodel.npz"), str(path)]) == 1
+    assert "no model file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit", str(path), "--alpha", "-1"])
+    assert "must be a number >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "info", "demo"])
+def test_every_command_has_help_with_examples(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"mtlx {command}" in out
+
+
+def test_python_dash_m_entry_point(stacked_file):
+    path, _ = stacked_file
+    done = subprocess.run([sys.executable, "-m", "mtlx", "info", str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "3 tasks, 5 features, 125 rows" in done.stdout
