@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,3 +80,13 @@ def test_python_dash_m_entry_point(stacked_file):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "3 tasks, 5 features, 125 rows" in done.stdout
+
+
+def test_console_script_is_installed():
+    import shutil
+
+    exe = shutil.which("mtlx", path=str(Path(sys.executable).parent)) or shutil.which("mtlx")
+    if exe is None:
+        pytest.skip("the mtlx console script is not on PATH (package not installed with pip)")
+    done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == f"mtlx {mtlx.__version__}"

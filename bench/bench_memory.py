@@ -1,0 +1,141 @@
+"""Peak memory of a fit against the size of its data.
+
+What it measures
+----------------
+A stacked dataset of ``--gb`` gigabytes (X float64 with ``--features`` columns, ``--tasks``
+tasks of equal size) is written once as a folder of ``.npy`` files. A child process then loads
+it with ``mtlx.io.load_dataset`` (memory-mapped: X is never copied, pages come in as the core
+reads them) and runs ``mtlx.solve`` for ``--iters`` iterations of l21 least squares. Its peak
+resident set size (``wait4`` rusage, the number ``/usr/bin/time -v`` prints) is compared with
+
+    data size + interpreter baseline (a child that only imports mtlx) + O(dT) solver state
+
+The target is a peak under 1.15x the data size plus those terms. A second child does the same
+from an ``.npz`` file (which numpy reads into memory, so the same data is held once, in RAM).
+
+How to run
+----------
+::
+
+    python bench/bench_memory.py              # 4 GB (writes /tmp/mtlx_bench_memory, ~4 GB of disk)
+    python bench/bench_memory.py --gb 0.5     # a quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+CHILD = r"""
+import json, sys, time, warnings
+import numpy as np
+import mtlx
+from mtlx.io import load_dataset
+path, iters = sys.argv[1], int(sys.argv[2])
+start = time.perf_counter()
+if iters:
+    data = load_dataset(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        res = mtlx.solve(data, penalty="l21", alpha=1e-3, tol=0.0, max_iter=iters)
+    print(json.dumps({"seconds": time.perf_counter() - start, "n_iter": res.n_iter,
+                      "W_bytes": res.W.nbytes, "T": data.n_tasks, "d": data.n_features}))
+else:
+    print(json.dumps({"seconds": 0.0}))
+# VmHWM: this address space's peak resident set (the child's own, not the parent's it forked from)
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+print(int(hwm.split()[1]) * 1024)
+"""
+
+
+def make_dataset(folder: Path, gb: float, d: int, T: int, seed: int = 0) -> int:
+    """Write X (float64), y, task as .npy files in chunks; returns the bytes of X + y + task."""
+    n = int(gb * 1e9 / (8 * (d + 2)))
+    n -= n % T
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f"done_{n}_{d}_{T}"
+    if not marker.exists():
+        rng = np.random.default_rng(seed)
+        X = np.lib.format.open_memmap(folder / "X.npy", mode="w+", dtype=np.float64, shape=(n, d))
+        y = np.lib.format.open_memmap(folder / "y.npy", mode="w+", dtype=np.float64, shape=(n,))
+        w = rng.standard_normal(d) * (rng.random(d) < 0.2)
+        step = max(1, 2**24 // d)
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            X[lo:hi] = rng.standard_normal((hi - lo, d))
+            y[lo:hi] = X[lo:hi] @ w + 0.1 * rng.standard_normal(hi - lo)
+        X.flush()
+        y.flush()
+        del X, y
+        np.save(folder / "task", np.repeat(np.arange(T, dtype=np.int64), n // T))
+        marker.touch()
+    return sum((folder / f"{name}.npy").stat().st_size for name in ("X", "y", "task"))
+
+
+def peak_rss(path: Path, iters: int) -> tuple[int, dict]:
+    """Run the child; returns (its peak RSS in bytes, its JSON output).
+
+    The child reports VmHWM itself: the rusage of a child counts the resident set of the
+    parent it was forked from, which here holds the freshly written dataset.
+    """
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(iters)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"child failed on {path}: {done.stderr[-2000:]}")
+    *_, info, hwm = done.stdout.strip().splitlines()
+    return int(hwm), json.loads(info)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="peak memory of a fit against its data size")
+    parser.add_argument("--gb", type=float, default=4.0, help="dataset size in GB (default 4)")
+    parser.add_argument("--features", type=int, default=100)
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--iters", type=int, default=3, help="solver iterations (default 3)")
+    parser.add_argument("--dir", default="/tmp/mtlx_bench_memory", help="where the dataset is written")
+    parser.add_argument("--npz", action="store_true", help="also measure loading from one .npz file")
+    parser.add_argument("--out", default=str(RESULTS / "bench_memory.json"))
+    args = parser.parse_args(argv)
+
+    folder = Path(args.dir) / "data"
+    data_bytes = make_dataset(folder, args.gb, args.features, args.tasks)
+    baseline, _ = peak_rss(folder, 0)
+    rows = []
+    sources = [("folder (memory-mapped)", folder)]
+    if args.npz:
+        npz = Path(args.dir) / "data.npz"
+        if not npz.exists():
+            np.savez(npz, **{name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("X", "y", "task")})
+        sources.append(("npz (read into RAM)", npz))
+    print(f"data {data_bytes / 1e9:.2f} GB, interpreter baseline {baseline / 1e6:.0f} MB")
+    print(f"{'source':24s} {'peak RSS GB':>12s} {'(peak - baseline) / data':>25s} {'fit s':>7s}")
+    for label, path in sources:
+        start = time.perf_counter()
+        peak, info = peak_rss(path, args.iters)
+        ratio = (peak - baseline) / data_bytes
+        rows.append({"source": label, "peak_rss": peak, "ratio": ratio, "child": info,
+                     "wall_s": time.perf_counter() - start})
+        print(f"{label:24s} {peak / 1e9:12.2f} {ratio:25.3f} {info['seconds']:7.1f}")
+    dT = args.features * args.tasks * 8
+    print(f"target: (peak - baseline) / data <= 1.15 (plus O(dT) = {dT / 1e6:.2f} MB per copy of W)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "numpy": np.__version__, "data_bytes": data_bytes, "baseline_rss": baseline, "features": args.features,
+        "tasks": args.tasks, "iters": args.iters, "dtype": "float64", "results": rows}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
