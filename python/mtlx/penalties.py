@@ -22,6 +22,10 @@ split w_t = w_0 + v_t needs sum_t v_t (a d-vector, for the update of w_0), the m
 model sum_t ||w_t - mean(W)||^2 needs the mean (a d-vector), and dirty models (W = P + Q with one
 penalty per block) need the reductions of both blocks' penalties, packed in one buffer.
 
+When the columns of W are split over ranks, a penalty with a reduction applies its prox in three
+steps (:meth:`Penalty.local_stats`, an Allreduce of the statistics, :meth:`Penalty.prox_from_stats`),
+so each rank shrinks only its own columns with the global statistics.
+
 Internally W is handled as ``Wt``: T x d, row-major (row t = w_t), i.e. W (d x T) in
 column-major order, so each task's coefficients are contiguous.
 """
@@ -54,6 +58,65 @@ class Penalty:
         self.code = code
         self.reduction = reduction
 
+    def stats_size(self, n_features: int) -> int:
+        """Length of the statistics a distributed prox must all-reduce (0: the prox is local)."""
+        return {"l21": n_features, "trace": n_features * n_features}.get(self.name, 0)
+
+    def local_stats(self, Vt: np.ndarray, out: np.ndarray) -> None:
+        """This rank's part of the global statistics of V, summed over its tasks, into ``out``.
+
+        l21: the squared row norms of W, ``sum_t v_jt^2`` (d,); trace: the Gram matrix
+        ``W W^T = sum_t v_t v_t^T`` (d * d, row-major). Accumulated in float64.
+        """
+        V = Vt.astype(np.float64, copy=False)
+        if self.name == "l21":
+            np.einsum("tj,tj->j", V, V, out=out)
+        elif self.name == "trace":
+            np.matmul(V.T, V, out=out.reshape(V.shape[1], V.shape[1]))
+        else:
+            raise ValueError(f"penalty {self.name!r} has a local prox and no statistics")
+
+    def prox_from_stats(self, Vt: np.ndarray, stats: np.ndarray, tau: float, out: np.ndarray) -> float:
+        """``out = prox_{tau g}(V)`` on this rank's columns given the global statistics of V.
+
+        Returns the global g(out) (the same on every rank).
+
+        Notes
+        -----
+        l21: row j scaled by ``max(0, 1 - tau / n_j)`` with ``n_j = sqrt(stats_j)``, and
+        ``g(out) = sum_j max(n_j - tau, 0)``. trace: with ``W W^T = U diag(s^2) U^T`` (LAPACK
+        ``syevd``), ``out = U diag(max(s - tau, 0) / s) U^T V`` (singular value thresholding
+        applied to the local columns), ``g(out) = sum max(s - tau, 0)``. An eigenvalue of the
+        Gram matrix carries an absolute error of about eps * s_max^2, so a singular value s near
+        tau is off by eps * s_max^2 / s: relative to W that is eps * s_max / tau, far below the
+        solver's tolerances for any step size the line search takes.
+        """
+        if self.name == "l21":
+            norms = np.sqrt(stats)
+            factor = np.where(norms > tau, 1.0 - tau / np.where(norms > 0, norms, 1.0), 0.0)
+            np.multiply(Vt, factor.astype(Vt.dtype, copy=False), out=out)
+            return float(np.dot(factor, norms))
+        if self.name == "trace":
+            d = Vt.shape[1]
+            lam, U = np.linalg.eigh(stats.reshape(d, d))
+            s = _singular_values(lam)
+            keep = s > tau
+            shrink = np.zeros_like(s)
+            shrink[keep] = 1.0 - tau / s[keep]
+            M = (U[:, keep] * shrink[keep]) @ U[:, keep].T  # symmetric: out_t = M v_t
+            out[...] = Vt @ M.astype(Vt.dtype, copy=False)  # a temporary first: out may alias Vt
+            return float(np.sum(s[keep] - tau))
+        raise ValueError(f"penalty {self.name!r} has a local prox and no statistics")
+
+    def value_from_stats(self, stats: np.ndarray) -> float:
+        """The global g(W) from the global statistics of W."""
+        if self.name == "l21":
+            return float(np.sum(np.sqrt(stats)))
+        if self.name == "trace":
+            d = int(round(np.sqrt(stats.size)))
+            return float(np.sum(_singular_values(np.linalg.eigvalsh(stats.reshape(d, d)))))
+        raise ValueError(f"penalty {self.name!r} has a local value and no statistics")
+
     def value(self, Wt: np.ndarray, n_threads: int = 1) -> float:
         """g(W) for ``Wt`` of shape (T, d), C-contiguous."""
         return _core.penalty_value(self.code, Wt, n_threads)
@@ -64,6 +127,16 @@ class Penalty:
 
     def __repr__(self) -> str:
         return f"Penalty({self.name!r})"
+
+
+def _singular_values(lam: np.ndarray) -> np.ndarray:
+    """Singular values of W from the eigenvalues of W W^T.
+
+    Eigenvalues within rounding of zero (below d * eps * the largest, the Gram matrix's own
+    error) are taken as zero: their square roots would be noise of size sqrt(eps) * s_max.
+    """
+    floor = lam.size * np.finfo(np.float64).eps * max(float(lam[-1]) if lam.size else 0.0, 0.0)
+    return np.sqrt(np.where(lam > floor, lam, 0.0))
 
 
 #: Every penalty by name.
