@@ -241,7 +241,7 @@ class MPIReduction:
         self.global_ids = everything[order]
         dup = np.flatnonzero(self.global_ids[1:] == self.global_ids[:-1])
         if dup.size:
-            raise ValueError(f"task id {self.global_ids[dup[0]]!r} is held by more than one rank")
+            raise ValueError(f"task id {self.global_ids[dup[0]]} is held by more than one rank")
         self._position = np.empty(len(order), dtype=np.int64)  # rank-order row -> global position
         self._position[order] = np.arange(len(order))
         first = int(self.counts[: self.rank].sum())
