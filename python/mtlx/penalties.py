@@ -13,7 +13,7 @@ name           g(W)                                global reduction (tasks split
 ``"none"``     0                                   nothing
 ``"l1"``       sum_jt |w_jt|                       a scalar (the value); the prox is local
 ``"l21"``      sum_j ||row j of W||_2              squared row norms, a d-vector
-``"trace"``    sum of singular values of W         the Gram matrix W W^T, d x d
+``"trace"``    sum of singular values of W         the Gram matrix W W^T (d (d + 1) / 2 numbers)
 =============  ==================================  ==========================================
 
 Penalties still to come state theirs the same way: a task graph ||W R||_F^2 needs the
@@ -60,19 +60,20 @@ class Penalty:
 
     def stats_size(self, n_features: int) -> int:
         """Length of the statistics a distributed prox must all-reduce (0: the prox is local)."""
-        return {"l21": n_features, "trace": n_features * n_features}.get(self.name, 0)
+        return {"l21": n_features, "trace": n_features * (n_features + 1) // 2}.get(self.name, 0)
 
     def local_stats(self, Vt: np.ndarray, out: np.ndarray) -> None:
         """This rank's part of the global statistics of V, summed over its tasks, into ``out``.
 
         l21: the squared row norms of W, ``sum_t v_jt^2`` (d,); trace: the Gram matrix
-        ``W W^T = sum_t v_t v_t^T`` (d * d, row-major). Accumulated in float64.
+        ``W W^T = sum_t v_t v_t^T``, its upper triangle packed row by row (d (d + 1) / 2 numbers:
+        half the bytes of the full matrix on the wire). Accumulated in float64.
         """
         V = Vt.astype(np.float64, copy=False)
         if self.name == "l21":
             np.einsum("tj,tj->j", V, V, out=out)
         elif self.name == "trace":
-            np.matmul(V.T, V, out=out.reshape(V.shape[1], V.shape[1]))
+            out[:] = (V.T @ V)[np.triu_indices(V.shape[1])]
         else:
             raise ValueError(f"penalty {self.name!r} has a local prox and no statistics")
 
@@ -97,8 +98,7 @@ class Penalty:
             np.multiply(Vt, factor.astype(Vt.dtype, copy=False), out=out)
             return float(np.dot(factor, norms))
         if self.name == "trace":
-            d = Vt.shape[1]
-            lam, U = np.linalg.eigh(stats.reshape(d, d))
+            lam, U = np.linalg.eigh(_unpack_upper(stats, Vt.shape[1]), UPLO="U")
             s = _singular_values(lam)
             keep = s > tau
             shrink = np.zeros_like(s)
@@ -113,8 +113,8 @@ class Penalty:
         if self.name == "l21":
             return float(np.sum(np.sqrt(stats)))
         if self.name == "trace":
-            d = int(round(np.sqrt(stats.size)))
-            return float(np.sum(_singular_values(np.linalg.eigvalsh(stats.reshape(d, d)))))
+            d = int(round((np.sqrt(8 * stats.size + 1) - 1) / 2))
+            return float(np.sum(_singular_values(np.linalg.eigvalsh(_unpack_upper(stats, d), UPLO="U"))))
         raise ValueError(f"penalty {self.name!r} has a local value and no statistics")
 
     def value(self, Wt: np.ndarray, n_threads: int = 1) -> float:
@@ -127,6 +127,13 @@ class Penalty:
 
     def __repr__(self) -> str:
         return f"Penalty({self.name!r})"
+
+
+def _unpack_upper(packed: np.ndarray, d: int) -> np.ndarray:
+    """The d x d matrix whose upper triangle (row by row) is ``packed`` (eigh with UPLO="U" reads only that)."""
+    G = np.zeros((d, d))
+    G[np.triu_indices(d)] = packed
+    return G
 
 
 def _singular_values(lam: np.ndarray) -> np.ndarray:
@@ -144,7 +151,7 @@ PENALTIES = {
     "none": Penalty("none", 0, "nothing"),
     "l1": Penalty("l1", 1, "the value (a scalar)"),
     "l21": Penalty("l21", 2, "squared row norms of W (a d-vector)"),
-    "trace": Penalty("trace", 3, "the Gram matrix W W^T (d x d)"),
+    "trace": Penalty("trace", 3, "the Gram matrix W W^T (d x d, its upper triangle)"),
 }
 
 

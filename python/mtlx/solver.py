@@ -302,7 +302,7 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
                 sums[:8] = (f_new, g_new, f_y, np.dot(diff, diff), np.dot(grad, diff), np.dot(x_new, x_new),
                             np.dot(y, y), np.dot(diff, move))
                 problem.reduce(sums)
-                f_new, g_new, f_y_all, dd, lin, xx, yy, dot_move = (float(v) for v in sums[:8])
+                f_new, g_new, f_y_all, dd, lin, xx, yy, dot_move = sums[:8].tolist()
                 excess = f_new - f_y_all - lin  # f(x+) minus its linear model at y
                 slack = noise * (abs(f_new) + abs(f_y_all))
                 if np.isfinite(f_new) and excess <= 0.5 * L * dd + slack:
