@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import time
 
 import numpy as np
 
@@ -214,6 +215,9 @@ class MPIReduction:
     dtype : numpy.dtype
     n_calls, n_bytes : int
         Allreduce calls and bytes (per rank) so far.
+    seconds : float
+        Wall time spent in those Allreduce calls (latency, bandwidth, and waiting for the
+        slowest rank).
     """
 
     distributed = True
@@ -225,6 +229,7 @@ class MPIReduction:
         self.size = comm.Get_size()
         self.n_calls = 0
         self.n_bytes = 0
+        self.seconds = 0.0
         info = comm.allgather((np.asarray(data.task_ids), data.n_features, data.dtype.str))
         ids = [i for i, _, _ in info]
         shapes = {(d, dt) for i, d, dt in info if len(i)}
@@ -260,7 +265,9 @@ class MPIReduction:
         the same bits, so every rank takes the same decisions and reruns are bitwise identical.
         """
         buf[-1] = 0.0 if failure is None else 1.0
+        start = time.perf_counter()
         self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
+        self.seconds += time.perf_counter() - start
         self.n_calls += 1
         self.n_bytes += buf.nbytes
         if buf[-1] > 0.0:
