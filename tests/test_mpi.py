@@ -72,8 +72,10 @@ def test_nan_on_one_rank_fails_every_rank_with_the_same_error(tmp_path):
     assert len(lines) == 3 and len(set(lines)) == 1, proc.stderr[-3000:]  # one per rank, all the same
 
 
-def test_unhandled_exception_on_one_rank_aborts_the_job(tmp_path):
-    proc = launch(3, "-m", "mpi4py", str(HERE / "scripts" / "mpi_fit.py"), "nan-abort", str(tmp_path),
-                  str(tmp_path / "W.npy"), timeout=120)
+@pytest.mark.parametrize("how", ["python -m mpi4py", "abort_on_unhandled_exception"])
+def test_unhandled_exception_on_one_rank_aborts_the_job(tmp_path, how):
+    script = str(HERE / "scripts" / "mpi_fit.py")
+    args = ["-m", "mpi4py", script, "nan-abort"] if how == "python -m mpi4py" else [script, "nan-hook"]
+    proc = launch(3, *args, str(tmp_path), str(tmp_path / "W.npy"), timeout=120)
     assert proc.returncode != 0
     assert "task 17: X contains NaN" in proc.stderr

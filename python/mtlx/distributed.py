@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import sys
 import time
 
 import numpy as np
 
 from .data import TaskData
 
-__all__ = ["MPIReduction", "agreed_errors", "assign_tasks", "distribute", "raise_agreed"]
+__all__ = ["MPIReduction", "abort_on_unhandled_exception", "agreed_errors", "assign_tasks", "distribute",
+           "raise_agreed"]
 
 # Exceptions re-raised with their own type on every rank (anything else becomes RuntimeError).
 _AGREED_TYPES = {cls.__name__: cls for cls in (ValueError, TypeError, RuntimeError, FloatingPointError,
@@ -92,6 +94,30 @@ def agreed_errors(comm=None):
         raise_agreed(comm, exc)
         raise  # pragma: no cover - raise_agreed always raises here
     raise_agreed(comm, None)
+
+
+def abort_on_unhandled_exception(comm=None) -> None:
+    """Make an unhandled exception on any rank end the whole job (``comm.Abort(1)``).
+
+    What ``python -m mpi4py script.py`` does, for an entry point (the ``mtlx`` command): the
+    traceback is printed, then every rank is terminated instead of the others waiting forever
+    in their next collective. A no-op on a single rank.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm, default ``MPI.COMM_WORLD``
+    """
+    comm = _world(comm)
+    if comm.Get_size() == 1:
+        return
+    previous = sys.excepthook
+
+    def abort(kind, value, tb):
+        previous(kind, value, tb)
+        sys.stderr.flush()
+        comm.Abort(1)
+
+    sys.excepthook = abort
 
 
 # ---------------------------------------------------------------------------------- assignment

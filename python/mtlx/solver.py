@@ -8,6 +8,7 @@ providing another composite, without touching this loop.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -437,24 +438,26 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
     l21 and the trace norm all-reduce their statistics (d, resp. d * d numbers) before the prox.
     """
     start = time.perf_counter()
-    pen = get_penalty(penalty)
-    alpha = check_nonnegative(alpha, "alpha")
-    l2 = check_nonnegative(l2, "l2")
-    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not tol >= 0:
-        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
-    if b0 is not None and not fit_intercept:
-        raise ValueError("b0 was given but fit_intercept is False")
-    if checkpoint is None and resume:
-        raise ValueError("resume=True needs a checkpoint folder (checkpoint=DIR)")
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
-            or checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
-    if not isinstance(data, TaskData):
-        raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
+    # Under MPI a wrong argument on one rank must fail all ranks, not leave them in a collective.
+    with contextlib.nullcontext() if comm is None else _agreed_errors(comm):
+        pen = get_penalty(penalty)
+        alpha = check_nonnegative(alpha, "alpha")
+        l2 = check_nonnegative(l2, "l2")
+        if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not tol >= 0:
+            raise ValueError(f"tol must be a number >= 0, got {tol!r}")
+        if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+            raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        if b0 is not None and not fit_intercept:
+            raise ValueError("b0 was given but fit_intercept is False")
+        if checkpoint is None and resume:
+            raise ValueError("resume=True needs a checkpoint folder (checkpoint=DIR)")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
+                or checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+        if not isinstance(data, TaskData):
+            raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
     if comm is None:
         reduction = LocalReduction(data.task_ids)
     else:
@@ -506,6 +509,12 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         converged=info["converged"], optimality=info["optimality"], rel_change=info["rel_change"],
         n_evals=info["n_evals"], step=info["step"], time=time.perf_counter() - start, message=message,
         n_allreduce=n_calls, allreduce_bytes=n_bytes)
+
+
+def _agreed_errors(comm):
+    from .distributed import agreed_errors
+
+    return agreed_errors(comm)
 
 
 def _local_part(value, reduction, name: str):

@@ -4,8 +4,9 @@
 
 MODE: ``kill`` checkpoints every 5 iterations and SIGKILLs rank 0 after iteration 23;
 ``resume`` resumes from the checkpoint; ``nan`` puts a NaN in task 17 (on whichever rank
-holds it), validated under agreed errors; ``nan-abort`` does the same without agreement,
-for a run under ``python -m mpi4py`` (abort on an unhandled exception).
+holds it), validated under agreed errors; ``nan-abort`` does the same without agreement, for
+a run under ``python -m mpi4py``; ``nan-hook`` likewise with
+``mtlx.distributed.abort_on_unhandled_exception()`` (both abort the job).
 """
 
 import os
@@ -22,6 +23,8 @@ if any(k in os.environ for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")):
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
+    if mode == "nan-hook":
+        mtlx.distributed.abort_on_unhandled_exception(comm)
 rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
 
 
