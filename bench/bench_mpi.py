@@ -84,7 +84,7 @@ def worker(args) -> None:
             runs.append((res, seconds, comm.allreduce(reductions[-1].seconds, op=MPI.MAX)))
         (r0, s0, c0), (r1, s1, c1) = runs
         n = r1.n_iter - r0.n_iter
-        out[penalty] = dict(time_per_iter=(s1 - s0) / n, allreduce_time_per_iter=(c1 - c0) / n,
+        out[penalty] = dict(time_per_iter=(s1 - s0) / n, allreduce_time_per_iter=c1 / r1.n_iter,
                             allreduce_calls_per_iter=(r1.n_allreduce - r0.n_allreduce) / n,
                             allreduce_bytes_per_iter=(r1.allreduce_bytes - r0.allreduce_bytes) / n,
                             evals_per_iter=(r1.n_evals - r0.n_evals) / n, objective=r1.objective)
