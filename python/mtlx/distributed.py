@@ -15,6 +15,15 @@ Typical use, every rank running the same script under ``mpirun -n N``::
     res = mtlx.solve(local, penalty="l21", alpha=0.1, comm=comm)   # res.W: all tasks, every rank
 
 or, with all data on rank 0: ``local = mtlx.distribute(data if comm.rank == 0 else None, comm)``.
+
+For a command-line entry point (``mpirun -n N mtlx fit DATA``), in this order on every rank:
+:func:`abort_on_unhandled_exception` first (an unhandled exception ends the job); the rows per
+task from the dataset's task column, then ``assign_tasks(rows, comm.size)[comm.rank]`` for this
+rank's task positions, read (memory-mapped) inside ``with agreed_errors(comm):`` and built with
+``TaskData.from_tasks(pairs, task_ids=ids)`` (an idle rank: ``from_tasks([], task_ids=[])``);
+then ``solve(..., comm=comm, checkpoint=DIR, checkpoint_every=K, resume=...)``; progress
+(``callback``) and logging on ``comm.rank == 0`` only, and rank 0 writes the model (every
+rank holds the full ``res.W``).
 """
 
 from __future__ import annotations

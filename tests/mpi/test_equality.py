@@ -90,3 +90,13 @@ def test_allreduce_count_and_bytes(comm):
     assert res.n_allreduce == 2 * n_trials + 2
     assert res.allreduce_bytes == 8 * ((6 + 2) * (n_trials + 1) + 10 * n_trials + 4)
     assert ref.n_allreduce == (ref.n_evals - 1 - ref.n_iter) + 1
+
+
+def test_float32_tasks(comm):
+    tasks, sizes = make_problem(T, seed=8)
+    tasks = [(X.astype(np.float32), y.astype(np.float32)) for X, y in tasks]
+    kw = dict(penalty="l21", alpha=0.05, l2=0.1, tol=1e-6, fit_intercept=True)
+    ref = mtlx.solve(mtlx.TaskData.from_tasks(tasks), **kw)
+    res = mtlx.solve(_local(comm, tasks, sizes), comm=comm, **kw)
+    assert res.W.dtype == np.float32 and res.converged
+    assert rel_err(res, ref) < 1e-4  # float32 rounding, amplified by a tol of 1e-6
