@@ -358,6 +358,11 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
             on_iteration(FistaState(x=x, y=y, t=t, L=L, L_seen=L_seen, F=F, history=history,
                                     n_evals=n_evals, n_iter=n_iter))
 
+    if problem.distributed and not stopped_by_callback:
+        try:  # the last callback's failure or stop must not stay on its rank alone
+            problem.reduce(np.zeros(n_flags))
+        except _Stopped:
+            stopped_by_callback = True
     info = dict(objective=F, history=np.asarray(history), n_iter=n_iter, converged=converged,
                 stopped_by_callback=stopped_by_callback, optimality=optimality, rel_change=rel_change,
                 n_evals=n_evals, step=1.0 / L)

@@ -57,3 +57,16 @@ def test_inconsistent_ranks_are_refused_on_every_rank(comm):
     dup = mtlx.TaskData.from_tasks([(rng.standard_normal((5, 3)), rng.standard_normal(5))], task_ids=[7])
     with pytest.raises(ValueError, match="task id 7 is held by more than one rank"):
         mtlx.solve(dup, comm=comm)
+
+
+def test_failure_in_the_last_callback_is_not_lost(comm):
+    tasks, sizes = make_problem(5, seed=9)
+    mine = mtlx.distributed.assign_tasks(sizes, comm.size)[comm.rank]
+    local = mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=mine)
+
+    def callback(state):
+        if comm.rank == 1 and state.n_iter == 6:
+            raise RuntimeError("failed in the last iteration")
+
+    with pytest.raises(RuntimeError, match="failed in the last iteration"):
+        mtlx.solve(local, penalty="l1", alpha=0.05, max_iter=6, callback=callback, comm=comm)
