@@ -6,7 +6,7 @@ import numpy as np
 
 import mtlx
 
-from problems import make_problem, rel_err
+from .problems import make_problem, rel_err
 
 KW = dict(penalty="l21", alpha=0.05, l2=0.1, fit_intercept=True, tol=1e-12, max_iter=5000)
 

@@ -5,7 +5,7 @@ import pytest
 
 import mtlx
 
-from problems import make_problem, rel_err
+from .problems import make_problem, rel_err
 
 T = 7
 LOSSES = {"squared": "squared", "logistic": "logistic",

@@ -5,7 +5,7 @@ import pytest
 
 import mtlx
 
-from problems import make_problem
+from .problems import make_problem
 
 
 def test_nan_in_one_ranks_task_fails_every_rank(comm):
