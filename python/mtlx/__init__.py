@@ -3,8 +3,9 @@
 Public API: :class:`TaskData` (the three data layouts), :func:`solve` (FISTA on the whole
 objective), :func:`loss_grad` (smooth part and gradient in one core call), :func:`prox`
 (proximal operator of a penalty in one core call), the scikit-learn estimators
-:class:`MultiTaskRegressor` and :class:`MultiTaskClassifier`, and :func:`save`/:func:`load`
-for fitted estimators. The estimators, persistence and :mod:`mtlx.io` load scikit-learn on
+:class:`MultiTaskRegressor` and :class:`MultiTaskClassifier`, :func:`save`/:func:`load`
+for fitted estimators, and :func:`distribute` with :mod:`mtlx.distributed` for solves over
+MPI ranks (``solve(..., comm=comm)``). The estimators, persistence and :mod:`mtlx.io` load scikit-learn on
 first use, so ``import mtlx`` stays light.
 """
 
@@ -17,8 +18,9 @@ import os
 # this once, when the core loads; a value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _lapack
+from . import _lapack, distributed
 from .data import TaskData
+from .distributed import distribute
 from .losses import LOSSES
 from .objective import loss_grad
 from .penalties import PENALTIES, penalty_value, prox
@@ -46,6 +48,8 @@ __all__ = [
     "SolveResult",
     "SolverState",
     "TaskData",
+    "distribute",
+    "distributed",
     "load",
     "loss_grad",
     "penalty_value",

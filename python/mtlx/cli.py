@@ -159,8 +159,10 @@ def _info(args) -> int:
         if target in ds.names:
             values = np.asarray(ds[target])
             distinct = np.unique(values)
-            kind = f"labels {distinct.tolist()}" if distinct.size <= 2 else f"range [{values.min():g}, {values.max():g}]"
-            print(f"  targets {target}: {kind}")
+            if distinct.size <= 2:
+                print(f"  targets {target}: labels {distinct.tolist()}")
+            else:
+                print(f"  targets {target}: range [{values.min():g}, {values.max():g}]")
     return 0
 
 

@@ -56,10 +56,14 @@ class TaskData:
         tasks : sequence of (array_like (m_t, d), array_like (m_t,))
             Ragged m_t are fine; every X_t has the same d.
         task_ids : array_like of shape (T,), optional
-            Global id of each task (default ``0 .. T-1``).
+            Global id of each task (default ``0 .. T-1``). Under MPI, each rank passes its own
+            tasks with their global ids; a rank without tasks passes ``tasks=[]`` and
+            ``task_ids=[]`` (an empty store, see :meth:`empty`).
         """
         if isinstance(tasks, np.ndarray) or not isinstance(tasks, Sequence) or isinstance(tasks, str):
             raise TypeError("tasks must be a list of (X_t, y_t) pairs")
+        if len(tasks) == 0 and task_ids is not None and np.size(task_ids) == 0:
+            return cls.empty()
         if len(tasks) == 0:
             raise ValueError("tasks is empty: at least one (X_t, y_t) pair is required")
         Xs, ys = [], []
@@ -160,6 +164,21 @@ class TaskData:
         data._check_finite(n_threads)
         return data
 
+    @classmethod
+    def empty(cls, n_features: int = 0, dtype=np.float64) -> TaskData:
+        """No task at all: what an MPI rank without tasks holds (more ranks than tasks).
+
+        A distributed :func:`mtlx.solve` gives it the n_features and dtype of the other ranks.
+
+        Parameters
+        ----------
+        n_features : int, default 0
+        dtype : {float64, float32}
+        """
+        dtype = np.dtype(dtype)
+        return cls(layout="stacked", X=np.empty((0, int(n_features)), dtype=dtype), y=np.empty(0, dtype=dtype),
+                   offsets=np.zeros(1, dtype=np.int64), task_ids=np.empty(0, dtype=np.int64))
+
     # ------------------------------------------------------------------ properties
     @property
     def n_tasks(self) -> int:
@@ -196,6 +215,8 @@ class TaskData:
 
     def __repr__(self) -> str:
         m = self.n_samples
+        if not m.size:
+            return f"TaskData(no tasks, n_features={self.n_features}, dtype={self.dtype})"
         return (
             f"TaskData(layout={self.layout!r}, n_tasks={self.n_tasks}, n_features={self.n_features}, "
             f"samples per task {m.min()}..{m.max()}, dtype={self.dtype})"

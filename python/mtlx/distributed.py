@@ -1,0 +1,351 @@
+"""Tasks over MPI ranks: which rank owns which tasks, and the Allreduce of shared quantities.
+
+This is the only module that talks to MPI (mpi4py, imported on first use: ``pip install
+"mtlx[mpi]"``). Each rank keeps the data of its own tasks; the solver exchanges only sums over
+tasks, through :class:`MPIReduction` (one ``comm.Allreduce(MPI.IN_PLACE, buf)`` per packed
+buffer). Everything that outlives a run (the result, a checkpoint) is keyed by task id, never
+by rank, so it does not depend on the number of ranks.
+
+Typical use, every rank running the same script under ``mpirun -n N``::
+
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    with mtlx.distributed.agreed_errors(comm):          # bad input on one rank fails all
+        local = mtlx.TaskData.from_tasks(my_pairs, task_ids=my_ids)
+    res = mtlx.solve(local, penalty="l21", alpha=0.1, comm=comm)   # res.W: all tasks, every rank
+
+or, with all data on rank 0: ``local = mtlx.distribute(data if comm.rank == 0 else None, comm)``.
+
+For a command-line entry point (``mpirun -n N mtlx fit DATA``), in this order on every rank:
+:func:`abort_on_unhandled_exception` first (an unhandled exception ends the job); the rows per
+task from the dataset's task column, then ``assign_tasks(rows, comm.size)[comm.rank]`` for this
+rank's task positions, read (memory-mapped) inside ``with agreed_errors(comm):`` and built with
+``TaskData.from_tasks(pairs, task_ids=ids)`` (an idle rank: ``from_tasks([], task_ids=[])``);
+then ``solve(..., comm=comm, checkpoint=DIR, checkpoint_every=K, resume=...)``; progress
+(``callback``) and logging on ``comm.rank == 0`` only, and rank 0 writes the model (every
+rank holds the full ``res.W``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import sys
+import time
+
+import numpy as np
+
+from .data import TaskData
+
+__all__ = ["MPIReduction", "abort_on_unhandled_exception", "agreed_errors", "assign_tasks", "distribute",
+           "raise_agreed"]
+
+# Exceptions re-raised with their own type on every rank (anything else becomes RuntimeError).
+_AGREED_TYPES = {cls.__name__: cls for cls in (ValueError, TypeError, RuntimeError, FloatingPointError,
+                                               MemoryError, OSError, KeyError, IndexError, np.linalg.LinAlgError)}
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError('mtlx needs mpi4py for distributed solves: pip install "mtlx[mpi]"') from exc
+    return MPI
+
+
+def _world(comm):
+    return _mpi().COMM_WORLD if comm is None else comm
+
+
+# ---------------------------------------------------------------------------------- errors
+def raise_agreed(comm, failure: BaseException | None) -> None:
+    """Collective: raise the same error on every rank when ``failure`` is set on any rank.
+
+    Every rank must call this at the same point. The error raised everywhere is the one of the
+    lowest failing rank, with its type when it is a common builtin (``ValueError``, ...) and
+    its message, followed by the ranks it came from.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    failure : exception or None
+        This rank's failure, if any.
+    """
+    report = None if failure is None else (type(failure).__name__, str(failure))
+    reports = comm.allgather(report)
+    failed = [r for r, rep in enumerate(reports) if rep is not None]
+    if not failed:
+        return
+    kind, message = reports[failed[0]]
+    cls = _AGREED_TYPES.get(kind, RuntimeError)
+    if cls.__name__ != kind:
+        message = f"{kind}: {message}"
+    where = f"rank {failed[0]}" if len(failed) == 1 else f"ranks {', '.join(map(str, failed))}"
+    raise cls(f"{message} [raised on {where} of {comm.Get_size()}]") from failure
+
+
+@contextlib.contextmanager
+def agreed_errors(comm=None):
+    """Context in which an exception on any rank is raised on every rank (collective).
+
+    Wrap local work that may fail on some ranks only (reading and validating a rank's tasks)
+    before the next collective: without it the failed rank leaves and the others wait in the
+    next collective forever. Costs one small ``allgather`` at the end of the block.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm, default ``MPI.COMM_WORLD``
+    """
+    comm = _world(comm)
+    try:
+        yield
+    except Exception as exc:
+        raise_agreed(comm, exc)
+        raise  # pragma: no cover - raise_agreed always raises here
+    raise_agreed(comm, None)
+
+
+def abort_on_unhandled_exception(comm=None) -> None:
+    """Make an unhandled exception on any rank end the whole job (``comm.Abort(1)``).
+
+    What ``python -m mpi4py script.py`` does, for an entry point (the ``mtlx`` command): the
+    traceback is printed, then every rank is terminated instead of the others waiting forever
+    in their next collective. A no-op on a single rank.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm, default ``MPI.COMM_WORLD``
+    """
+    comm = _world(comm)
+    if comm.Get_size() == 1:
+        return
+    previous = sys.excepthook
+
+    def abort(kind, value, tb):
+        previous(kind, value, tb)
+        sys.stderr.flush()
+        comm.Abort(1)
+
+    sys.excepthook = abort
+
+
+# ---------------------------------------------------------------------------------- assignment
+def assign_tasks(n_rows_per_task, n_ranks: int) -> list:
+    """Tasks per rank, balancing the total number of rows (not the number of tasks).
+
+    Parameters
+    ----------
+    n_rows_per_task : array_like of int, shape (T,)
+        Rows of each task, in global task order.
+    n_ranks : int
+        Number of ranks (more ranks than tasks is fine: the extra ranks get no task).
+
+    Returns
+    -------
+    list of ndarray of int64
+        ``parts[r]``: the positions (into ``n_rows_per_task``) of the tasks of rank r, increasing.
+
+    Notes
+    -----
+    Longest processing time first: tasks by decreasing rows (ties: lower position first), each
+    to the rank with the fewest rows so far (ties: lower rank). The largest load is at most
+    4/3 of the optimum (Graham 1969) and the assignment depends only on the row counts.
+    """
+    rows = np.asarray(n_rows_per_task)
+    if rows.ndim != 1 or (rows.size and (rows.dtype.kind not in "iu" or rows.min() < 0)):
+        raise ValueError("n_rows_per_task must be a 1-D array of non-negative integers")
+    if isinstance(n_ranks, bool) or not isinstance(n_ranks, (int, np.integer)) or n_ranks < 1:
+        raise ValueError(f"n_ranks must be a positive integer, got {n_ranks!r}")
+    heap = [(0, r) for r in range(int(n_ranks))]
+    owner = np.empty(rows.size, dtype=np.int64)
+    for t in np.argsort(-rows.astype(np.int64), kind="stable"):
+        load, r = heapq.heappop(heap)
+        owner[t] = r
+        heapq.heappush(heap, (load + int(rows[t]), r))
+    return [np.flatnonzero(owner == r).astype(np.int64) for r in range(int(n_ranks))]
+
+
+# ---------------------------------------------------------------------------------- scatter
+def distribute(data: TaskData | None, comm=None) -> TaskData:
+    """Scatter the tasks of ``data`` (on rank 0) so that each rank keeps only its own (collective).
+
+    Parameters
+    ----------
+    data : TaskData or None
+        All tasks on rank 0 (ignored on the other ranks).
+    comm : mpi4py.MPI.Comm, default ``MPI.COMM_WORLD``
+
+    Returns
+    -------
+    TaskData
+        This rank's tasks (chosen by :func:`assign_tasks`), with their global ids as
+        ``task_ids``; empty on a rank without tasks. The shared layout stays shared: every rank
+        receives X and the target columns of its tasks.
+    """
+    comm = _world(comm)
+    rank = comm.Get_rank()
+    with agreed_errors(comm):
+        meta = None
+        if rank == 0:
+            if not isinstance(data, TaskData):
+                raise TypeError(f"data on rank 0 must be an mtlx.TaskData, got {type(data).__name__}")
+            meta = (data.layout, data.n_features, data.dtype.str, data.X.shape[0], data.n_samples, data.task_ids)
+    layout, d, dtype, n_rows, n_samples, ids = comm.bcast(meta, root=0)
+    dtype = np.dtype(dtype)
+    parts = assign_tasks(n_samples, comm.Get_size())
+    mine = parts[rank]
+    if layout == "shared":
+        X = data.X if rank == 0 else np.empty((n_rows, d), dtype=dtype)
+        comm.Bcast(X, root=0)
+        Y = _scatter_rows(comm, lambda r: np.ascontiguousarray(data.Y[:, parts[r]].T), (len(mine), n_rows), dtype).T
+        local = TaskData(layout="shared", X=X, Y=np.ascontiguousarray(Y), task_ids=ids[mine])
+        return local if len(mine) else TaskData.empty(d, dtype)
+    m = int(n_samples[mine].sum())
+    X = _scatter_rows(comm, lambda r: _task_rows(data, parts[r], data.X), (m, d), dtype)
+    y = _scatter_rows(comm, lambda r: _task_rows(data, parts[r], data.y), (m,), dtype)
+    if not len(mine):
+        return TaskData.empty(d, dtype)
+    offsets = np.zeros(len(mine) + 1, dtype=np.int64)
+    np.cumsum(n_samples[mine], out=offsets[1:])
+    return TaskData(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids[mine])
+
+
+def _task_rows(data: TaskData, tasks: np.ndarray, arr: np.ndarray) -> np.ndarray:
+    if len(tasks) == 0:
+        return arr[:0]
+    return np.concatenate([arr[data.offsets[t] : data.offsets[t + 1]] for t in tasks])
+
+
+def _scatter_rows(comm, block_of_rank, shape, dtype) -> np.ndarray:
+    """Rank 0 sends ``block_of_rank(r)`` to each rank r (one at a time, to bound its memory)."""
+    if comm.Get_rank() != 0:
+        out = np.empty(shape, dtype=dtype)
+        comm.Recv(out, source=0, tag=71)
+        return out
+    for r in range(1, comm.Get_size()):
+        comm.Send(np.ascontiguousarray(block_of_rank(r), dtype=dtype), dest=r, tag=71)
+    return np.ascontiguousarray(block_of_rank(0), dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------- reduction
+class MPIReduction:
+    """The solver's reduction over the ranks of ``comm`` (see :mod:`mtlx._reduction`).
+
+    Collective to build: gathers every rank's task ids once, checks that they are unique and
+    that all ranks agree on n_features and dtype.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    data : TaskData
+        This rank's tasks (possibly none).
+
+    Attributes
+    ----------
+    global_ids : ndarray, shape (T,)
+        All task ids, sorted: the global task order (the columns of the result).
+    local_index : ndarray of int64
+        Position of each of this rank's tasks in the global order.
+    n_features : int
+    dtype : numpy.dtype
+    n_calls, n_bytes : int
+        Allreduce calls and bytes (per rank) so far.
+    seconds : float
+        Wall time spent in those Allreduce calls (latency, bandwidth, and waiting for the
+        slowest rank).
+    """
+
+    distributed = True
+
+    def __init__(self, comm, data: TaskData):
+        self._MPI = _mpi()
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        self.n_calls = 0
+        self.n_bytes = 0
+        self.seconds = 0.0
+        info = comm.allgather((np.asarray(data.task_ids), data.n_features, data.dtype.str))
+        ids = [i for i, _, _ in info]
+        shapes = {(d, dt) for i, d, dt in info if len(i)}
+        if not shapes:
+            raise ValueError("no rank holds a task: at least one task is required")
+        if len(shapes) > 1:
+            detail = ", ".join(f"rank {r}: d={d} {np.dtype(dt)}" for r, (i, d, dt) in enumerate(info) if len(i))
+            raise ValueError(f"the ranks' tasks disagree on n_features or dtype ({detail})")
+        (self.n_features, dtype), = shapes
+        self.dtype = np.dtype(dtype)
+        self.counts = np.array([len(i) for i in ids], dtype=np.int64)
+        everything = np.concatenate(ids)
+        order = np.argsort(everything, kind="stable")
+        self.global_ids = everything[order]
+        dup = np.flatnonzero(self.global_ids[1:] == self.global_ids[:-1])
+        if dup.size:
+            raise ValueError(f"task id {self.global_ids[dup[0]]} is held by more than one rank")
+        self._position = np.empty(len(order), dtype=np.int64)  # rank-order row -> global position
+        self._position[order] = np.arange(len(order))
+        first = int(self.counts[: self.rank].sum())
+        self.local_index = self._position[first : first + self.counts[self.rank]]
+
+    def conform(self, data: TaskData) -> TaskData:
+        """``data``, or for a rank without tasks an empty store of the agreed shape and dtype."""
+        if data.n_tasks:
+            return data
+        return TaskData.empty(self.n_features, self.dtype)
+
+    def allreduce(self, buf: np.ndarray, failure: BaseException | None = None) -> np.ndarray:
+        """``comm.Allreduce(MPI.IN_PLACE, buf, SUM)``; the last slot carries the failure flag.
+
+        MPICH's reduction order is fixed for a given number of ranks and every rank receives
+        the same bits, so every rank takes the same decisions and reruns are bitwise identical.
+        """
+        buf[-1] = 0.0 if failure is None else 1.0
+        start = time.perf_counter()
+        self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
+        self.seconds += time.perf_counter() - start
+        self.n_calls += 1
+        self.n_bytes += buf.nbytes
+        if buf[-1] > 0.0:
+            raise_agreed(self.comm, failure)
+        return buf
+
+    def any(self, flag: bool) -> bool:
+        """True when ``flag`` is true on some rank (collective)."""
+        return bool(self.comm.allreduce(int(bool(flag)), op=self._MPI.MAX))
+
+    def agreed_errors(self):
+        """See :func:`agreed_errors`."""
+        return agreed_errors(self.comm)
+
+    def allgather_tasks(self, rows: np.ndarray) -> np.ndarray:
+        """Rows of this rank's tasks (first axis) -> rows of all tasks, in global order, on every rank."""
+        rows = np.ascontiguousarray(rows)
+        tail = rows.shape[1:]
+        width = int(np.prod(tail, dtype=np.int64))
+        out = np.empty((int(self.counts.sum()),) + tail, dtype=rows.dtype)
+        counts = self.counts * width
+        self.comm.Allgatherv(rows, [out, (counts, _displacements(counts))])
+        result = np.empty_like(out)
+        result[self._position] = out
+        return result
+
+    def gather_tasks(self, rows: np.ndarray) -> np.ndarray | None:
+        """Like :meth:`allgather_tasks`, but only rank 0 receives (the others get None)."""
+        rows = np.ascontiguousarray(rows)
+        tail = rows.shape[1:]
+        width = int(np.prod(tail, dtype=np.int64))
+        counts = self.counts * width
+        if self.rank != 0:
+            self.comm.Gatherv(rows, None, root=0)
+            return None
+        out = np.empty((int(self.counts.sum()),) + tail, dtype=rows.dtype)
+        self.comm.Gatherv(rows, [out, (counts, _displacements(counts))], root=0)
+        result = np.empty_like(out)
+        result[self._position] = out
+        return result
+
+
+def _displacements(counts: np.ndarray) -> np.ndarray:
+    displs = np.zeros_like(counts)
+    np.cumsum(counts[:-1], out=displs[1:])
+    return displs

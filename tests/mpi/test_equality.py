@@ -1,0 +1,103 @@
+"""The distributed solve gives the single-process result, whatever the number of ranks."""
+
+import numpy as np
+import pytest
+
+import mtlx
+
+from .problems import make_problem, rel_err
+
+T = 7
+LOSSES = {"squared": "squared", "logistic": "logistic",
+          "mixed": ["squared" if t % 2 == 0 else "logistic" for t in range(T)]}
+LOGISTIC = {"squared": (), "logistic": tuple(range(T)), "mixed": tuple(range(1, T, 2))}
+KW = dict(alpha=0.05, l2=0.1, tol=1e-12, max_iter=5000)
+
+
+def _local(comm, tasks, sizes):
+    mine = mtlx.distributed.assign_tasks(sizes, comm.size)[comm.rank]
+    return mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=mine)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+@pytest.mark.parametrize("loss", ["squared", "logistic", "mixed"])
+@pytest.mark.parametrize("penalty", ["l1", "l21", "trace", "mean"])
+def test_same_result_as_single_process(comm, penalty, loss, fit_intercept):
+    tasks, sizes = make_problem(T, logistic=LOGISTIC[loss])
+    kw = dict(KW, loss=LOSSES[loss], penalty=penalty, fit_intercept=fit_intercept)
+    ref = mtlx.solve(mtlx.TaskData.from_tasks(tasks), **kw)
+    res = mtlx.solve(_local(comm, tasks, sizes), comm=comm, **kw)
+    assert res.W.shape == ref.W.shape and res.converged and ref.converged
+    assert rel_err(res, ref) < 1e-10
+    assert res.objective == pytest.approx(ref.objective, rel=1e-12)
+    # Every rank holds the same bits.
+    mine = np.concatenate([res.W.ravel(), res.b])
+    assert np.array_equal(comm.bcast(mine, root=0), mine)
+
+
+@pytest.mark.parametrize("penalty", ["l21", "trace"])
+def test_reruns_are_bitwise_identical(comm, penalty):
+    tasks, sizes = make_problem(T)
+    local = _local(comm, tasks, sizes)
+    a = mtlx.solve(local, penalty=penalty, comm=comm, **KW)
+    b = mtlx.solve(local, penalty=penalty, comm=comm, **KW)
+    assert np.array_equal(a.W, b.W) and np.array_equal(a.history, b.history)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21", "trace", "mean"])
+def test_more_ranks_than_tasks(comm, penalty):
+    n_tasks = comm.size - 1  # at least one rank holds no task
+    tasks, sizes = make_problem(n_tasks, seed=11)
+    ids = np.array([10 * t + 5 for t in range(n_tasks)])  # global ids need not be 0..T-1
+    mine = mtlx.distributed.assign_tasks(sizes, comm.size)[comm.rank]
+    local = mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=ids[mine])
+    assert comm.allreduce(int(local.n_tasks == 0)) >= 1
+    kw = dict(KW, penalty=penalty, fit_intercept=True)
+    ref = mtlx.solve(mtlx.TaskData.from_tasks(tasks, task_ids=ids), **kw)
+    res = mtlx.solve(local, comm=comm, **kw)
+    assert rel_err(res, ref) < 1e-10
+
+
+@pytest.mark.parametrize("layout", ["stacked", "shared"])
+def test_distribute_from_rank_0(comm, layout, shared_tmp):
+    rng = np.random.default_rng(4)
+    if layout == "shared":
+        X = rng.standard_normal((90, 5))
+        Y = X @ rng.standard_normal((5, 4)) + 0.1 * rng.standard_normal((90, 4))
+        data = mtlx.TaskData.from_shared(X, Y)
+    else:
+        tasks, sizes = make_problem(5, d=5, seed=7)
+        data = mtlx.TaskData.from_tasks(tasks)
+    local = mtlx.distribute(data if comm.rank == 0 else None, comm)
+    parts = mtlx.distributed.assign_tasks(data.n_samples, comm.size)
+    assert np.array_equal(local.task_ids, parts[comm.rank])
+    for pos, t in enumerate(local.task_ids):
+        assert np.array_equal(local.task(pos)[0], data.task(t)[0])
+        assert np.array_equal(local.task(pos)[1], data.task(t)[1])
+    kw = dict(KW, penalty="trace", fit_intercept=True, task_weights=np.linspace(0.5, 1.5, data.n_tasks))
+    ref = mtlx.solve(data, **kw)
+    res = mtlx.solve(local, comm=comm, **kw)
+    assert rel_err(res, ref) < 1e-10
+
+
+def test_allreduce_count_and_bytes(comm):
+    tasks, sizes = make_problem(T)
+    ref = mtlx.solve(mtlx.TaskData.from_tasks(tasks), penalty="l21", **KW)
+    res = mtlx.solve(_local(comm, tasks, sizes), penalty="l21", comm=comm, **KW)
+    # Per line-search trial: the l21 statistics (d row norms + 2 flags) and the 8 scalars + 2
+    # flags; plus the start (its statistics, then f, g and ||grad f||^2 + 2 flags) and the final
+    # flags. One process reduces only the scalars.
+    n_trials = res.n_evals - 1 - res.n_iter
+    assert res.n_allreduce == 2 * n_trials + 3
+    assert res.allreduce_bytes == 8 * ((6 + 2) * (n_trials + 1) + 10 * n_trials + 5 + 2)
+    assert ref.n_allreduce == (ref.n_evals - 1 - ref.n_iter) + 1
+
+
+def test_float32_tasks(comm):
+    tasks, sizes = make_problem(T, seed=8)
+    tasks = [(X.astype(np.float32), y.astype(np.float32)) for X, y in tasks]
+    kw = dict(penalty="l21", alpha=0.05, l2=0.1, tol=1e-6, fit_intercept=True)
+    ref = mtlx.solve(mtlx.TaskData.from_tasks(tasks), **kw)
+    res = mtlx.solve(_local(comm, tasks, sizes), comm=comm, **kw)
+    assert res.W.dtype == np.float32 and res.converged
+    assert rel_err(res, ref) < 1e-4  # float32 rounding, amplified by a tol of 1e-6

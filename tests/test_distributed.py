@@ -1,0 +1,125 @@
+"""The single-process side of distributed solves: task assignment, split prox, checkpoints."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import mtlx
+from mtlx.penalties import get_penalty
+
+
+def _loads(parts, rows):
+    return [int(rows[p].sum()) for p in parts]
+
+
+@pytest.mark.parametrize("n_ranks", [1, 2, 3, 4])
+def test_assign_tasks_balances_rows_near_the_optimum(n_ranks):
+    rows = np.array([50, 7, 31, 31, 2, 90, 12, 44])
+    parts = mtlx.distributed.assign_tasks(rows, n_ranks)
+    assert len(parts) == n_ranks
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(rows)))
+    assert all(np.all(np.diff(p) > 0) for p in parts)
+    best = min(max(np.bincount(owner, weights=rows, minlength=n_ranks))
+               for owner in itertools.product(range(n_ranks), repeat=len(rows)))
+    assert max(_loads(parts, rows)) <= 4 / 3 * best
+
+
+def test_assign_tasks_more_ranks_than_tasks():
+    parts = mtlx.distributed.assign_tasks([5, 9], 4)
+    assert [p.tolist() for p in parts] == [[1], [0], [], []]
+
+
+def test_assign_tasks_rejects_bad_input():
+    with pytest.raises(ValueError, match="non-negative integers"):
+        mtlx.distributed.assign_tasks([1.5, 2.0], 2)
+    with pytest.raises(ValueError, match="positive integer"):
+        mtlx.distributed.assign_tasks([1, 2], 0)
+
+
+def test_empty_taskdata_for_idle_ranks():
+    data = mtlx.TaskData.from_tasks([], task_ids=[])
+    assert data.n_tasks == 0 and data.n_samples.size == 0
+    assert mtlx.TaskData.empty(4, np.float32).X.shape == (0, 4)
+    with pytest.raises(ValueError, match="tasks is empty"):
+        mtlx.TaskData.from_tasks([])
+
+
+@pytest.mark.parametrize("shape", [(28, 139), (10, 3), (5, 40)])
+@pytest.mark.parametrize("name", ["l21", "trace", "mean"])
+def test_prox_from_global_stats_matches_the_core_prox(rng, shape, name):
+    d, T = shape
+    W = rng.standard_normal(shape) * np.logspace(0, -2, T)
+    pen = get_penalty(name)
+    stats = np.zeros(pen.stats_size(d))
+    for cols in np.array_split(np.arange(T), 3):  # three "ranks" add their parts
+        part = np.zeros_like(stats)
+        pen.local_stats(np.ascontiguousarray(W[:, cols].T), part)
+        stats += part
+    assert pen.value_from_stats(stats) == pytest.approx(mtlx.penalty_value(W, name), rel=1e-12)
+    s_max = np.linalg.svd(W, compute_uv=False)[0]
+    for tau in (0.01 * s_max, 0.3 * s_max, 2 * s_max):
+        out = np.empty((T, d))
+        value = pen.prox_from_stats(np.ascontiguousarray(W.T), stats, tau, out)
+        ref = mtlx.prox(W, name, step=1.0, alpha=tau)
+        np.testing.assert_allclose(out.T, ref, rtol=0, atol=1e-13 * s_max)
+        assert value == pytest.approx(mtlx.penalty_value(ref, name), rel=1e-12, abs=1e-12)
+
+
+KW = dict(penalty="trace", alpha=0.05, l2=0.1, fit_intercept=True, tol=1e-12, max_iter=5000)
+
+
+@pytest.fixture
+def school_like(rng):
+    tasks = [(rng.standard_normal((m, 6)), rng.standard_normal(m)) for m in (30, 45, 22, 60, 38)]
+    return mtlx.TaskData.from_tasks(tasks)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_the_same_bits(school_like, tmp_path):
+    ref = mtlx.solve(school_like, **KW)
+
+    def interrupt(state):
+        if state.n_iter == 13:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        mtlx.solve(school_like, callback=interrupt, checkpoint=tmp_path, checkpoint_every=5, **KW)
+    with np.load(tmp_path / "checkpoint.npz") as z:
+        assert int(z["n_iter"]) == 10
+    res = mtlx.solve(school_like, checkpoint=tmp_path, checkpoint_every=5, resume=True, **KW)
+    assert np.array_equal(res.W, ref.W) and np.array_equal(res.b, ref.b)
+    assert np.array_equal(res.history, ref.history) and res.n_iter == ref.n_iter
+
+
+def test_resume_without_a_checkpoint_starts_from_scratch(school_like, tmp_path):
+    ref = mtlx.solve(school_like, **KW)
+    res = mtlx.solve(school_like, checkpoint=tmp_path / "new", resume=True, **KW)
+    assert np.array_equal(res.W, ref.W)
+    with pytest.raises(ValueError, match="resume=True needs a checkpoint folder"):
+        mtlx.solve(school_like, resume=True)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(alpha=0.06), r"its alpha differs \(0.05 there, 0.06 here\)"),
+    (dict(penalty="l21"), "its penalty differs"),
+    (dict(fit_intercept=False), "its fit_intercept differs"),
+    (dict(task_weights="sum"), "its task weights differ"),
+    ("data", r"its data \(hash of each task's rows\) differ"),
+])
+def test_checkpoint_of_another_problem_is_refused(school_like, tmp_path, change, message):
+    with pytest.warns(mtlx.ConvergenceWarning):
+        mtlx.solve(school_like, checkpoint=tmp_path, checkpoint_every=2, **dict(KW, max_iter=4))
+    data, kw = school_like, dict(KW)
+    if change == "data":
+        X, y = school_like.task(3)
+        X = X.copy()
+        X[0, 0] += 1e-9
+        data = mtlx.TaskData.from_tasks([school_like.task(t) if t != 3 else (X, y) for t in range(5)])
+    else:
+        kw.update(change)
+    with pytest.raises(ValueError, match="belongs to a different problem: " + message):
+        mtlx.solve(data, checkpoint=tmp_path, resume=True, **kw)

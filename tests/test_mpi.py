@@ -1,0 +1,81 @@
+"""Runs tests/mpi under ``mpiexec -n 2`` and ``-n 3``, and whole jobs that crash or fail.
+
+Every launch has a timeout, so a hang fails the test instead of the CI job.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mtlx
+
+pytest.importorskip("mpi4py")
+HERE = Path(__file__).parent
+BIN = Path(sys.executable).parent
+MPIEXEC = shutil.which("mpiexec", path=str(BIN)) or shutil.which("mpiexec")
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich)")
+# One thread per rank: ranks are oversubscribed on small machines.
+ENV = dict(os.environ, MTLX_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+for key in [k for k in ENV if k.startswith(("PMI_", "OMPI_", "HYDRA_"))]:
+    del ENV[key]
+
+
+def launch(n, *args, timeout=240):
+    cmd = [MPIEXEC, "-n", str(n), sys.executable, *args] if n else [sys.executable, *args]
+    return subprocess.run(cmd, env=ENV, cwd=HERE, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("n_ranks", [2, 3])
+def test_mpi_suite(n_ranks):
+    proc = launch(n_ranks, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / "mpi"))
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert "passed" in proc.stdout and "failed" not in proc.stdout
+
+
+def _uninterrupted():
+    sys.path.insert(0, str(HERE / "scripts"))
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(20, 60, 20)
+    tasks = [(rng.standard_normal((m, 8)), rng.standard_normal(m)) for m in sizes]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = mtlx.solve(mtlx.TaskData.from_tasks(tasks), penalty="trace", alpha=0.05, l2=0.05,
+                         fit_intercept=True, tol=1e-12, max_iter=5000)
+    return np.concatenate([res.W, res.b[None, :]])
+
+
+@pytest.mark.parametrize("killed, resumed", [(0, 0), (2, 3)], ids=["one-process", "2-ranks-then-3"])
+def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, killed, resumed):
+    script, ck, out = str(HERE / "scripts" / "mpi_fit.py"), str(tmp_path / "ck"), str(tmp_path / "W.npy")
+    proc = launch(killed, script, "kill", ck, out)
+    assert proc.returncode != 0 and not os.path.exists(out)  # really killed
+    with np.load(os.path.join(ck, "checkpoint.npz")) as z:
+        assert int(z["n_iter"]) == 20
+    proc = launch(resumed, script, "resume", ck, out)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    W, ref = np.load(out), _uninterrupted()
+    err = np.abs(W - ref).max() / np.abs(ref).max()
+    assert err == 0.0 if killed == resumed == 0 else err < 1e-10
+
+
+def test_nan_on_one_rank_fails_every_rank_with_the_same_error(tmp_path):
+    proc = launch(3, str(HERE / "scripts" / "mpi_fit.py"), "nan", str(tmp_path), str(tmp_path / "W.npy"), timeout=120)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("ValueError: task 17: X contains NaN")
+             and ln.endswith("of 3]")]
+    assert len(lines) == 3 and len(set(lines)) == 1, proc.stderr[-3000:]  # one per rank, all the same
+
+
+@pytest.mark.parametrize("how", ["python -m mpi4py", "abort_on_unhandled_exception"])
+def test_unhandled_exception_on_one_rank_aborts_the_job(tmp_path, how):
+    script = str(HERE / "scripts" / "mpi_fit.py")
+    args = ["-m", "mpi4py", script, "nan-abort"] if how == "python -m mpi4py" else [script, "nan-hook"]
+    proc = launch(3, *args, str(tmp_path), str(tmp_path / "W.npy"), timeout=120)
+    assert proc.returncode != 0
+    assert "task 17: X contains NaN" in proc.stderr
