@@ -5,18 +5,22 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "mtlx/losses.hpp"
+
 namespace mtlx::cpu {
 
 /// Rows whose margins share one sweep over w, and whose gradient terms are summed pairwise.
 inline constexpr std::int64_t kRowGroup = 4;
-/// Rows handled as one block (4 groups): their losses are evaluated in one vector loop (the
-/// logistic loss's exp/log1p are then cheap) and their gradient terms are summed in registers,
-/// so g is loaded and stored once per block rather than once per group.
-inline constexpr std::int64_t kRowBlock = 4 * kRowGroup;
-/// Blocks ahead whose rows are prefetched: while a block is summed into g from L1 no demand
-/// miss goes to memory, and the hardware prefetcher alone then leaves the stream idle.
-inline constexpr std::int64_t kPrefetchBlocks = 1;
 inline constexpr std::int64_t kCacheLine = 64;
+
+/// Rows per block: margins first, then the block's losses and derivatives in one vector loop,
+/// then its gradient terms summed in registers. The logistic loss's exp/log1p want 16 lanes per
+/// evaluation; the squared loss costs nothing to evaluate, and its update is best issued right
+/// after each group's margins (the two then overlap: horizontal sums vs loads and FMAs).
+template <class Loss>
+inline constexpr std::int64_t kRowBlock = 4 * kRowGroup;
+template <>
+inline constexpr std::int64_t kRowBlock<SquaredLoss> = kRowGroup;
 
 /// z[k] = x_k . w + b for the 4 rows of X (row-major, d columns), one sweep over w.
 template <class Real>
@@ -49,10 +53,15 @@ inline Real margin1(const Real* __restrict x, std::int64_t d, const Real* __rest
   return z + b;
 }
 
-/// r[0] x_0[j] + ... + r[3] x_3[j] for the 4 rows of X, summed pairwise.
-template <class Real>
-inline Real group_term(const Real* __restrict X, std::int64_t d, const Real* __restrict r, std::int64_t j) {
-  return (r[0] * X[j] + r[1] * X[d + j]) + (r[2] * X[2 * d + j] + r[3] * X[3 * d + j]);
+/// sum_k r[k] x_k[j] over the NG * 4 rows of X, summed as a balanced tree of 4-row groups.
+template <int NG, class Real>
+inline Real block_term(const Real* __restrict X, std::int64_t d, const Real* __restrict r, std::int64_t j) {
+  if constexpr (NG == 1) {
+    return (r[0] * X[j] + r[1] * X[d + j]) + (r[2] * X[2 * d + j] + r[3] * X[3 * d + j]);
+  } else {
+    constexpr int half = NG / 2;
+    return block_term<half>(X, d, r, j) + block_term<NG - half>(X + half * kRowGroup * d, d, r + half * kRowGroup, j);
+  }
 }
 
 /// Accumulates over rows [0, n_rows) of X (row-major, d columns):
@@ -61,15 +70,18 @@ inline Real group_term(const Real* __restrict X, std::int64_t d, const Real* __r
 template <class Loss, bool WithGrad, class Real>
 double row_block(const Real* __restrict X, const Real* __restrict y, std::int64_t n_rows, std::int64_t d,
                  const Real* __restrict w, Real b, Real* __restrict g, Real& gb) {
+  constexpr std::int64_t B = kRowBlock<Loss>;
   double loss = 0.0;
-  alignas(64) Real z[kRowBlock];
-  alignas(64) Real r[kRowBlock];
-  for (std::int64_t i = 0; i < n_rows; i += kRowBlock) {
-    const std::int64_t nb = std::min(kRowBlock, n_rows - i);
+  alignas(64) Real z[B];
+  alignas(64) Real r[B];
+  for (std::int64_t i = 0; i < n_rows; i += B) {
+    const std::int64_t nb = std::min(B, n_rows - i);
     const Real* __restrict Xb = X + i * d;
+    // Software prefetch of the block after next: while a block is summed into g from L1 no
+    // demand miss goes to memory, and the hardware prefetcher alone then leaves it idle.
     if constexpr (WithGrad) {
-      const char* p = reinterpret_cast<const char*>(X + std::min(i + kPrefetchBlocks * kRowBlock, n_rows) * d);
-      const char* end = reinterpret_cast<const char*>(X + std::min(i + (kPrefetchBlocks + 1) * kRowBlock, n_rows) * d);
+      const char* p = reinterpret_cast<const char*>(X + std::min(i + 2 * B, n_rows) * d);
+      const char* end = reinterpret_cast<const char*>(X + std::min(i + 3 * B, n_rows) * d);
       for (; p < end; p += kCacheLine) __builtin_prefetch(p);
     }
     std::int64_t k = 0;
@@ -88,17 +100,13 @@ double row_block(const Real* __restrict X, const Real* __restrict y, std::int64_
     loss += block_loss;
     if constexpr (WithGrad) {
       gb += block_gb;
-      if (nb == kRowBlock) {
-        const std::int64_t s = kRowGroup * d;
+      if (nb == B) {
 #pragma omp simd
-        for (std::int64_t j = 0; j < d; ++j) {
-          g[j] += (group_term(Xb, d, r, j) + group_term(Xb + s, d, r + kRowGroup, j)) +
-                  (group_term(Xb + 2 * s, d, r + 2 * kRowGroup, j) + group_term(Xb + 3 * s, d, r + 3 * kRowGroup, j));
-        }
+        for (std::int64_t j = 0; j < d; ++j) g[j] += block_term<B / kRowGroup>(Xb, d, r, j);
       } else {
         for (k = 0; k + kRowGroup <= nb; k += kRowGroup) {
 #pragma omp simd
-          for (std::int64_t j = 0; j < d; ++j) g[j] += group_term(Xb + k * d, d, r + k, j);
+          for (std::int64_t j = 0; j < d; ++j) g[j] += block_term<1>(Xb + k * d, d, r + k, j);
         }
         for (; k < nb; ++k) {
 #pragma omp simd
