@@ -8,6 +8,10 @@
 #include "mtlx/losses.hpp"
 
 namespace mtlx::cpu {
+// Internal linkage: this header is compiled once per instruction set (grad_stacked.cpp), and
+// an out-of-line template instance with external linkage would be one weak symbol that the
+// linker shares among all of them, so the AVX-512 dispatch could run the generic build's code.
+namespace {
 
 /// Rows whose margins share one sweep over w, and whose gradient terms are summed pairwise.
 inline constexpr std::int64_t kRowGroup = 4;
@@ -118,4 +122,5 @@ double row_block(const Real* __restrict X, const Real* __restrict y, std::int64_
   return loss;
 }
 
+}  // namespace
 }  // namespace mtlx::cpu
