@@ -22,9 +22,10 @@ The ``stall`` column is the share of the time some task waited for a CPU (Linux 
 ``/proc/pressure/cpu``): rows well above 0 were timed while other jobs competed for the cores
 and say little about the kernels. Some stall with 2+ threads is the run's own: OpenBLAS's idle
 workers spin for ~0.1 s after a threaded call, slowing whatever runs next; the rotating order
-keeps the best samples mostly clear of it. The target is a speed-up of at least 2 on every
-shape; nothing is asserted about timings, but the losses and gradients of mtlx and numpy are
-checked to agree before timing.
+keeps the best samples mostly clear of it. The targets (``target`` column) are a speed-up of
+at least 2.5 on every shape and 10 on the school-sized one, and, on the shape that does not
+fit in cache, at least 0.8 of the read bandwidth; nothing is asserted about timings, but the
+losses and gradients of mtlx and numpy are checked to agree before timing.
 
 How to run
 ----------
@@ -59,9 +60,14 @@ try:
 except ImportError:  # the numpy baseline then runs with BLAS's own thread count
     threadpoolctl = None
 
-#: (T, m_t, d) of the full run and of ``--quick``.
-SHAPES = [(100, 1000, 100), (1000, 200, 50), (10, 100000, 200)]
-QUICK_SHAPES = [(20, 500, 50), (200, 100, 20), (2, 20000, 100)]
+#: (T, m_t, d) of the full run and of ``--quick``; an m_t of (lo, hi) draws each task's row
+#: count uniformly from lo..hi (ragged tasks, drawn with the run's seed). The last full shape
+#: is school-sized (139 schools of ~110 students, 28 features).
+SHAPES = [(100, 1000, 100), (1000, 200, 50), (10, 100000, 200), (139, (50, 170), 28)]
+QUICK_SHAPES = [(20, 500, 50), (200, 100, 20), (2, 20000, 100), (139, (50, 170), 28)]
+#: Speed-up over numpy each shape should reach (issue 5: 2.5x, and 10x on school-sized data).
+TARGET_RATIO = {(139, (50, 170), 28): 10.0}
+DEFAULT_TARGET_RATIO = 2.5
 LOSSES = ("squared", "logistic")
 #: Largest accepted relative difference between the mtlx and numpy gradients.
 TOLERANCE = {"float64": 1e-10, "float32": 1e-3}
@@ -82,6 +88,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="seconds each sample lasts at least (calls are averaged)",
     )
     p.add_argument("--quick", action="store_true", help="small shapes and 3 repeats (smoke run)")
+    p.add_argument("--shapes", default=None, help="comma-separated indices into the shape list (default all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})"
@@ -90,6 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.threads = [int(s) for s in args.threads.split(",")]
     args.dtypes = args.dtypes.split(",")
     args.losses = args.losses.split(",")
+    args.shapes = None if args.shapes is None else [int(s) for s in args.shapes.split(",")]
     if args.quick:
         args.repeats = min(args.repeats, 3)
         args.min_time = min(args.min_time, 0.01)
@@ -148,12 +156,16 @@ def machine_info() -> dict:
 
 
 # ---------------------------------------------------------------------- problem
-def make_data(T: int, m: int, d: int, dtype: str, rng: np.random.Generator) -> mtlx.TaskData:
-    """T tasks of m standard-normal rows and labels in {-1, +1} (valid for both losses)."""
-    X = rng.standard_normal((T * m, d), dtype=np.dtype(dtype))
-    y = np.where(rng.random(T * m) < 0.5, -1.0, 1.0).astype(dtype)
+def make_data(T: int, m, d: int, dtype: str, rng: np.random.Generator) -> mtlx.TaskData:
+    """T tasks of m standard-normal rows (m_t drawn from lo..hi when m = (lo, hi)) and labels
+    in {-1, +1} (valid for both losses)."""
+    sizes = rng.integers(m[0], m[1] + 1, size=T) if isinstance(m, tuple) else np.full(T, m)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    n = int(offsets[-1])
+    X = rng.standard_normal((n, d), dtype=np.dtype(dtype))
+    y = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(dtype)
     return mtlx.TaskData.from_tasks(
-        [(X[t * m : (t + 1) * m], y[t * m : (t + 1) * m]) for t in range(T)]
+        [(X[offsets[t] : offsets[t + 1]], y[offsets[t] : offsets[t + 1]]) for t in range(T)]
     )
 
 
@@ -235,7 +247,7 @@ def time_round_robin(funcs: dict, repeats: int, min_time: float) -> tuple[dict, 
     return samples, numbers
 
 
-def measure(data: mtlx.TaskData, loss: str, n_threads: int, args, rng) -> dict:
+def measure(data: mtlx.TaskData, shape: tuple, loss: str, n_threads: int, args, rng) -> dict:
     """Time one (data, loss, thread count) configuration and derive ratios and bandwidths."""
     funcs, err = kernels(data, loss, n_threads, rng)
     if err > TOLERANCE[str(data.dtype)]:
@@ -252,7 +264,8 @@ def measure(data: mtlx.TaskData, loss: str, n_threads: int, args, rng) -> dict:
     return {
         "dtype": str(data.dtype),
         "loss": loss,
-        "shape": {"T": data.n_tasks, "m_t": int(data.n_samples[0]), "d": data.n_features},
+        "shape": {"T": shape[0], "m_t": shape[1], "d": shape[2]},
+        "target_ratio": TARGET_RATIO.get(shape, DEFAULT_TARGET_RATIO),
         "threads": n_threads,
         "numpy_blas_threads": blas_threads,
         "x_bytes": x_bytes,
@@ -274,19 +287,20 @@ def measure(data: mtlx.TaskData, loss: str, n_threads: int, args, rng) -> dict:
 HEADER = (
     f"{'dtype':<8}{'loss':<9}{'T':>6}{'m_t':>8}{'d':>5}{'X MB':>8}{'thr':>4}"
     f"{'mtlx ms':>10}{'api ms':>9}{'numpy ms':>10}{'ratio':>7}"
-    f"{'read GB/s':>10}{'eff GB/s':>9}{'frac':>6}{'stall':>7}"
+    f"{'target':>7}{'read GB/s':>10}{'eff GB/s':>9}{'frac':>6}{'stall':>7}"
 )
 
 
 def row(r: dict) -> str:
     """One line of the table."""
     s, b = r["shape"], r["best_s"]
+    m = "-".join(map(str, s["m_t"])) if isinstance(s["m_t"], (tuple, list)) else s["m_t"]
     stall = float("nan") if r["cpu_stall_fraction"] is None else r["cpu_stall_fraction"]
     return (
-        f"{r['dtype']:<8}{r['loss']:<9}{s['T']:>6}{s['m_t']:>8}{s['d']:>5}"
+        f"{r['dtype']:<8}{r['loss']:<9}{s['T']:>6}{m:>8}{s['d']:>5}"
         f"{r['x_bytes'] / 1e6:>8.0f}{r['threads']:>4}"
         f"{b['mtlx'] * 1e3:>10.2f}{b['api'] * 1e3:>9.2f}{b['numpy'] * 1e3:>10.2f}"
-        f"{r['ratio_best']:>7.2f}{r['read_gbs']:>10.1f}{r['eff_gbs']:>9.1f}"
+        f"{r['ratio_best']:>7.2f}{r['target_ratio']:>7.1f}{r['read_gbs']:>10.1f}{r['eff_gbs']:>9.1f}"
         f"{r['bw_fraction']:>6.2f}{stall:>7.2f}"
     )
 
@@ -296,6 +310,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     info = machine_info()
     shapes = QUICK_SHAPES if args.quick else SHAPES
+    if args.shapes is not None:
+        shapes = [shapes[i] for i in args.shapes]
     print(
         f"{info['cpu_model']}, {info['nproc']} cpus; numpy {info['numpy']}, mtlx {info['mtlx']}; "
         f"numpy BLAS threads {'limited' if threadpoolctl else 'NOT limited (no threadpoolctl)'}"
@@ -306,16 +322,16 @@ def main(argv=None) -> None:
     rng = np.random.default_rng(args.seed)
     results, start = [], time.perf_counter()
     for dtype in args.dtypes:
-        for T, m, d in shapes:
-            data = make_data(T, m, d, dtype, rng)
+        for shape in shapes:
+            data = make_data(*shape, dtype, rng)
             for n_threads in args.threads:
                 for loss in args.losses:
-                    results.append(measure(data, loss, n_threads, args, rng))
+                    results.append(measure(data, shape, loss, n_threads, args, rng))
                     print(row(results[-1]), flush=True)
             del data  # free this X before the next one is generated
     elapsed = time.perf_counter() - start
-    worst = min(results, key=lambda r: r["ratio_best"])
-    print(f"worst ratio {worst['ratio_best']:.2f} (target >= 2); total {elapsed:.0f} s")
+    missed = [r for r in results if r["ratio_best"] < r["target_ratio"]]
+    print(f"{len(missed)} of {len(results)} rows below their target ratio; total {elapsed:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "bench_grad",

@@ -5,7 +5,11 @@
 #if defined(__CUDACC__)
 /// Marks a function callable from host and device code when compiled by nvcc.
 #define MTLX_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__) || defined(__clang__)
+/// On the CPU the functors are always inlined: the streaming kernels are compiled once per
+/// instruction set, and an out-of-line copy would be one weak symbol shared by all those builds.
+#define MTLX_HD inline __attribute__((always_inline))
 #else
-/// On the CPU build the functors are plain inline functions.
+/// Other CPU compilers: plain inline functions.
 #define MTLX_HD inline
 #endif

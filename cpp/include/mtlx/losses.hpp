@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "mtlx/hd.hpp"
+#include "mtlx/vec_math.hpp"
 
 namespace mtlx {
 
@@ -30,22 +31,22 @@ struct SquaredLoss {
 };
 
 /// Logistic loss log(1 + exp(-y z)) for labels y in {-1, +1} (binary classification).
+///
+/// Evaluated in double whatever Real is, without branches, so that a loop over many margins
+/// vectorizes: with t = y z and e = exp(-|t|) <= 1 (never overflows),
+///   L = max(-t, 0) + log1p(e),   dL/dz = -y sigmoid(-t) = -y (t > 0 ? e : 1) / (1 + e).
 struct LogisticLoss {
-  /// log(1 + exp(-t)) without overflow: for t < 0 it equals -t + log(1 + exp(t)), where exp(t) < 1.
   template <class Real>
   MTLX_HD static Real value(Real y, Real z) {
-    const Real t = y * z;
-    return t > Real(0) ? std::log1p(std::exp(-t)) : -t + std::log1p(std::exp(t));
+    const double t = static_cast<double>(y) * static_cast<double>(z);
+    const double e = exp_nonpositive(-std::fabs(t));
+    return static_cast<Real>((t > 0.0 ? 0.0 : -t) + log1p_unit(e));
   }
-  /// -y * sigmoid(-y z), with the exponential always of a non-positive argument.
   template <class Real>
   MTLX_HD static Real deriv(Real y, Real z) {
-    const Real t = y * z;
-    if (t > Real(0)) {
-      const Real e = std::exp(-t);
-      return -y * e / (Real(1) + e);
-    }
-    return -y / (Real(1) + std::exp(t));
+    const double t = static_cast<double>(y) * static_cast<double>(z);
+    const double e = exp_nonpositive(-std::fabs(t));
+    return static_cast<Real>(-static_cast<double>(y) * (t > 0.0 ? e : 1.0) / (1.0 + e));
   }
 };
 
