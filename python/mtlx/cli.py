@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import textwrap
 
@@ -43,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         mtlx fit data.npz --loss squared --penalty l21 --alpha 0.1 --out model.npz
         mtlx fit folder/ --loss logistic --penalty trace --alpha 1 --intercept --task-weights sum
         mtlx fit data.npz --penalty l1 --alpha 0.01 --task-weights 1,2,1 --verbose
+        mpirun -n 4 mtlx fit folder/ --penalty l21 --checkpoint ckpt/ --checkpoint-every 50
+        mpirun -n 8 mtlx fit folder/ --penalty l21 --checkpoint ckpt/ --resume
+
+        Under mpirun each rank memory-maps DATA (a folder of .npy files) and reads only the rows of
+        its own tasks; rank 0 writes the model and prints. An error on any rank stops all ranks.
         """)
     fit.add_argument("data", metavar="DATA", help=_DATA_HELP)
     fit.add_argument("--loss", choices=("squared", "logistic"), default="squared",
@@ -61,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--threads", type=int, default=None, help="core threads (default: MTLX_NUM_THREADS or all)")
     fit.add_argument("--out", default="model.npz", help="where to write the model (default model.npz)")
     fit.add_argument("-v", "--verbose", action="store_true", help="progress bar and a log line per fit")
+    fit.add_argument("--checkpoint", metavar="DIR", default=None,
+                     help="save the solver state to DIR every --checkpoint-every iterations (atomic; keyed by "
+                          "task id, so a run can resume on another number of ranks)")
+    fit.add_argument("--checkpoint-every", type=int, default=10, metavar="K", help="iterations between checkpoints")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue from the checkpoint in --checkpoint DIR (a checkpoint of another problem is "
+                          "refused)")
 
     predict = command("predict", "predict with a saved model", """\
         mtlx predict model.npz data.npz --out predictions.npy
@@ -110,18 +123,63 @@ def _fit(args) -> int:
     from .io import load_dataset
     from .persistence import save
 
-    if args.verbose:
+    comm = _mpi_world()
+    root = comm is None or comm.Get_rank() == 0
+    if args.verbose and root:
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    data = load_dataset(args.data)
+    if args.resume and args.checkpoint is None:
+        raise ValueError("--resume needs --checkpoint DIR (where the checkpoint is)")
+    data = load_dataset(args.data) if comm is None else _load_own_tasks(args.data, comm)
     Model = MultiTaskRegressor if args.loss == "squared" else MultiTaskClassifier
     model = Model(penalty=args.penalty, alpha=args.alpha, l2=args.l2, fit_intercept=args.intercept,
                   task_weights=args.task_weights, tol=args.tol, max_iter=args.max_iter, verbose=int(args.verbose),
-                  n_threads=args.threads)
-    model.fit(data)
-    save(model, args.out)
-    print(f"fitted {data.n_tasks} tasks x {data.n_features} features ({args.loss}, {args.penalty}, alpha={args.alpha}) "
-          f"in {model.n_iter_} iterations, F = {model.objective_history_[-1]:.10g}; model written to {args.out}")
+                  n_threads=args.threads, comm=comm)
+    options = {}
+    if args.checkpoint is not None:
+        options = dict(checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
+    model._fit(data, **options)
+    if root:
+        save(model, args.out)
+        ranks = "" if comm is None else f" on {comm.Get_size()} ranks"
+        print(f"fitted {model.n_tasks_} tasks x {model.n_features_in_} features ({args.loss}, {args.penalty}, "
+              f"alpha={args.alpha}){ranks} in {model.n_iter_} iterations, F = {model.objective_history_[-1]:.10g}; "
+              f"model written to {args.out}")
     return 0
+
+
+def _mpi_world():
+    """COMM_WORLD when this process was started by mpirun/mpiexec with more than one rank, else None.
+
+    mpi4py is imported only then, so a plain ``mtlx fit`` never needs MPI. Under MPI an
+    unhandled exception on any rank aborts the whole job (``python -m mpi4py`` semantics).
+    """
+    launched = any(key in os.environ for key in ("PMI_SIZE", "PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE"))
+    if not launched:
+        return None
+    from .distributed import _mpi, abort_on_unhandled_exception
+
+    comm = _mpi().COMM_WORLD
+    if comm.Get_size() == 1:
+        return None
+    abort_on_unhandled_exception(comm)
+    return comm
+
+
+def _load_own_tasks(path, comm):
+    """This rank's tasks of the dataset at ``path``: rows balanced over ranks by count, read alone."""
+    from .data import TaskData
+    from .distributed import agreed_errors, assign_tasks
+    from .io import DatasetFile, load_dataset, task_sizes
+
+    with agreed_errors(comm):
+        ids, sizes = task_sizes(path)
+        mine = ids[assign_tasks(sizes, comm.Get_size())[comm.Get_rank()]]
+        if len(mine):
+            return load_dataset(path, tasks=mine)
+        with DatasetFile(path) as ds:
+            X = ds["X"]
+            dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+            return TaskData.empty(X.shape[1], dtype)
 
 
 def _predict(args) -> int:
@@ -180,6 +238,7 @@ def main(argv=None) -> int:
     try:
         return handler(args)
     except (FileNotFoundError, ValueError, TypeError) as exc:
+        # Under MPI these come agreed: every rank raises the same error, so every rank exits 1.
         print(f"mtlx {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

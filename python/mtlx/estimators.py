@@ -135,8 +135,22 @@ class _MultiTaskModel(BaseEstimator):
         -------
         self
         """
-        data = self._fit_data(X, y, task)
-        T, d = data.n_tasks, data.n_features
+        return self._fit(X, y, task)
+
+    def _fit(self, X, y=None, task=None, **solve_options):
+        """:meth:`fit`, with extra keywords for :func:`mtlx.solve` (the CLI's checkpoints)."""
+        if self.comm is None:
+            data = self._fit_data(X, y, task)
+        else:
+            from .distributed import agreed_errors
+
+            with agreed_errors(self.comm):  # bad input on one rank stops every rank, same message
+                data = self._fit_data(X, y, task)
+                if self.fit_layout_ not in ("stacked",) and not isinstance(X, TaskData):
+                    raise ValueError("under MPI (comm=...) pass each rank's tasks as stacked rows with global task "
+                                     "ids (fit(X, y, task=ids)) or as a TaskData with task_ids: in the other "
+                                     "layouts the task ids of different ranks would collide")
+        T, d = len(self._global_task_ids(data)), data.n_features
         W0 = b0 = None
         if self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (T, d):
             W0 = self.coef_.T
@@ -148,7 +162,7 @@ class _MultiTaskModel(BaseEstimator):
                         fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
                         max_iter=self.max_iter, W0=W0, b0=b0,
                         callback=progress if (enabled or self.callback is not None) else None,
-                        n_threads=self.n_threads, **comm_kw)
+                        n_threads=self.n_threads, **comm_kw, **solve_options)
         logger.info("%s: %d tasks, %d features, %s after %d iterations (F = %.10g, %.3f s)", type(self).__name__,
                     T, d, res.message, res.n_iter, res.objective, res.time)
         self.coef_ = np.ascontiguousarray(res.W.T)
@@ -156,8 +170,18 @@ class _MultiTaskModel(BaseEstimator):
         self.n_iter_ = int(res.n_iter)
         self.objective_history_ = res.history
         self.n_tasks_ = T
-        self.tasks_ = np.asarray(data.task_ids)
+        self.tasks_ = np.asarray(res.task_ids)
+        self._gather_task_info(data)
         return self
+
+    def _global_task_ids(self, data: TaskData) -> np.ndarray:
+        """Ids of the tasks of all ranks in global (sorted) order; the local ids without MPI."""
+        if self.comm is None:
+            return np.asarray(data.task_ids)
+        return np.sort(np.concatenate(self.comm.allgather(np.asarray(data.task_ids))))
+
+    def _gather_task_info(self, data: TaskData) -> None:
+        """Make per-task attributes cover every rank's tasks (the classifier's classes)."""
 
     def _fit_data(self, X, y, task) -> TaskData:
         """Validate the inputs of ``fit``, encode the targets, and build the TaskData."""
@@ -353,11 +377,21 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
 
     def _fit_data(self, X, y, task):
         self._task_classes = []
-        data = super()._fit_data(X, y, task)
-        classes = self._task_classes
-        del self._task_classes
+        try:
+            data = super()._fit_data(X, y, task)
+        finally:
+            classes = self._task_classes
+            del self._task_classes
         self.classes_ = classes[0] if self.fit_layout_ == "single" else classes
         return data
+
+    def _gather_task_info(self, data: TaskData) -> None:
+        if self.comm is None:
+            return
+        by_id = {}
+        for part in self.comm.allgather(list(zip(np.asarray(data.task_ids).tolist(), self.classes_))):
+            by_id.update(part)
+        self.classes_ = [by_id[t] for t in self.tasks_.tolist()]
 
     def _encode_task_data(self, data: TaskData) -> TaskData:
         """``data`` with encoded targets; the same object when encoding changes nothing (no copy of X ever)."""

@@ -70,6 +70,8 @@ class SolveResult:
     time : float
         Wall time of the solve in seconds.
     message : str
+    task_ids : ndarray, shape (n_tasks,)
+        The id of the task of each column of W (under MPI: all ranks' tasks, in global order).
     n_allreduce : int
         Allreduce calls of this solve (in one process: the calls an MPI run would make).
     allreduce_bytes : int
@@ -88,6 +90,7 @@ class SolveResult:
     step: float
     time: float
     message: str = field(default="")
+    task_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     n_allreduce: int = 0
     allreduce_bytes: int = 0
 
@@ -521,7 +524,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         objective=info["objective"], history=info["history"], n_iter=info["n_iter"],
         converged=info["converged"], optimality=info["optimality"], rel_change=info["rel_change"],
         n_evals=info["n_evals"], step=info["step"], time=time.perf_counter() - start, message=message,
-        n_allreduce=n_calls, allreduce_bytes=n_bytes)
+        task_ids=np.asarray(reduction.global_ids), n_allreduce=n_calls, allreduce_bytes=n_bytes)
 
 
 def _agreed_errors(comm):

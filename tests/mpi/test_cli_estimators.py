@@ -1,0 +1,105 @@
+"""``mpirun -n N mtlx fit`` and the estimators' ``comm=``: the same model as one process."""
+
+import os
+
+import numpy as np
+import pytest
+
+import mtlx
+from mtlx.cli import main
+from mtlx.io import save_dataset
+
+from .problems import make_problem
+
+
+def write_dataset(comm, folder, tasks, ids, labels=False):
+    if comm.rank == 0:
+        pairs = [(X, (y > 0).astype(np.float64) if labels else y) for X, y in tasks]
+        save_dataset(folder, mtlx.TaskData.from_tasks(pairs, task_ids=ids))
+    comm.Barrier()
+
+
+def write_raw_dataset(comm, folder, tasks, ids):
+    """The arrays as they are, unchecked (save_dataset would refuse non-finite data)."""
+    if comm.rank == 0:
+        os.makedirs(folder)
+        np.save(f"{folder}/X.npy", np.vstack([X for X, _ in tasks]))
+        np.save(f"{folder}/y.npy", np.concatenate([y for _, y in tasks]))
+        np.save(f"{folder}/task.npy", np.repeat(ids, [len(y) for _, y in tasks]))
+    comm.Barrier()
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_cli_fit_predict_matches_one_process(comm, shared_tmp, loss):
+    tasks, _ = make_problem(7, seed=21)
+    ids = np.array([3, 8, 11, 20, 21, 40, 41])
+    folder, model_path = f"{shared_tmp}/data", f"{shared_tmp}/model.npz"
+    write_dataset(comm, folder, tasks, ids, labels=loss == "logistic")
+    rc = main(["fit", folder, "--loss", loss, "--penalty", "l21", "--alpha", "0.02", "--intercept",
+               "--tol", "1e-12", "--out", model_path])
+    assert comm.allgather(rc) == [0] * comm.size
+    comm.Barrier()
+    model = mtlx.load(model_path)  # rank 0 wrote it; every rank reads it
+    Model = mtlx.MultiTaskRegressor if loss == "squared" else mtlx.MultiTaskClassifier
+    pairs = [(X, (y > 0).astype(np.float64) if loss == "logistic" else y) for X, y in tasks]
+    ref = Model(penalty="l21", alpha=0.02, tol=1e-12).fit(mtlx.TaskData.from_tasks(pairs, task_ids=ids))
+    np.testing.assert_array_equal(model.tasks_, ids)
+    scale = np.abs(ref.coef_).max()
+    assert np.abs(model.coef_ - ref.coef_).max() <= 1e-10 * scale
+    assert np.abs(model.intercept_ - ref.intercept_).max() <= 1e-10 * max(scale, 1.0)
+    if loss == "logistic":
+        assert [list(c) for c in model.classes_] == [[0.0, 1.0]] * 7
+    if comm.rank == 0:
+        assert main(["predict", model_path, folder, "--out", f"{shared_tmp}/p.npy"]) == 0
+        X = np.vstack([X for X, _ in tasks])
+        task = np.repeat(ids, [len(y) for _, y in tasks])
+        np.testing.assert_array_equal(np.load(f"{shared_tmp}/p.npy"), model.predict(X, task=task))
+
+
+def test_cli_checkpoint_then_resume_matches_an_uninterrupted_fit(comm, shared_tmp):
+    tasks, _ = make_problem(5, seed=4)
+    ids = np.arange(5)
+    folder, ck = f"{shared_tmp}/data", f"{shared_tmp}/ck"
+    write_dataset(comm, folder, tasks, ids)
+    common = [folder, "--penalty", "trace", "--alpha", "0.05", "--intercept", "--tol", "1e-12", "--checkpoint", ck,
+              "--checkpoint-every", "5"]
+    with pytest.warns(mtlx.ConvergenceWarning):
+        assert main(["fit", *common, "--max-iter", "10", "--out", f"{shared_tmp}/part.npz"]) == 0
+    assert main(["fit", *common, "--resume", "--out", f"{shared_tmp}/full.npz"]) == 0
+    comm.Barrier()
+    resumed = mtlx.load(f"{shared_tmp}/full.npz")
+    ref = mtlx.MultiTaskRegressor(penalty="trace", alpha=0.05, tol=1e-12).fit(mtlx.TaskData.from_tasks(tasks))
+    assert np.abs(resumed.coef_ - ref.coef_).max() <= 1e-10 * np.abs(ref.coef_).max()
+
+
+def test_cli_bad_input_on_one_rank_fails_every_rank(comm, shared_tmp, capsys):
+    tasks, _ = make_problem(6, seed=8)
+    tasks[4][0][2, 1] = np.inf
+    folder = f"{shared_tmp}/data"
+    write_raw_dataset(comm, folder, tasks, np.arange(6))
+    rc = main(["fit", folder, "--out", f"{shared_tmp}/m.npz"])
+    assert comm.allgather(rc) == [1] * comm.size
+    assert "task 4: X contains infinity" in capsys.readouterr().err
+
+
+def test_estimator_comm_with_more_ranks_than_tasks(comm):
+    tasks, sizes = make_problem(comm.size - 1, seed=13)
+    ids = np.arange(comm.size - 1) * 7
+    mine = mtlx.distributed.assign_tasks(sizes, comm.size)[comm.rank]
+    X = np.vstack([tasks[t][0] for t in mine]) if len(mine) else np.empty((0, 6))
+    y = np.concatenate([tasks[t][1] for t in mine]) if len(mine) else np.empty(0)
+    local = mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=ids[mine]) if len(mine) else \
+        mtlx.TaskData.empty(6)
+    model = mtlx.MultiTaskRegressor(penalty="mean", alpha=0.3, tol=1e-12, comm=comm).fit(local)
+    ref = mtlx.MultiTaskRegressor(penalty="mean", alpha=0.3, tol=1e-12).fit(mtlx.TaskData.from_tasks(tasks,
+                                                                                                       task_ids=ids))
+    np.testing.assert_array_equal(model.tasks_, ids)
+    assert np.abs(model.coef_ - ref.coef_).max() <= 1e-10 * np.abs(ref.coef_).max()
+    if len(mine):
+        task = np.repeat(ids[mine], [len(tasks[t][1]) for t in mine])
+        stacked = mtlx.MultiTaskRegressor(penalty="mean", alpha=0.3, tol=1e-12, comm=comm).fit(X, y, task=task)
+    else:
+        stacked = mtlx.MultiTaskRegressor(penalty="mean", alpha=0.3, tol=1e-12, comm=comm).fit(local)
+    np.testing.assert_allclose(stacked.coef_, model.coef_, rtol=0, atol=1e-12 * np.abs(ref.coef_).max())
+    with pytest.raises(ValueError, match="under MPI"):
+        mtlx.MultiTaskRegressor(comm=comm).fit([(np.ones((3, 2)), np.ones(3))])
