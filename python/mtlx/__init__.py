@@ -5,6 +5,8 @@ objective), :func:`loss_grad` (smooth part and gradient in one core call) and :f
 (proximal operator of a penalty in one core call).
 """
 
+import logging
+
 from . import _lapack
 from .data import TaskData
 from .losses import LOSSES
@@ -13,6 +15,7 @@ from .penalties import PENALTIES, penalty_value, prox
 from .solver import ConvergenceWarning, SolveResult, SolverState, solve
 
 _lapack.register()
+logging.getLogger("mtlx").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 

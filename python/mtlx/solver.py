@@ -17,6 +17,7 @@ import numpy as np
 from ._config import resolve_n_threads
 from ._validate import check_nonnegative
 from .data import TaskData
+from .gram import GramSquaredLoss, smooth_loss
 from .objective import SmoothLoss, as_parameters
 from .penalties import get_penalty
 
@@ -66,6 +67,9 @@ class SolveResult:
         Last step size 1/L.
     time : float
         Wall time of the solve in seconds.
+    message : str
+    gram : bool
+        Whether the squared loss ran in the Gram form (see ``solve(gram=...)``).
     """
 
     W: np.ndarray
@@ -80,6 +84,7 @@ class SolveResult:
     step: float
     time: float
     message: str = field(default="")
+    gram: bool = False
 
 
 class Composite:
@@ -234,7 +239,7 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
 
 def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_intercept=False,
           task_weights="mean", tol=1e-6, max_iter=10_000, W0=None, b0=None, callback=None,
-          *, n_threads: int | None = None) -> SolveResult:
+          *, n_threads: int | None = None, gram="auto") -> SolveResult:
     """Fit all tasks jointly by minimizing the regularized multi-task objective.
 
     Parameters
@@ -268,6 +273,12 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         ``StopIteration`` stops the solve cleanly (``converged`` is then False).
     n_threads : int, optional
         Threads of the core (default ``MTLX_NUM_THREADS`` or all cores).
+    gram : {"auto", True, False}, default "auto"
+        Squared loss only: evaluate it from per-task Gram matrices ``X_t' X_t`` (one ``X' X``
+        for the shared layout) instead of passing over the rows. ``"auto"`` picks it when a
+        call is at least twice cheaper that way (``T d`` small against the rows; see
+        :func:`mtlx.gram.gram_cost`) and logs the choice on the ``"mtlx"`` logger; True forces
+        it, False forbids it. Values and gradients agree with the direct form to rounding.
 
     Returns
     -------
@@ -297,7 +308,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     if b0 is not None and not fit_intercept:
         raise ValueError("b0 was given but fit_intercept is False")
-    smooth = SmoothLoss(data, loss, task_weights, resolve_n_threads(n_threads))
+    smooth = smooth_loss(data, loss, task_weights, resolve_n_threads(n_threads), gram)
     if fit_intercept:
         smooth.check_intercepts_bounded()
     problem = Composite(smooth, pen, alpha, l2, bool(fit_intercept))
@@ -323,4 +334,5 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         W=Wt.T, b=(b.copy() if b is not None else np.zeros(data.n_tasks, dtype=problem.dtype)),
         objective=info["objective"], history=info["history"], n_iter=info["n_iter"],
         converged=info["converged"], optimality=info["optimality"], rel_change=info["rel_change"],
-        n_evals=info["n_evals"], step=info["step"], time=time.perf_counter() - start, message=message)
+        n_evals=info["n_evals"], step=info["step"], time=time.perf_counter() - start, message=message,
+        gram=isinstance(smooth, GramSquaredLoss))
