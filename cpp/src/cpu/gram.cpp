@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "mtlx/lapack.hpp"
+#include "parallel.hpp"
 
 namespace mtlx::cpu {
 namespace {
@@ -63,7 +64,7 @@ template <class Real, class ViewOf>
 double gram_loop(ViewOf view_of, std::int64_t T, std::int64_t d, const double* weights, GramReference<Real> ref,
                  const Real* Wt, const Real* b, GradientOut<Real> grad, int n_threads) {
   std::vector<double> task_value(static_cast<std::size_t>(T));
-#pragma omp parallel num_threads(n_threads)
+#pragma omp parallel num_threads(n_threads) if (T > 1 && T * d * d >= kMinParallelElements)
   {
     std::vector<double> dw(static_cast<std::size_t>(d)), h(static_cast<std::size_t>(d));
 #pragma omp for schedule(dynamic, 1)
