@@ -60,9 +60,10 @@ void refresh(const TaskView<Real>& v, std::int64_t d, const Real* w, Real b, Rea
   rs0 = rs;
 }
 
+// Hpre (T x d), when given, holds G dw of every task already (one BLAS-3 product for shared X).
 template <class Real, class ViewOf>
 double gram_loop(ViewOf view_of, std::int64_t T, std::int64_t d, const double* weights, GramReference<Real> ref,
-                 const Real* Wt, const Real* b, GradientOut<Real> grad, int n_threads) {
+                 const Real* Wt, const Real* b, GradientOut<Real> grad, int n_threads, const Real* Hpre = nullptr) {
   std::vector<double> task_value(static_cast<std::size_t>(T));
 #pragma omp parallel num_threads(n_threads) if (T > 1 && T * d * d >= kMinParallelElements)
   {
@@ -78,7 +79,8 @@ double gram_loop(ViewOf view_of, std::int64_t T, std::int64_t d, const double* w
       for (std::int64_t j = 0; j < d; ++j) dw[j] = static_cast<double>(w[j]) - w0[j];
       // h = G dw, by rows of the symmetric G so that the inner loop is a contiguous axpy.
       std::fill(h.begin(), h.end(), 0.0);
-      for (std::int64_t k = 0; k < d; ++k) {
+      if (Hpre) std::copy(Hpre + t * d, Hpre + (t + 1) * d, h.begin());
+      for (std::int64_t k = 0; k < d && !Hpre; ++k) {
         const double a = dw[k];
         if (a == 0.0) continue;
         const Real* g = v.G + k * d;
@@ -149,10 +151,18 @@ double loss_grad_gram(const StackedTasks<Real>& data, const GramStats<Real>& sta
 template <class Real>
 double loss_grad_gram(const SharedTasks<Real>& data, const GramStats<Real>& stats, GramReference<Real> ref,
                       const Real* Wt, const Real* b, GradientOut<Real> grad, int n_threads) {
+  const std::int64_t T = data.n_tasks, d = data.n_features;
   auto view_of = [&](std::int64_t t) {
-    return TaskView<Real>{data.X, data.Y + t, data.n_tasks, data.n_samples, stats.G, stats.s};
+    return TaskView<Real>{data.X, data.Y + t, T, data.n_samples, stats.G, stats.s};
   };
-  return gram_loop<Real>(view_of, data.n_tasks, data.n_features, data.weights, ref, Wt, b, grad, n_threads);
+  // Every task shares G: G dW for all tasks is one matrix product (BLAS-3) rather than T
+  // passes over G, which no longer fits in cache for d in the thousands.
+  std::vector<Real> dW(static_cast<std::size_t>(T * d)), H(static_cast<std::size_t>(T * d));
+  for (std::int64_t i = 0; i < T * d; ++i) dW[i] = Wt[i] - ref.W0[i];
+  // Column-major: dW and H are d x T (ld d), G is d x d and symmetric.
+  lapack::gemm<Real>('N', 'N', static_cast<int>(d), static_cast<int>(T), static_cast<int>(d), Real(1), stats.G,
+                     static_cast<int>(d), dW.data(), static_cast<int>(d), Real(0), H.data(), static_cast<int>(d));
+  return gram_loop<Real>(view_of, T, d, data.weights, ref, Wt, b, grad, n_threads, H.data());
 }
 
 template void gram_build<double>(const StackedTasks<double>&, double*, double*);
