@@ -83,12 +83,16 @@ class GramSquaredLoss(SmoothLoss):
             raise ValueError("the Gram form needs the squared loss for every task")
         T, d, dtype = data.n_tasks, data.n_features, data.dtype
         n_gram = 1 if data.layout == "shared" else T
-        self.G = np.empty((n_gram, d, d), dtype=dtype)
-        self.s = np.empty((n_gram, d), dtype=dtype)
-        if data.layout == "shared":
-            _core.gram_build_shared(data.X, self.G, self.s)
+        cached = getattr(data, "_gram_stats", None)  # sub-blocks of a parent's (see mtlx.path)
+        if cached is not None:
+            self.G, self.s = cached
         else:
-            _core.gram_build_stacked(data.X, data.offsets, self.G, self.s)
+            self.G = np.empty((n_gram, d, d), dtype=dtype)
+            self.s = np.empty((n_gram, d), dtype=dtype)
+            if data.layout == "shared":
+                _core.gram_build_shared(data.X, self.G, self.s)
+            else:
+                _core.gram_build_stacked(data.X, data.offsets, self.G, self.s)
         self.W0 = np.zeros((T, d), dtype=dtype)
         self.b0 = np.zeros(T, dtype=dtype)
         self.P0 = np.zeros((T, d))

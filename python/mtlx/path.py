@@ -26,6 +26,8 @@ import numpy as np
 from ._config import resolve_n_threads
 from ._validate import resolve_task_weights
 from .data import TaskData
+from .gram import GramSquaredLoss, use_gram
+from .losses import LOSSES
 from .objective import loss_grad
 from .penalties import get_penalty
 from .solver import ConvergenceWarning, solve
@@ -107,10 +109,20 @@ class _DualCertificate:
         else:
             norms = np.sqrt(np.add.reduceat(X * X, data.offsets[:-1], axis=0)).T
         self.radius_scale = norms * np.sqrt(self.c)  # d x T: sqrt(c_t) ||x_tj||
+        # Where the Gram form pays on the whole problem, build it once: gaps then cost
+        # O(T d^2), and every working set's Gram matrices are sub-blocks of it.
+        codes = np.full(data.n_tasks, LOSSES["squared"], dtype=np.uint8)
+        self.gram = GramSquaredLoss(data, "squared", task_weights, n_threads) if use_gram(data, codes, "auto") else None
 
     def evaluate(self, W: np.ndarray, alpha: float):
         """Primal value, gap and the dual bound of each feature's constraint at W."""
-        f, gW, _ = loss_grad(self.data, W, None, "squared", self.task_weights, n_threads=self.n_threads)
+        if self.gram is None:
+            f, gW, _ = loss_grad(self.data, W, None, "squared", self.task_weights, n_threads=self.n_threads)
+        else:
+            Wt = np.ascontiguousarray(W.T, dtype=self.data.dtype)
+            gWt = np.empty_like(Wt)
+            f = self.gram(Wt, None, gWt, np.empty(self.data.n_tasks, dtype=self.data.dtype))
+            gW = gWt.T
         corr = -gW  # X_t' (c_t r_t)
         rows = np.linalg.norm(corr, axis=1) if self.penalty == "l21" else np.abs(corr).max(axis=1)
         scale = max(1.0, rows.max() / alpha) if alpha > 0 else 1.0
@@ -129,10 +141,15 @@ class _DualCertificate:
         return primal, gap, bound, rows / scale
 
 
-def _restrict(data: TaskData, features: np.ndarray) -> TaskData:
-    """The same tasks on a subset of the features (validated data: no new checks)."""
-    return TaskData(layout=data.layout, X=np.ascontiguousarray(data.X[:, features]), y=data.y, Y=data.Y,
-                    offsets=data.offsets, task_ids=data.task_ids)
+def _restrict(data: TaskData, features: np.ndarray, gram: GramSquaredLoss | None) -> TaskData:
+    """The same tasks on a subset of the features (validated data: no new checks), with the
+    sub-blocks of the whole problem's Gram matrices when it has them."""
+    sub = TaskData(layout=data.layout, X=np.ascontiguousarray(data.X[:, features]), y=data.y, Y=data.Y,
+                   offsets=data.offsets, task_ids=data.task_ids)
+    if gram is not None:
+        sub._gram_stats = (np.ascontiguousarray(gram.G[:, features][:, :, features]),
+                           np.ascontiguousarray(gram.s[:, features]))
+    return sub
 
 
 def path(data: TaskData, penalty="l21", *, n_alphas: int = 100, eps: float = 1e-3, alphas=None,
@@ -224,7 +241,7 @@ def _solve_certified(data, cert, W, alpha, tol, screening, working_set, kw):
             ws = np.sort(candidates[np.argsort(-priority, kind="stable")[:ws_size]])
         else:
             ws = candidates
-        sub = _restrict(data, ws) if len(ws) < d else data
+        sub = _restrict(data, ws, cert.gram) if len(ws) < d or cert.gram is not None else data
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = solve(sub, alpha=alpha, tol=inner_tol, W0=W[ws], **kw)
