@@ -61,7 +61,7 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, killed, re
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     W, ref = np.load(out), _uninterrupted()
     err = np.abs(W - ref).max() / np.abs(ref).max()
-    assert err == 0.0 if killed == resumed == 0 else err < 1e-10
+    assert err < 1e-10
 
 
 def test_nan_on_one_rank_fails_every_rank_with_the_same_error(tmp_path):

@@ -16,6 +16,7 @@
 #endif
 
 #include "mtlx/grad.hpp"
+#include "mtlx/gram.hpp"
 #include "mtlx/lapack.hpp"
 #include "mtlx/prox.hpp"
 
@@ -183,12 +184,145 @@ void bind_dtype(py::module_& m) {
       py::arg("a").noconvert(), py::arg("n_threads"), "Sum of all entries: a plain read loop (bandwidth reference).");
 }
 
+void check_offsets(const carray<std::int64_t>& offsets, py::ssize_t n) {
+  if (offsets.ndim() != 1 || offsets.shape(0) < 1) throw std::invalid_argument("offsets must be 1-D, non-empty");
+  const py::ssize_t T = offsets.shape(0) - 1;
+  const std::int64_t* off = offsets.data();
+  if (off[0] != 0 || off[T] != n) throw std::invalid_argument("offsets must start at 0 and end at n_samples");
+  for (py::ssize_t t = 0; t < T; ++t) {
+    if (off[t + 1] < off[t]) throw std::invalid_argument("offsets must be non-decreasing");
+  }
+}
+
+// The Gram statistics (n_gram matrices of d x d) and the per-task reference point, checked.
+template <class Real>
+struct GramArgs {
+  mtlx::GramStats<Real> stats;
+  mtlx::GramReference<Real> ref;
+};
+
+template <class Real>
+GramArgs<Real> gram_args(const carray<Real>& G, const carray<Real>& s, carray<Real>& W0, carray<Real>& b0,
+                         carray<double>& P0, carray<double>& rr0, carray<double>& rs0, py::ssize_t n_gram,
+                         py::ssize_t T, py::ssize_t d) {
+  expect_shape(G, "G", {n_gram, d, d});
+  expect_shape(s, "s", {n_gram, d});
+  expect_shape(W0, "W0", {T, d});
+  expect_shape(b0, "b0", {T});
+  expect_shape(P0, "P0", {T, d});
+  expect_shape(rr0, "rr0", {T});
+  expect_shape(rs0, "rs0", {T});
+  for (const py::array* a : {static_cast<py::array*>(&W0), static_cast<py::array*>(&b0),
+                             static_cast<py::array*>(&P0), static_cast<py::array*>(&rr0),
+                             static_cast<py::array*>(&rs0)}) {
+    expect_writable(*a, "the Gram reference");
+  }
+  return {{G.data(), s.data()},
+          {W0.mutable_data(), b0.mutable_data(), P0.mutable_data(), rr0.mutable_data(), rs0.mutable_data()}};
+}
+
+template <class Real>
+void bind_gram(py::module_& m) {
+  m.def(
+      "gram_build_stacked",
+      [](const carray<Real>& X, const carray<std::int64_t>& offsets, carray<Real> G, carray<Real> s) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        const py::ssize_t n = X.shape(0), d = X.shape(1);
+        check_offsets(offsets, n);
+        const py::ssize_t T = offsets.shape(0) - 1;
+        expect_shape(G, "G", {T, d, d});
+        expect_shape(s, "s", {T, d});
+        expect_writable(G, "G");
+        expect_writable(s, "s");
+        mtlx::StackedTasks<Real> data{X.data(), nullptr, offsets.data(), nullptr, nullptr, T, d};
+        Real* g = G.mutable_data();
+        Real* sp = s.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::gram_build(data, g, sp);
+      },
+      py::arg("X").noconvert(), py::arg("offsets").noconvert(), py::arg("G").noconvert(), py::arg("s").noconvert(),
+      "G[t] = X_t' X_t and s[t] = X_t' 1 for the stacked tasks.");
+
+  m.def(
+      "gram_build_shared",
+      [](const carray<Real>& X, carray<Real> G, carray<Real> s) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        const py::ssize_t n = X.shape(0), d = X.shape(1);
+        expect_shape(G, "G", {1, d, d});
+        expect_shape(s, "s", {1, d});
+        expect_writable(G, "G");
+        expect_writable(s, "s");
+        mtlx::SharedTasks<Real> data{X.data(), nullptr, nullptr, nullptr, n, 0, d};
+        Real* g = G.mutable_data();
+        Real* sp = s.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::gram_build(data, g, sp);
+      },
+      py::arg("X").noconvert(), py::arg("G").noconvert(), py::arg("s").noconvert(),
+      "G[0] = X' X and s[0] = X' 1 for the shared X.");
+
+  m.def(
+      "loss_grad_gram_stacked",
+      [](const carray<Real>& X, const carray<Real>& y, const carray<std::int64_t>& offsets,
+         const carray<double>& weights, const carray<Real>& G, const carray<Real>& s, carray<Real> W0,
+         carray<Real> b0, carray<double> P0, carray<double> rr0, carray<double> rs0, const carray<Real>& Wt,
+         const std::optional<carray<Real>>& b, std::optional<carray<Real>> gWt, std::optional<carray<Real>> gb,
+         int n_threads) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        const py::ssize_t n = X.shape(0), d = X.shape(1);
+        expect_shape(y, "y", {n});
+        check_offsets(offsets, n);
+        const py::ssize_t T = offsets.shape(0) - 1;
+        expect_shape(weights, "weights", {T});
+        expect_shape(Wt, "Wt", {T, d});
+        auto args = gram_args(G, s, W0, b0, P0, rr0, rs0, T, T, d);
+        mtlx::StackedTasks<Real> data{X.data(), y.data(), offsets.data(), nullptr, weights.data(), T, d};
+        const Real* bp = intercepts(b, T);
+        auto grad = gradient_out(gWt, gb, T, d);
+        py::gil_scoped_release release;
+        return mtlx::cpu::loss_grad_gram(data, args.stats, args.ref, Wt.data(), bp, grad, n_threads);
+      },
+      py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("offsets").noconvert(),
+      py::arg("weights").noconvert(), py::arg("G").noconvert(), py::arg("s").noconvert(), py::arg("W0").noconvert(),
+      py::arg("b0").noconvert(), py::arg("P0").noconvert(), py::arg("rr0").noconvert(), py::arg("rs0").noconvert(),
+      py::arg("Wt").noconvert(), py::arg("b").noconvert(), py::arg("gWt").noconvert(), py::arg("gb").noconvert(),
+      py::arg("n_threads"),
+      "Squared loss of stacked tasks from their Gram statistics; moves the reference (W0, ...) in place.");
+
+  m.def(
+      "loss_grad_gram_shared",
+      [](const carray<Real>& X, const carray<Real>& Y, const carray<double>& weights, const carray<Real>& G,
+         const carray<Real>& s, carray<Real> W0, carray<Real> b0, carray<double> P0, carray<double> rr0,
+         carray<double> rs0, const carray<Real>& Wt, const std::optional<carray<Real>>& b,
+         std::optional<carray<Real>> gWt, std::optional<carray<Real>> gb, int n_threads) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        if (Y.ndim() != 2) throw std::invalid_argument("Y must be 2-D, got shape " + shape_of(Y));
+        const py::ssize_t n = X.shape(0), d = X.shape(1), T = Y.shape(1);
+        expect_shape(Y, "Y", {n, T});
+        expect_shape(weights, "weights", {T});
+        expect_shape(Wt, "Wt", {T, d});
+        auto args = gram_args(G, s, W0, b0, P0, rr0, rs0, 1, T, d);
+        mtlx::SharedTasks<Real> data{X.data(), Y.data(), nullptr, weights.data(), n, T, d};
+        const Real* bp = intercepts(b, T);
+        auto grad = gradient_out(gWt, gb, T, d);
+        py::gil_scoped_release release;
+        return mtlx::cpu::loss_grad_gram(data, args.stats, args.ref, Wt.data(), bp, grad, n_threads);
+      },
+      py::arg("X").noconvert(), py::arg("Y").noconvert(), py::arg("weights").noconvert(), py::arg("G").noconvert(),
+      py::arg("s").noconvert(), py::arg("W0").noconvert(), py::arg("b0").noconvert(), py::arg("P0").noconvert(),
+      py::arg("rr0").noconvert(), py::arg("rs0").noconvert(), py::arg("Wt").noconvert(), py::arg("b").noconvert(),
+      py::arg("gWt").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads"),
+      "Squared loss of tasks sharing X from the Gram statistics; moves the reference (W0, ...) in place.");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mtlx native core (private): batched per-task losses/gradients and proximal operators.";
   bind_dtype<double>(m);
   bind_dtype<float>(m);
+  bind_gram<double>(m);
+  bind_gram<float>(m);
 
   m.def(
       "set_routine",

@@ -5,8 +5,9 @@ objective), :func:`loss_grad` (smooth part and gradient in one core call), :func
 (proximal operator of a penalty in one core call), the scikit-learn estimators
 :class:`MultiTaskRegressor` and :class:`MultiTaskClassifier`, :func:`save`/:func:`load`
 for fitted estimators, and :func:`distribute` with :mod:`mtlx.distributed` for solves over
-MPI ranks (``solve(..., comm=comm)``). The estimators, persistence and :mod:`mtlx.io` load scikit-learn on
-first use, so ``import mtlx`` stays light.
+MPI ranks (``solve(..., comm=comm)``), :func:`path` (warm-started regularization path with
+gap-safe screening) and :func:`alpha_max`. The estimators, persistence and :mod:`mtlx.io`
+load scikit-learn on first use, so ``import mtlx`` stays light.
 """
 
 import logging
@@ -23,6 +24,7 @@ from .data import TaskData
 from .distributed import distribute
 from .losses import LOSSES
 from .objective import loss_grad
+from .paths import PathResult, alpha_max, path
 from .penalties import PENALTIES, penalty_value, prox
 from .solver import ConvergenceWarning, SolveResult, SolverState, solve
 
@@ -45,13 +47,16 @@ __all__ = [
     "ConvergenceWarning",
     "MultiTaskClassifier",
     "MultiTaskRegressor",
+    "PathResult",
     "SolveResult",
     "SolverState",
     "TaskData",
+    "alpha_max",
     "distribute",
     "distributed",
     "load",
     "loss_grad",
+    "path",
     "penalty_value",
     "prox",
     "save",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import _core
 
-_BLAS = ("dgemm", "sgemm")
+_BLAS = ("dgemm", "sgemm", "dsyrk", "ssyrk")
 _LAPACK = ("dgesdd", "sgesdd")
 
 

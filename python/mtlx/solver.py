@@ -19,6 +19,7 @@ from ._config import resolve_n_threads
 from ._reduction import LocalReduction
 from ._validate import check_nonnegative
 from .data import TaskData
+from .gram import GramSquaredLoss, smooth_loss
 from .objective import SmoothLoss, as_parameters
 from .penalties import get_penalty
 
@@ -70,6 +71,8 @@ class SolveResult:
     time : float
         Wall time of the solve in seconds.
     message : str
+    gram : bool
+        Whether the squared loss ran in the Gram form (see ``solve(gram=...)``).
     task_ids : ndarray, shape (n_tasks,)
         The id of the task of each column of W (under MPI: all ranks' tasks, in global order).
     n_allreduce : int
@@ -90,6 +93,7 @@ class SolveResult:
     step: float
     time: float
     message: str = field(default="")
+    gram: bool = False
     task_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     n_allreduce: int = 0
     allreduce_bytes: int = 0
@@ -381,7 +385,7 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
 
 def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_intercept=False,
           task_weights="mean", tol=1e-6, max_iter=10_000, W0=None, b0=None, callback=None,
-          *, n_threads: int | None = None, comm=None, checkpoint=None, checkpoint_every: int = 10,
+          *, n_threads: int | None = None, gram="auto", comm=None, checkpoint=None, checkpoint_every: int = 10,
           resume: bool = False) -> SolveResult:
     """Fit all tasks jointly by minimizing the regularized multi-task objective.
 
@@ -422,6 +426,12 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         sees this rank's columns, and a stop on any rank stops all at the next collective.
     n_threads : int, optional
         Threads of the core (default ``MTLX_NUM_THREADS`` or all cores).
+    gram : {"auto", True, False}, default "auto"
+        Squared loss only: evaluate it from per-task Gram matrices ``X_t' X_t`` (one ``X' X``
+        for the shared layout) instead of passing over the rows. ``"auto"`` picks it when a
+        call is at least twice cheaper that way (``T d`` small against the rows; see
+        :func:`mtlx.gram.gram_cost`) and logs the choice on the ``"mtlx"`` logger; True forces
+        it, False forbids it. Values and gradients agree with the direct form to rounding.
     comm : mpi4py.MPI.Comm, optional
         Solve over the ranks of ``comm``, each holding the tasks in its ``data``; every rank
         gets the same result. Sums over tasks are combined by ``comm.Allreduce`` (see
@@ -482,8 +492,8 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         reduction = MPIReduction(comm, data)
         data = reduction.conform(data)
     with reduction.agreed_errors():
-        smooth = SmoothLoss(data, _local_part(loss, reduction, "loss"),
-                            _local_part(task_weights, reduction, "task_weights"), resolve_n_threads(n_threads))
+        smooth = smooth_loss(data, _local_part(loss, reduction, "loss"),
+                             _local_part(task_weights, reduction, "task_weights"), resolve_n_threads(n_threads), gram)
         if fit_intercept:
             smooth.check_intercepts_bounded()
         problem = Composite(smooth, pen, alpha, l2, bool(fit_intercept), reduction)
@@ -524,7 +534,8 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         objective=info["objective"], history=info["history"], n_iter=info["n_iter"],
         converged=info["converged"], optimality=info["optimality"], rel_change=info["rel_change"],
         n_evals=info["n_evals"], step=info["step"], time=time.perf_counter() - start, message=message,
-        task_ids=np.asarray(reduction.global_ids), n_allreduce=n_calls, allreduce_bytes=n_bytes)
+        task_ids=np.asarray(reduction.global_ids), n_allreduce=n_calls, allreduce_bytes=n_bytes,
+        gram=isinstance(smooth, GramSquaredLoss))
 
 
 def _agreed_errors(comm):

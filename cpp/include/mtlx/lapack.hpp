@@ -22,6 +22,10 @@ template <class Real>
 void gemm(char trans_a, char trans_b, int m, int n, int k, Real alpha, const Real* A, int lda,
           const Real* B, int ldb, Real beta, Real* C, int ldc);
 
+/// C = alpha A A' + beta C (trans 'N') on the `uplo` triangle of the n x n column-major C; A is n x k.
+template <class Real>
+void syrk(char uplo, char trans, int n, int k, Real alpha, const Real* A, int lda, Real beta, Real* C, int ldc);
+
 /// Thin SVD A = U diag(s) VT of the m x n column-major A (destroyed). With compute_uv false,
 /// U and VT are not referenced. Throws std::runtime_error when LAPACK reports a failure.
 template <class Real>

@@ -6,6 +6,7 @@
 
 #include "mtlx/grad.hpp"
 #include "mtlx/lapack.hpp"
+#include "parallel.hpp"
 
 namespace mtlx::cpu {
 namespace {
@@ -44,7 +45,7 @@ double loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real* b, G
     // Column-major view: Xb is d x rows (ld d), Wt is d x T (ld d), Z is T x rows (ld T).
     lapack::gemm<Real>('T', 'N', static_cast<int>(T), static_cast<int>(rows), static_cast<int>(d), Real(1), Wt,
                        static_cast<int>(d), Xb, static_cast<int>(d), Real(0), Z.data(), static_cast<int>(T));
-#pragma omp parallel for num_threads(n_threads) schedule(static)
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (rows * T >= kMinParallelElements)
     for (std::int64_t i = 0; i < rows; ++i) {
       double loss = 0.0;
       Real* zi = Z.data() + i * T;

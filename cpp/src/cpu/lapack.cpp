@@ -12,11 +12,15 @@ namespace {
 template <class Real>
 using gemm_fn = void(char*, char*, int*, int*, int*, Real*, Real*, int*, Real*, int*, Real*, Real*, int*);
 template <class Real>
+using syrk_fn = void(char*, char*, int*, int*, Real*, Real*, int*, Real*, Real*, int*);
+template <class Real>
 using gesdd_fn = void(char*, int*, int*, Real*, int*, Real*, Real*, int*, Real*, int*, Real*, int*, int*, int*);
 
 struct Routines {
   gemm_fn<double>* dgemm = nullptr;
   gemm_fn<float>* sgemm = nullptr;
+  syrk_fn<double>* dsyrk = nullptr;
+  syrk_fn<float>* ssyrk = nullptr;
   gesdd_fn<double>* dgesdd = nullptr;
   gesdd_fn<float>* sgesdd = nullptr;
 };
@@ -37,6 +41,8 @@ F* require(F* f, const char* name) {
 
 gemm_fn<double>* gemm_of(double*) { return require(routines().dgemm, "dgemm"); }
 gemm_fn<float>* gemm_of(float*) { return require(routines().sgemm, "sgemm"); }
+syrk_fn<double>* syrk_of(double*) { return require(routines().dsyrk, "dsyrk"); }
+syrk_fn<float>* syrk_of(float*) { return require(routines().ssyrk, "ssyrk"); }
 gesdd_fn<double>* gesdd_of(double*) { return require(routines().dgesdd, "dgesdd"); }
 gesdd_fn<float>* gesdd_of(float*) { return require(routines().sgesdd, "sgesdd"); }
 
@@ -48,6 +54,10 @@ void set_routine(const std::string& name, void* address) {
     r.dgemm = reinterpret_cast<gemm_fn<double>*>(address);
   } else if (name == "sgemm") {
     r.sgemm = reinterpret_cast<gemm_fn<float>*>(address);
+  } else if (name == "dsyrk") {
+    r.dsyrk = reinterpret_cast<syrk_fn<double>*>(address);
+  } else if (name == "ssyrk") {
+    r.ssyrk = reinterpret_cast<syrk_fn<float>*>(address);
   } else if (name == "dgesdd") {
     r.dgesdd = reinterpret_cast<gesdd_fn<double>*>(address);
   } else if (name == "sgesdd") {
@@ -59,7 +69,7 @@ void set_routine(const std::string& name, void* address) {
 
 bool ready() {
   const Routines& r = routines();
-  return r.dgemm && r.sgemm && r.dgesdd && r.sgesdd;
+  return r.dgemm && r.sgemm && r.dsyrk && r.ssyrk && r.dgesdd && r.sgesdd;
 }
 
 template <class Real>
@@ -67,6 +77,11 @@ void gemm(char trans_a, char trans_b, int m, int n, int k, Real alpha, const Rea
           const Real* B, int ldb, Real beta, Real* C, int ldc) {
   gemm_of(static_cast<Real*>(nullptr))(&trans_a, &trans_b, &m, &n, &k, &alpha, const_cast<Real*>(A), &lda,
                                        const_cast<Real*>(B), &ldb, &beta, C, &ldc);
+}
+
+template <class Real>
+void syrk(char uplo, char trans, int n, int k, Real alpha, const Real* A, int lda, Real beta, Real* C, int ldc) {
+  syrk_of(static_cast<Real*>(nullptr))(&uplo, &trans, &n, &k, &alpha, const_cast<Real*>(A), &lda, &beta, C, &ldc);
 }
 
 template <class Real>
@@ -98,6 +113,8 @@ template void gemm<double>(char, char, int, int, int, double, const double*, int
                            double*, int);
 template void gemm<float>(char, char, int, int, int, float, const float*, int, const float*, int, float, float*,
                           int);
+template void syrk<double>(char, char, int, int, double, const double*, int, double, double*, int);
+template void syrk<float>(char, char, int, int, float, const float*, int, float, float*, int);
 template void gesdd<double>(bool, int, int, double*, int, double*, double*, int, double*, int);
 template void gesdd<float>(bool, int, int, float*, int, float*, float*, int, float*, int);
 

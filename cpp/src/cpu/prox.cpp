@@ -6,15 +6,16 @@
 #include <vector>
 
 #include "mtlx/lapack.hpp"
+#include "parallel.hpp"
 
 namespace mtlx::cpu {
 namespace {
 
 // Per-task partial sums reduced in task order: deterministic for any thread count.
 template <class F>
-double sum_over_tasks(std::int64_t T, int n_threads, F task_sum) {
+double sum_over_tasks(std::int64_t T, std::int64_t d, int n_threads, F task_sum) {
   std::vector<double> part(static_cast<std::size_t>(T));
-#pragma omp parallel for num_threads(n_threads) schedule(static)
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (T * d >= kMinParallelElements)
   for (std::int64_t t = 0; t < T; ++t) part[t] = task_sum(t);
   double total = 0.0;
   for (double v : part) total += v;
@@ -23,7 +24,7 @@ double sum_over_tasks(std::int64_t T, int n_threads, F task_sum) {
 
 template <class Real>
 double prox_l1(const Real* V, std::int64_t T, std::int64_t d, Real tau, Real* out, int n_threads) {
-  return sum_over_tasks(T, n_threads, [&](std::int64_t t) {
+  return sum_over_tasks(T, d, n_threads, [&](std::int64_t t) {
     double s = 0.0;
     for (std::int64_t j = t * d; j < (t + 1) * d; ++j) {
       out[j] = soft_threshold(V[j], tau);
@@ -56,7 +57,7 @@ double prox_l21(const Real* V, std::int64_t T, std::int64_t d, Real tau, Real* o
     factor[j] = static_cast<Real>(f);
     value += f * norms[j];
   }
-#pragma omp parallel for num_threads(n_threads) schedule(static)
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (T * d >= kMinParallelElements)
   for (std::int64_t t = 0; t < T; ++t) {
     for (std::int64_t j = 0; j < d; ++j) out[t * d + j] = V[t * d + j] * factor[j];
   }
@@ -101,7 +102,7 @@ std::vector<double> task_mean(const Real* W, std::int64_t T, std::int64_t d) {
 template <class Real>
 double spread_around(const Real* W, const std::vector<double>& mean, std::int64_t T, std::int64_t d,
                      int n_threads) {
-  return 0.5 * sum_over_tasks(T, n_threads, [&](std::int64_t t) {
+  return 0.5 * sum_over_tasks(T, d, n_threads, [&](std::int64_t t) {
     double s = 0.0;
     for (std::int64_t j = 0; j < d; ++j) {
       const double e = static_cast<double>(W[t * d + j]) - mean[j];
@@ -116,7 +117,7 @@ double prox_mean(const Real* V, std::int64_t T, std::int64_t d, Real tau, Real* 
   if (T == 0) return 0.0;
   const std::vector<double> mean = task_mean(V, T, d);
   const double value = spread_around(V, mean, T, d, n_threads);
-#pragma omp parallel for num_threads(n_threads) schedule(static)
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (T * d >= kMinParallelElements)
   for (std::int64_t t = 0; t < T; ++t) {
     for (std::int64_t j = 0; j < d; ++j) {
       out[t * d + j] = static_cast<Real>(
@@ -165,7 +166,7 @@ double penalty_value(PenaltyKind kind, const Real* W, std::int64_t T, std::int64
     case PenaltyKind::none:
       return 0.0;
     case PenaltyKind::l1:
-      return sum_over_tasks(T, n_threads, [&](std::int64_t t) {
+      return sum_over_tasks(T, d, n_threads, [&](std::int64_t t) {
         double s = 0.0;
         for (std::int64_t j = t * d; j < (t + 1) * d; ++j) s += std::fabs(static_cast<double>(W[j]));
         return s;

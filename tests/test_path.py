@@ -1,0 +1,105 @@
+"""alpha_max, the duality gap, gap-safe screening and the regularization path."""
+
+import numpy as np
+import pytest
+
+import mtlx
+from mtlx.paths import _DualCertificate
+
+
+def shared(seed=0, n=60, d=120, T=4, k=6):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    W = np.zeros((d, T))
+    W[:k] = rng.standard_normal((k, T))
+    return mtlx.TaskData.from_shared(X, X @ W + 0.3 * rng.standard_normal((n, T)))
+
+
+def stacked(seed=1, d=50, sizes=(40, 70, 30)):
+    rng = np.random.default_rng(seed)
+    w = np.zeros(d)
+    w[:4] = 1.0
+    tasks = []
+    for m in sizes:
+        X = rng.standard_normal((m, d))
+        tasks.append((X, X @ (w + 0.1 * rng.standard_normal(d)) + 0.2 * rng.standard_normal(m)))
+    return mtlx.TaskData.from_tasks(tasks)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21", "trace"])
+@pytest.mark.parametrize("task_weights", ["mean", "sum"])
+def test_alpha_max_is_the_smallest_alpha_giving_zero(penalty, task_weights):
+    data = stacked()
+    a = mtlx.alpha_max(data, penalty, task_weights)
+    kw = dict(penalty=penalty, task_weights=task_weights, tol=1e-10, max_iter=50_000)
+    assert np.all(mtlx.solve(data, alpha=a * 1.0001, **kw).W == 0)
+    assert np.any(mtlx.solve(data, alpha=a * 0.99, **kw).W != 0)
+
+
+def test_alpha_max_matches_sklearn():
+    from sklearn.linear_model import MultiTaskLasso
+
+    data = shared()
+    a = mtlx.alpha_max(data, "l21")
+    X, Y = data.X, data.Y
+    assert a == pytest.approx(np.linalg.norm(X.T @ Y, axis=1).max() / len(X), rel=1e-12)
+    assert np.all(MultiTaskLasso(alpha=a * 1.0001, fit_intercept=False).fit(X, Y).coef_ == 0)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21"])
+def test_gap_is_zero_at_the_optimum_and_screening_is_safe(penalty):
+    for data in (shared(), stacked()):
+        alpha = 0.3 * mtlx.alpha_max(data, penalty)
+        res = mtlx.solve(data, penalty=penalty, alpha=alpha, tol=1e-13, max_iter=200_000)
+        cert = _DualCertificate(data, penalty, "mean", 1)
+        primal, gap, bound, _ = cert.evaluate(np.array(res.W), alpha)
+        assert primal == pytest.approx(res.objective, rel=1e-12)
+        assert 0 <= gap <= 1e-9 * primal
+        # Far from the optimum the gap is large, and what it screens is zero at the optimum.
+        W0 = np.zeros_like(res.W)
+        _, gap0, bound0, _ = cert.evaluate(W0, alpha)
+        assert gap0 > 1e-3 * primal
+        screened = bound0 < alpha
+        assert np.all(res.W[screened] == 0)
+        assert np.sum(bound < alpha) >= np.sum(screened)
+        assert np.all(res.W[bound < alpha] == 0)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21"])
+def test_path_with_and_without_screening_agree(penalty):
+    for data in (shared(), stacked()):
+        kw = dict(n_alphas=8, eps=5e-2, tol=1e-8, n_threads=1)
+        fast = mtlx.path(data, penalty, **kw)
+        plain = mtlx.path(data, penalty, screening=False, working_set=False, **kw)
+        np.testing.assert_allclose(fast.alphas, plain.alphas)
+        assert fast.alphas[0] == pytest.approx(mtlx.alpha_max(data, penalty))
+        assert np.all(fast.coefs[0] == 0)
+        assert np.all(fast.gaps <= 1e-8 * fast.objectives)
+        np.testing.assert_allclose(fast.objectives, plain.objectives, rtol=2e-8)
+        np.testing.assert_allclose(fast.coefs, plain.coefs, atol=1e-2 * np.abs(plain.coefs).max())
+        assert fast.n_screened[1] > 0
+
+
+def test_path_matches_sklearn_multitasklasso_path():
+    from sklearn.linear_model import MultiTaskLasso
+
+    data = shared()
+    res = mtlx.path(data, "l21", n_alphas=6, eps=0.1, tol=1e-10, n_threads=1)
+    for alpha, W, F in zip(res.alphas[1:], res.coefs[1:], res.objectives[1:]):
+        sk = MultiTaskLasso(alpha=alpha, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(data.X, data.Y)
+        W_sk = sk.coef_.T
+        F_sk = 0.5 * np.sum((data.Y - data.X @ W_sk) ** 2) / len(data.X) + alpha * np.linalg.norm(W_sk, axis=1).sum()
+        assert F <= F_sk * (1 + 1e-9)
+        np.testing.assert_allclose(W, W_sk, atol=1e-4)
+
+
+def test_trace_path_runs_without_screening():
+    data = stacked()
+    res = mtlx.path(data, "trace", n_alphas=5, eps=0.1)
+    assert np.all(res.coefs[0] == 0) and np.isnan(res.gaps).all()
+    assert np.all(np.diff(res.objectives) <= 1e-12)
+
+
+def test_path_rejects_other_penalties():
+    with pytest.raises(ValueError, match="path needs a penalty"):
+        mtlx.path(stacked(), "none")
