@@ -50,7 +50,7 @@ def test_l21_reaches_sklearn_multitasklasso_objective(fit_intercept):
     np.testing.assert_allclose(res.W, W_sk, atol=1e-5)
 
 
-SCHOOL_CASES = [("l1", 1000.0), ("l21", 1400.0), ("trace", 10000.0), ("trace", 1000.0), ("mean", 1000.0)]
+SCHOOL_CASES = [("l1", 1000.0), ("l21", 1400.0), ("trace", 10000.0), ("trace", 1000.0)]
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +180,48 @@ def test_converges_when_the_optimum_is_zero():
     assert res.converged and res.n_iter < 10
     np.testing.assert_array_equal(res.W, 0.0)
     assert abs(res.b[0]) < 1e-12
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_blas_follows_n_threads_during_a_solve(rng, n_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+
+    def record(state):
+        seen.extend(lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")
+
+    data = mtlx.TaskData.from_tasks(make_tasks(rng, [40, 60], 6))
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    with pytest.warns(mtlx.ConvergenceWarning):
+        mtlx.solve(data, penalty="trace", alpha=0.1, n_threads=n_threads, max_iter=3, tol=0, callback=record)
+    assert seen and set(seen) == {n_threads}
+    assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"] == before
+
+
+def test_convergence_warning_points_at_the_caller(rng):
+    data = mtlx.TaskData.from_tasks(make_tasks(rng, [40, 60], 6))
+    with pytest.warns(mtlx.ConvergenceWarning) as record:
+        mtlx.solve(data, max_iter=1, tol=0)
+    assert record[0].filename == __file__
+
+
+def test_mean_penalty_matches_its_linear_system(school_tasks):
+    # Mean-regularized least squares is a linear system: X_t'(X_t w_t - y_t) + alpha (w_t - mean)
+    # + l2 w_t = 0 for every t (the mean's own derivative cancels), solved here densely.
+    rows = np.vstack([X[:, :-1] for X, _ in school_tasks[:30]])
+    mean, std = rows.mean(axis=0), rows.std(axis=0)
+    tasks = [((X[:, :-1] - mean) / std, y) for X, y in school_tasks[:30]]
+    T, d, alpha, l2 = len(tasks), tasks[0][0].shape[1], 300.0, 1.0
+    A = np.kron(np.eye(T), (alpha + l2) * np.eye(d)) - np.kron(np.full((T, T), alpha / T), np.eye(d))
+    rhs = np.zeros(T * d)
+    for t, (X, y) in enumerate(tasks):
+        A[t * d : (t + 1) * d, t * d : (t + 1) * d] += X.T @ X
+        rhs[t * d : (t + 1) * d] = X.T @ y
+    W_ref = np.linalg.solve(A, rhs).reshape(T, d).T
+    res = mtlx.solve(mtlx.TaskData.from_tasks(tasks), penalty="mean", alpha=alpha, l2=l2, task_weights="sum",
+                     tol=1e-10, max_iter=100_000)
+    assert res.converged
+    np.testing.assert_allclose(res.W, W_ref, rtol=0, atol=5e-8 * np.abs(W_ref).max())
+    F_ref = objective_ref(tasks, W_ref, None, ["squared"] * T, np.ones(T), alpha, "mean") + 0.5 * l2 * np.sum(W_ref**2)
+    assert res.objective == pytest.approx(F_ref, rel=1e-12)
+

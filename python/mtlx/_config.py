@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from . import _core
 
-__all__ = ["resolve_n_threads"]
+__all__ = ["blas_threads", "resolve_n_threads"]
+
+_controller = None
 
 
 def resolve_n_threads(n_threads: int | None = None) -> int:
@@ -34,3 +37,22 @@ def resolve_n_threads(n_threads: int | None = None) -> int:
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int,)) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
     return int(n_threads)
+
+
+def blas_threads(n_threads: int):
+    """Context in which the BLAS/LAPACK libraries loaded in the process use ``n_threads`` threads.
+
+    The core's SVDs, Gram matrices and shared-input products go to SciPy's BLAS, which would
+    otherwise start its own thread pool whatever ``n_threads`` says (oversubscribing the cores
+    the core's OpenMP loops use, or another rank's). Uses threadpoolctl (a scikit-learn
+    dependency); its controller, which inspects the loaded libraries, is built once.
+    """
+    global _controller
+    try:
+        if _controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            _controller = ThreadpoolController()
+        return _controller.limit(limits=int(n_threads), user_api="blas")
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()

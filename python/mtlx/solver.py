@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._config import resolve_n_threads
+from ._config import blas_threads, resolve_n_threads
 from ._reduction import LocalReduction
 from ._validate import check_nonnegative
 from .data import TaskData
 from .gram import GramSquaredLoss, smooth_loss
+from .losses import LOSSES
 from .objective import SmoothLoss, as_parameters
 from .penalties import get_penalty
 
@@ -148,6 +149,11 @@ class Composite:
         self.stop_requested = False
         self._failure = None
 
+    def is_quadratic(self) -> bool:
+        """True when every task on every rank has the squared loss (collective under MPI)."""
+        local = bool(np.all(self.smooth.losses == LOSSES["squared"]))
+        return not self.reduction.any(not local)
+
     def split(self, theta: np.ndarray):
         """Views (Wt, b) of a flat vector; b is None without intercepts."""
         Wt = theta[: self.n_coef].reshape(self.shape)
@@ -272,9 +278,12 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
     # differences below this are noise and must neither fail the line search nor set L.
     noise = max(1e-12, 100.0 * float(np.finfo(dtype).eps))
     n_flags = problem.n_flags
-    if state is None:
+    quadratic = problem.is_quadratic()
+    grad = np.empty_like(theta0)
+    fresh = state is None
+    if fresh:
         x = theta0.copy()
-        grad0 = np.empty_like(x)
+        grad0 = grad  # the gradient at x0, which is also y0
         start = np.zeros(3 + n_flags)
         start[0] = problem.f(x, grad0)
         start[1] = problem.g(x)
@@ -287,9 +296,20 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
     # L: first trial step 1; backtracking jumps to the measured curvature at once.
     t, L, L_seen, F, history, n_evals = state.t, state.L, state.L_seen, state.F, list(state.history), state.n_evals
     x_new = np.empty_like(x)
-    grad = np.empty_like(x)
     diff = np.empty_like(x)
     move = np.empty_like(x)
+    if quadratic:
+        # f quadratic (every task squared loss): its gradient is affine, so each trial evaluates
+        # f and grad f at x+ in one pass, and grad f at the next extrapolated point is a linear
+        # combination: one pass over the data per iteration instead of two.
+        grad_x, grad_new = np.empty_like(x), np.empty_like(x)
+        if fresh:
+            f_y = start[0]
+            np.copyto(grad_x, grad)
+        else:
+            f_y = problem.f(y, grad)
+            problem.f(x, grad_x)
+            n_evals += 2
     # Global sums of one line-search trial, one Allreduce: f(x+), alpha g(x+), f(y), ||x+ - y||^2,
     # <grad, x+ - y>, ||x+||^2, ||y||^2, <x+ - y, x+ - x>, then the flags.
     sums = np.zeros(8 + n_flags)
@@ -300,15 +320,16 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
     n_iter = state.n_iter
     for n_iter in range(state.n_iter + 1, max_iter + 1):
         try:
-            f_y = problem.f(y, grad)
-            n_evals += 1
+            if not quadratic:
+                f_y = problem.f(y, grad)
+                n_evals += 1
             # Try a larger step than last time, but not beyond the curvature just observed.
             L = max(0.98 * L, L_seen, np.finfo(np.float64).tiny)
             for _ in range(200):
                 np.multiply(grad, -1.0 / L, out=x_new)
                 x_new += y
                 g_new = problem.prox(x_new, 1.0 / L)
-                f_new = problem.f(x_new)
+                f_new = f_new_local = problem.f(x_new, grad_new) if quadratic else problem.f(x_new)
                 n_evals += 1
                 np.subtract(x_new, y, out=diff)
                 np.subtract(x_new, x, out=move)
@@ -344,11 +365,24 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
         if dot_move < 0.0 or F_new > F:
             t = 1.0
             np.copyto(y, x_new)
+            if quadratic:
+                np.copyto(grad, grad_new)
+                f_y = f_new_local
         else:
             t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-            np.multiply(move, (t - 1.0) / t_next, out=y)
+            beta = (t - 1.0) / t_next
+            np.multiply(move, beta, out=y)
             y += x_new
             t = t_next
+            if quadratic:
+                # grad f(y) = (1 + beta) grad f(x+) - beta grad f(x), and, f being quadratic, the
+                # trapezoid rule is exact: f(y) = f(x+) + <grad f(x+) + grad f(y), y - x+> / 2.
+                np.multiply(grad_new, 1.0 + beta, out=grad)
+                np.multiply(grad_x, beta, out=diff)
+                grad -= diff
+                f_y = f_new_local + 0.5 * beta * (float(np.dot(grad_new, move)) + float(np.dot(grad, move)))
+        if quadratic:
+            grad_x, grad_new = grad_new, grad_x
         x, x_new = x_new, x
         F = F_new
 
@@ -492,8 +526,18 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         reduction = MPIReduction(comm, data)
         data = reduction.conform(data)
     with reduction.agreed_errors():
+        n_threads = resolve_n_threads(n_threads)
+    with blas_threads(n_threads):
+        return _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0, b0, callback,
+                      n_threads, gram, reduction, checkpoint, checkpoint_every, resume, start)
+
+
+def _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0, b0, callback, n_threads,
+           gram, reduction, checkpoint, checkpoint_every, resume, start) -> SolveResult:
+    """:func:`solve` after argument checks, inside the BLAS thread limit."""
+    with reduction.agreed_errors():
         smooth = smooth_loss(data, _local_part(loss, reduction, "loss"),
-                             _local_part(task_weights, reduction, "task_weights"), resolve_n_threads(n_threads), gram)
+                             _local_part(task_weights, reduction, "task_weights"), n_threads, gram)
         if fit_intercept:
             smooth.check_intercepts_bounded()
         problem = Composite(smooth, pen, alpha, l2, bool(fit_intercept), reduction)
@@ -521,7 +565,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         warnings.warn(
             f"mtlx.solve did not converge in {max_iter} iterations (relative change {info['rel_change']:.2e}, "
             f"optimality {info['optimality']:.2e}, tol {tol:.1e}); raise max_iter or tol",
-            ConvergenceWarning, stacklevel=2)
+            ConvergenceWarning, stacklevel=3)
     n_calls, n_bytes = reduction.n_calls - n_calls0, reduction.n_bytes - n_bytes0
     if reduction.distributed:
         W = reduction.allgather_tasks(np.ascontiguousarray(Wt)).T
