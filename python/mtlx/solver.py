@@ -143,8 +143,11 @@ class Composite:
         self._gb_unused = np.empty(data.n_tasks, dtype=self.dtype)
         self._active = penalty.name != "none" and alpha != 0.0
         # With columns on several ranks, l21 and trace shrink with global statistics (see
-        # penalties.py); one process keeps the fused core prox (and its SVD for the trace norm).
-        n_stats = penalty.stats_size(data.n_features) if self._active and self.distributed else 0
+        # penalties.py); one process keeps the fused core prox, except for the trace norm of a W
+        # with fewer rows than columns (d <= T): the eigendecomposition of the d x d W W^T costs
+        # less than the SVD of W (school, 28 x 139: 125 against 160 us per prox here).
+        by_stats = self.distributed or (penalty.name == "trace" and data.n_features <= data.n_tasks)
+        n_stats = penalty.stats_size(data.n_features) if self._active and by_stats else 0
         self._stats = np.zeros(n_stats + self.n_flags) if n_stats else None
         self.stop_requested = False
         self._failure = None
