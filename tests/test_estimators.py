@@ -27,7 +27,7 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @parametrize_with_checks(
-    [mtlx.MultiTaskRegressor(), mtlx.MultiTaskClassifier()],
+    [mtlx.MultiTaskRegressor(), mtlx.MultiTaskClassifier(), mtlx.MultiTaskRegressorCV(n_alphas=5, cv=3)],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
 )
 def test_sklearn_estimator_checks(estimator, check):

@@ -37,6 +37,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "MultiTaskRegressor": "estimators",
     "MultiTaskClassifier": "estimators",
+    "MultiTaskRegressorCV": "regressor_cv",
     "save": "persistence",
     "load": "persistence",
 }
@@ -47,6 +48,7 @@ __all__ = [
     "ConvergenceWarning",
     "MultiTaskClassifier",
     "MultiTaskRegressor",
+    "MultiTaskRegressorCV",
     "PathResult",
     "SolveResult",
     "SolverState",

@@ -19,13 +19,14 @@ __all__ = ["load", "save"]
 _FORMAT = 1
 _FITTED = ("coef_", "intercept_", "n_iter_", "objective_history_", "n_tasks_", "tasks_", "n_features_in_",
            "fit_layout_")
-_NOT_STORED = ("callback", "comm")
+_NOT_STORED = ("callback", "comm")  # live objects, never data
 
 
 def _estimator_classes() -> dict:
     from .estimators import MultiTaskClassifier, MultiTaskRegressor
+    from .regressor_cv import MultiTaskRegressorCV
 
-    return {cls.__name__: cls for cls in (MultiTaskRegressor, MultiTaskClassifier)}
+    return {cls.__name__: cls for cls in (MultiTaskRegressor, MultiTaskClassifier, MultiTaskRegressorCV)}
 
 
 def save(model, path) -> None:
@@ -46,11 +47,7 @@ def save(model, path) -> None:
     if type(model).__name__ not in classes or not isinstance(model, classes[type(model).__name__]):
         raise TypeError(f"mtlx.save stores mtlx estimators ({', '.join(classes)}), got {type(model).__name__}")
     check_is_fitted(model)
-    params = model.get_params(deep=False)
-    for name in _NOT_STORED:
-        params[name] = None
-    if not isinstance(params["task_weights"], str):
-        params["task_weights"] = np.asarray(params["task_weights"], dtype=np.float64).tolist()
+    params = {name: _storable(name, value) for name, value in model.get_params(deep=False).items()}
     meta = {"format": _FORMAT, "mtlx_version": __version__, "estimator": type(model).__name__, "params": params}
     arrays = {name: np.asarray(getattr(model, name)) for name in _FITTED}
     if hasattr(model, "feature_names_in_"):
@@ -72,6 +69,20 @@ def save(model, path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
     np.savez(tmp, __meta__=np.asarray(json.dumps(meta)), **arrays)
     os.replace(tmp, path)
+
+
+def _storable(name: str, value):
+    """A parameter as JSON: arrays as lists; what JSON cannot hold (a callback, a communicator,
+    a CV splitter object) as None, the default it comes back with."""
+    if name in _NOT_STORED:
+        return None
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    try:
+        json.dumps(value)
+    except TypeError:
+        return None
+    return value
 
 
 def load(path):
