@@ -15,6 +15,7 @@
 #include <omp.h>
 #endif
 
+#include "mtlx/fista_ops.hpp"
 #include "mtlx/grad.hpp"
 #include "mtlx/gram.hpp"
 #include "mtlx/lapack.hpp"
@@ -317,12 +318,77 @@ void bind_gram(py::module_& m) {
 
 }  // namespace
 
+// The solver's fused vector steps: 1-D arrays of one length n (the flat parameter vector).
+template <class Real>
+void bind_fista_ops(py::module_& m) {
+  auto same_length = [](std::initializer_list<const py::array*> arrays) {
+    const py::ssize_t n = (*arrays.begin())->size();
+    for (const py::array* a : arrays) {
+      if (a->ndim() != 1 || a->size() != n) throw std::invalid_argument("fista vectors must be 1-D of one length");
+    }
+    return static_cast<std::int64_t>(n);
+  };
+  m.def(
+      "gradient_step",
+      [same_length](const carray<Real>& y, const carray<Real>& g, double step, carray<Real> out) {
+        const std::int64_t n = same_length({&y, &g, &out});
+        expect_writable(out, "out");
+        Real* o = out.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::gradient_step(y.data(), g.data(), step, o, n);
+      },
+      py::arg("y").noconvert(), py::arg("g").noconvert(), py::arg("step"), py::arg("out").noconvert(),
+      "out = y - step * g.");
+  m.def(
+      "trial_sums",
+      [same_length](const carray<Real>& x_new, const carray<Real>& y, const carray<Real>& x, const carray<Real>& g,
+                    carray<Real> move) {
+        const std::int64_t n = same_length({&x_new, &y, &x, &g, &move});
+        expect_writable(move, "move");
+        Real* mv = move.mutable_data();
+        mtlx::cpu::TrialSums s{};
+        {
+          py::gil_scoped_release release;
+          s = mtlx::cpu::trial_sums(x_new.data(), y.data(), x.data(), g.data(), mv, n);
+        }
+        return py::make_tuple(s.step_sq, s.linear, s.trial_sq, s.extrap_sq, s.momentum);
+      },
+      py::arg("x_new").noconvert(), py::arg("y").noconvert(), py::arg("x").noconvert(), py::arg("g").noconvert(),
+      py::arg("move").noconvert(),
+      "(||x+ - y||^2, <g, x+ - y>, ||x+||^2, ||y||^2, <x+ - y, x+ - x>); writes move = x+ - x.");
+  m.def(
+      "extrapolate",
+      [same_length](const carray<Real>& x_new, const carray<Real>& move, double beta, carray<Real> y) {
+        const std::int64_t n = same_length({&x_new, &move, &y});
+        expect_writable(y, "y");
+        Real* out = y.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::extrapolate(x_new.data(), move.data(), beta, out, n);
+      },
+      py::arg("x_new").noconvert(), py::arg("move").noconvert(), py::arg("beta"), py::arg("y").noconvert(),
+      "y = x+ + beta * move.");
+  m.def(
+      "extrapolate_gradient",
+      [same_length](const carray<Real>& g_new, const carray<Real>& g_x, const carray<Real>& move, double beta,
+                    carray<Real> g_y) {
+        const std::int64_t n = same_length({&g_new, &g_x, &move, &g_y});
+        expect_writable(g_y, "g_y");
+        Real* out = g_y.mutable_data();
+        py::gil_scoped_release release;
+        return mtlx::cpu::extrapolate_gradient(g_new.data(), g_x.data(), move.data(), beta, out, n);
+      },
+      py::arg("g_new").noconvert(), py::arg("g_x").noconvert(), py::arg("move").noconvert(), py::arg("beta"),
+      py::arg("g_y").noconvert(), "g_y = (1 + beta) g_new - beta g_x; returns <g_new + g_y, move>.");
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mtlx native core (private): batched per-task losses/gradients and proximal operators.";
   bind_dtype<double>(m);
   bind_dtype<float>(m);
   bind_gram<double>(m);
   bind_gram<float>(m);
+  bind_fista_ops<double>(m);
+  bind_fista_ops<float>(m);
 
   m.def(
       "set_routine",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _core
 from ._config import blas_threads, resolve_n_threads
 from ._reduction import LocalReduction
 from ._validate import check_nonnegative
@@ -299,7 +300,6 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
     # L: first trial step 1; backtracking jumps to the measured curvature at once.
     t, L, L_seen, F, history, n_evals = state.t, state.L, state.L_seen, state.F, list(state.history), state.n_evals
     x_new = np.empty_like(x)
-    diff = np.empty_like(x)
     move = np.empty_like(x)
     if quadratic:
         # f quadratic (every task squared loss): its gradient is affine, so each trial evaluates
@@ -329,15 +329,13 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
             # Try a larger step than last time, but not beyond the curvature just observed.
             L = max(0.98 * L, L_seen, np.finfo(np.float64).tiny)
             for _ in range(200):
-                np.multiply(grad, -1.0 / L, out=x_new)
-                x_new += y
+                _core.gradient_step(y, grad, 1.0 / L, x_new)
                 g_new = problem.prox(x_new, 1.0 / L)
                 f_new = f_new_local = problem.f(x_new, grad_new) if quadratic else problem.f(x_new)
                 n_evals += 1
-                np.subtract(x_new, y, out=diff)
-                np.subtract(x_new, x, out=move)
-                sums[:8] = (f_new, g_new, f_y, np.dot(diff, diff), np.dot(grad, diff), np.dot(x_new, x_new),
-                            np.dot(y, y), np.dot(diff, move))
+                # ||x+ - y||^2, <grad, x+ - y>, ||x+||^2, ||y||^2, <x+ - y, x+ - x> in one pass; move = x+ - x
+                sums[:3] = (f_new, g_new, f_y)
+                sums[3:8] = _core.trial_sums(x_new, y, x, grad, move)
                 problem.reduce(sums)
                 f_new, g_new, f_y_all, dd, lin, xx, yy, dot_move = sums[:8].tolist()
                 excess = f_new - f_y_all - lin  # f(x+) minus its linear model at y
@@ -374,16 +372,12 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
         else:
             t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
             beta = (t - 1.0) / t_next
-            np.multiply(move, beta, out=y)
-            y += x_new
+            _core.extrapolate(x_new, move, beta, y)
             t = t_next
             if quadratic:
                 # grad f(y) = (1 + beta) grad f(x+) - beta grad f(x), and, f being quadratic, the
                 # trapezoid rule is exact: f(y) = f(x+) + <grad f(x+) + grad f(y), y - x+> / 2.
-                np.multiply(grad_new, 1.0 + beta, out=grad)
-                np.multiply(grad_x, beta, out=diff)
-                grad -= diff
-                f_y = f_new_local + 0.5 * beta * (float(np.dot(grad_new, move)) + float(np.dot(grad, move)))
+                f_y = f_new_local + 0.5 * beta * _core.extrapolate_gradient(grad_new, grad_x, move, beta, grad)
         if quadratic:
             grad_x, grad_new = grad_new, grad_x
         x, x_new = x_new, x
