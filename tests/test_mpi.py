@@ -27,8 +27,8 @@ for key in [k for k in ENV if k.startswith(("PMI_", "OMPI_", "HYDRA_"))]:
     del ENV[key]
 
 
-def launch(n, *args, timeout=240):
-    cmd = [MPIEXEC, "-n", str(n), sys.executable, *args] if n else [sys.executable, *args]
+def launch(n, *args, timeout=240, mpiexec_args=()):
+    cmd = [MPIEXEC, *mpiexec_args, "-n", str(n), sys.executable, *args] if n else [sys.executable, *args]
     return subprocess.run(cmd, env=ENV, cwd=HERE, capture_output=True, text=True, timeout=timeout)
 
 
@@ -66,12 +66,16 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, killed, re
 
 
 def test_nan_on_one_rank_fails_every_rank_with_the_same_error(tmp_path):
-    proc = launch(3, str(HERE / "scripts" / "mpi_fit.py"), "nan", str(tmp_path), str(tmp_path / "W.npy"), timeout=120)
+    # One stderr file per rank (Hydra's -errfile-pattern): the ranks' writes to one pipe interleave.
+    proc = launch(3, str(HERE / "scripts" / "mpi_fit.py"), "nan", str(tmp_path), str(tmp_path / "W.npy"), timeout=120,
+                  mpiexec_args=("-errfile-pattern", str(tmp_path / "err.%r")))
     assert proc.returncode != 0
-    # The ranks' stderr streams interleave, so search the whole text rather than line starts.
-    found = re.findall(r"ValueError: task 17: X contains NaN \(row \d+\); inputs must be finite "
-                       r"\[raised on rank \d+ of 3\]", proc.stderr)
-    assert len(found) == 3 and len(set(found)) == 1, proc.stderr[-3000:]  # one per rank, all the same
+    found = []
+    for rank in range(3):
+        text = (tmp_path / f"err.{rank}").read_text()
+        found += re.findall(r"ValueError: task 17: X contains NaN \(row \d+\); inputs must be finite "
+                            r"\[raised on rank \d+ of 3\]", text)
+    assert len(found) == 3 and len(set(found)) == 1, found  # one per rank, all the same
 
 
 @pytest.mark.parametrize("how", ["python -m mpi4py", "abort_on_unhandled_exception"])

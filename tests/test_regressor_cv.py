@@ -27,15 +27,15 @@ def test_stacked_layout_matches_a_brute_force_search(rng, penalty):
     X = rng.standard_normal((150, 8))
     task = np.repeat([4, 9, 13], [70, 1, 79])  # the one-row task is never held out
     y = X @ rng.standard_normal(8) + task * 0.1 + 0.3 * rng.standard_normal(150)
-    model = mtlx.MultiTaskRegressorCV(penalty=penalty, n_alphas=5, cv=3, tol=1e-10).fit(X, y, task=task)
+    model = mtlx.MultiTaskRegressorCV(penalty=penalty, n_alphas=5, cv=3, tol=1e-9).fit(X, y, task=task)
     data = mtlx.TaskData.from_stacked(X, y, task)
     for k, (train, held) in enumerate(model._folds(data)):
         for i, alpha in enumerate(model.alphas_):
-            fit = mtlx.MultiTaskRegressor(penalty=penalty, alpha=alpha, tol=1e-10, max_iter=100_000).fit(train)
+            fit = mtlx.MultiTaskRegressor(penalty=penalty, alpha=alpha, tol=1e-9, max_iter=100_000).fit(train)
             err = np.concatenate([x @ fit.coef_[t] + fit.intercept_[t] - yy for t, (x, yy) in enumerate(held)])
             assert model.mse_path_[i, k] == pytest.approx(np.mean(err**2), rel=1e-6)
     assert model.alpha_ == model.alphas_[np.argmin(model.mse_path_.mean(axis=1))]
-    final = mtlx.MultiTaskRegressor(penalty=penalty, alpha=model.alpha_, tol=1e-10).fit(X, y, task=task)
+    final = mtlx.MultiTaskRegressor(penalty=penalty, alpha=model.alpha_, tol=1e-9).fit(X, y, task=task)
     np.testing.assert_allclose(model.coef_, final.coef_, atol=1e-12)
     np.testing.assert_array_equal(model.tasks_, [4, 9, 13])
 

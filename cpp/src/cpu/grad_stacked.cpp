@@ -19,10 +19,11 @@ struct Chunk {
 // Rows per chunk depend on d only (never on the thread count), so the reduction order, and
 // hence every bit of the result, is the same on 1 or 64 threads. ~256 KiB of X per chunk keeps
 // scheduling overhead small while splitting big tasks finely enough to balance two-plus cores.
+constexpr std::int64_t kChunkBytes = 256 * 1024;
+
 std::int64_t rows_per_chunk(std::int64_t d, std::size_t real_size) {
-  const std::int64_t bytes = 256 * 1024;
-  return std::clamp<std::int64_t>(bytes / std::max<std::int64_t>(1, d * static_cast<std::int64_t>(real_size)), 64,
-                                  1 << 16);
+  return std::clamp<std::int64_t>(kChunkBytes / std::max<std::int64_t>(1, d * static_cast<std::int64_t>(real_size)),
+                                  64, 1 << 16);
 }
 
 template <class Real, bool WithGrad>
@@ -63,8 +64,16 @@ double stacked_pass(const StackedTasks<Real>& data, const Real* Wt, const Real* 
   // Per chunk: [loss, gb, g_0 .. g_{d-1}] in double, reduced per task below in chunk order.
   const std::int64_t stride = WithGrad ? d + 2 : 1;
   std::vector<double> partial(static_cast<std::size_t>(n_chunks * stride));
+  std::vector<double> task_loss(T);
 
-#pragma omp parallel num_threads(n_threads)
+  // At most one thread per chunk's worth of X: waking a sleeping (passive) thread costs about
+  // as much as summing a chunk, so a call of one chunk or less runs on the calling thread. The
+  // chunks, hence the bits of the result, are the same for any count.
+  const std::int64_t x_bytes = data.offsets[T] * d * static_cast<std::int64_t>(sizeof(Real));
+  const int used = static_cast<int>(std::clamp<std::int64_t>((x_bytes + kChunkBytes - 1) / kChunkBytes, 1,
+                                                                  std::max(1, n_threads)));
+
+#pragma omp parallel num_threads(used)
   {
     std::vector<Real> g(WithGrad ? d : 0);
 #pragma omp for schedule(dynamic, 1)
@@ -78,24 +87,24 @@ double stacked_pass(const StackedTasks<Real>& data, const Real* Wt, const Real* 
         for (std::int64_t j = 0; j < d; ++j) out[2 + j] = g[j];
       }
     }
-  }
 
-  std::vector<double> task_loss(T);
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-  for (std::int64_t t = 0; t < T; ++t) {
-    const double c_t = data.weights[t];
-    double loss = 0.0;
-    for (std::int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c) loss += partial[c * stride];
-    task_loss[t] = c_t * loss;
-    if constexpr (WithGrad) {
-      std::vector<double> acc(d + 1, 0.0);
-      for (std::int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c) {
-        const double* p = partial.data() + c * stride + 1;
-        for (std::int64_t j = 0; j <= d; ++j) acc[j] += p[j];
+    std::vector<double> acc(WithGrad ? d + 1 : 0);
+#pragma omp for schedule(static)
+    for (std::int64_t t = 0; t < T; ++t) {
+      const double c_t = data.weights[t];
+      double loss = 0.0;
+      for (std::int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c) loss += partial[c * stride];
+      task_loss[t] = c_t * loss;
+      if constexpr (WithGrad) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (std::int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c) {
+          const double* p = partial.data() + c * stride + 1;
+          for (std::int64_t j = 0; j <= d; ++j) acc[j] += p[j];
+        }
+        grad.gb[t] = static_cast<Real>(c_t * acc[0]);
+        Real* gw = grad.gWt + t * d;
+        for (std::int64_t j = 0; j < d; ++j) gw[j] = static_cast<Real>(c_t * acc[j + 1]);
       }
-      grad.gb[t] = static_cast<Real>(c_t * acc[0]);
-      Real* gw = grad.gWt + t * d;
-      for (std::int64_t j = 0; j < d; ++j) gw[j] = static_cast<Real>(c_t * acc[j + 1]);
     }
   }
   double total = 0.0;
