@@ -52,8 +52,8 @@ void expect_writable(const py::array& a, const char* name) {
 }
 
 template <class Real>
-mtlx::GradientOut<Real> gradient_out(std::optional<carray<Real>>& gWt, std::optional<carray<Real>>& gb,
-                                     py::ssize_t T, py::ssize_t d) {
+mtlx::GradientOut<Real> gradient_out(std::optional<carray<Real>>& gWt, std::optional<carray<Real>>& gb, py::ssize_t T,
+                                     py::ssize_t d) {
   if (gWt.has_value() != gb.has_value()) throw std::invalid_argument("pass both gW and gb, or neither");
   if (!gWt) return {};
   expect_shape(*gWt, "gW", {T, d});
@@ -107,9 +107,9 @@ void bind_dtype(py::module_& m) {
         py::gil_scoped_release release;
         return mtlx::cpu::loss_grad(data, Wt.data(), bp, grad, n_threads);
       },
-      py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("offsets").noconvert(),
-      py::arg("losses").noconvert(), py::arg("weights").noconvert(), py::arg("Wt").noconvert(),
-      py::arg("b").noconvert(), py::arg("gWt").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads"),
+      py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("offsets").noconvert(), py::arg("losses").noconvert(),
+      py::arg("weights").noconvert(), py::arg("Wt").noconvert(), py::arg("b").noconvert(), py::arg("gWt").noconvert(),
+      py::arg("gb").noconvert(), py::arg("n_threads"),
       "Loss of stacked ragged tasks at (Wt, b); writes the gradient into (gWt, gb) when given.");
 
   m.def(
@@ -129,10 +129,9 @@ void bind_dtype(py::module_& m) {
         py::gil_scoped_release release;
         return mtlx::cpu::loss_grad(data, Wt.data(), bp, grad, n_threads);
       },
-      py::arg("X").noconvert(), py::arg("Y").noconvert(), py::arg("losses").noconvert(),
-      py::arg("weights").noconvert(), py::arg("Wt").noconvert(), py::arg("b").noconvert(),
-      py::arg("gWt").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads"),
-      "Loss of tasks sharing one X at (Wt, b); writes the gradient into (gWt, gb) when given.");
+      py::arg("X").noconvert(), py::arg("Y").noconvert(), py::arg("losses").noconvert(), py::arg("weights").noconvert(),
+      py::arg("Wt").noconvert(), py::arg("b").noconvert(), py::arg("gWt").noconvert(), py::arg("gb").noconvert(),
+      py::arg("n_threads"), "Loss of tasks sharing one X at (Wt, b); writes the gradient into (gWt, gb) when given.");
 
   m.def(
       "prox",
@@ -213,9 +212,8 @@ GramArgs<Real> gram_args(const carray<Real>& G, const carray<Real>& s, carray<Re
   expect_shape(P0, "P0", {T, d});
   expect_shape(rr0, "rr0", {T});
   expect_shape(rs0, "rs0", {T});
-  for (const py::array* a : {static_cast<py::array*>(&W0), static_cast<py::array*>(&b0),
-                             static_cast<py::array*>(&P0), static_cast<py::array*>(&rr0),
-                             static_cast<py::array*>(&rs0)}) {
+  for (const py::array* a : {static_cast<py::array*>(&W0), static_cast<py::array*>(&b0), static_cast<py::array*>(&P0),
+                             static_cast<py::array*>(&rr0), static_cast<py::array*>(&rs0)}) {
     expect_writable(*a, "the Gram reference");
   }
   return {{G.data(), s.data()},
@@ -265,8 +263,8 @@ void bind_gram(py::module_& m) {
   m.def(
       "loss_grad_gram_stacked",
       [](const carray<Real>& X, const carray<Real>& y, const carray<std::int64_t>& offsets,
-         const carray<double>& weights, const carray<Real>& G, const carray<Real>& s, carray<Real> W0,
-         carray<Real> b0, carray<double> P0, carray<double> rr0, carray<double> rs0, const carray<Real>& Wt,
+         const carray<double>& weights, const carray<Real>& G, const carray<Real>& s, carray<Real> W0, carray<Real> b0,
+         carray<double> P0, carray<double> rr0, carray<double> rs0, const carray<Real>& Wt,
          const std::optional<carray<Real>>& b, std::optional<carray<Real>> gWt, std::optional<carray<Real>> gb,
          int n_threads) {
         if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));

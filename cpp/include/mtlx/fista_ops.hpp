@@ -15,11 +15,11 @@ namespace mtlx::cpu {
 /// The five inner products a line-search trial needs, for x+ (the trial point), y (where the
 /// gradient was taken), x (the last iterate) and g = grad f(y).
 struct TrialSums {
-  double step_sq;     ///< ||x+ - y||^2
-  double linear;      ///< <g, x+ - y>
-  double trial_sq;    ///< ||x+||^2
-  double extrap_sq;   ///< ||y||^2
-  double momentum;    ///< <x+ - y, x+ - x>, negative when the step turns against the last move
+  double step_sq;    ///< ||x+ - y||^2
+  double linear;     ///< <g, x+ - y>
+  double trial_sq;   ///< ||x+||^2
+  double extrap_sq;  ///< ||y||^2
+  double momentum;   ///< <x+ - y, x+ - x>, negative when the step turns against the last move
 };
 
 /// out = y - step * g (the gradient step before the prox).

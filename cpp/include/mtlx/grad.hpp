@@ -20,11 +20,11 @@ namespace mtlx {
 /// Ragged tasks stacked row-wise: rows offsets[t] .. offsets[t+1]-1 of X and y belong to task t.
 template <class Real>
 struct StackedTasks {
-  const Real* X;                 ///< n x d, row-major
-  const Real* y;                 ///< n
-  const std::int64_t* offsets;   ///< n_tasks + 1, non-decreasing, offsets[0] = 0
-  const std::uint8_t* losses;    ///< n_tasks LossKind codes
-  const double* weights;         ///< n_tasks task weights c_t
+  const Real* X;                ///< n x d, row-major
+  const Real* y;                ///< n
+  const std::int64_t* offsets;  ///< n_tasks + 1, non-decreasing, offsets[0] = 0
+  const std::uint8_t* losses;   ///< n_tasks LossKind codes
+  const double* weights;        ///< n_tasks task weights c_t
   std::int64_t n_tasks;
   std::int64_t n_features;
 };
@@ -32,10 +32,10 @@ struct StackedTasks {
 /// One input matrix shared by every task.
 template <class Real>
 struct SharedTasks {
-  const Real* X;                 ///< n x d, row-major
-  const Real* Y;                 ///< n x n_tasks, row-major
-  const std::uint8_t* losses;    ///< n_tasks LossKind codes
-  const double* weights;         ///< n_tasks task weights c_t
+  const Real* X;               ///< n x d, row-major
+  const Real* Y;               ///< n x n_tasks, row-major
+  const std::uint8_t* losses;  ///< n_tasks LossKind codes
+  const double* weights;       ///< n_tasks task weights c_t
   std::int64_t n_samples;
   std::int64_t n_tasks;
   std::int64_t n_features;
@@ -53,13 +53,11 @@ namespace cpu {
 /// Loss value of the stacked layout at (Wt, b); fills `grad` when grad.gWt is non-null.
 /// `b` may be null (no intercepts: b = 0).
 template <class Real>
-double loss_grad(const StackedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad,
-                 int n_threads);
+double loss_grad(const StackedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad, int n_threads);
 
 /// Same for the shared-input layout: X is read once per call, in row blocks, with BLAS products.
 template <class Real>
-double loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad,
-                 int n_threads);
+double loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad, int n_threads);
 
 /// Index of the first row of the n x d matrix X holding a NaN or an infinity, or -1.
 template <class Real>

@@ -19,8 +19,8 @@ bool ready();
 
 /// C = alpha op(A) op(B) + beta C, column-major (Fortran) conventions.
 template <class Real>
-void gemm(char trans_a, char trans_b, int m, int n, int k, Real alpha, const Real* A, int lda,
-          const Real* B, int ldb, Real beta, Real* C, int ldc);
+void gemm(char trans_a, char trans_b, int m, int n, int k, Real alpha, const Real* A, int lda, const Real* B, int ldb,
+          Real beta, Real* C, int ldc);
 
 /// C = alpha A A' + beta C (trans 'N') on the `uplo` triangle of the n x n column-major C; A is n x k.
 template <class Real>

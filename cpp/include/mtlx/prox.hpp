@@ -49,13 +49,12 @@ namespace cpu {
 
 /// out = prox of tau * g at V (both n_tasks x n_features row-major); returns g(out).
 template <class Real>
-double prox(PenaltyKind kind, const Real* V, std::int64_t n_tasks, std::int64_t n_features,
-            Real tau, Real* out, int n_threads);
+double prox(PenaltyKind kind, const Real* V, std::int64_t n_tasks, std::int64_t n_features, Real tau, Real* out,
+            int n_threads);
 
 /// g(W) for W stored as n_tasks x n_features row-major.
 template <class Real>
-double penalty_value(PenaltyKind kind, const Real* W, std::int64_t n_tasks, std::int64_t n_features,
-                     int n_threads);
+double penalty_value(PenaltyKind kind, const Real* W, std::int64_t n_tasks, std::int64_t n_features, int n_threads);
 
 }  // namespace cpu
 }  // namespace mtlx

@@ -27,8 +27,7 @@ void loss_and_deriv(const Real* y, Real* z, double c, bool with_grad, double& lo
 }  // namespace
 
 template <class Real>
-double loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad,
-                 int n_threads) {
+double loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad, int n_threads) {
   const std::int64_t n = data.n_samples, T = data.n_tasks, d = data.n_features;
   const bool with_grad = grad.gWt != nullptr;
   const std::int64_t B = block_rows(d, sizeof(Real));
@@ -81,8 +80,7 @@ double loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real* b, G
   return total;
 }
 
-template double loss_grad<double>(const SharedTasks<double>&, const double*, const double*, GradientOut<double>,
-                                  int);
+template double loss_grad<double>(const SharedTasks<double>&, const double*, const double*, GradientOut<double>, int);
 template double loss_grad<float>(const SharedTasks<float>&, const float*, const float*, GradientOut<float>, int);
 
 }  // namespace mtlx::cpu

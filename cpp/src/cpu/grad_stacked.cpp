@@ -22,13 +22,12 @@ struct Chunk {
 constexpr std::int64_t kChunkBytes = 256 * 1024;
 
 std::int64_t rows_per_chunk(std::int64_t d, std::size_t real_size) {
-  return std::clamp<std::int64_t>(kChunkBytes / std::max<std::int64_t>(1, d * static_cast<std::int64_t>(real_size)),
-                                  64, 1 << 16);
+  return std::clamp<std::int64_t>(kChunkBytes / std::max<std::int64_t>(1, d * static_cast<std::int64_t>(real_size)), 64,
+                                  1 << 16);
 }
 
 template <class Real, bool WithGrad>
-double run_chunk(const StackedTasks<Real>& data, const Chunk& c, const Real* Wt, const Real* b, Real* g,
-                 Real& gb) {
+double run_chunk(const StackedTasks<Real>& data, const Chunk& c, const Real* Wt, const Real* b, Real* g, Real& gb) {
   const std::int64_t d = data.n_features;
   const Real* X = data.X + c.begin * d;
   const Real* y = data.y + c.begin;
@@ -70,8 +69,8 @@ double stacked_pass(const StackedTasks<Real>& data, const Real* Wt, const Real* 
   // as much as summing a chunk, so a call of one chunk or less runs on the calling thread. The
   // chunks, hence the bits of the result, are the same for any count.
   const std::int64_t x_bytes = data.offsets[T] * d * static_cast<std::int64_t>(sizeof(Real));
-  const int used = static_cast<int>(std::clamp<std::int64_t>((x_bytes + kChunkBytes - 1) / kChunkBytes, 1,
-                                                                  std::max(1, n_threads)));
+  const int used =
+      static_cast<int>(std::clamp<std::int64_t>((x_bytes + kChunkBytes - 1) / kChunkBytes, 1, std::max(1, n_threads)));
 
 #pragma omp parallel num_threads(used)
   {

@@ -14,20 +14,20 @@ namespace {
 // Where task t's rows, targets and Gram statistics are, whatever the layout.
 template <class Real>
 struct TaskView {
-  const Real* X;          // m x d, row-major
-  const Real* y;          // m targets, y_stride apart
+  const Real* X;  // m x d, row-major
+  const Real* y;  // m targets, y_stride apart
   std::int64_t y_stride;
   std::int64_t m;
-  const Real* G;          // d x d
-  const Real* s;          // d
+  const Real* G;  // d x d
+  const Real* s;  // d
 };
 
 // X' X (upper triangle by syrk, then mirrored) and X' 1 of one m x d row-major block.
 template <class Real>
 void gram_of(const Real* X, std::int64_t m, std::int64_t d, Real* G, Real* s) {
   // Row-major X (m x d) is the column-major d x m matrix A; A A' is X' X.
-  lapack::syrk<Real>('U', 'N', static_cast<int>(d), static_cast<int>(m), Real(1), X, static_cast<int>(d), Real(0),
-                     G, static_cast<int>(d));
+  lapack::syrk<Real>('U', 'N', static_cast<int>(d), static_cast<int>(m), Real(1), X, static_cast<int>(d), Real(0), G,
+                     static_cast<int>(d));
   for (std::int64_t j = 0; j < d; ++j) {
     for (std::int64_t k = j + 1; k < d; ++k) G[j * d + k] = G[k * d + j];
   }
@@ -144,8 +144,8 @@ double loss_grad_gram(const StackedTasks<Real>& data, const GramStats<Real>& sta
   const std::int64_t d = data.n_features;
   auto view_of = [&](std::int64_t t) {
     const std::int64_t lo = data.offsets[t];
-    return TaskView<Real>{data.X + lo * d, data.y + lo, 1, data.offsets[t + 1] - lo, stats.G + t * d * d,
-                          stats.s + t * d};
+    return TaskView<Real>{data.X + lo * d,          data.y + lo,         1,
+                          data.offsets[t + 1] - lo, stats.G + t * d * d, stats.s + t * d};
   };
   return gram_loop<Real>(view_of, data.n_tasks, d, data.weights, ref, Wt, b, grad, n_threads);
 }
@@ -169,15 +169,15 @@ double loss_grad_gram(const SharedTasks<Real>& data, const GramStats<Real>& stat
 
 template void gram_build<double>(const StackedTasks<double>&, double*, double*);
 template void gram_build<double>(const SharedTasks<double>&, double*, double*);
-template double loss_grad_gram<double>(const StackedTasks<double>&, const GramStats<double>&, GramReference<double>, const double*,
-                                    const double*, GradientOut<double>, int);
-template double loss_grad_gram<double>(const SharedTasks<double>&, const GramStats<double>&, GramReference<double>, const double*,
-                                    const double*, GradientOut<double>, int);
+template double loss_grad_gram<double>(const StackedTasks<double>&, const GramStats<double>&, GramReference<double>,
+                                       const double*, const double*, GradientOut<double>, int);
+template double loss_grad_gram<double>(const SharedTasks<double>&, const GramStats<double>&, GramReference<double>,
+                                       const double*, const double*, GradientOut<double>, int);
 template void gram_build<float>(const StackedTasks<float>&, float*, float*);
 template void gram_build<float>(const SharedTasks<float>&, float*, float*);
-template double loss_grad_gram<float>(const StackedTasks<float>&, const GramStats<float>&, GramReference<float>, const float*,
-                                    const float*, GradientOut<float>, int);
-template double loss_grad_gram<float>(const SharedTasks<float>&, const GramStats<float>&, GramReference<float>, const float*,
-                                    const float*, GradientOut<float>, int);
+template double loss_grad_gram<float>(const StackedTasks<float>&, const GramStats<float>&, GramReference<float>,
+                                      const float*, const float*, GradientOut<float>, int);
+template double loss_grad_gram<float>(const SharedTasks<float>&, const GramStats<float>&, GramReference<float>,
+                                      const float*, const float*, GradientOut<float>, int);
 
 }  // namespace mtlx::cpu

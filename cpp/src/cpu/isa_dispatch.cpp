@@ -9,8 +9,8 @@ enum class Isa { generic, avx2, avx512 };
 Isa detect() {
 #if defined(MTLX_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq")) {
     return Isa::avx512;
   }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
@@ -37,8 +37,7 @@ const char* active_isa() {
 }
 
 template <class Real>
-double loss_grad(const StackedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad,
-                 int n_threads) {
+double loss_grad(const StackedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad, int n_threads) {
   switch (isa()) {
 #if defined(MTLX_HAVE_X86_KERNELS)
     case Isa::avx512:
@@ -51,8 +50,7 @@ double loss_grad(const StackedTasks<Real>& data, const Real* Wt, const Real* b, 
   }
 }
 
-template double loss_grad<double>(const StackedTasks<double>&, const double*, const double*, GradientOut<double>,
-                                  int);
+template double loss_grad<double>(const StackedTasks<double>&, const double*, const double*, GradientOut<double>, int);
 template double loss_grad<float>(const StackedTasks<float>&, const float*, const float*, GradientOut<float>, int);
 
 }  // namespace mtlx::cpu

@@ -9,11 +9,11 @@
 
 namespace mtlx::cpu {
 
-#define MTLX_DECLARE_ISA_KERNELS(isa)                                                                  \
-  namespace isa {                                                                                      \
-  template <class Real>                                                                                \
-  double loss_grad_stacked(const StackedTasks<Real>& data, const Real* Wt, const Real* b,              \
-                           GradientOut<Real> grad, int n_threads);                                     \
+#define MTLX_DECLARE_ISA_KERNELS(isa)                                                                             \
+  namespace isa {                                                                                                 \
+  template <class Real>                                                                                           \
+  double loss_grad_stacked(const StackedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad, \
+                           int n_threads);                                                                        \
   }
 
 MTLX_DECLARE_ISA_KERNELS(generic)

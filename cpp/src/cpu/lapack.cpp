@@ -73,8 +73,8 @@ bool ready() {
 }
 
 template <class Real>
-void gemm(char trans_a, char trans_b, int m, int n, int k, Real alpha, const Real* A, int lda,
-          const Real* B, int ldb, Real beta, Real* C, int ldc) {
+void gemm(char trans_a, char trans_b, int m, int n, int k, Real alpha, const Real* A, int lda, const Real* B, int ldb,
+          Real beta, Real* C, int ldc) {
   gemm_of(static_cast<Real*>(nullptr))(&trans_a, &trans_b, &m, &n, &k, &alpha, const_cast<Real*>(A), &lda,
                                        const_cast<Real*>(B), &ldb, &beta, C, &ldc);
 }
@@ -100,19 +100,20 @@ void gesdd(bool compute_uv, int m, int n, Real* A, int lda, Real* s, Real* U, in
   int lwork = -1, info = 0;
   Real query = 0;
   fn(&jobz, &m, &n, A, &lda, s, U, &ldu, VT, &ldvt, &query, &lwork, iwork.data(), &info);
-  if (info != 0) throw std::runtime_error("mtlx core: gesdd workspace query failed (info=" + std::to_string(info) + ")");
+  if (info != 0)
+    throw std::runtime_error("mtlx core: gesdd workspace query failed (info=" + std::to_string(info) + ")");
   // The float query result can round down below the true need; pad it.
   lwork = static_cast<int>(query * Real(1.01)) + 16;
   std::vector<Real> work(static_cast<std::size_t>(lwork));
   fn(&jobz, &m, &n, A, &lda, s, U, &ldu, VT, &ldvt, work.data(), &lwork, iwork.data(), &info);
   if (info < 0) throw std::runtime_error("mtlx core: gesdd argument " + std::to_string(-info) + " is invalid");
-  if (info > 0) throw std::runtime_error("mtlx core: the SVD did not converge (gesdd info=" + std::to_string(info) + ")");
+  if (info > 0)
+    throw std::runtime_error("mtlx core: the SVD did not converge (gesdd info=" + std::to_string(info) + ")");
 }
 
-template void gemm<double>(char, char, int, int, int, double, const double*, int, const double*, int, double,
-                           double*, int);
-template void gemm<float>(char, char, int, int, int, float, const float*, int, const float*, int, float, float*,
-                          int);
+template void gemm<double>(char, char, int, int, int, double, const double*, int, const double*, int, double, double*,
+                           int);
+template void gemm<float>(char, char, int, int, int, float, const float*, int, const float*, int, float, float*, int);
 template void syrk<double>(char, char, int, int, double, const double*, int, double, double*, int);
 template void syrk<float>(char, char, int, int, float, const float*, int, float, float*, int);
 template void gesdd<double>(bool, int, int, double*, int, double*, double*, int, double*, int);

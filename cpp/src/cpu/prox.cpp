@@ -100,16 +100,15 @@ std::vector<double> task_mean(const Real* W, std::int64_t T, std::int64_t d) {
 }
 
 template <class Real>
-double spread_around(const Real* W, const std::vector<double>& mean, std::int64_t T, std::int64_t d,
-                     int n_threads) {
+double spread_around(const Real* W, const std::vector<double>& mean, std::int64_t T, std::int64_t d, int n_threads) {
   return 0.5 * sum_over_tasks(T, d, n_threads, [&](std::int64_t t) {
-    double s = 0.0;
-    for (std::int64_t j = 0; j < d; ++j) {
-      const double e = static_cast<double>(W[t * d + j]) - mean[j];
-      s += e * e;
-    }
-    return s;
-  });
+           double s = 0.0;
+           for (std::int64_t j = 0; j < d; ++j) {
+             const double e = static_cast<double>(W[t * d + j]) - mean[j];
+             s += e * e;
+           }
+           return s;
+         });
 }
 
 template <class Real>
@@ -120,8 +119,8 @@ double prox_mean(const Real* V, std::int64_t T, std::int64_t d, Real tau, Real* 
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (T * d >= kMinParallelElements)
   for (std::int64_t t = 0; t < T; ++t) {
     for (std::int64_t j = 0; j < d; ++j) {
-      out[t * d + j] = static_cast<Real>(
-          shrink_toward_mean(static_cast<double>(V[t * d + j]), mean[j], static_cast<double>(tau)));
+      out[t * d + j] =
+          static_cast<Real>(shrink_toward_mean(static_cast<double>(V[t * d + j]), mean[j], static_cast<double>(tau)));
     }
   }
   // The mean is unchanged by the prox, so g(out) is g(V) scaled by the squared shrink factor.

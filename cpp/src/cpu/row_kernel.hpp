@@ -98,8 +98,7 @@ inline Real margin1(const Real* __restrict x, std::int64_t d, const Real* __rest
 /// one load that ends at column d, its lanes already summed masked off (no scalar tail, whose
 /// lane inserts would go through memory and stall the vector loads on store forwarding).
 template <class Real>
-inline void margins4(const Real* __restrict X, std::int64_t d, const Real* __restrict w, Real b,
-                     Real* __restrict z) {
+inline void margins4(const Real* __restrict X, std::int64_t d, const Real* __restrict w, Real b, Real* __restrict z) {
   constexpr std::int64_t L = kLanes<Real>;
   if (d < L) {
     for (int k = 0; k < 4; ++k) z[k] = margin1(X + k * d, d, w, b);
