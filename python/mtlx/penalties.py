@@ -88,6 +88,56 @@ class Penalty:
         else:
             raise ValueError(f"penalty {self.name!r} has a local prox and no statistics")
 
+    def pieces_size(self, n_features: int) -> int:
+        """Length of :meth:`local_pieces`: what gives the statistics of Y - s G for any step s."""
+        if self.name == "mean":
+            return 2 * n_features + 4
+        return 3 * self.stats_size(n_features)
+
+    def local_pieces(self, Yt: np.ndarray, Gt: np.ndarray, out: np.ndarray) -> None:
+        """This rank's step-free pieces of the statistics of V = Y - s G, summed over its tasks.
+
+        The statistics are quadratic in V, so ``stats(Y - s G) = A - 2 s B + s^2 C`` with
+        ``A = stats(Y)``, ``C = stats(G)`` and B their symmetric cross term (the mean's sums are
+        linear: ``sum v = sum y - s sum g``). All-reducing the pieces once serves every step the
+        line search tries, and lets the pieces of the next point travel with the current trial's
+        scalars (one Allreduce per iteration).
+        """
+        Y, G = Yt.astype(np.float64, copy=False), Gt.astype(np.float64, copy=False)
+        d = Y.shape[1]
+        if self.name == "mean":
+            Y.sum(axis=0, out=out[:d])
+            G.sum(axis=0, out=out[d : 2 * d])
+            out[2 * d : 2 * d + 4] = (np.einsum("tj,tj->", Y, Y), np.einsum("tj,tj->", Y, G),
+                                      np.einsum("tj,tj->", G, G), Y.shape[0])
+            return
+        k = self.stats_size(d)
+        if self.name == "l21":
+            np.einsum("tj,tj->j", Y, Y, out=out[:k])
+            np.einsum("tj,tj->j", Y, G, out=out[k : 2 * k])
+            np.einsum("tj,tj->j", G, G, out=out[2 * k :])
+        elif self.name == "trace":
+            upper = np.triu_indices(d)
+            cross = Y.T @ G
+            out[:k] = (Y.T @ Y)[upper]
+            out[k : 2 * k] = (0.5 * (cross + cross.T))[upper]
+            out[2 * k :] = (G.T @ G)[upper]
+        else:
+            raise ValueError(f"penalty {self.name!r} has a local prox and no statistics")
+
+    def stats_from_pieces(self, pieces: np.ndarray, step: float, n_features: int) -> np.ndarray:
+        """Global statistics of ``V = Y - step * G`` from the all-reduced :meth:`local_pieces`."""
+        d = n_features
+        if self.name == "mean":
+            yy, yg, gg, count = pieces[2 * d : 2 * d + 4]
+            return np.concatenate([pieces[:d] - step * pieces[d : 2 * d],
+                                   [max(yy - 2.0 * step * yg + step * step * gg, 0.0), count]])
+        k = self.stats_size(d)
+        stats = pieces[:k] - 2.0 * step * pieces[k : 2 * k] + step * step * pieces[2 * k :]
+        if self.name == "l21":
+            np.maximum(stats, 0.0, out=stats)  # squared norms: rounding must not make them negative
+        return stats
+
     def prox_from_stats(self, Vt: np.ndarray, stats: np.ndarray, tau: float, out: np.ndarray) -> float:
         """``out = prox_{tau g}(V)`` on this rank's columns given the global statistics of V.
 

@@ -238,6 +238,31 @@ class Composite:
         value = self.penalty.value_from_stats(self._stats[: -self.n_flags])
         return self.alpha * value if self.reduction.rank == 0 else 0.0
 
+    @property
+    def speculative(self) -> bool:
+        """Whether the prox statistics travel with the line-search scalars (see :func:`fista`)."""
+        return self.distributed and self._stats is not None
+
+    def pieces_size(self) -> int:
+        """Length of the step-free statistics pieces (:meth:`Penalty.local_pieces`)."""
+        return self.penalty.pieces_size(self.shape[1])
+
+    def local_pieces(self, y: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
+        """This rank's pieces of the prox statistics of y - s g (W parts), into ``out``."""
+        try:
+            self.penalty.local_pieces(self.split(y)[0], self.split(g)[0], out)
+        except Exception as exc:
+            self._failed(exc)
+
+    def prox_with_stats(self, theta: np.ndarray, step: float, stats: np.ndarray) -> float:
+        """:meth:`prox` given the global statistics of the point (no Allreduce)."""
+        Wt, _ = self.split(theta)
+        try:
+            value = self.penalty.prox_from_stats(Wt, stats, step * self.alpha, Wt)
+        except Exception as exc:
+            return self._failed(exc)
+        return self.alpha * value if self.reduction.rank == 0 else 0.0
+
     def _local_stats(self, Wt: np.ndarray) -> None:
         """The penalty's global statistics of W into ``self._stats`` (one Allreduce)."""
         try:
@@ -301,21 +326,37 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
     t, L, L_seen, F, history, n_evals = state.t, state.L, state.L_seen, state.F, list(state.history), state.n_evals
     x_new = np.empty_like(x)
     move = np.empty_like(x)
+    # Under MPI, a penalty with statistics (l21, trace, mean) would need them at y before each
+    # prox: a second Allreduce per iteration. Instead every trial also computes the two points y
+    # can be next (x+ on a restart, x+ + beta (x+ - x) otherwise) with their gradients, and their
+    # step-free statistics pieces travel in the trial's Allreduce: one per iteration.
+    speculative = problem.speculative
+    n_pieces = problem.pieces_size() if speculative else 0
+    if quadratic or speculative:
+        grad_new = np.empty_like(x)  # grad f at the trial point, from the trial's own pass
+    if fresh:
+        f_y = start[0]  # grad holds grad f(x0), and y0 = x0
+    elif quadratic or speculative:
+        f_y = problem.f(y, grad)
+        n_evals += 1
     if quadratic:
         # f quadratic (every task squared loss): its gradient is affine, so each trial evaluates
         # f and grad f at x+ in one pass, and grad f at the next extrapolated point is a linear
         # combination: one pass over the data per iteration instead of two.
-        grad_x, grad_new = np.empty_like(x), np.empty_like(x)
-        if fresh:
-            f_y = start[0]
-            np.copyto(grad_x, grad)
-        else:
-            f_y = problem.f(y, grad)
+        grad_x = grad.copy() if fresh else np.empty_like(x)
+        if not fresh:
             problem.f(x, grad_x)
-            n_evals += 2
+            n_evals += 1
+    if speculative:
+        y_next, grad_next = np.empty_like(x), np.empty_like(x)
+        start_pieces = np.zeros(n_pieces + n_flags)
+        problem.local_pieces(y, grad, start_pieces[:n_pieces])
+        pieces_y = problem.reduce(start_pieces)[:n_pieces].copy()
     # Global sums of one line-search trial, one Allreduce: f(x+), alpha g(x+), f(y), ||x+ - y||^2,
-    # <grad, x+ - y>, ||x+||^2, ||y||^2, <x+ - y, x+ - x>, then the flags.
-    sums = np.zeros(8 + n_flags)
+    # <grad, x+ - y>, ||x+||^2, ||y||^2, <x+ - y, x+ - x>, [the statistics pieces at the two next
+    # points], then the flags.
+    sums = np.zeros(8 + 2 * n_pieces + n_flags)
+    pieces_restart, pieces_momentum = slice(8, 8 + n_pieces), slice(8 + n_pieces, 8 + 2 * n_pieces)
 
     converged = False
     stopped_by_callback = False
@@ -323,19 +364,37 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
     n_iter = state.n_iter
     for n_iter in range(state.n_iter + 1, max_iter + 1):
         try:
-            if not quadratic:
+            if not (quadratic or speculative):
                 f_y = problem.f(y, grad)
                 n_evals += 1
             # Try a larger step than last time, but not beyond the curvature just observed.
             L = max(0.98 * L, L_seen, np.finfo(np.float64).tiny)
             for _ in range(200):
                 _core.gradient_step(y, grad, 1.0 / L, x_new)
-                g_new = problem.prox(x_new, 1.0 / L)
-                f_new = f_new_local = problem.f(x_new, grad_new) if quadratic else problem.f(x_new)
+                if speculative:
+                    stats = problem.penalty.stats_from_pieces(pieces_y, 1.0 / L, problem.shape[1])
+                    g_new = problem.prox_with_stats(x_new, 1.0 / L, stats)
+                else:
+                    g_new = problem.prox(x_new, 1.0 / L)
+                if quadratic or speculative:
+                    f_new = f_new_local = problem.f(x_new, grad_new)
+                else:
+                    f_new = problem.f(x_new)
                 n_evals += 1
                 # ||x+ - y||^2, <grad, x+ - y>, ||x+||^2, ||y||^2, <x+ - y, x+ - x> in one pass; move = x+ - x
                 sums[:3] = (f_new, g_new, f_y)
                 sums[3:8] = _core.trial_sums(x_new, y, x, grad, move)
+                if speculative:
+                    beta_next = (t - 1.0) / (0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t)))
+                    _core.extrapolate(x_new, move, beta_next, y_next)
+                    if quadratic:
+                        f_next = f_new_local + 0.5 * beta_next * _core.extrapolate_gradient(
+                            grad_new, grad_x, move, beta_next, grad_next)
+                    else:
+                        f_next = problem.f(y_next, grad_next)
+                        n_evals += 1
+                    problem.local_pieces(x_new, grad_new, sums[pieces_restart])
+                    problem.local_pieces(y_next, grad_next, sums[pieces_momentum])
                 problem.reduce(sums)
                 f_new, g_new, f_y_all, dd, lin, xx, yy, dot_move = sums[:8].tolist()
                 excess = f_new - f_y_all - lin  # f(x+) minus its linear model at y
@@ -366,9 +425,17 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
         if dot_move < 0.0 or F_new > F:
             t = 1.0
             np.copyto(y, x_new)
-            if quadratic:
+            if quadratic or speculative:
                 np.copyto(grad, grad_new)
                 f_y = f_new_local
+            if speculative:
+                pieces_y[:] = sums[pieces_restart]
+        elif speculative:
+            t = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+            y, y_next = y_next, y
+            grad, grad_next = grad_next, grad
+            f_y = f_next
+            pieces_y[:] = sums[pieces_momentum]
         else:
             t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
             beta = (t - 1.0) / t_next
@@ -491,8 +558,9 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
     O'Donoghue & Candes (2015). Each iteration costs one gradient pass and one value pass
     over the data (more only when the line search backtracks).
 
-    Under MPI, each line-search trial all-reduces one buffer of 8 scalars (plus 2 flags), and
-    l21 and the trace norm all-reduce their statistics (d, resp. d * d numbers) before the prox.
+    Under MPI, each line-search trial all-reduces one buffer: 8 scalars (plus 2 flags) and, for
+    penalties with statistics (l21, trace, mean), the step-free pieces of those statistics at the
+    two points the next extrapolated point can be (see :func:`fista`): one Allreduce per iteration.
     """
     start = time.perf_counter()
     # Under MPI a wrong argument on one rank must fail all ranks, not leave them in a collective.

@@ -84,13 +84,13 @@ def test_allreduce_count_and_bytes(comm):
     tasks, sizes = make_problem(T)
     ref = mtlx.solve(mtlx.TaskData.from_tasks(tasks), penalty="l21", **KW)
     res = mtlx.solve(_local(comm, tasks, sizes), penalty="l21", comm=comm, **KW)
-    # Per line-search trial: the l21 statistics (d row norms + 2 flags) and the 8 scalars + 2
-    # flags; plus the start (its statistics, then f, g and ||grad f||^2 + 2 flags) and the final
-    # flags. One process reduces only the scalars. With the squared loss a trial is one
-    # evaluation (f and its gradient at the trial point), after the start's one.
+    # One Allreduce per line-search trial: the 8 scalars, the step-free pieces of the l21
+    # statistics (3 d-vectors) at both candidate next points, 2 flags. Plus the start (the
+    # statistics of x0 for g, then f, g and ||grad f||^2, then the pieces at y0, each + 2 flags)
+    # and the final flags. With the squared loss a trial is one evaluation after the start's.
     n_trials = res.n_evals - 1
-    assert res.n_allreduce == 2 * n_trials + 3
-    assert res.allreduce_bytes == 8 * ((6 + 2) * (n_trials + 1) + 10 * n_trials + 5 + 2)
+    assert res.n_allreduce == n_trials + 4
+    assert res.allreduce_bytes == 8 * ((8 + 2 * 3 * 6 + 2) * n_trials + (6 + 2) + (3 + 2) + (3 * 6 + 2) + 2)
     assert ref.n_allreduce == (ref.n_evals - 1) + 1
 
 
