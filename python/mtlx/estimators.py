@@ -393,18 +393,6 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
             by_id.update(part)
         self.classes_ = [by_id[t] for t in self.tasks_.tolist()]
 
-    def _encode_task_data(self, data: TaskData) -> TaskData:
-        """``data`` with encoded targets; the same object when encoding changes nothing (no copy of X ever)."""
-        views = [data.task(t)[1] for t in range(data.n_tasks)]
-        coded = [self._encode_targets(v, f"task {data.task_ids[t]}", t) for t, v in enumerate(views)]
-        if all(c is v for c, v in zip(coded, views)):
-            return data
-        if data.layout == "shared":
-            return TaskData(layout="shared", X=data.X, Y=np.column_stack(coded).astype(data.dtype),
-                            task_ids=data.task_ids)
-        return TaskData(layout="stacked", X=data.X, y=np.concatenate(coded).astype(data.dtype), offsets=data.offsets,
-                        task_ids=data.task_ids)
-
     def _encode_targets(self, y_t, where: str, t: int):
         y_t = np.asarray(y_t)
         if y_t.ndim == 2 and y_t.shape[1] == 1:
