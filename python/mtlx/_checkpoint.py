@@ -14,11 +14,11 @@ differs. ``tol`` and ``max_iter`` are not part of it (a resumed run may tighten 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ._files import write_atomically
 from .solver import Composite, FistaState
 
 __all__ = ["Checkpoint"]
@@ -71,12 +71,7 @@ class Checkpoint:
                 n_iter=np.int64(state.n_iter), n_evals=np.int64(state.n_evals),
                 grad0_norm=np.float64(state.grad0_norm),
                 **{f"fp_{k}": v for k, v in self.fingerprint.items()})
-            tmp = self.path.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            write_atomically(self.path, arrays)
 
     def load(self) -> FistaState | None:
         """The saved state for this rank's tasks, or None when there is no checkpoint yet (collective).

@@ -15,11 +15,11 @@ own share of a large dataset.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ._files import write_atomically
 from .data import TaskData
 
 __all__ = ["DatasetFile", "load_dataset", "save_dataset", "task_sizes"]
@@ -110,18 +110,14 @@ def save_dataset(path, data: TaskData) -> None:
         arrays = {"X": data.X, "y": data.y, "task": np.repeat(np.asarray(data.task_ids), data.n_samples)}
     path = Path(path)
     if path.suffix == ".npz":
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        write_atomically(path, arrays)
         return
     path.mkdir(parents=True, exist_ok=True)
     for stale in _LAYOUTS["stacked"] + _LAYOUTS["shared"] + ("task_ids",):
         if stale not in arrays and (path / f"{stale}.npy").exists():
             (path / f"{stale}.npy").unlink()
     for name, arr in arrays.items():
-        tmp = path / f".{name}.{os.getpid()}.tmp.npy"
-        np.save(tmp, arr)
-        os.replace(tmp, path / f"{name}.npy")
+        write_atomically(path / f"{name}.npy", {name: arr}, single=True)
 
 
 def load_dataset(path, tasks=None) -> TaskData:

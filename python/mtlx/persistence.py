@@ -8,11 +8,12 @@ communicator is not, and comes back as None).
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ._files import write_atomically
 
 __all__ = ["load", "save"]
 
@@ -66,9 +67,7 @@ def save(model, path) -> None:
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, __meta__=np.asarray(json.dumps(meta)), **arrays)
-    os.replace(tmp, path)
+    write_atomically(path, {"__meta__": np.asarray(json.dumps(meta)), **arrays})
 
 
 def _storable(name: str, value):
