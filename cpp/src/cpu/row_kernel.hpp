@@ -14,22 +14,30 @@ namespace mtlx::cpu {
 // linker shares among all of them, so the AVX-512 dispatch could run the generic build's code.
 namespace {
 
-/// Rows whose margins share one sweep over w, and whose gradient terms are summed pairwise.
-inline constexpr std::int64_t kRowGroup = 4;
+/// Rows whose margins share one sweep over w and whose gradient terms share one sweep over g.
+/// Two, not four: the rows of a group are read as interleaved streams, and out of cache two
+/// streams plus a software prefetch keep the memory system busy (0.87-1.0 of a plain read loop
+/// for d = 50 .. 1000, both dtypes), where four rows of more than ~3 KB fell to 0.65-0.75.
+inline constexpr std::int64_t kRowGroup = 2;
 inline constexpr std::int64_t kCacheLine = 64;
 
+/// How far ahead of a row group its margin sweep prefetches, one cache line per vector step:
+/// far enough to hide the memory latency at the rate a group is consumed, near enough that
+/// the lines are still in L1 when read (measured best at 3-4 KB; 1 KB and 8 KB lose 10-20%).
+inline constexpr std::int64_t kPrefetchBytes = 4096;
+
 /// Rows per block: margins first, then the block's losses and derivatives in one vector loop,
-/// then its gradient terms summed in registers. The logistic loss's exp/log1p want 16 lanes per
-/// evaluation; the squared loss costs nothing to evaluate, and its update is best issued right
-/// after each group's margins (the two then overlap: horizontal sums vs loads and FMAs).
+/// then its gradient terms. The logistic loss's exp/log1p want 16 lanes per evaluation; the
+/// squared loss costs nothing to evaluate, so its block is one group.
 template <class Loss>
-inline constexpr std::int64_t kRowBlock = 4 * kRowGroup;
+inline constexpr std::int64_t kRowBlock = 16;
 template <>
 inline constexpr std::int64_t kRowBlock<SquaredLoss> = kRowGroup;
 
-/// Bytes of the vectors the margins are accumulated in: the build's register width (256 bits
-/// where AVX is on, as the AVX-512 build prefers; SSE's 128 bits in the generic build, where
-/// wider vector types would be split and spilled).
+/// Bytes of the vectors the rows are read in: the build's register width (256 bits where AVX
+/// is on, as the AVX-512 build prefers: 512-bit rows measured 0.72 of the read loop from DRAM
+/// against 0.94 for 256; SSE's 128 bits in the generic build, where wider vector types would
+/// be split and spilled).
 #if defined(__AVX__)
 inline constexpr int kVecBytes = 32;
 #else
@@ -49,7 +57,8 @@ using Lanes4 = typename LaneTypes<Real>::four;
 template <class Real>
 inline constexpr std::int64_t kLanes = kVecBytes / sizeof(Real);
 template <class Real>
-alignas(32) inline constexpr Real kLaneIndex[8] = {0, 1, 2, 3, 4, 5, 6, 7};  // lane numbers (first kLanes used)
+alignas(64) inline constexpr Real kLaneIndex[16] = {0, 1, 2,  3,  4,  5,  6,  7,
+                                                    8, 9, 10, 11, 12, 13, 14, 15};  // lane numbers (first kLanes used)
 
 template <class Real>
 inline Lanes<Real> load_lanes(const Real* p) {
@@ -68,19 +77,29 @@ inline Lanes4<Real> fold4(Lanes<Real> a) {
   }
 }
 
-/// The sums of the lanes of a0 .. a3 in one vector (transpose-add: 2 to 4 shuffle-add steps for
-/// all four instead of a horizontal sum each, which cost more than the short dots they end).
+/// A hint to fetch the cache line at `address` into L1. An integer, not a pointer: addresses
+/// past the end of X are prefetched too (a prefetch never faults), and pointer arithmetic
+/// there would be undefined.
+inline void prefetch(std::uintptr_t address) { __builtin_prefetch(reinterpret_cast<const void*>(address)); }
+
+/// Prefetches the cache lines of one vector step of a row group (2 rows of kLanes values).
 template <class Real>
-inline Lanes4<Real> sum_lanes4(Lanes<Real> a0, Lanes<Real> a1, Lanes<Real> a2, Lanes<Real> a3) {
+inline void prefetch_step(std::uintptr_t address) {
+  for (std::int64_t c = 0; c < kRowGroup * kVecBytes; c += kCacheLine)
+    prefetch(address + static_cast<std::uintptr_t>(c));
+}
+
+/// {sum of a0's lanes, sum of a1's lanes} (shuffle-adds instead of a horizontal sum each).
+template <class Real>
+inline void sum_lanes2(Lanes<Real> a0, Lanes<Real> a1, Real* z) {
   if constexpr (kLanes<Real> == 2) {
-    const Lanes<Real> h01 = __builtin_shufflevector(a0, a1, 0, 2) + __builtin_shufflevector(a0, a1, 1, 3);
-    const Lanes<Real> h23 = __builtin_shufflevector(a2, a3, 0, 2) + __builtin_shufflevector(a2, a3, 1, 3);
-    return __builtin_shufflevector(h01, h23, 0, 1, 2, 3);
+    const Lanes<Real> h = __builtin_shufflevector(a0, a1, 0, 2) + __builtin_shufflevector(a0, a1, 1, 3);
+    std::memcpy(z, &h, sizeof h);
   } else {
-    const Lanes4<Real> b0 = fold4<Real>(a0), b1 = fold4<Real>(a1), b2 = fold4<Real>(a2), b3 = fold4<Real>(a3);
-    const Lanes4<Real> h01 = __builtin_shufflevector(b0, b1, 0, 4, 2, 6) + __builtin_shufflevector(b0, b1, 1, 5, 3, 7);
-    const Lanes4<Real> h23 = __builtin_shufflevector(b2, b3, 0, 4, 2, 6) + __builtin_shufflevector(b2, b3, 1, 5, 3, 7);
-    return __builtin_shufflevector(h01, h23, 0, 1, 4, 5) + __builtin_shufflevector(h01, h23, 2, 3, 6, 7);
+    const Lanes4<Real> b0 = fold4<Real>(a0), b1 = fold4<Real>(a1);
+    const Lanes4<Real> h = __builtin_shufflevector(b0, b1, 0, 4, 2, 6) + __builtin_shufflevector(b0, b1, 1, 5, 3, 7);
+    z[0] = h[0] + h[2];
+    z[1] = h[1] + h[3];
   }
 }
 
@@ -93,29 +112,29 @@ inline Real margin1(const Real* __restrict x, std::int64_t d, const Real* __rest
   return z + b;
 }
 
-/// z[k] = x_k . w + b for the 4 rows of X (row-major, d columns), one sweep over w. Lane l of
-/// each accumulator sums the columns j = l mod kLanes; the last d mod kLanes columns come from
-/// one load that ends at column d, its lanes already summed masked off (no scalar tail, whose
-/// lane inserts would go through memory and stall the vector loads on store forwarding).
+/// z[k] = x_k . w + b for the 2 rows of X (row-major, d columns), one sweep over w, prefetching
+/// the cache line `ahead` bytes past each step's (the two rows' bytes advance one line per
+/// 256-bit step). Lane l of each accumulator sums the columns j = l mod kLanes; the last
+/// d mod kLanes columns come from one load that ends at column d, its lanes already summed
+/// masked off (no scalar tail, whose lane inserts would go through memory and stall the vector
+/// loads on store forwarding).
 template <class Real>
-inline void margins4(const Real* __restrict X, std::int64_t d, const Real* __restrict w, Real b, Real* __restrict z) {
+inline void margins2(const Real* __restrict X, std::int64_t d, const Real* __restrict w, Real b, Real* __restrict z,
+                     std::uintptr_t ahead) {
   constexpr std::int64_t L = kLanes<Real>;
   if (d < L) {
-    for (int k = 0; k < 4; ++k) z[k] = margin1(X + k * d, d, w, b);
+    for (int k = 0; k < 2; ++k) z[k] = margin1(X + k * d, d, w, b);
     return;
   }
   const Real* __restrict x0 = X;
   const Real* __restrict x1 = x0 + d;
-  const Real* __restrict x2 = x1 + d;
-  const Real* __restrict x3 = x2 + d;
-  Lanes<Real> a0{}, a1{}, a2{}, a3{};
+  Lanes<Real> a0{}, a1{};
   std::int64_t j = 0;
   for (; j + L <= d; j += L) {
     const Lanes<Real> wj = load_lanes(w + j);
     a0 += load_lanes(x0 + j) * wj;
     a1 += load_lanes(x1 + j) * wj;
-    a2 += load_lanes(x2 + j) * wj;
-    a3 += load_lanes(x3 + j) * wj;
+    prefetch_step<Real>(ahead + 2 * j * sizeof(Real));
   }
   if (j < d) {
     const std::int64_t t = d - L;
@@ -125,22 +144,20 @@ inline void margins4(const Real* __restrict X, std::int64_t d, const Real* __res
     const Lanes<Real> wt = load_lanes(w + t);
     a0 += fresh ? load_lanes(x0 + t) * wt : zero;
     a1 += fresh ? load_lanes(x1 + t) * wt : zero;
-    a2 += fresh ? load_lanes(x2 + t) * wt : zero;
-    a3 += fresh ? load_lanes(x3 + t) * wt : zero;
   }
-  const Lanes4<Real> zs = sum_lanes4<Real>(a0, a1, a2, a3) + b;
-  std::memcpy(z, &zs, sizeof zs);
+  sum_lanes2<Real>(a0, a1, z);
+  z[0] += b;
+  z[1] += b;
 }
 
-/// sum_k r[k] x_k[j] over the NG * 4 rows of X, summed as a balanced tree of 4-row groups.
-template <int NG, class Real>
-inline Real block_term(const Real* __restrict X, std::int64_t d, const Real* __restrict r, std::int64_t j) {
-  if constexpr (NG == 1) {
-    return (r[0] * X[j] + r[1] * X[d + j]) + (r[2] * X[2 * d + j] + r[3] * X[3 * d + j]);
-  } else {
-    constexpr int half = NG / 2;
-    return block_term<half>(X, d, r, j) + block_term<NG - half>(X + half * kRowGroup * d, d, r + half * kRowGroup, j);
-  }
+/// g += r[0] x_0 + r[1] x_1 over the 2 rows of X (in L1: the margin sweep just read them).
+template <class Real>
+inline void add_terms2(const Real* __restrict X, std::int64_t d, const Real* __restrict r, Real* __restrict g) {
+  const Real* __restrict x0 = X;
+  const Real* __restrict x1 = x0 + d;
+  const Real r0 = r[0], r1 = r[1];
+#pragma omp simd
+  for (std::int64_t j = 0; j < d; ++j) g[j] += r0 * x0[j] + r1 * x1[j];
 }
 
 /// Accumulates over rows [0, n_rows) of X (row-major, d columns):
@@ -150,23 +167,19 @@ template <class Loss, bool WithGrad, class Real>
 double row_block(const Real* __restrict X, const Real* __restrict y, std::int64_t n_rows, std::int64_t d,
                  const Real* __restrict w, Real b, Real* __restrict g, Real& gb) {
   constexpr std::int64_t B = kRowBlock<Loss>;
+  const std::uintptr_t group_bytes = kRowGroup * d * sizeof(Real);
   double loss = 0.0;
   alignas(64) Real z[B];
   alignas(64) Real r[B];
   for (std::int64_t i = 0; i < n_rows; i += B) {
     const std::int64_t nb = std::min(B, n_rows - i);
     const Real* __restrict Xb = X + i * d;
-    // Software prefetch of the block after next: while a block is summed into g from L1 no
-    // demand miss goes out, and the hardware prefetcher alone then leaves L3 idle (squared
-    // loss, 80 MB of X in this machine's L3: 0.65-0.75 of the read loop without, 1.1-1.2 with;
-    // neutral from DRAM). A 16-row logistic block's burst of prefetches measured slower.
-    if constexpr (WithGrad && B == kRowGroup) {
-      const char* p = reinterpret_cast<const char*>(X + std::min(i + 2 * B, n_rows) * d);
-      const char* end = reinterpret_cast<const char*>(X + std::min(i + 3 * B, n_rows) * d);
-      for (; p < end; p += kCacheLine) __builtin_prefetch(p);
-    }
+    // Prefetches run past the block's (and the chunk's) last row: harmless, as a prefetch of
+    // an unmapped address never faults, and the next chunk's rows usually follow anyway.
+    const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(Xb) + kPrefetchBytes;
     std::int64_t k = 0;
-    for (; k + kRowGroup <= nb; k += kRowGroup) margins4(Xb + k * d, d, w, b, z + k);
+    for (; k + kRowGroup <= nb; k += kRowGroup)
+      margins2(Xb + k * d, d, w, b, z + k, ahead + k / kRowGroup * group_bytes);
     for (; k < nb; ++k) z[k] = margin1(Xb + k * d, d, w, b);
     double block_loss = 0.0;
     Real block_gb = 0;
@@ -181,18 +194,11 @@ double row_block(const Real* __restrict X, const Real* __restrict y, std::int64_
     loss += block_loss;
     if constexpr (WithGrad) {
       gb += block_gb;
-      if (nb == B) {
+      // No prefetch here: a 16-row logistic block's gradient sweep measured no faster with one.
+      for (k = 0; k + kRowGroup <= nb; k += kRowGroup) add_terms2(Xb + k * d, d, r + k, g);
+      for (; k < nb; ++k) {
 #pragma omp simd
-        for (std::int64_t j = 0; j < d; ++j) g[j] += block_term<B / kRowGroup>(Xb, d, r, j);
-      } else {
-        for (k = 0; k + kRowGroup <= nb; k += kRowGroup) {
-#pragma omp simd
-          for (std::int64_t j = 0; j < d; ++j) g[j] += block_term<1>(Xb + k * d, d, r + k, j);
-        }
-        for (; k < nb; ++k) {
-#pragma omp simd
-          for (std::int64_t j = 0; j < d; ++j) g[j] += r[k] * Xb[k * d + j];
-        }
+        for (std::int64_t j = 0; j < d; ++j) g[j] += r[k] * Xb[k * d + j];
       }
     }
   }
