@@ -62,9 +62,14 @@ def alpha_max(data: TaskData, penalty="l21", task_weights="mean", *, n_threads: 
     pen = get_penalty(penalty)
     if pen.name not in _DUAL_NORM:
         raise ValueError(f"alpha_max needs a penalty among {sorted(_DUAL_NORM)}, got {pen.name!r}")
-    W = np.zeros((data.n_features, data.n_tasks))
-    _, gW, _ = loss_grad(data, W, None, "squared", task_weights, n_threads=n_threads)
-    return _DUAL_NORM[pen.name](gW)
+    return _DUAL_NORM[pen.name](_at_zero(data, task_weights, n_threads)[1])
+
+
+def _at_zero(data: TaskData, task_weights, n_threads):
+    """The least-squares value and W-gradient at W = 0."""
+    value, gW, _ = loss_grad(data, np.zeros((data.n_features, data.n_tasks)), None, "squared", task_weights,
+                             n_threads=n_threads)
+    return value, gW
 
 
 @dataclass
@@ -194,8 +199,9 @@ def path(data: TaskData, penalty="l21", *, n_alphas: int = 100, eps: float = 1e-
     if pen.name not in _DUAL_NORM:
         raise ValueError(f"path needs a penalty among {sorted(_DUAL_NORM)}, got {pen.name!r}")
     n_threads = resolve_n_threads(n_threads)
+    zero_value, zero_grad = _at_zero(data, task_weights, n_threads)
+    a_max = _DUAL_NORM[pen.name](zero_grad)
     if alphas is None:
-        a_max = alpha_max(data, pen.name, task_weights, n_threads=n_threads)
         alphas = a_max * np.geomspace(1.0, eps, int(n_alphas))
     alphas = np.asarray(alphas, dtype=np.float64)
     d, T = data.n_features, data.n_tasks
@@ -207,6 +213,11 @@ def path(data: TaskData, penalty="l21", *, n_alphas: int = 100, eps: float = 1e-
     kw = dict(loss="squared", penalty=pen.name, task_weights=task_weights, max_iter=max_iter, gram=gram,
               n_threads=n_threads)
     for k, alpha in enumerate(alphas):
+        if cert is None and alpha >= a_max:
+            # W = 0 satisfies the optimality condition exactly; a solve would end a rounding
+            # error away from it (singular values at the prox threshold).
+            W[:], objectives[k] = 0.0, zero_value
+            continue
         if cert is None:
             res = solve(data, alpha=alpha, tol=tol, W0=W, **kw)
             W, objectives[k], n_iter[k] = np.asarray(res.W), res.objective, res.n_iter
