@@ -240,8 +240,9 @@ def test_warm_start_callback_and_convergence_warning(rng):
     stopped = mtlx.MultiTaskRegressor(callback=stop_after_five).fit(X, Y)
     assert stopped.n_iter_ == 5 and len(seen) == 5
     np.testing.assert_allclose(stopped.objective_history_[1:], seen)
-    with pytest.warns(mtlx.ConvergenceWarning, match="did not converge"):
-        mtlx.MultiTaskRegressor(max_iter=2, tol=1e-15).fit(X, Y)
+    for solver in ("fista", "cd"):
+        with pytest.warns(mtlx.ConvergenceWarning, match="did not converge"):
+            mtlx.MultiTaskRegressor(max_iter=2, tol=1e-15, solver=solver).fit(X, Y)
 
 
 def test_errors_name_the_culprit(rng):

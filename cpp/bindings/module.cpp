@@ -15,6 +15,7 @@
 #include <omp.h>
 #endif
 
+#include "mtlx/coordinate_descent.hpp"
 #include "mtlx/fista_ops.hpp"
 #include "mtlx/grad.hpp"
 #include "mtlx/gram.hpp"
@@ -379,6 +380,45 @@ void bind_fista_ops(py::module_& m) {
       py::arg("g_y").noconvert(), "g_y = (1 + beta) g_new - beta g_x; returns <g_new + g_y, move>.");
 }
 
+void bind_coordinate_descent(py::module_& m) {
+  m.def(
+      "cd_epochs",
+      [](const carray<double>& H, const carray<double>& B, const carray<double>& c, double alpha, double l2,
+         std::uint8_t penalty, carray<double> W, carray<double> Q, std::int64_t max_epochs, double tol) {
+        if (B.ndim() != 2) throw std::invalid_argument("B must be 2-D (k, T), got shape " + shape_of(B));
+        const py::ssize_t k = B.shape(0), T = B.shape(1);
+        if (H.ndim() != 3 || (H.shape(0) != 1 && H.shape(0) != T) || H.shape(1) != k || H.shape(2) != k) {
+          throw std::invalid_argument("H has shape " + shape_of(H) + ", expected (1, " + std::to_string(k) + ", " +
+                                      std::to_string(k) + ") or (" + std::to_string(T) + ", " + std::to_string(k) +
+                                      ", " + std::to_string(k) + ")");
+        }
+        expect_shape(c, "c", {T});
+        expect_shape(W, "W", {k, T});
+        expect_shape(Q, "Q", {k, T});
+        expect_writable(W, "W");
+        expect_writable(Q, "Q");
+        const auto kind = static_cast<mtlx::PenaltyKind>(penalty);
+        if (kind != mtlx::PenaltyKind::l1 && kind != mtlx::PenaltyKind::l21) {
+          throw std::invalid_argument("coordinate descent handles the l1 and l21 penalties, got code " +
+                                      std::to_string(penalty));
+        }
+        if (!(alpha >= 0.0) || !(l2 >= 0.0)) throw std::invalid_argument("alpha and l2 must be >= 0");
+        const mtlx::cpu::CdProblem problem{H.data(), H.shape(0), B.data(), c.data(), k, T, alpha, l2, kind};
+        double* w = W.mutable_data();
+        double* q = Q.mutable_data();
+        mtlx::cpu::CdResult r{};
+        {
+          py::gil_scoped_release release;
+          r = mtlx::cpu::cd_epochs(problem, w, q, max_epochs, tol);
+        }
+        return py::make_tuple(r.epochs, r.max_change, r.max_abs);
+      },
+      py::arg("H").noconvert(), py::arg("B").noconvert(), py::arg("c").noconvert(), py::arg("alpha"), py::arg("l2"),
+      py::arg("penalty"), py::arg("W").noconvert(), py::arg("Q").noconvert(), py::arg("max_epochs"), py::arg("tol"),
+      "Block coordinate descent epochs on Gram statistics (l1 / l21 least squares); returns "
+      "(epochs, max_change, max_abs). Q must hold [H_t w_t]_t and is kept consistent with W.");
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mtlx native core (private): batched per-task losses/gradients and proximal operators.";
   bind_dtype<double>(m);
@@ -387,6 +427,7 @@ PYBIND11_MODULE(_core, m) {
   bind_gram<float>(m);
   bind_fista_ops<double>(m);
   bind_fista_ops<float>(m);
+  bind_coordinate_descent(m);
 
   m.def(
       "set_routine",

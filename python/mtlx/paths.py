@@ -10,27 +10,26 @@ certificate, and a ball around the dual optimum of squared radius ``2 gap`` (D i
 concave with modulus 1/c_t per task). A feature whose dual constraint cannot be tight anywhere
 in that ball is zero at the optimum and is dropped: the gap-safe rule of Ndiaye, Fercoq,
 Gramfort & Salmon (2015). Among the features left, a working set (celer, Massias et al. 2018)
-ranked by the distance of their constraint to its bound is solved first and grown until the
-gap of the whole problem meets the tolerance.
+ranked by the distance of their constraint to its bound is solved first, by block coordinate
+descent on Gram statistics, and grown until the gap of the whole problem meets the tolerance
+(:mod:`mtlx.working_set`, shared by every alpha of the path: Gram rows computed for one alpha
+are reused by the next).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._config import resolve_n_threads
-from ._validate import resolve_task_weights
 from .data import TaskData
-from .gram import GramSquaredLoss, use_gram
-from .losses import LOSSES
 from .objective import loss_grad
 from .penalties import get_penalty
-from .solver import ConvergenceWarning, solve
+from .solver import solve
+from .working_set import WorkingSetSolver
 
 __all__ = ["PathResult", "alpha_max", "path"]
 
@@ -86,7 +85,8 @@ class PathResult:
     gaps : ndarray, shape (n_alphas,)
         Duality gap certified at each solution (NaN for the trace norm: no gap is computed).
     n_iter : ndarray, shape (n_alphas,)
-        FISTA iterations summed over the inner solves.
+        Work per alpha: coordinate-descent epochs over the working sets (l1, l21; an epoch
+        costs O(k^2 T) for a working set of k features), FISTA iterations (trace).
     n_screened : ndarray, shape (n_alphas,)
         Features proven zero by the gap-safe rule at the end of each alpha.
     time : float
@@ -100,61 +100,6 @@ class PathResult:
     n_iter: np.ndarray
     n_screened: np.ndarray
     time: float
-
-
-class _DualCertificate:
-    """Duality gap and gap-safe screening for one dataset (squared loss, l1 or l21)."""
-
-    def __init__(self, data: TaskData, penalty: str, task_weights, n_threads: int):
-        self.data, self.penalty, self.task_weights, self.n_threads = data, penalty, task_weights, n_threads
-        self.c = resolve_task_weights(task_weights, data.n_samples)
-        X = data.X.astype(np.float64, copy=False)
-        if data.layout == "shared":
-            norms = np.sqrt(np.einsum("ij,ij->j", X, X))[:, None] * np.ones(data.n_tasks)
-        else:
-            norms = np.sqrt(np.add.reduceat(X * X, data.offsets[:-1], axis=0)).T
-        self.radius_scale = norms * np.sqrt(self.c)  # d x T: sqrt(c_t) ||x_tj||
-        # Where the Gram form pays on the whole problem, build it once: gaps then cost
-        # O(T d^2), and every working set's Gram matrices are sub-blocks of it.
-        codes = np.full(data.n_tasks, LOSSES["squared"], dtype=np.uint8)
-        self.gram = GramSquaredLoss(data, "squared", task_weights, n_threads) if use_gram(data, codes, "auto") else None
-
-    def evaluate(self, W: np.ndarray, alpha: float):
-        """Primal value, gap and the dual bound of each feature's constraint at W."""
-        if self.gram is None:
-            f, gW, _ = loss_grad(self.data, W, None, "squared", self.task_weights, n_threads=self.n_threads)
-        else:
-            Wt = np.ascontiguousarray(W.T, dtype=self.data.dtype)
-            gWt = np.empty_like(Wt)
-            f = self.gram(Wt, None, gWt, np.empty(self.data.n_tasks, dtype=self.data.dtype))
-            gW = gWt.T
-        corr = -gW  # X_t' (c_t r_t)
-        rows = np.linalg.norm(corr, axis=1) if self.penalty == "l21" else np.abs(corr).max(axis=1)
-        scale = max(1.0, rows.max() / alpha) if alpha > 0 else 1.0
-        pen = np.linalg.norm(W, axis=1).sum() if self.penalty == "l21" else np.abs(W).sum()
-        primal = f + alpha * pen
-        # D(theta) with theta = C r / scale: sum c r.y = 2 f + <W, X'C r>.
-        cry = 2.0 * f + float(np.sum(W * corr))
-        dual = cry / scale - f / scale**2
-        gap = max(primal - dual, 0.0)
-        # Rounding of P and D (each a few eps of |P|) must not shrink the ball below the truth.
-        radius = np.sqrt(2.0 * (gap + 1e-13 * abs(primal)))
-        if self.penalty == "l21":
-            bound = rows / scale + radius * self.radius_scale.max(axis=1)
-        else:
-            bound = (np.abs(corr) / scale + radius * self.radius_scale).max(axis=1)
-        return primal, gap, bound, rows / scale
-
-
-def _restrict(data: TaskData, features: np.ndarray, gram: GramSquaredLoss | None) -> TaskData:
-    """The same tasks on a subset of the features (validated data: no new checks), with the
-    sub-blocks of the whole problem's Gram matrices when it has them."""
-    sub = TaskData(layout=data.layout, X=np.ascontiguousarray(data.X[:, features]), y=data.y, Y=data.Y,
-                   offsets=data.offsets, task_ids=data.task_ids)
-    if gram is not None:
-        sub._gram_stats = (np.ascontiguousarray(gram.G[:, features][:, :, features]),
-                           np.ascontiguousarray(gram.s[:, features]))
-    return sub
 
 
 def path(data: TaskData, penalty="l21", *, n_alphas: int = 100, eps: float = 1e-3, alphas=None,
@@ -180,9 +125,10 @@ def path(data: TaskData, penalty="l21", *, n_alphas: int = 100, eps: float = 1e-
     working_set : bool, default True
         Solve on a growing working set of the remaining features (l1, l21).
     max_iter : int
-        Iteration cap of each inner :func:`solve`.
+        l1 and l21: cap on the coordinate-descent epochs per alpha. Trace: the iteration cap of
+        each :func:`solve`.
     gram : {"auto", True, False}
-        Passed to :func:`solve` for the inner problems (small working sets use the Gram form).
+        Trace: passed to :func:`solve`.
     n_threads : int, optional
 
     Returns
@@ -208,65 +154,28 @@ def path(data: TaskData, penalty="l21", *, n_alphas: int = 100, eps: float = 1e-
     coefs = np.zeros((len(alphas), d, T), dtype=data.dtype)
     objectives, gaps = np.empty(len(alphas)), np.full(len(alphas), np.nan)
     n_iter, n_screened = np.zeros(len(alphas), dtype=np.int64), np.zeros(len(alphas), dtype=np.int64)
-    cert = _DualCertificate(data, pen.name, task_weights, n_threads) if pen.name != "trace" else None
-    W = np.zeros((d, T), dtype=data.dtype)
-    kw = dict(loss="squared", penalty=pen.name, task_weights=task_weights, max_iter=max_iter, gram=gram,
-              n_threads=n_threads)
+    W = np.zeros((d, T), dtype=np.float64)
+    engine = None
+    if pen.name != "trace":
+        engine = WorkingSetSolver(data, pen.name, task_weights=task_weights, n_threads=n_threads)
     for k, alpha in enumerate(alphas):
-        if cert is None and alpha >= a_max:
+        if engine is not None:
+            W, info = engine.solve(float(alpha), W, tol=tol, screening=screening, working_set=working_set,
+                                   max_epochs=max_iter)
+            if not info["converged"]:
+                log.warning("mtlx.path: alpha=%.4g stopped with gap %.3g > tol * P", alpha, info["gap"])
+            coefs[k] = W
+            objectives[k], gaps[k], n_iter[k], n_screened[k] = (info["primal"], info["gap"], info["epochs"],
+                                                                 info["n_screened"])
+            continue
+        if alpha >= a_max:
             # W = 0 satisfies the optimality condition exactly; a solve would end a rounding
             # error away from it (singular values at the prox threshold).
             W[:], objectives[k] = 0.0, zero_value
             continue
-        if cert is None:
-            res = solve(data, alpha=alpha, tol=tol, W0=W, **kw)
-            W, objectives[k], n_iter[k] = np.asarray(res.W), res.objective, res.n_iter
-            coefs[k] = W
-            continue
-        W, objectives[k], gaps[k], n_iter[k], n_screened[k] = _solve_certified(
-            data, cert, W, float(alpha), tol, screening, working_set, kw)
+        res = solve(data, loss="squared", penalty=pen.name, alpha=alpha, task_weights=task_weights, tol=tol,
+                    max_iter=max_iter, W0=W, gram=gram, n_threads=n_threads)
+        W, objectives[k], n_iter[k] = np.asarray(res.W, dtype=np.float64), res.objective, res.n_iter
         coefs[k] = W
     return PathResult(alphas=alphas, coefs=coefs, objectives=objectives, gaps=gaps, n_iter=n_iter,
                       n_screened=n_screened, time=time.perf_counter() - start)
-
-
-def _solve_certified(data, cert, W, alpha, tol, screening, working_set, kw):
-    """One alpha from the warm start W, until the duality gap is at most ``tol * P``."""
-    d = data.n_features
-    alive = np.ones(d, dtype=bool)
-    inner_tol, ws_size, total_iter = 1e-6, 0, 0
-    for _ in range(60):
-        primal, gap, bound, dual_score = cert.evaluate(W, alpha)
-        if screening:
-            alive &= bound >= alpha
-            W[~alive] = 0.0
-        if gap <= tol * primal:
-            break
-        candidates = np.flatnonzero(alive)
-        if working_set:
-            active = np.flatnonzero(np.any(W != 0, axis=1))
-            ws_size = min(len(candidates), max(10, 2 * len(active), 2 * ws_size))
-            # Rank by how close each constraint is to its bound (celer's prune-free priority).
-            priority = dual_score[candidates]
-            priority[np.isin(candidates, active)] = np.inf
-            ws = np.sort(candidates[np.argsort(-priority, kind="stable")[:ws_size]])
-        else:
-            ws = candidates
-        sub = _restrict(data, ws, cert.gram) if len(ws) < d or cert.gram is not None else data
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            res = solve(sub, alpha=alpha, tol=inner_tol, W0=W[ws], **kw)
-        total_iter += res.n_iter
-        W_new = np.zeros_like(W)
-        W_new[ws] = res.W
-        W = W_new
-        # A solve that leaves the gap above tol on the same set needs a tighter inner tolerance.
-        if not working_set or ws_size >= len(candidates):
-            inner_tol = max(inner_tol * 1e-2, 1e-15)
-        else:
-            inner_tol = max(inner_tol * 0.1, 1e-15)
-    else:
-        log.warning("mtlx.path: alpha=%.4g stopped with gap %.3g > tol * P", alpha, gap)
-    log.debug("mtlx.path: alpha=%.4g gap %.3g, %d features screened, %d iterations",
-              alpha, gap, int(d - alive.sum()), total_iter)
-    return W, primal, gap, total_iter, int(d - alive.sum())

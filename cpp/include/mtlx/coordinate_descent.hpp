@@ -1,0 +1,44 @@
+/// \file coordinate_descent.hpp
+/// Block coordinate descent for least squares with an l1 or l2,1 penalty, from Gram
+/// statistics of a working set of k features: the inner solver of mtlx's working-set method.
+///
+/// With W (k x T, row j = feature j across the tasks) it minimizes
+///     sum_t c_t (0.5 w_t' H_t w_t - w_t' h_t) + (l2 / 2) ||W||_F^2 + alpha g(W),
+/// H_t the k x k Gram matrix of task t (one H shared by all tasks for shared input) and
+/// B(j, t) = c_t h_t[j]. Each step minimizes over one row of W (l2,1: the row as a block;
+/// l1: each entry) and keeps Q = [H_t w_t]_t (k x T) up to date, so a step costs O(k T) and
+/// never touches the data.
+#pragma once
+
+#include <cstdint>
+
+#include "mtlx/prox.hpp"
+
+namespace mtlx::cpu {
+
+/// The working-set problem; every array is float64, C-contiguous.
+struct CdProblem {
+  const double* H;      ///< n_gram x k x k Gram matrices (n_gram = 1: shared by all tasks, or T)
+  std::int64_t n_gram;  ///< 1 or T
+  const double* B;      ///< k x T, B(j, t) = c_t h_t[j] (the correlations at W = 0)
+  const double* c;      ///< T task weights c_t
+  std::int64_t k;       ///< features in the working set
+  std::int64_t T;       ///< tasks
+  double alpha;         ///< strength of g
+  double l2;            ///< ridge strength
+  PenaltyKind penalty;  ///< l1 or l21
+};
+
+/// What a run of epochs did.
+struct CdResult {
+  std::int64_t epochs;  ///< epochs run
+  double max_change;    ///< largest |W(j, t)| change in the last epoch
+  double max_abs;       ///< largest |W(j, t)| after it
+};
+
+/// Runs epochs over the k rows (in order) until the largest change of an entry in an epoch
+/// is at most tol times the largest entry, or max_epochs. W (k x T) is updated in place and
+/// Q (k x T) must hold [H_t w_t]_t on entry; it is kept consistent with W.
+CdResult cd_epochs(const CdProblem& problem, double* W, double* Q, std::int64_t max_epochs, double tol);
+
+}  // namespace mtlx::cpu

@@ -1,0 +1,182 @@
+"""Working sets + coordinate descent (mtlx.working_set) against FISTA, scikit-learn and numpy."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Lasso, MultiTaskLasso
+
+import mtlx
+from mtlx import _core
+from mtlx.working_set import WorkingSetSolver, solve_working_set
+
+
+def shared_data(seed=0, n=150, d=40, T=5, offset=2.0, noise=0.2):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) + offset
+    W = np.zeros((d, T))
+    W[:min(6, d)] = rng.standard_normal((min(6, d), T))
+    Y = X @ W + 0.7 + noise * rng.standard_normal((n, T))
+    return X, Y
+
+
+def ragged_tasks(seed=1, d=30, sizes=(1, 25, 90, 160)):
+    rng = np.random.default_rng(seed)
+    w = np.zeros(d)
+    w[:5] = rng.standard_normal(5)
+    tasks = []
+    for t, m in enumerate(sizes):
+        X = rng.uniform(0.5, 2.0) * rng.standard_normal((m, d)) + rng.uniform(-1, 1)
+        tasks.append((X, X @ (w + 0.2 * rng.standard_normal(d)) + t + 0.1 * rng.standard_normal(m)))
+    return tasks
+
+
+def objective(tasks, W, b, alpha, penalty, l2, c):
+    """F(W, b) in plain numpy, straight from its definition."""
+    loss = sum(c[t] * 0.5 * np.sum((y - X @ W[:, t] - b[t]) ** 2) for t, (X, y) in enumerate(tasks))
+    g = np.linalg.norm(W, axis=1).sum() if penalty == "l21" else np.abs(W).sum()
+    return loss + alpha * g + 0.5 * l2 * np.sum(W * W)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21"])
+@pytest.mark.parametrize("task_weights", ["mean", "sum"])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_matches_fista_on_ragged_tasks(penalty, task_weights, fit_intercept):
+    tasks = ragged_tasks()
+    data = mtlx.TaskData.from_tasks(tasks)
+    alpha = (0.05 if task_weights == "mean" else 3.0) * (1 if penalty == "l1" else 2)
+    kw = dict(penalty=penalty, alpha=alpha, l2=1e-3, fit_intercept=fit_intercept, task_weights=task_weights)
+    res = solve_working_set(data, tol=1e-11, **kw)
+    with warnings.catch_warnings():  # FISTA stops at the rounding floor, short of tol=1e-13
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        ref = mtlx.solve(data, tol=1e-13, max_iter=60_000, **kw)
+    c = 1.0 / data.n_samples if task_weights == "mean" else np.ones(len(tasks))
+    F = objective(tasks, np.asarray(res.W), np.asarray(res.b), alpha, penalty, 1e-3, c)
+    assert res.converged and res.optimality <= 1e-11
+    assert res.objective == pytest.approx(F, rel=1e-12)
+    assert res.objective <= ref.objective * (1 + 1e-11)
+    assert res.objective == pytest.approx(ref.objective, rel=1e-10)
+    np.testing.assert_allclose(res.W, ref.W, atol=1e-6 * np.abs(ref.W).max())
+    np.testing.assert_allclose(res.b, ref.b, atol=1e-6 * max(1.0, np.abs(ref.b).max()))
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_matches_sklearn_multitask_lasso(fit_intercept):
+    X, Y = shared_data()
+    alpha = 0.05
+    res = solve_working_set(mtlx.TaskData.from_shared(X, Y), "l21", alpha, fit_intercept=fit_intercept, tol=1e-11)
+    sk = MultiTaskLasso(alpha=alpha, fit_intercept=fit_intercept, tol=1e-14, max_iter=1_000_000).fit(X, Y)
+    n = X.shape[0]
+    F_sk = 0.5 / n * np.sum((Y - X @ sk.coef_.T - sk.intercept_) ** 2) + alpha * np.linalg.norm(sk.coef_, axis=0).sum()
+    assert res.objective <= F_sk * (1 + 1e-12)
+    assert res.objective == pytest.approx(F_sk, rel=1e-10)
+    np.testing.assert_allclose(res.W, sk.coef_.T, atol=1e-6)
+    np.testing.assert_allclose(res.b, sk.intercept_ if fit_intercept else 0.0, atol=1e-6)
+
+
+def test_single_task_l1_matches_sklearn_lasso():
+    X, Y = shared_data(T=1)
+    res = solve_working_set(mtlx.TaskData.from_shared(X, Y), "l1", 0.02, fit_intercept=True, tol=1e-11)
+    sk = Lasso(alpha=0.02, tol=1e-14, max_iter=1_000_000).fit(X, Y[:, 0])
+    np.testing.assert_allclose(res.W[:, 0], sk.coef_, atol=1e-6)
+    assert res.b[0] == pytest.approx(sk.intercept_, abs=1e-6)
+
+
+def test_objective_stays_exact_when_the_fit_is_almost_perfect():
+    # Nearly noise-free targets and a tiny alpha: F is ~1e-9 of ||y||^2 / n, where the Gram
+    # expansion of the value would keep only ~7 digits; the certified value is computed directly.
+    X, Y = shared_data(noise=1e-4, offset=5.0)
+    alpha = 1e-7
+    res = solve_working_set(mtlx.TaskData.from_shared(X, Y), "l21", alpha, fit_intercept=True, tol=1e-6)
+    direct = (0.5 / X.shape[0] * np.sum((Y - X @ res.W - res.b) ** 2)
+              + alpha * np.linalg.norm(res.W, axis=1).sum())
+    assert res.objective == pytest.approx(direct, rel=1e-9)
+    assert res.converged and res.objective < 1e-7 * np.sum(Y**2) / X.shape[0]
+
+
+def test_float32_data_gives_float32_results_of_the_float64_fit():
+    X, Y = shared_data()
+    r64 = solve_working_set(mtlx.TaskData.from_shared(X, Y), "l21", 0.05, fit_intercept=True, tol=1e-10)
+    data32 = mtlx.TaskData.from_shared(X.astype(np.float32), Y.astype(np.float32))
+    r32 = solve_working_set(data32, "l21", 0.05, fit_intercept=True, tol=1e-10)
+    assert r32.W.dtype == np.float32 and r32.b.dtype == np.float32
+    assert r32.objective == pytest.approx(r64.objective, rel=1e-5)
+    np.testing.assert_allclose(r32.W, r64.W, atol=1e-4)
+
+
+def test_warm_start_at_the_optimum_needs_no_epoch():
+    X, Y = shared_data()
+    data = mtlx.TaskData.from_shared(X, Y)
+    first = solve_working_set(data, "l21", 0.05, tol=1e-10)
+    again = solve_working_set(data, "l21", 0.05, tol=1e-10, W0=first.W)
+    assert again.n_iter == 0 and again.objective == pytest.approx(first.objective, rel=1e-14)
+
+
+def test_working_sets_and_screening_leave_the_solution_unchanged():
+    X, Y = shared_data(d=120)
+    data = mtlx.TaskData.from_shared(X, Y)
+    engine = WorkingSetSolver(data, "l21")
+    full, info_full = engine.solve(0.1, tol=1e-11, screening=False, working_set=False)
+    fast, info_fast = engine.solve(0.1, tol=1e-11)
+    assert info_full["converged"] and info_fast["converged"]
+    assert info_fast["n_screened"] > 60 and info_full["n_screened"] == 0
+    np.testing.assert_allclose(fast, full, atol=1e-7)
+    assert info_fast["primal"] == pytest.approx(info_full["primal"], rel=1e-11)
+
+
+def test_estimator_solvers_agree_and_auto_picks_cd_where_it_applies(caplog):
+    X, Y = shared_data()
+    fista = mtlx.MultiTaskRegressor(alpha=0.05, tol=1e-12, max_iter=300_000, solver="fista").fit(X, Y)
+    cd = mtlx.MultiTaskRegressor(alpha=0.05, tol=1e-11, solver="cd").fit(X, Y)
+    auto = mtlx.MultiTaskRegressor(alpha=0.05, tol=1e-11).fit(X, Y)
+    np.testing.assert_allclose(cd.coef_, fista.coef_, atol=1e-6)
+    np.testing.assert_allclose(cd.intercept_, fista.intercept_, atol=1e-6)
+    np.testing.assert_array_equal(auto.coef_, cd.coef_)
+    assert len(auto.objective_history_) < 50 < len(fista.objective_history_)  # gap checks vs iterations
+    # float32 data stays on FISTA under "auto" (no float64 copy of X).
+    auto32 = mtlx.MultiTaskRegressor(alpha=0.05, tol=1e-5).fit(X.astype(np.float32), Y.astype(np.float32))
+    assert len(auto32.objective_history_) > 50
+
+
+def test_solver_errors_name_the_reason():
+    X, Y = shared_data(n=30, d=4, T=2)
+    with pytest.raises(ValueError, match="solver must be 'auto', 'fista' or 'cd', got 'newton'"):
+        mtlx.MultiTaskRegressor(solver="newton").fit(X, Y)
+    with pytest.raises(ValueError, match="solver='cd' needs the squared loss with penalty 'l1' or 'l21'"):
+        mtlx.MultiTaskRegressor(penalty="trace", solver="cd").fit(X, Y)
+    with pytest.raises(ValueError, match="solver='cd' needs the squared loss"):
+        mtlx.MultiTaskClassifier(solver="cd").fit(X, np.sign(Y - Y.mean(axis=0)))
+    with pytest.raises(ValueError, match="without callback"):
+        mtlx.MultiTaskRegressor(solver="cd", callback=lambda state: None).fit(X, Y)
+    with pytest.raises(ValueError, match="handles 'l1' and 'l21', got 'trace'"):
+        solve_working_set(mtlx.TaskData.from_shared(X, Y), "trace")
+
+
+def test_kernel_checks_its_arguments():
+    k, T = 3, 2
+    H, B, c = np.eye(k)[None], np.zeros((k, T)), np.ones(T)
+    W, Q = np.zeros((k, T)), np.zeros((k, T))
+    with pytest.raises(ValueError, match=r"H has shape \(1, 2, 2\), expected \(1, 3, 3\) or \(2, 3, 3\)"):
+        _core.cd_epochs(np.eye(2)[None], B, c, 0.1, 0.0, 2, W, Q, 10, 1e-6)
+    with pytest.raises(ValueError, match=r"W has shape \(3, 3\), expected \(3, 2\)"):
+        _core.cd_epochs(H, B, c, 0.1, 0.0, 2, np.zeros((3, 3)), Q, 10, 1e-6)
+    with pytest.raises(ValueError, match="l1 and l21 penalties, got code 3"):
+        _core.cd_epochs(H, B, c, 0.1, 0.0, 3, W, Q, 10, 1e-6)
+    with pytest.raises(ValueError, match="alpha and l2 must be >= 0"):
+        _core.cd_epochs(H, B, c, -1.0, 0.0, 2, W, Q, 10, 1e-6)
+    with pytest.raises(TypeError):
+        _core.cd_epochs(H.astype(np.float32), B, c, 0.1, 0.0, 2, W, Q, 10, 1e-6)
+
+
+def test_kernel_block_step_is_the_closed_form_on_an_orthonormal_design():
+    # With H = I, one epoch is exact: W = shrink(B) row-wise (l21) or entry-wise (l1).
+    rng = np.random.default_rng(3)
+    k, T, alpha = 6, 4, 0.8
+    B = rng.standard_normal((k, T))
+    for code, expected in ((2, B * np.maximum(0, 1 - alpha / np.linalg.norm(B, axis=1, keepdims=True))),
+                           (1, np.sign(B) * np.maximum(np.abs(B) - alpha, 0))):
+        W, Q = np.zeros((k, T)), np.zeros((k, T))
+        epochs, change, _ = _core.cd_epochs(np.eye(k)[None], B, np.ones(T), alpha, 0.0, code, W, Q, 5, 0.0)
+        np.testing.assert_allclose(W, expected, rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(Q, W, rtol=0, atol=0)
+        assert epochs <= 5 and change <= 1e-15
