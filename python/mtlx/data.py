@@ -202,6 +202,19 @@ class TaskData:
             return np.full(self.n_tasks, self.X.shape[0], dtype=np.int64)
         return np.diff(self.offsets)
 
+    def feature_means(self) -> np.ndarray:
+        """Mean row of each task, float64 of shape (T, d) (one mean of X, repeated, for shared X).
+
+        Accumulated in float64 task by task (no float64 copy of a float32 X).
+        """
+        if self.layout == "shared":
+            mean = self.X.mean(axis=0, dtype=np.float64) if self.X.shape[0] else np.zeros(self.n_features)
+            return np.tile(mean, (self.n_tasks, 1))
+        out = np.empty((self.n_tasks, self.n_features))
+        for t in range(self.n_tasks):
+            out[t] = self.task(t)[0].mean(axis=0, dtype=np.float64)
+        return out
+
     def task(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """``(X_t, y_t)`` of the task at position ``t`` (views, no copy)."""
         if self.layout == "shared":

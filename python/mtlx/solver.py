@@ -106,7 +106,15 @@ class _Stopped(Exception):
 
 
 class Composite:
-    """F(theta) = f(theta) + alpha g(W) with theta = [Wt.ravel(), b] flat, for the FISTA loop.
+    """F(theta) = f(theta) + alpha g(W) with theta = [Wt.ravel(), b'] flat, for the FISTA loop.
+
+    With intercepts, theta holds the intercepts of the task-centered features,
+    ``b'_t = b_t + xbar_t . w_t`` (``xbar_t`` the mean row of task t): the margins
+    ``x . w_t + b_t = (x - xbar_t) . w_t + b'_t`` are unchanged, but w and b' are decoupled,
+    which on uncentered features (the raw school data) cuts FISTA's iterations many times
+    (logistic l21: no convergence to 1e-10 in 100,000 iterations against 6,856). Nothing is
+    copied: each call forms ``b = b' - xbar . w`` and folds ``-g_b xbar_t`` into the W gradient,
+    O(dT). :meth:`user_split` gives (W, b) back in the user's coordinates.
 
     Under MPI each rank holds the columns of its own tasks; every method returns this rank's
     part of a global sum, and :meth:`reduce` sums a packed buffer of such parts over ranks.
@@ -140,6 +148,8 @@ class Composite:
         self.n_coef = data.n_tasks * data.n_features
         self.size = self.n_coef + (data.n_tasks if fit_intercept else 0)
         self.dtype = data.dtype
+        self._xbar = data.feature_means().astype(self.dtype) if fit_intercept and data.n_tasks else None
+        self._b = np.empty(data.n_tasks, dtype=self.dtype)
         # The core always writes an intercept gradient; without intercepts it lands here.
         self._gb_unused = np.empty(data.n_tasks, dtype=self.dtype)
         self._active = penalty.name != "none" and alpha != 0.0
@@ -159,9 +169,22 @@ class Composite:
         return not self.reduction.any(not local)
 
     def split(self, theta: np.ndarray):
-        """Views (Wt, b) of a flat vector; b is None without intercepts."""
+        """Views (Wt, b') of a flat vector; b' is None without intercepts."""
         Wt = theta[: self.n_coef].reshape(self.shape)
         return Wt, (theta[self.n_coef :] if self.fit_intercept else None)
+
+    def user_split(self, theta: np.ndarray):
+        """(Wt view, b) with the user's intercepts ``b = b' - xbar . w`` (a new array)."""
+        Wt, bp = self.split(theta)
+        if bp is None or self._xbar is None:
+            return Wt, bp
+        return Wt, bp - np.einsum("td,td->t", self._xbar, Wt)
+
+    def from_user(self, theta: np.ndarray) -> None:
+        """In place: the b part of theta from the user's intercepts to b' (for warm starts)."""
+        Wt, b = self.split(theta)
+        if b is not None and self._xbar is not None:
+            b += np.einsum("td,td->t", self._xbar, Wt)
 
     def _failed(self, exc: BaseException) -> float:
         """Under MPI, keep a local failure for the next collective (which raises it on all ranks)."""
@@ -189,11 +212,15 @@ class Composite:
             Wt, b = self.split(theta)
             if self.shape[0] == 0:  # an idle rank (more ranks than tasks)
                 return 0.0
+            if b is not None and self._xbar is not None:
+                b = np.subtract(b, np.einsum("td,td->t", self._xbar, Wt), out=self._b)
             if grad is None:
                 value = self.smooth(Wt, b)
             else:
                 gWt, gb = self.split(grad)
                 value = self.smooth(Wt, b, gWt, self._gb_unused if gb is None else gb)
+                if gb is not None and self._xbar is not None:
+                    gWt -= gb[:, None] * self._xbar
             if self.l2:
                 w = theta[: self.n_coef]
                 value += 0.5 * self.l2 * float(np.dot(w, w))
@@ -451,7 +478,7 @@ def fista(problem: Composite, theta0: np.ndarray, tol: float, max_iter: int, cal
         F = F_new
 
         if callback is not None:
-            Wt, b = problem.split(x)
+            Wt, b = problem.user_split(x)
             state_view = SolverState(n_iter, Wt.T, b if b is not None else np.zeros(problem.shape[0], dtype),
                                      F, rel_change, optimality, 1.0 / L)
             try:
@@ -613,6 +640,7 @@ def _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_ite
             theta0[: problem.n_coef] = Wt.ravel()
             if b is not None:
                 theta0[problem.n_coef :] = b
+            problem.from_user(theta0)
 
     state = on_iteration = None
     if checkpoint is not None:
@@ -623,7 +651,7 @@ def _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_ite
         on_iteration = ckpt.every(int(checkpoint_every))
     n_calls0, n_bytes0 = reduction.n_calls, reduction.n_bytes
     theta, info = fista(problem, theta0, float(tol), int(max_iter), callback, state, on_iteration)
-    Wt, b = problem.split(theta)
+    Wt, b = problem.user_split(theta)
     message = "converged" if info["converged"] else (
         "stopped by callback" if info["stopped_by_callback"] else "reached max_iter")
     if not info["converged"] and not info["stopped_by_callback"]:
