@@ -148,14 +148,11 @@ class WorkingSetSolver:
         self.ybar = np.zeros(T)
         if not self.fit_intercept:
             return
+        self.xbar[:] = data.feature_means()[: self.n_gram]
         if data.layout == "shared":
-            self.xbar[0] = data.X.mean(axis=0, dtype=np.float64)
             self.ybar[:] = data.Y.mean(axis=0, dtype=np.float64)
         else:
-            for t in range(T):
-                rows = self._task_rows(t)
-                self.xbar[t] = data.X[rows].mean(axis=0, dtype=np.float64)
-                self.ybar[t] = data.y[rows].mean(dtype=np.float64)
+            self.ybar[:] = [data.task(t)[1].mean(dtype=np.float64) for t in range(T)]
 
     def _centered_sq_norms(self) -> np.ndarray:
         """||x_tj - xbar_tj||^2 as (d, T), accumulated over centered blocks of rows."""
