@@ -109,3 +109,17 @@ def test_trace_path_runs_without_screening():
 def test_path_rejects_other_penalties():
     with pytest.raises(ValueError, match="path needs a penalty"):
         mtlx.path(stacked(), "none")
+
+
+def test_path_on_tasks_too_big_for_gram_rows_falls_back_to_fista(monkeypatch, caplog):
+    import mtlx.working_set
+
+    data = stacked()
+    kw = dict(n_alphas=5, eps=0.1, tol=1e-9, n_threads=1)
+    engine = mtlx.path(data, "l21", **kw)
+    monkeypatch.setattr(mtlx.working_set, "MAX_STACKED_GRAM_BYTES", 1)
+    with caplog.at_level("WARNING", logger="mtlx"):
+        fallback = mtlx.path(data, "l21", **kw)
+    assert "solving each alpha by FISTA" in caplog.text
+    assert np.isnan(fallback.gaps).all() and np.all(fallback.n_screened == 0)
+    np.testing.assert_allclose(fallback.objectives, engine.objectives, rtol=1e-7)

@@ -20,6 +20,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from . import working_set
 from ._layouts import group_rows, is_input_list, is_task_list
 from ._progress import IterationProgress, is_root
 from .data import TaskData
@@ -206,9 +207,7 @@ class _MultiTaskModel(BaseEstimator):
             if why_not is not None:
                 raise ValueError(f"solver='cd' needs {why_not}; use solver='fista'")
             return solver
-        gram_rows = 1 if data.layout == "shared" else data.n_tasks
-        fits = gram_rows * float(data.n_features) ** 2 * 8 <= 2.0**30
-        return "cd" if why_not is None and data.dtype == np.float64 and fits else "fista"
+        return "cd" if why_not is None and data.dtype == np.float64 and working_set.fits(data) else "fista"
 
     def _global_task_ids(self, data: TaskData) -> np.ndarray:
         """Ids of the tasks of all ranks in global (sorted) order; the local ids without MPI."""

@@ -29,7 +29,7 @@ from .data import TaskData
 from .objective import loss_grad
 from .penalties import get_penalty
 from .solver import solve
-from .working_set import WorkingSetSolver
+from .working_set import MAX_STACKED_GRAM_BYTES, WorkingSetSolver, fits
 
 __all__ = ["PathResult", "alpha_max", "path"]
 
@@ -156,8 +156,12 @@ def path(data: TaskData, penalty="l21", *, n_alphas: int = 100, eps: float = 1e-
     n_iter, n_screened = np.zeros(len(alphas), dtype=np.int64), np.zeros(len(alphas), dtype=np.int64)
     W = np.zeros((d, T), dtype=np.float64)
     engine = None
-    if pen.name != "trace":
+    if pen.name != "trace" and fits(data):
         engine = WorkingSetSolver(data, pen.name, task_weights=task_weights, n_threads=n_threads)
+    elif pen.name != "trace":
+        log.warning("mtlx.path: per-task Gram rows of %d tasks x %d features would exceed %.0f MiB; solving "
+                    "each alpha by FISTA on all features (no screening, no gap certificate)", T, d,
+                    MAX_STACKED_GRAM_BYTES / 2**20)
     for k, alpha in enumerate(alphas):
         if engine is not None:
             W, info = engine.solve(float(alpha), W, tol=tol, screening=screening, working_set=working_set,
@@ -167,6 +171,9 @@ def path(data: TaskData, penalty="l21", *, n_alphas: int = 100, eps: float = 1e-
             coefs[k] = W
             objectives[k], gaps[k], n_iter[k], n_screened[k] = (info["primal"], info["gap"], info["epochs"],
                                                                  info["n_screened"])
+            log.debug("mtlx.path: alpha %d/%d = %.4g: %d epochs, %d gap checks, %d screened, support %d",
+                      k + 1, len(alphas), alpha, info["epochs"], info["outer"], info["n_screened"],
+                      int(np.any(W != 0, axis=1).sum()))
             continue
         if alpha >= a_max:
             # W = 0 satisfies the optimality condition exactly; a solve would end a rounding

@@ -33,7 +33,7 @@ from .objective import SmoothLoss, loss_grad
 from .penalties import PENALTIES
 from .solver import ConvergenceWarning, SolveResult
 
-__all__ = ["WorkingSetSolver", "certificate", "solve_working_set"]
+__all__ = ["WorkingSetSolver", "certificate", "fits", "solve_working_set"]
 
 log = logging.getLogger("mtlx")
 
@@ -82,6 +82,17 @@ def certificate(f: float, corr: np.ndarray, W: np.ndarray, alpha: float, penalty
     else:
         bound = (np.abs(corr) / scale + radius * radius_scale).max(axis=1)
     return primal, gap, bound, rows / scale
+
+
+#: Per-task Gram rows (stacked layout) are cached only while T d^2 doubles stay below this.
+MAX_STACKED_GRAM_BYTES = 2**30
+
+
+def fits(data: TaskData) -> bool:
+    """Whether the Gram-row cache stays bounded: always for shared X (at most d x d), for
+    per-task X while T d^2 doubles fit in :data:`MAX_STACKED_GRAM_BYTES`."""
+    rows = 1 if data.layout == "shared" else data.n_tasks
+    return data.layout == "shared" or rows * float(data.n_features) ** 2 * 8 <= MAX_STACKED_GRAM_BYTES
 
 
 class WorkingSetSolver:
