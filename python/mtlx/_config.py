@@ -45,14 +45,32 @@ def blas_threads(n_threads: int):
     The core's SVDs, Gram matrices and shared-input products go to SciPy's BLAS, which would
     otherwise start its own thread pool whatever ``n_threads`` says (oversubscribing the cores
     the core's OpenMP loops use, or another rank's). Uses threadpoolctl (a scikit-learn
-    dependency); its controller, which inspects the loaded libraries, is built once.
+    dependency); its controller, which inspects the loaded libraries, is built once. Nested
+    with the same count it does nothing (a limit costs ~35 us; inner loops nest freely).
     """
     global _controller
+    if int(n_threads) == _active_limit[-1]:
+        return contextlib.nullcontext()
     try:
         if _controller is None:
             from threadpoolctl import ThreadpoolController
 
             _controller = ThreadpoolController()
-        return _controller.limit(limits=int(n_threads), user_api="blas")
+        return _tracked(_controller.limit(limits=int(n_threads), user_api="blas"), int(n_threads))
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         return contextlib.nullcontext()
+
+
+#: The limits of the enclosing blas_threads contexts (None: no limit set by mtlx).
+_active_limit: list = [None]
+
+
+@contextlib.contextmanager
+def _tracked(limiter, n_threads: int):
+    """Enters ``limiter`` (a threadpoolctl limit) and records ``n_threads`` while it holds."""
+    with limiter:
+        _active_limit.append(n_threads)
+        try:
+            yield
+        finally:
+            _active_limit.pop()

@@ -277,6 +277,10 @@ class WorkingSetSolver:
             ``primal``, ``gap``, ``converged``, ``epochs`` (coordinate-descent epochs),
             ``n_screened``, ``history`` (P at every gap check), ``outer`` (gap checks).
         """
+        with blas_threads(self.n_threads):  # once for the whole solve (nested limits are free)
+            return self._solve(alpha, W0, tol, screening, working_set, max_outer, max_epochs)
+
+    def _solve(self, alpha, W0, tol, screening, working_set, max_outer, max_epochs):
         d, T = self.data.n_features, self.data.n_tasks
         W = np.zeros((d, T)) if W0 is None else np.array(W0, dtype=np.float64, copy=True).reshape(d, T)
         alive = np.arange(d)  # the features not screened out (the gap is that of the problem on them)
