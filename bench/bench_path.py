@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +53,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log", action="store_true", help="log every alpha (mtlx's debug log) to stderr")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.log:
+        logging.basicConfig(format="%(relativeCreated)9.0f ms %(message)s")
+        logging.getLogger("mtlx").setLevel(logging.DEBUG)
     rng = np.random.default_rng(args.seed)
     X = rng.standard_normal((args.m, args.d))
     W = np.zeros((args.d, args.T))

@@ -382,6 +382,36 @@ void bind_fista_ops(py::module_& m) {
 
 void bind_coordinate_descent(py::module_& m) {
   m.def(
+      "gather_block",
+      [](const carray<double>& H, const carray<std::int64_t>& rows, const carray<std::int64_t>& cols,
+         carray<double> out) {
+        if (H.ndim() != 3) throw std::invalid_argument("H must be 3-D, got shape " + shape_of(H));
+        const py::ssize_t g = H.shape(0), n_rows = H.shape(1), n_cols = H.shape(2);
+        const py::ssize_t kr = rows.size(), kc = cols.size();
+        expect_shape(out, "out", {g, kr, kc});
+        expect_writable(out, "out");
+        for (py::ssize_t i = 0; i < kr; ++i) {
+          if (rows.data()[i] < 0 || rows.data()[i] >= n_rows) throw std::invalid_argument("rows out of range");
+        }
+        for (py::ssize_t j = 0; j < kc; ++j) {
+          if (cols.data()[j] < 0 || cols.data()[j] >= n_cols) throw std::invalid_argument("cols out of range");
+        }
+        const double* h = H.data();
+        const std::int64_t* r = rows.data();
+        const std::int64_t* c = cols.data();
+        double* o = out.mutable_data();
+        py::gil_scoped_release release;
+        for (py::ssize_t t = 0; t < g; ++t) {
+          for (py::ssize_t i = 0; i < kr; ++i) {
+            const double* src = h + (t * n_rows + r[i]) * n_cols;
+            double* dst = o + (t * kr + i) * kc;
+            for (py::ssize_t j = 0; j < kc; ++j) dst[j] = src[c[j]];
+          }
+        }
+      },
+      py::arg("H").noconvert(), py::arg("rows").noconvert(), py::arg("cols").noconvert(), py::arg("out").noconvert(),
+      "out[t] = H[t][rows][:, cols] (the working set's block of the Gram-row cache).");
+  m.def(
       "cd_epochs",
       [](const carray<double>& H, const carray<double>& B, const carray<double>& c, double alpha, double l2,
          std::uint8_t penalty, carray<double> W, carray<double> Q, std::int64_t max_epochs, double tol) {

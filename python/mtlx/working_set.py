@@ -205,8 +205,14 @@ class WorkingSetSolver:
         self._n_cols = need
 
     def _gram_block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """H_t[rows, cols] for every t (rows cached), shape (n_gram, len(rows), len(cols))."""
-        return self._H[:, self._pos[rows][:, None], cols[None, :]]
+        """H_t[rows, cols] for every t (rows cached), shape (n_gram, len(rows), len(cols)).
+
+        One native gather: numpy's fancy indexing of a block of a (cache x d) array took a
+        quarter of a d = 20000 path's time.
+        """
+        out = np.empty((self.n_gram, len(rows), len(cols)))
+        _core.gather_block(self._H, self._pos[rows], np.ascontiguousarray(cols, dtype=np.int64), out)
+        return out
 
     def _products(self, H: np.ndarray, W: np.ndarray) -> np.ndarray:
         """[H_t w_t]_t for H (n_gram, r, s) and W (s, T): shape (r, T)."""
@@ -232,9 +238,10 @@ class WorkingSetSolver:
         self._add_columns(support)
         WS = W[support]
         with blas_threads(self.n_threads):
-            H = self._H[:, self._pos[support]]
-            if features is not None:
-                H = H[:, :, features]
+            if features is None:
+                H = self._H[:, self._pos[support]]
+            else:
+                H = self._gram_block(support, features)
             corr -= self.c * self._products(H.transpose(0, 2, 1), WS)
             if direct:
                 f = self._direct_value(support, WS)
