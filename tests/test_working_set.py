@@ -181,3 +181,16 @@ def test_kernel_block_step_is_the_closed_form_on_an_orthonormal_design():
         np.testing.assert_allclose(W, expected, rtol=1e-15, atol=1e-15)
         np.testing.assert_allclose(Q, W, rtol=0, atol=0)
         assert epochs <= 5 and change <= 1e-15
+
+
+def test_gather_block_is_numpy_fancy_indexing():
+    rng = np.random.default_rng(4)
+    H = rng.standard_normal((3, 7, 11))
+    rows, cols = np.array([5, 0, 3]), np.array([10, 2, 2, 7])
+    out = np.empty((3, 3, 4))
+    _core.gather_block(H, rows, cols, out)
+    np.testing.assert_array_equal(out, H[:, rows[:, None], cols[None, :]])
+    with pytest.raises(ValueError, match="cols out of range"):
+        _core.gather_block(H, rows, np.array([11]), np.empty((3, 3, 1)))
+    with pytest.raises(ValueError, match=r"out has shape \(3, 3, 3\), expected \(3, 3, 4\)"):
+        _core.gather_block(H, rows, cols, np.empty((3, 3, 3)))
