@@ -291,7 +291,7 @@ class WorkingSetSolver:
         d, T = self.data.n_features, self.data.n_tasks
         W = np.zeros((d, T)) if W0 is None else np.array(W0, dtype=np.float64, copy=True).reshape(d, T)
         alive = np.arange(d)  # the features not screened out (the gap is that of the problem on them)
-        inner_tol, ws_size, epochs, history = 1e-3, 0, 0, []
+        inner_tol, epochs, history = 1e-3, 0, []
         code = PENALTIES[self.penalty].code
         converged = False
         primal = gap = np.nan
@@ -315,7 +315,10 @@ class WorkingSetSolver:
                 break
             if working_set:
                 is_active = np.any(W[alive] != 0, axis=1)
-                ws_size = min(alive.size, max(10, 2 * int(is_active.sum()), 2 * ws_size))
+                # Twice the support (skglm's rule), not twice the last working set: doubling
+                # with every gap check grew the sets to every surviving feature within one alpha
+                # of a dense path (support 1,000 of d = 20,000: 37 s per alpha).
+                ws_size = min(alive.size, max(10, 2 * int(is_active.sum())))
                 # Rank by how close each constraint is to its bound (celer's priority).
                 priority = np.where(is_active, np.inf, score)
                 ws = np.sort(alive[np.argsort(-priority, kind="stable")[:ws_size]])
