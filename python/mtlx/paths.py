@@ -145,23 +145,26 @@ def path(data: TaskData, penalty="l21", *, n_alphas: int = 100, eps: float = 1e-
     if pen.name not in _DUAL_NORM:
         raise ValueError(f"path needs a penalty among {sorted(_DUAL_NORM)}, got {pen.name!r}")
     n_threads = resolve_n_threads(n_threads)
-    zero_value, zero_grad = _at_zero(data, task_weights, n_threads)
+    d, T = data.n_features, data.n_tasks
+    engine = None
+    if pen.name != "trace" and fits(data):
+        engine = WorkingSetSolver(data, pen.name, task_weights=task_weights, n_threads=n_threads)
+        # Its B = X' C y is minus the gradient at zero: no second pass for alpha_max.
+        zero_value, zero_grad = engine.value_at_zero, engine.B
+    else:
+        if pen.name != "trace":
+            log.warning("mtlx.path: per-task Gram rows of %d tasks x %d features would exceed %.0f MiB; solving "
+                        "each alpha by FISTA on all features (no screening, no gap certificate)", T, d,
+                        MAX_STACKED_GRAM_BYTES / 2**20)
+        zero_value, zero_grad = _at_zero(data, task_weights, n_threads)
     a_max = _DUAL_NORM[pen.name](zero_grad)
     if alphas is None:
         alphas = a_max * np.geomspace(1.0, eps, int(n_alphas))
     alphas = np.asarray(alphas, dtype=np.float64)
-    d, T = data.n_features, data.n_tasks
     coefs = np.zeros((len(alphas), d, T), dtype=data.dtype)
     objectives, gaps = np.empty(len(alphas)), np.full(len(alphas), np.nan)
     n_iter, n_screened = np.zeros(len(alphas), dtype=np.int64), np.zeros(len(alphas), dtype=np.int64)
     W = np.zeros((d, T), dtype=np.float64)
-    engine = None
-    if pen.name != "trace" and fits(data):
-        engine = WorkingSetSolver(data, pen.name, task_weights=task_weights, n_threads=n_threads)
-    elif pen.name != "trace":
-        log.warning("mtlx.path: per-task Gram rows of %d tasks x %d features would exceed %.0f MiB; solving "
-                    "each alpha by FISTA on all features (no screening, no gap certificate)", T, d,
-                    MAX_STACKED_GRAM_BYTES / 2**20)
     for k, alpha in enumerate(alphas):
         if engine is not None:
             W, info = engine.solve(float(alpha), W, tol=tol, screening=screening, working_set=working_set,
