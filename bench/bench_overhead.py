@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +99,6 @@ def run_case(loss, penalty, alpha, args) -> dict:
     data = mtlx.TaskData.from_tasks(tasks)
     kw = dict(loss=loss, penalty=penalty, alpha=alpha, task_weights="sum", fit_intercept=loss == "logistic",
               tol=0.0, max_iter=args.iters, n_threads=1)
-    import warnings
-
     best = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mtlx.ConvergenceWarning)

@@ -173,18 +173,22 @@ class Composite:
         Wt = theta[: self.n_coef].reshape(self.shape)
         return Wt, (theta[self.n_coef :] if self.fit_intercept else None)
 
+    def _xbar_dot(self, Wt: np.ndarray) -> np.ndarray:
+        """xbar_t . w_t per task: the shift between the user's b and the solved b'."""
+        return np.einsum("td,td->t", self._xbar, Wt)
+
     def user_split(self, theta: np.ndarray):
         """(Wt view, b) with the user's intercepts ``b = b' - xbar . w`` (a new array)."""
         Wt, bp = self.split(theta)
         if bp is None or self._xbar is None:
             return Wt, bp
-        return Wt, bp - np.einsum("td,td->t", self._xbar, Wt)
+        return Wt, bp - self._xbar_dot(Wt)
 
     def from_user(self, theta: np.ndarray) -> None:
         """In place: the b part of theta from the user's intercepts to b' (for warm starts)."""
         Wt, b = self.split(theta)
         if b is not None and self._xbar is not None:
-            b += np.einsum("td,td->t", self._xbar, Wt)
+            b += self._xbar_dot(Wt)
 
     def _failed(self, exc: BaseException) -> float:
         """Under MPI, keep a local failure for the next collective (which raises it on all ranks)."""
@@ -213,7 +217,7 @@ class Composite:
             if self.shape[0] == 0:  # an idle rank (more ranks than tasks)
                 return 0.0
             if b is not None and self._xbar is not None:
-                b = np.subtract(b, np.einsum("td,td->t", self._xbar, Wt), out=self._b)
+                b = np.subtract(b, self._xbar_dot(Wt), out=self._b)
             if grad is None:
                 value = self.smooth(Wt, b)
             else:
