@@ -75,7 +75,7 @@ void expect_task_vectors(const carray<std::uint8_t>& losses, const carray<double
   expect_shape(losses, "losses", {T});
   expect_shape(weights, "weights", {T});
   for (py::ssize_t t = 0; t < T; ++t) {
-    if (losses.data()[t] > static_cast<std::uint8_t>(mtlx::LossKind::logistic)) {
+    if (losses.data()[t] >= mtlx::kNumLossKinds) {
       throw std::invalid_argument("task " + std::to_string(t) + ": unknown loss code " +
                                   std::to_string(losses.data()[t]));
     }
@@ -138,7 +138,7 @@ void bind_dtype(py::module_& m) {
       "prox",
       [](int kind, const carray<Real>& V, Real tau, carray<Real> out, int n_threads) {
         if (V.ndim() != 2) throw std::invalid_argument("V must be 2-D, got shape " + shape_of(V));
-        if (kind < 0 || kind > static_cast<int>(mtlx::PenaltyKind::mean)) {
+        if (kind < 0 || kind >= mtlx::kNumPenaltyKinds) {
           throw std::invalid_argument("unknown penalty code " + std::to_string(kind));
         }
         expect_shape(out, "out", {V.shape(0), V.shape(1)});
@@ -155,7 +155,7 @@ void bind_dtype(py::module_& m) {
       "penalty_value",
       [](int kind, const carray<Real>& W, int n_threads) {
         if (W.ndim() != 2) throw std::invalid_argument("W must be 2-D, got shape " + shape_of(W));
-        if (kind < 0 || kind > static_cast<int>(mtlx::PenaltyKind::mean)) {
+        if (kind < 0 || kind >= mtlx::kNumPenaltyKinds) {
           throw std::invalid_argument("unknown penalty code " + std::to_string(kind));
         }
         const Real* w = W.data();
@@ -451,6 +451,17 @@ void bind_coordinate_descent(py::module_& m) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mtlx native core (private): batched per-task losses/gradients and proximal operators.";
+  // The codes the Python layer passes (per-task loss arrays, penalty kinds) come from these
+  // enums, so the numbering is written once, in the C++ headers.
+  py::enum_<mtlx::LossKind>(m, "LossKind", "Per-sample losses the core evaluates (mtlx/losses.hpp).")
+      .value("squared", mtlx::LossKind::squared)
+      .value("logistic", mtlx::LossKind::logistic);
+  py::enum_<mtlx::PenaltyKind>(m, "PenaltyKind", "Penalties whose prox the core computes (mtlx/prox.hpp).")
+      .value("none", mtlx::PenaltyKind::none)
+      .value("l1", mtlx::PenaltyKind::l1)
+      .value("l21", mtlx::PenaltyKind::l21)
+      .value("trace", mtlx::PenaltyKind::trace)
+      .value("mean", mtlx::PenaltyKind::mean);
   bind_dtype<double>(m);
   bind_dtype<float>(m);
   bind_gram<double>(m);

@@ -6,6 +6,7 @@ import contextlib
 import os
 
 from . import _core
+from ._validate import MAX_THREADS, check_int
 
 __all__ = ["blas_threads", "resolve_n_threads"]
 
@@ -34,9 +35,7 @@ def resolve_n_threads(n_threads: int | None = None) -> int:
                 raise ValueError(f"MTLX_NUM_THREADS must be a positive integer, got {env!r}") from None
         else:
             n_threads = _core.max_threads()
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int,)) or n_threads < 1:
-        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
-    return int(n_threads)
+    return check_int(n_threads, "n_threads", 1, MAX_THREADS)
 
 
 def blas_threads(n_threads: int):

@@ -16,7 +16,6 @@ __all__ = [
     "check_finite",
     "first_nonfinite_row",
     "nonfinite_error",
-    "check_labels",
     "check_nonnegative",
     "core_dtype",
     "resolve_task_weights",
@@ -84,24 +83,87 @@ def check_finite(a: np.ndarray, name: str, where: str = "", n_threads: int = 1) 
         raise nonfinite_error(a[bad], name, where, bad)
 
 
-def check_labels(y: np.ndarray, where: str) -> None:
-    """Logistic targets must be -1 or +1."""
-    ok = (y == 1) | (y == -1)
-    if not ok.all():
-        found = np.unique(y[~ok])[:5]
-        raise ValueError(
-            f"{where}: y holds labels {found.tolist()} but the logistic loss needs labels in {{-1, +1}}"
-        )
-
-
 def check_nonnegative(value, name: str) -> float:
-    """A finite real number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {value}")
-    return value
+    """A finite real number >= 0 (Python or numpy scalar; not a bool or a string)."""
+    return check_real(value, name, low=0.0)
+
+
+def check_real(value, name: str, low: float = 0.0, low_open: bool = False) -> float:
+    """A finite real number in ``[low, inf)`` (``(low, inf)`` with ``low_open``), as a float.
+
+    Messages follow scikit-learn's parameter validation: "The 'alpha' parameter must be a
+    float in the range [0.0, inf). Got -1 instead."
+    """
+    interval = f"{'(' if low_open else '['}{float(low)}, inf)"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"The {name!r} parameter must be a float in the range {interval}. Got {value!r} "
+                        f"({type(value).__name__}) instead.")
+    number = float(value)
+    if not np.isfinite(number) or number < low or (low_open and number == low):
+        raise ValueError(f"The {name!r} parameter must be a float in the range {interval}. Got {value!r} instead.")
+    return number
+
+
+#: The largest thread count accepted (far above any machine's cores; a C int must hold it).
+MAX_THREADS = 1 << 16
+
+
+def check_int(value, name: str, low: int = 1, high: int | None = None) -> int:
+    """An integer (Python or numpy; not a bool or an integral float) in ``[low, high]``."""
+    interval = f"[{low}, {'inf' if high is None else high}]"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"The {name!r} parameter must be an int in the range {interval}. Got {value!r} "
+                        f"({type(value).__name__}) instead.")
+    number = int(value)
+    if number < low or (high is not None and number > high):
+        raise ValueError(f"The {name!r} parameter must be an int in the range {interval}. Got {value!r} instead.")
+    return number
+
+
+def check_task_ids(ids, n_tasks: int | None = None, name: str = "task_ids") -> np.ndarray:
+    """Task ids as a 1-D array of integers or of strings (never mixed, never NaN or None).
+
+    Parameters
+    ----------
+    ids : array_like
+    n_tasks : int, optional
+        The length required.
+    name : str
+        The argument's name in messages ("task", "task_ids").
+    """
+    arr = np.asarray(ids)
+    if arr.dtype == object:
+        kinds = {type(v).__name__ for v in arr.ravel()}
+        values = arr.ravel().tolist()
+        if all(isinstance(v, (numbers.Integral,)) and not isinstance(v, bool) for v in values):
+            arr = arr.astype(np.int64)
+        elif all(isinstance(v, str) for v in values):
+            arr = arr.astype(str)
+        else:
+            raise TypeError(f"{name} must hold integers or strings, all of one kind; got {sorted(kinds)}")
+    if arr.dtype.kind == "b":
+        raise TypeError(f"{name} must hold integers or strings, got booleans")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinity; task ids must be integers or strings")
+        if not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} holds non-integer numbers; task ids must be integers or strings")
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iuU":
+        raise TypeError(f"{name} must hold integers or strings, got dtype {arr.dtype}")
+    if n_tasks is not None and arr.shape != (n_tasks,):
+        raise ValueError(f"{name} has shape {arr.shape}, expected ({n_tasks},) (one id per task)")
+    return arr
+
+
+def check_comm(comm):
+    """``comm`` must be an mpi4py communicator (or None)."""
+    if comm is None:
+        return None
+    if not all(hasattr(comm, attr) for attr in ("Get_rank", "Get_size", "Allreduce", "allgather")):
+        raise TypeError(f"comm must be an mpi4py communicator (such as mpi4py.MPI.COMM_WORLD) or None, got "
+                        f"{type(comm).__name__}")
+    return comm
 
 
 def resolve_task_weights(task_weights, n_samples: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ import numpy as np
 
 from . import _core
 from .data import TaskData
-from .losses import LOSSES
 from .objective import SmoothLoss
 
 __all__ = ["GramSquaredLoss", "gram_cost", "smooth_loss"]
@@ -46,18 +45,26 @@ def gram_cost(data: TaskData) -> tuple[float, float]:
     return T * float(d) * d / direct, 0.5 * rows * float(d) * d / direct
 
 
-def use_gram(data: TaskData, losses: np.ndarray, gram) -> bool:
+def gram_preferred(data: TaskData) -> bool:
+    """Whether the cost model picks the Gram form for this data (see :func:`gram_cost`)."""
+    if data.n_tasks == 0:
+        return False
+    call, setup = gram_cost(data)
+    return call <= _MAX_CALL_RATIO and setup <= _MAX_SETUP_PASSES
+
+
+def use_gram(data: TaskData, losses: list, gram) -> bool:
     """Decide the form of the squared loss: ``gram`` is ``"auto"``, True or False."""
     if gram is not True and gram is not False and gram != "auto":
         raise ValueError(f"gram must be 'auto', True or False, got {gram!r}")
-    all_squared = bool(np.all(losses == LOSSES["squared"]))
+    all_squared = all(loss.quadratic for loss in losses)
     if gram is True and not all_squared:
         raise ValueError("gram=True needs the squared loss for every task (the Gram form is exact only for it)")
     if data.n_tasks == 0 or (gram is not True and (gram is False or not all_squared)):
         return False  # an idle MPI rank has nothing to precompute
     call, setup = gram_cost(data)
-    chosen = gram is True or (call <= _MAX_CALL_RATIO and setup <= _MAX_SETUP_PASSES)
-    log.info("mtlx: squared loss in the %s form (%s; per call %.3g and setup %.3g direct passes; "
+    chosen = gram is True or gram_preferred(data)
+    log.info("squared loss in the %s form (%s; per call %.3g and setup %.3g direct passes; "
              "layout %s, T=%d, d=%d)", "Gram" if chosen else "direct", "forced" if gram is True else "auto",
              call, setup, data.layout, data.n_tasks, data.n_features)
     return chosen
@@ -81,7 +88,7 @@ class GramSquaredLoss(SmoothLoss):
 
     def __init__(self, data: TaskData, loss="squared", task_weights="mean", n_threads: int | None = None):
         super().__init__(data, loss, task_weights, n_threads)
-        if not np.all(self.losses == LOSSES["squared"]):
+        if not self.quadratic:
             raise ValueError("the Gram form needs the squared loss for every task")
         T, d, dtype = data.n_tasks, data.n_features, data.dtype
         n_gram = 1 if data.layout == "shared" else T
@@ -116,6 +123,6 @@ def smooth_loss(data: TaskData, loss="squared", task_weights="mean", n_threads: 
                 gram="auto") -> SmoothLoss:
     """The smooth part in the form ``gram`` asks for (``"auto"``: by :func:`gram_cost`)."""
     direct = SmoothLoss(data, loss, task_weights, n_threads)
-    if not use_gram(data, direct.losses, gram):
+    if not use_gram(data, direct.loss_objects, gram):
         return direct
     return GramSquaredLoss(data, loss, task_weights, n_threads)

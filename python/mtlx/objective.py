@@ -9,12 +9,11 @@ from ._config import resolve_n_threads
 from ._validate import (
     as_real_array,
     check_finite,
-    check_labels,
     first_nonfinite_row,
     resolve_task_weights,
 )
 from .data import TaskData
-from .losses import LOSSES, resolve_losses
+from .losses import Logistic, loss_codes, resolve_losses
 
 __all__ = ["SmoothLoss", "loss_grad"]
 
@@ -39,29 +38,36 @@ class SmoothLoss:
         if not isinstance(data, TaskData):
             raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
         self.data = data
-        self.losses = resolve_losses(loss, data.n_tasks)
+        #: One :class:`mtlx.losses.Loss` per task, and their codes for the core.
+        self.loss_objects = resolve_losses(loss, data.n_tasks)
+        self.losses = loss_codes(self.loss_objects)
         self.weights = resolve_task_weights(task_weights, data.n_samples)
         self.n_threads = resolve_n_threads(n_threads)
-        self._check_logistic_labels()
+        self._check_targets()
 
-    def _check_logistic_labels(self) -> None:
-        """Logistic targets must be -1/+1: one vectorized pass, then name the first bad task."""
-        logistic = self.losses == LOSSES["logistic"]
-        if not logistic.any():
-            return
+    @property
+    def quadratic(self) -> bool:
+        """Whether every (local) task's loss is quadratic (an affine gradient)."""
+        return all(loss.quadratic for loss in self.loss_objects)
+
+    def _check_targets(self) -> None:
+        """Each task's targets in its loss's domain: one vectorized pass per loss, then the first
+        bad task is named."""
         d = self.data
-        if d.layout == "shared":
-            bad = np.flatnonzero((logistic[None, :] & (d.Y != 1) & (d.Y != -1)).any(axis=0))
-            first_bad = int(bad[0]) if bad.size else None
-        else:
-            bad = np.flatnonzero(np.repeat(logistic, d.n_samples) & (d.y != 1) & (d.y != -1))
-            first_bad = d.task_of_row(bad[0]) if bad.size else None
-        if first_bad is not None:
-            check_labels(d.task(first_bad)[1], f"task {d.task_ids[first_bad]}")
+        for loss in {type(x): x for x in self.loss_objects}.values():
+            uses = np.array([type(x) is type(loss) for x in self.loss_objects])
+            if d.layout == "shared":
+                bad = np.flatnonzero((uses[None, :] & ~loss.valid(d.Y)).any(axis=0))
+                first_bad = int(bad[0]) if bad.size else None
+            else:
+                bad = np.flatnonzero(np.repeat(uses, d.n_samples) & ~loss.valid(d.y))
+                first_bad = d.task_of_row(bad[0]) if bad.size else None
+            if first_bad is not None:
+                loss.check_targets(d.task(first_bad)[1], f"task {d.task_ids[first_bad]}")
 
     def check_intercepts_bounded(self) -> None:
         """An unpenalized intercept of a logistic task with one class has no finite optimum."""
-        for t in np.flatnonzero(self.losses == LOSSES["logistic"]):
+        for t in (t for t, x in enumerate(self.loss_objects) if isinstance(x, Logistic)):
             y = self.data.task(t)[1]
             if np.all(y == y[0]):
                 raise ValueError(

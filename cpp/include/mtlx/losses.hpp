@@ -14,8 +14,11 @@
 
 namespace mtlx {
 
-/// Loss codes shared with the Python layer (mtlx/losses.py keeps the same numbering).
+/// Loss codes; exported to Python as mtlx._core.LossKind (the only place the numbering is written).
 enum class LossKind : std::uint8_t { squared = 0, logistic = 1 };
+
+/// Number of LossKind values (codes at or above it are rejected at the binding).
+inline constexpr int kNumLossKinds = 2;
 
 /// Squared loss 0.5 (y - z)^2 (regression).
 struct SquaredLoss {

@@ -15,8 +15,12 @@
 
 namespace mtlx {
 
-/// Penalty codes shared with the Python layer (mtlx/penalties.py keeps the same numbering).
+/// Penalties with a native prox; exported to Python as mtlx._core.PenaltyKind (the only place
+/// the numbering is written).
 enum class PenaltyKind : std::uint8_t { none = 0, l1 = 1, l21 = 2, trace = 3, mean = 4 };
+
+/// Number of PenaltyKind values (codes at or above it are rejected at the binding).
+inline constexpr int kNumPenaltyKinds = 5;
 
 /// Soft thresholding, the prox of tau |v|.
 template <class Real>
