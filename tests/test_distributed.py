@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import mtlx
-from mtlx.penalties import get_penalty
 
 
 def _loads(parts, rows):
@@ -45,25 +44,50 @@ def test_empty_taskdata_for_idle_ranks():
         mtlx.TaskData.from_tasks([])
 
 
+def _penalty(name, T):
+    """The penalties whose prox needs every task under MPI."""
+    from mtlx import penalties as P
+
+    if name == "graph":
+        R = np.zeros((T, T - 1))
+        R[np.arange(T - 1), np.arange(T - 1)], R[np.arange(1, T), np.arange(T - 1)] = 1.0, -1.0  # a chain
+        return P.Graph(R, 0.7)
+    if name == "clustered":
+        return P.Clustered(k=min(2, T), eta=0.3, w=0.8)
+    return P.get_penalty(name)
+
+
 @pytest.mark.parametrize("shape", [(28, 139), (10, 3), (5, 40)])
-@pytest.mark.parametrize("name", ["l21", "trace", "mean"])
-def test_prox_from_global_stats_matches_the_core_prox(rng, shape, name):
+@pytest.mark.parametrize("name", ["l21", "trace", "mean", "linf1", "graph", "clustered"])
+def test_prox_from_global_stats_matches_the_single_process_prox(rng, shape, name):
+    # Three "ranks" each hold some columns: their statistics summed must give, on each rank's
+    # columns, the prox and value a single process computes on the whole W.
+    from mtlx.penalties import BlockContext
+
     d, T = shape
     W = rng.standard_normal(shape) * np.logspace(0, -2, T)
-    pen = get_penalty(name)
-    stats = np.zeros(pen.stats_size(d))
-    for cols in np.array_split(np.arange(T), 3):  # three "ranks" add their parts
+    pen = _penalty(name, T)
+    whole = BlockContext.single(d, T)
+    parts = np.array_split(np.arange(T), 3)
+    ctxs = [BlockContext(d, T, cols, rank=r, distributed=True) for r, cols in enumerate(parts)]
+    stats = np.zeros(pen.n_stats(ctxs[0]))
+    for ctx in ctxs:
         part = np.zeros_like(stats)
-        pen.local_stats(np.ascontiguousarray(W[:, cols].T), part)
+        pen.local_stats(np.ascontiguousarray(W[:, ctx.local_index].T), None, None, part, ctx)
         stats += part
-    assert pen.value_from_stats(stats) == pytest.approx(mtlx.penalty_value(W, name), rel=1e-12)
+    value = sum(pen.value_from_stats(np.ascontiguousarray(W[:, c.local_index].T), stats, c) for c in ctxs)
+    assert value == pytest.approx(pen.value(np.ascontiguousarray(W.T), whole), rel=1e-12)
     s_max = np.linalg.svd(W, compute_uv=False)[0]
     for tau in (0.01 * s_max, 0.3 * s_max, 2 * s_max):
-        out = np.empty((T, d))
-        value = pen.prox_from_stats(np.ascontiguousarray(W.T), stats, tau, out)
-        ref = mtlx.prox(W, name, step=1.0, alpha=tau)
-        np.testing.assert_allclose(out.T, ref, rtol=0, atol=1e-13 * s_max)
-        assert value == pytest.approx(mtlx.penalty_value(ref, name), rel=1e-12, abs=1e-12)
+        ref = np.empty((T, d))
+        ref_value = pen.prox(np.ascontiguousarray(W.T), tau, ref, whole)
+        total = 0.0
+        for ctx in ctxs:
+            local = np.ascontiguousarray(W[:, ctx.local_index].T)
+            out = np.empty_like(local)
+            total += pen.prox_from_stats(local, stats, tau, out, ctx)
+            np.testing.assert_allclose(out, ref[ctx.local_index], rtol=0, atol=1e-12 * s_max)
+        assert total == pytest.approx(ref_value, rel=1e-10, abs=1e-12)
 
 
 KW = dict(penalty="trace", alpha=0.05, l2=0.1, fit_intercept=True, tol=1e-12, max_iter=5000)

@@ -1,0 +1,160 @@
+"""Convex clustered MTL: tasks in k clusters, each cluster's tasks pulled together."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._statistics import FeatureGram
+from .base import Penalty, check_weight
+
+__all__ = ["Clustered", "waterfill"]
+
+
+def waterfill(sigma: np.ndarray, eta: float, k: float) -> np.ndarray:
+    """The eigenvalues m of the optimal M for singular values ``sigma`` (>= 0).
+
+    ``min_m sum_i sigma_i^2 / (eta + m_i)`` subject to ``sum m_i = k``, ``0 <= m_i <= 1`` (over all
+    T task directions; those with sigma = 0 absorb whatever budget is left at no cost): by the
+    optimality conditions ``m_i = clip(u sigma_i - eta, 0, 1)`` with u chosen so the positive
+    sigmas take ``min(k, their number)``. u is found by bisection on this monotone function,
+    then solved exactly on the active set it identifies.
+    """
+    sigma = np.asarray(sigma, dtype=np.float64)
+    positive = sigma > 0
+    m = np.zeros_like(sigma)
+    budget = float(min(k, int(positive.sum())))
+    if budget >= positive.sum():
+        m[positive] = 1.0
+        return m
+    s = sigma[positive]
+    lo, hi = 0.0, (1.0 + eta) / s.min()  # filled nothing at lo, everything at hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if np.clip(mid * s - eta, 0.0, 1.0).sum() < budget:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-15 * hi:
+            break
+    u = 0.5 * (lo + hi)
+    z = u * s - eta
+    saturated, active = z >= 1.0, (z > 0.0) & (z < 1.0)
+    if active.any():  # exact on the active set: sum(u s_i - eta) = budget - #saturated
+        u = (budget - saturated.sum() + eta * active.sum()) / s[active].sum()
+    m[positive] = np.clip(u * s - eta, 0.0, 1.0)
+    return m
+
+
+class Clustered(Penalty):
+    """``w * eta * (1 + eta) * min_M tr(W (eta I + M)^-1 W^T)`` over ``tr M = k, 0 <= M <= I`` (T x T).
+
+    The convex relaxation of k-means clustering of the tasks (Jacob, Bach & Vert 2008; Zhou,
+    Chen & Ye 2011, MALSAR's ``Least_CMTL`` with ``eta = rho2 / rho1``, ``w = rho1``).
+
+    Parameters
+    ----------
+    k : float
+        Number of clusters, ``1 <= k <= T``.
+    eta : float
+        > 0: the trade-off between the spread within clusters and the size of W.
+    w : float, default 1.0
+
+    Notes
+    -----
+    The value depends on the singular values s of W only: with m the optimal eigenvalues of M
+    (:func:`waterfill`), ``g = c sum_i s_i^2 / (eta + m_i)``, ``c = w eta (1 + eta)``. It is
+    smooth (a convex minimum of quadratics whose Hessians are bounded by ``2 c / eta``), with
+    gradient ``2 c W (eta I + M)^-1`` and Lipschitz constant ``2 w (1 + eta)``. Its prox, on the
+    singular values, is ``s_i (eta + m'_i) / (eta + m'_i + 2 tau c)`` with m' the waterfill at
+    ``eta + 2 tau c``. Alone it is applied by its prox; beside a non-smooth penalty it joins
+    the smooth part. Under MPI the statistics are ``W W^T`` (as for the trace norm).
+    """
+
+    smooth = True
+    _fields = ("k", "eta", "w")
+
+    def __init__(self, k, eta, w=1.0):
+        super().__init__(w)
+        if isinstance(k, bool) or not isinstance(k, numbers.Real) or not np.isfinite(k) or k < 1:
+            raise ValueError(f"Clustered: k (the number of clusters) must be a number >= 1, got {k!r}")
+        if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not np.isfinite(eta) or eta <= 0:
+            raise ValueError(f"Clustered: eta must be a finite number > 0, got {eta!r}")
+        self.k = float(k) if not float(k).is_integer() else int(k)
+        self.eta = float(eta)
+        check_weight(w)
+
+    @property
+    def _c(self) -> float:
+        return self.w * self.eta * (1.0 + self.eta)
+
+    def check(self, n_features, n_tasks):
+        if self.k > n_tasks:
+            raise ValueError(f"Clustered: k = {self.k} clusters but there are only {n_tasks} tasks (1 <= k <= T)")
+
+    def lipschitz(self, ctx):
+        return 2.0 * self.w * (1.0 + self.eta)
+
+    def _from_singular(self, s: np.ndarray) -> float:
+        m = waterfill(s, self.eta, self.k)
+        return self._c * float(np.sum(s * s / (self.eta + m)))
+
+    def value(self, V, ctx):
+        return self._from_singular(np.linalg.svd(V, compute_uv=False)) if V.size else 0.0
+
+    def value_and_gradient(self, V, grad, ctx):
+        if V.size == 0:
+            return 0.0
+        A, s, Bt = np.linalg.svd(V, full_matrices=False)
+        m = waterfill(s, self.eta, self.k)
+        if grad is not None:
+            grad += (A * (2.0 * self._c * s / (self.eta + m))) @ Bt
+        return self._c * float(np.sum(s * s / (self.eta + m)))
+
+    def _shrink(self, s: np.ndarray, tau: float) -> np.ndarray:
+        """Factors of the prox on the singular values."""
+        bump = 2.0 * tau * self._c
+        m = waterfill(s, self.eta + bump, self.k)
+        return (self.eta + m) / (self.eta + m + bump)
+
+    def prox(self, V, tau, out, ctx):
+        if V.size == 0:
+            return 0.0
+        A, s, Bt = np.linalg.svd(V, full_matrices=False)
+        f = self._shrink(s, tau)
+        out[...] = (A * (s * f)) @ Bt
+        return self._from_singular(s * f)
+
+    # -- distributed: the feature Gram matrix W W^T ------------------------------------------------
+    def n_stats(self, ctx):
+        return FeatureGram.size(ctx.n_features)
+
+    def local_stats(self, V, tau, out, stats, ctx):
+        FeatureGram.local(V, stats)
+
+    def _singular_of_stats(self, stats, ctx):
+        s, U = FeatureGram.eigh(stats, ctx.n_features)
+        return s, U
+
+    def prox_from_stats(self, V, stats, tau, out, ctx):
+        s, U = self._singular_of_stats(stats, ctx)
+        f = self._shrink(s, tau)
+        out[...] = (V @ U) * f @ U.T
+        return ctx.share(self._from_singular(s * f))
+
+    def value_from_stats(self, V, stats, ctx, grad=None):
+        s, U = self._singular_of_stats(stats, ctx)
+        m = waterfill(s, self.eta, self.k)
+        if grad is not None:
+            grad += (V @ U) * (2.0 * self._c / (self.eta + m)) @ U.T
+        return ctx.share(self._c * float(np.sum(s * s / (self.eta + m))))
+
+    def n_pieces(self, ctx):
+        return 3 * FeatureGram.size(ctx.n_features)
+
+    def local_pieces(self, Y, G, out, ctx):
+        FeatureGram.local_pieces(Y, G, out)
+
+    def stats_from_pieces(self, pieces, step, ctx):
+        return FeatureGram.from_pieces(pieces, step, ctx.n_features)

@@ -1,0 +1,79 @@
+"""l2,1: whole feature rows of W on or off across tasks (joint feature selection)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .base import Penalty, register
+from .l1 import _ratio
+
+__all__ = ["L21"]
+
+
+@register
+class L21(Penalty):
+    """``w * sum_j ||W[j, :]||_2`` (Argyriou, Evgeniou & Pontil 2008; Obozinski et al. 2010).
+
+    Prox: each row scaled by ``max(0, 1 - tau w / ||row||)`` (native). Under MPI the row
+    norms need every task: the statistics are the squared row norms (a d-vector, a sum over
+    tasks), and each rank scales its own columns. Dual norm: the largest row norm over w.
+    """
+
+    name = "l21"
+    cd_kind = _core.PenaltyKind.l21
+    nests_entries = True
+
+    def prox(self, V, tau, out, ctx):
+        return self.w * _core.prox(int(_core.PenaltyKind.l21), V, tau * self.w, out, ctx.n_threads)
+
+    def value(self, V, ctx):
+        return self.w * _core.penalty_value(int(_core.PenaltyKind.l21), V, ctx.n_threads)
+
+    def dual_norm(self, M):
+        return _ratio(float(np.sqrt(np.einsum("tj,tj->j", M, M).max())) if np.size(M) else 0.0, self.w)
+
+    # -- what the working-set engine asks (M: d x T, rows = features) ------------------------------
+    def feature_dual_norms(self, M):
+        """Per feature, the dual norm of its row (unweighted): its l2 norm."""
+        return np.linalg.norm(M, axis=1)
+
+    def screening_bound(self, corr, radius, radius_scale):
+        """Per feature, an upper bound of its row's l2 norm over a sphere of ``radius`` around ``corr``
+        (the row's distance scaled by at most ``max_t radius_scale``)."""
+        return np.linalg.norm(corr, axis=1) + radius * radius_scale.max(axis=1)
+
+    def raw_value(self, W):
+        """g(W) unweighted for W of shape (d, T)."""
+        return float(np.linalg.norm(W, axis=1).sum())
+
+    # -- distributed: squared row norms ----------------------------------------------------------
+    def n_stats(self, ctx):
+        return ctx.n_features
+
+    def local_stats(self, V, tau, out, stats, ctx):
+        np.einsum("tj,tj->j", V, V, out=stats)
+
+    def prox_from_stats(self, V, stats, tau, out, ctx):
+        norms = np.sqrt(np.maximum(stats, 0.0))
+        t = tau * self.w
+        factor = np.where(norms > t, 1.0 - t / np.where(norms > 0, norms, 1.0), 0.0)
+        np.multiply(V, factor, out=out)
+        return ctx.share(self.w * float(np.dot(factor, norms)))
+
+    def value_from_stats(self, V, stats, ctx, grad=None):
+        return ctx.share(self.w * float(np.sum(np.sqrt(np.maximum(stats, 0.0)))))
+
+    def n_pieces(self, ctx):
+        return 3 * ctx.n_features
+
+    def local_pieces(self, Y, G, out, ctx):
+        d = ctx.n_features
+        np.einsum("tj,tj->j", Y, Y, out=out[:d])
+        np.einsum("tj,tj->j", Y, G, out=out[d : 2 * d])
+        np.einsum("tj,tj->j", G, G, out=out[2 * d :])
+
+    def stats_from_pieces(self, pieces, step, ctx):
+        d = ctx.n_features
+        stats = pieces[:d] - 2.0 * step * pieces[d : 2 * d] + step * step * pieces[2 * d :]
+        return np.maximum(stats, 0.0, out=stats)  # squared norms: rounding must not make them negative
