@@ -19,14 +19,15 @@ import os
 # this once, when the core loads; a value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _lapack, distributed
+from . import _lapack, distributed, penalties
 from .data import TaskData
 from .distributed import distribute
 from .losses import LOSSES
 from .objective import loss_grad
-from .paths import PathResult, alpha_max, path
-from .penalties import PENALTIES, penalty_value, prox
-from .solver import ConvergenceWarning, SolveResult, SolverState, solve
+from .paths import PathResult, alpha_grid, alpha_max, path
+from .penalties import penalty_value, prox
+from .results import SolveResult, SolverState
+from .solver import solve
 
 _lapack.register()
 # A library logs, the application decides where it goes (Python logging HOWTO).
@@ -35,30 +36,34 @@ logging.getLogger("mtlx").addHandler(logging.NullHandler())
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ConvergenceWarning": "results",
     "MultiTaskRegressor": "estimators",
     "MultiTaskClassifier": "estimators",
-    "MultiTaskRegressorCV": "regressor_cv",
+    "MultiTaskRegressorCV": "cv",
+    "MultiTaskClassifierCV": "cv",
     "save": "persistence",
     "load": "persistence",
 }
 
 __all__ = [
     "LOSSES",
-    "PENALTIES",
     "ConvergenceWarning",
     "MultiTaskClassifier",
+    "MultiTaskClassifierCV",
     "MultiTaskRegressor",
     "MultiTaskRegressorCV",
     "PathResult",
     "SolveResult",
     "SolverState",
     "TaskData",
+    "alpha_grid",
     "alpha_max",
     "distribute",
     "distributed",
     "load",
     "loss_grad",
     "path",
+    "penalties",
     "penalty_value",
     "prox",
     "save",
@@ -66,15 +71,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+#: Submodules imported on first attribute access (``mtlx.io.save_dataset`` works after ``import mtlx``).
+_SUBMODULES = ("datasets", "io", "plot", "working_set")
 
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'mtlx' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

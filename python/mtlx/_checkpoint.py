@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from ._files import write_atomically
-from .solver import Composite, FistaState
+from .fista import FistaState
+from .penalties.spec import to_data
+from .problem import Problem
 
 __all__ = ["Checkpoint"]
 
 FILE_NAME = "checkpoint.npz"
-_FORMAT = 1
+_FORMAT = 2
 
 
 class Checkpoint:
@@ -34,10 +36,10 @@ class Checkpoint:
     ----------
     directory : path
         Created if missing (by rank 0).
-    problem : Composite
+    problem : Problem
     """
 
-    def __init__(self, directory, problem: Composite):
+    def __init__(self, directory, problem: Problem):
         self.problem = problem
         self.reduction = problem.reduction
         self.path = Path(directory) / FILE_NAME
@@ -56,20 +58,24 @@ class Checkpoint:
         return on_iteration
 
     def save(self, state: FistaState) -> None:
-        """Write ``state`` atomically (collective: rank 0 gathers the rows and writes)."""
+        """Write ``state`` atomically (collective: rank 0 gathers the rows and writes).
+
+        Per-task blocks are stored as rows keyed by task id (every task block's w_t, then b'_t),
+        shared blocks whole.
+        """
         p = self.problem
-        rows = np.concatenate([_task_rows(p, state.x), _task_rows(p, state.y)], axis=1)
-        rows = self.reduction.gather_tasks(rows)
+        x_rows, x_shared = p.task_rows(state.x)
+        y_rows, y_shared = p.task_rows(state.y)
+        rows = self.reduction.gather_tasks(np.concatenate([x_rows, y_rows], axis=1))
         with self.reduction.agreed_errors():
             if rows is None:
                 return
-            d1 = p.shape[1] + 1
+            width = x_rows.shape[1]
             arrays = dict(
-                format=np.int64(_FORMAT), x_W=rows[:, : d1 - 1], x_b=rows[:, d1 - 1], y_W=rows[:, d1 : 2 * d1 - 1],
-                y_b=rows[:, 2 * d1 - 1], t=np.float64(state.t), L=np.float64(state.L),
-                L_seen=np.float64(state.L_seen), F=np.float64(state.F), history=np.asarray(state.history),
-                n_iter=np.int64(state.n_iter), n_evals=np.int64(state.n_evals),
-                grad0_norm=np.float64(state.grad0_norm),
+                format=np.int64(_FORMAT), x_rows=rows[:, :width], y_rows=rows[:, width:], x_shared=x_shared,
+                y_shared=y_shared, t=np.float64(state.t), L=np.float64(state.L), L_seen=np.float64(state.L_seen),
+                F=np.float64(state.F), history=np.asarray(state.history), n_iter=np.int64(state.n_iter),
+                n_evals=np.int64(state.n_evals), grad0=np.asarray(state.grad0, dtype=np.float64),
                 **{f"fp_{k}": v for k, v in self.fingerprint.items()})
             write_atomically(self.path, arrays)
 
@@ -89,12 +95,12 @@ class Checkpoint:
                 saved = {k: z[k] for k in z.files}
             self._check_fingerprint(saved)
             idx = self.reduction.local_index
-            x = _theta(p, saved["x_W"][idx], saved["x_b"][idx])
-            y = _theta(p, saved["y_W"][idx], saved["y_b"][idx])
+            x = p.theta_from_rows(saved["x_rows"][idx], saved["x_shared"])
+            y = p.theta_from_rows(saved["y_rows"][idx], saved["y_shared"])
             return FistaState(x=x, y=y, t=float(saved["t"]), L=float(saved["L"]), L_seen=float(saved["L_seen"]),
                               F=float(saved["F"]), history=[float(v) for v in saved["history"]],
                               n_evals=int(saved["n_evals"]), n_iter=int(saved["n_iter"]),
-                              grad0_norm=float(saved["grad0_norm"]))
+                              grad0=np.asarray(saved["grad0"], dtype=np.float64))
 
     def _check_fingerprint(self, saved: dict) -> None:
         if "format" not in saved or int(saved["format"]) != _FORMAT:
@@ -123,7 +129,7 @@ def _short(a) -> str:
     return np.array2string(a, threshold=6, edgeitems=3)
 
 
-def _fingerprint(problem: Composite) -> dict:
+def _fingerprint(problem: Problem) -> dict:
     """Everything that defines the problem, per task in global order (collective)."""
     red = problem.reduction
     smooth = problem.smooth
@@ -134,7 +140,8 @@ def _fingerprint(problem: Composite) -> dict:
         data_hash=red.allgather_tasks(_task_hashes(data)),
         losses=red.allgather_tasks(np.asarray(smooth.losses, dtype=np.uint8)),
         task_weights=red.allgather_tasks(np.asarray(smooth.weights, dtype=np.float64)),
-        penalty=np.array(problem.penalty.name), alpha=np.float64(problem.alpha), l2=np.float64(problem.l2),
+        penalty=np.array(_penalty_text(problem.penalty)), alpha=np.float64(problem.alpha),
+        l2=np.float64(problem.l2),
         fit_intercept=np.bool_(problem.fit_intercept))
 
 
@@ -151,19 +158,11 @@ def _task_hashes(data) -> np.ndarray:
     return out
 
 
-def _task_rows(problem: Composite, theta: np.ndarray) -> np.ndarray:
-    """theta -> one row per local task: [w_t, b_t] (b_t = 0 without intercepts)."""
-    Wt, b = problem.split(theta)
-    rows = np.zeros((problem.shape[0], problem.shape[1] + 1), dtype=theta.dtype)
-    rows[:, :-1] = Wt
-    if b is not None:
-        rows[:, -1] = b
-    return rows
+def _penalty_text(penalty) -> str:
+    """The penalty as JSON text, its matrix arguments (a Graph's R) by a digest of their bytes."""
+    import json
 
-
-def _theta(problem: Composite, W_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
-    theta = np.empty(problem.size, dtype=problem.dtype)
-    theta[: problem.n_coef] = W_rows.ravel()
-    if problem.fit_intercept:
-        theta[problem.n_coef :] = b_rows
-    return theta
+    arrays: dict = {}
+    data = to_data(penalty, arrays)
+    digests = {k: hashlib.blake2b(np.ascontiguousarray(v).data, digest_size=8).hexdigest() for k, v in arrays.items()}
+    return json.dumps({"penalty": data, "arrays": digests}, sort_keys=True)

@@ -61,6 +61,14 @@ class LocalReduction:
         """True when ``flag`` is true on some rank."""
         return bool(flag)
 
+    def max(self, value: float) -> float:
+        """The largest ``value`` over ranks."""
+        return float(value)
+
+    def task_mean(self, rows: np.ndarray) -> np.ndarray:
+        """The mean of the rows (one per task) over all tasks."""
+        return rows.mean(axis=0) if len(rows) else np.zeros(rows.shape[1:])
+
     def agreed_errors(self):
         """Context in which an exception on one rank is raised on all (here: as is)."""
         return contextlib.nullcontext()

@@ -11,6 +11,9 @@ from ._validate import as_real_array, core_dtype, first_nonfinite_row, nonfinite
 
 __all__ = ["TaskData"]
 
+#: Rows per block when a statistic is accumulated over a centered copy of part of X.
+_BLOCK_ROWS = 4096
+
 
 class TaskData:
     """Data of T tasks in the layout the core reads, built by one of the ``from_*`` constructors.
@@ -214,6 +217,24 @@ class TaskData:
         for t in range(self.n_tasks):
             out[t] = self.task(t)[0].mean(axis=0, dtype=np.float64)
         return out
+
+    def column_sq_norms(self, centered: bool) -> np.ndarray:
+        """``||X_t[:, j] - xbar_tj||^2`` (or uncentered), float64 of shape (T, d).
+
+        One pass over X in blocks of rows (no centered copy of X); the shared layout computes
+        one row and repeats it.
+        """
+        means = self.feature_means() if centered else None
+        ranges = [(0, self.X.shape[0])] if self.layout == "shared" else \
+            [(int(self.offsets[t]), int(self.offsets[t + 1])) for t in range(self.n_tasks)]
+        out = np.zeros((len(ranges), self.n_features))
+        for g, (lo, hi) in enumerate(ranges):
+            for start in range(lo, hi, _BLOCK_ROWS):
+                block = self.X[start:min(start + _BLOCK_ROWS, hi)]
+                if centered:
+                    block = block - means[g]
+                out[g] += np.einsum("ij,ij->j", block, block, dtype=np.float64)
+        return np.repeat(out, self.n_tasks, axis=0) if self.layout == "shared" else out
 
     def task(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """``(X_t, y_t)`` of the task at position ``t`` (views, no copy)."""

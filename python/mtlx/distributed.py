@@ -313,6 +313,18 @@ class MPIReduction:
         """True when ``flag`` is true on some rank (collective)."""
         return bool(self.comm.allreduce(int(bool(flag)), op=self._MPI.MAX))
 
+    def max(self, value: float) -> float:
+        """The largest ``value`` over ranks (collective)."""
+        return float(self.comm.allreduce(float(value), op=self._MPI.MAX))
+
+    def task_mean(self, rows: np.ndarray) -> np.ndarray:
+        """The mean of the rows (one per local task) over the tasks of all ranks (collective)."""
+        buf = np.zeros(rows.shape[1] + 1)
+        buf[:-1] = rows.sum(axis=0)
+        buf[-1] = len(rows)
+        self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
+        return buf[:-1] / max(buf[-1], 1.0)
+
     def agreed_errors(self):
         """See :func:`agreed_errors`."""
         return agreed_errors(self.comm)

@@ -1,0 +1,264 @@
+"""Accelerated proximal gradient (FISTA) with backtracking and adaptive restart.
+
+Written once against :class:`mtlx.problem.Problem`: a flat float64 parameter vector made of
+blocks, the smooth part with its gradient, the prox of the rest, and one ``reduce`` for sums
+over ranks. New formulations, the shared blocks of a decomposition W = U + V, and distributed
+reductions plug in through the problem, never through this loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from .problem import Problem, _Stopped
+from .results import SolverState
+
+__all__ = ["FistaState", "fista"]
+
+
+@dataclass
+class FistaState:
+    """Everything FISTA carries from one iteration to the next (what a checkpoint saves).
+
+    ``x`` is the iterate, ``y`` the extrapolated point, ``t`` the momentum counter, ``L`` the
+    last trial curvature and ``L_seen`` the curvature along the last accepted step; ``F`` is
+    the objective at ``x`` and ``history`` every F so far; ``grad0`` the norm of each block's
+    gradient at the starting point. With the same state, the next iterations are the same, bit
+    for bit, which is what makes a resumed run end where an uninterrupted one does.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    t: float
+    L: float
+    L_seen: float
+    F: float
+    history: list
+    n_evals: int
+    n_iter: int
+    grad0: np.ndarray
+
+
+#: Per block, the five inner products of a trial (see _core.trial_sums).
+_SUMS = 5
+
+
+def _block_sums(problem: Problem, x_new, y, x, grad, move, out: np.ndarray) -> None:
+    """Per block ``(||x+ - y||^2, <g, x+ - y>, ||x+||^2, ||y||^2, <x+ - y, x+ - x>)`` into ``out``
+    (5 per block); writes ``move = x+ - x``. A block held by every rank counts on rank 0 only."""
+    for k, b in enumerate(problem.blocks):
+        s = b.slice
+        sums = _core.trial_sums(x_new[s], y[s], x[s], grad[s], move[s])
+        out[_SUMS * k : _SUMS * (k + 1)] = sums if b.counted else 0.0
+
+
+def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callback=None,
+          state: FistaState | None = None, on_iteration=None):
+    """Minimize ``problem`` from ``theta0`` (or from a saved ``state``).
+
+    ``on_iteration(state)`` runs after every iteration that does not stop the loop (the
+    checkpoint hook). Returns ``(theta, info)``. See :func:`mtlx.solve` for the method.
+
+    Stopping rule: every block's relative proximal-gradient step
+    ``||x+_B - y_B|| / max(s_B, tol max_B' s_B')``, ``s_B = max(||x+_B||, ||y_B||, ||grad_B f(x0)|| / L)``,
+    and the relative change of F, ``|dF| / max(|F|, tol |F(x0)|)``, are at most ``tol``. Per
+    block, so that a block with a small share of the parameters (the intercepts) cannot hide
+    behind the others, down to a floor of tol times the largest block (below it a block's steps
+    are rounding noise); the floor ``tol |F(x0)|`` makes an optimum at F = 0 (an exact fit) an
+    ordinary optimum.
+    """
+    # f carries rounding errors of a few eps relative of the data's dtype; differences below
+    # this are noise and must neither fail the line search nor set L.
+    noise = max(1e-12, 100.0 * float(np.finfo(problem.data_dtype).eps))
+    n_flags = problem.n_flags
+    n_blocks = len(problem.blocks)
+    quadratic = problem.quadratic()
+    grad = np.empty_like(theta0)
+    fresh = state is None
+    if fresh:
+        x = theta0.copy()
+        grad0 = grad  # the gradient at x0, which is also y0
+        start = np.zeros(2 + n_blocks + n_flags)
+        start[0] = problem.f(x, grad0)
+        start[1] = problem.g(x)
+        for k, b in enumerate(problem.blocks):
+            start[2 + k] = float(np.dot(grad0[b.slice], grad0[b.slice])) if b.counted else 0.0
+        problem.reduce(start)
+        F = float(start[0] + start[1])
+        if not np.isfinite(F):
+            raise FloatingPointError("the objective is not finite at the starting point (an overflow in the "
+                                     "penalty or the warm start)")
+        state = FistaState(x=x, y=x.copy(), t=1.0, L=1.0, L_seen=0.0, F=F, history=[F], n_evals=1, n_iter=0,
+                           grad0=np.sqrt(start[2 : 2 + n_blocks]))
+    x, y = state.x.copy(), state.y.copy()
+    # L: first trial step 1; backtracking jumps to the measured curvature at once.
+    t, L, L_seen, F, history, n_evals = state.t, state.L, state.L_seen, state.F, list(state.history), state.n_evals
+    F_floor = tol * abs(history[0])
+    x_new = np.empty_like(x)
+    move = np.empty_like(x)
+    # Under MPI, a penalty with statistics (l21, trace, mean, ...) would need them at y before
+    # each prox: a second Allreduce per iteration. Instead every trial also computes the two
+    # points y can be next (x+ on a restart, x+ + beta (x+ - x) otherwise) with their gradients,
+    # and their step-free statistics pieces travel in the trial's Allreduce: one per iteration.
+    speculative = problem.speculative
+    n_pieces = problem.pieces_size() if speculative else 0
+    if quadratic or speculative:
+        grad_new = np.empty_like(x)  # grad f at the trial point, from the trial's own pass
+    if fresh:
+        f_y = start[0]  # grad holds grad f(x0), and y0 = x0
+    elif quadratic or speculative:
+        f_y = problem.f(y, grad)
+        n_evals += 1
+    if quadratic:
+        # f quadratic (squared losses, quadratic penalty terms): its gradient is affine, so each
+        # trial evaluates f and grad f at x+ in one pass, and grad f at the next extrapolated
+        # point is a linear combination: one pass over the data per iteration instead of two.
+        grad_x = grad.copy() if fresh else np.empty_like(x)
+        if not fresh:
+            problem.f(x, grad_x)
+            n_evals += 1
+    if speculative:
+        y_next, grad_next = np.empty_like(x), np.empty_like(x)
+        start_pieces = np.zeros(n_pieces + n_flags)
+        problem.local_pieces(y, grad, start_pieces[:n_pieces])
+        pieces_y = problem.reduce(start_pieces)[:n_pieces].copy()
+    # Global sums of one line-search trial, one Allreduce: f(x+), alpha g(x+), f(y), 5 inner
+    # products per block, [the statistics pieces at the two next points], then the flags.
+    head = 3 + _SUMS * n_blocks
+    sums = np.zeros(head + 2 * n_pieces + n_flags)
+    pieces_restart, pieces_momentum = slice(head, head + n_pieces), slice(head + n_pieces, head + 2 * n_pieces)
+
+    converged = False
+    stopped_by_callback = False
+    rel_change = optimality = np.inf
+    n_iter = state.n_iter
+    for n_iter in range(state.n_iter + 1, max_iter + 1):
+        try:
+            if not (quadratic or speculative):
+                f_y = problem.f(y, grad)
+                n_evals += 1
+            # Try a larger step than last time, but not beyond the curvature just observed.
+            L = max(0.98 * L, L_seen, np.finfo(np.float64).tiny)
+            for _ in range(200):
+                _core.gradient_step(y, grad, 1.0 / L, x_new)
+                if speculative:
+                    g_new = problem.prox_with_pieces(x_new, 1.0 / L, pieces_y)
+                else:
+                    g_new = problem.prox(x_new, 1.0 / L)
+                if quadratic or speculative:
+                    f_new = f_new_local = problem.f(x_new, grad_new)
+                else:
+                    f_new = problem.f(x_new)
+                n_evals += 1
+                sums[:3] = (f_new, g_new, f_y)
+                _block_sums(problem, x_new, y, x, grad, move, sums[3:head])
+                if speculative:
+                    beta_next = (t - 1.0) / (0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t)))
+                    _core.extrapolate(x_new, move, beta_next, y_next)
+                    if quadratic:
+                        f_next = f_new_local + 0.5 * beta_next * _core.extrapolate_gradient(
+                            grad_new, grad_x, move, beta_next, grad_next)
+                    else:
+                        f_next = problem.f(y_next, grad_next)
+                        n_evals += 1
+                    problem.local_pieces(x_new, grad_new, sums[pieces_restart])
+                    problem.local_pieces(y_next, grad_next, sums[pieces_momentum])
+                problem.reduce(sums)
+                f_new, g_new, f_y_all = sums[:3].tolist()
+                per_block = sums[3:head].reshape(n_blocks, _SUMS)
+                dd, lin, xx, yy, dot_move = per_block.sum(axis=0).tolist()
+                excess = f_new - f_y_all - lin  # f(x+) minus its linear model at y
+                slack = noise * (abs(f_new) + abs(f_y_all))
+                if np.isfinite(f_new) and (excess <= 0.5 * L * dd + slack or dd == 0.0):
+                    break
+                # Curvature along this step; jump straight past it instead of doubling blindly.
+                L = 1.1 * (2.0 * excess / dd) if np.isfinite(f_new) and dd > 0 else 10.0 * L
+                if not np.isfinite(L):
+                    break
+            else:
+                raise RuntimeError("line search failed: no step of 200 tried decreased the objective (the smooth "
+                                   "part is not finite or its gradient not Lipschitz near the current point)")
+            if not np.isfinite(L):
+                raise FloatingPointError("line search failed: the curvature overflows (the data or the penalty "
+                                         "weights hold values too large for float64)")
+        except _Stopped:
+            stopped_by_callback = True
+            n_iter -= 1
+            break
+        L_seen = 2.0 * excess / dd if excess > slack and dd > 0 else 0.0
+
+        F_new = f_new + g_new
+        history.append(F_new)
+        rel_change = abs(F - F_new) / max(abs(F_new), F_floor, np.finfo(np.float64).tiny)
+        # ||x+_B - y_B|| / ||x+_B||: the proximal-gradient step relative to the block, free of the
+        # scales of the data and of the loss. Near an optimum at zero the block has no size to
+        # compare with; ||G_B|| <= tol ||grad_B f(x0)|| then says its gradient mapping fell by tol.
+        # A block far smaller than the whole (tol times its scale) is measured against that floor
+        # instead: its steps are then rounding noise of the problem, not progress to wait for.
+        sizes = np.maximum(np.sqrt(np.maximum(per_block[:, 2], per_block[:, 3])), state.grad0 / L)
+        scales = np.maximum(sizes, tol * sizes.max())
+        steps = np.sqrt(per_block[:, 0])
+        optimality = float(np.max(np.where(scales > 0, steps / np.where(scales > 0, scales, 1.0),
+                                           np.where(steps > 0, np.inf, 0.0))))
+
+        # Momentum, reset when it points against the last step or F went up (O'Donoghue-Candes).
+        if dot_move < 0.0 or F_new > F:
+            t = 1.0
+            np.copyto(y, x_new)
+            if quadratic or speculative:
+                np.copyto(grad, grad_new)
+                f_y = f_new_local
+            if speculative:
+                pieces_y[:] = sums[pieces_restart]
+        elif speculative:
+            t = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+            y, y_next = y_next, y
+            grad, grad_next = grad_next, grad
+            f_y = f_next
+            pieces_y[:] = sums[pieces_momentum]
+        else:
+            t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+            beta = (t - 1.0) / t_next
+            _core.extrapolate(x_new, move, beta, y)
+            t = t_next
+            if quadratic:
+                # grad f(y) = (1 + beta) grad f(x+) - beta grad f(x), and, f being quadratic, the
+                # trapezoid rule is exact: f(y) = f(x+) + <grad f(x+) + grad f(y), y - x+> / 2.
+                f_y = f_new_local + 0.5 * beta * _core.extrapolate_gradient(grad_new, grad_x, move, beta, grad)
+        if quadratic:
+            grad_x, grad_new = grad_new, grad_x
+        x, x_new = x_new, x
+        F = F_new
+
+        if callback is not None:
+            W, b, _ = problem.user_parameters(x)
+            state_view = SolverState(n_iter, W.T, b if b is not None else np.zeros(problem.n_tasks),
+                                     F, rel_change, optimality, 1.0 / L)
+            try:
+                callback(state_view)
+            except StopIteration:
+                if not problem.distributed:
+                    stopped_by_callback = True
+                    break
+                problem.stop_requested = True  # every rank stops at the next collective
+            except Exception as exc:
+                problem._failed(exc)
+        if rel_change <= tol and optimality <= tol:
+            converged = True
+            break
+        if on_iteration is not None:
+            on_iteration(FistaState(x=x, y=y, t=t, L=L, L_seen=L_seen, F=F, history=history,
+                                    n_evals=n_evals, n_iter=n_iter, grad0=state.grad0))
+
+    if problem.distributed and not stopped_by_callback:
+        try:  # the last callback's failure or stop must not stay on its rank alone
+            problem.reduce(np.zeros(n_flags))
+        except _Stopped:
+            stopped_by_callback = True
+    info = dict(objective=F, history=np.asarray(history), n_iter=n_iter, converged=converged,
+                stopped_by_callback=stopped_by_callback, optimality=optimality, rel_change=rel_change,
+                n_evals=n_evals, step=1.0 / L)
+    return x, info

@@ -1,0 +1,548 @@
+"""The regularized multi-task objective as parameter blocks: what the FISTA loop minimizes.
+
+    F = sum_t c_t sum_i L_t(y_ti, x_ti . w_t + b_t) + (l2 / 2) ||W||_F^2 + alpha * sum_B g_B(U_B),
+    W = sum of the blocks U_B (a shared block w0 contributes w0 1^T)
+
+The parameters are one flat float64 vector ``theta`` made of blocks (:class:`Block`):
+
+* **task blocks**: a d x T matrix, stored as rows (T_local, d), one per local task (under MPI
+  each rank holds its own tasks' rows); one per :class:`~mtlx.penalties.Superpose` part (one
+  in all for a plain penalty);
+* **shared blocks**: a d-vector common to all tasks (a :class:`~mtlx.penalties.Shared` part),
+  held whole by every rank; its gradient is the sum of the tasks' (an Allreduce under MPI);
+* **intercepts** (``fit_intercept``): one per local task, unpenalized.
+
+Each block's penalty is split (:meth:`~mtlx.penalties.Penalty.split`) into a prox part, applied
+by :meth:`Problem.prox`, and smooth terms, which join the smooth part :meth:`Problem.f`.
+
+Conditioning, done here so that the solver loop never sees it:
+
+* intercepts are those of the task-centered features, ``b'_t = b_t + xbar_t . w_t`` (the
+  margins ``(x - xbar_t) . w_t + b'_t`` are unchanged, but w and b' are decoupled; nothing is
+  copied: each call forms ``b = b' - xbar . w`` and folds ``-g_b xbar_t`` into the W gradient);
+* intercepts and shared blocks are rescaled so that their curvature matches the task blocks'
+  (a fixed diagonal metric, from one pass over X): with X of scale 1e3, an intercept's
+  curvature is 1e6 times smaller than the coefficients', and with one step size for both it
+  stalled far from its optimum (the step limited by the coefficients);
+* the iterate is float64 whatever the data's dtype, so that float32 data does not lose the
+  small steps near the optimum to rounding.
+
+Under MPI, every method returns this rank's share of a global sum, and collectives go through
+the ``reduction`` object only (:mod:`mtlx._reduction`, :mod:`mtlx.distributed`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._reduction import LocalReduction
+from .objective import SmoothLoss
+from .penalties.base import BlockContext, Penalty
+
+__all__ = ["Block", "Problem"]
+
+
+@dataclass
+class Block:
+    """One parameter block of theta.
+
+    Attributes
+    ----------
+    kind : {"tasks", "shared", "intercepts"}
+    slice : slice
+        Its place in theta.
+    shape : tuple
+        (T_local, d), (d,) or (T_local,).
+    penalty : Penalty or None
+        The part of the penalty on this block (None for intercepts).
+    prox_part : Penalty or None
+        Applied by the prox (None: identity).
+    smooth_terms : list of Penalty
+        Joined to the smooth part.
+    scale : float or ndarray
+        theta holds ``scale * block`` (1 for task blocks).
+    counted : bool
+        Whether this rank adds the block's entries to global sums (a shared block is held by
+        every rank and counted by rank 0 alone).
+    """
+
+    kind: str
+    slice: slice
+    shape: tuple
+    penalty: Penalty | None
+    prox_part: Penalty | None
+    smooth_terms: list
+    scale: object
+    counted: bool
+
+
+class _Stopped(Exception):
+    """A callback on some rank raised StopIteration (seen at the next collective)."""
+
+
+class Problem:
+    """F(theta) = f(theta) + alpha g(theta) over the blocks of one problem (see the module docstring).
+
+    Parameters
+    ----------
+    smooth : SmoothLoss
+        The losses over the data (direct or Gram form).
+    penalty : Penalty
+    alpha : float
+    l2 : float
+    fit_intercept : bool
+    reduction : LocalReduction or mtlx.distributed.MPIReduction, optional
+    """
+
+    #: Slots at the end of every reduced buffer: a callback asked to stop; local work failed.
+    n_flags = 2
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, smooth: SmoothLoss, penalty: Penalty, alpha: float, l2: float, fit_intercept: bool,
+                 reduction=None):
+        data = smooth.data
+        self.smooth = smooth
+        self.penalty = penalty
+        self.alpha = float(alpha)
+        self.l2 = float(l2)
+        self.fit_intercept = bool(fit_intercept)
+        self.reduction = LocalReduction(data.task_ids) if reduction is None else reduction
+        self.distributed = self.reduction.distributed
+        self.data_dtype = data.dtype
+        T, d = data.n_tasks, data.n_features
+        self.n_tasks, self.n_features = T, d
+        self.ctx = BlockContext(d, len(self.reduction.global_ids), np.asarray(self.reduction.local_index),
+                                self.reduction.rank, self.distributed, smooth.n_threads)
+        penalty.check(d, self.ctx.n_tasks)
+        self.stop_requested = False
+        self._failure = None
+
+        active = self.alpha != 0.0
+        self.blocks: list[Block] = []
+        offset = 0
+        for part in penalty.components():
+            size, shape = ((d, (d,)) if part.block == "shared" else (T * d, (T, d)))
+            prox_part, smooth_terms = part.split() if active else (None, [])
+            if prox_part is not None and _is_identity(prox_part):
+                prox_part = None
+            self.blocks.append(Block(part.block, slice(offset, offset + size), shape, part, prox_part,
+                                     [s for s in smooth_terms if not _is_identity(s)], 1.0,
+                                     part.block != "shared" or self.reduction.rank == 0))
+            offset += size
+        if self.fit_intercept:
+            self.blocks.append(Block("intercepts", slice(offset, offset + T), (T,), None, None, [], 1.0, True))
+            offset += T
+        self.size = offset
+        self.task_blocks = [b for b in self.blocks if b.kind == "tasks"]
+        self.shared_blocks = [b for b in self.blocks if b.kind == "shared"]
+        self.intercepts = self.blocks[-1] if self.fit_intercept else None
+
+        self._xbar = data.feature_means() if self.fit_intercept and T else None
+        self._set_scales()
+        # Work arrays of one evaluation (the data's dtype for the core, float64 for the solver).
+        self._W = np.empty((T, d))
+        self._b = np.empty(T, dtype=self.data_dtype)
+        self._W_data = np.empty((T, d), dtype=self.data_dtype) if self.data_dtype != np.float64 else None
+        self._gW = np.empty((T, d), dtype=self.data_dtype)
+        self._gb = np.empty(T, dtype=self.data_dtype)
+        self._stats_prox = [b for b in self.blocks if b.prox_part is not None and self.distributed
+                            and b.kind == "tasks" and b.prox_part.n_stats(self.ctx) > 0]
+        self._stats_smooth = [(b, s) for b in self.blocks for s in b.smooth_terms
+                              if self.distributed and b.kind == "tasks" and s.n_stats(self.ctx) > 0]
+        self._reduced = {id(s) for _, s in self._stats_smooth}
+
+    # ------------------------------------------------------------------ structure
+    def _set_scales(self) -> None:
+        """The fixed metric: intercepts and shared blocks scaled to the task blocks' curvature.
+
+        Curvatures from the diagonal of the data term's Hessian: ``kappa_t c_t ||x_tj - xbar_tj||^2``
+        for coefficient j of task t (kappa the loss's bound on L''), ``kappa_t c_t m_t`` for its
+        intercept, and the sum over tasks for a shared coefficient. The reference is the largest
+        coefficient curvature of any task (+ l2).
+        """
+        if not (self.fit_intercept or self.shared_blocks):
+            return
+        data, smooth = self.smooth.data, self.smooth
+        kappa_c = np.array([loss.curvature for loss in smooth.loss_objects]) * smooth.weights
+        diag = data.column_sq_norms(centered=self.fit_intercept) * kappa_c[:, None] if data.n_tasks else \
+            np.zeros((0, self.n_features))
+        reference = self.reduction.max(float(diag.max()) if diag.size else 0.0) + self.l2
+        if not reference > 0:
+            return
+        if self.fit_intercept:
+            curv = kappa_c * data.n_samples
+            self.intercepts.scale = np.where(curv > 0, np.sqrt(curv / reference), 1.0)
+        if self.shared_blocks:
+            column_sums = diag.sum(axis=0)
+            if self.distributed:
+                column_sums = self.reduce(np.concatenate([column_sums, np.zeros(self.n_flags)]))[: self.n_features]
+            curv = float(column_sums.max()) + self.l2 * self.ctx.n_tasks
+            for b in self.shared_blocks:
+                b.scale = np.sqrt(curv / reference) if curv > 0 else 1.0
+
+    def view(self, theta: np.ndarray, block: Block) -> np.ndarray:
+        """The block's entries of theta, shaped (a view, in theta's scaled coordinates)."""
+        return theta[block.slice].reshape(block.shape)
+
+    def quadratic(self) -> bool:
+        """True when f is quadratic in theta on every rank (collective under MPI)."""
+        local = self.smooth.quadratic and all(s.quadratic for b in self.blocks for s in b.smooth_terms)
+        return not self.reduction.any(not local)
+
+    @property
+    def speculative(self) -> bool:
+        """Whether the prox statistics travel with the line-search scalars (see :func:`mtlx.fista.fista`)."""
+        return bool(self._stats_prox) and all(b.prox_part.n_pieces(self.ctx) > 0 for b in self._stats_prox)
+
+    # ------------------------------------------------------------------ coordinates
+    def effective_W(self, theta: np.ndarray) -> np.ndarray:
+        """W's local rows (T_local, d): the sum of the blocks (a view of theta for one task block)."""
+        if len(self.task_blocks) == 1 and not self.shared_blocks:
+            return self.view(theta, self.task_blocks[0])
+        W = self._W
+        W[...] = 0.0
+        for b in self.task_blocks:
+            W += self.view(theta, b)
+        for b in self.shared_blocks:
+            W += self.view(theta, b) / b.scale
+        return W
+
+    def intercepts_prime(self, theta: np.ndarray) -> np.ndarray | None:
+        """b' (the intercepts of centered features), unscaled: a new array (None without intercepts)."""
+        if self.intercepts is None:
+            return None
+        return self.view(theta, self.intercepts) / self.intercepts.scale
+
+    def _xbar_dot(self, W: np.ndarray) -> np.ndarray:
+        return np.einsum("td,td->t", self._xbar, W)
+
+    def user_parameters(self, theta: np.ndarray):
+        """(W rows (T_local, d), b (T_local,) or None, components) in the user's coordinates (new arrays).
+
+        ``components``: one (T_local, d) array per block of W (a shared block repeated per task).
+        """
+        W = np.array(self.effective_W(theta))
+        b = self.intercepts_prime(theta)
+        if b is not None and self._xbar is not None:
+            b = b - self._xbar_dot(W)
+        parts = []
+        for blk in self.blocks:
+            if blk.kind == "tasks":
+                parts.append(np.array(self.view(theta, blk)))
+            elif blk.kind == "shared":
+                parts.append(np.tile(self.view(theta, blk) / blk.scale, (self.n_tasks, 1)))
+        return W, b, parts
+
+    def initial_theta(self, W_rows: np.ndarray | None, b: np.ndarray | None) -> np.ndarray:
+        """theta for a warm start given as W's local rows and the user's intercepts.
+
+        The first task block takes W (the other blocks start at zero).
+        """
+        theta = np.zeros(self.size)
+        if W_rows is not None and self.task_blocks:
+            self.view(theta, self.task_blocks[0])[...] = W_rows
+        elif W_rows is not None and self.shared_blocks:
+            blk = self.shared_blocks[0]
+            self.view(theta, blk)[...] = self.reduction.task_mean(W_rows) * blk.scale
+        if self.intercepts is not None:
+            bp = np.zeros(self.n_tasks) if b is None else np.asarray(b, dtype=np.float64).copy()
+            if self._xbar is not None:
+                bp += self._xbar_dot(self.effective_W(theta))
+            self.view(theta, self.intercepts)[...] = bp * self.intercepts.scale
+        return theta
+
+    def task_rows(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """theta as (one row per local task: [each task block's w_t, b'_t], the shared blocks unscaled).
+
+        What a checkpoint stores: rows keyed by task id, shared blocks whole.
+        """
+        cols = [self.view(theta, b) for b in self.task_blocks]
+        bp = self.intercepts_prime(theta)
+        cols.append((bp if bp is not None else np.zeros(self.n_tasks))[:, None])
+        shared = [self.view(theta, b) / b.scale for b in self.shared_blocks]
+        return np.concatenate(cols, axis=1), (np.concatenate(shared) if shared else np.zeros(0))
+
+    def theta_from_rows(self, rows: np.ndarray, shared: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`task_rows`."""
+        theta = np.zeros(self.size)
+        d = self.n_features
+        for k, b in enumerate(self.task_blocks):
+            self.view(theta, b)[...] = rows[:, k * d : (k + 1) * d]
+        for k, b in enumerate(self.shared_blocks):
+            self.view(theta, b)[...] = shared[k * d : (k + 1) * d] * b.scale
+        if self.intercepts is not None:
+            self.view(theta, self.intercepts)[...] = rows[:, -1] * self.intercepts.scale
+        return theta
+
+    # ------------------------------------------------------------------ failures and reductions
+    def _failed(self, exc: BaseException) -> float:
+        """Under MPI, keep a local failure for the next collective (which raises it on all ranks)."""
+        if not self.distributed:
+            raise exc
+        if self._failure is None:
+            self._failure = exc
+        return float("nan")
+
+    def reduce(self, buf: np.ndarray) -> np.ndarray:
+        """Sum ``buf`` over ranks in place; its last :attr:`n_flags` slots are set here.
+
+        Raises on every rank when local work failed on any; raises :class:`_Stopped` when a
+        callback asked to stop on any rank.
+        """
+        buf[-2] = 1.0 if self.stop_requested else 0.0
+        self.reduction.allreduce(buf, self._failure)
+        if buf[-2] > 0.0:
+            raise _Stopped
+        return buf
+
+    # ------------------------------------------------------------------ the smooth part
+    def f(self, theta: np.ndarray, grad: np.ndarray | None = None) -> float:
+        """This rank's share of the smooth part at theta; fills ``grad`` when given.
+
+        Under MPI, when shared blocks or smooth terms need sums over tasks, one Allreduce carries
+        them all (every rank makes it, also a rank whose local work failed).
+        """
+        try:
+            value = self._data_part(theta, grad)
+            value += self._smooth_terms(theta, grad,
+                                        lambda b, term: b.kind == "tasks" and id(term) not in self._reduced)
+        except Exception as exc:
+            value = self._failed(exc)
+        if self.distributed and ((self.shared_blocks and grad is not None) or self._stats_smooth):
+            value += self._reduced_part(theta, grad)
+        try:  # a shared block is whole on every rank once its gradient is summed
+            value += self._smooth_terms(theta, grad, lambda b, term: b.kind == "shared")
+        except Exception as exc:
+            value = self._failed(exc)
+        return value
+
+    def _data_part(self, theta, grad) -> float:
+        """The losses (and the ridge term) of the local tasks; their gradient into ``grad``."""
+        T = self.n_tasks
+        W = self.effective_W(theta)
+        value = 0.0
+        if T:
+            b = None
+            if self.intercepts is not None:
+                bp = self.intercepts_prime(theta)
+                b = np.subtract(bp, self._xbar_dot(W), out=self._b, casting="unsafe")
+            W_call = W
+            if self._W_data is not None:
+                np.copyto(self._W_data, W, casting="same_kind")
+                W_call = self._W_data
+            elif not W.flags.c_contiguous:
+                W_call = np.ascontiguousarray(W)
+            if grad is None:
+                value = self.smooth(W_call, b)
+            else:
+                value = self.smooth(W_call, b, self._gW, self._gb)
+        if not np.isfinite(value):
+            raise FloatingPointError(_overflow_message(self.smooth.data))
+        if self.l2:
+            value += 0.5 * self.l2 * float(np.einsum("td,td->", W, W))
+        if grad is None:
+            return value
+        gW = self._gW_float64(grad)
+        if self.intercepts is not None:
+            gb = self._gb.astype(np.float64)
+            if self._xbar is not None:
+                gW -= gb[:, None] * self._xbar
+            self.view(grad, self.intercepts)[...] = gb / self.intercepts.scale
+        if self.l2:
+            gW += self.l2 * W
+        for b in self.task_blocks:
+            view = self.view(grad, b)
+            if view is not gW and not np.shares_memory(view, gW):
+                view[...] = gW
+        for b in self.shared_blocks:
+            self.view(grad, b)[...] = gW.sum(axis=0) / b.scale  # a local sum; reduced in f
+        return value
+
+    def _gW_float64(self, grad: np.ndarray) -> np.ndarray:
+        """The data gradient of W as float64 (T_local, d): in the first task block of ``grad`` when there is one."""
+        target = self.view(grad, self.task_blocks[0]) if self.task_blocks else self._W
+        np.copyto(target, self._gW, casting="same_kind")
+        return target
+
+    def _smooth_terms(self, theta, grad, which) -> float:
+        """The smooth penalty terms ``which(block, term)`` selects, computed locally (alpha included)."""
+        value = 0.0
+        for b in self.blocks:
+            for term in b.smooth_terms:
+                if not which(b, term):
+                    continue
+                V = self._unscaled(theta, b)
+                g = None if grad is None else np.zeros_like(V)
+                value += self.alpha * term.value_and_gradient(V, g, self.ctx)
+                if g is not None:
+                    self.view(grad, b)[...] += self.alpha * g / b.scale
+        return value
+
+    def _unscaled(self, theta, block) -> np.ndarray:
+        V = self.view(theta, block)
+        return V if _unit(block.scale) else V / block.scale
+
+    def _reduced_part(self, theta, grad) -> float:
+        """Under MPI, one Allreduce: the shared blocks' gradient sums and the statistics of smooth
+        terms that need every task (a task graph's W L, ...); then those terms' values and gradients."""
+        d = self.n_features
+        sizes = [d] * len(self.shared_blocks) if grad is not None else []
+        sizes += [term.n_stats(self.ctx) for _, term in self._stats_smooth]
+        buf = np.zeros(sum(sizes) + self.n_flags)
+        try:
+            pos = 0
+            if grad is not None:
+                for b in self.shared_blocks:
+                    buf[pos : pos + d] = self.view(grad, b)
+                    pos += d
+            for b, term in self._stats_smooth:
+                k = term.n_stats(self.ctx)
+                term.local_stats(self.view(theta, b), None, None, buf[pos : pos + k], self.ctx)
+                pos += k
+        except Exception as exc:
+            self._failed(exc)
+        self.reduce(buf)
+        value = 0.0
+        try:
+            pos = 0
+            if grad is not None:
+                for b in self.shared_blocks:
+                    self.view(grad, b)[...] = buf[pos : pos + d]
+                    pos += d
+            for b, term in self._stats_smooth:
+                k = term.n_stats(self.ctx)
+                g = np.zeros(b.shape) if grad is not None else None
+                value += self.alpha * term.value_from_stats(self.view(theta, b), buf[pos : pos + k], self.ctx, g)
+                if g is not None:
+                    self.view(grad, b)[...] += self.alpha * g
+                pos += k
+        except Exception as exc:
+            value = self._failed(exc)
+        return value
+
+    # ------------------------------------------------------------------ the prox part
+    def prox(self, theta: np.ndarray, step: float) -> float:
+        """In place: every block <- its prox at step ``step`` (alpha included); returns this rank's
+        share of alpha * g at the result. Statistics under MPI: one Allreduce for all blocks."""
+        value = 0.0
+        tau = step * self.alpha
+        try:
+            for b in self.blocks:
+                if b.prox_part is not None and b not in self._stats_prox:
+                    value += self.alpha * self._prox_local(theta, b, tau)
+        except Exception as exc:
+            value = self._failed(exc)
+        if self._stats_prox:
+            value += self._stats_round(theta, tau, prox=True)
+        return value
+
+    def _prox_local(self, theta, b, tau) -> float:
+        V = self.view(theta, b)
+        if _unit(b.scale):
+            return b.prox_part.prox(V, tau, V, self.ctx)
+        # theta holds s u: prox of tau g(u) at theta is s prox_{tau / s^2 g}(theta / s)
+        U = V / b.scale
+        value = b.prox_part.prox(U, tau / b.scale**2, U, self.ctx)
+        V[...] = U * b.scale
+        return value
+
+    def g(self, theta: np.ndarray) -> float:
+        """This rank's share of alpha * (the prox parts' g) at theta."""
+        value = 0.0
+        try:
+            for b in self.blocks:
+                if b.prox_part is not None and b not in self._stats_prox:
+                    value += self.alpha * b.prox_part.value(self._unscaled(theta, b), self.ctx)
+        except Exception as exc:
+            value = self._failed(exc)
+        if self._stats_prox:
+            value += self._stats_round(theta, None, prox=False)
+        return value
+
+    def _stats_round(self, theta, tau, prox: bool) -> float:
+        """Local statistics of every block that needs them, one Allreduce, then each block's prox (or value)."""
+        sizes = [b.prox_part.n_stats(self.ctx) for b in self._stats_prox]
+        buf = np.zeros(sum(sizes) + self.n_flags)
+        try:
+            pos = 0
+            for b, k in zip(self._stats_prox, sizes):
+                V = self.view(theta, b)
+                b.prox_part.local_stats(V, tau, V, buf[pos : pos + k], self.ctx)
+                pos += k
+        except Exception as exc:
+            self._failed(exc)
+        self.reduce(buf)
+        value = 0.0
+        try:
+            pos = 0
+            for b, k in zip(self._stats_prox, sizes):
+                V = self.view(theta, b)
+                stats = buf[pos : pos + k]
+                if prox:
+                    value += self.alpha * b.prox_part.prox_from_stats(V, stats, tau, V, self.ctx)
+                else:
+                    value += self.alpha * b.prox_part.value_from_stats(V, stats, self.ctx)
+                pos += k
+        except Exception as exc:
+            value = self._failed(exc)
+        return value
+
+    # ------------------------------------------------------------------ speculative pieces (MPI)
+    def pieces_size(self) -> int:
+        """Length of the step-free statistics pieces of every block that needs statistics."""
+        return sum(b.prox_part.n_pieces(self.ctx) for b in self._stats_prox)
+
+    def local_pieces(self, y: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
+        """This rank's pieces of the prox statistics of y - s g, into ``out``."""
+        try:
+            pos = 0
+            for b in self._stats_prox:
+                k = b.prox_part.n_pieces(self.ctx)
+                b.prox_part.local_pieces(self.view(y, b), self.view(g, b), out[pos : pos + k], self.ctx)
+                pos += k
+        except Exception as exc:
+            self._failed(exc)
+
+    def prox_with_pieces(self, theta: np.ndarray, step: float, pieces: np.ndarray) -> float:
+        """:meth:`prox` given the all-reduced pieces of the point before the gradient step (no Allreduce)."""
+        tau = step * self.alpha
+        value = 0.0
+        try:
+            pos = 0
+            for b in self.blocks:
+                if b.prox_part is None:
+                    continue
+                if b not in self._stats_prox:
+                    value += self.alpha * self._prox_local(theta, b, tau)
+                    continue
+                k = b.prox_part.n_pieces(self.ctx)
+                stats = b.prox_part.stats_from_pieces(pieces[pos : pos + k], step, self.ctx)
+                V = self.view(theta, b)
+                value += self.alpha * b.prox_part.prox_from_stats(V, stats, tau, V, self.ctx)
+                pos += k
+        except Exception as exc:
+            value = self._failed(exc)
+        return value
+
+
+def _unit(scale) -> bool:
+    """Whether a block's scale is the identity (task blocks)."""
+    return np.ndim(scale) == 0 and scale == 1.0
+
+
+def _is_identity(penalty) -> bool:
+    from .penalties.none import NoPenalty
+
+    return isinstance(penalty, NoPenalty)
+
+
+def _overflow_message(data) -> str:
+    """Why the losses are not finite at finite parameters: values the data's dtype cannot carry."""
+    big = float(np.abs(data.X).max()) if data.X.size else 0.0
+    targets = data.Y if data.layout == "shared" else data.y
+    big_y = float(np.abs(targets).max()) if targets.size else 0.0
+    return (f"the losses overflow {data.dtype} at finite parameters: X holds values up to {big:.3g} and the "
+            f"targets up to {big_y:.3g}, whose products or squares exceed what {data.dtype} can carry "
+            f"({np.finfo(data.dtype).max:.3g}); rescale the data (e.g. sklearn's StandardScaler) or use float64")

@@ -1,0 +1,111 @@
+"""What a solve returns and what a callback sees; the warning a solver gives when it stops early.
+
+``ConvergenceWarning`` subclasses scikit-learn's, so ``warnings.filterwarnings`` and
+``pytest.warns`` written for scikit-learn catch mtlx's too. scikit-learn takes a second to
+import, so the class is made on first use (module ``__getattr__``), keeping ``import mtlx`` light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SolveResult", "SolverState", "convergence_warning"]
+
+_WARNING = None
+
+
+def convergence_warning() -> type:
+    """mtlx's ConvergenceWarning class (a subclass of ``sklearn.exceptions.ConvergenceWarning``)."""
+    global _WARNING
+    if _WARNING is None:
+        from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+
+        _WARNING = type("ConvergenceWarning", (SklearnConvergenceWarning,), {
+            "__doc__": "A solver stopped at its iteration cap before meeting its tolerance (a subclass of "
+                       "sklearn.exceptions.ConvergenceWarning).",
+            "__module__": "mtlx"})
+    return _WARNING
+
+
+def __getattr__(name):
+    if name == "ConvergenceWarning":
+        return convergence_warning()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass
+class SolverState:
+    """What a ``callback`` sees after each iteration (arrays are views or fresh copies: copy to keep them)."""
+
+    n_iter: int
+    W: np.ndarray
+    b: np.ndarray
+    objective: float
+    rel_change: float
+    optimality: float
+    step: float
+
+
+@dataclass
+class SolveResult:
+    """Outcome of :func:`mtlx.solve`.
+
+    Attributes
+    ----------
+    W : ndarray, shape (n_features, n_tasks)
+        The coefficients (the sum of the parameter blocks).
+    b : ndarray, shape (n_tasks,)
+        Intercepts (zeros without ``fit_intercept``).
+    objective : float
+        F(W, b) at the returned point.
+    history : ndarray
+        F after each iteration; ``history[0]`` is F at the starting point.
+    n_iter : int
+    converged : bool
+    optimality : float
+        The largest over the parameter blocks of the last relative proximal-gradient step
+        ``||x+_B - y_B|| / max(||x+_B||, ||y_B||, ||grad_B f(x0)|| / L)``.
+    rel_change : float
+        Last relative change of F, ``|dF| / max(|F|, tol |F(x0)|)``.
+    n_evals : int
+        Smooth-part evaluations (gradient and line-search passes).
+    step : float
+        Last step size 1/L.
+    time : float
+        Wall time of the solve in seconds.
+    message : str
+    gram : bool
+        Whether the squared loss ran in the Gram form (see ``solve(gram=...)``).
+    task_ids : ndarray, shape (n_tasks,)
+        The id of the task of each column of W (under MPI: all ranks' tasks, in global order).
+    n_allreduce : int
+        Allreduce calls of this solve (in one process: the calls an MPI run would make).
+    allreduce_bytes : int
+        Bytes all-reduced by this solve (the size of the buffers, per rank).
+    components : tuple of ndarray
+        One (n_features, n_tasks) array per block of W (a :class:`~mtlx.penalties.Superpose`
+        penalty's parts; a shared block has equal columns); ``(W,)`` otherwise.
+    solver : str
+        The engine that produced the result ("fista", "cd", "factored").
+    """
+
+    W: np.ndarray
+    b: np.ndarray
+    objective: float
+    history: np.ndarray
+    n_iter: int
+    converged: bool
+    optimality: float
+    rel_change: float
+    n_evals: int
+    step: float
+    time: float
+    message: str = field(default="")
+    gram: bool = False
+    task_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    n_allreduce: int = 0
+    allreduce_bytes: int = 0
+    components: tuple = ()
+    solver: str = "fista"
