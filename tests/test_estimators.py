@@ -14,20 +14,21 @@ import mtlx
 from conftest import make_tasks
 
 # Each check listed here cannot apply, for the reason given.
+_PER_TASK_CLASSES = (
+    "assumes the multilabel convention of one classes_ array shared by every output "
+    "(classes_[decision > 0]) and an (n, n_outputs) predict_proba; mtlx tasks each have their "
+    "own two labels, so classes_ is per task and predict_proba returns one (n, 2) array per task, "
+    "as MultiOutputClassifier does"
+)
 EXPECTED_FAILED_CHECKS = {
-    "MultiTaskClassifier": {
-        "check_classifier_multioutput": (
-            "assumes the multilabel convention of one classes_ array shared by every output "
-            "(classes_[decision > 0]) and an (n, n_outputs) predict_proba; mtlx tasks each have their "
-            "own two labels, so classes_ is per task and predict_proba returns one (n, 2) array per task, "
-            "as MultiOutputClassifier does"
-        ),
-    },
+    "MultiTaskClassifier": {"check_classifier_multioutput": _PER_TASK_CLASSES},
+    "MultiTaskClassifierCV": {"check_classifier_multioutput": _PER_TASK_CLASSES},
 }
 
 
 @parametrize_with_checks(
-    [mtlx.MultiTaskRegressor(), mtlx.MultiTaskClassifier(), mtlx.MultiTaskRegressorCV(n_alphas=5, cv=3)],
+    [mtlx.MultiTaskRegressor(), mtlx.MultiTaskClassifier(), mtlx.MultiTaskRegressorCV(alphas=5, cv=3),
+     mtlx.MultiTaskClassifierCV(alphas=4, cv=3)],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
 )
 def test_sklearn_estimator_checks(estimator, check):
@@ -237,9 +238,14 @@ def test_warm_start_callback_and_convergence_warning(rng):
         if state.n_iter == 5:
             raise StopIteration
 
-    stopped = mtlx.MultiTaskRegressor(callback=stop_after_five).fit(X, Y)
+    stopped = mtlx.MultiTaskRegressor(callback=stop_after_five, solver="fista").fit(X, Y)
     assert stopped.n_iter_ == 5 and len(seen) == 5
     np.testing.assert_allclose(stopped.objective_history_[1:], seen)
+    # The working-set engine calls back after each gap check; its history is F at each of them.
+    seen.clear()
+    stopped = mtlx.MultiTaskRegressor(callback=stop_after_five, tol=1e-14).fit(X, Y)
+    assert stopped.solver_ == "cd" and len(seen) == 5
+    np.testing.assert_allclose(stopped.objective_history_, seen)
     for solver in ("fista", "cd"):
         with pytest.warns(mtlx.ConvergenceWarning, match="did not converge"):
             mtlx.MultiTaskRegressor(max_iter=2, tol=1e-15, solver=solver).fit(X, Y)

@@ -131,11 +131,11 @@ def test_unknown_names_and_bad_numbers(rng):
         mtlx.solve(data, penalty="l0")
     with pytest.raises(ValueError, match=r"unknown penalty 'nuclear'"):
         mtlx.prox(np.ones((2, 2)), penalty="nuclear")
-    with pytest.raises(ValueError, match=r"alpha must be finite and >= 0, got -0.1"):
+    with pytest.raises(ValueError, match=r"The 'alpha' parameter must be a float in the range \[0.0, inf\). Got -0.1"):
         mtlx.solve(data, alpha=-0.1)
-    with pytest.raises(ValueError, match=r"l2 must be finite and >= 0"):
+    with pytest.raises(ValueError, match=r"The 'l2' parameter must be a float in the range \[0.0, inf\)"):
         mtlx.solve(data, l2=-1.0)
-    with pytest.raises(ValueError, match=r"max_iter must be a positive integer"):
+    with pytest.raises(ValueError, match=r"The 'max_iter' parameter must be an int in the range \[1, inf\]. Got 0"):
         mtlx.solve(data, max_iter=0)
     with pytest.raises(TypeError, match=r"callback must be callable"):
         mtlx.solve(data, callback=3)

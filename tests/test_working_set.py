@@ -141,16 +141,20 @@ def test_estimator_solvers_agree_and_auto_picks_cd_where_it_applies(caplog):
 
 def test_solver_errors_name_the_reason():
     X, Y = shared_data(n=30, d=4, T=2)
-    with pytest.raises(ValueError, match="solver must be 'auto', 'fista' or 'cd', got 'newton'"):
+    with pytest.raises(ValueError, match=r"The 'solver' parameter must be one of \('auto', 'fista', 'cd'\)"):
         mtlx.MultiTaskRegressor(solver="newton").fit(X, Y)
-    with pytest.raises(ValueError, match="solver='cd' needs the squared loss with penalty 'l1' or 'l21'"):
+    with pytest.raises(ValueError, match=r"solver='cd' needs the squared loss with penalty L1 or L21 .*Trace\(1.0\)"):
         mtlx.MultiTaskRegressor(penalty="trace", solver="cd").fit(X, Y)
     with pytest.raises(ValueError, match="solver='cd' needs the squared loss"):
         mtlx.MultiTaskClassifier(solver="cd").fit(X, np.sign(Y - Y.mean(axis=0)))
-    with pytest.raises(ValueError, match="without callback"):
-        mtlx.MultiTaskRegressor(solver="cd", callback=lambda state: None).fit(X, Y)
-    with pytest.raises(ValueError, match="handles 'l1' and 'l21', got 'trace'"):
+    with pytest.raises(ValueError, match="solver='cd' needs alpha > 0"):
+        mtlx.MultiTaskRegressor(solver="cd", alpha=0.0).fit(X, Y)
+    with pytest.raises(ValueError, match="solver='cd' needs a single process without checkpoints"):
+        mtlx.MultiTaskRegressor(solver="cd")._fit(X, Y, checkpoint="somewhere")
+    with pytest.raises(ValueError, match=r"handles L1 or L21 alone \(least squares\), not Trace\(1.0\)"):
         solve_working_set(mtlx.TaskData.from_shared(X, Y), "trace")
+    with pytest.raises(ValueError, match=r"handles L1 or L21 alone \(least squares\), not L1\(1.0\) \+ L21\(2.0\)"):
+        solve_working_set(mtlx.TaskData.from_shared(X, Y), "L1(1) + L21(2)")
 
 
 def test_kernel_checks_its_arguments():

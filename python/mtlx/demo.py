@@ -18,7 +18,7 @@ from sklearn.model_selection import KFold
 
 from .datasets import load_school
 from .estimators import MultiTaskRegressor
-from .solver import ConvergenceWarning
+from .results import convergence_warning
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def select_strength(method: Method, X, y, task, n_folds: int = 3, seed: int = 0)
         for i, value in enumerate(method.grid):
             model.set_params(**{method.tuned: value})
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.simplefilter("ignore", convergence_warning())
                 model.fit(X[fit_rows], y[fit_rows], task=_task_ids(method, task[fit_rows]))
             known = np.isin(task[val_rows], task[fit_rows])  # a school absent from the fold has no model
             rows = val_rows[known]

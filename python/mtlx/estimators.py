@@ -23,8 +23,11 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import working_set
 from ._layouts import group_rows, is_input_list, is_task_list
 from ._progress import IterationProgress, is_root
+from ._validate import MAX_THREADS, as_real_array, check_comm, check_int
 from .data import TaskData
-from .solver import solve
+from .gram import gram_preferred
+from .penalties import get_penalty
+from .solver import check_options, solve
 from .working_set import solve_working_set
 
 __all__ = ["MultiTaskClassifier", "MultiTaskRegressor"]
@@ -32,6 +35,7 @@ __all__ = ["MultiTaskClassifier", "MultiTaskRegressor"]
 logger = logging.getLogger("mtlx")
 
 _FLOATS = (np.float64, np.float32)
+_SOLVERS = ("auto", "fista", "cd")
 
 _PARAMS_DOC = """
     Parameters
@@ -153,11 +157,13 @@ class _MultiTaskModel(BaseEstimator):
     def _fit(self, X, y=None, task=None, **solve_options):
         """:meth:`fit`, with extra keywords for :func:`mtlx.solve` (the CLI's checkpoints)."""
         if self.comm is None:
+            self._check_params()
             data = self._fit_data(X, y, task)
         else:
             from .distributed import agreed_errors
 
             with agreed_errors(self.comm):  # bad input on one rank stops every rank, same message
+                self._check_params()
                 data = self._fit_data(X, y, task)
                 if self.fit_layout_ not in ("stacked",) and not isinstance(X, TaskData):
                     raise ValueError("under MPI (comm=...) pass each rank's tasks as stacked rows with global task "
@@ -170,44 +176,86 @@ class _MultiTaskModel(BaseEstimator):
             b0 = self.intercept_ if self.fit_intercept else None
         enabled = bool(self.verbose) and is_root(self.comm)
         comm_kw = {} if self.comm is None else {"comm": self.comm}
-        if self._solver_for(data, solve_options) == "cd":
-            res = solve_working_set(data, self.penalty, self.alpha, self.l2, self.fit_intercept, self.task_weights,
-                                    tol=self.tol, max_iter=self.max_iter, W0=W0, n_threads=self.n_threads)
-        else:
-            with IterationProgress(self.max_iter, enabled, self.callback, type(self).__name__) as progress:
+        engine = self._solver_for(data, solve_options)
+        with IterationProgress(self.tol, enabled, self.callback, type(self).__name__) as progress:
+            callback = progress if (enabled or self.callback is not None) else None
+            if engine == "cd":
+                res = solve_working_set(data, self.penalty, self.alpha, self.l2, self.fit_intercept,
+                                        self.task_weights, tol=self.tol, max_iter=self.max_iter, W0=W0,
+                                        callback=callback, n_threads=self.n_threads)
+            else:
                 res = solve(data, loss=self._loss, penalty=self.penalty, alpha=self.alpha, l2=self.l2,
                             fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
-                            max_iter=self.max_iter, W0=W0, b0=b0,
-                            callback=progress if (enabled or self.callback is not None) else None,
-                            n_threads=self.n_threads, **comm_kw, **solve_options)
-        logger.info("%s: %d tasks, %d features, %s after %d iterations (F = %.10g, %.3f s)", type(self).__name__,
-                    T, d, res.message, res.n_iter, res.objective, res.time)
+                            max_iter=self.max_iter, W0=W0, b0=b0, callback=callback, n_threads=self.n_threads,
+                            **comm_kw, **solve_options)
+        logger.info("%s: %d tasks, %d features, %s by %s after %d iterations (F = %.10g, %.3f s)",
+                    type(self).__name__, T, d, res.message, engine, res.n_iter, res.objective, res.time)
         self.coef_ = np.ascontiguousarray(res.W.T)
         self.intercept_ = np.asarray(res.b)
         self.n_iter_ = int(res.n_iter)
         self.objective_history_ = res.history
         self.n_tasks_ = T
         self.tasks_ = np.asarray(res.task_ids)
+        self.solver_ = engine
+        if len(res.components) > 1:
+            self.components_ = tuple(np.ascontiguousarray(c.T) for c in res.components)
+        elif hasattr(self, "components_"):
+            del self.components_
         self._gather_task_info(data)
         return self
 
+    def _check_params(self):
+        """Check every constructor argument as ``fit`` needs it (also what :func:`mtlx.load` runs).
+
+        Returns the penalty object. Messages follow scikit-learn's parameter validation.
+        """
+        pen = check_options(self.penalty, self.alpha, self.l2, self.tol, self.max_iter)[0]
+        for name in ("fit_intercept", "warm_start"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"The {name!r} parameter must be a bool. Got {getattr(self, name)!r} instead.")
+        if not (isinstance(self.task_weights, str) and self.task_weights in ("mean", "sum")):
+            if isinstance(self.task_weights, str):
+                raise ValueError(f"The 'task_weights' parameter must be 'mean', 'sum' or an array of weights. Got "
+                                 f"{self.task_weights!r} instead.")
+            as_real_array(self.task_weights, "task_weights", ndim=1)
+        if getattr(self, "solver", "auto") not in _SOLVERS:
+            raise ValueError(f"The 'solver' parameter must be one of {_SOLVERS}. Got {self.solver!r} instead.")
+        check_int(self.verbose, "verbose", 0)
+        if self.callback is not None and not callable(self.callback):
+            raise TypeError(f"The 'callback' parameter must be a callable or None. Got {self.callback!r} instead.")
+        if self.n_threads is not None:
+            check_int(self.n_threads, "n_threads", 1, MAX_THREADS)
+        check_comm(self.comm)
+        return pen
+
     def _solver_for(self, data: TaskData, solve_options: dict) -> str:
-        """The solver ``solver`` asks for, checked against what this fit needs."""
+        """The engine ``solver`` asks for, checked against what this fit needs.
+
+        ``"auto"`` takes working sets and coordinate descent where they apply and are the
+        faster engine: least squares with L1 or L21 at alpha > 0 on float64 data in one process,
+        except per-task inputs that FISTA runs in the Gram form (a few features against many rows
+        per task, as the school data, d = 28 for 139 tasks: one FISTA iteration costs O(T d^2) and
+        its steps fit every task's curvature, where the row steps of coordinate descent take the
+        largest task's). Verbosity and callbacks never change the choice.
+        """
         solver = getattr(self, "solver", "auto")
-        if solver not in ("auto", "fista", "cd"):
-            raise ValueError(f"solver must be 'auto', 'fista' or 'cd', got {solver!r}")
         if solver == "fista":
             return solver
+        pen = get_penalty(self.penalty)
         why_not = None
-        if self._loss != "squared" or self.penalty not in ("l1", "l21"):
-            why_not = f"the squared loss with penalty 'l1' or 'l21' (this fit: {self._loss} loss, {self.penalty!r})"
-        elif self.comm is not None or self.callback is not None or self.verbose or solve_options:
-            why_not = "a single process without callback, verbose or checkpoints"
+        if self._loss != "squared" or working_set.unsupported(pen):
+            why_not = f"the squared loss with penalty L1 or L21 (this fit: {self._loss} loss, {pen!r})"
+        elif not float(self.alpha) > 0:
+            why_not = "alpha > 0 (its duality-gap certificate has no dual feasible point at alpha = 0)"
+        elif self.comm is not None or solve_options:
+            why_not = "a single process without checkpoints"
         if solver == "cd":
             if why_not is not None:
                 raise ValueError(f"solver='cd' needs {why_not}; use solver='fista'")
             return solver
-        return "cd" if why_not is None and data.dtype == np.float64 and working_set.fits(data) else "fista"
+        if why_not is not None or data.dtype != np.float64 or not working_set.fits(data):
+            return "fista"
+        return "fista" if data.layout == "stacked" and gram_preferred(data) else "cd"
 
     def _global_task_ids(self, data: TaskData) -> np.ndarray:
         """Ids of the tasks of all ranks in global (sorted) order; the local ids without MPI."""
@@ -299,6 +347,12 @@ class _MultiTaskModel(BaseEstimator):
             return out, None
         X = validate_data(self, X, reset=False, dtype=_FLOATS)
         coef = self.coef_.astype(X.dtype, copy=False)
+        if task is None and self.fit_layout_ == "stacked":
+            raise ValueError(
+                f"this {type(self).__name__} was fit on stacked rows with task ids (fit(X, y, task=...)): predict "
+                "and score need the task id of each row too (task=...); in a Pipeline or GridSearchCV, enable "
+                "scikit-learn's metadata routing (sklearn.set_config(enable_metadata_routing=True)) so that task "
+                "reaches them")
         if task is None:
             Z = X @ coef.T + self.intercept_.astype(X.dtype, copy=False)
             return (Z[:, 0] if self.fit_layout_ == "single" else Z), None
@@ -374,18 +428,26 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskModel):
         """
         return self._margins(X, task)[0]
 
-    def score(self, X, y=None, task=None):
+    def score(self, X, y=None, task=None, sample_weight=None):
         """Coefficient of determination R^2 of the predictions.
 
         For shared input (y of shape (n, T)) the R^2 of each task averaged uniformly, as
         scikit-learn scores multi-output regression; for stacked rows and per-task lists the
         R^2 over all rows pooled (1 - SSE / total sum of squares), the school benchmark's
         explained variance.
+
+        Parameters
+        ----------
+        X, y, task :
+            As for :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), or list of per-task arrays, default=None
+            Weight of each row in the sums of squares (scikit-learn's ``r2_score``).
         """
         if is_task_list(X, y):
             pred = self.predict([X_t for X_t, _ in X])
-            return r2_score(np.concatenate([np.ravel(y_t) for _, y_t in X]), np.concatenate(pred))
-        return r2_score(y, self.predict(X, task))
+            return r2_score(np.concatenate([np.ravel(y_t) for _, y_t in X]), np.concatenate(pred),
+                            sample_weight=_pooled_weights(sample_weight, [len(p) for p in pred]))
+        return r2_score(y, self.predict(X, task), sample_weight=sample_weight)
 
 
 class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
@@ -476,33 +538,73 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         """
         z, _ = self._margins(X, task)
         if isinstance(z, list):
-            return [_two_columns(expit(z_t)) for z_t in z]
+            return [_two_columns(z_t) for z_t in z]
         if z.ndim == 1:
-            return _two_columns(expit(z))
-        return [_two_columns(expit(z[:, t])) for t in range(z.shape[1])]
+            return _two_columns(z)
+        return [_two_columns(z[:, t]) for t in range(z.shape[1])]
 
     def predict_log_proba(self, X, task=None):
         """Logarithms of :meth:`predict_proba` (computed without underflow)."""
         z, _ = self._margins(X, task)
 
         def log_two(z_t):
+            z_t = np.asarray(z_t, dtype=np.float64)
             return np.column_stack([-np.logaddexp(0.0, z_t), -np.logaddexp(0.0, -z_t)])
 
         if isinstance(z, list):
             return [log_two(z_t) for z_t in z]
         return log_two(z) if z.ndim == 1 else [log_two(z[:, t]) for t in range(z.shape[1])]
 
-    def score(self, X, y=None, task=None):
-        """Mean accuracy over every prediction (all rows of all tasks)."""
+    def score(self, X, y=None, task=None, sample_weight=None):
+        """Mean accuracy over every prediction (all rows of all tasks), weighted by ``sample_weight``.
+
+        Parameters
+        ----------
+        X, y, task :
+            As for :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), or list of per-task arrays, default=None
+            Weight of each row (for one X shared by all tasks, each row's weight counts for
+            every task).
+        """
         if is_task_list(X, y):
             pred = self.predict([X_t for X_t, _ in X])
-            return float(np.mean(np.concatenate([p == np.ravel(y_t) for p, (_, y_t) in zip(pred, X)])))
+            hits = np.concatenate([p == np.ravel(y_t) for p, (_, y_t) in zip(pred, X)])
+            return float(np.average(hits, weights=_pooled_weights(sample_weight, [len(p) for p in pred])))
         pred = self.predict(X, task)
-        return float(np.mean(pred == np.asarray(y).reshape(pred.shape)))
+        hits = pred == np.asarray(y).reshape(pred.shape)
+        weights = _row_weights(sample_weight, hits)
+        return float(np.average(hits, weights=weights))
 
 
-def _two_columns(p: np.ndarray) -> np.ndarray:
-    return np.column_stack([1.0 - p, p])
+def _two_columns(z: np.ndarray) -> np.ndarray:
+    """P(first class), P(second class) at margins z, in float64: ``expit(-z)`` rather than
+    ``1 - expit(z)``, which rounds to 0 for large margins (and float32 margins saturate sooner)."""
+    z = np.asarray(z, dtype=np.float64)
+    return np.column_stack([expit(-z), expit(z)])
+
+
+def _pooled_weights(sample_weight, sizes):
+    """Per-task lists of row weights (or one array over all rows) as one array over the pooled rows."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, (list, tuple)):
+        if len(sample_weight) != len(sizes):
+            raise ValueError(f"sample_weight is a list of {len(sample_weight)} arrays but X has {len(sizes)} tasks")
+        sample_weight = np.concatenate([np.ravel(w) for w in sample_weight])
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (sum(sizes),):
+        raise ValueError(f"sample_weight has shape {w.shape}, expected ({sum(sizes)},): one weight per row")
+    return w
+
+
+def _row_weights(sample_weight, hits):
+    """Row weights broadcast over the tasks of one X shared by all tasks (None: unweighted)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (hits.shape[0],):
+        raise ValueError(f"sample_weight has shape {w.shape}, expected ({hits.shape[0]},): one weight per row")
+    return np.broadcast_to(w[:, None], hits.shape) if hits.ndim == 2 else w
 
 
 def _same_kind(class_lists) -> bool:

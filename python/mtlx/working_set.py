@@ -27,11 +27,12 @@ import numpy as np
 
 from . import _core
 from ._config import blas_threads, resolve_n_threads
-from ._validate import resolve_task_weights
+from ._validate import check_int, resolve_task_weights
 from .data import TaskData
-from .objective import SmoothLoss, loss_grad
-from .penalties import PENALTIES
-from .solver import ConvergenceWarning, SolveResult
+from .objective import SmoothLoss, as_parameters, loss_grad
+from .penalties import Penalty, get_penalty
+from .results import SolveResult, SolverState, convergence_warning
+from .solver import check_options
 
 __all__ = ["WorkingSetSolver", "certificate", "fits", "solve_working_set"]
 
@@ -41,9 +42,9 @@ log = logging.getLogger("mtlx")
 _BLOCK_ROWS = 4096
 
 
-def certificate(f: float, corr: np.ndarray, W: np.ndarray, alpha: float, penalty: str,
+def certificate(f: float, corr: np.ndarray, W: np.ndarray, alpha: float, penalty: Penalty,
                 radius_scale: np.ndarray):
-    """Primal value, duality gap and gap-safe bounds of least squares with l1 or l2,1.
+    """Primal value, duality gap and gap-safe bounds of least squares with a penalty the engine supports.
 
     Parameters
     ----------
@@ -53,7 +54,9 @@ def certificate(f: float, corr: np.ndarray, W: np.ndarray, alpha: float, penalty
         Minus its gradient: ``c_t X_t' r_t - l2 w_t``.
     W : ndarray, shape (d, T)
     alpha : float
-    penalty : {"l1", "l21"}
+        > 0: the strength of the penalty's unweighted g (solve's alpha times its weight).
+    penalty : Penalty
+        L1 or L21 (what :meth:`feature_dual_norms`, :meth:`screening_bound`, :meth:`raw_value` give).
     radius_scale : ndarray, shape (d, T)
         ``sqrt(c_t ||x_tj||^2 + l2)`` (centered columns with intercepts).
 
@@ -65,11 +68,20 @@ def certificate(f: float, corr: np.ndarray, W: np.ndarray, alpha: float, penalty
         the feature is zero at the optimum.
     score : ndarray, shape (d,)
         The constraint at the rescaled dual point (how close each feature is to entering).
+
+    Notes
+    -----
+    The dual point is the residual rescaled into the dual feasible set, ``theta = C r / scale``
+    with ``scale = max(1, g*(corr) / alpha)``: a lower bound of the optimum for alpha > 0 only
+    (at alpha = 0 the dual feasible set is ``X' theta = 0``, which no rescaling reaches; the
+    engine refuses alpha = 0).
     """
-    rows = np.linalg.norm(corr, axis=1) if penalty == "l21" else np.abs(corr).max(axis=1)
-    scale = max(1.0, rows.max() / alpha) if alpha > 0 and rows.size else 1.0
-    pen = np.linalg.norm(W, axis=1).sum() if penalty == "l21" else np.abs(W).sum()
-    primal = f + alpha * pen
+    if not alpha > 0:
+        raise ValueError("the duality-gap certificate needs alpha > 0 (at alpha = 0 no rescaled residual is dual "
+                         "feasible)")
+    rows = penalty.feature_dual_norms(corr)
+    scale = max(1.0, rows.max() / alpha) if rows.size else 1.0
+    primal = f + alpha * penalty.raw_value(W)
     # With theta = C r / scale (the augmented residual when l2 > 0), the dual value is
     # D = sum c r.y / scale - f / scale^2, and sum c r.y = 2 f + <W, corr>.
     cry = 2.0 * f + float(np.sum(W * corr))
@@ -77,15 +89,21 @@ def certificate(f: float, corr: np.ndarray, W: np.ndarray, alpha: float, penalty
     gap = max(primal - dual, 0.0)
     # Rounding of P and D (each a few eps of |P|) must not shrink the ball below the truth.
     radius = np.sqrt(2.0 * (gap + 1e-13 * abs(primal)))
-    if penalty == "l21":
-        bound = rows / scale + radius * radius_scale.max(axis=1)
-    else:
-        bound = (np.abs(corr) / scale + radius * radius_scale).max(axis=1)
+    bound = penalty.screening_bound(corr / scale, radius, radius_scale)
     return primal, gap, bound, rows / scale
 
 
 #: Per-task Gram rows (stacked layout) are cached only while T d^2 doubles stay below this.
 MAX_STACKED_GRAM_BYTES = 2**30
+
+
+def unsupported(penalty: Penalty) -> str:
+    """Why the engine cannot solve ``penalty`` ("" when it can): one L1 or L21 term on W."""
+    if penalty.cd_kind is None or len(penalty.components()) != 1 or len(penalty.terms()) != 1:
+        return f"it handles L1 or L21 alone (least squares), not {penalty!r}"
+    if penalty.w == 0:
+        return "the penalty's weight is 0"
+    return ""
 
 
 def fits(data: TaskData) -> bool:
@@ -102,7 +120,9 @@ class WorkingSetSolver:
     ----------
     data : TaskData
         Either layout; the statistics are computed in float64.
-    penalty : {"l1", "l21"}
+    penalty : str or Penalty
+        A penalty the engine supports (``supports(penalty)``: L1 or L21, alone); its weight
+        multiplies alpha.
     l2 : float, default 0
     fit_intercept : bool, default False
     task_weights : {"mean", "sum"} or array_like of shape (T,)
@@ -112,12 +132,14 @@ class WorkingSetSolver:
 
     def __init__(self, data: TaskData, penalty="l21", *, l2=0.0, fit_intercept=False, task_weights="mean",
                  n_threads: int | None = None):
-        if penalty not in ("l1", "l21"):
-            raise ValueError(f"working-set coordinate descent handles 'l1' and 'l21', got {penalty!r}")
+        penalty = get_penalty(penalty)
+        why_not = unsupported(penalty)
+        if why_not:
+            raise ValueError(f"working-set coordinate descent: {why_not}")
         if data.dtype != np.float64:
             # Gaps are certified to 1e-6 and below: the statistics need float64, and BLAS would
             # otherwise round every product to float32. One copy, made here, not per product.
-            log.info("mtlx: working-set solver converts the %s data to float64 once", data.dtype)
+            log.info("working-set solver converts the %s data to float64 once", data.dtype)
             data = TaskData(layout=data.layout, X=data.X.astype(np.float64),
                             y=None if data.y is None else data.y.astype(np.float64),
                             Y=None if data.Y is None else data.Y.astype(np.float64), offsets=data.offsets,
@@ -273,9 +295,12 @@ class WorkingSetSolver:
     # -- the solver ---------------------------------------------------------------------------
 
     def solve(self, alpha: float, W0=None, *, tol=1e-6, screening=True, working_set=True, max_outer=100,
-              max_epochs=100_000):
+              max_epochs=100_000, callback=None):
         """Minimizes for one alpha from W0 until the duality gap is at most ``tol * P``, or
         ``max_outer`` gap checks, or ``max_epochs`` coordinate-descent epochs in all.
+
+        ``callback(state)`` runs after every gap check with a :class:`mtlx.SolverState`
+        (``optimality`` is the relative gap); raising StopIteration stops the solve.
 
         Returns
         -------
@@ -285,15 +310,19 @@ class WorkingSetSolver:
             ``n_screened``, ``history`` (P at every gap check), ``outer`` (gap checks).
         """
         with blas_threads(self.n_threads):  # once for the whole solve (nested limits are free)
-            return self._solve(alpha, W0, tol, screening, working_set, max_outer, max_epochs)
+            return self._solve(alpha, W0, tol, screening, working_set, max_outer, max_epochs, callback)
 
-    def _solve(self, alpha, W0, tol, screening, working_set, max_outer, max_epochs):
+    def _solve(self, alpha, W0, tol, screening, working_set, max_outer, max_epochs, callback):
         d, T = self.data.n_features, self.data.n_tasks
         W = np.zeros((d, T)) if W0 is None else np.array(W0, dtype=np.float64, copy=True).reshape(d, T)
         alive = np.arange(d)  # the features not screened out (the gap is that of the problem on them)
         inner_tol, epochs, history = 1e-3, 0, []
-        code = PENALTIES[self.penalty].code
-        converged = False
+        code = int(self.penalty.cd_kind)
+        if not alpha > 0:
+            raise ValueError("working-set coordinate descent needs alpha > 0: its duality-gap certificate has no "
+                             "dual feasible point at alpha = 0 (use solver='fista')")
+        alpha = alpha * self.penalty.w  # the engine works with the unweighted penalty
+        converged = stopped = False
         primal = gap = np.nan
         for _ in range(max_outer):
             WA = W[alive]
@@ -303,6 +332,15 @@ class WorkingSetSolver:
                 corr, f = self.gradient_and_value(W, alive if alive.size < d else None, direct=True)
                 primal, gap, bound, score = certificate(f, corr, WA, alpha, self.penalty, self.radius_scale[alive])
             history.append(primal)
+            if callback is not None:
+                support = np.flatnonzero(np.any(W != 0, axis=1))
+                state = SolverState(len(history), W, self.intercepts_of(support, W[support]), primal, np.nan,
+                                    gap / max(abs(primal), np.finfo(float).tiny), np.nan)
+                try:
+                    callback(state)
+                except StopIteration:
+                    stopped = True
+                    break
             if screening:
                 keep = bound >= alpha
                 dropped = alive[~keep]
@@ -338,11 +376,11 @@ class WorkingSetSolver:
             W[ws] = WS
             inner_tol = max(inner_tol * 0.1, 1e-15)
         return W, dict(primal=primal, gap=gap, converged=converged, epochs=epochs, history=np.asarray(history),
-                       n_screened=int(d - alive.size), outer=len(history))
+                       n_screened=int(d - alive.size), outer=len(history), stopped=stopped)
 
 
 def solve_working_set(data: TaskData, penalty="l21", alpha=0.1, l2=0.0, fit_intercept=False, task_weights="mean",
-                      tol=1e-6, max_iter=10_000, W0=None, *, max_gap_checks=100,
+                      tol=1e-6, max_iter=10_000, W0=None, *, max_gap_checks=100, callback=None,
                       n_threads: int | None = None) -> SolveResult:
     """Least squares with l1 or l2,1 by working sets and coordinate descent.
 
@@ -361,6 +399,9 @@ def solve_working_set(data: TaskData, penalty="l21", alpha=0.1, l2=0.0, fit_inte
     max_gap_checks : int, default 100
         Cap on the gap checks (one per working-set solve). Stopping at either cap with the gap
         above ``tol * F`` emits a :class:`mtlx.ConvergenceWarning`.
+    callback : callable, optional
+        ``callback(state)`` after every gap check (a :class:`mtlx.SolverState` whose
+        ``optimality`` is the relative gap); raising StopIteration stops the solve.
     n_threads : int, optional
 
     Returns
@@ -370,22 +411,31 @@ def solve_working_set(data: TaskData, penalty="l21", alpha=0.1, l2=0.0, fit_inte
         ``history`` holds F at every gap check; ``optimality`` is the final gap over F.
     """
     start = time.perf_counter()
+    penalty, alpha, l2, tol, max_iter = check_options(penalty, alpha, l2, tol, max_iter)
+    max_gap_checks = check_int(max_gap_checks, "max_gap_checks", 1)
+    if not isinstance(data, TaskData):
+        raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
     solver = WorkingSetSolver(data, penalty, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights,
                               n_threads=n_threads)
-    W, info = solver.solve(float(alpha), W0, tol=tol, max_outer=max_gap_checks, max_epochs=max_iter)
+    if W0 is not None:
+        W0 = as_parameters(data, W0, None, "W0")[0].T
+    W, info = solver.solve(alpha, W0, tol=tol, max_outer=max_gap_checks, max_epochs=max_iter, callback=callback)
     support = np.flatnonzero(np.any(W != 0, axis=1))
     b = solver.intercepts_of(support, W[support])
     if info["converged"]:
         message = f"duality gap {info['gap']:.3g} <= tol * F"
+    elif info["stopped"]:
+        message = "stopped by callback"
     else:
         message = (f"did not converge: gap {info['gap']:.3g} > tol * F after {info['epochs']} epochs and "
                    f"{info['outer']} gap checks")
-        warnings.warn(f"mtlx: {message}; raise max_iter (or max_gap_checks) or tol", ConvergenceWarning,
-                      stacklevel=3)
-    log.debug("mtlx: working-set CD, %d epochs, %d gap checks, %s", info["epochs"], info["outer"], message)
+        warnings.warn(f"mtlx.solve_working_set {message}; raise max_iter (or max_gap_checks) or tol",
+                      convergence_warning(), stacklevel=3)
+    log.debug("working-set CD, %d epochs, %d gap checks, %s", info["epochs"], info["outer"], message)
     dtype = data.dtype
     return SolveResult(W=W.astype(dtype, copy=False), b=b.astype(dtype), objective=float(info["primal"]),
                        history=info["history"], n_iter=int(info["epochs"]), converged=bool(info["converged"]),
                        optimality=float(info["gap"] / max(abs(info["primal"]), np.finfo(float).tiny)),
                        rel_change=np.nan, n_evals=int(info["outer"]), step=np.nan,
-                       time=time.perf_counter() - start, message=message, task_ids=data.task_ids.copy())
+                       time=time.perf_counter() - start, message=message, task_ids=data.task_ids.copy(),
+                       components=(W.astype(dtype, copy=False),), solver="cd")
