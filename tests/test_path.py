@@ -106,9 +106,41 @@ def test_trace_path_runs_without_screening():
     assert np.all(np.diff(res.objectives) <= 1e-12)
 
 
-def test_path_rejects_other_penalties():
-    with pytest.raises(ValueError, match="path needs a penalty"):
-        mtlx.path(stacked(), "none")
+def test_path_refuses_bad_grids():
+    data = stacked()
+    for bad, message in [([0.1, -1.0], r"alphas\[1\] = -1.0"), ([np.nan], r"alphas\[0\] = nan"),
+                         ([], "non-empty"), (0, r"The 'alphas' parameter must be an int in the range \[1, inf\]"),
+                         ([[0.1]], "1-D")]:
+        with pytest.raises(ValueError, match=message):
+            mtlx.path(data, "l21", alphas=bad)
+    with pytest.raises(ValueError, match=r"The 'eps' parameter must be a float in the range \(0.0, 1.0\]"):
+        mtlx.path(data, "l21", alphas=3, eps=2.0)
+    with pytest.raises(ValueError, match="no scale to build an alpha grid"):
+        mtlx.path(data, "none")
+    res = mtlx.path(data, "l21", alphas=[0.01, 0.1, 0.05], tol=1e-8)  # sorted decreasing, as scikit-learn does
+    np.testing.assert_array_equal(res.alphas, [0.1, 0.05, 0.01])
+
+
+@pytest.mark.parametrize("penalty, loss", [("mean", "squared"), ("L1(0.5) + L21(1)", "squared"),
+                                           ("l21", "logistic"), ("Superpose(L21(1), L21Columns(2))", "squared")])
+def test_path_of_any_formulation_matches_independent_solves(penalty, loss):
+    rng = np.random.default_rng(3)
+    tasks = []
+    for m in (40, 55, 30):
+        X = rng.standard_normal((m, 6))
+        y = X @ rng.standard_normal(6) + 0.5
+        tasks.append((X, np.where(y > 0.5, 1.0, -1.0) if loss == "logistic" else y))
+    data = mtlx.TaskData.from_tasks(tasks)
+    res = mtlx.path(data, penalty, loss=loss, alphas=5, eps=0.05, fit_intercept=True, tol=1e-10, max_iter=100_000)
+    assert np.all(np.diff(res.alphas) < 0) and res.converged.all()
+    for k, alpha in enumerate(res.alphas):
+        ref = mtlx.solve(data, loss=loss, penalty=penalty, alpha=alpha, fit_intercept=True, tol=1e-12,
+                         max_iter=200_000)
+        assert res.objectives[k] == pytest.approx(ref.objective, rel=1e-8)
+        np.testing.assert_allclose(res.intercepts[k], ref.b, atol=1e-5)
+    if penalty != "mean":  # a norm: the grid starts where W becomes zero, with the intercepts at their optimum
+        assert np.all(res.coefs[0] == 0)
+        assert mtlx.alpha_max(data, penalty, loss=loss, fit_intercept=True) == pytest.approx(res.alphas[0])
 
 
 def test_path_on_tasks_too_big_for_gram_rows_falls_back_to_fista(monkeypatch, caplog):

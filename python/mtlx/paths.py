@@ -1,74 +1,155 @@
-"""Regularization paths of the squared loss with gap-safe screening and working sets.
+"""Regularization paths: solutions along a decreasing grid of alphas, with warm starts.
 
-For ``F(W) = sum_t c_t/2 ||y_t - X_t w_t||^2 + alpha g(W)`` with g = l1 or l21 the dual is
+Every convex formulation runs along alpha with its relative weights fixed, with any loss and
+intercepts. Least squares with L1 or L21 alone runs on working sets and coordinate descent with
+gap-safe screening (:mod:`mtlx.working_set`): for ``F(W) = sum_t c_t/2 ||y_t - X_t w_t||^2 + alpha g(W)``
+the dual is
 
     D(theta) = sum_t theta_t . y_t - ||theta_t||^2 / (2 c_t)   s.t.   g*(X' theta) <= alpha,
 
 maximized at ``theta_t = c_t r_t`` (the residuals). Rescaling the residuals of any W into the
 dual feasible set gives a duality gap ``P(W) - D(theta)``, hence a stopping rule with a
-certificate, and a ball around the dual optimum of squared radius ``2 gap`` (D is strongly
-concave with modulus 1/c_t per task). A feature whose dual constraint cannot be tight anywhere
-in that ball is zero at the optimum and is dropped: the gap-safe rule of Ndiaye, Fercoq,
-Gramfort & Salmon (2015). Among the features left, a working set (celer, Massias et al. 2018)
-ranked by the distance of their constraint to its bound is solved first, by block coordinate
-descent on Gram statistics, and grown until the gap of the whole problem meets the tolerance
-(:mod:`mtlx.working_set`, shared by every alpha of the path: Gram rows computed for one alpha
-are reused by the next).
+certificate, and a ball around the dual optimum of squared radius ``2 gap``: a feature whose dual
+constraint cannot be tight anywhere in that ball is zero at the optimum and is dropped (the
+gap-safe rule of Ndiaye, Fercoq, Gramfort & Salmon 2015). Every other formulation runs FISTA
+warm-started from the previous alpha.
+
+The grid: for penalties that are norms (sums of norms and smooth terms, decompositions W = U + V
+of them), from ``alpha_max``, the smallest alpha whose solution is W = 0, down to
+``eps * alpha_max``. For the others (mean, graph, clustered, shared), which never set W to zero,
+from ``100 * alpha_ref`` down, where ``alpha_ref`` equates the penalty's curvature with the
+data's (the largest eigenvalue of the smooth part's Hessian in W over the penalty's Lipschitz
+constant): at ``100 alpha_ref`` the tasks are held near the penalty's limit (all equal for
+mean), far below it they are fitted independently.
 """
 
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._config import resolve_n_threads
+from ._validate import check_int, check_real
 from .data import TaskData
+from .losses import resolve_losses
 from .objective import loss_grad
-from .penalties import get_penalty
+from .penalties import BlockContext, get_penalty
 from .solver import solve
-from .working_set import MAX_STACKED_GRAM_BYTES, WorkingSetSolver, fits
+from .working_set import MAX_STACKED_GRAM_BYTES, WorkingSetSolver, fits, unsupported
 
-__all__ = ["PathResult", "alpha_max", "path"]
+__all__ = ["PathResult", "alpha_grid", "alpha_max", "path"]
 
 log = logging.getLogger("mtlx")
 
-#: Dual norm of each penalty (of the d x T matrix X' theta).
-_DUAL_NORM = {
-    "l1": lambda M: float(np.abs(M).max()),
-    "l21": lambda M: float(np.linalg.norm(M, axis=1).max()),
-    "trace": lambda M: float(np.linalg.norm(M, 2)),
-}
+
+def _intercepts_at_zero(data: TaskData, losses: list, task_weights) -> np.ndarray:
+    """The optimal intercepts at W = 0: the mean target (squared), the log-odds (logistic)."""
+    b = np.zeros(data.n_tasks)
+    for t in range(data.n_tasks):
+        y = data.task(t)[1].astype(np.float64)
+        if losses[t].name == "logistic":
+            pos = float(np.mean(y > 0))
+            if not 0.0 < pos < 1.0:
+                raise ValueError(f"task {data.task_ids[t]}: only one class, the intercept has no finite optimum")
+            b[t] = np.log(pos / (1.0 - pos))
+        else:
+            b[t] = float(np.mean(y))
+    return b
 
 
-def alpha_max(data: TaskData, penalty="l21", task_weights="mean", *, n_threads: int | None = None) -> float:
-    """The smallest alpha whose solution is W = 0 (squared loss, no intercepts).
+def _gradient_at_zero(data: TaskData, loss, task_weights, fit_intercept: bool, n_threads):
+    """(f, grad_W f) at W = 0 with the optimal intercepts (d x T)."""
+    losses = resolve_losses(loss, data.n_tasks)
+    b = _intercepts_at_zero(data, losses, task_weights).astype(data.dtype) if fit_intercept else None
+    value, gW, _ = loss_grad(data, np.zeros((data.n_features, data.n_tasks), dtype=data.dtype), b, loss,
+                             task_weights, n_threads=n_threads)
+    return float(value), np.asarray(gW, dtype=np.float64)
+
+
+def alpha_max(data: TaskData, penalty="l21", task_weights="mean", *, loss="squared", fit_intercept=False,
+              n_threads: int | None = None) -> float:
+    """The smallest alpha whose solution is W = 0 (penalties that are norms).
 
     Parameters
     ----------
     data : TaskData
-    penalty : {"l1", "l21", "trace"}
+    penalty : str or Penalty
+        A norm (``"l1"``, ``"l21"``, ``"trace"``, ``"l21_columns"``, ``"linf1"``), a sum of norms and
+        smooth terms (``L1(a) + L21(b)``, ``Graph(R, a) + L1(b)``) or a decomposition of them.
     task_weights : {"mean", "sum"} or array_like of shape (n_tasks,)
+    loss : str or sequence of str, default "squared"
+    fit_intercept : bool, default False
+        Take the gradient at W = 0 with the optimal intercepts (mean targets, log-odds).
 
     Returns
     -------
     float
-        The dual norm of the gradient at zero, ``g*(X' C y)``: max |.| for l1, the largest row
-        norm for l21, the spectral norm for trace.
+        The dual norm of the gradient at zero: ``g*(X' C y)`` for least squares without
+        intercepts (max |.| for l1, the largest row norm for l21, the spectral norm for trace).
     """
     pen = get_penalty(penalty)
-    if pen.name not in _DUAL_NORM:
-        raise ValueError(f"alpha_max needs a penalty among {sorted(_DUAL_NORM)}, got {pen.name!r}")
-    return _DUAL_NORM[pen.name](_at_zero(data, task_weights, n_threads)[1])
+    pen.check(data.n_features, data.n_tasks)
+    _, grad = _gradient_at_zero(data, loss, task_weights, fit_intercept, n_threads)
+    return _alpha_max(pen, grad)
 
 
-def _at_zero(data: TaskData, task_weights, n_threads):
-    """The least-squares value and W-gradient at W = 0."""
-    value, gW, _ = loss_grad(data, np.zeros((data.n_features, data.n_tasks)), None, "squared", task_weights,
-                             n_threads=n_threads)
-    return value, gW
+def _alpha_max(pen, grad_dT: np.ndarray) -> float:
+    value = pen.dual_norm(np.ascontiguousarray(grad_dT.T))
+    if value is None:
+        raise ValueError(f"{pen!r} never sets W to zero (it is not a norm): there is no alpha_max; give alphas or "
+                         "use alpha_grid")
+    return float(value)
+
+
+def alpha_grid(data: TaskData, penalty="l21", n_alphas: int = 100, eps: float = 1e-3, *, loss="squared",
+               task_weights="mean", fit_intercept=False, n_threads: int | None = None) -> np.ndarray:
+    """The default decreasing grid of :func:`path` (see the module docstring).
+
+    Returns
+    -------
+    ndarray, shape (n_alphas,)
+        Log-spaced from ``alpha_max`` (norms) or ``100 * alpha_ref`` (other penalties) down to
+        ``eps`` times it.
+    """
+    pen = get_penalty(penalty)
+    n_alphas = check_int(n_alphas, "n_alphas", 1)
+    eps = check_real(eps, "eps", 0.0, low_open=True)
+    if eps > 1:
+        raise ValueError(f"The 'eps' parameter must be a float in the range (0.0, 1.0]. Got {eps!r} instead.")
+    pen.check(data.n_features, data.n_tasks)
+    _, grad = _gradient_at_zero(data, loss, task_weights, fit_intercept, n_threads)
+    top = pen.dual_norm(np.ascontiguousarray(grad.T))
+    if top is None:
+        top = 100.0 * _alpha_ref(data, pen, loss, task_weights, n_threads)
+    if not top > np.finfo(float).resolution:
+        # Constant targets, or targets orthogonal to X: W = 0 for every alpha > 0. A grid of the
+        # smallest alphas, as scikit-learn's _alpha_grid gives, keeps model selection well defined.
+        return np.full(n_alphas, np.finfo(float).resolution)
+    return top * np.geomspace(1.0, eps, n_alphas)
+
+
+def _alpha_ref(data: TaskData, pen, loss, task_weights, n_threads) -> float:
+    """The alpha at which the penalty's curvature equals the data's: lambda_max(H_f) / Lip(grad g)."""
+    losses = resolve_losses(loss, data.n_tasks)
+    curvature = np.array([x.curvature for x in losses])
+    ctx = BlockContext.single(data.n_features, data.n_tasks)
+    lips = [term.lipschitz(ctx) for part in pen.components() for term in part.terms() if term.smooth]
+    lip = max(lips) if lips else 0.0
+    if not lip > 0:
+        raise ValueError(f"{pen!r}: no scale to build an alpha grid from; give alphas explicitly")
+    from ._validate import resolve_task_weights
+
+    c = resolve_task_weights(task_weights, data.n_samples) * curvature
+    # The Hessian is block-diagonal over tasks, c_t X_t' X_t (one X' X for shared input).
+    if data.layout == "shared":
+        top = float(c.max()) * np.linalg.norm(data.X.astype(np.float64), 2) ** 2
+    else:
+        top = max(float(c[t]) * np.linalg.norm(data.task(t)[0].astype(np.float64), 2) ** 2 for t in range(data.n_tasks))
+    return top / lip
 
 
 @dataclass
@@ -80,112 +161,146 @@ class PathResult:
     alphas : ndarray, shape (n_alphas,)
         Decreasing strengths.
     coefs : ndarray, shape (n_alphas, n_features, n_tasks)
+    intercepts : ndarray, shape (n_alphas, n_tasks)
+        Zeros without ``fit_intercept``.
     objectives : ndarray, shape (n_alphas,)
         F at each solution.
     gaps : ndarray, shape (n_alphas,)
-        Duality gap certified at each solution (NaN for the trace norm: no gap is computed).
+        Duality gap certified at each solution (working sets; NaN where FISTA solved).
     n_iter : ndarray, shape (n_alphas,)
-        Work per alpha: coordinate-descent epochs over the working sets (l1, l21; an epoch
-        costs O(k^2 T) for a working set of k features), FISTA iterations (trace).
+        Work per alpha: coordinate-descent epochs over the working sets (an epoch costs
+        O(k^2 T) for a working set of k features), or FISTA iterations.
     n_screened : ndarray, shape (n_alphas,)
         Features proven zero by the gap-safe rule at the end of each alpha.
+    converged : ndarray of bool, shape (n_alphas,)
     time : float
         Wall time of the whole path.
     """
 
     alphas: np.ndarray
     coefs: np.ndarray
+    intercepts: np.ndarray
     objectives: np.ndarray
     gaps: np.ndarray
     n_iter: np.ndarray
     n_screened: np.ndarray
+    converged: np.ndarray
     time: float
 
 
-def path(data: TaskData, penalty="l21", *, n_alphas: int = 100, eps: float = 1e-3, alphas=None,
-         task_weights="mean", tol: float = 1e-6, screening: bool = True, working_set: bool = True,
-         max_iter: int = 100_000, gram="auto", n_threads: int | None = None) -> PathResult:
-    """Solutions of the squared loss along a decreasing grid of alphas, with warm starts.
+def check_alphas(alphas) -> np.ndarray:
+    """An explicit grid: a non-empty 1-D array of finite numbers > 0, returned sorted decreasing
+    (scikit-learn's convention: a path runs from strong to weak regularization)."""
+    arr = np.asarray(alphas)
+    if arr.dtype.kind not in "iuf" or arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"alphas must be a positive int or a non-empty 1-D array of numbers > 0, got {alphas!r}")
+    arr = arr.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(arr) | (arr <= 0))
+    if bad.size:
+        raise ValueError(f"alphas[{bad[0]}] = {arr[bad[0]]}: every alpha must be a finite number > 0")
+    return np.sort(arr)[::-1].copy()
+
+
+def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=None, eps: float = 1e-3,
+         l2: float = 0.0, fit_intercept: bool = False, task_weights="mean", tol: float = 1e-6,
+         screening: bool = True, working_set: bool = True, max_iter: int = 100_000, gram="auto",
+         n_threads: int | None = None) -> PathResult:
+    """Solutions along a decreasing grid of alphas, each warm-started from the previous one.
 
     Parameters
     ----------
     data : TaskData
-    penalty : {"l1", "l21", "trace"}
-    n_alphas : int, default 100
-        Grid size: ``alpha_max`` down to ``eps * alpha_max``, log-spaced.
+    penalty : str or Penalty
+        Any convex formulation of :mod:`mtlx.penalties`; its relative weights stay fixed.
+    loss : str or sequence of str, default "squared"
+    alphas : int or array_like, default 100
+        The number of alphas of the default grid (:func:`alpha_grid`), or the grid itself
+        (sorted decreasing; every alpha > 0).
+    n_alphas : int, optional
+        The same as ``alphas=n_alphas`` (the older spelling; scikit-learn 1.9 uses ``alphas=int``).
     eps : float, default 1e-3
-    alphas : array_like, optional
-        An explicit grid (sorted decreasing); overrides ``n_alphas`` and ``eps``.
-    task_weights : {"mean", "sum"} or array_like of shape (n_tasks,)
+        The smallest alpha of the default grid over the largest.
+    l2, fit_intercept, task_weights :
+        As for :func:`mtlx.solve`.
     tol : float, default 1e-6
-        l1 and l21: each solution is certified by a duality gap of at most ``tol * F``. Trace:
-        the ``tol`` of :func:`solve`.
+        Working sets: each solution is certified by a duality gap of at most ``tol * F``.
+        FISTA: the ``tol`` of :func:`mtlx.solve`.
     screening : bool, default True
-        Drop features proven zero by the gap-safe rule (l1, l21).
+        Drop features proven zero by the gap-safe rule (working sets).
     working_set : bool, default True
-        Solve on a growing working set of the remaining features (l1, l21).
+        Solve on a growing working set of the remaining features (working sets).
     max_iter : int
-        l1 and l21: cap on the coordinate-descent epochs per alpha. Trace: the iteration cap of
-        each :func:`solve`.
+        Cap per alpha: coordinate-descent epochs, or FISTA iterations.
     gram : {"auto", True, False}
-        Trace: passed to :func:`solve`.
+        FISTA's form of the squared loss (see :func:`mtlx.solve`).
     n_threads : int, optional
 
     Returns
     -------
     PathResult
-
-    Notes
-    -----
-    With ``screening=False, working_set=False`` every inner solve sees all features; the
-    solutions agree with the screened ones to the tolerance.
     """
     start = time.perf_counter()
     pen = get_penalty(penalty)
-    if pen.name not in _DUAL_NORM:
-        raise ValueError(f"path needs a penalty among {sorted(_DUAL_NORM)}, got {pen.name!r}")
     n_threads = resolve_n_threads(n_threads)
-    d, T = data.n_features, data.n_tasks
-    engine = None
-    if pen.name != "trace" and fits(data):
-        engine = WorkingSetSolver(data, pen.name, task_weights=task_weights, n_threads=n_threads)
-        # Its B = X' C y is minus the gradient at zero: no second pass for alpha_max.
-        zero_value, zero_grad = engine.value_at_zero, engine.B
+    tol = check_real(tol, "tol")
+    max_iter = check_int(max_iter, "max_iter", 1)
+    l2 = check_real(l2, "l2")
+    if n_alphas is not None:
+        alphas = check_int(n_alphas, "n_alphas", 1)
+    if isinstance(alphas, numbers.Integral) and not isinstance(alphas, bool):
+        alphas = alpha_grid(data, pen, check_int(alphas, "alphas", 1), eps, loss=loss, task_weights=task_weights,
+                            fit_intercept=fit_intercept, n_threads=n_threads)
     else:
-        if pen.name != "trace":
+        alphas = check_alphas(alphas)
+    pen.check(data.n_features, data.n_tasks)
+    d, T = data.n_features, data.n_tasks
+    losses = resolve_losses(loss, T)
+    engine = None
+    if all(x.quadratic for x in losses) and not unsupported(pen):
+        if fits(data):
+            engine = WorkingSetSolver(data, pen, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights,
+                                      n_threads=n_threads)
+        else:
             log.warning("mtlx.path: per-task Gram rows of %d tasks x %d features would exceed %.0f MiB; solving "
                         "each alpha by FISTA on all features (no screening, no gap certificate)", T, d,
                         MAX_STACKED_GRAM_BYTES / 2**20)
-        zero_value, zero_grad = _at_zero(data, task_weights, n_threads)
-    a_max = _DUAL_NORM[pen.name](zero_grad)
-    if alphas is None:
-        alphas = a_max * np.geomspace(1.0, eps, int(n_alphas))
-    alphas = np.asarray(alphas, dtype=np.float64)
-    coefs = np.zeros((len(alphas), d, T), dtype=data.dtype)
-    objectives, gaps = np.empty(len(alphas)), np.full(len(alphas), np.nan)
-    n_iter, n_screened = np.zeros(len(alphas), dtype=np.int64), np.zeros(len(alphas), dtype=np.int64)
-    W = np.zeros((d, T), dtype=np.float64)
+    n = len(alphas)
+    coefs = np.zeros((n, d, T), dtype=data.dtype)
+    intercepts = np.zeros((n, T), dtype=data.dtype)
+    objectives, gaps = np.empty(n), np.full(n, np.nan)
+    n_iter, n_screened = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    converged = np.zeros(n, dtype=bool)
+    W, b = np.zeros((d, T)), None
+    zero_value, grad = _gradient_at_zero(data, loss, task_weights, fit_intercept, n_threads)
+    top = pen.dual_norm(np.ascontiguousarray(grad.T))
     for k, alpha in enumerate(alphas):
+        if top is not None and alpha >= top and engine is None:
+            # W = 0 satisfies the optimality condition exactly; a solve would end a rounding error
+            # away from it (singular values at the prox threshold).
+            W[:] = 0.0
+            b = _intercepts_at_zero(data, losses, task_weights) if fit_intercept else None
+            objectives[k], converged[k] = zero_value, True
+            if b is not None:
+                intercepts[k] = b
+            continue
         if engine is not None:
             W, info = engine.solve(float(alpha), W, tol=tol, screening=screening, working_set=working_set,
                                    max_epochs=max_iter)
             if not info["converged"]:
                 log.warning("mtlx.path: alpha=%.4g stopped with gap %.3g > tol * P", alpha, info["gap"])
-            coefs[k] = W
+            support = np.flatnonzero(np.any(W != 0, axis=1))
+            coefs[k], intercepts[k] = W, engine.intercepts_of(support, W[support])
             objectives[k], gaps[k], n_iter[k], n_screened[k] = (info["primal"], info["gap"], info["epochs"],
                                                                  info["n_screened"])
+            converged[k] = info["converged"]
             log.debug("mtlx.path: alpha %d/%d = %.4g: %d epochs, %d gap checks, %d screened, support %d",
-                      k + 1, len(alphas), alpha, info["epochs"], info["outer"], info["n_screened"],
-                      int(np.any(W != 0, axis=1).sum()))
+                      k + 1, n, alpha, info["epochs"], info["outer"], info["n_screened"], support.size)
             continue
-        if alpha >= a_max:
-            # W = 0 satisfies the optimality condition exactly; a solve would end a rounding
-            # error away from it (singular values at the prox threshold).
-            W[:], objectives[k] = 0.0, zero_value
-            continue
-        res = solve(data, loss="squared", penalty=pen.name, alpha=alpha, task_weights=task_weights, tol=tol,
-                    max_iter=max_iter, W0=W, gram=gram, n_threads=n_threads)
-        W, objectives[k], n_iter[k] = np.asarray(res.W, dtype=np.float64), res.objective, res.n_iter
-        coefs[k] = W
-    return PathResult(alphas=alphas, coefs=coefs, objectives=objectives, gaps=gaps, n_iter=n_iter,
-                      n_screened=n_screened, time=time.perf_counter() - start)
+        res = solve(data, loss=loss, penalty=pen, alpha=float(alpha), l2=l2, fit_intercept=fit_intercept,
+                    task_weights=task_weights, tol=tol, max_iter=max_iter, W0=W, b0=b if fit_intercept else None,
+                    gram=gram, n_threads=n_threads)
+        W, b = np.asarray(res.W, dtype=np.float64), res.b
+        coefs[k], intercepts[k], objectives[k], n_iter[k], converged[k] = W, res.b, res.objective, res.n_iter, \
+            res.converged
+    return PathResult(alphas=alphas, coefs=coefs, intercepts=intercepts, objectives=objectives, gaps=gaps,
+                      n_iter=n_iter, n_screened=n_screened, converged=converged, time=time.perf_counter() - start)

@@ -24,10 +24,11 @@ _NOT_STORED = ("callback", "comm")  # live objects, never data
 
 
 def _estimator_classes() -> dict:
+    from .cv import MultiTaskClassifierCV, MultiTaskRegressorCV
     from .estimators import MultiTaskClassifier, MultiTaskRegressor
-    from .regressor_cv import MultiTaskRegressorCV
 
-    return {cls.__name__: cls for cls in (MultiTaskRegressor, MultiTaskClassifier, MultiTaskRegressorCV)}
+    return {cls.__name__: cls for cls in (MultiTaskRegressor, MultiTaskClassifier, MultiTaskRegressorCV,
+                                          MultiTaskClassifierCV)}
 
 
 def save(model, path) -> None:

@@ -1,0 +1,257 @@
+"""Cross-validated estimators: the penalty strength chosen by K-fold cross-validation along a path.
+
+Each fold solves the whole regularization path on its training part with :func:`mtlx.path`
+(warm starts; gap-safe screening and working sets where they apply), scores every alpha on the
+held-out rows, and the best alpha is refitted on all the data. The grid is computed once, on all
+the data (as scikit-learn's ``*CV`` estimators do), so every fold scores the same alphas.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.model_selection import check_cv
+
+from ._validate import check_int, check_real
+from .data import TaskData
+from .estimators import MultiTaskClassifier, MultiTaskRegressor
+from .paths import alpha_grid, check_alphas, path
+
+__all__ = ["MultiTaskClassifierCV", "MultiTaskRegressorCV"]
+
+_COPIED = ("coef_", "intercept_", "n_iter_", "objective_history_", "n_tasks_", "tasks_", "solver_")
+
+
+class _CrossValidated:
+    """The fold machinery shared by the CV estimators; subclasses score a fold's held-out rows."""
+
+    def fit(self, X, y=None, task=None):
+        """Cross-validate the alphas, then refit the best on all the data (layouts as the base estimator).
+
+        Returns
+        -------
+        self
+        """
+        if self.n_alphas != "deprecated":
+            warnings.warn("n_alphas is deprecated: pass the number of alphas as alphas=int (scikit-learn 1.9's "
+                          "spelling)", FutureWarning, stacklevel=2)
+        self._check_params()
+        data = self._fit_data(X, y, task)
+        alphas = self._grid(data)
+        folds = self._folds(data)
+        scores = np.zeros((len(alphas), len(folds)))
+        for k, (train, held_out) in enumerate(folds):
+            res = path(train, self.penalty, loss=self._loss, alphas=alphas, l2=self.l2,
+                       fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
+                       max_iter=self.max_iter, n_threads=self.n_threads)
+            scores[:, k] = [self._fold_score(held_out, W, b) for W, b in zip(res.coefs, res.intercepts)]
+        self.alphas_ = alphas
+        self._store_scores(scores)
+        # Ties go to the strongest regularization (the first alpha of the decreasing grid).
+        self.alpha_ = float(alphas[int(np.argmax(self._criterion(scores)))])
+        final = self._base(penalty=self.penalty, alpha=self.alpha_, l2=self.l2, fit_intercept=self.fit_intercept,
+                           task_weights=self.task_weights, tol=self.tol, max_iter=self.max_iter,
+                           n_threads=self.n_threads).fit(data)
+        for name in _COPIED:
+            setattr(self, name, getattr(final, name))
+        return self
+
+    def _check_params(self):
+        pen = super()._check_params()
+        if not (isinstance(self.alphas, numbers.Integral) and not isinstance(self.alphas, bool)):
+            check_alphas(self.alphas)
+        else:
+            check_int(self.alphas, "alphas", 1)
+        check_real(self.eps, "eps", 0.0, low_open=True)
+        return pen
+
+    def _grid(self, data: TaskData) -> np.ndarray:
+        if isinstance(self.alphas, numbers.Integral):
+            n = self.alphas if self.n_alphas == "deprecated" else check_int(self.n_alphas, "n_alphas", 1)
+            return alpha_grid(data, self.penalty, n, self.eps, loss=self._loss, task_weights=self.task_weights,
+                              fit_intercept=self.fit_intercept, n_threads=self.n_threads)
+        return check_alphas(self.alphas)
+
+    def _folds(self, data: TaskData) -> list:
+        """(training TaskData, held-out part) per fold. For one X shared by all tasks, any
+        scikit-learn splitter over its rows (never copying X per task); for per-task rows, an
+        int: each task's rows are dealt into the folds at random (see :meth:`_deal`)."""
+        if data.layout == "shared":
+            single = data.n_tasks == 1
+            cv = check_cv(self.cv, data.Y[:, 0] if single else None, classifier=self._stratified and single)
+            split = cv.split(data.X, data.Y[:, 0] if single else None)
+            return [(TaskData.from_shared(data.X[tr], data.Y[tr], task_ids=data.task_ids), (data.X[te], data.Y[te]))
+                    for tr, te in split]
+        if not isinstance(self.cv, numbers.Integral) or isinstance(self.cv, bool) or self.cv < 2:
+            raise ValueError(f"cv must be an int >= 2 for per-task rows, got {self.cv!r}")
+        rng = np.random.default_rng(self.random_state)
+        tasks = [data.task(t) for t in range(data.n_tasks)]
+        fold_of = [self._deal(y, rng) for _, y in tasks]
+        return [(TaskData.from_tasks([(X[f != k], y[f != k]) for (X, y), f in zip(tasks, fold_of)],
+                                     task_ids=data.task_ids),
+                 [(X[f == k], y[f == k]) for (X, y), f in zip(tasks, fold_of)]) for k in range(self.cv)]
+
+    def _deal(self, y: np.ndarray, rng) -> np.ndarray:
+        """The fold of each row of one task: shuffled and dealt round-robin; a single row is never held
+        out (-1), so every training part keeps every task."""
+        if len(y) < 2:
+            return np.full(len(y), -1)
+        return rng.permutation(len(y)) % self.cv
+
+    def _margins_of(self, part, W: np.ndarray, b: np.ndarray):
+        """(margins, targets) of the held-out rows, pooled over tasks."""
+        if isinstance(part, tuple):
+            X, Y = part
+            return (X @ W + b).ravel(), Y.ravel()
+        z = [X @ W[:, t] + b[t] for t, (X, _) in enumerate(part)]
+        return np.concatenate(z), np.concatenate([y for _, y in part])
+
+
+class MultiTaskRegressorCV(_CrossValidated, MultiTaskRegressor):
+    """Multi-task least squares with ``alpha`` selected by cross-validation (any penalty).
+
+    Parameters
+    ----------
+    penalty : str or mtlx.penalties.Penalty, default="l21"
+        Any formulation; its relative weights stay fixed while alpha varies.
+    alphas : int or array-like, default=30
+        The number of alphas of the default grid (from ``alpha_max`` of the whole data down to
+        ``eps * alpha_max``, log-spaced; see :func:`mtlx.alpha_grid`), or the alphas to try.
+    n_alphas : int, default="deprecated"
+        Deprecated: use ``alphas=int`` (scikit-learn 1.9's spelling).
+    eps : float, default=1e-3
+    cv : int or cross-validation splitter, default=5
+        Folds. For one X shared by all tasks, any scikit-learn splitter over its rows; for
+        per-task rows, an int: each task's rows are dealt into the folds at random (a task
+        with a single row is never held out, so every training part keeps every task).
+    l2, fit_intercept, task_weights, tol, max_iter, n_threads :
+        As for :class:`MultiTaskRegressor`.
+    random_state : int, default=0
+        Seed of the per-task fold assignment.
+
+    Attributes
+    ----------
+    alpha_ : float
+        The chosen strength.
+    alphas_ : ndarray of shape (n_alphas,)
+    mse_path_ : ndarray of shape (n_alphas, n_folds)
+        Mean squared error of every held-out row (all tasks pooled) per alpha and fold.
+    coef_, intercept_, n_iter_, objective_history_, n_tasks_, tasks_, n_features_in_, fit_layout_
+        Of the final fit at ``alpha_`` on all the data (see :class:`MultiTaskRegressor`).
+    """
+
+    _base = MultiTaskRegressor
+    _stratified = False
+
+    def __init__(self, penalty="l21", alphas=30, n_alphas="deprecated", eps=1e-3, cv=5, l2=0.0, fit_intercept=True,
+                 task_weights="mean", tol=1e-6, max_iter=10_000, n_threads=None, random_state=0):
+        self.penalty = penalty
+        self.alphas = alphas
+        self.n_alphas = n_alphas
+        self.eps = eps
+        self.cv = cv
+        self.l2 = l2
+        self.fit_intercept = fit_intercept
+        self.task_weights = task_weights
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    # Parameters of the base estimator that a CV estimator does not take.
+    alpha, solver, warm_start, verbose, callback, comm = 0.1, "auto", False, 0, None, None
+
+    def _fold_score(self, part, W, b) -> float:
+        z, y = self._margins_of(part, W, b)
+        return float(np.mean((z - y) ** 2))
+
+    def _store_scores(self, scores):
+        self.mse_path_ = scores
+
+    def _criterion(self, scores):
+        return -scores.mean(axis=1)
+
+
+class MultiTaskClassifierCV(_CrossValidated, MultiTaskClassifier):
+    """Multi-task logistic regression with ``alpha`` selected by cross-validation (any penalty).
+
+    Parameters
+    ----------
+    penalty : str or mtlx.penalties.Penalty, default="l21"
+    alphas : int or array-like, default=30
+        The number of alphas of the default grid (from ``alpha_max``: the gradient at W = 0 with
+        each task's intercept at its log-odds), or the alphas to try.
+    n_alphas : int, default="deprecated"
+        Deprecated: use ``alphas=int``.
+    eps : float, default=1e-3
+    cv : int or cross-validation splitter, default=5
+        Folds, stratified per task: each task's rows of each class are shuffled and dealt into
+        the folds (a class with one row in a task is never held out, so every training part
+        keeps both classes of every task); for one X shared by several tasks, any splitter over
+        its rows (a single task: stratified).
+    scoring : {"accuracy", "log_loss"}, default="accuracy"
+        What the held-out rows are scored by (scikit-learn's LogisticRegressionCV default is
+        accuracy); ties go to the larger alpha.
+    l2, fit_intercept, task_weights, tol, max_iter, n_threads, random_state :
+        As for :class:`MultiTaskRegressorCV`.
+
+    Attributes
+    ----------
+    alpha_ : float
+    alphas_ : ndarray of shape (n_alphas,)
+    scores_path_ : ndarray of shape (n_alphas, n_folds)
+        Accuracy, or minus the mean log loss, of the held-out rows per alpha and fold.
+    coef_, intercept_, classes_, n_iter_, n_tasks_, tasks_, ...
+        Of the final fit at ``alpha_`` (see :class:`MultiTaskClassifier`).
+    """
+
+    _base = MultiTaskClassifier
+    _stratified = True
+
+    def __init__(self, penalty="l21", alphas=30, n_alphas="deprecated", eps=1e-3, cv=5, scoring="accuracy", l2=0.0,
+                 fit_intercept=True, task_weights="mean", tol=1e-6, max_iter=10_000, n_threads=None, random_state=0):
+        self.penalty = penalty
+        self.alphas = alphas
+        self.n_alphas = n_alphas
+        self.eps = eps
+        self.cv = cv
+        self.scoring = scoring
+        self.l2 = l2
+        self.fit_intercept = fit_intercept
+        self.task_weights = task_weights
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    alpha, solver, warm_start, verbose, callback, comm = 0.1, "auto", False, 0, None, None
+
+    def _check_params(self):
+        if self.scoring not in ("accuracy", "log_loss"):
+            raise ValueError(f"The 'scoring' parameter must be 'accuracy' or 'log_loss'. Got {self.scoring!r} instead.")
+        return super()._check_params()
+
+    def _deal(self, y, rng):
+        fold = np.full(len(y), -1)
+        offset = 0
+        for label in np.unique(y):
+            rows = np.flatnonzero(y == label)
+            if len(rows) < 2:
+                continue
+            fold[rng.permutation(rows)] = (np.arange(len(rows)) + offset) % self.cv
+            offset += len(rows)
+        return fold
+
+    def _fold_score(self, part, W, b) -> float:
+        z, y = self._margins_of(part, W, b)
+        if self.scoring == "log_loss":
+            return -float(np.mean(np.logaddexp(0.0, -y * z)))
+        return float(np.mean(np.where(z > 0, 1.0, -1.0) == y))
+
+    def _store_scores(self, scores):
+        self.scores_path_ = scores
+
+    def _criterion(self, scores):
+        return scores.mean(axis=1)
