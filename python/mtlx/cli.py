@@ -1,27 +1,59 @@
 """The ``mtlx`` command line: fit, predict, info and the school demo.
 
-Every command prints a clear one-line error and exits with status 1 on bad input (a missing
-file, a missing array, wrong shapes); ``--help`` on each command shows examples.
+Every command prints a clear one-line error and exits with status 1 on bad input (a bad
+option, a missing file, a missing array, wrong shapes); warnings are one line too; ``--help``
+on each command shows examples.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import math
 import os
 import sys
 import textwrap
+import warnings
+from pathlib import Path
 
 import numpy as np
 
 __all__ = ["main"]
+
+#: What a user's input can raise while a command runs: reported in one line, exit status 1.
+#: Warning: one that ``python -W error`` turned into an exception. KeyError and IndexError are not
+#: here: reading a file turns them into ValueError (``_reading``), elsewhere they are bugs and keep
+#: their traceback.
+_USER_ERRORS = (ValueError, TypeError, OSError, ImportError, Warning)
+#: Under MPI only these, which the library raises on every rank at once (``agreed_errors``): a
+#: rank that returned on an error of its own would leave the others waiting in a collective,
+#: so anything else aborts the job (``abort_on_unhandled_exception``).
+_AGREED_USER_ERRORS = (FileNotFoundError, ValueError, TypeError)
+
+
+class _UsageError(Exception):
+    """A bad command line; ``str`` is the whole line to print, ``mtlx <command>: error: ...``."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors raise :class:`_UsageError` (one line, exit status 1 in
+    :func:`main`) instead of printing the usage block and exiting with status 2."""
+
+    def error(self, message):
+        if message.startswith("argument ") and message.endswith(": expected one argument"):
+            # argparse takes a value such as -1,2 for an unknown option and reports the missing value.
+            option = message[len("argument "):].split(":")[0].split("/")[-1]
+            message += f" (write a value that starts with '-' as {option}=VALUE)"
+        raise _UsageError(f"{self.prog}: error: {message}")
+
 
 _DATA_HELP = ("an .npz file or a folder of .npy files with X, y, task (stacked rows, one task id per row) or "
               "X, Y (one X shared by all tasks, one column of Y per task)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mtlx", description="mtlx: regularized multi-task learning with a native core.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=textwrap.dedent("""\
@@ -56,21 +88,23 @@ def _parser() -> argparse.ArgumentParser:
                           "(default squared)")
     fit.add_argument("--penalty", choices=("l21", "trace", "l1", "mean", "none"), default="l21",
                      help="coupling penalty g(W) (default l21)")
-    fit.add_argument("--alpha", type=_nonnegative, default=0.1, help="penalty strength (default 0.1)")
-    fit.add_argument("--l2", type=_nonnegative, default=0.0, help="ridge term (l2/2)||W||^2 (default 0)")
+    fit.add_argument("--alpha", type=_finite_nonnegative, default=0.1, help="penalty strength (default 0.1)")
+    fit.add_argument("--l2", type=_finite_nonnegative, default=0.0, help="ridge term (l2/2)||W||^2 (default 0)")
     fit.add_argument("--task-weights", default="mean", type=_task_weights, metavar="{mean,sum,c1,c2,...}",
                      help="weight of each task's summed loss: mean (1/m_t, default), sum (1), or one number per "
                           "task, comma-separated")
     fit.add_argument("--intercept", action="store_true", help="fit an unpenalized intercept per task")
-    fit.add_argument("--tol", type=_nonnegative, default=1e-6, help="solver tolerance (default 1e-6)")
-    fit.add_argument("--max-iter", type=int, default=10_000, help="iteration cap (default 10000)")
-    fit.add_argument("--threads", type=int, default=None, help="core threads (default: MTLX_NUM_THREADS or all)")
+    fit.add_argument("--tol", type=_finite_nonnegative, default=1e-6, help="solver tolerance (default 1e-6)")
+    fit.add_argument("--max-iter", type=_positive_integer, default=10_000, help="iteration cap (default 10000)")
+    fit.add_argument("--threads", type=_positive_integer, default=None,
+                     help="core threads (default: MTLX_NUM_THREADS or all)")
     fit.add_argument("--out", default="model.npz", help="where to write the model (default model.npz)")
     fit.add_argument("-v", "--verbose", action="store_true", help="progress bar and a log line per fit")
     fit.add_argument("--checkpoint", metavar="DIR", default=None,
                      help="save the solver state to DIR every --checkpoint-every iterations (atomic; keyed by "
                           "task id, so a run can resume on another number of ranks)")
-    fit.add_argument("--checkpoint-every", type=int, default=10, metavar="K", help="iterations between checkpoints")
+    fit.add_argument("--checkpoint-every", type=_positive_integer, default=10, metavar="K",
+                     help="iterations between checkpoints")
     fit.add_argument("--resume", action="store_true",
                      help="continue from the checkpoint in --checkpoint DIR (a checkpoint of another problem is "
                           "refused)")
@@ -94,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
         mtlx demo
         mtlx demo --splits 3 --plot school.png
         """)
-    demo.add_argument("--splits", type=int, default=10, choices=range(1, 11), metavar="N",
+    demo.add_argument("--splits", type=_split_count, default=10, metavar="N",
                       help="number of the 10 standard splits to run (default 10)")
     demo.add_argument("--plot", metavar="PNG", default=None,
                       help="also write a figure (convergence, coefficients, spectrum, path; needs matplotlib)")
@@ -102,34 +136,138 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _nonnegative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _finite_nonnegative(text: str) -> float:
+    """A finite number >= 0 (the rule of ``mtlx._validate.check_nonnegative``): inf and nan are refused
+    here, before any data is read, rather than giving a model with F = nan."""
+    value = _number(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
+
+
+def _integer(text: str, low: int, high: int | None = None) -> int:
+    """An integer in [low, high] (no upper bound when ``high`` is None)."""
+    wanted = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+    return value
+
+
+def _positive_integer(text: str) -> int:
+    return _integer(text, 1)
+
+
+def _split_count(text: str) -> int:
+    return _integer(text, 1, 10)
 
 
 def _task_weights(text: str):
     if text in ("mean", "sum"):
         return text
     try:
-        return np.array([float(v) for v in text.split(",")])
+        weights = np.array([float(v) for v in text.split(",")])
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected mean, sum or comma-separated numbers, got {text!r}") from None
+    if not (np.isfinite(weights) & (weights >= 0)).all():
+        raise argparse.ArgumentTypeError(f"task weights must be finite numbers >= 0, got {text!r}")
+    return weights
 
 
-def _fit(args) -> int:
+def _check_output(path: Path, option: str) -> None:
+    """Refuse an output file that cannot be written, before the work whose result it would hold.
+
+    Raises ValueError (agreed across MPI ranks like the library's input errors) naming the option.
+    """
+    folder = path.parent
+    if path.is_dir():
+        raise ValueError(f"{option} {str(path)!r} is a folder; give a file name")
+    if not folder.is_dir():
+        raise ValueError(f"{option} {str(path)!r}: folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {str(path)!r}: folder {str(folder)!r} is not writable")
+
+
+def _check_plot(path: Path) -> None:
+    """``--plot`` needs matplotlib, a writable file and a format matplotlib knows: checked before the demo
+    runs (it takes a while), not when the figure is drawn at its end."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise ImportError('--plot needs matplotlib, which is not installed: pip install "mtlx[plot]"') from None
+    _check_output(path, "--plot")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix and suffix not in formats:
+        raise ValueError(f"--plot {str(path)!r}: matplotlib cannot write .{suffix} files "
+                         f"(it writes {', '.join(sorted(formats))})")
+
+
+@contextlib.contextmanager
+def _reading(kind: str, path):
+    """Errors raised while reading the file ``path`` name it, once: ``kind 'path': message``.
+
+    A malformed file fails deep inside numpy or the loader with a KeyError or IndexError: that
+    becomes a ValueError (the user's fault, reported in one line). Messages that name the file
+    already (``mtlx.io``'s, ``mtlx.load``'s, an OSError's) are left as they are.
+    """
+    name = str(Path(path))  # as mtlx.io and mtlx.load print it ("folder/" -> "folder")
+    label = f"{kind} {name!r}"
+    try:
+        yield
+    except (KeyError, IndexError) as exc:
+        raise ValueError(f"{label}: cannot be read ({type(exc).__name__}: {exc})") from exc
+    except (ValueError, TypeError, OSError) as exc:
+        message = str(exc)
+        if name in message or repr(name) in message:
+            raise
+        base = next(base for base in (ValueError, TypeError, OSError) if isinstance(exc, base))
+        raise base(f"{label}: {message}") from exc
+
+
+def _agreement(comm):
+    """Context in which an error on any MPI rank is raised on every rank (nothing without MPI)."""
+    if comm is None:
+        return contextlib.nullcontext()
+    from .distributed import agreed_errors
+
+    return agreed_errors(comm)
+
+
+def _model_path(out: str) -> Path:
+    """Where ``mtlx.save`` writes a model asked for at ``out``: ``.npz`` is appended when missing."""
+    path = Path(out)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def _fit(args, comm) -> int:
     from .estimators import MultiTaskClassifier, MultiTaskRegressor
     from .io import load_dataset
     from .persistence import save
 
-    comm = _mpi_world()
     root = comm is None or comm.Get_rank() == 0
     if args.verbose and root:
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.resume and args.checkpoint is None:
         raise ValueError("--resume needs --checkpoint DIR (where the checkpoint is)")
-    data = load_dataset(args.data) if comm is None else _load_own_tasks(args.data, comm)
+    out = _model_path(args.out)
+    with _agreement(comm):  # only rank 0 writes, but every rank must stop before the fit
+        if root:
+            _check_output(out, "--out")
+        if args.checkpoint is not None and Path(args.checkpoint).exists() and not Path(args.checkpoint).is_dir():
+            raise ValueError(f"--checkpoint {args.checkpoint!r} is a file; give a folder")
+    with _reading("dataset", args.data):
+        data = load_dataset(args.data) if comm is None else _load_own_tasks(args.data, comm)
     Model = MultiTaskRegressor if args.loss == "squared" else MultiTaskClassifier
     model = Model(penalty=args.penalty, alpha=args.alpha, l2=args.l2, fit_intercept=args.intercept,
                   task_weights=args.task_weights, tol=args.tol, max_iter=args.max_iter, verbose=int(args.verbose),
@@ -139,11 +277,11 @@ def _fit(args) -> int:
         options = dict(checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
     model._fit(data, **options)
     if root:
-        save(model, args.out)
+        save(model, out)
         ranks = "" if comm is None else f" on {comm.Get_size()} ranks"
         print(f"fitted {model.n_tasks_} tasks x {model.n_features_in_} features ({args.loss}, {args.penalty}, "
               f"alpha={args.alpha}){ranks} in {model.n_iter_} iterations, F = {model.objective_history_[-1]:.10g}; "
-              f"model written to {args.out}")
+              f"model written to {out}")
     return 0
 
 
@@ -186,22 +324,24 @@ def _predict(args) -> int:
     from .io import DatasetFile
     from .persistence import load
 
-    model = load(args.model)
-    with DatasetFile(args.data) as ds:
+    # np.save appends .npy to a name without it: check, and report, the file really written.
+    out = Path(args.out if args.out.endswith(".npy") else args.out + ".npy")
+    _check_output(out, "--out")
+    with _reading("model file", args.model):
+        model = load(args.model)
+    with _reading("dataset", args.data), DatasetFile(args.data) as ds:
         X = np.asarray(ds["X"])
-        if ds.layout == "stacked":
-            pred = model.predict(X, task=np.asarray(ds["task"]))
-        else:
-            pred = model.predict(X)
-    np.save(args.out, pred)
-    print(f"predictions of shape {pred.shape} written to {args.out}")
+        task = np.asarray(ds["task"]) if ds.layout == "stacked" else None
+    pred = model.predict(X) if task is None else model.predict(X, task=task)
+    np.save(out, pred)
+    print(f"predictions of shape {pred.shape} written to {out}")
     return 0
 
 
 def _info(args) -> int:
     from .io import DatasetFile
 
-    with DatasetFile(args.data) as ds:
+    with _reading("dataset", args.data), DatasetFile(args.data) as ds:
         kind = "folder of .npy files (memory-mapped)" if ds.path.is_dir() else ".npz file"
         print(f"{ds.path}: {kind}, {ds.layout} layout")
         for name in ds.names:
@@ -210,7 +350,7 @@ def _info(args) -> int:
         X = ds["X"]
         ids = ds.task_ids()
         print(f"  {len(ids)} tasks, {X.shape[1] if X.ndim == 2 else '?'} features, {X.shape[0]} rows")
-        if ds.layout == "stacked":
+        if ds.layout == "stacked" and len(ids):  # an empty dataset has no rows per task to summarize
             _, counts = np.unique(np.asarray(ds["task"]), return_counts=True)
             print(f"  rows per task: min {counts.min()}, median {int(np.median(counts))}, max {counts.max()}")
         target = "y" if ds.layout == "stacked" else "Y"
@@ -225,22 +365,93 @@ def _info(args) -> int:
 
 
 def _demo(args) -> int:
+    if args.plot is not None:
+        _check_plot(Path(args.plot))
     from .demo import run
 
     run(args.splits, plot=args.plot, progress=not args.no_progress)
     return 0
 
 
-def main(argv=None) -> int:
-    """Run the ``mtlx`` command line; returns the exit status."""
-    args = _parser().parse_args(argv)
-    handler = {"fit": _fit, "predict": _predict, "info": _info, "demo": _demo}[args.command]
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _without_repeated_context(message: str) -> str:
+    """``"dataset 'x': dataset 'x': missing ..."`` -> ``"dataset 'x': missing ..."``: a message wrapped twice
+    in the same context (by the library, or by ``_reading``) names it once."""
+    context, separator, rest = message.partition(": ")
+    while separator and rest.startswith(context + separator):
+        rest = rest[len(context + separator):]
+    return context + separator + rest
+
+
+def _error_line(exc: BaseException) -> str:
+    return _without_repeated_context(_one_line(str(exc) or type(exc).__name__))
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(prog: str):
+    """Within: a warning prints as ``prog: warning: message``, one line, without the Python source line it
+    normally shows (meaningless to someone running a command).
+
+    Only ``warnings.formatwarning`` changes, and only while the command runs, so a caller that records
+    warnings (``pytest.warns``, ``catch_warnings(record=True)``) or routes them to logging still gets them.
+    """
+    previous = warnings.formatwarning
+
+    def format_line(message, category, filename, lineno, line=None):
+        return f"{prog}: warning: {_one_line(str(message))}\n"
+
+    warnings.formatwarning = format_line
     try:
-        return handler(args)
-    except (FileNotFoundError, ValueError, TypeError) as exc:
-        # Under MPI these come agreed: every rank raises the same error, so every rank exits 1.
-        print(f"mtlx {args.command}: error: {exc}", file=sys.stderr)
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
+def _parse(argv):
+    """The parsed command line; raises :class:`_UsageError` for a bad one (SystemExit(0) after --help/--version)."""
+    args, unknown = _parser().parse_known_args(argv)
+    if unknown:  # reported by the command's parser, whose name the line should carry
+        raise _UsageError(f"mtlx {args.command}: error: unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def main(argv=None) -> int:
+    """Run the ``mtlx`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``mtlx``; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 1 after a one-line ``mtlx <command>: error: ...`` on stderr (a bad
+        command line, a missing file, bad data). ``--help`` and ``--version`` print and raise
+        ``SystemExit(0)``, as argparse does.
+    """
+    try:
+        args = _parse(argv)
+    except _UsageError as exc:
+        print(_one_line(str(exc)), file=sys.stderr)
         return 1
+    prog = f"mtlx {args.command}"
+    comm = None
+    with _warnings_as_lines(prog):
+        try:
+            if args.command == "fit":
+                comm = _mpi_world()
+                return _fit(args, comm)
+            return {"predict": _predict, "info": _info, "demo": _demo}[args.command](args)
+        except _USER_ERRORS as exc:
+            if comm is not None and not isinstance(exc, _AGREED_USER_ERRORS):
+                raise
+            # Under MPI these come agreed: every rank raises the same error, so every rank exits 1.
+            print(f"{prog}: error: {_error_line(exc)}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

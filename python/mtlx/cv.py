@@ -60,6 +60,8 @@ class _CrossValidated:
 
     def _check_params(self):
         pen = super()._check_params()
+        if self.n_alphas != "deprecated":
+            check_int(self.n_alphas, "n_alphas", 1)
         if not (isinstance(self.alphas, numbers.Integral) and not isinstance(self.alphas, bool)):
             check_alphas(self.alphas)
         else:

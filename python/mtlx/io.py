@@ -8,27 +8,87 @@ shared             ``X`` (n, d), ``Y`` (n, T), optionally ``task_ids`` (T,)
 =================  ===============================================================
 
 A dataset with ``task`` is stacked, one without it shared; the targets may be left out of a
-dataset that is only predicted on. A folder is memory-mapped, so a process that asks for a
-few tasks (``tasks=``) reads only their rows from disk: this is how each MPI rank loads its
-own share of a large dataset.
+dataset that is only predicted on. Targets are numbers, or labels of any kind numpy stores
+without pickle (strings, booleans) for classification: :meth:`DatasetFile.read` returns them
+as stored, for an estimator's ``fit`` to encode, while :func:`load_dataset` returns a
+:class:`~mtlx.TaskData`, which holds numbers only.
+
+Every read checks first that the arrays fit together (``X`` 2-D; ``y`` and ``task`` one
+entry per row of ``X``; ``Y`` of shape (n, T); ``task_ids`` one unique id per column of
+``Y``), the same whether it reads the whole dataset or a few tasks (``tasks=``), and raises
+a ValueError naming the dataset, the array and its shape.
+
+Folders
+-------
+A folder is memory-mapped, so a process that asks for a few tasks reads only their rows
+from disk: this is how each MPI rank loads its own share of a large dataset.
+
+:func:`save_dataset` replaces all the arrays of a folder at once, never one by one, so that
+no reader ever sees ``X`` of one version beside ``y`` of another, whenever the writer is
+killed. A folder it writes holds::
+
+    current -> v-3f9c0a71e2b84d56    a symbolic link to the complete version
+    v-3f9c0a71e2b84d56/              X.npy, y.npy, task.npy: never modified once named
+    .lock                            locked by a writer while it writes
+
+A write takes ``.lock`` (an exclusive ``flock``: writers to one folder take turns), writes
+every array into a new hidden folder ``.v-<token>.tmp``, syncs it to disk, renames it to
+``v-<token>``, and replaces ``current`` with a link to it by one ``rename``: the atomic step.
+It then renames the previous version out of sight (``.v-<token>.old``) and deletes it. A
+writer killed at any moment leaves ``current`` pointing to the old version or to the new
+one; what it leaves behind (a ``.tmp`` or ``.old`` folder, a version no link points to) is
+deleted by the next write, which holds the lock and so knows their writer is gone.
+
+A reader resolves ``current`` and opens every array of that version before it reads any.
+An open file stays readable when a later write deletes its version, so an open
+:class:`DatasetFile` reads the version it opened to the end; a reader that finds its version
+gone while opening (a write finished meanwhile) starts again with the new one.
+
+A folder of plain ``X.npy``, ``y.npy``, ``task.npy`` (written by hand, or by mtlx before
+versions) is read as it is; the next :func:`save_dataset` to it switches it to versions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import secrets
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from ._files import write_atomically
+from ._files import (
+    fsync_folder,
+    map_npy,
+    open_npz,
+    read_npz_member,
+    remove_stale_temporaries,
+    write_atomically,
+    write_error,
+)
+from ._validate import as_real_array, check_finite
 from .data import TaskData
 
 __all__ = ["DatasetFile", "load_dataset", "save_dataset", "task_sizes"]
 
-_LAYOUTS = {"stacked": ("X", "y", "task"), "shared": ("X", "Y")}
+_ARRAY_NAMES = ("X", "y", "task", "Y", "task_ids")
+_PLAIN_FILES = {f"{name}.npy" for name in _ARRAY_NAMES}  # the arrays of a folder without versions
+_CURRENT = "current"
+_LOCK = ".lock"
+_VERSION = re.compile(r"v-[0-9a-f]{16}")
+_STAGING = re.compile(r"\.v-[0-9a-f]{16}\.(tmp|old)")  # a version being written, or being deleted
+_LINK_STAGING = ".current.tmp"
+_OPEN_ATTEMPTS = 20
+_LABEL_KINDS = "biufUS"  # what targets and task ids may hold: numbers, booleans, strings
 
 
 class DatasetFile:
     """The arrays of a dataset on disk, opened lazily (a folder is memory-mapped).
+
+    All the arrays of one version of a folder are opened together when the object is
+    created, so a concurrent :func:`save_dataset` never mixes versions into what it reads.
 
     Parameters
     ----------
@@ -38,20 +98,29 @@ class DatasetFile:
 
     def __init__(self, path):
         self.path = Path(path)
+        self._arrays = {}
+        self._files = {}
+        self._archive = None
+        self._checked = False
         if self.path.is_dir():
-            self.names = sorted(p.stem for p in self.path.glob("*.npy"))
+            self._files = _open_folder(self)
+            self.names = sorted(self._files)
         elif self.path.is_file():
             try:
-                self._npz = np.load(self.path, allow_pickle=False)
-            except (ValueError, OSError) as exc:
+                self._archive, self._members = open_npz(self.path, compressed=True)
+            except ValueError as exc:
                 raise ValueError(f"{self}: not a readable .npz file ({exc})") from None
-            self.names = sorted(self._npz.files)
+            self.names = sorted(self._members)
         else:
             raise FileNotFoundError(f"dataset {str(self.path)!r} does not exist (expected an .npz file or a "
                                     "folder of .npy files)")
         # Targets are optional here (``mtlx predict`` reads inputs only): ``require`` checks them.
         self.layout = "stacked" if "task" in self.names else "shared"
-        self.require("X")
+        try:
+            self.require("X")
+        except ValueError:
+            self.close()
+            raise
 
     def require(self, *names: str) -> None:
         """Raise a ValueError naming the first of ``names`` that the dataset lacks."""
@@ -65,24 +134,128 @@ class DatasetFile:
 
     def __getitem__(self, name: str) -> np.ndarray:
         self.require(name)
-        if self.path.is_dir():
+        if name not in self._arrays:
             try:
-                return np.load(self.path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                if self._archive is None:
+                    array = map_npy(self._files[name])
+                else:
+                    array = read_npz_member(self._archive, self._members[name])
             except ValueError as exc:
-                raise ValueError(f"{self}: array {name!r} cannot be read without pickle ({exc})") from None
-        return self._npz[name]
+                raise ValueError(f"{self}: array {name!r} cannot be read: {exc}") from None
+            self._arrays[name] = array
+        return self._arrays[name]
+
+    def check(self) -> None:
+        """Raise a ValueError naming the array and its shape when the arrays do not fit together."""
+        if self._checked:
+            return
+        X = self["X"]
+        if X.ndim != 2:
+            raise ValueError(f"{self}: X must be 2-D (n_samples, n_features), got shape {X.shape}")
+        n = X.shape[0]
+        if self.layout == "stacked":
+            task = self["task"]
+            if task.shape != (n,):
+                raise ValueError(f"{self}: X has shape {X.shape} and task has shape {task.shape}: one task id per row "
+                                 "of X is needed")
+            self._check_ids("task")
+            if "y" in self.names and self["y"].shape not in ((n,), (n, 1)):
+                raise ValueError(f"{self}: X has shape {X.shape} and y has shape {self['y'].shape}: one target per "
+                                 "row of X is needed")
+        else:
+            n_tasks = None
+            if "Y" in self.names:
+                Y = self["Y"]
+                if Y.ndim != 2:
+                    raise ValueError(f"{self}: Y must be 2-D (n_samples, n_tasks), got shape {Y.shape}")
+                if Y.shape[0] != n or Y.shape[1] == 0:
+                    raise ValueError(f"{self}: X has shape {X.shape} and Y has shape {Y.shape}: Y needs one row per "
+                                     "row of X and at least one column (task)")
+                n_tasks = Y.shape[1]
+            if "task_ids" in self.names:
+                ids = self["task_ids"]
+                if ids.ndim != 1:
+                    raise ValueError(f"{self}: task_ids must be 1-D (one id per task), got shape {ids.shape}")
+                if n_tasks is not None and ids.shape != (n_tasks,):
+                    raise ValueError(f"{self}: task_ids has shape {ids.shape} but Y has {n_tasks} columns: one id per "
+                                     "column of Y is needed")
+                self._check_ids("task_ids")
+                if np.unique(ids).size != ids.size:
+                    raise ValueError(f"{self}: task_ids holds an id more than once; task ids must be unique")
+        self._checked = True
+
+    def _check_ids(self, name: str) -> None:
+        ids = np.asarray(self[name])
+        if ids.dtype.kind not in _LABEL_KINDS:
+            raise ValueError(f"{self}: {name} has dtype {ids.dtype}; task ids must be numbers or strings")
+        if ids.dtype.kind == "f" and not np.isfinite(ids).all():
+            raise ValueError(f"{self}: {name} contains NaN or infinity; task ids must be finite")
 
     def task_ids(self) -> np.ndarray:
         """The task ids in the order a full load puts them."""
+        self.check()
         if self.layout == "stacked":
             return np.unique(np.asarray(self["task"]))
         if "task_ids" in self.names:
             return np.asarray(self["task_ids"])
         return np.arange(self["Y"].shape[1] if "Y" in self.names else 1)
 
+    def read(self, tasks=None) -> dict:
+        """The dataset's arrays, checked, or the part of them that belongs to some tasks.
+
+        Parameters
+        ----------
+        tasks : array-like of task ids, optional
+            Only these tasks: the rows of a stacked dataset that belong to them, or these
+            columns of ``Y``; default all.
+
+        Returns
+        -------
+        dict of name -> ndarray
+            Stacked: ``X``, ``task`` and ``y`` when stored; shared: ``X``, ``task_ids`` and
+            ``Y`` when stored. Targets keep the dtype they were saved with (labels stay
+            labels: an estimator's ``fit`` encodes them). A whole folder's arrays are memory
+            maps.
+        """
+        X = self["X"]
+        ids = self.task_ids()  # checks the shapes first
+        if self.layout == "shared":
+            columns = slice(None) if tasks is None else self._positions(ids, tasks)
+            arrays = {"X": X, "task_ids": ids[columns]}
+            if "Y" in self.names:
+                arrays["Y"] = self["Y"] if tasks is None else np.asarray(self["Y"][:, columns])
+            return arrays
+        arrays = {"X": X, "task": np.asarray(self["task"])}
+        if "y" in self.names:
+            y = self["y"]
+            arrays["y"] = y[:, 0] if y.ndim == 2 else y
+        if tasks is None:
+            return arrays
+        self._positions(ids, tasks)  # refuse unknown ids before reading any row
+        rows = np.flatnonzero(np.isin(arrays["task"], np.asarray(tasks)))
+        # Rows grouped by task (what save_dataset writes from a TaskData) come out as a few
+        # contiguous ranges: slicing the memory map then reads exactly those rows from disk.
+        return {name: _take_rows(array, rows) for name, array in arrays.items()}
+
+    def _positions(self, ids: np.ndarray, tasks) -> np.ndarray:
+        """Position in ``ids`` of each of ``tasks``; unknown or repeated ids are an error."""
+        tasks = np.atleast_1d(np.asarray(tasks))
+        if tasks.ndim != 1:
+            raise ValueError(f"{self}: tasks must be a 1-D list of task ids, got shape {tasks.shape}")
+        lookup = {v: i for i, v in enumerate(ids.tolist())}
+        unknown = [t for t in tasks.tolist() if t not in lookup]
+        if unknown:
+            raise ValueError(f"{self}: task id {unknown[0]!r} is not in the dataset ({len(ids)} tasks)")
+        if len(set(tasks.tolist())) != len(tasks):
+            raise ValueError(f"{self}: tasks lists an id more than once")
+        return np.array([lookup[t] for t in tasks.tolist()], dtype=np.intp)
+
     def close(self) -> None:
-        if hasattr(self, "_npz"):
-            self._npz.close()
+        """Close the files (arrays already read stay valid)."""
+        for f in self._files.values():
+            f.close()
+        if self._archive is not None:
+            self._archive.close()
 
     def __enter__(self):
         return self
@@ -91,33 +264,41 @@ class DatasetFile:
         self.close()
 
 
-def save_dataset(path, data: TaskData) -> None:
-    """Write ``data`` to ``path``: an ``.npz`` file when the name ends in ``.npz``, else a folder.
+def save_dataset(path, X, y=None, task=None, *, task_ids=None) -> None:
+    """Write a dataset to ``path``: an ``.npz`` file when the name ends in ``.npz``, else a folder.
+
+    A folder is replaced as a whole, atomically: a reader sees the previous dataset or this
+    one, never a mix, even if the writer is killed (see the module's notes).
 
     Parameters
     ----------
     path : str or os.PathLike
-    data : TaskData
-        Stacked data is written as ``X``, ``y``, ``task`` (rows grouped by task, so a later
-        ``load_dataset(path, tasks=...)`` reads contiguous row ranges); shared data as ``X``,
-        ``Y``, ``task_ids``.
+    X : TaskData or array-like of shape (n_samples, n_features)
+        A :class:`~mtlx.TaskData` (then ``y``, ``task`` and ``task_ids`` stay None): stacked
+        data is written as ``X``, ``y``, ``task`` with rows grouped by task (so a later
+        ``load_dataset(path, tasks=...)`` reads contiguous row ranges), shared data as ``X``,
+        ``Y``, ``task_ids``. Or the inputs, with the targets in ``y``.
+    y : array-like of shape (n_samples,) or (n_samples, n_tasks), optional
+        Targets: numbers, or labels (strings, booleans) for classification. With ``task``,
+        one per row (stacked); without, one column per task of a shared ``X`` (a 1-D ``y`` is
+        one task). Leave it out for a dataset that is only predicted on.
+    task : array-like of shape (n_samples,), optional
+        The task id of each row (stacked layout); rows are written in the order given.
+    task_ids : array-like of shape (n_tasks,), optional
+        Ids of the columns of ``y`` (shared layout only; default ``0 .. T-1``).
     """
-    if not isinstance(data, TaskData):
-        raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
-    if data.layout == "shared":
-        arrays = {"X": data.X, "Y": data.Y, "task_ids": np.asarray(data.task_ids)}
-    else:
-        arrays = {"X": data.X, "y": data.y, "task": np.repeat(np.asarray(data.task_ids), data.n_samples)}
+    arrays = _arrays_of(X, y, task, task_ids)
     path = Path(path)
     if path.suffix == ".npz":
         write_atomically(path, arrays)
         return
-    path.mkdir(parents=True, exist_ok=True)
-    for stale in _LAYOUTS["stacked"] + _LAYOUTS["shared"] + ("task_ids",):
-        if stale not in arrays and (path / f"{stale}.npy").exists():
-            (path / f"{stale}.npy").unlink()
-    for name, arr in arrays.items():
-        write_atomically(path / f"{name}.npy", {name: arr}, single=True)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"cannot write dataset {str(path)!r}: it is a file, not a folder (name an .npz file "
+                              "or a folder)")
+    try:
+        _write_folder(path, arrays)
+    except OSError as exc:
+        raise write_error(path, exc) from None
 
 
 def load_dataset(path, tasks=None) -> TaskData:
@@ -129,16 +310,31 @@ def load_dataset(path, tasks=None) -> TaskData:
         ``.npz`` file or folder of ``.npy`` files (memory-mapped).
     tasks : array-like of task ids, optional
         Load only these tasks (the rows of a stacked dataset that belong to them, or these
-        columns of ``Y``); default all.
+        columns of ``Y``); default all. The same checks apply as to a full load.
 
     Returns
     -------
     TaskData
         Tasks in the order of their sorted ids (stacked) or of ``task_ids`` (shared).
+
+    Raises
+    ------
+    TypeError
+        The targets are labels (strings): a TaskData holds numbers, so read the arrays with
+        :meth:`DatasetFile.read` and give them to an estimator's ``fit``, which encodes them.
     """
     with DatasetFile(path) as ds:
+        arrays = ds.read(tasks)
+        target = "y" if ds.layout == "stacked" else "Y"
+        ds.require(target)
+        if arrays[target].dtype.kind not in "biuf":
+            raise TypeError(f"{ds}: {target} holds labels of dtype {arrays[target].dtype}, but a TaskData holds "
+                            "numbers only; read the arrays with DatasetFile(path).read() and pass them to an "
+                            "estimator's fit, which encodes labels")
         try:
-            return _load(ds, tasks)
+            if ds.layout == "shared":
+                return TaskData.from_shared(arrays["X"], arrays["Y"], task_ids=arrays["task_ids"])
+            return TaskData.from_stacked(arrays["X"], arrays["y"], arrays["task"])
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"{ds}: {exc}") from None
 
@@ -150,50 +346,187 @@ def task_sizes(path):
     reads data.
     """
     with DatasetFile(path) as ds:
+        ids = ds.task_ids()  # checks the shapes first
         if ds.layout == "shared":
-            ids = ds.task_ids()
             return ids, np.full(len(ids), ds["X"].shape[0], dtype=np.int64)
         ids, counts = np.unique(np.asarray(ds["task"]), return_counts=True)
         return ids, counts.astype(np.int64)
-
-
-def _load(ds: DatasetFile, tasks) -> TaskData:
-    X = ds["X"]
-    if ds.layout == "shared":
-        ds.require("Y")
-        Y, ids = ds["Y"], ds.task_ids()
-        if Y.ndim != 2:
-            raise ValueError(f"Y must be 2-D (n_samples, n_tasks), got shape {Y.shape}")
-        if ids.shape != (Y.shape[1],):
-            raise ValueError(f"task_ids has shape {ids.shape} but Y has {Y.shape[1]} columns")
-        if tasks is None:
-            return TaskData.from_shared(X, Y, task_ids=ids)
-        columns = _positions(ids, tasks)
-        return TaskData.from_shared(X, np.asarray(Y)[:, columns], task_ids=ids[columns])
-    y, task = ds["y"], np.asarray(ds["task"])
-    if task.ndim != 1 or X.ndim != 2 or task.shape[0] != X.shape[0]:
-        raise ValueError(f"X has shape {X.shape} and task has shape {task.shape}: one task id per row of X is needed")
-    if tasks is None:
-        return TaskData.from_stacked(X, y, task)
-    _positions(np.unique(task), tasks)  # refuse unknown ids before reading any row
-    rows = np.flatnonzero(np.isin(task, np.asarray(tasks)))
-    # Rows grouped by task (what save_dataset writes) come out as a few contiguous ranges:
-    # slicing the memory map then reads exactly those rows from disk.
-    return TaskData.from_stacked(_take_rows(X, rows), _take_rows(y, rows), task[rows])
-
-
-def _positions(ids: np.ndarray, tasks) -> np.ndarray:
-    tasks = np.atleast_1d(np.asarray(tasks))
-    lookup = {v: i for i, v in enumerate(ids.tolist())}
-    unknown = [t for t in tasks.tolist() if t not in lookup]
-    if unknown:
-        raise ValueError(f"task id {unknown[0]!r} is not in the dataset ({len(ids)} tasks)")
-    if len(set(tasks.tolist())) != len(tasks):
-        raise ValueError("tasks lists an id more than once")
-    return np.array([lookup[t] for t in tasks.tolist()], dtype=np.intp)
 
 
 def _take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
     if rows.size and rows[-1] - rows[0] + 1 == rows.size:
         return np.asarray(a[rows[0] : rows[-1] + 1])
     return np.asarray(a[rows])
+
+
+# ------------------------------------------------------------------------------ arrays to save
+def _arrays_of(X, y, task, task_ids) -> dict:
+    """The arrays :func:`save_dataset` writes, checked as a later load checks them."""
+    if isinstance(X, TaskData):
+        if y is not None or task is not None or task_ids is not None:
+            raise ValueError("y, task and task_ids must be None when X is a TaskData (it holds the targets and task "
+                             "ids)")
+        if X.layout == "shared":
+            return {"X": X.X, "Y": X.Y, "task_ids": np.asarray(X.task_ids)}
+        return {"X": X.X, "y": X.y, "task": np.repeat(np.asarray(X.task_ids), X.n_samples)}
+    X = as_real_array(X, "X", ndim=2)
+    _check_finite(X, "X")
+    n = X.shape[0]
+    arrays = {"X": X}
+    if task is not None:
+        if task_ids is not None:
+            raise ValueError("task_ids names the columns of a 2-D y (shared layout); with task, the task ids are "
+                             "the values in task")
+        arrays["task"] = _ids(task, "task", n)
+        if y is not None:
+            y = _targets(y)
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y[:, 0]
+            if y.shape != (n,):
+                raise ValueError(f"X has shape {X.shape} and y has shape {y.shape}: with task, y holds one target "
+                                 "per row of X")
+            arrays["y"] = y
+        return arrays
+    if y is not None:
+        Y = _targets(y)
+        Y = Y[:, None] if Y.ndim == 1 else Y
+        if Y.ndim != 2 or Y.shape[0] != n or Y.shape[1] == 0:
+            raise ValueError(f"X has shape {X.shape} and y has shape {np.shape(y)}: without task, y holds one row per "
+                             "row of X and one column per task")
+        arrays["Y"] = Y
+    if task_ids is not None:
+        n_tasks = arrays["Y"].shape[1] if "Y" in arrays else np.size(task_ids)
+        arrays["task_ids"] = _ids(task_ids, "task_ids", n_tasks)
+        if np.unique(arrays["task_ids"]).size != n_tasks:
+            raise ValueError("task_ids holds an id more than once; task ids must be unique")
+    return arrays
+
+
+def _targets(y) -> np.ndarray:
+    y = np.asarray(y)
+    if y.dtype.kind not in _LABEL_KINDS:
+        raise TypeError(f"y has {y.dtype} dtype; targets must be numbers or labels (strings, booleans)")
+    _check_finite(y, "y")
+    return y
+
+
+def _ids(ids, name: str, n: int) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in _LABEL_KINDS:
+        raise TypeError(f"{name} has {ids.dtype} dtype; task ids must be numbers or strings")
+    if ids.shape != (n,):
+        raise ValueError(f"{name} has shape {ids.shape}, expected ({n},)")
+    _check_finite(ids, name)
+    return ids
+
+
+def _check_finite(a: np.ndarray, name: str) -> None:
+    """NaN or infinity in a float array is an error naming its first row (other kinds are finite).
+
+    A 0-d array is left to the shape checks that follow.
+    """
+    if a.dtype.kind == "f" and a.ndim and a.size:
+        core_float = a.dtype if a.dtype in (np.float32, np.float64) else np.float64  # what the core scans
+        check_finite(np.ascontiguousarray(a, dtype=core_float), name)
+
+
+# ------------------------------------------------------------------------------ folder versions
+def _write_folder(folder: Path, arrays: dict) -> None:
+    """Write ``arrays`` as a new version of ``folder`` and switch ``current`` to it (module notes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with _writer_lock(folder):
+        _tidy(folder)
+        version = f"v-{secrets.token_hex(8)}"
+        staging = folder / f".{version}.tmp"
+        staging.mkdir()
+        try:
+            for name, array in arrays.items():
+                with open(staging / f"{name}.npy", "wb") as f:
+                    np.save(f, array, allow_pickle=False)
+                    f.flush()
+                    os.fsync(f.fileno())
+            fsync_folder(staging)
+            os.rename(staging, folder / version)
+        except BaseException:  # a failed write (a full disk) cleans up now; a killed one, at the next write
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        os.symlink(version, folder / _LINK_STAGING)
+        os.replace(folder / _LINK_STAGING, folder / _CURRENT)
+        fsync_folder(folder)
+        _tidy(folder)
+
+
+@contextlib.contextmanager
+def _writer_lock(folder: Path):
+    """Hold ``folder/.lock`` exclusively: one writer at a time, so the leftovers found are a dead writer's."""
+    import fcntl  # POSIX only, like the folder format's symbolic link
+
+    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd closes, or when a killed writer's process ends
+        yield
+    finally:
+        os.close(fd)
+
+
+def _tidy(folder: Path) -> None:
+    """Delete what earlier writes left in ``folder``: every version but the current one, unfinished
+    versions and links, and (once the folder has versions) the arrays of the plain layout.
+
+    Runs with the writer lock held, so none of this belongs to a live writer.
+    """
+    current = _current_version(folder)
+    with os.scandir(folder) as entries:
+        leftovers = list(entries)
+    for entry in leftovers:
+        if _VERSION.fullmatch(entry.name) and entry.name != current:
+            # Renamed first, in one step, so a reader lists a version whole or not at all.
+            hidden = folder / f".{entry.name}.old"
+            os.rename(entry.path, hidden)
+            shutil.rmtree(hidden)
+        elif _STAGING.fullmatch(entry.name):
+            shutil.rmtree(entry.path)
+        elif entry.name == _LINK_STAGING or (current is not None and entry.name in _PLAIN_FILES):
+            os.unlink(entry.path)
+    for name in _ARRAY_NAMES:  # mtlx before versions wrote each array through its own temporary file
+        remove_stale_temporaries(folder / f"{name}.npy")
+
+
+def _current_version(folder: Path) -> str | None:
+    """The version folder ``current`` links to; None in the plain layout (no ``current``)."""
+    try:
+        target = os.readlink(folder / _CURRENT)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        raise ValueError(f"{_CURRENT!r} in {str(folder)!r} is not the link save_dataset writes") from None
+    if not _VERSION.fullmatch(target):
+        raise ValueError(f"{_CURRENT!r} in {str(folder)!r} links to {target!r}, not to a version save_dataset "
+                         "writes")
+    return target
+
+
+def _open_folder(ds: DatasetFile) -> dict:
+    """The ``.npy`` files of the current version of ``ds``'s folder, all open: name -> file."""
+    for _ in range(_OPEN_ATTEMPTS):
+        try:
+            version = _current_version(ds.path)
+        except ValueError as exc:
+            raise ValueError(f"{ds}: {exc}") from None
+        files = {}
+        try:
+            with os.scandir(ds.path if version is None else ds.path / version) as entries:
+                for entry in entries:
+                    if entry.name.endswith(".npy") and entry.is_file():
+                        files[entry.name[: -len(".npy")]] = open(entry.path, "rb")
+            if version is None and (ds.path / _CURRENT).is_symlink():
+                # A first versioned write switched the folder while its plain arrays were being
+                # opened (it deletes them after the switch): what was opened may mix versions.
+                raise FileNotFoundError
+            return files
+        except FileNotFoundError:
+            for f in files.values():
+                f.close()
+            if version is not None and version == _current_version(ds.path) and not (ds.path / version).is_dir():
+                raise ValueError(f"{ds}: {_CURRENT!r} links to {version!r}, which does not exist") from None
+    raise ValueError(f"{ds}: its arrays were replaced {_OPEN_ATTEMPTS} times while they were being opened; try again")
