@@ -15,7 +15,7 @@ from ._validate import (
 from .data import TaskData
 from .losses import Logistic, loss_codes, resolve_losses
 
-__all__ = ["SmoothLoss", "loss_grad"]
+__all__ = ["SmoothLoss", "loss_grad", "overflow_message"]
 
 
 class SmoothLoss:
@@ -116,7 +116,20 @@ def loss_grad(data: TaskData, W, b=None, loss="squared", task_weights="mean", *,
     gWt = np.empty_like(Wt)
     gb = np.empty(data.n_tasks, dtype=data.dtype)
     value = f(Wt, bv, gWt, gb)
+    if not (np.isfinite(value) and np.isfinite(gWt).all() and np.isfinite(gb).all()):
+        raise ValueError(overflow_message(data))
     return value, gWt.T, gb
+
+
+def overflow_message(data: TaskData) -> str:
+    """Why the losses or their gradient are not finite at finite parameters: values the data's
+    dtype cannot carry (named with their size)."""
+    big = float(np.abs(data.X).max()) if data.X.size else 0.0
+    targets = data.Y if data.layout == "shared" else data.y
+    big_y = float(np.abs(targets).max()) if targets.size else 0.0
+    return (f"the losses overflow {data.dtype} at finite parameters: X holds values up to {big:.3g} and the "
+            f"targets up to {big_y:.3g}, whose products or squares exceed what {data.dtype} can carry "
+            f"({np.finfo(data.dtype).max:.3g}); rescale the data (e.g. sklearn's StandardScaler) or use float64")
 
 
 def as_parameters(data: TaskData, W, b, W_name: str = "W", b_name: str = "b"):

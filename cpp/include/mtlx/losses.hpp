@@ -2,7 +2,8 @@
 /// Per-sample losses L(y, z) of a margin z = x . w + b, written once for CPU loops and CUDA kernels.
 ///
 /// Each loss is a stateless functor with two MTLX_HD members:
-///   value(y, z)  the loss, finite for every finite input (no overflow for any z);
+///   value(y, z)  the loss, in double whatever Real is (a float32 residual of 2e19 squares to
+///                4e38, past float32's range, but not past double's), finite for finite input;
 ///   deriv(y, z)  dL/dz.
 #pragma once
 
@@ -23,9 +24,9 @@ inline constexpr int kNumLossKinds = 2;
 /// Squared loss 0.5 (y - z)^2 (regression).
 struct SquaredLoss {
   template <class Real>
-  MTLX_HD static Real value(Real y, Real z) {
-    const Real r = z - y;
-    return Real(0.5) * r * r;
+  MTLX_HD static double value(Real y, Real z) {
+    const double r = static_cast<double>(z) - static_cast<double>(y);
+    return 0.5 * r * r;
   }
   template <class Real>
   MTLX_HD static Real deriv(Real y, Real z) {
@@ -40,10 +41,10 @@ struct SquaredLoss {
 ///   L = max(-t, 0) + log1p(e),   dL/dz = -y sigmoid(-t) = -y (t > 0 ? e : 1) / (1 + e).
 struct LogisticLoss {
   template <class Real>
-  MTLX_HD static Real value(Real y, Real z) {
+  MTLX_HD static double value(Real y, Real z) {
     const double t = static_cast<double>(y) * static_cast<double>(z);
     const double e = exp_nonpositive(-std::fabs(t));
-    return static_cast<Real>((t > 0.0 ? 0.0 : -t) + log1p_unit(e));
+    return (t > 0.0 ? 0.0 : -t) + log1p_unit(e);
   }
   template <class Real>
   MTLX_HD static Real deriv(Real y, Real z) {

@@ -35,15 +35,27 @@ double prox_l1(const Real* V, std::int64_t T, std::int64_t d, Real tau, Real* ou
 }
 
 // Row j of W (feature j across tasks) is strided by d in the T x d storage; norms are summed
-// task by task so every access is contiguous, in double to keep float32 norms accurate.
+// task by task so every access is contiguous, in double to keep float32 norms accurate. Each row
+// is scaled by its largest entry first, as BLAS nrm2 does: the squares of a row of norm 1e200
+// overflow and those of a row of norm 1e-170 underflow, which left the one unshrunk and zeroed
+// the other.
 template <class Real>
 std::vector<double> feature_norms(const Real* W, std::int64_t T, std::int64_t d) {
-  std::vector<double> sq(static_cast<std::size_t>(d), 0.0);
+  std::vector<double> scale(static_cast<std::size_t>(d), 0.0), sq(static_cast<std::size_t>(d), 0.0);
   for (std::int64_t t = 0; t < T; ++t) {
     const Real* w = W + t * d;
-    for (std::int64_t j = 0; j < d; ++j) sq[j] += static_cast<double>(w[j]) * static_cast<double>(w[j]);
+    for (std::int64_t j = 0; j < d; ++j) scale[j] = std::max(scale[j], std::fabs(static_cast<double>(w[j])));
   }
-  for (double& v : sq) v = std::sqrt(v);
+  for (std::int64_t t = 0; t < T; ++t) {
+    const Real* w = W + t * d;
+    for (std::int64_t j = 0; j < d; ++j) {
+      if (scale[j] > 0.0) {
+        const double v = static_cast<double>(w[j]) / scale[j];
+        sq[j] += v * v;
+      }
+    }
+  }
+  for (std::int64_t j = 0; j < d; ++j) sq[j] = scale[j] * std::sqrt(sq[j]);
   return sq;
 }
 
@@ -88,14 +100,16 @@ double prox_trace(const Real* V, std::int64_t T, std::int64_t d, Real tau, Real*
   return value;
 }
 
-// Mean of the task vectors, accumulated in double in task order (deterministic).
+// Mean of the task vectors, accumulated in double in task order (deterministic). Each term is
+// divided by T before it is added, so the sum cannot overflow where the mean itself is finite
+// (a column of 1e308s summed first gave inf, and the prox NaN).
 template <class Real>
 std::vector<double> task_mean(const Real* W, std::int64_t T, std::int64_t d) {
   std::vector<double> mean(static_cast<std::size_t>(d), 0.0);
+  const double share = 1.0 / static_cast<double>(T);
   for (std::int64_t t = 0; t < T; ++t) {
-    for (std::int64_t j = 0; j < d; ++j) mean[j] += static_cast<double>(W[t * d + j]);
+    for (std::int64_t j = 0; j < d; ++j) mean[j] += static_cast<double>(W[t * d + j]) * share;
   }
-  for (double& v : mean) v /= static_cast<double>(T);
   return mean;
 }
 

@@ -15,7 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GatheredRows", "FeatureGram", "singular_values", "unpack_upper"]
+__all__ = ["GatheredRows", "FeatureGram", "scaled_norms", "singular_values", "unpack_upper"]
+
+
+def scaled_norms(M: np.ndarray, axis: int) -> np.ndarray:
+    """Euclidean norms along ``axis``, each scaled by its largest entry first (as BLAS nrm2): the
+    squares of a vector of norm 1e200 overflow and those of norm 1e-170 underflow otherwise."""
+    if M.size == 0:
+        return np.zeros(np.delete(M.shape, axis))
+    scale = np.abs(M).max(axis=axis, keepdims=True)
+    safe = np.where(scale > 0, scale, 1.0)
+    return np.squeeze(scale, axis=axis) * np.sqrt(np.sum((M / safe) ** 2, axis=axis))
 
 
 def unpack_upper(packed: np.ndarray, d: int) -> np.ndarray:

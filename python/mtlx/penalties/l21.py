@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
+from ._statistics import scaled_norms
 from .base import Penalty, register
 from .l1 import _ratio
 
@@ -31,21 +32,21 @@ class L21(Penalty):
         return self.w * _core.penalty_value(int(_core.PenaltyKind.l21), V, ctx.n_threads)
 
     def dual_norm(self, M):
-        return _ratio(float(np.sqrt(np.einsum("tj,tj->j", M, M).max())) if np.size(M) else 0.0, self.w)
+        return _ratio(float(scaled_norms(M, axis=0).max()) if np.size(M) else 0.0, self.w)
 
     # -- what the working-set engine asks (M: d x T, rows = features) ------------------------------
     def feature_dual_norms(self, M):
         """Per feature, the dual norm of its row (unweighted): its l2 norm."""
-        return np.linalg.norm(M, axis=1)
+        return scaled_norms(M, axis=1)
 
     def screening_bound(self, corr, radius, radius_scale):
         """Per feature, an upper bound of its row's l2 norm over a sphere of ``radius`` around ``corr``
         (the row's distance scaled by at most ``max_t radius_scale``)."""
-        return np.linalg.norm(corr, axis=1) + radius * radius_scale.max(axis=1)
+        return scaled_norms(corr, axis=1) + radius * radius_scale.max(axis=1)
 
     def raw_value(self, W):
         """g(W) unweighted for W of shape (d, T)."""
-        return float(np.linalg.norm(W, axis=1).sum())
+        return float(scaled_norms(W, axis=1).sum())
 
     # -- distributed: squared row norms ----------------------------------------------------------
     def n_stats(self, ctx):

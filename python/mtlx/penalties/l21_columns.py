@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._statistics import scaled_norms
 from .base import Penalty, register
 from .l1 import _ratio
 
@@ -24,14 +25,14 @@ class L21Columns(Penalty):
     nests_entries = True
 
     def prox(self, V, tau, out, ctx):
-        norms = np.sqrt(np.einsum("tj,tj->t", V, V))
+        norms = scaled_norms(V, axis=1)
         t = tau * self.w
         factor = np.where(norms > t, 1.0 - t / np.where(norms > 0, norms, 1.0), 0.0)
         np.multiply(V, factor[:, None], out=out)
         return self.w * float(np.dot(factor, norms))
 
     def value(self, V, ctx):
-        return self.w * float(np.sum(np.sqrt(np.einsum("tj,tj->t", V, V))))
+        return self.w * float(np.sum(scaled_norms(V, axis=1)))
 
     def dual_norm(self, M):
-        return _ratio(float(np.sqrt(np.einsum("tj,tj->t", M, M).max())) if np.size(M) else 0.0, self.w)
+        return _ratio(float(scaled_norms(M, axis=1).max()) if np.size(M) else 0.0, self.w)
