@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -27,9 +28,20 @@ for key in [k for k in ENV if k.startswith(("PMI_", "OMPI_", "HYDRA_"))]:
     del ENV[key]
 
 
-def launch(n, *args, timeout=240, mpiexec_args=()):
+def launch(n, *args, timeout=240, mpiexec_args=(), env=None):
     cmd = [MPIEXEC, *mpiexec_args, "-n", str(n), sys.executable, *args] if n else [sys.executable, *args]
-    return subprocess.run(cmd, env=ENV, cwd=HERE, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, env={**ENV, **(env or {})}, cwd=HERE, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_a_stalled_rank_ends_the_job_after_the_timeout(tmp_path):
+    # The last rank sleeps ten minutes before its solve; the others wait in the solve's first
+    # collective and must end the job after MTLX_MPI_TIMEOUT seconds, saying why.
+    start = time.monotonic()
+    proc = launch(3, str(HERE / "scripts" / "mpi_fit.py"), "stall", str(tmp_path), str(tmp_path / "W.npy"),
+                  timeout=120, env={"MTLX_MPI_TIMEOUT": "3"})
+    assert proc.returncode != 0 and time.monotonic() - start < 90
+    assert re.search(r"mtlx: rank [01] of 3 waited 3 s in .*: another rank is stalled or died", proc.stderr)
 
 
 @pytest.mark.parametrize("n_ranks", [2, 3])
@@ -78,10 +90,13 @@ def test_nan_on_one_rank_fails_every_rank_with_the_same_error(tmp_path):
     assert len(found) == 3 and len(set(found)) == 1, found  # one per rank, all the same
 
 
-@pytest.mark.parametrize("how", ["python -m mpi4py", "abort_on_unhandled_exception"])
+@pytest.mark.parametrize("how", ["python -m mpi4py", "abort_on_unhandled_exception", "import mtlx"])
 def test_unhandled_exception_on_one_rank_aborts_the_job(tmp_path, how):
+    # "import mtlx": the pattern most users write first (the rank's TaskData built outside
+    # agreed_errors, nothing else) must not leave the other ranks in a collective for ever.
     script = str(HERE / "scripts" / "mpi_fit.py")
-    args = ["-m", "mpi4py", script, "nan-abort"] if how == "python -m mpi4py" else [script, "nan-hook"]
+    args = {"python -m mpi4py": ["-m", "mpi4py", script, "nan-abort"], "abort_on_unhandled_exception":
+            [script, "nan-hook"], "import mtlx": [script, "nan-plain"]}[how]
     proc = launch(3, *args, str(tmp_path), str(tmp_path / "W.npy"), timeout=120)
     assert proc.returncode != 0
     assert "task 17: X contains NaN" in proc.stderr

@@ -30,6 +30,9 @@ from .results import SolveResult, SolverState
 from .solver import solve
 
 _lapack.register()
+# Under mpiexec, an unhandled exception on one rank ends the job instead of leaving the other
+# ranks in a collective for ever (see mtlx.distributed.install_crash_abort).
+distributed.install_crash_abort()
 # A library logs, the application decides where it goes (Python logging HOWTO).
 logging.getLogger("mtlx").addHandler(logging.NullHandler())
 

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -42,7 +44,15 @@ __all__ = ["MPIReduction", "abort_on_unhandled_exception", "agreed_errors", "ass
 
 # Exceptions re-raised with their own type on every rank (anything else becomes RuntimeError).
 _AGREED_TYPES = {cls.__name__: cls for cls in (ValueError, TypeError, RuntimeError, FloatingPointError,
-                                               MemoryError, OSError, KeyError, IndexError, np.linalg.LinAlgError)}
+                                               MemoryError, OSError, KeyError, IndexError, np.linalg.LinAlgError,
+                                               FileNotFoundError, FileExistsError, PermissionError,
+                                               IsADirectoryError, NotADirectoryError, TimeoutError)}
+
+#: Environment variable: the longest a rank waits in one collective of mtlx before it ends the job.
+TIMEOUT_VARIABLE = "MTLX_MPI_TIMEOUT"
+#: Its default, in seconds: far beyond any collective of a solve (microseconds to seconds), short
+#: enough that a job whose rank died or hangs does not hold its nodes for hours.
+DEFAULT_TIMEOUT = 1800.0
 
 
 def _mpi():
@@ -72,7 +82,8 @@ def raise_agreed(comm, failure: BaseException | None) -> None:
         This rank's failure, if any.
     """
     report = None if failure is None else (type(failure).__name__, str(failure))
-    reports = comm.allgather(report)
+    with watched(comm, "an agreement on errors"):
+        reports = comm.allgather(report)
     failed = [r for r, rep in enumerate(reports) if rep is not None]
     if not failed:
         return
@@ -105,6 +116,80 @@ def agreed_errors(comm=None):
     raise_agreed(comm, None)
 
 
+# ---------------------------------------------------------------------------------- stalls and crashes
+def collective_timeout() -> float | None:
+    """Seconds a rank may wait in one collective (``MTLX_MPI_TIMEOUT``; 0 or "none": forever)."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip().lower()
+    if not text:
+        return DEFAULT_TIMEOUT
+    if text in ("0", "none", "inf"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be a number of seconds (or 0/none for no limit), got "
+                         f"{text!r}") from None
+    if not value > 0:
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be > 0 seconds (or 0/none for no limit), got {text!r}")
+    return value
+
+
+class _Watchdog:
+    """One daemon thread per process that ends the job when a collective outlasts the timeout.
+
+    A collective cannot be left on one rank alone (the others would wait in it, or in the next,
+    for ever), so a rank that has waited too long, because another rank is stalled or died
+    without the job ending, says so on stderr and calls ``MPI_Abort``, which ends every rank.
+    Entering and leaving a collective costs two attribute writes; the thread wakes once a second.
+    """
+
+    def __init__(self):
+        self.comm = None
+        self.what = ""
+        self.since = None
+        self.thread = None
+        self.lock = threading.Lock()
+
+    def enter(self, comm, what: str) -> None:
+        timeout = collective_timeout()
+        if timeout is None or comm.Get_size() == 1:
+            return
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, args=(timeout,), name="mtlx-mpi-watchdog",
+                                               daemon=True)
+                self.thread.start()
+        self.comm, self.what, self.since = comm, what, time.monotonic()
+
+    def leave(self) -> None:
+        self.since = None
+
+    def _run(self, timeout: float) -> None:
+        while True:
+            time.sleep(min(1.0, timeout / 4))
+            since, comm = self.since, self.comm
+            if since is not None and time.monotonic() - since > timeout:
+                sys.stderr.write(f"mtlx: rank {comm.Get_rank()} of {comm.Get_size()} waited {timeout:g} s in "
+                                 f"{self.what}: another rank is stalled or died; ending the job ({TIMEOUT_VARIABLE} "
+                                 "sets the limit)\n")
+                sys.stderr.flush()
+                comm.Abort(1)
+                return
+
+
+_WATCHDOG = _Watchdog()
+
+
+@contextlib.contextmanager
+def watched(comm, what: str):
+    """Context around one collective call: the job ends if it lasts beyond :func:`collective_timeout`."""
+    _WATCHDOG.enter(comm, what)
+    try:
+        yield
+    finally:
+        _WATCHDOG.leave()
+
+
 def abort_on_unhandled_exception(comm=None) -> None:
     """Make an unhandled exception on any rank end the whole job (``comm.Abort(1)``).
 
@@ -127,6 +212,34 @@ def abort_on_unhandled_exception(comm=None) -> None:
         comm.Abort(1)
 
     sys.excepthook = abort
+
+
+def install_crash_abort() -> None:
+    """Under an MPI launcher, make an unhandled exception on any rank end the whole job.
+
+    Installed by ``import mtlx`` when the environment shows an MPI launch (mpiexec/mpirun set
+    ``PMI_RANK``, ``PMIX_RANK`` or ``OMPI_COMM_WORLD_RANK``). The pattern most users write first
+    builds each rank's TaskData outside :func:`agreed_errors`; when it raises on one rank only
+    (NaN in its tasks), that rank leaves while the others wait in ``solve``'s first collective
+    for ever. With this hook the failing rank prints its traceback, then calls ``MPI_Abort``.
+    mpi4py is not imported here: the hook acts only if the script initialized MPI itself.
+    """
+    if not any(key in os.environ for key in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")):
+        return
+    previous = sys.excepthook
+
+    def abort_if_mpi(kind, value, tb):
+        previous(kind, value, tb)
+        module = sys.modules.get("mpi4py.MPI")
+        if module is None or not module.Is_initialized() or module.Is_finalized():
+            return
+        world = module.COMM_WORLD
+        if world.Get_size() > 1:
+            sys.stderr.write(f"mtlx: unhandled exception on rank {world.Get_rank()}; ending the job\n")
+            sys.stderr.flush()
+            world.Abort(1)
+
+    sys.excepthook = abort_if_mpi
 
 
 # ---------------------------------------------------------------------------------- assignment
@@ -190,13 +303,15 @@ def distribute(data: TaskData | None, comm=None) -> TaskData:
             if not isinstance(data, TaskData):
                 raise TypeError(f"data on rank 0 must be an mtlx.TaskData, got {type(data).__name__}")
             meta = (data.layout, data.n_features, data.dtype.str, data.X.shape[0], data.n_samples, data.task_ids)
-    layout, d, dtype, n_rows, n_samples, ids = comm.bcast(meta, root=0)
+    with watched(comm, "distribute's broadcast of the layout"):
+        layout, d, dtype, n_rows, n_samples, ids = comm.bcast(meta, root=0)
     dtype = np.dtype(dtype)
     parts = assign_tasks(n_samples, comm.Get_size())
     mine = parts[rank]
     if layout == "shared":
         X = data.X if rank == 0 else np.empty((n_rows, d), dtype=dtype)
-        comm.Bcast(X, root=0)
+        with watched(comm, "distribute's broadcast of X"):
+            comm.Bcast(X, root=0)
         Y = _scatter_rows(comm, lambda r: np.ascontiguousarray(data.Y[:, parts[r]].T), (len(mine), n_rows), dtype).T
         local = TaskData(layout="shared", X=X, Y=np.ascontiguousarray(Y), task_ids=ids[mine])
         return local if len(mine) else TaskData.empty(d, dtype)
@@ -220,7 +335,8 @@ def _scatter_rows(comm, block_of_rank, shape, dtype) -> np.ndarray:
     """Rank 0 sends ``block_of_rank(r)`` to each rank r (one at a time, to bound its memory)."""
     if comm.Get_rank() != 0:
         out = np.empty(shape, dtype=dtype)
-        comm.Recv(out, source=0, tag=71)
+        with watched(comm, "distribute's receive of this rank's tasks"):
+            comm.Recv(out, source=0, tag=71)
         return out
     for r in range(1, comm.Get_size()):
         comm.Send(np.ascontiguousarray(block_of_rank(r), dtype=dtype), dest=r, tag=71)
@@ -265,7 +381,8 @@ class MPIReduction:
         self.n_calls = 0
         self.n_bytes = 0
         self.seconds = 0.0
-        info = comm.allgather((np.asarray(data.task_ids), data.n_features, data.dtype.str))
+        with watched(comm, "the exchange of task ids that starts a solve"):
+            info = comm.allgather((np.asarray(data.task_ids), data.n_features, data.dtype.str))
         ids = [i for i, _, _ in info]
         shapes = {(d, dt) for i, d, dt in info if len(i)}
         if not shapes:
@@ -301,7 +418,8 @@ class MPIReduction:
         """
         buf[-1] = 0.0 if failure is None else 1.0
         start = time.perf_counter()
-        self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
+        with watched(self.comm, "an Allreduce of a solve"):
+            self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
         self.seconds += time.perf_counter() - start
         self.n_calls += 1
         self.n_bytes += buf.nbytes
@@ -311,18 +429,21 @@ class MPIReduction:
 
     def any(self, flag: bool) -> bool:
         """True when ``flag`` is true on some rank (collective)."""
-        return bool(self.comm.allreduce(int(bool(flag)), op=self._MPI.MAX))
+        with watched(self.comm, "an Allreduce of a solve"):
+            return bool(self.comm.allreduce(int(bool(flag)), op=self._MPI.MAX))
 
     def max(self, value: float) -> float:
         """The largest ``value`` over ranks (collective)."""
-        return float(self.comm.allreduce(float(value), op=self._MPI.MAX))
+        with watched(self.comm, "an Allreduce of a solve"):
+            return float(self.comm.allreduce(float(value), op=self._MPI.MAX))
 
     def task_mean(self, rows: np.ndarray) -> np.ndarray:
         """The mean of the rows (one per local task) over the tasks of all ranks (collective)."""
         buf = np.zeros(rows.shape[1] + 1)
         buf[:-1] = rows.sum(axis=0)
         buf[-1] = len(rows)
-        self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
+        with watched(self.comm, "an Allreduce of a solve"):
+            self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
         return buf[:-1] / max(buf[-1], 1.0)
 
     def agreed_errors(self):
@@ -336,7 +457,8 @@ class MPIReduction:
         width = int(np.prod(tail, dtype=np.int64))
         out = np.empty((int(self.counts.sum()),) + tail, dtype=rows.dtype)
         counts = self.counts * width
-        self.comm.Allgatherv(rows, [out, (counts, _displacements(counts))])
+        with watched(self.comm, "the gather of the result"):
+            self.comm.Allgatherv(rows, [out, (counts, _displacements(counts))])
         result = np.empty_like(out)
         result[self._position] = out
         return result
@@ -347,11 +469,12 @@ class MPIReduction:
         tail = rows.shape[1:]
         width = int(np.prod(tail, dtype=np.int64))
         counts = self.counts * width
-        if self.rank != 0:
-            self.comm.Gatherv(rows, None, root=0)
-            return None
-        out = np.empty((int(self.counts.sum()),) + tail, dtype=rows.dtype)
-        self.comm.Gatherv(rows, [out, (counts, _displacements(counts))], root=0)
+        with watched(self.comm, "a gather of task rows to rank 0"):
+            if self.rank != 0:
+                self.comm.Gatherv(rows, None, root=0)
+                return None
+            out = np.empty((int(self.counts.sum()),) + tail, dtype=rows.dtype)
+            self.comm.Gatherv(rows, [out, (counts, _displacements(counts))], root=0)
         result = np.empty_like(out)
         result[self._position] = out
         return result

@@ -6,7 +6,9 @@ MODE: ``kill`` checkpoints every 5 iterations and SIGKILLs rank 0 after iteratio
 ``resume`` resumes from the checkpoint; ``nan`` puts a NaN in task 17 (on whichever rank
 holds it), validated under agreed errors; ``nan-abort`` does the same without agreement, for
 a run under ``python -m mpi4py``; ``nan-hook`` likewise with
-``mtlx.distributed.abort_on_unhandled_exception()`` (both abort the job).
+``mtlx.distributed.abort_on_unhandled_exception()``; ``nan-plain`` likewise with nothing but
+``import mtlx`` (all three abort the job); ``stall`` makes the last rank sleep for ten minutes
+before its solve (the others must end the job after MTLX_MPI_TIMEOUT seconds).
 """
 
 import os
@@ -39,6 +41,10 @@ KW = dict(penalty="trace", alpha=0.05, l2=0.05, fit_intercept=True, tol=1e-12, m
 
 tasks, sizes = problem()
 mine = mtlx.distributed.assign_tasks(sizes, size)[rank]
+if mode == "stall" and rank == size - 1:
+    import time
+
+    time.sleep(600)
 if mode.startswith("nan"):
     tasks[17][0][4, 1] = np.nan
     if mode == "nan":
