@@ -55,19 +55,24 @@ class WorkTimer:
     ``seconds["core"]`` and ``seconds["prox"]`` are the work, the rest of the wall time is the
     solver's own cost."""
 
-    PENALTY_METHODS = ("local_stats", "local_pieces", "stats_from_pieces", "prox_from_stats", "value_from_stats")
+    PENALTY_METHODS = ("prox", "value", "value_and_gradient", "local_stats", "local_pieces", "stats_from_pieces",
+                       "prox_from_stats", "value_from_stats")
 
     def __init__(self):
         self.seconds, self.calls, self._saved, self._depth = {"core": 0.0, "prox": 0.0}, 0, [], 0
 
     def __enter__(self):
-        from mtlx.penalties import Penalty
+        from mtlx import penalties
 
         for name in dir(_core):
-            if not name.startswith("_") and callable(getattr(_core, name)):
+            if not name.startswith("_") and callable(getattr(_core, name)) and not isinstance(getattr(_core, name),
+                                                                                            type):
                 self._patch(_core, name, "core")
-        for name in self.PENALTY_METHODS:
-            self._patch(Penalty, name, "prox")
+        classes = [getattr(penalties, n) for n in penalties.__all__]
+        for cls in (c for c in classes if isinstance(c, type) and issubclass(c, penalties.Penalty)):
+            for name in self.PENALTY_METHODS:
+                if name in vars(cls):  # the class's own implementation of the method
+                    self._patch(cls, name, "prox")
         return self
 
     def _patch(self, owner, name, kind):

@@ -100,7 +100,7 @@ class Checkpoint:
             return FistaState(x=x, y=y, t=float(saved["t"]), L=float(saved["L"]), L_seen=float(saved["L_seen"]),
                               F=float(saved["F"]), history=[float(v) for v in saved["history"]],
                               n_evals=int(saved["n_evals"]), n_iter=int(saved["n_iter"]),
-                              grad0=np.asarray(saved["grad0"], dtype=np.float64))
+                              grad0=np.asarray(saved["grad0"], dtype=np.float64).tolist())
 
     def _check_fingerprint(self, saved: dict) -> None:
         if "format" not in saved or int(saved["format"]) != _FORMAT:

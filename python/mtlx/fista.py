@@ -8,6 +8,7 @@ reductions plug in through the problem, never through this loop.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,10 +50,26 @@ _SUMS = 5
 def _block_sums(problem: Problem, x_new, y, x, grad, move, out: np.ndarray) -> None:
     """Per block ``(||x+ - y||^2, <g, x+ - y>, ||x+||^2, ||y||^2, <x+ - y, x+ - x>)`` into ``out``
     (5 per block); writes ``move = x+ - x``. A block held by every rank counts on rank 0 only."""
+    if len(problem.blocks) == 1 and problem.blocks[0].counted:  # the common case, without slicing
+        out[:] = _core.trial_sums(x_new, y, x, grad, move)
+        return
     for k, b in enumerate(problem.blocks):
         s = b.slice
         sums = _core.trial_sums(x_new[s], y[s], x[s], grad[s], move[s])
         out[_SUMS * k : _SUMS * (k + 1)] = sums if b.counted else 0.0
+
+
+def _extrapolate_gradient(problem: Problem, g_new, g_x, move, beta: float, g_y) -> float:
+    """``g_y = (1 + beta) g_new - beta g_x`` and this rank's share of ``<g_new + g_y, move>`` (a block held
+    by every rank counts on rank 0 only)."""
+    if len(problem.blocks) == 1 and problem.blocks[0].counted:  # the common case, without slicing
+        return _core.extrapolate_gradient(g_new, g_x, move, beta, g_y)
+    total = 0.0
+    for b in problem.blocks:
+        s = b.slice
+        part = _core.extrapolate_gradient(g_new[s], g_x[s], move[s], beta, g_y[s])
+        total += part if b.counted else 0.0
+    return total
 
 
 def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callback=None,
@@ -92,7 +109,7 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
             raise FloatingPointError("the objective is not finite at the starting point (an overflow in the "
                                      "penalty or the warm start)")
         state = FistaState(x=x, y=x.copy(), t=1.0, L=1.0, L_seen=0.0, F=F, history=[F], n_evals=1, n_iter=0,
-                           grad0=np.sqrt(start[2 : 2 + n_blocks]))
+                           grad0=np.sqrt(start[2 : 2 + n_blocks]).tolist())
     x, y = state.x.copy(), state.y.copy()
     # L: first trial step 1; backtracking jumps to the measured curvature at once.
     t, L, L_seen, F, history, n_evals = state.t, state.L, state.L_seen, state.F, list(state.history), state.n_evals
@@ -159,8 +176,8 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
                     beta_next = (t - 1.0) / (0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t)))
                     _core.extrapolate(x_new, move, beta_next, y_next)
                     if quadratic:
-                        f_next = f_new_local + 0.5 * beta_next * _core.extrapolate_gradient(
-                            grad_new, grad_x, move, beta_next, grad_next)
+                        f_next = f_new_local + 0.5 * beta_next * _extrapolate_gradient(
+                            problem, grad_new, grad_x, move, beta_next, grad_next)
                     else:
                         f_next = problem.f(y_next, grad_next)
                         n_evals += 1
@@ -168,8 +185,8 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
                     problem.local_pieces(y_next, grad_next, sums[pieces_momentum])
                 problem.reduce(sums)
                 f_new, g_new, f_y_all = sums[:3].tolist()
-                per_block = sums[3:head].reshape(n_blocks, _SUMS)
-                dd, lin, xx, yy, dot_move = per_block.sum(axis=0).tolist()
+                per_block = sums[3:head].tolist()
+                dd, lin, xx, yy, dot_move = (sum(per_block[j::_SUMS]) for j in range(_SUMS))
                 excess = f_new - f_y_all - lin  # f(x+) minus its linear model at y
                 slack = noise * (abs(f_new) + abs(f_y_all))
                 if np.isfinite(f_new) and (excess <= 0.5 * L * dd + slack or dd == 0.0):
@@ -198,11 +215,14 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
         # compare with; ||G_B|| <= tol ||grad_B f(x0)|| then says its gradient mapping fell by tol.
         # A block far smaller than the whole (tol times its scale) is measured against that floor
         # instead: its steps are then rounding noise of the problem, not progress to wait for.
-        sizes = np.maximum(np.sqrt(np.maximum(per_block[:, 2], per_block[:, 3])), state.grad0 / L)
-        scales = np.maximum(sizes, tol * sizes.max())
-        steps = np.sqrt(per_block[:, 0])
-        optimality = float(np.max(np.where(scales > 0, steps / np.where(scales > 0, scales, 1.0),
-                                           np.where(steps > 0, np.inf, 0.0))))
+        # (Plain floats: a handful of blocks, and numpy's per-call cost would double the loop's.)
+        sizes = [max(math.sqrt(max(per_block[_SUMS * k + 2], per_block[_SUMS * k + 3])), state.grad0[k] / L)
+                 for k in range(n_blocks)]
+        floor = tol * max(sizes)
+        optimality = 0.0
+        for k in range(n_blocks):
+            step, scale = math.sqrt(per_block[_SUMS * k]), max(sizes[k], floor)
+            optimality = max(optimality, step / scale if scale > 0 else (0.0 if step == 0 else math.inf))
 
         # Momentum, reset when it points against the last step or F went up (O'Donoghue-Candes).
         if dot_move < 0.0 or F_new > F:
@@ -227,7 +247,7 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
             if quadratic:
                 # grad f(y) = (1 + beta) grad f(x+) - beta grad f(x), and, f being quadratic, the
                 # trapezoid rule is exact: f(y) = f(x+) + <grad f(x+) + grad f(y), y - x+> / 2.
-                f_y = f_new_local + 0.5 * beta * _core.extrapolate_gradient(grad_new, grad_x, move, beta, grad)
+                f_y = f_new_local + 0.5 * beta * _extrapolate_gradient(problem, grad_new, grad_x, move, beta, grad)
         if quadratic:
             grad_x, grad_new = grad_new, grad_x
         x, x_new = x_new, x

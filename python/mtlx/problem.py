@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._reduction import LocalReduction
-from .objective import SmoothLoss
+from .objective import SmoothLoss, overflow_message
 from .penalties.base import BlockContext, Penalty
 
 __all__ = ["Block", "Problem"]
@@ -145,13 +145,15 @@ class Problem:
         self._W = np.empty((T, d))
         self._b = np.empty(T, dtype=self.data_dtype)
         self._W_data = np.empty((T, d), dtype=self.data_dtype) if self.data_dtype != np.float64 else None
-        self._gW = np.empty((T, d), dtype=self.data_dtype)
+        self._gW = np.empty((T, d), dtype=self.data_dtype) if self._W_data is not None else None
+        self._gW64 = np.empty((T, d)) if not self.task_blocks else None  # only shared blocks: W's gradient
         self._gb = np.empty(T, dtype=self.data_dtype)
         self._stats_prox = [b for b in self.blocks if b.prox_part is not None and self.distributed
                             and b.kind == "tasks" and b.prox_part.n_stats(self.ctx) > 0]
         self._stats_smooth = [(b, s) for b in self.blocks for s in b.smooth_terms
                               if self.distributed and b.kind == "tasks" and s.n_stats(self.ctx) > 0]
         self._reduced = {id(s) for _, s in self._stats_smooth}
+        self._has_smooth_terms = any(b.smooth_terms for b in self.blocks)
 
     # ------------------------------------------------------------------ structure
     def _set_scales(self) -> None:
@@ -306,65 +308,67 @@ class Problem:
         """
         try:
             value = self._data_part(theta, grad)
-            value += self._smooth_terms(theta, grad,
-                                        lambda b, term: b.kind == "tasks" and id(term) not in self._reduced)
+            if self._has_smooth_terms:
+                value += self._smooth_terms(theta, grad,
+                                            lambda b, term: b.kind == "tasks" and id(term) not in self._reduced)
         except Exception as exc:
             value = self._failed(exc)
         if self.distributed and ((self.shared_blocks and grad is not None) or self._stats_smooth):
             value += self._reduced_part(theta, grad)
-        try:  # a shared block is whole on every rank once its gradient is summed
-            value += self._smooth_terms(theta, grad, lambda b, term: b.kind == "shared")
-        except Exception as exc:
-            value = self._failed(exc)
+        if self._has_smooth_terms and self.shared_blocks:
+            try:  # a shared block is whole on every rank once its gradient is summed
+                value += self._smooth_terms(theta, grad, lambda b, term: b.kind == "shared")
+            except Exception as exc:
+                value = self._failed(exc)
         return value
 
     def _data_part(self, theta, grad) -> float:
-        """The losses (and the ridge term) of the local tasks; their gradient into ``grad``."""
-        T = self.n_tasks
+        """The losses (and the ridge term) of the local tasks; their gradient into ``grad``.
+
+        One task block of float64 data, the common case, costs no copy: the core reads W from
+        theta and writes its gradient into grad's block.
+        """
         W = self.effective_W(theta)
         value = 0.0
-        if T:
+        gW = None if grad is None else self._gradient_target(grad)
+        if self.n_tasks:
             b = None
             if self.intercepts is not None:
-                bp = self.intercepts_prime(theta)
-                b = np.subtract(bp, self._xbar_dot(W), out=self._b, casting="unsafe")
+                b = np.subtract(self.view(theta, self.intercepts) / self.intercepts.scale, self._xbar_dot(W),
+                                out=self._b, casting="unsafe")
             W_call = W
             if self._W_data is not None:
                 np.copyto(self._W_data, W, casting="same_kind")
                 W_call = self._W_data
-            elif not W.flags.c_contiguous:
-                W_call = np.ascontiguousarray(W)
             if grad is None:
                 value = self.smooth(W_call, b)
             else:
-                value = self.smooth(W_call, b, self._gW, self._gb)
+                direct = self._W_data is None
+                value = self.smooth(W_call, b, gW if direct else self._gW, self._gb)
+                if not direct:
+                    np.copyto(gW, self._gW, casting="same_kind")
         if not np.isfinite(value):
-            raise FloatingPointError(_overflow_message(self.smooth.data))
+            raise ValueError(overflow_message(self.smooth.data))
         if self.l2:
             value += 0.5 * self.l2 * float(np.einsum("td,td->", W, W))
         if grad is None:
             return value
-        gW = self._gW_float64(grad)
         if self.intercepts is not None:
             gb = self._gb.astype(np.float64)
             if self._xbar is not None:
                 gW -= gb[:, None] * self._xbar
-            self.view(grad, self.intercepts)[...] = gb / self.intercepts.scale
+            np.divide(gb, self.intercepts.scale, out=self.view(grad, self.intercepts))
         if self.l2:
             gW += self.l2 * W
-        for b in self.task_blocks:
-            view = self.view(grad, b)
-            if view is not gW and not np.shares_memory(view, gW):
-                view[...] = gW
+        for b in self.task_blocks[1:]:
+            self.view(grad, b)[...] = gW
         for b in self.shared_blocks:
-            self.view(grad, b)[...] = gW.sum(axis=0) / b.scale  # a local sum; reduced in f
+            np.divide(gW.sum(axis=0), b.scale, out=self.view(grad, b))  # a local sum; reduced in f
         return value
 
-    def _gW_float64(self, grad: np.ndarray) -> np.ndarray:
-        """The data gradient of W as float64 (T_local, d): in the first task block of ``grad`` when there is one."""
-        target = self.view(grad, self.task_blocks[0]) if self.task_blocks else self._W
-        np.copyto(target, self._gW, casting="same_kind")
-        return target
+    def _gradient_target(self, grad: np.ndarray) -> np.ndarray:
+        """Where W's gradient (T_local, d) goes: the first task block of ``grad``, or a work array."""
+        return self.view(grad, self.task_blocks[0]) if self.task_blocks else self._gW64
 
     def _smooth_terms(self, theta, grad, which) -> float:
         """The smooth penalty terms ``which(block, term)`` selects, computed locally (alpha included)."""
@@ -382,7 +386,7 @@ class Problem:
 
     def _unscaled(self, theta, block) -> np.ndarray:
         V = self.view(theta, block)
-        return V if _unit(block.scale) else V / block.scale
+        return V if block.kind == "tasks" else V / block.scale
 
     def _reduced_part(self, theta, grad) -> float:
         """Under MPI, one Allreduce: the shared blocks' gradient sums and the statistics of smooth
@@ -440,7 +444,7 @@ class Problem:
 
     def _prox_local(self, theta, b, tau) -> float:
         V = self.view(theta, b)
-        if _unit(b.scale):
+        if b.kind == "tasks":  # unscaled
             return b.prox_part.prox(V, tau, V, self.ctx)
         # theta holds s u: prox of tau g(u) at theta is s prox_{tau / s^2 g}(theta / s)
         U = V / b.scale
@@ -527,22 +531,7 @@ class Problem:
         return value
 
 
-def _unit(scale) -> bool:
-    """Whether a block's scale is the identity (task blocks)."""
-    return np.ndim(scale) == 0 and scale == 1.0
-
-
 def _is_identity(penalty) -> bool:
     from .penalties.none import NoPenalty
 
     return isinstance(penalty, NoPenalty)
-
-
-def _overflow_message(data) -> str:
-    """Why the losses are not finite at finite parameters: values the data's dtype cannot carry."""
-    big = float(np.abs(data.X).max()) if data.X.size else 0.0
-    targets = data.Y if data.layout == "shared" else data.y
-    big_y = float(np.abs(targets).max()) if targets.size else 0.0
-    return (f"the losses overflow {data.dtype} at finite parameters: X holds values up to {big:.3g} and the "
-            f"targets up to {big_y:.3g}, whose products or squares exceed what {data.dtype} can carry "
-            f"({np.finfo(data.dtype).max:.3g}); rescale the data (e.g. sklearn's StandardScaler) or use float64")

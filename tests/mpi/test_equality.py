@@ -102,3 +102,38 @@ def test_float32_tasks(comm):
     res = mtlx.solve(_local(comm, tasks, sizes), comm=comm, **kw)
     assert res.W.dtype == np.float32 and res.converged
     assert rel_err(res, ref) < 1e-4  # float32 rounding, amplified by a tol of 1e-6
+
+
+def _formulation(name):
+    from mtlx import penalties as P
+
+    R = np.zeros((T, T - 1))
+    R[np.arange(T - 1), np.arange(T - 1)], R[np.arange(1, T), np.arange(T - 1)] = 1.0, -1.0  # a chain of tasks
+    return {
+        "l21_columns": P.L21Columns(1.0), "linf1": P.LInf1(1.0), "graph": P.Graph(R, 2.0),
+        "clustered": P.Clustered(k=2, eta=0.5, w=2.0), "shared": P.Shared(0.5),
+        "sparse group lasso": P.L1(0.5) + P.L21(1.0), "srmtl": P.Graph(R, 2.0) + P.L1(0.5),
+        "clustered + l1": P.Clustered(2, 0.5, 2.0) + P.L1(0.5),
+        "dirty": P.Superpose(P.LInf1(1.0), P.L1(0.6)), "robust": P.Superpose(P.Trace(1.0), P.L21Columns(0.8)),
+        "rmtfl": P.Superpose(P.L21(1.0), P.L21Columns(0.8)), "sparse + low rank": P.Superpose(P.L1(0.5), P.Trace(1.0)),
+        "shared + specific": P.Superpose(P.Shared(0.2), P.L1(0.5)),
+    }[name]
+
+
+@pytest.mark.parametrize("loss", ["squared", "mixed"])
+@pytest.mark.parametrize("name", ["l21_columns", "linf1", "graph", "clustered", "shared", "sparse group lasso",
+                                  "srmtl", "clustered + l1", "dirty", "robust", "rmtfl", "sparse + low rank",
+                                  "shared + specific"])
+def test_every_formulation_matches_single_process(comm, name, loss):
+    # Each formulation's statistics (gathered rows, W W^T, shared gradients...) make the
+    # distributed solve reach the single-process optimum.
+    # tol 1e-11: a decomposition's parts stall near 1e-12, at the resolution of F in float64.
+    tasks, sizes = make_problem(T, logistic=LOGISTIC[loss])
+    kw = dict(KW, loss=LOSSES[loss], penalty=_formulation(name), fit_intercept=True, tol=1e-11, max_iter=50_000)
+    ref = mtlx.solve(mtlx.TaskData.from_tasks(tasks), **kw)
+    res = mtlx.solve(_local(comm, tasks, sizes), comm=comm, **kw)
+    assert res.converged and ref.converged
+    assert rel_err(res, ref) < 1e-9
+    assert res.objective == pytest.approx(ref.objective, rel=1e-12)
+    for part, part_ref in zip(res.components, ref.components):
+        np.testing.assert_allclose(part, part_ref, rtol=0, atol=1e-8 * np.abs(ref.W).max())
