@@ -184,12 +184,16 @@ def _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_ite
     theta, info = fista(problem, theta0, float(tol), int(max_iter), callback, state, on_iteration)
     W_rows, b, parts = problem.user_parameters(theta)
     message = "converged" if info["converged"] else (
-        "stopped by callback" if info["stopped_by_callback"] else "reached max_iter")
-    if not info["converged"] and not info["stopped_by_callback"]:
+        "stopped by callback" if info["stopped_by_callback"] else "stalled" if info["stalled"] else "reached max_iter")
+    measures = f"relative change {info['rel_change']:.2e}, optimality {info['optimality']:.2e}, tol {tol:.1e}"
+    if info["stalled"]:
         warnings.warn(
-            f"mtlx.solve did not converge in {max_iter} iterations (relative change {info['rel_change']:.2e}, "
-            f"optimality {info['optimality']:.2e}, tol {tol:.1e}); raise max_iter or tol",
+            f"mtlx.solve stalled after {info['n_iter']} iterations without progress ({measures}): tol is below what "
+            f"the {data.dtype} data and the problem's conditioning resolve; the result is as accurate as they allow",
             convergence_warning(), stacklevel=3)
+    elif not info["converged"] and not info["stopped_by_callback"]:
+        warnings.warn(f"mtlx.solve did not converge in {max_iter} iterations ({measures}); raise max_iter or tol",
+                      convergence_warning(), stacklevel=3)
     n_calls, n_bytes = reduction.n_calls - n_calls0, reduction.n_bytes - n_bytes0
     dtype = data.dtype
     if reduction.distributed:

@@ -266,6 +266,21 @@ class Sum(Penalty):
     def __repr__(self) -> str:
         return " + ".join(repr(p) for p in self.parts)
 
+    def __eq__(self, other) -> bool:
+        """A sum is equal to another with the same terms in any order (+ commutes)."""
+        if not isinstance(other, Sum) or len(other.parts) != len(self.parts):
+            return False
+        left = list(other.parts)
+        for p in self.parts:
+            match = next((i for i, q in enumerate(left) if p == q), None)
+            if match is None:
+                return False
+            left.pop(match)
+        return True
+
+    def __hash__(self) -> int:
+        return hash(("Sum", frozenset(repr(p) for p in self.parts)))
+
     def check(self, n_features: int, n_tasks: int) -> None:
         for p in self.parts:
             p.check(n_features, n_tasks)

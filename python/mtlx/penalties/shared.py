@@ -15,8 +15,9 @@ class Shared(Penalty):
     unpenalized).
 
     Alone it is one pooled model for all tasks; as a part of :class:`Superpose` it is the common
-    part of Evgeniou & Pontil's ``w_t = w0 + v_t`` (``Superpose(Shared(a), L1(b))``, or with
-    ``"none"`` and ``l2``). Its gradient is the sum of the tasks' gradients (under MPI, one
+    part of ``w_t = w0 + v_t``: Evgeniou & Pontil's regularized MTL is
+    ``Superpose(Shared(a), Ridge(b))``, sparse task-specific parts ``Superpose(Shared(a), L1(b))``
+    (not ``l2``, which acts on the sum W). Its gradient is the sum of the tasks' gradients (under MPI, one
     Allreduce of a d-vector); the block is held whole by every rank. Prox: ``v / (1 + tau w)``.
     """
 
