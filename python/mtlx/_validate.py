@@ -121,7 +121,7 @@ def check_int(value, name: str, low: int = 1, high: int | None = None) -> int:
 
 
 def check_task_ids(ids, n_tasks: int | None = None, name: str = "task_ids") -> np.ndarray:
-    """Task ids as a 1-D array of integers or of strings (never mixed, never NaN or None).
+    """Task ids as a 1-D array of integers, finite numbers or strings (never mixed, never NaN or None).
 
     Parameters
     ----------
@@ -131,6 +131,10 @@ def check_task_ids(ids, n_tasks: int | None = None, name: str = "task_ids") -> n
     name : str
         The argument's name in messages ("task", "task_ids").
     """
+    if isinstance(ids, (list, tuple)):  # numpy would turn [0, "a"] into strings without a word
+        kinds = {"str" if isinstance(v, (str, np.str_)) else type(v).__name__ for v in ids}
+        if "str" in kinds and len(kinds) > 1:
+            raise TypeError(f"{name} must hold integers or strings, all of one kind; got {sorted(kinds)}")
     arr = np.asarray(ids)
     if arr.dtype == object:
         kinds = {type(v).__name__ for v in arr.ravel()}
@@ -143,13 +147,9 @@ def check_task_ids(ids, n_tasks: int | None = None, name: str = "task_ids") -> n
             raise TypeError(f"{name} must hold integers or strings, all of one kind; got {sorted(kinds)}")
     if arr.dtype.kind == "b":
         raise TypeError(f"{name} must hold integers or strings, got booleans")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} contains NaN or infinity; task ids must be integers or strings")
-        if not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name} holds non-integer numbers; task ids must be integers or strings")
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iuU":
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinity; task ids must be integers, strings or finite numbers")
+    if arr.dtype.kind not in "iufU":
         raise TypeError(f"{name} must hold integers or strings, got dtype {arr.dtype}")
     if n_tasks is not None and arr.shape != (n_tasks,):
         raise ValueError(f"{name} has shape {arr.shape}, expected ({n_tasks},) (one id per task)")

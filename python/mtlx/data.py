@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._config import resolve_n_threads
-from ._validate import as_real_array, core_dtype, first_nonfinite_row, nonfinite_error
+from ._validate import as_real_array, check_task_ids, core_dtype, first_nonfinite_row, nonfinite_error
 
 __all__ = ["TaskData"]
 
@@ -114,9 +114,9 @@ class TaskData:
         """
         X = as_real_array(X, "X", ndim=2)
         y = _as_target_vector(y, "")
-        task = np.asarray(task)
-        if task.ndim != 1:
-            raise ValueError(f"task must be 1-D (one id per row), got shape {task.shape}")
+        if np.ndim(task) != 1:
+            raise ValueError(f"task must be 1-D (one id per row), got shape {np.shape(task)}")
+        task = check_task_ids(task, name="task")
         if not (X.shape[0] == y.shape[0] == task.shape[0]):
             raise ValueError(
                 f"X has {X.shape[0]} rows, y has {y.shape[0]} entries and task has {task.shape[0]}; they must match"
@@ -283,9 +283,7 @@ def _as_target_vector(y, where: str) -> np.ndarray:
 def _resolve_task_ids(task_ids, n_tasks: int) -> np.ndarray:
     if task_ids is None:
         return np.arange(n_tasks, dtype=np.int64)
-    ids = np.asarray(task_ids)
-    if ids.shape != (n_tasks,):
-        raise ValueError(f"task_ids has shape {ids.shape}, expected ({n_tasks},) (one id per task)")
+    ids = check_task_ids(task_ids, n_tasks)
     if len(np.unique(ids)) != n_tasks:
         raise ValueError("task_ids must be unique")
     return ids

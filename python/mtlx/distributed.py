@@ -64,7 +64,9 @@ def _mpi():
 
 
 def _world(comm):
-    return _mpi().COMM_WORLD if comm is None else comm
+    from ._validate import check_comm
+
+    return _mpi().COMM_WORLD if comm is None else check_comm(comm)
 
 
 # ---------------------------------------------------------------------------------- errors

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import working_set
 from ._layouts import group_rows, is_input_list, is_task_list
 from ._progress import IterationProgress, is_root
-from ._validate import MAX_THREADS, as_real_array, check_comm, check_int
+from ._validate import MAX_THREADS, as_real_array, check_comm, check_int, check_task_ids
 from .data import TaskData
 from .gram import gram_preferred
 from .penalties import get_penalty
@@ -294,7 +294,7 @@ class _MultiTaskModel(BaseEstimator):
                                  for t in range(Y.shape[1])])
             return TaskData.from_shared(X, Y)
         X, y = validate_data(self, X, y, dtype=_FLOATS, y_numeric=self._loss == "squared")
-        task = np.asarray(task)
+        task = check_task_ids(task, name="task") if np.ndim(task) == 1 else np.asarray(task)
         if task.ndim != 1 or task.shape[0] != X.shape[0]:
             raise ValueError(f"task must hold one id per row of X: X has {X.shape[0]} rows, task has shape "
                              f"{task.shape}")
@@ -369,7 +369,7 @@ class _MultiTaskModel(BaseEstimator):
 
     def _task_positions(self, task, n_rows: int) -> np.ndarray:
         """Position in ``tasks_`` of each row's task id; unknown ids are an error."""
-        task = np.asarray(task)
+        task = check_task_ids(task, name="task") if np.ndim(task) == 1 else np.asarray(task)
         if task.ndim != 1 or task.shape[0] != n_rows:
             raise ValueError(f"task must hold one id per row of X: X has {n_rows} rows, task has shape {task.shape}")
         order = np.argsort(self.tasks_)
