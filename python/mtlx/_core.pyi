@@ -1,0 +1,296 @@
+"""Type stub of ``mtlx._core``, the compiled core (``cpp/bindings/module.cpp``).
+
+The module is private: the Python package converts its input once, at the edge, and calls these
+functions with C-contiguous arrays of the exact dtype (no conversion happens here: a wrong dtype
+or layout is a ``TypeError``). The functions over the data have a float64 and a float32
+overload (the working-set ones are float64 only); ``weights`` and the float64 parts of the Gram
+reference are float64 in both.
+
+``tests/test_packaging.py`` compares this file with the built module (names, overloads,
+parameter names, array dtypes), so a binding that changes must change this stub too.
+"""
+
+from typing import SupportsFloat, SupportsIndex, SupportsInt, overload
+
+import numpy as np
+from numpy.typing import NDArray
+from typing_extensions import TypeAlias
+
+# What pybind11 accepts for a C++ integer or floating-point argument.
+_Int: TypeAlias = SupportsInt | SupportsIndex
+_Float: TypeAlias = SupportsFloat | SupportsIndex
+
+# Losses and gradients of the stacked (ragged) and shared-input layouts.
+
+@overload
+def loss_grad_stacked(
+    X: NDArray[np.float64],
+    y: NDArray[np.float64],
+    offsets: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float64],
+    b: NDArray[np.float64] | None,
+    gWt: NDArray[np.float64] | None,
+    gb: NDArray[np.float64] | None,
+    n_threads: _Int,
+) -> float:
+    """Loss of stacked ragged tasks at (Wt, b); writes the gradient into (gWt, gb) when given."""
+
+@overload
+def loss_grad_stacked(
+    X: NDArray[np.float32],
+    y: NDArray[np.float32],
+    offsets: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float32],
+    b: NDArray[np.float32] | None,
+    gWt: NDArray[np.float32] | None,
+    gb: NDArray[np.float32] | None,
+    n_threads: _Int,
+) -> float: ...
+@overload
+def loss_grad_shared(
+    X: NDArray[np.float64],
+    Y: NDArray[np.float64],
+    losses: NDArray[np.uint8],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float64],
+    b: NDArray[np.float64] | None,
+    gWt: NDArray[np.float64] | None,
+    gb: NDArray[np.float64] | None,
+    n_threads: _Int,
+) -> float:
+    """Loss of tasks sharing one X at (Wt, b); writes the gradient into (gWt, gb) when given."""
+
+@overload
+def loss_grad_shared(
+    X: NDArray[np.float32],
+    Y: NDArray[np.float32],
+    losses: NDArray[np.uint8],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float32],
+    b: NDArray[np.float32] | None,
+    gWt: NDArray[np.float32] | None,
+    gb: NDArray[np.float32] | None,
+    n_threads: _Int,
+) -> float: ...
+
+# Penalties.
+
+@overload
+def prox(kind: _Int, V: NDArray[np.float64], tau: _Float, out: NDArray[np.float64], n_threads: _Int) -> float:
+    """out = prox of tau*g at V (V, out: T x d row-major, may alias); returns g(out)."""
+
+@overload
+def prox(kind: _Int, V: NDArray[np.float32], tau: _Float, out: NDArray[np.float32], n_threads: _Int) -> float: ...
+@overload
+def penalty_value(kind: _Int, W: NDArray[np.float64], n_threads: _Int) -> float:
+    """g(W) for W stored T x d row-major."""
+
+@overload
+def penalty_value(kind: _Int, W: NDArray[np.float32], n_threads: _Int) -> float: ...
+
+# Scans over the data.
+
+@overload
+def first_nonfinite_row(X: NDArray[np.float64], n_threads: _Int) -> int:
+    """Index of the first row with NaN or inf, or -1."""
+
+@overload
+def first_nonfinite_row(X: NDArray[np.float32], n_threads: _Int) -> int: ...
+@overload
+def read_sum(a: NDArray[np.float64], n_threads: _Int) -> float:
+    """Sum of all entries: a plain read loop (bandwidth reference)."""
+
+@overload
+def read_sum(a: NDArray[np.float32], n_threads: _Int) -> float: ...
+
+# The Gram form of the squared loss.
+
+@overload
+def gram_build_stacked(
+    X: NDArray[np.float64], offsets: NDArray[np.int64], G: NDArray[np.float64], s: NDArray[np.float64]
+) -> None:
+    """G[t] = X_t' X_t and s[t] = X_t' 1 for the stacked tasks."""
+
+@overload
+def gram_build_stacked(
+    X: NDArray[np.float32], offsets: NDArray[np.int64], G: NDArray[np.float32], s: NDArray[np.float32]
+) -> None: ...
+@overload
+def gram_build_shared(X: NDArray[np.float64], G: NDArray[np.float64], s: NDArray[np.float64]) -> None:
+    """G[0] = X' X and s[0] = X' 1 for the shared X."""
+
+@overload
+def gram_build_shared(X: NDArray[np.float32], G: NDArray[np.float32], s: NDArray[np.float32]) -> None: ...
+@overload
+def loss_grad_gram_stacked(
+    X: NDArray[np.float64],
+    y: NDArray[np.float64],
+    offsets: NDArray[np.int64],
+    weights: NDArray[np.float64],
+    G: NDArray[np.float64],
+    s: NDArray[np.float64],
+    W0: NDArray[np.float64],
+    b0: NDArray[np.float64],
+    P0: NDArray[np.float64],
+    rr0: NDArray[np.float64],
+    rs0: NDArray[np.float64],
+    Wt: NDArray[np.float64],
+    b: NDArray[np.float64] | None,
+    gWt: NDArray[np.float64] | None,
+    gb: NDArray[np.float64] | None,
+    n_threads: _Int,
+) -> float:
+    """Squared loss of stacked tasks from their Gram statistics; moves the reference (W0, ...) in place."""
+
+@overload
+def loss_grad_gram_stacked(
+    X: NDArray[np.float32],
+    y: NDArray[np.float32],
+    offsets: NDArray[np.int64],
+    weights: NDArray[np.float64],
+    G: NDArray[np.float32],
+    s: NDArray[np.float32],
+    W0: NDArray[np.float32],
+    b0: NDArray[np.float32],
+    P0: NDArray[np.float64],
+    rr0: NDArray[np.float64],
+    rs0: NDArray[np.float64],
+    Wt: NDArray[np.float32],
+    b: NDArray[np.float32] | None,
+    gWt: NDArray[np.float32] | None,
+    gb: NDArray[np.float32] | None,
+    n_threads: _Int,
+) -> float: ...
+@overload
+def loss_grad_gram_shared(
+    X: NDArray[np.float64],
+    Y: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    G: NDArray[np.float64],
+    s: NDArray[np.float64],
+    W0: NDArray[np.float64],
+    b0: NDArray[np.float64],
+    P0: NDArray[np.float64],
+    rr0: NDArray[np.float64],
+    rs0: NDArray[np.float64],
+    Wt: NDArray[np.float64],
+    b: NDArray[np.float64] | None,
+    gWt: NDArray[np.float64] | None,
+    gb: NDArray[np.float64] | None,
+    n_threads: _Int,
+) -> float:
+    """Squared loss of tasks sharing X from the Gram statistics; moves the reference (W0, ...) in place."""
+
+@overload
+def loss_grad_gram_shared(
+    X: NDArray[np.float32],
+    Y: NDArray[np.float32],
+    weights: NDArray[np.float64],
+    G: NDArray[np.float32],
+    s: NDArray[np.float32],
+    W0: NDArray[np.float32],
+    b0: NDArray[np.float32],
+    P0: NDArray[np.float64],
+    rr0: NDArray[np.float64],
+    rs0: NDArray[np.float64],
+    Wt: NDArray[np.float32],
+    b: NDArray[np.float32] | None,
+    gWt: NDArray[np.float32] | None,
+    gb: NDArray[np.float32] | None,
+    n_threads: _Int,
+) -> float: ...
+
+# The solver's fused vector steps (1-D arrays of one length).
+
+@overload
+def gradient_step(y: NDArray[np.float64], g: NDArray[np.float64], step: _Float, out: NDArray[np.float64]) -> None:
+    """out = y - step * g."""
+
+@overload
+def gradient_step(y: NDArray[np.float32], g: NDArray[np.float32], step: _Float, out: NDArray[np.float32]) -> None: ...
+@overload
+def trial_sums(
+    x_new: NDArray[np.float64],
+    y: NDArray[np.float64],
+    x: NDArray[np.float64],
+    g: NDArray[np.float64],
+    move: NDArray[np.float64],
+) -> tuple[float, float, float, float, float]:
+    """(||x+ - y||^2, <g, x+ - y>, ||x+||^2, ||y||^2, <x+ - y, x+ - x>); writes move = x+ - x."""
+
+@overload
+def trial_sums(
+    x_new: NDArray[np.float32],
+    y: NDArray[np.float32],
+    x: NDArray[np.float32],
+    g: NDArray[np.float32],
+    move: NDArray[np.float32],
+) -> tuple[float, float, float, float, float]: ...
+@overload
+def extrapolate(x_new: NDArray[np.float64], move: NDArray[np.float64], beta: _Float, y: NDArray[np.float64]) -> None:
+    """y = x+ + beta * move."""
+
+@overload
+def extrapolate(
+    x_new: NDArray[np.float32], move: NDArray[np.float32], beta: _Float, y: NDArray[np.float32]
+) -> None: ...
+@overload
+def extrapolate_gradient(
+    g_new: NDArray[np.float64],
+    g_x: NDArray[np.float64],
+    move: NDArray[np.float64],
+    beta: _Float,
+    g_y: NDArray[np.float64],
+) -> float:
+    """g_y = (1 + beta) g_new - beta g_x; returns <g_new + g_y, move>."""
+
+@overload
+def extrapolate_gradient(
+    g_new: NDArray[np.float32],
+    g_x: NDArray[np.float32],
+    move: NDArray[np.float32],
+    beta: _Float,
+    g_y: NDArray[np.float32],
+) -> float: ...
+
+# Working sets and block coordinate descent (float64 only).
+
+def gather_block(
+    H: NDArray[np.float64], rows: NDArray[np.int64], cols: NDArray[np.int64], out: NDArray[np.float64]
+) -> None:
+    """out[t] = H[t][rows][:, cols] (the working set's block of the Gram-row cache)."""
+
+def cd_epochs(
+    H: NDArray[np.float64],
+    B: NDArray[np.float64],
+    c: NDArray[np.float64],
+    alpha: _Float,
+    l2: _Float,
+    penalty: _Int,
+    W: NDArray[np.float64],
+    Q: NDArray[np.float64],
+    max_epochs: _Int,
+    tol: _Float,
+) -> tuple[int, float, float]:
+    """Block coordinate descent epochs on Gram statistics (l1 / l21 least squares).
+
+    Returns (epochs, max_change, max_abs). Q must hold [H_t w_t]_t and is kept consistent with W.
+    """
+
+# BLAS/LAPACK registration and the machine.
+
+def set_routine(name: str, capsule: object) -> None:
+    """Registers a BLAS/LAPACK routine from a scipy cython_blas/lapack capsule (a PyCapsule)."""
+
+def lapack_ready() -> bool:
+    """True once every BLAS/LAPACK routine the core uses is registered."""
+
+def active_isa() -> str:
+    """Instruction set of the streaming kernels chosen for this CPU."""
+
+def max_threads() -> int:
+    """Threads the core's OpenMP loops would use by default."""
