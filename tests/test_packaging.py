@@ -97,9 +97,19 @@ def test_stub_names_equal_the_module_public_names():
     assert _stub_public_names() == _core_public_names()
 
 
+def test_stub_enums_list_the_module_members():
+    """The codes' enums (LossKind, PenaltyKind): the stub names every member the module has."""
+    tree = ast.parse(STUB.read_text())
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    for name in sorted(n for n in _core_public_names() if isinstance(getattr(_core, n), type)):
+        members = {node.target.id for node in classes[name].body if isinstance(node, ast.AnnAssign)}
+        assert members == set(getattr(_core, name).__members__), name
+
+
 def test_stub_overloads_parameters_and_dtypes_equal_the_module():
     stub = _stub_signatures()
-    for name in sorted(n for n in _core_public_names() if callable(getattr(_core, n))):
+    for name in sorted(n for n in _core_public_names()
+                       if callable(getattr(_core, n)) and not isinstance(getattr(_core, n), type)):
         runtime = _runtime_signatures(name)
         assert runtime, f"no signature read from the docstring of _core.{name}"
         assert stub.get(name) == runtime, name

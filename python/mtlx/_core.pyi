@@ -10,7 +10,7 @@ reference are float64 in both.
 parameter names, array dtypes), so a binding that changes must change this stub too.
 """
 
-from typing import SupportsFloat, SupportsIndex, SupportsInt, overload
+from typing import ClassVar, SupportsFloat, SupportsIndex, SupportsInt, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,6 +19,35 @@ from typing_extensions import TypeAlias
 # What pybind11 accepts for a C++ integer or floating-point argument.
 _Int: TypeAlias = SupportsInt | SupportsIndex
 _Float: TypeAlias = SupportsFloat | SupportsIndex
+
+# The codes the Python layer passes to the core (defined once, in the C++ headers).
+
+class LossKind:
+    """Per-sample losses the core evaluates (mtlx/losses.hpp)."""
+
+    squared: ClassVar[LossKind]
+    logistic: ClassVar[LossKind]
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __int__(self) -> int: ...
+    def __index__(self) -> int: ...
+
+class PenaltyKind:
+    """Penalties whose prox the core computes (mtlx/prox.hpp)."""
+
+    none: ClassVar[PenaltyKind]
+    l1: ClassVar[PenaltyKind]
+    l21: ClassVar[PenaltyKind]
+    trace: ClassVar[PenaltyKind]
+    mean: ClassVar[PenaltyKind]
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __int__(self) -> int: ...
+    def __index__(self) -> int: ...
 
 # Losses and gradients of the stacked (ragged) and shared-input layouts.
 
