@@ -89,3 +89,24 @@ def test_console_script_is_installed():
         pytest.skip("the mtlx console script is not on PATH (package not installed with pip)")
     done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == f"mtlx {mtlx.__version__}"
+
+
+def test_fit_takes_a_formulation_spec_and_string_labels(rng, tmp_path, capsys):
+    X = rng.standard_normal((90, 4))
+    task = np.repeat([3, 5, 7], 30)
+    labels = np.where(X[:, 0] + 0.3 * rng.standard_normal(90) > 0, "yes", "no")
+    path = tmp_path / "labels.npz"
+    save_dataset(path, X, labels, task=task)
+    spec = "Superpose(L21(1), L21Columns(2))"
+    assert main(["fit", str(path), "--loss", "logistic", "--penalty", spec, "--alpha", "0.05", "--intercept",
+                 "--tol", "1e-10", "--out", str(tmp_path / "m.npz")]) == 0
+    model = mtlx.load(tmp_path / "m.npz")
+    direct = mtlx.MultiTaskClassifier(penalty=mtlx.penalties.parse(spec), alpha=0.05, tol=1e-10).fit(X, labels,
+                                                                                                       task=task)
+    np.testing.assert_allclose(model.coef_, direct.coef_, atol=1e-9)
+    assert model.penalty == direct.penalty and [list(c) for c in model.classes_] == [["no", "yes"]] * 3
+    assert main(["fit", str(path), "--penalty", "L21 + Trace", "--out", str(tmp_path / "x.npz")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no closed form" in err[0] and err[0].startswith("mtlx fit: error:")
+    assert main(["fit", str(path), "--out", str(tmp_path / "x.npz")]) == 1  # labels need the logistic loss
+    assert "holds labels, not numbers" in capsys.readouterr().err

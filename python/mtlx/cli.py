@@ -86,8 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--loss", choices=("squared", "logistic"), default="squared",
                      help="squared: regression tasks; logistic: binary classification, any two labels per task "
                           "(default squared)")
-    fit.add_argument("--penalty", choices=("l21", "trace", "l1", "mean", "none"), default="l21",
-                     help="coupling penalty g(W) (default l21)")
+    fit.add_argument("--penalty", default="l21", type=_penalty, metavar="SPEC",
+                     help="coupling penalty g(W): a name (l21, trace, l1, mean, none, l21_columns, linf1, shared, "
+                          "ridge) or a formulation, e.g. 'L1(0.5) + L21(1)', 'Superpose(Trace(1000), "
+                          "L21Columns(500))', \"Graph('edges.npy', 100) + L1(100)\", 'Clustered(k=3, eta=0.1)' "
+                          "(default l21; see mtlx.penalties)")
     fit.add_argument("--alpha", type=_finite_nonnegative, default=0.1, help="penalty strength (default 0.1)")
     fit.add_argument("--l2", type=_finite_nonnegative, default=0.0, help="ridge term (l2/2)||W||^2 (default 0)")
     fit.add_argument("--task-weights", default="mean", type=_task_weights, metavar="{mean,sum,c1,c2,...}",
@@ -250,6 +253,38 @@ def _model_path(out: str) -> Path:
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
+def _penalty(text: str):
+    """--penalty: a registered name or a spec string, parsed now (a bad one is a usage error)."""
+    from .penalties import get_penalty
+
+    try:
+        return get_penalty(text)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _labels(path, comm):
+    """The raw arrays of a dataset whose targets are labels (strings...), or None for numbers.
+
+    The estimators encode labels per task; TaskData holds numbers only, so such a dataset
+    reaches the classifier as raw arrays (this rank's tasks under MPI).
+    """
+    from .distributed import assign_tasks
+    from .io import DatasetFile, task_sizes
+
+    with DatasetFile(path) as ds:
+        target = "y" if ds.layout == "stacked" else "Y"
+        ds.require(target)
+        if ds[target].dtype.kind in "biuf":
+            return None
+        if comm is None:
+            return ds.read(), ds.layout
+        if ds.layout != "stacked":
+            raise ValueError(f"dataset {str(path)!r}: under MPI a labelled dataset must be stacked (X, y, task)")
+        ids, sizes = task_sizes(path)
+        return ds.read(tasks=ids[assign_tasks(sizes, comm.Get_size())[comm.Get_rank()]]), ds.layout
+
+
 def _fit(args, comm) -> int:
     from .estimators import MultiTaskClassifier, MultiTaskRegressor
     from .io import load_dataset
@@ -266,8 +301,13 @@ def _fit(args, comm) -> int:
             _check_output(out, "--out")
         if args.checkpoint is not None and Path(args.checkpoint).exists() and not Path(args.checkpoint).is_dir():
             raise ValueError(f"--checkpoint {args.checkpoint!r} is a file; give a folder")
-    with _reading("dataset", args.data):
-        data = load_dataset(args.data) if comm is None else _load_own_tasks(args.data, comm)
+    with _reading("dataset", args.data), _agreement(comm):
+        labelled = _labels(args.data, comm)
+    if labelled is None:
+        with _reading("dataset", args.data):
+            data = load_dataset(args.data) if comm is None else _load_own_tasks(args.data, comm)
+    elif args.loss == "squared":
+        raise ValueError(f"dataset {args.data!r} holds labels, not numbers: fit it with --loss logistic")
     Model = MultiTaskRegressor if args.loss == "squared" else MultiTaskClassifier
     model = Model(penalty=args.penalty, alpha=args.alpha, l2=args.l2, fit_intercept=args.intercept,
                   task_weights=args.task_weights, tol=args.tol, max_iter=args.max_iter, verbose=int(args.verbose),
@@ -275,7 +315,15 @@ def _fit(args, comm) -> int:
     options = {}
     if args.checkpoint is not None:
         options = dict(checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
-    model._fit(data, **options)
+    if labelled is None:
+        model._fit(data, **options)
+    else:
+        arrays, layout = labelled
+        if layout == "stacked":
+            model._fit(arrays["X"], arrays["y"], task=arrays["task"], **options)
+        else:
+            model._fit(arrays["X"], arrays["Y"], **options)
+            model.tasks_ = np.asarray(arrays["task_ids"])  # the dataset's ids, in the order of Y's columns
     if root:
         save(model, out)
         ranks = "" if comm is None else f" on {comm.Get_size()} ranks"

@@ -259,6 +259,7 @@ class Sum(Penalty):
         self.block = parts[0].block
         self.smooth = all(p.smooth for p in self.parts)
         self.quadratic = all(p.quadratic for p in self.parts)
+        self.split()  # a sum whose prox has no closed form is refused when it is written
 
     def terms(self) -> list:
         return list(self.parts)
