@@ -141,7 +141,7 @@ def test_estimator_solvers_agree_and_auto_picks_cd_where_it_applies(caplog):
 
 def test_solver_errors_name_the_reason():
     X, Y = shared_data(n=30, d=4, T=2)
-    with pytest.raises(ValueError, match=r"The 'solver' parameter must be one of \('auto', 'fista', 'cd'\)"):
+    with pytest.raises(ValueError, match=r"The 'solver' parameter must be one of \('auto', 'fista', 'cd', 'fac"):
         mtlx.MultiTaskRegressor(solver="newton").fit(X, Y)
     with pytest.raises(ValueError, match=r"solver='cd' needs the squared loss with penalty L1 or L21 .*Trace\(1.0\)"):
         mtlx.MultiTaskRegressor(penalty="trace", solver="cd").fit(X, Y)

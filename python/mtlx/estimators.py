@@ -20,22 +20,18 @@ from sklearn.metrics import r2_score
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import working_set
 from ._layouts import group_rows, is_input_list, is_task_list
 from ._progress import IterationProgress, is_root
 from ._validate import MAX_THREADS, as_real_array, check_comm, check_int, check_task_ids
 from .data import TaskData
-from .gram import gram_preferred
 from .penalties import get_penalty
-from .solver import check_options, solve
-from .working_set import solve_working_set
+from .solver import SOLVERS, check_options, choose_solver, solve
 
 __all__ = ["MultiTaskClassifier", "MultiTaskRegressor"]
 
 logger = logging.getLogger("mtlx")
 
 _FLOATS = (np.float64, np.float32)
-_SOLVERS = ("auto", "fista", "cd")
 
 _PARAMS_DOC = """
     Parameters
@@ -58,13 +54,14 @@ _PARAMS_DOC = """
     max_iter : int, default=10000
         Iteration cap (FISTA iterations; coordinate-descent epochs over the working sets);
         reaching it emits a :class:`mtlx.ConvergenceWarning`.
-    solver : {"auto", "fista", "cd"}, default="auto"
+    solver : {"auto", "fista", "cd", "factored"}, default="auto"
         ``"cd"``: working sets and block coordinate descent on Gram statistics with gap-safe
         screening (:func:`mtlx.working_set.solve_working_set`), for the squared loss with
-        ``"l1"`` or ``"l21"``: on sparse problems many times faster than FISTA. ``"fista"``:
-        the accelerated proximal-gradient solver, for every loss and penalty, under MPI, with
-        ``callback`` and ``verbose``. ``"auto"`` takes ``"cd"`` where it applies to float64
-        data (and per-task Gram rows fit in 1 GiB), else ``"fista"``.
+        ``"l1"`` or ``"l21"``: on sparse problems many times faster than FISTA. ``"factored"``:
+        quasi-Newton on the factors of a trace norm, certified by a duality gap
+        (:mod:`mtlx.factored`). ``"fista"``: the accelerated proximal-gradient solver, for every
+        loss and penalty, under MPI and with checkpoints. ``"auto"`` chooses by the problem
+        (:func:`mtlx.solver.choose_solver`); verbosity and callbacks never change the choice.
     warm_start : bool, default=False
         Start from the previous ``coef_``/``intercept_`` when their shapes still fit.
     verbose : int, default=0
@@ -179,15 +176,10 @@ class _MultiTaskModel(BaseEstimator):
         engine = self._solver_for(data, solve_options)
         with IterationProgress(self.tol, enabled, self.callback, type(self).__name__) as progress:
             callback = progress if (enabled or self.callback is not None) else None
-            if engine == "cd":
-                res = solve_working_set(data, self.penalty, self.alpha, self.l2, self.fit_intercept,
-                                        self.task_weights, tol=self.tol, max_iter=self.max_iter, W0=W0,
-                                        callback=callback, n_threads=self.n_threads)
-            else:
-                res = solve(data, loss=self._loss, penalty=self.penalty, alpha=self.alpha, l2=self.l2,
-                            fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
-                            max_iter=self.max_iter, W0=W0, b0=b0, callback=callback, n_threads=self.n_threads,
-                            **comm_kw, **solve_options)
+            res = solve(data, loss=self._loss, penalty=self.penalty, alpha=self.alpha, l2=self.l2,
+                        fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
+                        max_iter=self.max_iter, W0=W0, b0=b0 if engine != "cd" else None, callback=callback,
+                        solver=engine, n_threads=self.n_threads, **comm_kw, **solve_options)
         logger.info("%s: %d tasks, %d features, %s by %s after %d iterations (F = %.10g, %.3f s)",
                     type(self).__name__, T, d, res.message, engine, res.n_iter, res.objective, res.time)
         self.coef_ = np.ascontiguousarray(res.W.T)
@@ -218,8 +210,8 @@ class _MultiTaskModel(BaseEstimator):
                 raise ValueError(f"The 'task_weights' parameter must be 'mean', 'sum' or an array of weights. Got "
                                  f"{self.task_weights!r} instead.")
             as_real_array(self.task_weights, "task_weights", ndim=1)
-        if getattr(self, "solver", "auto") not in _SOLVERS:
-            raise ValueError(f"The 'solver' parameter must be one of {_SOLVERS}. Got {self.solver!r} instead.")
+        if getattr(self, "solver", "auto") not in SOLVERS:
+            raise ValueError(f"The 'solver' parameter must be one of {SOLVERS}. Got {self.solver!r} instead.")
         check_int(self.verbose, "verbose", 0)
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"The 'callback' parameter must be a callable or None. Got {self.callback!r} instead.")
@@ -229,33 +221,9 @@ class _MultiTaskModel(BaseEstimator):
         return pen
 
     def _solver_for(self, data: TaskData, solve_options: dict) -> str:
-        """The engine ``solver`` asks for, checked against what this fit needs.
-
-        ``"auto"`` takes working sets and coordinate descent where they apply and are the
-        faster engine: least squares with L1 or L21 at alpha > 0 on float64 data in one process,
-        except per-task inputs that FISTA runs in the Gram form (a few features against many rows
-        per task, as the school data, d = 28 for 139 tasks: one FISTA iteration costs O(T d^2) and
-        its steps fit every task's curvature, where the row steps of coordinate descent take the
-        largest task's). Verbosity and callbacks never change the choice.
-        """
-        solver = getattr(self, "solver", "auto")
-        if solver == "fista":
-            return solver
-        pen = get_penalty(self.penalty)
-        why_not = None
-        if self._loss != "squared" or working_set.unsupported(pen):
-            why_not = f"the squared loss with penalty L1 or L21 (this fit: {self._loss} loss, {pen!r})"
-        elif not float(self.alpha) > 0:
-            why_not = "alpha > 0 (its duality-gap certificate has no dual feasible point at alpha = 0)"
-        elif self.comm is not None or solve_options:
-            why_not = "a single process without checkpoints"
-        if solver == "cd":
-            if why_not is not None:
-                raise ValueError(f"solver='cd' needs {why_not}; use solver='fista'")
-            return solver
-        if why_not is not None or data.dtype != np.float64 or not working_set.fits(data):
-            return "fista"
-        return "fista" if data.layout == "stacked" and gram_preferred(data) else "cd"
+        """The engine ``solver`` asks for, checked against this fit (:func:`mtlx.solver.choose_solver`)."""
+        return choose_solver(getattr(self, "solver", "auto"), data, self._loss, get_penalty(self.penalty), self.alpha,
+                             distributed=self.comm is not None, checkpoint=bool(solve_options))
 
     def _global_task_ids(self, data: TaskData) -> np.ndarray:
         """Ids of the tasks of all ranks in global (sorted) order; the local ids without MPI."""

@@ -94,6 +94,10 @@ class Problem:
     l2 : float
     fit_intercept : bool
     reduction : LocalReduction or mtlx.distributed.MPIReduction, optional
+    all_smooth : bool, default False
+        Put every term of the penalty in the smooth part (each must be smooth), even one a prox
+        would apply: for an engine that handles the non-smooth part itself (the factored trace
+        norm).
     """
 
     #: Slots at the end of every reduced buffer: a callback asked to stop; local work failed.
@@ -101,7 +105,7 @@ class Problem:
     dtype = np.dtype(np.float64)
 
     def __init__(self, smooth: SmoothLoss, penalty: Penalty, alpha: float, l2: float, fit_intercept: bool,
-                 reduction=None):
+                 reduction=None, all_smooth: bool = False):
         data = smooth.data
         self.smooth = smooth
         self.penalty = penalty
@@ -125,6 +129,10 @@ class Problem:
         for part in penalty.components():
             size, shape = ((d, (d,)) if part.block == "shared" else (T * d, (T, d)))
             prox_part, smooth_terms = part.split() if active else (None, [])
+            if all_smooth and prox_part is not None:
+                if not prox_part.smooth:
+                    raise ValueError(f"{prox_part!r} is not smooth")
+                prox_part, smooth_terms = None, [prox_part, *smooth_terms]
             if prox_part is not None and _is_identity(prox_part):
                 prox_part = None
             self.blocks.append(Block(part.block, slice(offset, offset + size), shape, part, prox_part,

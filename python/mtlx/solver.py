@@ -24,13 +24,63 @@ from .penalties import get_penalty
 from .problem import Problem
 from .results import SolveResult, SolverState, convergence_warning
 
-__all__ = ["FistaState", "SolveResult", "SolverState", "check_options", "solve"]
+__all__ = ["SOLVERS", "FistaState", "SolveResult", "SolverState", "check_options", "choose_solver", "solve"]
 
 
 def __getattr__(name):
     if name == "ConvergenceWarning":
         return convergence_warning()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: The engines: FISTA for everything; working sets + coordinate descent for L1/L21 least squares;
+#: quasi-Newton on the factors for the trace norm; "auto" picks by the problem.
+SOLVERS = ("auto", "fista", "cd", "factored")
+
+
+def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distributed: bool = False,
+                  checkpoint: bool = False) -> str:
+    """The engine for a fit: ``solver`` checked against the problem, or chosen by it ("auto").
+
+    "auto": working sets + coordinate descent for least squares with L1 or L21 alone at
+    alpha > 0 on float64 data (their duality-gap certificate; per-task Gram rows within 1 GiB),
+    except per-task inputs that FISTA runs in the Gram form (a few features against many rows
+    per task, as the school data: one FISTA iteration costs O(T d^2) and its steps fit every
+    task's curvature, where coordinate descent's row steps take the largest task's); the
+    factored quasi-Newton engine for a trace norm (with smooth terms); FISTA for the rest, and
+    under MPI or with checkpoints. Verbosity and callbacks never change the choice.
+    """
+    from . import factored, working_set
+    from .gram import gram_preferred
+    from .losses import resolve_losses
+
+    if solver not in SOLVERS:
+        raise ValueError(f"The 'solver' parameter must be one of {SOLVERS}. Got {solver!r} instead.")
+    if solver == "fista":
+        return solver
+    losses = resolve_losses(loss, data.n_tasks) if data.n_tasks else []
+    squared = all(x.quadratic for x in losses)
+    where = "a single process without checkpoints" if (distributed or checkpoint) else None
+    why_cd = where or (f"the squared loss with penalty L1 or L21 (this fit: {penalty!r})"
+                       if not squared or working_set.unsupported(penalty) else None) or \
+        ("alpha > 0 (its duality-gap certificate has no dual feasible point at alpha = 0)" if not alpha > 0 else None)
+    why_factored = where or (f"a trace norm (with smooth terms) (this fit: {penalty!r})"
+                             if factored.unsupported(penalty) else None) or \
+        ("alpha > 0 (at alpha = 0 there is no trace norm to factor)" if not alpha > 0 else None)
+    if solver == "cd":
+        if why_cd:
+            raise ValueError(f"solver='cd' needs {why_cd}; use solver='fista'")
+        return solver
+    if solver == "factored":
+        if why_factored:
+            raise ValueError(f"solver='factored' needs {why_factored}; use solver='fista'")
+        return solver
+    if not why_cd and data.dtype == np.float64 and working_set.fits(data) and \
+            not (data.layout == "stacked" and gram_preferred(data)):
+        return "cd"
+    if not why_factored:
+        return "factored"
+    return "fista"
 
 
 def check_options(penalty, alpha, l2, tol, max_iter):
@@ -42,8 +92,8 @@ def check_options(penalty, alpha, l2, tol, max_iter):
 
 def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_intercept=False,
           task_weights="mean", tol=1e-6, max_iter=10_000, W0=None, b0=None, callback=None,
-          *, n_threads: int | None = None, gram="auto", comm=None, checkpoint=None, checkpoint_every: int = 10,
-          resume: bool = False) -> SolveResult:
+          *, solver="fista", n_threads: int | None = None, gram="auto", comm=None, checkpoint=None,
+          checkpoint_every: int = 10, resume: bool = False) -> SolveResult:
     """Fit all tasks jointly by minimizing the regularized multi-task objective.
 
     Parameters
@@ -85,6 +135,12 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         ``callback(state)`` with a :class:`SolverState` after every iteration; raising
         ``StopIteration`` stops the solve cleanly (``converged`` is then False). Under MPI it
         sees this rank's columns, and a stop on any rank stops all at the next collective.
+    solver : {"fista", "auto", "cd", "factored"}, default "fista"
+        The engine (see :func:`choose_solver`): FISTA (every formulation, MPI, checkpoints),
+        working sets + coordinate descent (L1/L21 least squares; ``tol`` is a relative duality
+        gap, ``max_iter`` caps the epochs), quasi-Newton on the factors of a trace norm (``tol``
+        is a relative duality gap where the loss gives a dual point, ``max_iter`` caps L-BFGS
+        iterations), or "auto" to choose by the problem.
     n_threads : int, optional
         Threads of the core (default ``MTLX_NUM_THREADS`` or all cores).
     gram : {"auto", True, False}, default "auto"
@@ -144,8 +200,14 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         if not isinstance(data, TaskData):
             raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
     if comm is None:
+        engine = choose_solver(solver, data, loss, pen, alpha, checkpoint=checkpoint is not None)
+        if engine != "fista":
+            return _other_engine(engine, data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0,
+                                 b0, callback, n_threads, start)
         reduction = LocalReduction(data.task_ids)
     else:
+        if choose_solver(solver, data, loss, pen, alpha, distributed=True) != "fista":
+            raise AssertionError("unreachable: every other engine needs one process")
         from .distributed import MPIReduction
 
         reduction = MPIReduction(comm, data)
@@ -212,6 +274,29 @@ def _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_ite
         task_ids=np.asarray(reduction.global_ids), n_allreduce=n_calls, allreduce_bytes=n_bytes,
         gram=isinstance(smooth, GramSquaredLoss),
         components=tuple(p.astype(dtype, copy=False) for p in parts) if len(parts) > 1 else (W,))
+
+
+def _other_engine(engine, data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0, b0, callback,
+                  n_threads, start) -> SolveResult:
+    """Working sets or the factored engine, in one process, inside the BLAS thread limit."""
+    n_threads = resolve_n_threads(n_threads)
+    with blas_threads(n_threads):
+        if engine == "cd":
+            from .working_set import solve_working_set
+
+            if b0 is not None:
+                raise ValueError("solver='cd' computes the intercepts exactly: b0 is not used; leave it None")
+            return solve_working_set(data, pen, alpha, l2, fit_intercept, task_weights, tol=tol, max_iter=max_iter,
+                                     W0=W0, callback=callback, n_threads=n_threads)
+        from .factored import solve_trace
+
+        W_rows = b_start = None
+        if W0 is not None or b0 is not None:
+            W_rows, b_start = as_parameters(data, np.zeros((data.n_features, data.n_tasks)) if W0 is None else W0, b0,
+                                            "W0", "b0")
+            W_rows = W_rows.astype(np.float64)
+        return solve_trace(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, n_threads, W_rows,
+                           b_start, callback=callback, start=start)
 
 
 def _agreed_errors(comm):

@@ -1,0 +1,85 @@
+"""The factored trace-norm engine against FISTA's optimum, its certificate, rank growth and warm starts."""
+
+import numpy as np
+import pytest
+
+import mtlx
+from mtlx import penalties as P
+
+from conftest import make_tasks
+
+
+def low_rank_tasks(rng, T=6, d=8, rank=2, logistic=()):
+    B = rng.standard_normal((d, rank)) @ rng.standard_normal((rank, T))
+    tasks = []
+    for t in range(T):
+        X = rng.standard_normal((int(rng.integers(25, 60)), d))
+        y = X @ B[:, t] + 0.5 + 0.3 * rng.standard_normal(len(X))
+        tasks.append((X, np.where(y > 0.5, 1.0, -1.0) if t in logistic else y))
+    return tasks
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic", "mixed"])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_reaches_fistas_optimum_with_a_certified_gap(rng, loss, fit_intercept):
+    T = 6
+    logistic = {"squared": (), "logistic": tuple(range(T)), "mixed": (1, 3, 5)}[loss]
+    losses = ["logistic" if t in logistic else "squared" for t in range(T)]
+    data = mtlx.TaskData.from_tasks(low_rank_tasks(rng, T, logistic=logistic))
+    kw = dict(loss=losses, penalty="trace", alpha=0.05, fit_intercept=fit_intercept)
+    ref = mtlx.solve(data, tol=1e-11, max_iter=200_000, **kw)
+    res = mtlx.solve(data, tol=1e-10, solver="factored", **kw)
+    assert res.converged and res.solver == "factored" and "duality gap" in res.message
+    assert res.objective == pytest.approx(ref.objective, rel=1e-9)
+    assert res.optimality <= 1e-10  # the certified relative gap
+    # The gap bounds the distance to the optimum: F(res) - F* <= gap * F(res).
+    assert res.objective - min(ref.objective, res.objective) <= res.optimality * res.objective + 1e-12
+    np.testing.assert_allclose(res.W, ref.W, atol=1e-5 * np.abs(ref.W).max())
+
+
+def test_shared_input_float32_and_a_smooth_term(rng):
+    X = rng.standard_normal((80, 7))
+    Y = X @ rng.standard_normal((7, 2)) @ rng.standard_normal((2, 5)) + 0.2 * rng.standard_normal((80, 5))
+    for dtype in (np.float64, np.float32):
+        data = mtlx.TaskData.from_shared(X.astype(dtype), Y.astype(dtype))
+        for penalty in ("trace", P.Trace(1.0) + P.Mean(0.5)):
+            ref = mtlx.solve(data, penalty=penalty, alpha=0.1, tol=1e-12 if dtype == np.float64 else 1e-7,
+                             max_iter=100_000)
+            res = mtlx.solve(data, penalty=penalty, alpha=0.1, tol=1e-9 if dtype == np.float64 else 1e-6,
+                             solver="factored")
+            assert res.converged and res.W.dtype == dtype
+            assert res.objective == pytest.approx(ref.objective, rel=1e-8 if dtype == np.float64 else 1e-5)
+
+
+def test_rank_grows_from_zero_and_warm_starts_keep_the_optimum(rng):
+    # Zero factors are a saddle point of the factored problem: from a zero warm start (what a
+    # path or a warm-started estimator passes at large alpha) the rank must still grow.
+    data = mtlx.TaskData.from_tasks(low_rank_tasks(rng))
+    top = mtlx.alpha_max(data, "trace")
+    big = mtlx.solve(data, penalty="trace", alpha=1.5 * top, solver="factored")
+    assert big.converged and np.all(big.W == 0)
+    res = mtlx.solve(data, penalty="trace", alpha=0.02, tol=1e-10, solver="factored", W0=big.W)
+    ref = mtlx.solve(data, penalty="trace", alpha=0.02, tol=1e-12, max_iter=200_000)
+    assert res.converged and res.objective == pytest.approx(ref.objective, rel=1e-9)
+    again = mtlx.solve(data, penalty="trace", alpha=0.02, tol=1e-10, solver="factored", W0=res.W)
+    assert again.n_iter <= 30 and again.objective == pytest.approx(res.objective, rel=1e-10)
+
+
+def test_auto_picks_it_and_callbacks_stop_it(rng):
+    data = mtlx.TaskData.from_tasks(make_tasks(rng, [30, 40, 25, 35], 5))
+    model = mtlx.MultiTaskRegressor(penalty="trace", alpha=0.1).fit(data)
+    assert model.solver_ == "factored"
+    seen = []
+
+    def stop_after_three(state):
+        seen.append(state.objective)
+        if len(seen) == 3:
+            raise StopIteration
+
+    res = mtlx.solve(data, penalty="trace", alpha=0.1, solver="factored", callback=stop_after_three)
+    assert len(seen) == 3 and not res.converged and res.message == "stopped by callback"
+    assert np.all(np.diff(seen) <= 1e-12 * abs(seen[0]))  # phi decreases along L-BFGS
+    with pytest.raises(ValueError, match="solver='factored' needs a trace norm"):
+        mtlx.solve(data, penalty="l21", solver="factored")
+    with pytest.raises(ValueError, match="solver='factored' needs alpha > 0"):
+        mtlx.solve(data, penalty="trace", alpha=0.0, solver="factored")
