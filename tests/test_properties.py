@@ -11,9 +11,8 @@ overflow) whose message names the offending argument.
 
 Arrays come from a seed drawn by hypothesis (cheap to generate, shrinks to seed 0); what matters
 for a property (shape, dtype, layout, scale, the injected fault) is drawn explicitly, so the
-falsifying examples hypothesis prints are readable. Properties mtlx breaks today are marked
-``xfail(strict=True)`` with the falsifying example pinned by ``@example``, so each fails on every
-run until its defect is fixed (then the marker must go).
+falsifying examples hypothesis prints are readable. The examples that once broke a property
+are pinned by ``@example``, so each stays a regression test.
 """
 
 import contextlib
@@ -494,8 +493,6 @@ def test_from_stacked_groups_rows_by_sorted_id(scratch, n, d, data):
         assert np.array_equal(got_X, X[rows].astype(td.dtype)) and np.array_equal(got_y, y[rows].astype(td.dtype))
 
 
-@pytest.mark.xfail(strict=True, reason="integers beside float32 inputs are stored as float32 and rounded "
-                                       "(y = 16777217 with float32 X is stored as 16777216)")
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 4), seed=st.integers(0, 2**16), int_dtype=st.sampled_from((np.int32, np.int64)))
 @example(n=1, seed=0, int_dtype=np.int64).via("y = 16777217 beside float32 X")
@@ -778,9 +775,6 @@ OVERFLOWING = {"losses": ["logistic"], "task_weights": "mean", "c": np.ones(1), 
 
 
 @pytest.mark.skipif(LONG is None, reason="needs an extended-range long double for the reference")
-@pytest.mark.xfail(strict=True, reason="logistic loss_grad where products x_ij w_jt overflow with both signs (a "
-                                       "margin inf - inf = NaN) returns loss 0 and gradient 0: X = [[1e200, 1e200]], "
-                                       "W = [[1e200], [-1e200]], y = 1 (true margin 0, loss log 2)")
 @settings(max_examples=40, deadline=None)
 @given(problem=problems(min_features=2, dtypes=(np.float64, np.float32)), data=st.data())
 @example(problem=OVERFLOWING, data=None).via("x . w = 1e400 - 1e400 in float64")
@@ -946,9 +940,6 @@ def test_prox_at_extreme_scales(name, scale, ratio, d, T, seed):
     check_extreme_prox(name, scale, ratio, d, T, seed)
 
 
-@pytest.mark.xfail(strict=True, reason="trace prox with d <= T (the W W^T eigendecomposition path) zeroes W of "
-                                       "entries 1e200/1e300 (the Gram matrix overflows) or 1e-170/1e-300 (it "
-                                       "underflows)")
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @settings(max_examples=40, deadline=None)
 @given(scale=EXTREME_SCALES, ratio=EXTREME_RATIOS, d=st.integers(1, 4), T=st.integers(1, 4),
@@ -961,9 +952,6 @@ def test_trace_prox_at_extreme_scales(scale, ratio, d, T, seed):
     check_extreme_prox("trace", scale, ratio, d, T, seed)
 
 
-@pytest.mark.xfail(strict=True, reason="linf1 prox with tau below half an ulp of a row's largest magnitude clips the "
-                                       "row at the mean of its top magnitudes: [[34, -24]] at tau = 1e-20 gives "
-                                       "[[29, -24]] (linf1.prox_linf_rows finds no position above the threshold)")
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**16), d=st.integers(1, 3), T=st.integers(2, 4),
        ratio=st.sampled_from((1e-17, 1e-20, 1e-100, 1e-300)), penalty=st.sampled_from(("linf1", "L1(1) + LInf1(1)")))
@@ -980,8 +968,6 @@ def test_linf1_prox_below_the_rounding_of_the_entries(seed, d, T, ratio, penalty
     np.testing.assert_allclose(out, expected, rtol=1e-9, atol=0)
 
 
-@pytest.mark.xfail(strict=True, reason="prox of a W with 0 columns (no tasks) fails with numpy's 'cannot reshape "
-                                       "array of size 0', which names no argument")
 @settings(max_examples=20, deadline=None)
 @given(penalty=PROX_PENALTIES, d=st.integers(0, 3))
 @example(penalty="l21", d=3)
@@ -1116,8 +1102,6 @@ NO_FEATURES = {"losses": ["squared"], "task_weights": "mean", "c": np.ones(1), "
                "tasks": [(np.zeros((1, 0)), np.array([1.0]))]}
 
 
-@pytest.mark.xfail(strict=True, reason="solve with 0 features and a Shared block (alone or in Superpose) fails with "
-                                       "numpy's 'zero-size array to reduction operation maximum' (problem._set_scales)")
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @settings(max_examples=30, deadline=None)
 @given(case=problems(max_features=0).flatmap(lambda p: st.tuples(st.just(p), solve_penalties(len(p["tasks"])))),
@@ -1138,10 +1122,6 @@ def scaled_problem(m: int, d: int, T: int, seed: int, scale: float) -> dict:
             "dtype": np.dtype(np.float64), "spec": ("shared", X, Y), "tasks": [(X, Y[:, t]) for t in range(T)]}
 
 
-@pytest.mark.xfail(strict=True, reason="solve fails on rescaled data: X ~ 1e100 is refused ('the losses overflow "
-                                       "float64') because the first line-search step overflows instead of "
-                                       "backtracking; X ~ 1e-20 'stalls' unconverged (step grows too slowly), "
-                                       "F 0.57 against an optimum of 0.46")
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @settings(max_examples=30, deadline=None)
 @given(m=st.integers(1, 4), d=st.integers(1, 3), T=st.integers(1, 3), seed=st.integers(0, 2**16),
@@ -1206,8 +1186,6 @@ def test_solve_names_the_bad_option(scratch, problem, fault):
     expect_error(lambda: mtlx.solve(**args), names)
 
 
-@pytest.mark.xfail(strict=True, reason="solve accepts any truthy or falsy fit_intercept: fit_intercept='no' fits "
-                                       "intercepts, None does not")
 @settings(max_examples=20, deadline=None)
 @given(value=st.sampled_from(("no", "yes", "False", None, 1.0, np.float64(0.0), [True])))
 @example(value="no")
@@ -1449,8 +1427,6 @@ def central_directory_offsets(raw: bytes) -> list:
     return offsets
 
 
-@pytest.mark.xfail(strict=True, reason="mtlx.load raises NotImplementedError('zip file version ...') when the "
-                                       "'version needed to extract' of a zip directory entry is corrupted")
 @settings(max_examples=60, deadline=None)
 @given(which=st.integers(0, 2), where=st.sampled_from(("anywhere", "directory")),
        flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 7)), min_size=1, max_size=3),

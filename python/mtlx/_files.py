@@ -196,7 +196,7 @@ def open_npz(path, compressed: bool) -> tuple:
         raise ValueError("a single .npy array, not an .npz archive")
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         raise ValueError("not a zip file, so not an .npz archive") from None
     try:
         members = {}

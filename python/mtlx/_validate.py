@@ -57,16 +57,19 @@ def as_real_array(a, name: str, where: str = "", ndim: int | None = None) -> np.
 
 
 def core_dtype(arrays) -> np.dtype:
-    """float32 when every floating array is float32 (integers follow along), else float64."""
-    kinds = [a.dtype for a in arrays]
-    floats = [k for k in kinds if k.kind == "f"]
-    if floats and all(k == np.float32 for k in floats):
+    """float32 when every floating array is float32 and every integer one is exact in float32
+    (|v| <= 2^24: integer labels and counts follow along), else float64."""
+    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
+    if floats and all(k == np.float32 for k in floats) and all(
+            a.size == 0 or np.abs(a).max() <= 2**24 for a in arrays if a.dtype.kind in "iu"):
         return np.dtype(np.float32)
     return np.dtype(np.float64)
 
 
 def first_nonfinite_row(a: np.ndarray, n_threads: int = 1) -> int:
     """Index of the first row of ``a`` (C-contiguous float, 1-D or 2-D) holding NaN/inf, or -1."""
+    if a.size == 0:
+        return -1
     return _core.first_nonfinite_row(a.reshape(a.shape[0], -1), n_threads)
 
 
@@ -178,7 +181,10 @@ def resolve_task_weights(task_weights, n_samples: np.ndarray) -> np.ndarray:
         if task_weights == "sum":
             return np.ones(T)
         raise ValueError(f"task_weights must be 'mean', 'sum' or an array of {T} numbers, got {task_weights!r}")
-    c = as_real_array(task_weights, "task_weights").astype(np.float64).ravel()
+    raw = as_real_array(task_weights, "task_weights")
+    if raw.dtype.kind == "b":
+        raise TypeError("task_weights must hold numbers, got booleans")
+    c = raw.astype(np.float64).ravel()
     if np.ndim(task_weights) != 1 or c.shape[0] != T:
         raise ValueError(f"task_weights has shape {np.shape(task_weights)}, expected ({T},) (one weight per task)")
     bad = np.flatnonzero(~np.isfinite(c) | (c < 0))

@@ -114,12 +114,13 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
         problem.reduce(start)
         F = float(start[0] + start[1])
         if not np.isfinite(F):
-            raise FloatingPointError("the objective is not finite at the starting point (an overflow in the "
-                                     "penalty or the warm start)")
-        state = FistaState(x=x, y=x.copy(), t=1.0, L=1.0, L_seen=0.0, F=F, history=[F], n_evals=1, n_iter=0,
+            raise problem.overflow_error()
+        state = FistaState(x=x, y=x.copy(), t=1.0, L=problem.initial_curvature, L_seen=0.0, F=F, history=[F],
+                           n_evals=1, n_iter=0,
                            grad0=np.sqrt(start[2 : 2 + n_blocks]).tolist())
     x, y = state.x.copy(), state.y.copy()
-    # L: first trial step 1; backtracking jumps to the measured curvature at once.
+    # L: the first trial from the problem's own curvature scale; backtracking jumps to the measured
+    # curvature at once.
     t, L, L_seen, F, history, n_evals = state.t, state.L, state.L_seen, state.F, list(state.history), state.n_evals
     F_floor = tol * abs(history[0])
     x_new = np.empty_like(x)
@@ -166,8 +167,12 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
             if not (quadratic or speculative):
                 f_y = problem.f(y, grad)
                 n_evals += 1
-            # Try a larger step than last time, but not beyond the curvature just observed.
-            L = max(0.98 * L, L_seen, np.finfo(np.float64).tiny)
+            # Try a larger step than last time, but not beyond the curvature just observed; when the
+            # curvature seen is far below the estimate (the first steps of a badly scaled problem:
+            # X of scale 1e-20 gave curvatures of 1e-40 against a first L of 1), come down by a
+            # decade per iteration instead of 2%.
+            # (A curvature below the rounding noise of f is not measured: L_seen = 0 keeps the 2%.)
+            L = max(0.1 * L if 0 < L_seen < 0.1 * L else 0.98 * L, L_seen, np.finfo(np.float64).tiny)
             for _ in range(200):
                 _core.gradient_step(y, grad, 1.0 / L, x_new)
                 if speculative:
@@ -205,11 +210,9 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
                 if not np.isfinite(L):
                     break
             else:
-                raise RuntimeError("line search failed: no step of 200 tried decreased the objective (the smooth "
-                                   "part is not finite or its gradient not Lipschitz near the current point)")
+                raise problem.overflow_error()
             if not np.isfinite(L):
-                raise FloatingPointError("line search failed: the curvature overflows (the data or the penalty "
-                                         "weights hold values too large for float64)")
+                raise problem.overflow_error()
         except _Stopped:
             stopped_by_callback = True
             n_iter -= 1

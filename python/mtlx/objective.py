@@ -141,6 +141,7 @@ def as_parameters(data: TaskData, W, b, W_name: str = "W", b_name: str = "b"):
     W = as_real_array(W, W_name, ndim=2)
     if W.shape != (d, T):
         raise ValueError(f"{W_name} has shape {W.shape}, expected (n_features, n_tasks) = ({d}, {T})")
+    _check_representable(W, W_name, data.dtype)
     Wt = np.ascontiguousarray(W.T, dtype=data.dtype)
     bad = first_nonfinite_row(Wt)
     if bad >= 0:
@@ -150,6 +151,17 @@ def as_parameters(data: TaskData, W, b, W_name: str = "W", b_name: str = "b"):
     b = as_real_array(b, b_name)
     if b.shape != (T,):
         raise ValueError(f"{b_name} has shape {b.shape}, expected (n_tasks,) = ({T},)")
+    _check_representable(b, b_name, data.dtype)
     b = np.ascontiguousarray(b, dtype=data.dtype)
     check_finite(b, b_name)
     return Wt, b
+
+
+def _check_representable(a: np.ndarray, name: str, dtype) -> None:
+    """Finite values beyond the data's dtype (a float64 W of 1e39 for float32 data) are named as such,
+    rather than as the infinities the conversion would make of them."""
+    if a.dtype.kind == "f" and a.dtype.itemsize > np.dtype(dtype).itemsize and a.size:
+        finite = a[np.isfinite(a)]
+        if finite.size and np.abs(finite).max() > np.finfo(dtype).max:
+            raise ValueError(f"{name} holds values up to {np.abs(finite).max():.3g} that the data's dtype ({dtype}) "
+                             "cannot carry")

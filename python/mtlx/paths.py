@@ -243,6 +243,9 @@ def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=
     pen = get_penalty(penalty)
     n_threads = resolve_n_threads(n_threads)
     tol = check_real(tol, "tol")
+    eps = check_real(eps, "eps", 0.0, low_open=True)
+    if not isinstance(fit_intercept, (bool, np.bool_)):
+        raise TypeError(f"The 'fit_intercept' parameter must be a bool. Got {fit_intercept!r} instead.")
     max_iter = check_int(max_iter, "max_iter", 1)
     l2 = check_real(l2, "l2")
     if n_alphas is not None:

@@ -165,21 +165,24 @@ class Problem:
 
     # ------------------------------------------------------------------ structure
     def _set_scales(self) -> None:
-        """The fixed metric: intercepts and shared blocks scaled to the task blocks' curvature.
+        """The fixed metric: intercepts and shared blocks scaled to the task blocks' curvature; and
+        the curvature the first line-search trial starts from.
 
         Curvatures from the diagonal of the data term's Hessian: ``kappa_t c_t ||x_tj - xbar_tj||^2``
         for coefficient j of task t (kappa the loss's bound on L''), ``kappa_t c_t m_t`` for its
         intercept, and the sum over tasks for a shared coefficient. The reference is the largest
-        coefficient curvature of any task (+ l2).
+        coefficient curvature of any task (+ l2): a lower bound of the Lipschitz constant within a
+        factor d, so the first step is of the problem's scale whatever the data's (X of scale 1e-20
+        has curvatures of 1e-40: from a first trial at 1, the line search needed thousands of
+        iterations to come down).
         """
-        if not (self.fit_intercept or self.shared_blocks):
-            return
         data, smooth = self.smooth.data, self.smooth
         kappa_c = np.array([loss.curvature for loss in smooth.loss_objects]) * smooth.weights
-        diag = data.column_sq_norms(centered=self.fit_intercept) * kappa_c[:, None] if data.n_tasks else \
+        diag = self._column_curvatures(centered=self.fit_intercept) * kappa_c[:, None] if data.n_tasks else \
             np.zeros((0, self.n_features))
         reference = self.reduction.max(float(diag.max()) if diag.size else 0.0) + self.l2
-        if not reference > 0:
+        self.initial_curvature = reference if np.isfinite(reference) and reference > 0 else 1.0
+        if not (self.fit_intercept or self.shared_blocks) or not reference > 0:
             return
         if self.fit_intercept:
             curv = kappa_c * data.n_samples
@@ -188,9 +191,29 @@ class Problem:
             column_sums = diag.sum(axis=0)
             if self.distributed:
                 column_sums = self.reduce(np.concatenate([column_sums, np.zeros(self.n_flags)]))[: self.n_features]
-            curv = float(column_sums.max()) + self.l2 * self.ctx.n_tasks
+            curv = (float(column_sums.max()) if column_sums.size else 0.0) + self.l2 * self.ctx.n_tasks
             for b in self.shared_blocks:
                 b.scale = np.sqrt(curv / reference) if curv > 0 else 1.0
+
+    def _column_curvatures(self, centered: bool) -> np.ndarray:
+        """``||x_tj - xbar_tj||^2`` (T, d): from the Gram matrices' diagonals when the squared loss
+        runs in the Gram form (no pass over the data), else one pass."""
+        from .gram import GramSquaredLoss
+
+        smooth, data = self.smooth, self.smooth.data
+        if isinstance(smooth, GramSquaredLoss):
+            G_diag = np.einsum("gjj->gj", smooth.G).astype(np.float64)
+            sums = smooth.s.astype(np.float64)
+            rows = data.n_samples.astype(np.float64)[: G_diag.shape[0]] if data.layout != "shared" else \
+                np.full(1, float(data.X.shape[0]))
+            out = G_diag - (sums * sums / np.maximum(rows, 1.0)[:, None] if centered else 0.0)
+            out = np.maximum(out, 0.0)
+            return np.repeat(out, data.n_tasks, axis=0) if data.layout == "shared" else out
+        return data.column_sq_norms(centered=centered)
+
+    def overflow_error(self) -> ValueError:
+        """The error of a smooth part that is not finite at any point tried: values the data's dtype cannot carry."""
+        return ValueError(overflow_message(self.smooth.data))
 
     def view(self, theta: np.ndarray, block: Block) -> np.ndarray:
         """The block's entries of theta, shaped (a view, in theta's scaled coordinates)."""
@@ -355,8 +378,6 @@ class Problem:
                 value = self.smooth(W_call, b, gW if direct else self._gW, self._gb)
                 if not direct:
                     np.copyto(gW, self._gW, casting="same_kind")
-        if not np.isfinite(value):
-            raise ValueError(overflow_message(self.smooth.data))
         if self.l2:
             value += 0.5 * self.l2 * float(np.einsum("td,td->", W, W))
         if grad is None:

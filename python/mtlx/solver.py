@@ -192,6 +192,8 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         pen, alpha, l2, tol, max_iter = check_options(penalty, alpha, l2, tol, max_iter)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        if not isinstance(fit_intercept, (bool, np.bool_)):
+            raise TypeError(f"The 'fit_intercept' parameter must be a bool. Got {fit_intercept!r} instead.")
         if b0 is not None and not fit_intercept:
             raise ValueError("b0 was given but fit_intercept is False")
         if checkpoint is None and resume:

@@ -39,18 +39,21 @@ struct SquaredLoss {
 /// Evaluated in double whatever Real is, without branches, so that a loop over many margins
 /// vectorizes: with t = y z and e = exp(-|t|) <= 1 (never overflows),
 ///   L = max(-t, 0) + log1p(e),   dL/dz = -y sigmoid(-t) = -y (t > 0 ? e : 1) / (1 + e).
+/// Vectorized max and min return their second operand for a NaN, which turned a NaN margin (an
+/// overflowed product of X and W) into a loss of 0; adding 0 * t, exactly 0 for a finite t,
+/// carries a NaN or an infinite margin into the result, where the caller reports it.
 struct LogisticLoss {
   template <class Real>
   MTLX_HD static double value(Real y, Real z) {
     const double t = static_cast<double>(y) * static_cast<double>(z);
     const double e = exp_nonpositive(-std::fabs(t));
-    return (t > 0.0 ? 0.0 : -t) + log1p_unit(e);
+    return (t > 0.0 ? 0.0 : -t) + log1p_unit(e) + 0.0 * t;
   }
   template <class Real>
   MTLX_HD static Real deriv(Real y, Real z) {
     const double t = static_cast<double>(y) * static_cast<double>(z);
     const double e = exp_nonpositive(-std::fabs(t));
-    return static_cast<Real>(-static_cast<double>(y) * (t > 0.0 ? e : 1.0) / (1.0 + e));
+    return static_cast<Real>(-static_cast<double>(y) * (t > 0.0 ? e : 1.0) / (1.0 + e) + 0.0 * t);
   }
 };
 

@@ -29,6 +29,9 @@ def prox_linf_rows(W: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
     above = S - csum / k > 0
     rho = W.shape[1] - np.argmax(above[:, ::-1], axis=1)
     theta = csum[np.arange(W.shape[0]), rho - 1] / rho
+    # t below the rounding of a row's largest entry leaves no position above the threshold: the
+    # threshold is then that entry itself (the row unchanged, to rounding).
+    theta = np.where(above.any(axis=1), theta, S[:, 0])
     theta = np.where(A.sum(axis=1) > t, np.maximum(theta, 0.0), 0.0)
     return np.clip(W, -theta[:, None], theta[:, None]), theta
 

@@ -30,9 +30,17 @@ class Trace(Penalty):
 
     def prox(self, V, tau, out, ctx):
         if V.shape[1] <= V.shape[0]:
+            # Scaled by the largest entry first: the Gram matrix of a W of scale 1e200 overflows
+            # and of 1e-170 underflows (the prox then returned zeros).
+            scale = float(np.abs(V).max()) if V.size else 0.0
+            if not scale > 0:
+                out[...] = 0.0
+                return 0.0
             stats = np.empty(FeatureGram.size(V.shape[1]))
-            FeatureGram.local(V, stats)
-            return self.prox_from_stats(V, stats, tau, out, ctx)
+            FeatureGram.local(V / scale, stats)
+            value = self.prox_from_stats(V / scale, stats, tau / scale, out, ctx)
+            out *= scale
+            return value * scale
         return self.w * _core.prox(int(_core.PenaltyKind.trace), V, tau * self.w, out, ctx.n_threads)
 
     def value(self, V, ctx):
