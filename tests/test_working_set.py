@@ -198,3 +198,28 @@ def test_gather_block_is_numpy_fancy_indexing():
         _core.gather_block(H, rows, np.array([11]), np.empty((3, 3, 1)))
     with pytest.raises(ValueError, match=r"out has shape \(3, 3, 3\), expected \(3, 3, 4\)"):
         _core.gather_block(H, rows, cols, np.empty((3, 3, 3)))
+
+
+@pytest.mark.parametrize("layout", ["shared", "stacked"])
+@pytest.mark.parametrize("penalty", ["l1", "l21"])
+def test_results_are_bitwise_independent_of_the_thread_count(monkeypatch, layout, penalty):
+    # The engine's products over X run in fixed row blocks (made small here so that there are
+    # many), each entry summed by one thread: 1 and 2 threads give the same bits (BLAS's own
+    # threading split the sums differently: up to 1.7e-15 apart).
+    import mtlx._blocked
+
+    monkeypatch.setattr(mtlx._blocked, "BLOCK_BYTES", 1 << 12)
+    monkeypatch.setattr(mtlx._blocked, "CHUNK_COLUMNS", 7)  # several column chunks for the threads
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((600, 40))
+    W = np.zeros((40, 6))
+    W[:5] = rng.standard_normal((5, 6))
+    Y = X @ W + 0.5 + 0.2 * rng.standard_normal((600, 6))
+    data = mtlx.TaskData.from_shared(X, Y) if layout == "shared" else \
+        mtlx.TaskData.from_tasks([(X[100 * t : 100 * t + 100], Y[100 * t : 100 * t + 100, t]) for t in range(6)])
+    runs = [solve_working_set(data, penalty, alpha=0.02, fit_intercept=True, tol=1e-12, n_threads=n)
+            for n in (1, 2)]
+    assert runs[0].converged
+    np.testing.assert_array_equal(runs[0].W, runs[1].W)
+    np.testing.assert_array_equal(runs[0].b, runs[1].b)
+    assert runs[0].objective == runs[1].objective

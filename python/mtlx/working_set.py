@@ -22,14 +22,16 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import _core
+from ._blocked import column_chunks, column_products, row_sums
 from ._config import blas_threads, resolve_n_threads
 from ._validate import check_int, resolve_task_weights
 from .data import TaskData
-from .objective import SmoothLoss, as_parameters, loss_grad
+from .objective import as_parameters, loss_grad
 from .penalties import Penalty, get_penalty
 from .results import SolveResult, SolverState, convergence_warning
 from .solver import check_options
@@ -150,13 +152,21 @@ class WorkingSetSolver:
         self.c = resolve_task_weights(task_weights, data.n_samples)
         d, T = data.n_features, data.n_tasks
         self.n_gram = 1 if data.layout == "shared" else T
-        with blas_threads(self.n_threads):
+        with blas_threads(1):
             self._center()
             if data.layout == "shared":
-                # B = X' (Y - ybar) C: one BLAS product (the core's pass would also form X W).
-                Yc = data.Y - self.ybar.astype(data.dtype)
-                self.B = np.ascontiguousarray((data.X.T @ Yc) * self.c, dtype=np.float64)
-                self.value_at_zero = 0.5 * float(np.einsum("ij,ij->j", Yc, Yc, dtype=np.float64) @ self.c)
+                # B = X' (Y - ybar) C and f(0), over blocks of rows (no n x T copy of Y).
+                ybar = self.ybar
+
+                def centered_Y(lo, hi):
+                    return data.Y[lo:hi] - ybar
+
+                B = np.zeros((T, d))
+                column_products(lambda lo, hi: centered_Y(lo, hi).T, data.X, B, self.n_threads)
+                self.B = np.ascontiguousarray(B.T * self.c)
+                sq = row_sums(lambda lo, hi: np.einsum("ij,ij->j", centered_Y(lo, hi), centered_Y(lo, hi)),
+                              data.X.shape[0], data.X.shape[1] * 8, T, self.n_threads)
+                self.value_at_zero = 0.5 * float(sq @ self.c)
             else:
                 # Minus the gradient at W = 0 with b = ybar: one core pass over the tasks' rows.
                 f0, g0, _ = loss_grad(data, np.zeros((d, T), dtype=data.dtype), self.ybar.astype(data.dtype),
@@ -216,15 +226,30 @@ class WorkingSetSolver:
             grown[:, :self._n_cols] = self._H[:, :self._n_cols]
             self._H = grown
         rows = slice(self._n_cols, need)
-        with blas_threads(self.n_threads):
-            for g in range(self.n_gram):
-                Xg = data.X if data.layout == "shared" else data.X[self._task_rows(g)]
-                XS = Xg[:, new].T
-                if self.fit_intercept:
-                    XS = XS - self.xbar[g, new][:, None]
-                np.matmul(np.ascontiguousarray(XS), Xg, out=self._H[g, rows])
+        if data.layout == "shared":
+            xbar = self.xbar[0, new]
+
+            def left(lo, hi):  # one block's selected columns, centered, transposed: a copy of the block's size
+                return np.ascontiguousarray((data.X[lo:hi, new] - xbar).T)
+
+            column_products(left, data.X, self._H[0, rows], self.n_threads)
+        else:
+            self._per_task(lambda g: np.matmul(np.ascontiguousarray(
+                (data.X[self._task_rows(g)][:, new] - self.xbar[g, new]).T), data.X[self._task_rows(g)],
+                out=self._H[g, rows]))
         self._pos[new] = np.arange(self._n_cols, need)
         self._n_cols = need
+
+    def _per_task(self, work) -> None:
+        """``work(t)`` for every task, tasks spread over the threads, BLAS single-threaded inside
+        (each task's products by one thread: the result does not depend on the thread count)."""
+        with blas_threads(1):
+            if self.n_threads == 1 or self.n_gram == 1:
+                for g in range(self.n_gram):
+                    work(g)
+                return
+            with ThreadPoolExecutor(min(self.n_threads, self.n_gram)) as pool:
+                list(pool.map(work, range(self.n_gram)))
 
     def _gram_block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """H_t[rows, cols] for every t (rows cached), shape (n_gram, len(rows), len(cols)).
@@ -237,9 +262,26 @@ class WorkingSetSolver:
         return out
 
     def _products(self, H: np.ndarray, W: np.ndarray) -> np.ndarray:
-        """[H_t w_t]_t for H (n_gram, r, s) and W (s, T): shape (r, T)."""
+        """[H_t w_t]_t for H (n_gram, r, s) and W (s, T): shape (r, T).
+
+        Shared H: the tasks' columns in fixed chunks spread over the threads, each product
+        single-threaded BLAS (every entry computed the same way whatever the thread count)."""
         if self.n_gram == 1:
-            return H[0] @ W
+            out = np.empty((H.shape[1], W.shape[1]))
+            chunks = column_chunks(W.shape[1])
+
+            def part(chunk):
+                a, b = chunk
+                out[:, a:b] = H[0] @ W[:, a:b]
+
+            with blas_threads(1):
+                if self.n_threads == 1 or len(chunks) == 1:
+                    for chunk in chunks:
+                        part(chunk)
+                else:
+                    with ThreadPoolExecutor(min(self.n_threads, len(chunks))) as pool:
+                        list(pool.map(part, chunks))
+            return out
         return np.einsum("trs,st->rt", H, W)
 
     def gradient_and_value(self, W: np.ndarray, features: np.ndarray | None = None, *, direct: bool = False):
@@ -259,7 +301,7 @@ class WorkingSetSolver:
             return corr, self.value_at_zero + ridge
         self._add_columns(support)
         WS = W[support]
-        with blas_threads(self.n_threads):
+        with blas_threads(1):
             if features is None:
                 H = self._H[:, self._pos[support]]
             else:
@@ -277,13 +319,22 @@ class WorkingSetSolver:
         """sum_t c_t 0.5 ||y_t - X_t[:, S] w_t - b_t||^2 by one core pass over the support."""
         data = self.data
         b = self.intercepts_of(support, WS)
-        if data.layout == "shared":  # one BLAS product over the support's columns
-            R = data.Y - data.X[:, support] @ WS.astype(data.dtype) - b.astype(data.dtype)
-            return 0.5 * float(np.einsum("ij,ij->j", R, R, dtype=np.float64) @ self.c)
-        sub = TaskData(layout=data.layout, X=np.ascontiguousarray(data.X[:, support]), y=data.y, Y=data.Y,
-                       offsets=data.offsets, task_ids=data.task_ids)
-        Wt = np.ascontiguousarray(WS.T, dtype=data.dtype)
-        return float(SmoothLoss(sub, "squared", self.c, self.n_threads)(Wt, b.astype(data.dtype)))
+        if data.layout == "shared":  # residuals over blocks of rows and the support's columns
+            def squares(lo, hi):
+                R = data.Y[lo:hi] - data.X[lo:hi, support] @ WS - b
+                return np.einsum("ij,ij->j", R, R)
+
+            sq = row_sums(squares, data.X.shape[0], data.X.shape[1] * 8, data.n_tasks, self.n_threads)
+            return 0.5 * float(sq @ self.c)
+        sq = np.zeros(data.n_tasks)
+
+        def task_squares(t):
+            X_t, y_t = data.task(t)
+            r = y_t - X_t[:, support] @ WS[:, t] - b[t]
+            sq[t] = float(r @ r)
+
+        self._per_task(task_squares)
+        return 0.5 * float(sq @ self.c)
 
     def intercepts_of(self, support: np.ndarray, WS: np.ndarray) -> np.ndarray:
         """b_t = ybar_t - xbar_t . w_t (zeros without intercepts)."""
@@ -309,7 +360,7 @@ class WorkingSetSolver:
             ``primal``, ``gap``, ``converged``, ``epochs`` (coordinate-descent epochs),
             ``n_screened``, ``history`` (P at every gap check), ``outer`` (gap checks).
         """
-        with blas_threads(self.n_threads):  # once for the whole solve (nested limits are free)
+        with blas_threads(1):  # BLAS single-threaded: the engine's parallel products are its own (mtlx._blocked)
             return self._solve(alpha, W0, tol, screening, working_set, max_outer, max_epochs, callback)
 
     def _solve(self, alpha, W0, tol, screening, working_set, max_outer, max_epochs, callback):
@@ -367,8 +418,7 @@ class WorkingSetSolver:
             self._add_columns(ws)
             WS = np.ascontiguousarray(W[ws])
             H = np.ascontiguousarray(self._gram_block(ws, ws))
-            with blas_threads(self.n_threads):
-                Q = np.ascontiguousarray(self._products(H, WS))
+            Q = np.ascontiguousarray(self._products(H, WS))
             ran, _, _ = _core.cd_epochs(H, np.ascontiguousarray(self.B[ws]), self.c, float(alpha), self.l2, code,
                                         WS, Q, int(max_epochs - epochs), float(inner_tol))
             epochs += ran
