@@ -12,6 +12,9 @@ resident set size (``wait4`` rusage, the number ``/usr/bin/time -v`` prints) is 
 
 The target is a peak under 1.15x the data size plus those terms. A second child does the same
 from an ``.npz`` file (which numpy reads into memory, so the same data is held once, in RAM).
+With ``--cd``, a shared-input dataset (one X for all tasks, Y with one column per task) of the
+same size is fitted by ``MultiTaskRegressor(penalty="l21")``, whose default engine is working
+sets + coordinate descent (Gram rows of the working set, statistics over blocks of X's rows).
 
 How to run
 ----------
@@ -41,9 +44,18 @@ import json, sys, time, warnings
 import numpy as np
 import mtlx
 from mtlx.io import load_dataset
-path, iters = sys.argv[1], int(sys.argv[2])
+path, iters, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 start = time.perf_counter()
-if iters:
+if iters and mode == "cd":
+    data = load_dataset(path)
+    top = mtlx.alpha_max(data, "l21", fit_intercept=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        model = mtlx.MultiTaskRegressor(penalty="l21", alpha=0.05 * top, max_iter=iters).fit(data)
+    print(json.dumps({"seconds": time.perf_counter() - start, "n_iter": model.n_iter_, "solver": model.solver_,
+                      "W_bytes": model.coef_.nbytes, "T": data.n_tasks, "d": data.n_features,
+                      "support": int((model.coef_ != 0).any(axis=0).sum())}))
+elif iters:
     data = load_dataset(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
@@ -82,13 +94,36 @@ def make_dataset(folder: Path, gb: float, d: int, T: int, seed: int = 0) -> int:
     return sum((folder / f"{name}.npy").stat().st_size for name in ("X", "y", "task"))
 
 
-def peak_rss(path: Path, iters: int) -> tuple[int, dict]:
+def make_shared_dataset(folder: Path, gb: float, d: int, T: int, seed: int = 1) -> int:
+    """Write X (float64) and Y (n x T) as .npy files in chunks, 10% of the rows of W active;
+    returns the bytes of X + Y."""
+    n = int(gb * 1e9 / (8 * (d + T)))
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f"done_{n}_{d}_{T}"
+    if not marker.exists():
+        rng = np.random.default_rng(seed)
+        X = np.lib.format.open_memmap(folder / "X.npy", mode="w+", dtype=np.float64, shape=(n, d))
+        Y = np.lib.format.open_memmap(folder / "Y.npy", mode="w+", dtype=np.float64, shape=(n, T))
+        W = rng.standard_normal((d, T)) * (rng.random(d) < 0.1)[:, None]
+        step = max(1, 2**24 // (d + T))
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            X[lo:hi] = rng.standard_normal((hi - lo, d))
+            Y[lo:hi] = X[lo:hi] @ W + 0.5 * rng.standard_normal((hi - lo, T))
+        X.flush()
+        Y.flush()
+        del X, Y
+        marker.touch()
+    return sum((folder / f"{name}.npy").stat().st_size for name in ("X", "Y"))
+
+
+def peak_rss(path: Path, iters: int, mode: str = "fista") -> tuple[int, dict]:
     """Run the child; returns (its peak RSS in bytes, its JSON output).
 
     The child reports VmHWM itself: the rusage of a child counts the resident set of the
     parent it was forked from, which here holds the freshly written dataset.
     """
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(iters)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(iters), mode], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"child failed on {path}: {done.stderr[-2000:]}")
     *_, info, hwm = done.stdout.strip().splitlines()
@@ -103,6 +138,10 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=int, default=3, help="solver iterations (default 3)")
     parser.add_argument("--dir", default="/tmp/mtlx_bench_memory", help="where the dataset is written")
     parser.add_argument("--npz", action="store_true", help="also measure loading from one .npz file")
+    parser.add_argument("--cd", action="store_true",
+                        help="also a shared-input dataset fitted by MultiTaskRegressor(penalty='l21') (working sets)")
+    parser.add_argument("--cd-tasks", type=int, default=20, help="tasks of the shared-input dataset (default 20)")
+    parser.add_argument("--cd-epochs", type=int, default=2000, help="epoch cap of the working-set fit")
     parser.add_argument("--out", default=str(RESULTS / "bench_memory.json"))
     args = parser.parse_args(argv)
 
@@ -118,11 +157,16 @@ def main(argv=None) -> int:
         sources.append(("npz (read into RAM)", npz))
     print(f"data {data_bytes / 1e9:.2f} GB, interpreter baseline {baseline / 1e6:.0f} MB")
     print(f"{'source':24s} {'peak RSS GB':>12s} {'(peak - baseline) / data':>25s} {'fit s':>7s}")
-    for label, path in sources:
+    runs = [(label, path, args.iters, "fista", data_bytes) for label, path in sources]
+    if args.cd:
+        shared = Path(args.dir) / "shared"
+        shared_bytes = make_shared_dataset(shared, args.gb, args.features, args.cd_tasks)
+        runs.append(("shared X, working sets", shared, args.cd_epochs, "cd", shared_bytes))
+    for label, path, iters, mode, size in runs:
         start = time.perf_counter()
-        peak, info = peak_rss(path, args.iters)
-        ratio = (peak - baseline) / data_bytes
-        rows.append({"source": label, "peak_rss": peak, "ratio": ratio, "child": info,
+        peak, info = peak_rss(path, iters, mode)
+        ratio = (peak - baseline) / size
+        rows.append({"source": label, "peak_rss": peak, "ratio": ratio, "data_bytes": size, "child": info,
                      "wall_s": time.perf_counter() - start})
         print(f"{label:24s} {peak / 1e9:12.2f} {ratio:25.3f} {info['seconds']:7.1f}")
     dT = args.features * args.tasks * 8
