@@ -13,13 +13,25 @@ __all__ = ["blas_threads", "resolve_n_threads"]
 _controller = None
 
 
-def resolve_n_threads(n_threads: int | None = None) -> int:
-    """Number of threads for the core's OpenMP loops.
+#: Entries of X one core call must read per thread before a second thread pays. Below it, waking
+#: and joining threads costs about what it saves on an idle machine (a school-sized call, 0.1 ms:
+#: 2 threads were slower than 1), and on a busy one every parallel region waits a scheduler
+#: quantum for a descheduled thread (a school trace fit: 1.86 s with 2 threads against 0.079 s
+#: with 1 while another process held a core).
+WORK_PER_THREAD = 1 << 20
+
+
+def resolve_n_threads(n_threads: int | None = None, work: float | None = None) -> int:
+    """Number of threads for the core's OpenMP loops and the BLAS calls of a solve.
 
     Parameters
     ----------
     n_threads : int or None
-        Explicit count; ``None`` reads ``MTLX_NUM_THREADS`` and falls back to all cores.
+        Explicit count; ``None`` reads ``MTLX_NUM_THREADS``, else chooses by ``work``.
+    work : float, optional
+        Entries of data one call of the problem reads (see :func:`mtlx.gram.work_per_call`):
+        with ``n_threads`` None and no ``MTLX_NUM_THREADS``, one thread per
+        :data:`WORK_PER_THREAD` of them, up to all cores (all cores when ``work`` is None).
 
     Returns
     -------
@@ -35,6 +47,8 @@ def resolve_n_threads(n_threads: int | None = None) -> int:
                 raise ValueError(f"MTLX_NUM_THREADS must be a positive integer, got {env!r}") from None
         else:
             n_threads = _core.max_threads()
+            if work is not None:
+                n_threads = max(1, min(n_threads, int(work // WORK_PER_THREAD)))
     return check_int(n_threads, "n_threads", 1, MAX_THREADS)
 
 

@@ -70,7 +70,8 @@ _PARAMS_DOC = """
         ``callback(state)`` after every iteration (:class:`mtlx.SolverState`); raising
         ``StopIteration`` stops the fit.
     n_threads : int, default=None
-        Threads of the core (default: ``MTLX_NUM_THREADS`` or all cores).
+        Threads of the core and of BLAS (default: ``MTLX_NUM_THREADS``, else chosen by the size
+        of the problem, see :func:`mtlx.solve`).
     comm : mpi4py communicator, default=None
         Distribute the tasks over the ranks of ``comm`` (each rank passes only its tasks).
 """

@@ -45,6 +45,14 @@ def gram_cost(data: TaskData) -> tuple[float, float]:
     return T * float(d) * d / direct, 0.5 * rows * float(d) * d / direct
 
 
+def work_per_call(data: TaskData) -> float:
+    """Entries a call of the smooth part reads: X's (a direct pass), or the Gram form's ``T d^2``
+    where the cost model picks it (what :func:`mtlx._config.resolve_n_threads` sizes the default
+    thread count by)."""
+    direct = float(data.X.size)
+    return min(direct, data.n_tasks * float(data.n_features) ** 2) if gram_preferred(data) else direct
+
+
 def gram_preferred(data: TaskData) -> bool:
     """Whether the cost model picks the Gram form for this data (see :func:`gram_cost`)."""
     if data.n_tasks == 0:

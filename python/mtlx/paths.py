@@ -241,7 +241,7 @@ def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=
     """
     start = time.perf_counter()
     pen = get_penalty(penalty)
-    n_threads = resolve_n_threads(n_threads)
+    n_threads = resolve_n_threads(n_threads, float(data.X.size))
     tol = check_real(tol, "tol")
     eps = check_real(eps, "eps", 0.0, low_open=True)
     if not isinstance(fit_intercept, (bool, np.bool_)):

@@ -18,7 +18,7 @@ from ._reduction import LocalReduction
 from ._validate import check_comm, check_int, check_nonnegative, check_real
 from .data import TaskData
 from .fista import FistaState, fista
-from .gram import GramSquaredLoss, smooth_loss
+from .gram import GramSquaredLoss, smooth_loss, work_per_call
 from .objective import as_parameters
 from .penalties import get_penalty
 from .problem import Problem
@@ -142,7 +142,9 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         is a relative duality gap where the loss gives a dual point, ``max_iter`` caps L-BFGS
         iterations), or "auto" to choose by the problem.
     n_threads : int, optional
-        Threads of the core (default ``MTLX_NUM_THREADS`` or all cores).
+        Threads of the core and of BLAS (default ``MTLX_NUM_THREADS``, else chosen by the size
+        of the problem: one thread per million entries a call reads, up to all cores; small
+        problems run on one thread, which is faster on an idle machine and far faster on a busy one).
     gram : {"auto", True, False}, default "auto"
         Squared loss only: evaluate it from per-task Gram matrices ``X_t' X_t`` (one ``X' X``
         for the shared layout) instead of passing over the rows. ``"auto"`` picks it when a
@@ -215,7 +217,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         reduction = MPIReduction(comm, data)
         data = reduction.conform(data)
     with reduction.agreed_errors():
-        n_threads = resolve_n_threads(n_threads)
+        n_threads = resolve_n_threads(n_threads, work_per_call(data))
     with blas_threads(n_threads):
         return _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0, b0, callback,
                       n_threads, gram, reduction, checkpoint, checkpoint_every, resume, start)
@@ -281,7 +283,7 @@ def _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_ite
 def _other_engine(engine, data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0, b0, callback,
                   n_threads, start) -> SolveResult:
     """Working sets or the factored engine, in one process, inside the BLAS thread limit."""
-    n_threads = resolve_n_threads(n_threads)
+    n_threads = resolve_n_threads(n_threads, work_per_call(data))
     with blas_threads(n_threads):
         if engine == "cd":
             from .working_set import solve_working_set

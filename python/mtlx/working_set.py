@@ -148,7 +148,7 @@ class WorkingSetSolver:
                             task_ids=data.task_ids)
         self.data, self.penalty, self.l2 = data, penalty, float(l2)
         self.fit_intercept, self.task_weights = bool(fit_intercept), task_weights
-        self.n_threads = resolve_n_threads(n_threads)
+        self.n_threads = resolve_n_threads(n_threads, float(data.X.size))
         self.c = resolve_task_weights(task_weights, data.n_samples)
         d, T = data.n_features, data.n_tasks
         self.n_gram = 1 if data.layout == "shared" else T
