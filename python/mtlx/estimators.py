@@ -180,7 +180,8 @@ class _MultiTaskModel(BaseEstimator):
             res = solve(data, loss=self._loss, penalty=self.penalty, alpha=self.alpha, l2=self.l2,
                         fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
                         max_iter=self.max_iter, W0=W0, b0=b0 if engine != "cd" else None, callback=callback,
-                        solver=engine, n_threads=self.n_threads, **comm_kw, **solve_options)
+                        solver=getattr(self, "solver", "auto"), n_threads=self.n_threads, **comm_kw,
+                        **solve_options)
         logger.info("%s: %d tasks, %d features, %s by %s after %d iterations (F = %.10g, %.3f s)",
                     type(self).__name__, T, d, res.message, engine, res.n_iter, res.objective, res.time)
         self.coef_ = np.ascontiguousarray(res.W.T)
@@ -189,7 +190,7 @@ class _MultiTaskModel(BaseEstimator):
         self.objective_history_ = res.history
         self.n_tasks_ = T
         self.tasks_ = np.asarray(res.task_ids)
-        self.solver_ = engine
+        self.solver_ = res.solver
         if len(res.components) > 1:
             self.components_ = tuple(np.ascontiguousarray(c.T) for c in res.components)
         elif hasattr(self, "components_"):
