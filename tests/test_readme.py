@@ -1,34 +1,78 @@
-"""The README's Python snippets run as written and do what they claim; so does the demo."""
+"""Every code block of the README runs as written and does what the text around it claims."""
 
+import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```(python|bash)\n(.*?)```", README.read_text(), re.S)
+PYTHON = [code for lang, code in BLOCKS if lang == "python"]
+BASH = [code for lang, code in BLOCKS if lang == "bash"]
 
 
-def test_readme_snippets_run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the estimator snippet saves model.npz
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert len(blocks) == 3
+def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
+    # The blocks build on one another (the formulations block uses the quick start's X, Y).
+    monkeypatch.chdir(tmp_path)  # they write model.npz and a checkpoint folder
+    assert len(PYTHON) == 5
     env = {}
-    exec(blocks[0], env)
+    for code in PYTHON:
+        exec(compile(code, str(README), "exec"), env)
     import mtlx
 
-    assert env["reg"].predict(env["X"], task=env["task"]).shape == (300,)
+    # Quick start: the layouts, the per-task labels, the saved model.
     assert [list(c) for c in env["clf"].classes_] == [["no", "yes"]] * 3
     loaded = mtlx.load(tmp_path / "model.npz")
-    np.testing.assert_array_equal(loaded.predict(env["X"], task=env["task"]), env["reg"].predict(env["X"],
-                                                                                                 task=env["task"]))
-    exec(blocks[1], env)
-    assert env["res"].converged and env["res"].W.shape == (20, 5)
-    exec(blocks[2], env)
-    gW = env["gW"]
-    assert gW.shape == (20, 3) and np.isfinite(env["value"])
-    # W = 0 with mean weights: the squared tasks' gradient is -X_t^T y_t / m_t
-    X0, y0 = env["tasks"][0]
-    np.testing.assert_allclose(gW[:, 0], -X0.T @ y0 / len(y0), rtol=1e-12)
+    # Formulations: the robust decomposition's parts sum to its coefficients.
+    robust = env["robust"]
+    np.testing.assert_allclose(env["low_rank"] + env["outliers"], robust.coef_, atol=1e-12)
+    assert env["sgl"].penalty == "L1(0.5) + L21(1)" and env["cv"].mse_path_.shape == (10, 3)
+    assert loaded.fit_layout_ == "stacked"
+    # Low-level API and building blocks: W = 0 with mean weights gives -X_t^T y_t / m_t.
+    assert env["res"].W.shape[0] == 10  # the MPI block's result, the last one bound
+    gW, tasks = env["gW"], env["tasks"]
+    X_first, y_first = tasks[0]
+    np.testing.assert_allclose(gW[:, 0], -X_first.T @ y_first / len(y_first), rtol=1e-12)
+    assert (tmp_path / "ckpt").is_dir()  # the checkpoint folder (it converged before the first checkpoint)
+
+
+def test_the_shell_block_runs_in_an_empty_folder(tmp_path):
+    (block,) = BASH
+    env = dict(os.environ, MTLX_NUM_THREADS="1")
+    bin_dir = Path(sys.executable).parent
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    for line in block.strip().splitlines():
+        words = shlex.split(line)
+        words[0] = sys.executable if words[0] == "python" else words[0]
+        if words[0] == "mtlx":
+            words[:1] = [sys.executable, "-m", "mtlx"]
+        done = subprocess.run(words, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    assert np.load(tmp_path / "predictions.npy").shape == (15362,)
+    assert (tmp_path / "school.png").exists() and (tmp_path / "model.npz").exists()
+
+
+def test_the_mpi_block_runs_under_mpiexec(tmp_path):
+    import shutil
+
+    pytest.importorskip("mpi4py")
+    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec (pip install mpich)")
+    script = tmp_path / "fit.py"
+    script.write_text(PYTHON[-1])
+    env = dict(os.environ, MTLX_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    for key in [k for k in env if k.startswith(("PMI_", "OMPI_", "HYDRA_"))]:
+        del env[key]
+    done = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.strip() == "(10, 12) True"
 
 
 def test_demo_runs_on_one_split_and_writes_its_figure(tmp_path):
