@@ -18,8 +18,10 @@ def waterfill(sigma: np.ndarray, eta: float, k: float) -> np.ndarray:
     ``min_m sum_i sigma_i^2 / (eta + m_i)`` subject to ``sum m_i = k``, ``0 <= m_i <= 1`` (over all
     T task directions; those with sigma = 0 absorb whatever budget is left at no cost): by the
     optimality conditions ``m_i = clip(u sigma_i - eta, 0, 1)`` with u chosen so the positive
-    sigmas take ``min(k, their number)``. u is found by bisection on this monotone function,
-    then solved exactly on the active set it identifies.
+    sigmas take ``min(k, their number)``. Their sum is piecewise linear and nondecreasing in u,
+    with breakpoints ``eta / sigma_i`` (i starts) and ``(1 + eta) / sigma_i`` (i saturates): one
+    sort and cumulative sums give it at every breakpoint, and u exactly on the segment that holds
+    the budget (O(T log T); a bisection cost 20 times more on 139 tasks).
     """
     sigma = np.asarray(sigma, dtype=np.float64)
     positive = sigma > 0
@@ -29,21 +31,20 @@ def waterfill(sigma: np.ndarray, eta: float, k: float) -> np.ndarray:
         m[positive] = 1.0
         return m
     s = sigma[positive]
-    lo, hi = 0.0, (1.0 + eta) / s.min()  # filled nothing at lo, everything at hi
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if np.clip(mid * s - eta, 0.0, 1.0).sum() < budget:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-15 * hi:
-            break
-    u = 0.5 * (lo + hi)
-    z = u * s - eta
-    saturated, active = z >= 1.0, (z > 0.0) & (z < 1.0)
-    if active.any():  # exact on the active set: sum(u s_i - eta) = budget - #saturated
-        u = (budget - saturated.sum() + eta * active.sum()) / s[active].sum()
-    m[positive] = np.clip(u * s - eta, 0.0, 1.0)
+    # Events in u: at eta / s_i the slope gains s_i and the constant -eta; at (1 + eta) / s_i the
+    # slope loses s_i and the constant gains eta + 1 (m_i = 1 from there on).
+    u = np.concatenate([eta / s, (1.0 + eta) / s])
+    d_slope = np.concatenate([s, -s])
+    d_const = np.concatenate([np.full(s.size, -eta), np.full(s.size, eta + 1.0)])
+    order = np.argsort(u, kind="stable")
+    u, slope, const = u[order], np.cumsum(d_slope[order]), np.cumsum(d_const[order])
+    total = slope * u + const  # the sum at each breakpoint (continuous: either side agrees)
+    j = int(np.searchsorted(total, budget))  # total[j - 1] < budget <= total[j]
+    if j == 0 or slope[j - 1] <= 0:
+        root = u[j]
+    else:
+        root = (budget - const[j - 1]) / slope[j - 1]
+    m[positive] = np.clip(root * s - eta, 0.0, 1.0)
     return m
 
 
