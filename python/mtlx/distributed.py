@@ -94,7 +94,9 @@ def raise_agreed(comm, failure: BaseException | None) -> None:
     if cls.__name__ != kind:
         message = f"{kind}: {message}"
     where = f"rank {failed[0]}" if len(failed) == 1 else f"ranks {', '.join(map(str, failed))}"
-    raise cls(f"{message} [raised on {where} of {comm.Get_size()}]") from failure
+    agreed = cls(f"{message} [raised on {where} of {comm.Get_size()}]")
+    agreed.mtlx_agreed = True  # raised on every rank: the crash hooks let each rank exit by itself
+    raise agreed from failure
 
 
 @contextlib.contextmanager
@@ -211,7 +213,8 @@ def abort_on_unhandled_exception(comm=None) -> None:
     def abort(kind, value, tb):
         previous(kind, value, tb)
         sys.stderr.flush()
-        comm.Abort(1)
+        if not getattr(value, "mtlx_agreed", False):  # an agreed error ends every rank by itself
+            comm.Abort(1)
 
     sys.excepthook = abort
 
@@ -235,6 +238,8 @@ def install_crash_abort() -> None:
         module = sys.modules.get("mpi4py.MPI")
         if module is None or not module.Is_initialized() or module.Is_finalized():
             return
+        if getattr(value, "mtlx_agreed", False):
+            return  # raised on every rank (agreed_errors): each rank exits by itself, with its traceback
         world = module.COMM_WORLD
         if world.Get_size() > 1:
             sys.stderr.write(f"mtlx: unhandled exception on rank {world.Get_rank()}; ending the job\n")
