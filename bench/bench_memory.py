@@ -59,7 +59,7 @@ elif iters:
     data = load_dataset(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
-        res = mtlx.solve(data, penalty="l21", alpha=1e-3, tol=0.0, max_iter=iters)
+        res = mtlx.solve(data, penalty="l21", alpha=1e-3, tol=0.0, max_iter=iters, solver="fista")
     print(json.dumps({"seconds": time.perf_counter() - start, "n_iter": res.n_iter,
                       "W_bytes": res.W.nbytes, "T": data.n_tasks, "d": data.n_features}))
 else:

@@ -103,7 +103,7 @@ def run_case(loss, penalty, alpha, args) -> dict:
         tasks = [(X, np.where(y > np.median(y), 1.0, -1.0)) for X, y in tasks]
     data = mtlx.TaskData.from_tasks(tasks)
     kw = dict(loss=loss, penalty=penalty, alpha=alpha, task_weights="sum", fit_intercept=loss == "logistic",
-              tol=0.0, max_iter=args.iters, n_threads=1)
+              tol=0.0, max_iter=args.iters, n_threads=1, solver="fista")
     best = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mtlx.ConvergenceWarning)

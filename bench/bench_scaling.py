@@ -98,7 +98,7 @@ def measure(T: int, m: int, d: int, n_threads: int, min_time: float) -> dict:
     iters = 20
 
     def run_mtlx():
-        res = mtlx.solve(data, penalty="l21", alpha=alpha, tol=0.0, max_iter=iters, n_threads=n_threads)
+        res = mtlx.solve(data, penalty="l21", alpha=alpha, tol=0.0, max_iter=iters, n_threads=n_threads, solver="fista")
         return res.n_iter
 
     Xs = [X[t * m : (t + 1) * m] for t in range(T)]

@@ -7,7 +7,7 @@ Issue 5, target 3: least squares with the l21, l1 and trace penalties on the raw
 with intercepts (label: score above the school's median). For each case:
 
 * a reference optimum F* from mtlx at a tight tolerance (``--ref-tol``, default 1e-11, at most 100,000 iterations);
-* ``mtlx``: ``mtlx.solve`` from zero, stopped by its callback as soon as
+* ``mtlx``: ``mtlx.solve`` from zero (the engine ``solver="auto"`` picks, recorded), stopped by its callback as soon as
   ``(F - F*) / F* <= --target`` (default 1e-9); time and iterations;
 * ``numpy``: a plain numpy FISTA (fixed step 1/L with the global Lipschitz constant, gradient
   restart; per-task Gram matrices for least squares, a per-task loop for logistic), stopped by
@@ -185,7 +185,7 @@ def run_case(loss, penalty, alpha, args) -> dict:
     acc_mtlx = (objective(tasks, res.W, res.b, loss, penalty, alpha) - F_star) / F_star
     acc_np = (objective(tasks, W_np, b_np, loss, penalty, alpha) - F_star) / F_star
     return dict(loss=loss, penalty=penalty, alpha=alpha, F_star=F_star, ref_n_iter=ref.n_iter,
-                gram=res.gram, mtlx_time=t_mtlx, mtlx_iter=res.n_iter, mtlx_rel_acc=acc_mtlx,
+                gram=res.gram, solver=res.solver, mtlx_time=t_mtlx, mtlx_iter=res.n_iter, mtlx_rel_acc=acc_mtlx,
                 numpy_time=t_np, numpy_iter=it_np, numpy_rel_acc=acc_np, speedup=t_np / t_mtlx,
                 numpy_capped=bool(acc_np > args.target * 1.5))
 

@@ -90,7 +90,7 @@ def test_prox_from_global_stats_matches_the_single_process_prox(rng, shape, name
         assert total == pytest.approx(ref_value, rel=1e-10, abs=1e-12)
 
 
-KW = dict(penalty="trace", alpha=0.05, l2=0.1, fit_intercept=True, tol=1e-12, max_iter=5000)
+KW = dict(penalty="trace", alpha=0.05, l2=0.1, fit_intercept=True, tol=1e-12, max_iter=5000, solver="fista")
 
 
 @pytest.fixture

@@ -68,10 +68,13 @@ def test_rank_grows_from_zero_and_warm_starts_keep_the_optimum(rng):
 def test_auto_picks_it_and_callbacks_stop_it(rng):
     data = mtlx.TaskData.from_tasks(make_tasks(rng, [30, 40, 25, 35], 5))
     model = mtlx.MultiTaskRegressor(penalty="trace", alpha=0.1).fit(data)
-    assert model.solver_ == "fista"  # auto: FISTA first, converged within its share of iterations
+    assert model.solver_ == "admm"  # least squares in the Gram form: ADMM
+    # Without the Gram form: FISTA first, converged within its share of iterations ...
+    res = mtlx.solve(data, penalty="trace", alpha=0.1, solver="auto", gram=False)
+    assert res.solver == "fista" and res.converged
     slow = mtlx.TaskData.from_tasks([(X * np.logspace(0, 3, X.shape[1]), y) for X, y in make_tasks(rng, [40, 60], 5)])
-    res = mtlx.solve(slow, penalty="trace", alpha=0.01, tol=1e-10, solver="auto")
-    assert res.solver == "fista+factored" and res.converged  # FISTA too slow: the factored engine finished
+    res = mtlx.solve(slow, penalty="trace", alpha=0.01, tol=1e-10, solver="auto", gram=False)
+    assert res.solver == "fista+factored" and res.converged  # ... FISTA too slow: the factored engine finished
     seen = []
 
     def stop_after_three(state):

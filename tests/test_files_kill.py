@@ -139,7 +139,7 @@ def test_a_killed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, rng):
         # Resuming checks the checkpoint's fingerprint: it must still be the small problem's, whole.
         resumed = mtlx.solve(small, penalty="l21", alpha=0.01, tol=0.0, max_iter=5, checkpoint=folder,
                              checkpoint_every=1, resume=True)
-        uninterrupted = mtlx.solve(small, penalty="l21", alpha=0.01, tol=0.0, max_iter=5)
+        uninterrupted = mtlx.solve(small, penalty="l21", alpha=0.01, tol=0.0, max_iter=5, solver="fista")
     assert resumed.n_iter == 5
     np.testing.assert_allclose(resumed.W, uninterrupted.W, rtol=1e-12, atol=1e-14)
     assert os.listdir(folder) == ["checkpoint.npz"]  # the resumed run's writes removed the leftover

@@ -73,7 +73,7 @@ def test_gram_value_has_no_cancellation_on_an_almost_exact_fit(rng):
 @pytest.mark.parametrize("fit_intercept", [False, True])
 def test_solve_gram_reaches_the_direct_optimum(rng, fit_intercept):
     for data in both_layouts(rng):
-        kw = dict(penalty="l21", alpha=0.05, tol=1e-11, fit_intercept=fit_intercept, max_iter=50_000)
+        kw = dict(penalty="l21", alpha=0.05, tol=1e-11, fit_intercept=fit_intercept, max_iter=50_000, solver="fista")
         a, b = mtlx.solve(data, gram=False, **kw), mtlx.solve(data, gram=True, **kw)
         assert b.gram and not a.gram
         assert b.objective == pytest.approx(a.objective, rel=1e-10)
@@ -97,12 +97,12 @@ def test_auto_choice_follows_the_cost_model_and_is_logged(rng, caplog):
     wide = mtlx.TaskData.from_tasks(make_tasks(rng, [20, 30], 40))
     assert gram_cost(tall)[0] <= 0.5 < gram_cost(wide)[0]
     with caplog.at_level(logging.INFO, logger="mtlx"):
-        assert mtlx.solve(tall, alpha=0.01).gram
+        assert mtlx.solve(tall, alpha=0.01, solver="fista").gram
         assert "Gram form (auto" in caplog.text
-        assert not mtlx.solve(wide, alpha=0.01).gram
+        assert not mtlx.solve(wide, alpha=0.01, solver="fista").gram
         assert "direct form (auto" in caplog.text
-    assert mtlx.solve(wide, alpha=0.01, gram=True).gram
-    assert not mtlx.solve(tall, alpha=0.01, gram=False).gram
+    assert mtlx.solve(wide, alpha=0.01, gram=True, solver="fista").gram
+    assert not mtlx.solve(tall, alpha=0.01, gram=False, solver="fista").gram
 
 
 def test_gram_needs_the_squared_loss(rng):

@@ -212,7 +212,7 @@ def test_convergence_warning_is_sklearns():
     assert issubclass(mtlx.ConvergenceWarning, ConvergenceWarning)
     data = mtlx.TaskData.from_tasks([(np.eye(3), np.arange(3.0))])
     with pytest.warns(ConvergenceWarning):
-        mtlx.solve(data, penalty="l1", alpha=1e-3, tol=1e-14, max_iter=2)
+        mtlx.solve(data, penalty="l1", alpha=1e-3, tol=1e-14, max_iter=2, solver="fista")
 
 
 def test_cv_estimators_take_any_penalty_and_sklearns_spelling(rng):

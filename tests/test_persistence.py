@@ -315,7 +315,7 @@ def test_cv_results_unlike_a_search_are_refused(tmp_path, rng):
     ({"task_weights": "median"}, "The 'task_weights' parameter must be 'mean', 'sum' or an array"),
     ({"max_iter": 0}, r"The 'max_iter' parameter must be an int in the range \[1, inf\]\. Got 0"),
     ({"tol": -1}, r"The 'tol' parameter must be a float in the range \[0.0, inf\)"),
-    ({"solver": "newton"}, r"The 'solver' parameter must be one of \('auto', 'fista', 'cd', 'factored'\)"),
+    ({"solver": "newton"}, r"The 'solver' parameter must be one of \('auto', 'fista', 'cd', 'factored', 'admm'\)"),
     ({"fit_intercept": "yes"}, "The 'fit_intercept' parameter must be a bool"),
     ({"n_threads": 0}, r"The 'n_threads' parameter must be an int in the range \[1, 65536\]"),
     ({"callback": "print"}, "The 'callback' parameter must be a callable or None"),

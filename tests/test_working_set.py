@@ -132,11 +132,12 @@ def test_estimator_solvers_agree_and_auto_picks_cd_where_it_applies(caplog):
     np.testing.assert_allclose(cd.coef_, fista.coef_, atol=1e-6)
     np.testing.assert_allclose(cd.intercept_, fista.intercept_, atol=1e-6)
     np.testing.assert_array_equal(auto.coef_, cd.coef_)
-    # float32 data stays on FISTA under "auto" (no float64 copy of X).
+    # float32 data skips coordinate descent under "auto" (no float64 copy of X): ADMM on X' X.
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     auto32 = mtlx.MultiTaskRegressor(alpha=0.05, tol=1e-5).fit(X32, Y32)
-    fista32 = mtlx.MultiTaskRegressor(alpha=0.05, tol=1e-5, solver="fista").fit(X32, Y32)
-    np.testing.assert_array_equal(auto32.coef_, fista32.coef_)
+    admm32 = mtlx.MultiTaskRegressor(alpha=0.05, tol=1e-5, solver="admm").fit(X32, Y32)
+    assert auto32.solver_ == "admm"
+    np.testing.assert_array_equal(auto32.coef_, admm32.coef_)
 
 
 def test_solver_errors_name_the_reason():

@@ -49,15 +49,18 @@ _PARAMS_DOC = """
     task_weights : {"mean", "sum"} or array-like of shape (n_tasks,), default="mean"
         Weight c_t of task t's summed loss: ``"mean"`` = 1/m_t, ``"sum"`` = 1.
     tol : float, default=1e-6
-        Relative tolerance of the solver: FISTA's change of F and gradient-mapping measure;
-        coordinate descent's duality gap (``gap <= tol * F``, a certificate).
+        Relative tolerance of the solver: FISTA's change of F and gradient-mapping measure (and
+        the duality gap where the problem has one); the duality gap (``gap <= tol * F``, a
+        certificate) of coordinate descent, ADMM on norms and the factored engine.
     max_iter : int, default=10000
         Iteration cap (FISTA iterations; coordinate-descent epochs over the working sets);
         reaching it emits a :class:`mtlx.ConvergenceWarning`.
-    solver : {"auto", "fista", "cd", "factored"}, default="auto"
+    solver : {"auto", "fista", "cd", "factored", "admm"}, default="auto"
         ``"cd"``: working sets and block coordinate descent on Gram statistics with gap-safe
         screening (:func:`mtlx.working_set.solve_working_set`), for the squared loss with
-        ``"l1"`` or ``"l21"``: on sparse problems many times faster than FISTA. ``"factored"``:
+        ``"l1"`` or ``"l21"``: on sparse problems many times faster than FISTA. ``"admm"``: for
+        the squared loss in the Gram form with a penalty its prox applies whole (decompositions,
+        the trace norm, clustered MTL; :mod:`mtlx.admm`). ``"factored"``:
         quasi-Newton on the factors of a trace norm, certified by a duality gap
         (:mod:`mtlx.factored`). ``"fista"``: the accelerated proximal-gradient solver, for every
         loss and penalty, under MPI and with checkpoints. ``"auto"`` chooses by the problem

@@ -126,6 +126,23 @@ class GramSquaredLoss(SmoothLoss):
         return _core.loss_grad_gram_stacked(d.X, d.y, d.offsets, self.weights, *ref, Wt, b, gWt, gb,
                                             self.n_threads)
 
+    def eigen(self, centered: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Eigendecompositions of the (centered) Gram matrices, float64: ``(Q, lam)`` with
+        ``G_g = Q_g diag(lam_g) Q_g'``, shapes (n_gram, d, d) and (n_gram, d).
+
+        Centered: ``G_t - s_t s_t' / m_t``, the curvature of the coefficients once each task's
+        intercept is at its optimum (the features centered per task). For the solvers that
+        invert ``c_t G_t + r I`` for many r (:mod:`mtlx.admm`): one eigendecomposition each.
+        """
+        G = self.G.astype(np.float64)
+        if centered:
+            s = self.s.astype(np.float64)
+            rows = np.full(1, float(self.data.X.shape[0])) if self.data.layout == "shared" else \
+                self.data.n_samples.astype(np.float64)
+            G = G - np.einsum("gj,gk->gjk", s, s) / np.maximum(rows, 1.0)[:, None, None]
+        lam, Q = np.linalg.eigh(G)
+        return Q, np.maximum(lam, 0.0)
+
 
 def smooth_loss(data: TaskData, loss="squared", task_weights="mean", n_threads: int | None = None,
                 gram="auto") -> SmoothLoss:

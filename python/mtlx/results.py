@@ -65,8 +65,10 @@ class SolveResult:
     n_iter : int
     converged : bool
     optimality : float
-        The largest over the parameter blocks of the last relative proximal-gradient step
-        ``||x+_B - y_B|| / max(||x+_B||, ||y_B||, ||grad_B f(x0)|| / L)``.
+        FISTA: the largest over the parameter blocks of the last relative proximal-gradient step
+        ``||x+_B - y_B|| / max(||x+_B||, ||y_B||, ||grad_B f(x0)|| / L)``. The engines that stop
+        on a duality gap (coordinate descent, the factored engine, ADMM on norms): the last
+        relative gap; ADMM without one: its largest relative residual.
     rel_change : float
         Last relative change of F, ``|dF| / max(|F|, tol |F(x0)|)``.
     n_evals : int
@@ -88,7 +90,7 @@ class SolveResult:
         One (n_features, n_tasks) array per block of W (a :class:`~mtlx.penalties.Superpose`
         penalty's parts; a shared block has equal columns); ``(W,)`` otherwise.
     solver : str
-        The engine that produced the result ("fista", "cd", "factored").
+        The engine that produced the result ("fista", "cd", "admm", "factored", "fista+factored").
     """
 
     W: np.ndarray

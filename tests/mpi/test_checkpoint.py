@@ -8,7 +8,7 @@ import mtlx
 
 from .problems import make_problem, rel_err
 
-KW = dict(penalty="l21", alpha=0.05, l2=0.1, fit_intercept=True, tol=1e-12, max_iter=5000)
+KW = dict(penalty="l21", alpha=0.05, l2=0.1, fit_intercept=True, tol=1e-12, max_iter=5000, solver="fista")
 
 
 def test_resume_single_process_checkpoint_on_all_ranks(comm, shared_tmp):
