@@ -77,7 +77,8 @@ def large_fit():
     data = mtlx.TaskData.from_shared(X, Y)
 
     def fit(n_threads):
-        mtlx.solve(data, penalty="l21", alpha=0.01, tol=0.0, max_iter=30, gram=False, n_threads=n_threads, solver="fista")
+        mtlx.solve(data, penalty="l21", alpha=0.01, tol=0.0, max_iter=30, gram=False, n_threads=n_threads,
+                   solver="fista")
 
     return "shared X 40000 x 500, T=20, 30 FISTA iterations", fit
 
