@@ -250,3 +250,17 @@ def test_waterfill_matches_cvxpy(seed):
                       [cp.sum(var) == k, var >= 0, var <= 1])
     prob.solve(solver="CLARABEL")
     assert float(np.sum(s**2 / (eta + m))) == pytest.approx(prob.value, rel=1e-5, abs=1e-12)
+
+
+def test_auto_leaves_wide_inputs_to_the_other_engines():
+    # One eigendecomposition per Gram matrix: 5 d^3 for d = 500 is more than twice the Gram
+    # matrix of 2,000 rows costs; "auto" then takes the factored engine for a trace norm.
+    from mtlx.admm import setup_affordable
+    from mtlx.solver import choose_solver
+
+    wide = mtlx.TaskData.from_shared(np.zeros((2000, 500)), np.zeros((2000, 3)))
+    narrow = mtlx.TaskData.from_shared(np.zeros((2000, 50)), np.zeros((2000, 3)))
+    assert not setup_affordable(wide) and setup_affordable(narrow)
+    assert choose_solver("auto", wide, "squared", P.Trace(), 0.1) == "fista+factored"
+    assert choose_solver("auto", narrow, "squared", P.Trace(), 0.1) == "admm"
+    assert choose_solver("admm", wide, "squared", P.Trace(), 0.1) == "admm"  # asked for: runs

@@ -54,6 +54,23 @@ _RELAX = 1.8
 _GAP_EVERY = 5
 
 
+#: "auto" picks ADMM when its eigendecompositions cost at most this many multiply-adds ...
+_SETUP_FLOPS_FREE = 1e8
+#: ... or at most this many times what building the Gram matrices cost.
+_SETUP_OVER_GRAM = 2.0
+
+
+def setup_affordable(data) -> bool:
+    """Whether one eigendecomposition per Gram matrix (about ``5 d^3`` multiply-adds each) is cheap
+    beside the rest of a fit: under 1e8 (a tenth of a second), or twice the Gram matrices' own
+    cost (``rows d^2 / 2``). Wide per-task inputs (hundreds of features per task) fail it, and
+    "auto" leaves them to the other engines."""
+    d = float(data.n_features)
+    n_gram = 1 if data.layout == "shared" else data.n_tasks
+    eig = 5.0 * n_gram * d**3
+    return eig <= max(_SETUP_FLOPS_FREE, _SETUP_OVER_GRAM * 0.5 * data.X.shape[0] * d * d)
+
+
 def unsupported_penalty(penalty) -> str | None:
     """Why ADMM cannot run this penalty (None when it can): every part a task block whose penalty
     the prox applies whole (a shared block's gradient couples every task in the quadratic step;

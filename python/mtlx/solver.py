@@ -53,7 +53,8 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
        per-task inputs that the Gram form serves (a few features against many rows per task, as
        the school data: there coordinate descent's row steps take the largest task's curvature);
     2. ADMM (:mod:`mtlx.admm`) for least squares in the Gram form with a penalty its prox applies
-       whole (every norm, their sums and decompositions, the trace norm, clustered MTL): it solves
+       whole (every norm, their sums and decompositions, the trace norm, clustered MTL), where
+       its eigendecompositions are cheap (:func:`mtlx.admm.setup_affordable`): it solves
        the quadratic exactly where proximal-gradient steps crawl (the raw school data: the dirty
        model 1e-8 from its optimum in 0.4 s, where FISTA was still 3e-6 away after 30,000
        iterations), certified by a duality gap for norms;
@@ -104,7 +105,7 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
     if not why_cd and data.dtype == np.float64 and working_set.fits(data) and \
             not (data.layout == "stacked" and gram_preferred(data)):
         return "cd"
-    if not why_admm:
+    if not why_admm and admm.setup_affordable(data):
         return "admm"
     if not why_factored:
         return "fista+factored"
