@@ -178,7 +178,8 @@ def run_case(case: Case, args) -> dict:
     row = dict(case=case.label, loss=case.loss, penalty=case.penalty, alpha=case.alpha,
                task_weights=case.task_weights, fit_intercept=case.intercept, F_star=F_star, F_refs=F_refs,
                ref_gap=case.gap(refs[best].W, refs[best].b) / F_star,
-               auto_choice=choose_solver("auto", case.data, case.loss, get_penalty(case.penalty), case.alpha),
+               auto_choice=choose_solver("auto", case.data, case.loss, get_penalty(case.penalty), case.alpha,
+                                         task_weights=case.task_weights, fit_intercept=case.intercept),
                engines={})
     for engine in [*engines, "auto"]:
         summary, res = time_to_target(lambda tol, e=engine: fit(case, e, tol, args),

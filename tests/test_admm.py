@@ -258,9 +258,25 @@ def test_auto_leaves_wide_inputs_to_the_other_engines():
     from mtlx.admm import setup_affordable
     from mtlx.solver import choose_solver
 
-    wide = mtlx.TaskData.from_shared(np.zeros((2000, 500)), np.zeros((2000, 3)))
-    narrow = mtlx.TaskData.from_shared(np.zeros((2000, 50)), np.zeros((2000, 3)))
+    rng = np.random.default_rng(0)
+    wide = mtlx.TaskData.from_shared(rng.standard_normal((2000, 500)), rng.standard_normal((2000, 3)))
+    narrow = mtlx.TaskData.from_shared(rng.standard_normal((2000, 50)), rng.standard_normal((2000, 3)))
     assert not setup_affordable(wide) and setup_affordable(narrow)
-    assert choose_solver("auto", wide, "squared", P.Trace(), 0.1) == "fista+factored"
-    assert choose_solver("auto", narrow, "squared", P.Trace(), 0.1) == "admm"
-    assert choose_solver("admm", wide, "squared", P.Trace(), 0.1) == "admm"  # asked for: runs
+    assert choose_solver("auto", wide, "squared", P.Trace(), 1e-3) == "fista+factored"
+    assert choose_solver("auto", narrow, "squared", P.Trace(), 1e-3) == "admm"
+    assert choose_solver("admm", wide, "squared", P.Trace(), 1e-3) == "admm"  # asked for: runs
+
+
+def test_auto_prefers_the_sparse_engines_when_few_groups_are_active_at_zero():
+    # l1 / trace on stacked tasks in the Gram form: ADMM, unless at most a third of the entries
+    # (singular values) of grad f(0) exceed alpha: working sets (the factored engine) then.
+    from mtlx.solver import SPARSE_AT_ZERO, choose_solver
+
+    tasks = ill_conditioned_tasks()
+    data = mtlx.TaskData.from_tasks(tasks)
+    G = np.stack([X.T @ y / len(y) for X, y in tasks], axis=1)  # -grad f(0), mean weights
+    for penalty, values in ((P.L1(), np.abs(G).ravel()), (P.Trace(), np.linalg.svd(G, compute_uv=False))):
+        many, few = np.quantile(values, 0.3), np.quantile(values, 1 - 0.5 * SPARSE_AT_ZERO)
+        assert choose_solver("auto", data, "squared", penalty, many) == "admm"
+        assert choose_solver("auto", data, "squared", penalty, few) == ("cd" if isinstance(penalty, P.L1)
+                                                                          else "factored")

@@ -228,7 +228,8 @@ class _MultiTaskModel(BaseEstimator):
     def _solver_for(self, data: TaskData, solve_options: dict) -> str:
         """The engine ``solver`` asks for, checked against this fit (:func:`mtlx.solver.choose_solver`)."""
         return choose_solver(getattr(self, "solver", "auto"), data, self._loss, get_penalty(self.penalty), self.alpha,
-                             distributed=self.comm is not None, checkpoint=bool(solve_options))
+                             distributed=self.comm is not None, checkpoint=bool(solve_options),
+                             task_weights=self.task_weights, fit_intercept=self.fit_intercept)
 
     def _global_task_ids(self, data: TaskData) -> np.ndarray:
         """Ids of the tasks of all ranks in global (sorted) order; the local ids without MPI."""

@@ -226,6 +226,13 @@ class Penalty:
         """Dual norm of ``w g`` at the (T, d) matrix M (rows = tasks), or None when g is not a norm."""
         return None
 
+    def active_share(self, M, alpha: float) -> float | None:
+        """The share of the norm's groups (entries, feature rows, singular values) whose part of
+        the dual norm of the (T, d) matrix M exceeds ``alpha``: at M = -grad f(0), the groups that
+        W = 0 does not settle, a cheap forecast of the solution's support or rank (what "auto"
+        weighs engines by). None where not defined."""
+        return None
+
     def lipschitz(self, ctx: BlockContext) -> float:
         """Smooth penalties: a bound on the Lipschitz constant of the gradient of ``w g``."""
         raise NotImplementedError

@@ -30,6 +30,9 @@ class L1(Penalty):
     def dual_norm(self, M):
         return _ratio(float(np.abs(M).max()) if np.size(M) else 0.0, self.w)
 
+    def active_share(self, M, alpha):
+        return float(np.mean(np.abs(M) > alpha * self.w)) if np.size(M) else 0.0
+
     # -- what the working-set engine asks (M: d x T, rows = features) ------------------------------
     def feature_dual_norms(self, M):
         """Per feature, the dual norm of its row (unweighted): max_t |M_jt|."""

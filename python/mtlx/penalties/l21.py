@@ -34,6 +34,9 @@ class L21(Penalty):
     def dual_norm(self, M):
         return _ratio(float(scaled_norms(M, axis=0).max()) if np.size(M) else 0.0, self.w)
 
+    def active_share(self, M, alpha):
+        return float(np.mean(scaled_norms(M, axis=0) > alpha * self.w)) if np.size(M) else 0.0
+
     # -- what the working-set engine asks (M: d x T, rows = features) ------------------------------
     def feature_dual_norms(self, M):
         """Per feature, the dual norm of its row (unweighted): its l2 norm."""

@@ -49,6 +49,11 @@ class Trace(Penalty):
     def dual_norm(self, M):
         return _ratio(float(np.linalg.norm(M, 2)) if np.size(M) else 0.0, self.w)
 
+    def active_share(self, M, alpha):
+        if not np.size(M):
+            return 0.0
+        return float(np.mean(np.linalg.svd(M, compute_uv=False) > alpha * self.w))
+
     # -- distributed: the feature Gram matrix W W^T ------------------------------------------------
     def n_stats(self, ctx):
         return FeatureGram.size(ctx.n_features)
