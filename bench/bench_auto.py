@@ -8,12 +8,13 @@ logistic l21 with intercepts at a tenth of its alpha_max) and of bench_sklearn.p
 d = 500, T = 50 and n = 20000, d = 2000, T = 100, ``task_weights="mean"``; l21 and l1, each at a
 tenth of its alpha_max), ``mtlx.solve`` is timed with every engine that applies ("fista"; "cd" for
 l1/l21 least squares; "admm" for least squares in the Gram form; "factored" for the trace norm) and
-with ``solver="auto"``, each to the same
-accuracy ``(F - F*) / F* <= --target`` (1e-8), F recomputed in numpy from the returned W and b:
+with ``solver="auto"``, each to the same accuracy ``(F - F*) / F* <= --target`` (1e-8), F recomputed
+in numpy from the returned W and b:
 
 * F*: the lowest F of very tight solves (tol ``--ref-tol``, capped at ``--max-time`` s) by every
-  engine that applies: two engines for least squares, FISTA alone for the logistic case. A duality
-  gap computed in numpy at that point bounds F* - F_opt (``ref_gap``, relative to F*).
+  engine that applies: three for least squares (FISTA, ADMM, and cd or factored), FISTA alone for
+  the logistic case. A duality gap computed in numpy at that point bounds F* - F_opt (``ref_gap``,
+  relative to F*).
 * Time to the target by the tol ladder of bench_sklearn.py (:func:`bench_sklearn.time_to_target`):
   tol lowered by decades from 1e-5 until the run reaches the target, then half a decade above tried;
   the time of the largest tol that reached is reported (best of ``--repeats`` runs when short),
@@ -25,7 +26,8 @@ Reported per case: each engine's time, auto's choice (``mtlx.solver.choose_solve
 ``auto / fastest``, whose target is <= 1.2. Data and TaskData are built before timing (untimed, as in
 bench_solve.py). Threads: ``--threads`` (default 1) for mtlx and BLAS. The load average and the CPU
 stall share are recorded per case; a case measured under load above ``--threads +
---max-excess-load`` is rerun (see bench_sklearn.py). JSON to bench/results/bench_auto.json.
+--max-excess-load``, or with a stall share above ``--max-stall``, is rerun (see bench_sklearn.py).
+JSON to bench/results/bench_auto.json.
 
 How to run
 ----------
