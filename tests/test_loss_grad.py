@@ -95,6 +95,35 @@ def test_large_task_spans_many_chunks_and_is_thread_independent(rng, dtype):
     np.testing.assert_allclose(one[1], ref[1], **tolerances(dtype))
 
 
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_shared_layout_lanes_are_thread_independent(rng, dtype, n_threads):
+    # 20,000 rows of 40 features: ~10 row blocks dealt into lanes that threads take dynamically;
+    # the lanes' partial sums must be added in the same order whatever the thread count, and
+    # whatever the BLAS's own thread count outside the call.
+    from threadpoolctl import threadpool_limits
+
+    n, d, T = 20_000, 40, 3
+    X = rng.standard_normal((n, d)).astype(dtype)
+    Y = rng.standard_normal((n, T)).astype(dtype)
+    Y[:, 1] = np.sign(Y[:, 1]) + (Y[:, 1] == 0)
+    losses = ["squared", "logistic", "squared"]
+    W = (0.1 * rng.standard_normal((d, T))).astype(dtype)
+    b = np.array([0.5, -0.2, 0.1], dtype=dtype)
+    data = mtlx.TaskData.from_shared(X, Y)
+    one = mtlx.loss_grad(data, W, b, loss=losses, n_threads=1)
+    with threadpool_limits(limits=2, user_api="blas"):
+        many = mtlx.loss_grad(data, W, b, loss=losses, n_threads=n_threads)
+    assert one[0] == many[0]
+    np.testing.assert_array_equal(one[1], many[1])
+    np.testing.assert_array_equal(one[2], many[2])
+    tasks = [(X, Y[:, t]) for t in range(T)]
+    ref = loss_grad_ref(tasks, W, b, losses, np.full(T, 1.0 / n))
+    tol = tolerances(dtype)
+    np.testing.assert_allclose(one[0], ref[0], **tol)
+    np.testing.assert_allclose(one[1], ref[1], **tol)
+    np.testing.assert_allclose(one[2], ref[2], **tol)
+
+
 @pytest.mark.parametrize("case", ["squared", "logistic", "mixed"])
 def test_shared_layout_matches_per_task_copies(rng, dtype, case):
     n, d, T = 40, 5, 4

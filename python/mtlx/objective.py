@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._config import resolve_n_threads
+from ._config import blas_threads, resolve_n_threads
 from ._validate import (
     as_real_array,
     check_finite,
@@ -83,7 +83,11 @@ class SmoothLoss:
         """
         d = self.data
         if d.layout == "shared":
-            return _core.loss_grad_shared(d.X, d.Y, self.losses, self.weights, Wt, b, gWt, gb, self.n_threads)
+            # The core's threads take lanes of row blocks, each with its own BLAS products: BLAS
+            # single-threaded inside (threads of its own in every small product made a busy core
+            # stall them all). Inside a one-thread solve the limit is already 1 and costs nothing.
+            with blas_threads(1):
+                return _core.loss_grad_shared(d.X, d.Y, self.losses, self.weights, Wt, b, gWt, gb, self.n_threads)
         return _core.loss_grad_stacked(d.X, d.y, d.offsets, self.losses, self.weights, Wt, b, gWt, gb,
                                        self.n_threads)
 

@@ -11,6 +11,7 @@
 /// partial sums are reduced in a fixed order.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "mtlx/losses.hpp"
@@ -56,8 +57,14 @@ template <class Real>
 double loss_grad(const StackedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad, int n_threads);
 
 /// Same for the shared-input layout: X is read once per call, in row blocks, with BLAS products.
+/// Threads take fixed lanes of blocks (see shared_lanes); each calls BLAS, which the caller should
+/// hold to one thread when n_threads > 1 (the parallelism is the lanes').
 template <class Real>
 double loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real* b, GradientOut<Real> grad, int n_threads);
+
+/// Number of lanes (independent partial sums, the parallel units) of the shared-input loss_grad
+/// for n x d data with T tasks and entries of `real_size` bytes: a function of the shape only.
+std::int64_t shared_lanes(std::int64_t n, std::int64_t d, std::int64_t T, std::size_t real_size);
 
 /// Index of the first row of the n x d matrix X holding a NaN or an infinity, or -1.
 template <class Real>
