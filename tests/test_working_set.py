@@ -7,6 +7,7 @@ import pytest
 from sklearn.linear_model import Lasso, MultiTaskLasso
 
 import mtlx
+import mtlx._residual_cd
 from mtlx import _core
 from mtlx.working_set import WorkingSetSolver, solve_working_set
 
@@ -224,3 +225,123 @@ def test_results_are_bitwise_independent_of_the_thread_count(monkeypatch, layout
     np.testing.assert_array_equal(runs[0].W, runs[1].W)
     np.testing.assert_array_equal(runs[0].b, runs[1].b)
     assert runs[0].objective == runs[1].objective
+
+
+# -- d >> n: the residual form of the epochs and of the gap checks (mtlx._residual_cd) ----------
+
+
+def wide_data(seed=3, n=40, d=400, T=4):
+    """A d >> n problem whose support (about n) outgrows the rows: the residual form's regime."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) + 0.5
+    W = np.zeros((d, T))
+    W[: d // 8] = rng.standard_normal((d // 8, T))
+    Y = X @ W + 1.0 + 0.3 * rng.standard_normal((n, T))
+    return X, Y
+
+
+def count_residual_calls(monkeypatch):
+    calls = {"residual": 0}
+    kernel = _core.cd_epochs_residual
+
+    def counted(*args):
+        calls["residual"] += 1
+        return kernel(*args)
+
+    monkeypatch.setattr(mtlx._residual_cd._core, "cd_epochs_residual", counted)
+    return calls
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_wide_l21_uses_residual_epochs_and_matches_sklearn(monkeypatch, fit_intercept):
+    X, Y = wide_data()
+    calls = count_residual_calls(monkeypatch)
+    data = mtlx.TaskData.from_shared(X, Y)
+    alpha = 0.05 * mtlx.alpha_max(data, "l21", fit_intercept=fit_intercept)
+    res = solve_working_set(data, "l21", alpha, fit_intercept=fit_intercept, tol=1e-12)
+    assert calls["residual"] > 0 and res.converged
+    sk = MultiTaskLasso(alpha=alpha, fit_intercept=fit_intercept, tol=1e-16, max_iter=1_000_000).fit(X, Y)
+    n = X.shape[0]
+    F_sk = 0.5 / n * np.sum((Y - X @ sk.coef_.T - sk.intercept_) ** 2) + alpha * np.linalg.norm(sk.coef_, axis=0).sum()
+    F = 0.5 / n * np.sum((Y - X @ res.W - res.b) ** 2) + alpha * np.linalg.norm(res.W, axis=1).sum()
+    assert res.objective == pytest.approx(F, rel=1e-12)
+    assert F <= F_sk * (1 + 1e-12)
+    assert F == pytest.approx(F_sk, rel=1e-9)
+    np.testing.assert_allclose(res.W, sk.coef_.T, atol=1e-5 * np.abs(sk.coef_).max())
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21"])
+def test_wide_problem_with_task_weights_and_ridge_matches_fista(monkeypatch, penalty):
+    X, Y = wide_data(seed=4, n=30, d=300, T=3)
+    calls = count_residual_calls(monkeypatch)
+    data = mtlx.TaskData.from_shared(X, Y)
+    c = np.array([0.5, 1.0, 2.0])
+    kw = dict(penalty=penalty, l2=0.3, fit_intercept=True, task_weights=c)
+    alpha = 0.05 * mtlx.alpha_max(data, penalty, fit_intercept=True, task_weights=c)
+    res = solve_working_set(data, alpha=alpha, tol=1e-12, **kw)
+    assert calls["residual"] > 0 and res.converged
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        ref = mtlx.solve(data, alpha=alpha, tol=1e-13, max_iter=200_000, solver="fista", **kw)
+    tasks = [(X, Y[:, t]) for t in range(3)]
+    F = objective(tasks, np.asarray(res.W), np.asarray(res.b), alpha, penalty, 0.3, c)
+    assert res.objective == pytest.approx(F, rel=1e-12)
+    assert F <= ref.objective * (1 + 1e-11)
+    assert F == pytest.approx(ref.objective, rel=1e-10)
+    np.testing.assert_allclose(res.W, ref.W, atol=1e-5 * np.abs(ref.W).max())
+
+
+def test_residual_kernel_runs_the_gram_kernels_steps():
+    # Same steps, same order, gradients from R instead of Q: after a few epochs both kernels hold
+    # the same W (to rounding), and R stays Y - X_S W.
+    rng = np.random.default_rng(5)
+    n, k, T = 30, 50, 3
+    X = rng.standard_normal((n, k))
+    Y = rng.standard_normal((n, T))
+    c = np.array([0.2, 0.5, 1.0])
+    for code in (int(_core.PenaltyKind.l1), int(_core.PenaltyKind.l21)):
+        W_gram, W_res = np.zeros((k, T)), np.zeros((k, T))
+        H = (X.T @ X)[None]
+        B = (X.T @ Y) * c
+        Q = np.zeros((k, T))
+        _core.cd_epochs(H, B, c, 0.3, 0.1, code, W_gram, Q, 7, 0.0)
+        R = np.ascontiguousarray(Y.T)
+        columns = np.ascontiguousarray(X.T)
+        _core.cd_epochs_residual(columns, np.sum(X * X, axis=0), c, 0.3, 0.1, code, W_res, R, 7, 0.0)
+        np.testing.assert_allclose(W_res, W_gram, rtol=0, atol=1e-12 * np.abs(W_gram).max())
+        np.testing.assert_allclose(R, (Y - X @ W_res).T, atol=1e-12 * np.abs(Y).max())
+    with pytest.raises(ValueError, match=r"R has shape \(3, 29\), expected \(3, 30\)"):
+        _core.cd_epochs_residual(columns, np.ones(k), c, 0.3, 0.1, code, W_res, np.zeros((3, 29)), 1, 0.0)
+
+
+def test_anderson_extrapolation_solves_a_linear_fixed_point():
+    # For x <- A x + b in m dimensions, m + 1 differences span the error: the extrapolation of
+    # m + 2 iterates is the fixed point (to rounding), which plain iteration reaches only slowly.
+    from mtlx._residual_cd import _extrapolate
+
+    rng = np.random.default_rng(6)
+    m = 4
+    Q, _ = np.linalg.qr(rng.standard_normal((m, m)))
+    A = Q @ np.diag([0.99, 0.9, 0.5, -0.7]) @ Q.T
+    b = rng.standard_normal(m)
+    fixed = np.linalg.solve(np.eye(m) - A, b)
+    iterates = [np.zeros((m, 1))]
+    for _ in range(m + 1):
+        iterates.append(A @ iterates[-1] + b[:, None])
+    np.testing.assert_allclose(_extrapolate(iterates)[:, 0], fixed, rtol=1e-8)
+    assert np.linalg.norm(iterates[-1][:, 0] - fixed) > 0.1 * np.linalg.norm(fixed)
+    assert _extrapolate([np.ones((2, 1))] * 3) is None  # no differences: nothing to extrapolate
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21"])
+def test_wide_problem_is_bitwise_independent_of_the_thread_count(monkeypatch, penalty):
+    import mtlx._blocked
+
+    monkeypatch.setattr(mtlx._blocked, "CHUNK_COLUMNS", 37)  # several column chunks for the threads
+    X, Y = wide_data(seed=8)
+    data = mtlx.TaskData.from_shared(X, Y)
+    alpha = 0.05 * mtlx.alpha_max(data, penalty, fit_intercept=True)
+    runs = [solve_working_set(data, penalty, alpha=alpha, fit_intercept=True, tol=1e-10, n_threads=n) for n in (1, 2)]
+    assert runs[0].converged
+    np.testing.assert_array_equal(runs[0].W, runs[1].W)
+    np.testing.assert_array_equal(runs[0].b, runs[1].b)

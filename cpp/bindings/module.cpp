@@ -447,6 +447,42 @@ void bind_coordinate_descent(py::module_& m) {
       py::arg("penalty"), py::arg("W").noconvert(), py::arg("Q").noconvert(), py::arg("max_epochs"), py::arg("tol"),
       "Block coordinate descent epochs on Gram statistics (l1 / l21 least squares); returns "
       "(epochs, max_change, max_abs). Q must hold [H_t w_t]_t and is kept consistent with W.");
+
+  m.def(
+      "cd_epochs_residual",
+      [](const carray<double>& X, const carray<double>& sq_norms, const carray<double>& c, double alpha, double l2,
+         std::uint8_t penalty, carray<double> W, carray<double> R, std::int64_t max_epochs, double tol) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D (k, n), got shape " + shape_of(X));
+        if (W.ndim() != 2) throw std::invalid_argument("W must be 2-D (k, T), got shape " + shape_of(W));
+        const py::ssize_t k = X.shape(0), n = X.shape(1), T = W.shape(1);
+        expect_shape(sq_norms, "sq_norms", {k});
+        expect_shape(c, "c", {T});
+        expect_shape(W, "W", {k, T});
+        expect_shape(R, "R", {T, n});
+        expect_writable(W, "W");
+        expect_writable(R, "R");
+        const auto kind = static_cast<mtlx::PenaltyKind>(penalty);
+        if (kind != mtlx::PenaltyKind::l1 && kind != mtlx::PenaltyKind::l21) {
+          throw std::invalid_argument("coordinate descent handles the l1 and l21 penalties, got code " +
+                                      std::to_string(penalty));
+        }
+        if (!(alpha >= 0.0) || !(l2 >= 0.0)) throw std::invalid_argument("alpha and l2 must be >= 0");
+        const mtlx::cpu::ResidualCdProblem problem{X.data(), sq_norms.data(), c.data(), k, n, T, alpha, l2, kind};
+        double* w = W.mutable_data();
+        double* r = R.mutable_data();
+        mtlx::cpu::CdResult result{};
+        {
+          py::gil_scoped_release release;
+          result = mtlx::cpu::cd_epochs_residual(problem, w, r, max_epochs, tol);
+        }
+        return py::make_tuple(result.epochs, result.max_change, result.max_abs);
+      },
+      py::arg("X").noconvert(), py::arg("sq_norms").noconvert(), py::arg("c").noconvert(), py::arg("alpha"),
+      py::arg("l2"), py::arg("penalty"), py::arg("W").noconvert(), py::arg("R").noconvert(), py::arg("max_epochs"),
+      py::arg("tol"),
+      "Block coordinate descent epochs from the data (l1 / l21 least squares, shared X): X holds the working "
+      "set's columns as rows (k, n), R = Y - X_S W (T, n) is kept consistent with W; returns (epochs, "
+      "max_change, max_abs).");
 }
 
 PYBIND11_MODULE(_core, m) {

@@ -310,6 +310,24 @@ def cd_epochs(
     Returns (epochs, max_change, max_abs). Q must hold [H_t w_t]_t and is kept consistent with W.
     """
 
+def cd_epochs_residual(
+    X: NDArray[np.float64],
+    sq_norms: NDArray[np.float64],
+    c: NDArray[np.float64],
+    alpha: _Float,
+    l2: _Float,
+    penalty: _Int,
+    W: NDArray[np.float64],
+    R: NDArray[np.float64],
+    max_epochs: _Int,
+    tol: _Float,
+) -> tuple[int, float, float]:
+    """Block coordinate descent epochs from the data (l1 / l21 least squares, shared X).
+
+    X holds the working set's columns as rows (k, n); R = Y - X_S W (T, n) is kept consistent
+    with W. Returns (epochs, max_change, max_abs).
+    """
+
 # BLAS/LAPACK registration and the machine.
 
 def set_routine(name: str, capsule: object) -> None:

@@ -13,6 +13,12 @@ The method of celer (Massias, Gramfort & Salmon 2018) and skglm, for the multi-t
   d x d Gram matrix, and each gap check costs O(d s T) for a support of s features, plus one
   direct pass over those s columns for the exact value of F.
 
+For one X shared by the tasks, when a working set or a support outgrows the rows (d >> n:
+genomics, text), Gram rows of thousands of features cost more than passes over the data, and a
+cost model (:meth:`WorkingSetSolver._residual_pays`, :meth:`WorkingSetSolver._data_pass_pays`)
+switches to the residual form: epochs update ``R = Y - X_S W_S`` (``mtlx._core.cd_epochs_residual``,
+O(n T) a row, as scikit-learn and celer do) and gap checks take ``X' R`` in one pass.
+
 Intercepts are handled exactly by centering (the optimal b_t for a given w_t is
 ``ybar_t - xbar_t . w_t`` under any task weights). Everything runs in float64.
 """
@@ -29,6 +35,7 @@ import numpy as np
 from . import _core
 from ._blocked import column_chunks, column_products, row_sums
 from ._config import blas_threads, resolve_n_threads
+from ._residual_cd import solve_residual
 from ._validate import check_int, resolve_task_weights
 from .data import TaskData
 from .objective import as_parameters, loss_grad
@@ -42,6 +49,9 @@ log = logging.getLogger("mtlx")
 
 #: Rows of X per block when a statistic is accumulated over a centered copy.
 _BLOCK_ROWS = 4096
+
+#: Epochs a working set is assumed to take, in the cost model that picks Gram or residual epochs.
+_EPOCHS_GUESS = 10
 
 
 def certificate(f: float, corr: np.ndarray, W: np.ndarray, alpha: float, penalty: Penalty,
@@ -296,6 +306,8 @@ class WorkingSetSolver:
         support = np.flatnonzero(np.any(W != 0, axis=1))
         ridge = 0.5 * self.l2 * float(np.sum(W * W))
         rows = slice(None) if features is None else features
+        if support.size and self._data_pass_pays(support):
+            return self._gradient_from_data(W, support, rows, ridge)
         corr = self.B[rows] - self.l2 * W[rows]
         if support.size == 0:
             return corr, self.value_at_zero + ridge
@@ -314,6 +326,81 @@ class WorkingSetSolver:
                 f = self.value_at_zero - float(np.sum(WS * self.B[support])) + 0.5 * float(
                     np.sum(self.c * WS * self._products(HSS, WS)))
         return corr, f + ridge
+
+    def _uncached(self, features: np.ndarray) -> int:
+        return int(np.count_nonzero(self._pos[features] < 0))
+
+    def _data_pass_pays(self, support: np.ndarray) -> bool:
+        """Whether ``X' R`` in one pass (shared X) is cheaper than the Gram rows of the support:
+        their missing rows cost ``n d`` each, then ``s d T`` for the products, against ``n (s + d) T``."""
+        if self.data.layout != "shared":
+            return False
+        n, d, T = self.data.X.shape[0], self.data.n_features, self.data.n_tasks
+        s = support.size
+        return n * (s + d) * T < n * self._uncached(support) * d + s * d * T
+
+    def _residual_pays(self, ws: np.ndarray) -> bool:
+        """Whether epochs on the residuals beat epochs on the Gram block for this working set (shared
+        X): ``n k`` to copy its columns and ``2 n k T`` per epoch, against ``n d`` for each missing
+        Gram row and ``k^2 T`` per epoch."""
+        if self.data.layout != "shared":
+            return False
+        n, d, T, k = self.data.X.shape[0], self.data.n_features, self.data.n_tasks, ws.size
+        residual = n * k * (1 + T) + 2 * n * k * T * _EPOCHS_GUESS
+        gram = n * self._uncached(ws) * d + k * k * T * _EPOCHS_GUESS
+        return residual < gram
+
+    def _centered_columns(self, features: np.ndarray) -> np.ndarray:
+        """(X[:, features] - xbar).T as a (k, n) C-contiguous array (each column contiguous)."""
+        cols = self.data.X[:, features].T.astype(np.float64, order="C")
+        if self.fit_intercept:
+            cols -= self.xbar[0, features][:, None]
+        return cols
+
+    def _residuals(self, columns: np.ndarray, WS: np.ndarray) -> np.ndarray:
+        """R = (Y - ybar) - X_S W_S as (T, n), from the support's centered columns (k, n)."""
+        R = (self.data.Y - self.ybar).T.astype(np.float64, order="C")
+        if WS.size:
+            R -= WS.T @ columns
+        return R
+
+    def _gradient_from_data(self, W: np.ndarray, support: np.ndarray, rows, ridge: float):
+        """(corr, f) by one pass over X: ``corr = C X_c' R - l2 W`` and the exact f."""
+        with blas_threads(1):
+            R = self._residuals(self._centered_columns(support), W[support])
+            XtR = np.zeros((self.data.n_tasks, self.data.n_features))  # R' X, threads over fixed column chunks
+            column_products(lambda lo, hi: R[:, lo:hi], self.data.X, XtR, self.n_threads)
+            if self.fit_intercept:  # X_c' R = X' R - xbar (1' R): exactly 0 in exact arithmetic, not in floats
+                XtR -= np.outer(R.sum(axis=1), self.xbar[0])
+        corr = self.c * XtR.T[rows] - self.l2 * W[rows]
+        f = 0.5 * float(np.einsum("ti,ti->t", R, R) @ self.c)
+        return corr, f + ridge
+
+    def _epochs(self, W: np.ndarray, ws: np.ndarray, alpha: float, code: int, max_epochs: int, inner_tol: float,
+                stop_gap: float):
+        """Coordinate-descent epochs on the working set ``ws``; returns its new rows and the epochs run.
+
+        Gram epochs stop on ``inner_tol`` (the largest change against the largest entry); residual
+        epochs on the subproblem's duality gap, ``stop_gap`` (:mod:`mtlx._residual_cd`).
+        """
+        WS = np.ascontiguousarray(W[ws])
+        if self._residual_pays(ws):
+            columns = self._centered_columns(ws)
+            R = self._residuals(columns, WS)
+            scale = self.radius_scale[ws]
+
+            def subproblem_gap(f, corr, WS_now):
+                return certificate(f, corr, WS_now, alpha, self.penalty, scale)[1]
+
+            ran = solve_residual(columns, R, WS, self.c, float(alpha), self.l2, self.penalty, subproblem_gap,
+                                 stop_gap, int(max_epochs))
+            return WS, ran
+        self._add_columns(ws)
+        H = np.ascontiguousarray(self._gram_block(ws, ws))
+        Q = np.ascontiguousarray(self._products(H, WS))
+        ran, _, _ = _core.cd_epochs(H, np.ascontiguousarray(self.B[ws]), self.c, float(alpha), self.l2, code,
+                                    WS, Q, int(max_epochs), float(inner_tol))
+        return WS, ran
 
     def _direct_value(self, support: np.ndarray, WS: np.ndarray) -> float:
         """sum_t c_t 0.5 ||y_t - X_t[:, S] w_t - b_t||^2 by one core pass over the support."""
@@ -415,12 +502,10 @@ class WorkingSetSolver:
                 ws = alive
             if epochs >= max_epochs:
                 break
-            self._add_columns(ws)
-            WS = np.ascontiguousarray(W[ws])
-            H = np.ascontiguousarray(self._gram_block(ws, ws))
-            Q = np.ascontiguousarray(self._products(H, WS))
-            ran, _, _ = _core.cd_epochs(H, np.ascontiguousarray(self.B[ws]), self.c, float(alpha), self.l2, code,
-                                        WS, Q, int(max_epochs - epochs), float(inner_tol))
+            # The subproblem need not be solved beyond a fraction of the whole problem's gap (celer's 0.3),
+            # nor beyond what certifies tol.
+            stop_gap = max(0.3 * gap, 0.5 * tol * primal)
+            WS, ran = self._epochs(W, ws, alpha, code, max_epochs - epochs, inner_tol, stop_gap)
             epochs += ran
             W[:] = 0.0
             W[ws] = WS

@@ -7,7 +7,7 @@
 /// H_t the k x k Gram matrix of task t (one H shared by all tasks for shared input) and
 /// B(j, t) = c_t h_t[j]. Each step minimizes over one row of W (l2,1: the row as a block;
 /// l1: each entry) and keeps Q = [H_t w_t]_t (k x T) up to date, so a step costs O(k T) and
-/// never touches the data.
+/// never touches the data. cd_epochs_residual runs the same steps from the data (O(n T) a row).
 #pragma once
 
 #include <cstdint>
@@ -40,5 +40,25 @@ struct CdResult {
 /// is at most tol times the largest entry, or max_epochs. W (k x T) is updated in place and
 /// Q (k x T) must hold [H_t w_t]_t on entry; it is kept consistent with W.
 CdResult cd_epochs(const CdProblem& problem, double* W, double* Q, std::int64_t max_epochs, double tol);
+
+/// The same problem for one input matrix shared by the tasks, from the data instead of Gram
+/// statistics: the k working-set columns of X (centered when there are intercepts) and the
+/// residuals R = Y - X_S W (T x n), each row's gradient -c_t x_j' r_t costing O(n T). Pays when
+/// the working set is larger than the rows (d >> n). Every array is float64, C-contiguous.
+struct ResidualCdProblem {
+  const double* X;         ///< k x n: row j is column j of the working set, contiguous
+  const double* sq_norms;  ///< k: ||x_j||^2
+  const double* c;         ///< T task weights c_t
+  std::int64_t k;          ///< features in the working set
+  std::int64_t n;          ///< rows
+  std::int64_t T;          ///< tasks
+  double alpha;            ///< strength of g
+  double l2;               ///< ridge strength
+  PenaltyKind penalty;     ///< l1 or l21
+};
+
+/// Epochs as cd_epochs, with R (T x n) holding Y - X_S W on entry; it is kept consistent with W.
+CdResult cd_epochs_residual(const ResidualCdProblem& problem, double* W, double* R, std::int64_t max_epochs,
+                            double tol);
 
 }  // namespace mtlx::cpu

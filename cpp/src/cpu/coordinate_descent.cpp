@@ -1,4 +1,10 @@
-// Block coordinate descent epochs on Gram statistics (see mtlx/coordinate_descent.hpp).
+// Block coordinate descent epochs for l1 / l2,1 least squares (see mtlx/coordinate_descent.hpp).
+//
+// One epoch loop, two ways to get a row's gradient, written as policies:
+//   GramRows:     from Gram statistics, Q = [H_t w_t]_t kept up to date: O(k T) per row;
+//   ResidualRows: from the residuals R = Y - X_S W_S kept up to date: O(n T) per row, for
+//                 working sets larger than the rows (d >> n), where k x k Gram blocks cost more
+//                 than passes over R and the Gram rows of thousands of features would not fit.
 #include "mtlx/coordinate_descent.hpp"
 
 #include <algorithm>
@@ -8,104 +14,244 @@
 namespace mtlx::cpu {
 namespace {
 
-/// Q(:, t) += H_t(:, j) delta_t for every task whose entry moved (H_t symmetric: its column j
-/// is its row j, contiguous).
-void update_products(const CdProblem& p, std::int64_t j, const double* delta, double* Q) {
-  const std::int64_t k = p.k, T = p.T;
-  if (p.n_gram == 1) {
-    const double* h = p.H + j * k;
-    for (std::int64_t i = 0; i < k; ++i) {
-      const double hij = h[i];
-      if (hij == 0.0) continue;
-      double* q = Q + i * T;
-#pragma omp simd
-      for (std::int64_t t = 0; t < T; ++t) q[t] += hij * delta[t];
-    }
-    return;
-  }
-  for (std::int64_t t = 0; t < T; ++t) {
-    if (delta[t] == 0.0) continue;
-    const double* h = p.H + (t * k + j) * k;
-    for (std::int64_t i = 0; i < k; ++i) Q[i * T + t] += h[i] * delta[t];
-  }
-}
+/// Gradients from Gram statistics: grad_t = c_t (H_t w_t)[j] - B(j, t) (+ l2 w_t, added by the step).
+struct GramRows {
+  const CdProblem& p;
+  double* Q;
 
-/// H_t(j, j).
-double diagonal(const CdProblem& p, std::int64_t t, std::int64_t j) {
-  const std::int64_t g = p.n_gram == 1 ? 0 : t;
-  return p.H[(g * p.k + j) * p.k + j];
-}
+  double curvature(std::int64_t t, std::int64_t j) const {
+    const std::int64_t g = p.n_gram == 1 ? 0 : t;
+    return p.c[t] * p.H[(g * p.k + j) * p.k + j];
+  }
+
+  void gradient(std::int64_t j, double* grad) const {
+    const double* q = Q + j * p.T;
+    const double* b = p.B + j * p.T;
+    for (std::int64_t t = 0; t < p.T; ++t) grad[t] = p.c[t] * q[t] - b[t];
+  }
+
+  void begin_row(std::int64_t) {}
+  void finish() {}
+
+  /// Q(:, t) += H_t(:, j) delta_t for every task whose entry moved (H_t symmetric: its column j
+  /// is its row j, contiguous).
+  void moved(std::int64_t j, const double* delta) {
+    const std::int64_t k = p.k, T = p.T;
+    if (p.n_gram == 1) {
+      const double* h = p.H + j * k;
+      for (std::int64_t i = 0; i < k; ++i) {
+        const double hij = h[i];
+        if (hij == 0.0) continue;
+        double* q = Q + i * T;
+#pragma omp simd
+        for (std::int64_t t = 0; t < T; ++t) q[t] += hij * delta[t];
+      }
+      return;
+    }
+    for (std::int64_t t = 0; t < T; ++t) {
+      if (delta[t] == 0.0) continue;
+      const double* h = p.H + (t * k + j) * k;
+      for (std::int64_t i = 0; i < k; ++i) Q[i * T + t] += h[i] * delta[t];
+    }
+  }
+};
+
+/// Gradients from the residuals: grad_t = -c_t x_j' r_t; columns x_j (centered) contiguous.
+///
+/// Rows are taken in blocks of kBlock: one pass over R gives the gradients of the whole block,
+/// each step corrects the later rows' gradients through the block's small Gram matrix
+/// (r_t -= delta_t x_a changes -c_t x_b' r_t by c_t (x_b' x_a) delta_t), and one pass applies the
+/// block's moves to R. The steps are those of row-by-row descent; R, the working set's largest
+/// array, is read twice per block instead of three times per row (memory-bound before: 3.6
+/// GFlop/s on n = 500, T = 50).
+struct ResidualRows {
+  static constexpr std::int64_t kBlock = 4;
+
+  const ResidualCdProblem& p;
+  double* R;                  // T x n
+  std::vector<double> grads;  // kBlock x T: the block's gradients, corrected as rows move
+  std::vector<double> moves;  // kBlock x T: the block's deltas, applied to R at its end
+  double gram[kBlock][kBlock] = {};
+  std::int64_t first = 0, size = 0;  // the current block: rows first .. first + size - 1
+
+  ResidualRows(const ResidualCdProblem& problem, double* residuals)
+      : p(problem),
+        R(residuals),
+        grads(static_cast<std::size_t>(kBlock * problem.T)),
+        moves(static_cast<std::size_t>(kBlock * problem.T)) {}
+
+  double curvature(std::int64_t t, std::int64_t j) const { return p.c[t] * p.sq_norms[j]; }
+
+  /// Before row j's step: its block's gradients, from one pass over R when j opens a block.
+  void begin_row(std::int64_t j) {
+    if (j < first || j >= first + size) start_block(j);
+  }
+
+  void gradient(std::int64_t j, double* grad) const {
+    const double* g = grads.data() + (j - first) * p.T;
+    std::copy(g, g + p.T, grad);
+  }
+
+  void moved(std::int64_t j, const double* delta) {
+    const std::int64_t a = j - first, T = p.T;
+    std::copy(delta, delta + T, moves.data() + a * T);
+    for (std::int64_t b = a + 1; b < size; ++b) {
+      const double g_ab = gram[a][b];
+      double* g = grads.data() + b * T;
+      for (std::int64_t t = 0; t < T; ++t) g[t] += p.c[t] * g_ab * delta[t];
+    }
+  }
+
+  /// Applies the pending block's moves to R (at the end of every block and of the epoch).
+  void finish() {
+    const std::int64_t n = p.n, T = p.T;
+    bool any = false;
+    for (std::int64_t k = 0; k < size * T && !any; ++k) any = moves[static_cast<std::size_t>(k)] != 0.0;
+    if (any) {
+      for (std::int64_t t = 0; t < T; ++t) {
+        double* r = R + t * n;
+        for (std::int64_t a = 0; a < size; ++a) {
+          const double d = moves[static_cast<std::size_t>(a * T + t)];
+          if (d == 0.0) continue;
+          const double* x = p.X + (first + a) * n;
+#pragma omp simd
+          for (std::int64_t i = 0; i < n; ++i) r[i] -= d * x[i];
+        }
+      }
+    }
+    first += size;
+    size = 0;
+  }
+
+ private:
+  void start_block(std::int64_t j) {
+    finish();
+    const std::int64_t n = p.n, T = p.T;
+    first = j;
+    size = std::min(kBlock, p.k - j);
+    std::fill(moves.begin(), moves.end(), 0.0);
+    const double* x[kBlock];
+    for (std::int64_t a = 0; a < kBlock; ++a) x[a] = p.X + (first + std::min(a, size - 1)) * n;
+    for (std::int64_t a = 0; a < size; ++a) {
+      for (std::int64_t b = a + 1; b < size; ++b) {
+        double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
+        for (std::int64_t i = 0; i < n; ++i) dot += x[a][i] * x[b][i];
+        gram[a][b] = dot;
+      }
+    }
+    for (std::int64_t t = 0; t < T; ++t) {
+      const double* r = R + t * n;
+      double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;  // kBlock = 4 (padded rows repeat the last)
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+      for (std::int64_t i = 0; i < n; ++i) {
+        s0 += x[0][i] * r[i];
+        s1 += x[1][i] * r[i];
+        s2 += x[2][i] * r[i];
+        s3 += x[3][i] * r[i];
+      }
+      const double sums[kBlock] = {s0, s1, s2, s3};
+      for (std::int64_t a = 0; a < size; ++a) grads[static_cast<std::size_t>(a * T + t)] = -p.c[t] * sums[a];
+    }
+  }
+};
 
 /// The new row j for l2,1: one proximal-gradient step on the row with step 1 / L_j,
 /// L_j = max_t c_t H_t(j, j) + l2 (exact block minimization when the curvatures agree, as
 /// for shared input with equal task weights). Writes delta = new - old.
-void row_step_l21(const CdProblem& p, std::int64_t j, const double* w, const double* q, double* u, double* delta) {
-  const std::int64_t T = p.T;
-  const double* b = p.B + j * T;
+template <class Rows>
+void row_step_l21(const Rows& rows, std::int64_t T, double alpha, double l2, std::int64_t j, const double* w,
+                  double* grad, double* delta) {
   double L = 0.0;
-  for (std::int64_t t = 0; t < T; ++t) L = std::max(L, p.c[t] * diagonal(p, t, j));
-  L += p.l2;
+  for (std::int64_t t = 0; t < T; ++t) L = std::max(L, rows.curvature(t, j));
+  L += l2;
   if (!(L > 0.0)) {  // a zero column without ridge: the row's minimizer is 0
     for (std::int64_t t = 0; t < T; ++t) delta[t] = -w[t];
     return;
   }
+  rows.gradient(j, grad);
   double norm_sq = 0.0;
   for (std::int64_t t = 0; t < T; ++t) {
-    const double grad = p.c[t] * q[t] - b[t] + p.l2 * w[t];
-    u[t] = w[t] - grad / L;
-    norm_sq += u[t] * u[t];
+    grad[t] = w[t] - (grad[t] + l2 * w[t]) / L;  // the unshrunk row
+    norm_sq += grad[t] * grad[t];
   }
-  const double factor = group_shrink_factor(std::sqrt(norm_sq), p.alpha / L);
-  for (std::int64_t t = 0; t < T; ++t) delta[t] = factor * u[t] - w[t];
+  const double factor = group_shrink_factor(std::sqrt(norm_sq), alpha / L);
+  for (std::int64_t t = 0; t < T; ++t) delta[t] = factor * grad[t] - w[t];
 }
 
 /// The new row j for l1: each entry minimized exactly (its own curvature c_t H_t(j, j) + l2).
-void row_step_l1(const CdProblem& p, std::int64_t j, const double* w, const double* q, double* delta) {
-  const std::int64_t T = p.T;
-  const double* b = p.B + j * T;
+template <class Rows>
+void row_step_l1(const Rows& rows, std::int64_t T, double alpha, double l2, std::int64_t j, const double* w,
+                 double* grad, double* delta) {
+  rows.gradient(j, grad);
   for (std::int64_t t = 0; t < T; ++t) {
-    const double h = p.c[t] * diagonal(p, t, j) + p.l2;
+    const double h = rows.curvature(t, j) + l2;
     if (!(h > 0.0)) {
       delta[t] = -w[t];
       continue;
     }
-    const double grad = p.c[t] * q[t] - b[t] + p.l2 * w[t];
-    delta[t] = soft_threshold(w[t] - grad / h, p.alpha / h) - w[t];
+    delta[t] = soft_threshold(w[t] - (grad[t] + l2 * w[t]) / h, alpha / h) - w[t];
   }
 }
 
-}  // namespace
-
-CdResult cd_epochs(const CdProblem& p, double* W, double* Q, std::int64_t max_epochs, double tol) {
-  const std::int64_t k = p.k, T = p.T;
-  std::vector<double> u(T), delta(T);
+template <class Rows>
+CdResult epochs(Rows& rows, std::int64_t k, std::int64_t T, double alpha, double l2, PenaltyKind penalty, double* W,
+                std::int64_t max_epochs, double tol) {
+  std::vector<double> grad(static_cast<std::size_t>(T)), delta(static_cast<std::size_t>(T));
   CdResult result{0, 0.0, 0.0};
   while (result.epochs < max_epochs) {
     double max_change = 0.0, max_abs = 0.0;
     for (std::int64_t j = 0; j < k; ++j) {
       double* w = W + j * T;
-      if (p.penalty == PenaltyKind::l21) {
-        row_step_l21(p, j, w, Q + j * T, u.data(), delta.data());
+      rows.begin_row(j);
+      if (penalty == PenaltyKind::l21) {
+        row_step_l21(rows, T, alpha, l2, j, w, grad.data(), delta.data());
       } else {
-        row_step_l1(p, j, w, Q + j * T, delta.data());
+        row_step_l1(rows, T, alpha, l2, j, w, grad.data(), delta.data());
       }
       bool moved = false;
       for (std::int64_t t = 0; t < T; ++t) {
-        if (delta[t] != 0.0) {
+        if (delta[static_cast<std::size_t>(t)] != 0.0) {
           moved = true;
-          w[t] += delta[t];
-          max_change = std::max(max_change, std::fabs(delta[t]));
+          w[t] += delta[static_cast<std::size_t>(t)];
+          max_change = std::max(max_change, std::fabs(delta[static_cast<std::size_t>(t)]));
         }
         max_abs = std::max(max_abs, std::fabs(w[t]));
       }
-      if (moved) update_products(p, j, delta.data(), Q);
+      if (moved) rows.moved(j, delta.data());
     }
+    rows.finish();
     ++result.epochs;
     result.max_change = max_change;
     result.max_abs = max_abs;
     if (max_change <= tol * max_abs) break;
   }
   return result;
+}
+
+}  // namespace
+
+// The epochs are compiled for AVX2 and AVX-512 beside the portable baseline, the best picked at
+// load time (an ifunc; the whole call tree is inlined into each clone): the baseline's 2-wide
+// vectors without FMA ran the residual epochs at a third of the speed. (Not under AddressSanitizer,
+// whose runtime does not take ifuncs before it starts.)
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define MTLX_WIDEST_VECTORS __attribute__((target_clones("default", "avx2", "arch=x86-64-v4"), flatten))
+#else
+#define MTLX_WIDEST_VECTORS
+#endif
+
+MTLX_WIDEST_VECTORS
+CdResult cd_epochs(const CdProblem& p, double* W, double* Q, std::int64_t max_epochs, double tol) {
+  GramRows rows{p, Q};
+  return epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
+}
+
+MTLX_WIDEST_VECTORS
+CdResult cd_epochs_residual(const ResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs, double tol) {
+  ResidualRows rows(p, R);
+  return epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
 }
 
 }  // namespace mtlx::cpu

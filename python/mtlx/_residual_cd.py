@@ -1,0 +1,100 @@
+"""The working-set subproblem on shared X solved from the residuals, with Anderson acceleration.
+
+The inner solver of :mod:`mtlx.working_set` when a working set outgrows the rows (d >> n): block
+coordinate descent on ``R = Y - X_S W_S`` (``mtlx._core.cd_epochs_residual``, O(n T) per row),
+run in bursts of :data:`ANDERSON_K` epochs. After each burst:
+
+* **Anderson acceleration** (Walker & Ni 2011; for coordinate descent, Bertrand & Massias 2021,
+  as skglm does): the last K + 1 iterates give the affine combination whose differences are
+  smallest; it is kept when it lowers the subproblem's objective. When the support outgrows n,
+  plain epochs contract slowly (a school of collinear columns) and the extrapolation cuts their
+  number several-fold.
+* every :data:`CHECK_EVERY` epochs, the **subproblem's duality gap** (the same certificate as the
+  outer loop's, restricted to the working set): the bursts stop once it is below the target the
+  outer loop sets (a fraction of its own gap, as celer does), so that early working sets are not
+  solved far beyond what the next gap check can use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["ANDERSON_K", "CHECK_EVERY", "solve_residual"]
+
+#: Epochs per burst, and iterates the extrapolation combines (skglm's default).
+ANDERSON_K = 5
+#: Epochs between two gaps of the subproblem.
+CHECK_EVERY = 10
+
+
+def _value(R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha: float, l2: float, penalty) -> float:
+    """The subproblem's objective at (WS, its residuals R)."""
+    f = 0.5 * float(np.einsum("ti,ti->t", R, R) @ c) + 0.5 * l2 * float(np.vdot(WS, WS))
+    return f + alpha * penalty.raw_value(WS)
+
+
+def _extrapolate(iterates: list) -> np.ndarray | None:
+    """The affine combination of ``iterates[1:]`` with the smallest combined difference, or None
+    when the differences are degenerate."""
+    U = np.diff(np.stack(iterates), axis=0).reshape(len(iterates) - 1, -1)
+    gram = U @ U.T
+    try:
+        z = np.linalg.solve(gram, np.ones(gram.shape[0]))
+    except np.linalg.LinAlgError:
+        return None
+    total = z.sum()
+    if not np.all(np.isfinite(z)) or total == 0.0:
+        return None
+    weights = z / total
+    return np.tensordot(weights, np.stack(iterates[1:]), axes=1)
+
+
+def solve_residual(columns: np.ndarray, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha: float, l2: float,
+                   penalty, certificate, stop_gap: float, max_epochs: int) -> int:
+    """Minimizes the working-set problem in place (``WS`` and its residuals ``R``); returns the epochs run.
+
+    Parameters
+    ----------
+    columns : ndarray, shape (k, n)
+        The working set's (centered) columns, each contiguous.
+    R : ndarray, shape (T, n)
+        ``Y - ybar - X_S WS``, kept consistent with ``WS``.
+    WS : ndarray, shape (k, T)
+    c : ndarray, shape (T,)
+    alpha, l2 : float
+        Strength of the unweighted penalty, ridge.
+    penalty : Penalty
+        L1 or L21 (its ``cd_kind`` and ``raw_value``).
+    certificate : callable
+        ``certificate(f, corr, WS) -> gap`` of the subproblem.
+    stop_gap : float
+        Stop once the subproblem's gap is at most this.
+    max_epochs : int
+    """
+    code = int(penalty.cd_kind)
+    sq_norms = np.einsum("ji,ji->j", columns, columns)
+    iterates = [WS.copy()]
+    epochs = 0
+    while epochs < max_epochs:
+        ran, max_change, _ = _core.cd_epochs_residual(columns, sq_norms, c, alpha, l2, code, WS, R,
+                                                      min(ANDERSON_K, max_epochs - epochs), 0.0)
+        epochs += ran
+        if max_change == 0.0:  # a fixed point of the epochs: nothing left to do here
+            break
+        iterates.append(WS.copy())
+        if len(iterates) == ANDERSON_K + 1:
+            accelerated = _extrapolate(iterates)
+            if accelerated is not None:
+                R_acc = R - (accelerated - WS).T @ columns
+                if _value(R_acc, accelerated, c, alpha, l2, penalty) < _value(R, WS, c, alpha, l2, penalty):
+                    WS[...] = accelerated
+                    R[...] = R_acc
+            iterates = [WS.copy()]
+        if epochs % CHECK_EVERY == 0 or epochs >= max_epochs:
+            corr = c * (columns @ R.T) - l2 * WS
+            f = 0.5 * float(np.einsum("ti,ti->t", R, R) @ c) + 0.5 * l2 * float(np.vdot(WS, WS))
+            if certificate(f, corr, WS) <= stop_gap:
+                break
+    return epochs
