@@ -2,11 +2,12 @@
 
 The inner solver of :mod:`mtlx.working_set` when a working set outgrows the rows (d >> n): block
 coordinate descent on ``R = Y - X_S W_S`` (``mtlx._core.cd_epochs_residual``, O(n T) per row),
-run in bursts of :data:`ANDERSON_K` epochs. After each burst:
+one epoch per call, and:
 
 * **Anderson acceleration** (Walker & Ni 2011; for coordinate descent, Bertrand & Massias 2021,
-  as skglm does): the last K + 1 iterates give the affine combination whose differences are
-  smallest; it is kept when it lowers the subproblem's objective. When the support outgrows n,
+  as skglm does): every :data:`ANDERSON_K` epochs, the iterates after each of them give the
+  affine combination whose differences are smallest; it is kept when it lowers the subproblem's
+  objective. When the support outgrows n,
   plain epochs contract slowly (a school of collinear columns) and the extrapolation cuts their
   number several-fold.
 * every :data:`CHECK_EVERY` epochs, the **subproblem's duality gap** (the same certificate as the
@@ -23,7 +24,7 @@ from . import _core
 
 __all__ = ["ANDERSON_K", "CHECK_EVERY", "solve_residual"]
 
-#: Epochs per burst, and iterates the extrapolation combines (skglm's default).
+#: Epochs between two extrapolations, each from the K + 1 iterates around them (skglm's default).
 ANDERSON_K = 5
 #: Epochs between two gaps of the subproblem.
 CHECK_EVERY = 10
@@ -78,8 +79,7 @@ def solve_residual(columns: np.ndarray, R: np.ndarray, WS: np.ndarray, c: np.nda
     iterates = [WS.copy()]
     epochs = 0
     while epochs < max_epochs:
-        ran, max_change, _ = _core.cd_epochs_residual(columns, sq_norms, c, alpha, l2, code, WS, R,
-                                                      min(ANDERSON_K, max_epochs - epochs), 0.0)
+        ran, max_change, _ = _core.cd_epochs_residual(columns, sq_norms, c, alpha, l2, code, WS, R, 1, 0.0)
         epochs += ran
         if max_change == 0.0:  # a fixed point of the epochs: nothing left to do here
             break
