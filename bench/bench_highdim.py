@@ -1,0 +1,223 @@
+"""The high-dimensional regime (d >> n): mtlx's default estimator against scikit-learn, celer and skglm.
+
+What it measures
+----------------
+Issue 15: shared-input least squares with far more features than rows, 10% of the rows of the
+true W active (so the support outgrows n), noise at a third of the signal's scale (SNR 3), and
+the objective of scikit-learn's estimators::
+
+    F(W) = (1/2n) ||Y - X W||_F^2 + alpha g(W),    g = l21 (MultiTaskLasso) or l1 (independent lassos)
+
+Cases: ``iid n x d x T`` (Gaussian X) and ``toeplitz`` (rows with correlation rho^|i - j| between
+features i and j, rho = 0.9), at alpha = alpha_max / 10 and / 100. Every solver is timed to the
+same accuracy ``(F - F*) / F* <= --target`` (1e-8) by the tol ladder of bench_sklearn.py
+(:func:`bench_sklearn.time_to_target`), F recomputed in numpy from the returned W; the time to
+1e-6 is read off the same ladder (the first rung that reached it). F*: the lowest F of tight
+solves by mtlx (``--ref-tol``) and the fastest peer, its duality gap computed in numpy
+(``ref_gap``: a bound of how far F* is from the optimum).
+
+Solvers, every one from the raw arrays, one thread (``--threads``):
+
+* ``mtlx``: ``mtlx.MultiTaskRegressor(penalty=..., fit_intercept=False, tol=tol)``, its default
+  engine (working sets; in this regime coordinate descent on the residuals, see
+  :mod:`mtlx._residual_cd`);
+* ``sklearn``: ``MultiTaskLasso`` (l21) or ``Lasso`` on the T columns of Y (l1);
+* ``celer``: ``celer.homotopy.mtl_path`` (l21) or ``celer_path(..., "lasso")`` per task (l1);
+* ``skglm``: ``skglm.MultiTaskLasso`` (l21) or ``skglm.Lasso`` per task (l1).
+
+Cases measured while the load exceeded ``--threads + --max-excess-load`` are rerun (see
+bench_sklearn.py). Logistic losses are not measured yet: mtlx has no coordinate-descent engine
+for them (issue 15's prox-Newton item), and FISTA is not competitive here.
+JSON to ``bench/results/bench_highdim.json``.
+
+How to run
+----------
+::
+
+    python bench/bench_highdim.py            # the issue's shape and the bars-sized one, l21, alpha_max / 10
+    python bench/bench_highdim.py --full     # + n = 200, d = 50,000; Toeplitz; alpha_max / 100; l1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import sklearn
+from bench_grad import blas_limit, machine_info
+from bench_sklearn import DUAL_NORM, PENALTY, add_timing_args, measured, time_guard, time_to_target
+from sklearn.linear_model import Lasso, MultiTaskLasso
+
+import mtlx
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_highdim.json"
+#: (design, n, d, T, alpha / alpha_max, penalty): the default run, then what --full adds.
+CASES = [("iid", 500, 20_000, 50, 0.1, "l21"), ("iid", 300, 8_000, 30, 0.1, "l21")]
+FULL = [("iid", 500, 20_000, 50, 0.01, "l21"), ("iid", 200, 50_000, 20, 0.1, "l21"),
+        ("toeplitz", 500, 20_000, 50, 0.1, "l21"), ("iid", 500, 20_000, 50, 0.1, "l1"),
+        ("iid", 500, 20_000, 50, 0.01, "l1")]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_timing_args(p)
+    p.add_argument("--full", action="store_true", help="every case of issue 15 (an hour or more)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    return p.parse_args(argv)
+
+
+def make_problem(design, n, d, T, seed):
+    """X (Gaussian, or AR(1) across features for "toeplitz"), W with 10% active rows, SNR 3."""
+    rng = np.random.default_rng((seed, n, d, T))
+    X = rng.standard_normal((n, d))
+    if design == "toeplitz":  # x_j = rho x_{j-1} + sqrt(1 - rho^2) z_j: corr(x_i, x_j) = rho^|i - j|
+        rho = 0.9
+        for j in range(1, d):
+            X[:, j] = rho * X[:, j - 1] + np.sqrt(1 - rho**2) * X[:, j]
+    W = np.zeros((d, T))
+    active = rng.choice(d, size=max(1, d // 10), replace=False)
+    W[active] = rng.standard_normal((len(active), T))
+    signal = X @ W
+    return X, signal + signal.std() / 3 * rng.standard_normal((n, T))
+
+
+def objective(X, Y, W, alpha, penalty) -> float:
+    """(1/2n) ||Y - XW||^2 + alpha g(W), in numpy."""
+    return 0.5 * float(np.sum((Y - X @ W) ** 2)) / len(X) + alpha * PENALTY[penalty](W)
+
+
+def duality_gap(X, Y, W, alpha, penalty) -> float:
+    """F(W) - D(theta) at the rescaled residual (see bench_sklearn.duality_gap)."""
+    n = len(X)
+    R = Y - X @ W
+    scale = min(1.0, alpha / max(DUAL_NORM[penalty](X.T @ R) / n, 1e-300))
+    U = scale * R
+    return objective(X, Y, W, alpha, penalty) - (float(np.sum(U * Y)) - 0.5 * float(np.sum(U * U))) / n
+
+
+def solvers(penalty, threads, max_time) -> tuple[dict, dict]:
+    """({name: fit(X, Y, alpha, tol) -> W (d x T)}, {name: version or why skipped})."""
+
+    def mtlx_fit(X, Y, alpha, tol):
+        return mtlx.MultiTaskRegressor(penalty=penalty, alpha=alpha, fit_intercept=False, tol=tol, max_iter=100_000,
+                                       n_threads=threads, callback=time_guard(max_time)).fit(X, Y).coef_.T
+
+    def sklearn_fit(X, Y, alpha, tol):
+        if penalty == "l21":
+            return MultiTaskLasso(alpha=alpha, fit_intercept=False, tol=tol, max_iter=100_000).fit(X, Y).coef_.T
+        return Lasso(alpha=alpha, fit_intercept=False, tol=tol, max_iter=100_000).fit(X, Y).coef_.T
+
+    fits = {"mtlx": mtlx_fit, "sklearn": sklearn_fit}
+    versions = {"mtlx": mtlx.__version__, "sklearn": sklearn.__version__}
+    try:
+        import celer
+        from celer.homotopy import celer_path, mtl_path
+
+        def celer_fit(X, Y, alpha, tol):
+            if penalty == "l21":
+                return mtl_path(X, Y, alphas=[alpha], tol=tol, max_iter=1000, max_epochs=100_000)[1][:, :, 0].T
+            Xf = np.asfortranarray(X)
+            return np.column_stack([celer_path(Xf, Y[:, t], "lasso", alphas=[alpha], tol=tol, max_iter=1000,
+                                               max_epochs=100_000)[1][:, 0] for t in range(Y.shape[1])])
+
+        fits["celer"] = celer_fit
+        versions["celer"] = celer.__version__
+    except Exception as exc:  # an import error, or one from its compiled extension
+        versions["celer"] = f"skipped: {exc!r}"
+    try:
+        import numba
+        import skglm
+
+        def skglm_fit(X, Y, alpha, tol):
+            if penalty == "l21":
+                return skglm.MultiTaskLasso(alpha=alpha, fit_intercept=False, tol=tol, max_iter=1000).fit(X, Y).coef_.T
+            return np.column_stack([skglm.Lasso(alpha=alpha, fit_intercept=False, tol=tol, max_iter=1000)
+                                    .fit(X, Y[:, t]).coef_ for t in range(Y.shape[1])])
+
+        fits["skglm"] = skglm_fit
+        versions["skglm"] = skglm.__version__
+        versions["numba"] = numba.__version__
+    except Exception as exc:
+        versions["skglm"] = f"skipped: {exc!r}"
+    return fits, versions
+
+
+def warm_up(fits) -> None:
+    """One fit of each solver on a small problem: imports, numba's compilation, first-call costs."""
+    X, Y = make_problem("iid", 40, 200, 3, 1)
+    for fit in fits.values():
+        fit(X, Y, 0.1 * DUAL_NORM["l21"](X.T @ Y) / len(X), 1e-4)
+
+
+def first_reaching(summary, level):
+    """The time of the first rung of the ladder (loosest tol first) that reached ``level``, or NaN."""
+    rungs = sorted(summary["tried"], key=lambda r: -r["tol"])
+    return next((r["time"] for r in rungs if r["subopt"] <= level), float("nan"))
+
+
+def run_case(case, fits, args) -> dict:
+    design, n, d, T, ratio, penalty = case
+    X, Y = make_problem(design, n, d, T, args.seed)
+    alpha = ratio * DUAL_NORM[penalty](X.T @ Y) / n
+    refs = {"mtlx": fits["mtlx"](X, Y, alpha, args.ref_tol)}
+    F_refs = {k: objective(X, Y, W, alpha, penalty) for k, W in refs.items()}
+    best = min(F_refs, key=F_refs.get)
+    F_star = F_refs[best]
+    row = dict(design=design, n=n, d=d, T=T, alpha_ratio=ratio, penalty=penalty, alpha=alpha, F_star=F_star,
+               ref_gap=duality_gap(X, Y, refs[best], alpha, penalty) / F_star, solvers={})
+    for name, fit in fits.items():
+        summary, W = time_to_target(lambda tol, fit=fit: fit(X, Y, alpha, tol),
+                                    lambda W: (objective(X, Y, W, alpha, penalty) - F_star) / F_star,
+                                    args.target, args.max_time, args.repeats, args.repeat_below)
+        summary["time_1e-6"] = first_reaching(summary, 1e-6)
+        if W is not None:
+            summary["active_rows"] = int(np.count_nonzero(np.linalg.norm(W, axis=1)))
+        row["solvers"][name] = summary
+    peers = [s["time"] for k, s in row["solvers"].items() if k != "mtlx" and s["reached"]]
+    fastest = min(peers) if peers else float("nan")
+    row["fastest_peer_time"] = fastest
+    row["speedup_vs_fastest_peer"] = fastest / row["solvers"]["mtlx"]["time"]
+    return row
+
+
+def print_case(r) -> None:
+    load = r["load"]
+    print(f"\n{r['design']} n={r['n']} d={r['d']} T={r['T']} {r['penalty']} alpha = {r['alpha_ratio']:g} alpha_max"
+          f"  F*={r['F_star']:.12g}  ref gap/F*={r['ref_gap']:.1e}  load {load['before'][0]:.2f}->"
+          f"{load['after'][0]:.2f}{' (HIGH)' if load['high'] else ''}")
+    print(f"  {'solver':8s} {'to 1e-6 s':>9s} {'to target s':>11s} {'tol':>8s} {'rel subopt':>10s} {'active':>7s}")
+    for name, s in r["solvers"].items():
+        tol = f"{s['tol']:.1e}" if s["reached"] else "-"
+        print(f"  {name:8s} {s['time_1e-6']:9.2f} {s['time']:11.2f} {tol:>8s} {s['subopt']:10.1e} "
+              f"{s.get('active_rows', -1):7d}" + ("" if s["reached"] else "  (target not reached)"), flush=True)
+    print(f"  mtlx vs the fastest peer: {r['speedup_vs_fastest_peer']:.2f}x")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cases = CASES + (FULL if args.full else [])
+    rows, versions = [], {}
+    print(f"d >> n least squares, {args.threads} thread(s): time to (F - F*)/F* <= {args.target:g} (and 1e-6)")
+    with blas_limit(args.threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # runs at loose tols stop early by design; accuracy is checked
+        for penalty in dict.fromkeys(c[-1] for c in cases):
+            fits, versions[penalty] = solvers(penalty, args.threads, args.max_time)
+            warm_up(fits)
+            for case in (c for c in cases if c[-1] == penalty):
+                r = measured(lambda case=case, fits=fits: run_case(case, fits, args), args.threads, args)
+                rows.append(r)
+                print_case(r)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(dict(machine=machine_info(), versions=versions, threads=args.threads,
+                                        dtype="float64", target=args.target, ref_tol=args.ref_tol,
+                                        max_time=args.max_time, cases=rows), indent=2, default=float))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
