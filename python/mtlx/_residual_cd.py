@@ -10,6 +10,8 @@ one epoch per call, and:
   objective. When the support outgrows n,
   plain epochs contract slowly (a school of collinear columns) and the extrapolation cuts their
   number several-fold.
+* the last K + 1 epochs' residuals give an extrapolated one, returned for the outer loop's
+  duality gap (**dual extrapolation**, celer);
 * every :data:`CHECK_EVERY` epochs, the **subproblem's duality gap** (the same certificate as the
   outer loop's, restricted to the working set): the bursts stop once it is below the target the
   outer loop sets (a fraction of its own gap, as celer does), so that early working sets are not
@@ -17,6 +19,8 @@ one epoch per call, and:
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 
@@ -54,7 +58,7 @@ def _extrapolate(iterates: list) -> np.ndarray | None:
 
 def solve_residual(columns: np.ndarray, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha: float, l2: float,
                    penalty, certificate, stop_gap: float, max_epochs: int) -> int:
-    """Minimizes the working-set problem in place (``WS`` and its residuals ``R``); returns the epochs run.
+    """Minimizes the working-set problem in place (``WS`` and its residuals ``R``).
 
     Parameters
     ----------
@@ -73,16 +77,26 @@ def solve_residual(columns: np.ndarray, R: np.ndarray, WS: np.ndarray, c: np.nda
     stop_gap : float
         Stop once the subproblem's gap is at most this.
     max_epochs : int
+
+    Returns
+    -------
+    epochs : int
+    extrapolated : ndarray of shape (T, n) or None
+        The affine combination of the last K + 1 epochs' residuals with the smallest differences
+        (celer's dual extrapolation, Massias et al. 2018/2020): a dual point that tracks the optimum
+        far closer than the last residual (None after fewer than K + 1 epochs).
     """
     code = int(penalty.cd_kind)
     sq_norms = np.einsum("ji,ji->j", columns, columns)
     iterates = [WS.copy()]
+    residuals = deque([R.copy()], maxlen=ANDERSON_K + 1)  # for the dual extrapolation
     epochs = 0
     while epochs < max_epochs:
         ran, max_change, _ = _core.cd_epochs_residual(columns, sq_norms, c, alpha, l2, code, WS, R, 1, 0.0)
         epochs += ran
         if max_change == 0.0:  # a fixed point of the epochs: nothing left to do here
             break
+        residuals.append(R.copy())
         iterates.append(WS.copy())
         if len(iterates) == ANDERSON_K + 1:
             accelerated = _extrapolate(iterates)
@@ -91,10 +105,13 @@ def solve_residual(columns: np.ndarray, R: np.ndarray, WS: np.ndarray, c: np.nda
                 if _value(R_acc, accelerated, c, alpha, l2, penalty) < _value(R, WS, c, alpha, l2, penalty):
                     WS[...] = accelerated
                     R[...] = R_acc
+                    residuals.clear()  # the dual extrapolation needs residuals of consecutive plain epochs
+                    residuals.append(R.copy())
             iterates = [WS.copy()]
         if epochs % CHECK_EVERY == 0 or epochs >= max_epochs:
             corr = c * (columns @ R.T) - l2 * WS
             f = 0.5 * float(np.einsum("ti,ti->t", R, R) @ c) + 0.5 * l2 * float(np.vdot(WS, WS))
             if certificate(f, corr, WS) <= stop_gap:
                 break
-    return epochs
+    extrapolated = _extrapolate(list(residuals)) if len(residuals) == ANDERSON_K + 1 else None
+    return epochs, extrapolated
