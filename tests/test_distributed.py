@@ -161,3 +161,32 @@ def test_checkpoint_of_another_problem_is_refused(school_like, tmp_path, change,
         kw.update(change)
     with pytest.raises(ValueError, match="belongs to a different problem: " + message):
         mtlx.solve(data, checkpoint=tmp_path, resume=True, **kw)
+
+
+def test_a_failing_rank_names_itself_and_its_error_before_aborting(monkeypatch, capsys):
+    # The launcher forwards stderr asynchronously and MPI_Abort may cut it: the rank and the error
+    # message come first, in one line, then the traceback, then a grace, then the abort.
+    import mtlx.distributed as dist
+
+    class FakeComm:
+        aborted = None
+
+        def Get_rank(self):
+            return 2
+
+        def Get_size(self):
+            return 3
+
+        def Abort(self, code):
+            FakeComm.aborted = code
+
+    slept, hooked = [], []
+    monkeypatch.setattr(dist.time, "sleep", slept.append)
+    try:
+        raise ValueError("task 17: X contains NaN (row 4)")
+    except ValueError as exc:
+        dist._report_then_abort(FakeComm(), lambda *e: hooked.append(e[0]), type(exc), exc, exc.__traceback__)
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first == ("mtlx: unhandled exception on rank 2 of 3, ending the job: "
+                     "ValueError: task 17: X contains NaN (row 4)")
+    assert hooked == [ValueError] and slept == [dist.ABORT_GRACE_S] and FakeComm.aborted == 1

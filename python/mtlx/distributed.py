@@ -34,6 +34,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 
 import numpy as np
 
@@ -211,12 +212,31 @@ def abort_on_unhandled_exception(comm=None) -> None:
     previous = sys.excepthook
 
     def abort(kind, value, tb):
-        previous(kind, value, tb)
-        sys.stderr.flush()
-        if not getattr(value, "mtlx_agreed", False):  # an agreed error ends every rank by itself
-            comm.Abort(1)
+        if getattr(value, "mtlx_agreed", False):  # an agreed error ends every rank by itself
+            previous(kind, value, tb)
+            return
+        _report_then_abort(comm, previous, kind, value, tb)
 
     sys.excepthook = abort
+
+
+#: Seconds a failing rank waits, after printing its error, before MPI_Abort: the launcher forwards
+#: each rank's stderr asynchronously, and an abort right after the write lost the end of the
+#: traceback (the error message itself) about once in five runs on a loaded machine.
+ABORT_GRACE_S = 0.5
+
+
+def _report_then_abort(comm, previous_hook, kind, value, tb) -> None:
+    """One line naming the rank and the error (first, so that it survives a truncated stream),
+    the traceback by the previous hook, a short grace for the launcher's forwarding, then MPI_Abort."""
+    message = "".join(traceback.format_exception_only(kind, value)).strip()
+    sys.stderr.write(f"mtlx: unhandled exception on rank {comm.Get_rank()} of {comm.Get_size()}, ending the job: "
+                     f"{message}\n")
+    sys.stderr.flush()
+    previous_hook(kind, value, tb)
+    sys.stderr.flush()
+    time.sleep(ABORT_GRACE_S)
+    comm.Abort(1)
 
 
 def install_crash_abort() -> None:
@@ -234,17 +254,13 @@ def install_crash_abort() -> None:
     previous = sys.excepthook
 
     def abort_if_mpi(kind, value, tb):
-        previous(kind, value, tb)
         module = sys.modules.get("mpi4py.MPI")
-        if module is None or not module.Is_initialized() or module.Is_finalized():
+        world = None if module is None or not module.Is_initialized() or module.Is_finalized() else module.COMM_WORLD
+        # An error raised on every rank (agreed_errors) ends each rank by itself, with its traceback.
+        if world is None or world.Get_size() == 1 or getattr(value, "mtlx_agreed", False):
+            previous(kind, value, tb)
             return
-        if getattr(value, "mtlx_agreed", False):
-            return  # raised on every rank (agreed_errors): each rank exits by itself, with its traceback
-        world = module.COMM_WORLD
-        if world.Get_size() > 1:
-            sys.stderr.write(f"mtlx: unhandled exception on rank {world.Get_rank()}; ending the job\n")
-            sys.stderr.flush()
-            world.Abort(1)
+        _report_then_abort(world, previous, kind, value, tb)
 
     sys.excepthook = abort_if_mpi
 
