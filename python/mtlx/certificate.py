@@ -64,7 +64,7 @@ class GapCertificate:
         if dual_norm is None or not np.isfinite(dual_norm):
             return -np.inf
         s = max(1.0, dual_norm / problem.alpha)
-        return (2.0 * f - float(np.vdot(W, G))) / s - f / (s * s)
+        return (2.0 * f - float(np.vdot(W, G))) / s - f / s / s  # not s * s: it overflows past 1e154
 
     def at(self, theta: np.ndarray, f_value: float, grad: np.ndarray) -> float:
         """:meth:`dual_value` at theta, from f(theta) and grad f(theta) as :meth:`Problem.f` gives them."""

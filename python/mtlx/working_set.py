@@ -106,12 +106,12 @@ def certificate(f: float, corr: np.ndarray, W: np.ndarray, alpha: float, penalty
     # With theta = C r / scale (the augmented residual when l2 > 0), the dual value is
     # D = sum c r.y / scale - f / scale^2, and sum c r.y = 2 f + <W, corr>.
     cry = 2.0 * f + float(np.sum(W * corr))
-    dual = cry / scale - f / scale**2
+    dual = cry / scale - f / scale / scale  # not scale**2: it overflows for scales past 1e154
     if other is not None:
         corr_r, cry_r, f_r = other
         rows_r = penalty.feature_dual_norms(corr_r)
         scale_r = max(1.0, rows_r.max() / alpha) if rows_r.size else 1.0
-        dual_r = cry_r / scale_r - f_r / scale_r**2
+        dual_r = cry_r / scale_r - f_r / scale_r / scale_r
         if dual_r > dual:
             corr, rows, scale, dual = corr_r, rows_r, scale_r, dual_r
     gap = max(primal - dual, 0.0)
