@@ -7,13 +7,12 @@ one epoch per call, and:
 * **Anderson acceleration** (Walker & Ni 2011; for coordinate descent, Bertrand & Massias 2021,
   as skglm does): every :data:`ANDERSON_K` epochs, the iterates after each of them give the
   affine combination whose differences are smallest; it is kept when it lowers the subproblem's
-  objective. When the support outgrows n,
-  plain epochs contract slowly (a school of collinear columns) and the extrapolation cuts their
-  number several-fold.
+  objective. When the support outgrows n, plain epochs contract slowly (many collinear columns)
+  and the extrapolation cuts their number several-fold.
 * the last K + 1 epochs' residuals give an extrapolated one, returned for the outer loop's
   duality gap (**dual extrapolation**, celer);
 * every :data:`CHECK_EVERY` epochs, the **subproblem's duality gap** (the same certificate as the
-  outer loop's, restricted to the working set): the bursts stop once it is below the target the
+  outer loop's, restricted to the working set): the epochs stop once it is below the target the
   outer loop sets (a fraction of its own gap, as celer does), so that early working sets are not
   solved far beyond what the next gap check can use.
 """
@@ -34,10 +33,14 @@ ANDERSON_K = 5
 CHECK_EVERY = 10
 
 
+def _smooth(R: np.ndarray, WS: np.ndarray, c: np.ndarray, l2: float) -> float:
+    """The subproblem's smooth part at (WS, its residuals R): losses and ridge."""
+    return 0.5 * float(np.einsum("ti,ti->t", R, R) @ c) + 0.5 * l2 * float(np.vdot(WS, WS))
+
+
 def _value(R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha: float, l2: float, penalty) -> float:
     """The subproblem's objective at (WS, its residuals R)."""
-    f = 0.5 * float(np.einsum("ti,ti->t", R, R) @ c) + 0.5 * l2 * float(np.vdot(WS, WS))
-    return f + alpha * penalty.raw_value(WS)
+    return _smooth(R, WS, c, l2) + alpha * penalty.raw_value(WS)
 
 
 def _extrapolate(iterates: list) -> np.ndarray | None:
@@ -57,7 +60,7 @@ def _extrapolate(iterates: list) -> np.ndarray | None:
 
 
 def solve_residual(columns: np.ndarray, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha: float, l2: float,
-                   penalty, certificate, stop_gap: float, max_epochs: int) -> int:
+                   penalty, certificate, stop_gap: float, max_epochs: int) -> tuple:
     """Minimizes the working-set problem in place (``WS`` and its residuals ``R``).
 
     Parameters
@@ -110,8 +113,7 @@ def solve_residual(columns: np.ndarray, R: np.ndarray, WS: np.ndarray, c: np.nda
             iterates = [WS.copy()]
         if epochs % CHECK_EVERY == 0 or epochs >= max_epochs:
             corr = c * (columns @ R.T) - l2 * WS
-            f = 0.5 * float(np.einsum("ti,ti->t", R, R) @ c) + 0.5 * l2 * float(np.vdot(WS, WS))
-            if certificate(f, corr, WS) <= stop_gap:
+            if certificate(_smooth(R, WS, c, l2), corr, WS) <= stop_gap:
                 break
     extrapolated = _extrapolate(list(residuals)) if len(residuals) == ANDERSON_K + 1 else None
     return epochs, extrapolated

@@ -386,15 +386,21 @@ class WorkingSetSolver:
             R -= WS.T @ columns
         return R
 
+    def _centered_products(self, R: np.ndarray) -> np.ndarray:
+        """``X_c' R'`` as (d, T) for R of shape (T, n), by one pass over X (threads over fixed column
+        chunks: bitwise the same for any thread count)."""
+        with blas_threads(1):
+            RX = np.zeros((self.data.n_tasks, self.data.n_features))
+            column_products(lambda lo, hi: R[:, lo:hi], self.data.X, RX, self.n_threads)
+            if self.fit_intercept:  # X_c' R = X' R - xbar (1' R): 1' R is 0 in exact arithmetic, not in floats
+                RX -= np.outer(R.sum(axis=1), self.xbar[0])
+        return RX.T
+
     def _gradient_from_data(self, W: np.ndarray, support: np.ndarray, rows, ridge: float):
         """(corr, f) by one pass over X: ``corr = C X_c' R - l2 W`` and the exact f."""
         with blas_threads(1):
             R = self._residuals(self._centered_columns(support), W[support])
-            XtR = np.zeros((self.data.n_tasks, self.data.n_features))  # R' X, threads over fixed column chunks
-            column_products(lambda lo, hi: R[:, lo:hi], self.data.X, XtR, self.n_threads)
-            if self.fit_intercept:  # X_c' R = X' R - xbar (1' R): exactly 0 in exact arithmetic, not in floats
-                XtR -= np.outer(R.sum(axis=1), self.xbar[0])
-        corr = self.c * XtR.T[rows] - self.l2 * W[rows]
+        corr = self.c * self._centered_products(R)[rows] - self.l2 * W[rows]
         f = 0.5 * float(np.einsum("ti,ti->t", R, R) @ self.c)
         return corr, f + ridge
 
@@ -406,13 +412,8 @@ class WorkingSetSolver:
         r = self._extrapolated
         if r is None or self.l2 != 0.0:
             return None
-        with blas_threads(1):
-            XtR = np.zeros((self.data.n_tasks, self.data.n_features))
-            column_products(lambda lo, hi: r[:, lo:hi], self.data.X, XtR, self.n_threads)
-            if self.fit_intercept:
-                XtR -= np.outer(r.sum(axis=1), self.xbar[0])
-            corr = self.c * XtR.T[features]
-            cry = float(np.einsum("it,ti->t", self.data.Y - self.ybar, r) @ self.c)
+        corr = self.c * self._centered_products(r)[features]
+        cry = float(np.einsum("it,ti->t", self.data.Y - self.ybar, r) @ self.c)
         return corr, cry, 0.5 * float(np.einsum("ti,ti->t", r, r) @ self.c)
 
     def _epochs(self, W: np.ndarray, ws: np.ndarray, alpha: float, code: int, max_epochs: int, inner_tol: float,
