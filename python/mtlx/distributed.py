@@ -177,8 +177,7 @@ class _Watchdog:
                 sys.stderr.write(f"mtlx: rank {comm.Get_rank()} of {comm.Get_size()} waited {timeout:g} s in "
                                  f"{self.what}: another rank is stalled or died; ending the job ({TIMEOUT_VARIABLE} "
                                  "sets the limit)\n")
-                sys.stderr.flush()
-                comm.Abort(1)
+                _abort_after_grace(comm)
                 return
 
 
@@ -220,23 +219,29 @@ def abort_on_unhandled_exception(comm=None) -> None:
     sys.excepthook = abort
 
 
-#: Seconds a failing rank waits, after printing its error, before MPI_Abort: the launcher forwards
-#: each rank's stderr asynchronously, and an abort right after the write lost the end of the
-#: traceback (the error message itself) about once in five runs on a loaded machine.
+#: Seconds a rank waits, after saying why it ends the job, before MPI_Abort: the launcher forwards
+#: each rank's stderr asynchronously, and an abort right after the write lost the end of a
+#: traceback (the error message itself) about once in five runs on a loaded machine, and once the
+#: watchdog's whole message under the sanitizers.
 ABORT_GRACE_S = 0.5
+
+
+def _abort_after_grace(comm) -> None:
+    """Flush stderr, leave the launcher time to forward it, then MPI_Abort: every abort goes this way."""
+    sys.stderr.flush()
+    time.sleep(ABORT_GRACE_S)
+    comm.Abort(1)
 
 
 def _report_then_abort(comm, previous_hook, kind, value, tb) -> None:
     """One line naming the rank and the error (first, so that it survives a truncated stream),
-    the traceback by the previous hook, a short grace for the launcher's forwarding, then MPI_Abort."""
+    the traceback by the previous hook, then :func:`_abort_after_grace`."""
     message = "".join(traceback.format_exception_only(kind, value)).strip()
     sys.stderr.write(f"mtlx: unhandled exception on rank {comm.Get_rank()} of {comm.Get_size()}, ending the job: "
                      f"{message}\n")
     sys.stderr.flush()
     previous_hook(kind, value, tb)
-    sys.stderr.flush()
-    time.sleep(ABORT_GRACE_S)
-    comm.Abort(1)
+    _abort_after_grace(comm)
 
 
 def install_crash_abort() -> None:
