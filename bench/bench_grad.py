@@ -195,7 +195,7 @@ def kernels(data: mtlx.TaskData, loss: str, n_threads: int, rng: np.random.Gener
     T, d, dtype = data.n_tasks, data.n_features, data.dtype
     Wt = np.ascontiguousarray(rng.standard_normal((T, d)) / np.sqrt(d), dtype=dtype)
     W = Wt.T.copy()
-    codes = np.full(T, mtlx.LOSSES[loss], dtype=np.uint8)
+    codes = np.full(T, mtlx.LOSSES[loss].code, dtype=np.uint8)
     weights = 1.0 / data.n_samples.astype(np.float64)
     cs = weights.tolist()
     tasks = [data.task(t) for t in range(T)]
@@ -204,7 +204,7 @@ def kernels(data: mtlx.TaskData, loss: str, n_threads: int, rng: np.random.Gener
 
     funcs = {
         "mtlx": lambda: _core.loss_grad_stacked(
-            data.X, data.y, data.offsets, codes, weights, Wt, None, *out["mtlx"], n_threads
+            data.X, data.y, data.offsets, codes, np.ones(T), weights, Wt, None, *out["mtlx"], n_threads
         ),
         "api": lambda: mtlx.loss_grad(data, W, loss=loss, n_threads=n_threads),
         "numpy": lambda: numpy_loss_grad(Xs, ys, cs, Wt, loss, *out["numpy"]),

@@ -16,6 +16,46 @@ def logistic_deriv(y, z):
     return -y * np.exp(-np.logaddexp(0.0, y * z))
 
 
+def huber_loss(y, z, epsilon=1.35):
+    """scikit-learn's HuberRegressor loss part (scale 1): r^2 inside epsilon, 2 eps |r| - eps^2 outside."""
+    r = np.abs(y - z)
+    return np.where(r <= epsilon, r**2, 2.0 * epsilon * r - epsilon**2)
+
+
+def huber_deriv(y, z, epsilon=1.35):
+    return -2.0 * np.clip(y - z, -epsilon, epsilon)
+
+
+def squared_hinge_loss(y, z):
+    return np.maximum(0.0, 1.0 - y * z) ** 2
+
+
+def squared_hinge_deriv(y, z):
+    return -2.0 * y * np.maximum(0.0, 1.0 - y * z)
+
+
+def poisson_loss(y, z):
+    """Half the Poisson deviance y log(y / mu) - y + mu at mu = exp(z) (0 log 0 = 0)."""
+    mu = np.exp(z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ylog = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+    return ylog - y + mu
+
+
+def poisson_deriv(y, z):
+    return np.exp(z) - y
+
+
+#: name -> (value, derivative) of each loss, written from its definition.
+LOSS_REFS = {
+    "squared": (lambda y, z: 0.5 * (z - y) ** 2, lambda y, z: z - y),
+    "logistic": (lambda y, z: logistic_loss(y, z), lambda y, z: logistic_deriv(y, z)),
+    "huber": (huber_loss, huber_deriv),
+    "squared_hinge": (squared_hinge_loss, squared_hinge_deriv),
+    "poisson": (poisson_loss, poisson_deriv),
+}
+
+
 def loss_grad_ref(tasks, W, b, losses, weights):
     """Value and gradient of sum_t c_t sum_i L_t(y_ti, x_ti . w_t + b_t), per-task numpy loop."""
     value = 0.0
@@ -25,12 +65,9 @@ def loss_grad_ref(tasks, W, b, losses, weights):
         X = X.astype(np.float64)
         y = y.astype(np.float64)
         z = X @ W[:, t].astype(np.float64) + (0.0 if b is None else float(b[t]))
-        if losses[t] == "squared":
-            value += weights[t] * 0.5 * np.sum((z - y) ** 2)
-            r = z - y
-        else:
-            value += weights[t] * np.sum(logistic_loss(y, z))
-            r = logistic_deriv(y, z)
+        value_of, deriv_of = LOSS_REFS[losses[t]]
+        value += weights[t] * np.sum(value_of(y, z))
+        r = deriv_of(y, z)
         gW[:, t] = weights[t] * (X.T @ r)
         gb[t] = weights[t] * r.sum()
     return value, gW, gb

@@ -19,10 +19,12 @@ BASH = [code for lang, code in BLOCKS if lang == "bash"]
 def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
     # The blocks build on one another (the formulations block uses the quick start's X, Y).
     monkeypatch.chdir(tmp_path)  # they write model.npz and a checkpoint folder
-    assert len(PYTHON) == 5
+    assert len(PYTHON) == 6
     env = {}
     for code in PYTHON:
         exec(compile(code, str(README), "exec"), env)
+        if "huber" in env and "losses_env" not in env:
+            env["losses_env"] = dict(env)  # before later blocks rebind X and Y
     import mtlx
 
     # Quick start: the layouts, the per-task labels, the saved model.
@@ -33,6 +35,16 @@ def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
     np.testing.assert_allclose(env["low_rank"] + env["outliers"], robust.coef_, atol=1e-12)
     assert env["sgl"].penalty == "L1(0.5) + L21(1)" and env["cv"].mse_path_.shape == (10, 3)
     assert loaded.fit_layout_ == "stacked"
+    # Other losses: Huber shrugs off the outliers that move least squares; Poisson predicts means.
+    at = env["losses_env"]
+    X, Y = at["X"], at["Y"]
+    huber_err = np.abs(at["huber"].predict(X) - Y)[5:].mean()
+    squared_err = np.abs(mtlx.MultiTaskRegressor(alpha=0.01).fit(X, at["Y_out"]).predict(X) - Y)[5:].mean()
+    assert huber_err < 0.5 * squared_err
+    poisson = at["poisson"]
+    np.testing.assert_allclose(poisson.predict(X[:2]), np.exp(X[:2] @ poisson.coef_.T + poisson.intercept_),
+                               rtol=1e-12)
+    assert not hasattr(at["svm"], "predict_proba") and at["svm"].score(X, Y > 0) > 0.8
     # Low-level API and building blocks: W = 0 with mean weights gives -X_t^T y_t / m_t.
     assert env["res"].W.shape[0] == 10  # the MPI block's result, the last one bound
     gW, tasks = env["gW"], env["tasks"]

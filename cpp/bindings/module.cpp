@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -71,13 +72,20 @@ const Real* intercepts(const std::optional<carray<Real>>& b, py::ssize_t T) {
   return b->data();
 }
 
-void expect_task_vectors(const carray<std::uint8_t>& losses, const carray<double>& weights, py::ssize_t T) {
+void expect_task_vectors(const carray<std::uint8_t>& losses, const carray<double>& loss_params,
+                         const carray<double>& weights, py::ssize_t T) {
   expect_shape(losses, "losses", {T});
+  expect_shape(loss_params, "loss_params", {T});
   expect_shape(weights, "weights", {T});
   for (py::ssize_t t = 0; t < T; ++t) {
     if (losses.data()[t] >= mtlx::kNumLossKinds) {
       throw std::invalid_argument("task " + std::to_string(t) + ": unknown loss code " +
                                   std::to_string(losses.data()[t]));
+    }
+    const double p = loss_params.data()[t];
+    if (static_cast<mtlx::LossKind>(losses.data()[t]) == mtlx::LossKind::huber && !(p > 0.0 && p < HUGE_VAL)) {
+      throw std::invalid_argument("task " + std::to_string(t) + ": the Huber loss needs a finite epsilon > 0, got " +
+                                  std::to_string(p));
     }
   }
 }
@@ -87,9 +95,9 @@ void bind_dtype(py::module_& m) {
   m.def(
       "loss_grad_stacked",
       [](const carray<Real>& X, const carray<Real>& y, const carray<std::int64_t>& offsets,
-         const carray<std::uint8_t>& losses, const carray<double>& weights, const carray<Real>& Wt,
-         const std::optional<carray<Real>>& b, std::optional<carray<Real>> gWt, std::optional<carray<Real>> gb,
-         int n_threads) {
+         const carray<std::uint8_t>& losses, const carray<double>& loss_params, const carray<double>& weights,
+         const carray<Real>& Wt, const std::optional<carray<Real>>& b, std::optional<carray<Real>> gWt,
+         std::optional<carray<Real>> gb, int n_threads) {
         if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
         const py::ssize_t n = X.shape(0), d = X.shape(1);
         expect_shape(y, "y", {n});
@@ -100,39 +108,41 @@ void bind_dtype(py::module_& m) {
         for (py::ssize_t t = 0; t < T; ++t) {
           if (off[t + 1] < off[t]) throw std::invalid_argument("offsets must be non-decreasing");
         }
-        expect_task_vectors(losses, weights, T);
+        expect_task_vectors(losses, loss_params, weights, T);
         expect_shape(Wt, "Wt", {T, d});
-        mtlx::StackedTasks<Real> data{X.data(), y.data(), off, losses.data(), weights.data(), T, d};
+        mtlx::StackedTasks<Real> data{X.data(), y.data(), off, losses.data(), loss_params.data(), weights.data(), T, d};
         const Real* bp = intercepts(b, T);
         auto grad = gradient_out(gWt, gb, T, d);
         py::gil_scoped_release release;
         return mtlx::cpu::loss_grad(data, Wt.data(), bp, grad, n_threads);
       },
       py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("offsets").noconvert(), py::arg("losses").noconvert(),
-      py::arg("weights").noconvert(), py::arg("Wt").noconvert(), py::arg("b").noconvert(), py::arg("gWt").noconvert(),
-      py::arg("gb").noconvert(), py::arg("n_threads"),
+      py::arg("loss_params").noconvert(), py::arg("weights").noconvert(), py::arg("Wt").noconvert(),
+      py::arg("b").noconvert(), py::arg("gWt").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads"),
       "Loss of stacked ragged tasks at (Wt, b); writes the gradient into (gWt, gb) when given.");
 
   m.def(
       "loss_grad_shared",
       [](const carray<Real>& X, const carray<Real>& Y, const carray<std::uint8_t>& losses,
-         const carray<double>& weights, const carray<Real>& Wt, const std::optional<carray<Real>>& b,
-         std::optional<carray<Real>> gWt, std::optional<carray<Real>> gb, int n_threads) {
+         const carray<double>& loss_params, const carray<double>& weights, const carray<Real>& Wt,
+         const std::optional<carray<Real>>& b, std::optional<carray<Real>> gWt, std::optional<carray<Real>> gb,
+         int n_threads) {
         if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
         if (Y.ndim() != 2) throw std::invalid_argument("Y must be 2-D, got shape " + shape_of(Y));
         const py::ssize_t n = X.shape(0), d = X.shape(1), T = Y.shape(1);
         expect_shape(Y, "Y", {n, T});
-        expect_task_vectors(losses, weights, T);
+        expect_task_vectors(losses, loss_params, weights, T);
         expect_shape(Wt, "Wt", {T, d});
-        mtlx::SharedTasks<Real> data{X.data(), Y.data(), losses.data(), weights.data(), n, T, d};
+        mtlx::SharedTasks<Real> data{X.data(), Y.data(), losses.data(), loss_params.data(), weights.data(), n, T, d};
         const Real* bp = intercepts(b, T);
         auto grad = gradient_out(gWt, gb, T, d);
         py::gil_scoped_release release;
         return mtlx::cpu::loss_grad(data, Wt.data(), bp, grad, n_threads);
       },
-      py::arg("X").noconvert(), py::arg("Y").noconvert(), py::arg("losses").noconvert(), py::arg("weights").noconvert(),
-      py::arg("Wt").noconvert(), py::arg("b").noconvert(), py::arg("gWt").noconvert(), py::arg("gb").noconvert(),
-      py::arg("n_threads"), "Loss of tasks sharing one X at (Wt, b); writes the gradient into (gWt, gb) when given.");
+      py::arg("X").noconvert(), py::arg("Y").noconvert(), py::arg("losses").noconvert(),
+      py::arg("loss_params").noconvert(), py::arg("weights").noconvert(), py::arg("Wt").noconvert(),
+      py::arg("b").noconvert(), py::arg("gWt").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads"),
+      "Loss of tasks sharing one X at (Wt, b); writes the gradient into (gWt, gb) when given.");
 
   m.def(
       "prox",
@@ -234,7 +244,7 @@ void bind_gram(py::module_& m) {
         expect_shape(s, "s", {T, d});
         expect_writable(G, "G");
         expect_writable(s, "s");
-        mtlx::StackedTasks<Real> data{X.data(), nullptr, offsets.data(), nullptr, nullptr, T, d};
+        mtlx::StackedTasks<Real> data{X.data(), nullptr, offsets.data(), nullptr, nullptr, nullptr, T, d};
         Real* g = G.mutable_data();
         Real* sp = s.mutable_data();
         py::gil_scoped_release release;
@@ -252,7 +262,7 @@ void bind_gram(py::module_& m) {
         expect_shape(s, "s", {1, d});
         expect_writable(G, "G");
         expect_writable(s, "s");
-        mtlx::SharedTasks<Real> data{X.data(), nullptr, nullptr, nullptr, n, 0, d};
+        mtlx::SharedTasks<Real> data{X.data(), nullptr, nullptr, nullptr, nullptr, n, 0, d};
         Real* g = G.mutable_data();
         Real* sp = s.mutable_data();
         py::gil_scoped_release release;
@@ -276,7 +286,7 @@ void bind_gram(py::module_& m) {
         expect_shape(weights, "weights", {T});
         expect_shape(Wt, "Wt", {T, d});
         auto args = gram_args(G, s, W0, b0, P0, rr0, rs0, T, T, d);
-        mtlx::StackedTasks<Real> data{X.data(), y.data(), offsets.data(), nullptr, weights.data(), T, d};
+        mtlx::StackedTasks<Real> data{X.data(), y.data(), offsets.data(), nullptr, nullptr, weights.data(), T, d};
         const Real* bp = intercepts(b, T);
         auto grad = gradient_out(gWt, gb, T, d);
         py::gil_scoped_release release;
@@ -302,7 +312,7 @@ void bind_gram(py::module_& m) {
         expect_shape(weights, "weights", {T});
         expect_shape(Wt, "Wt", {T, d});
         auto args = gram_args(G, s, W0, b0, P0, rr0, rs0, 1, T, d);
-        mtlx::SharedTasks<Real> data{X.data(), Y.data(), nullptr, weights.data(), n, T, d};
+        mtlx::SharedTasks<Real> data{X.data(), Y.data(), nullptr, nullptr, weights.data(), n, T, d};
         const Real* bp = intercepts(b, T);
         auto grad = gradient_out(gWt, gb, T, d);
         py::gil_scoped_release release;
@@ -491,7 +501,10 @@ PYBIND11_MODULE(_core, m) {
   // enums, so the numbering is written once, in the C++ headers.
   py::enum_<mtlx::LossKind>(m, "LossKind", "Per-sample losses the core evaluates (mtlx/losses.hpp).")
       .value("squared", mtlx::LossKind::squared)
-      .value("logistic", mtlx::LossKind::logistic);
+      .value("logistic", mtlx::LossKind::logistic)
+      .value("huber", mtlx::LossKind::huber)
+      .value("squared_hinge", mtlx::LossKind::squared_hinge)
+      .value("poisson", mtlx::LossKind::poisson);
   py::enum_<mtlx::PenaltyKind>(m, "PenaltyKind", "Penalties whose prox the core computes (mtlx/prox.hpp).")
       .value("none", mtlx::PenaltyKind::none)
       .value("l1", mtlx::PenaltyKind::l1)

@@ -27,6 +27,9 @@ class LossKind:
 
     squared: ClassVar[LossKind]
     logistic: ClassVar[LossKind]
+    huber: ClassVar[LossKind]
+    squared_hinge: ClassVar[LossKind]
+    poisson: ClassVar[LossKind]
     @property
     def name(self) -> str: ...
     @property
@@ -57,6 +60,7 @@ def loss_grad_stacked(
     y: NDArray[np.float64],
     offsets: NDArray[np.int64],
     losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
     weights: NDArray[np.float64],
     Wt: NDArray[np.float64],
     b: NDArray[np.float64] | None,
@@ -72,6 +76,7 @@ def loss_grad_stacked(
     y: NDArray[np.float32],
     offsets: NDArray[np.int64],
     losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
     weights: NDArray[np.float64],
     Wt: NDArray[np.float32],
     b: NDArray[np.float32] | None,
@@ -84,6 +89,7 @@ def loss_grad_shared(
     X: NDArray[np.float64],
     Y: NDArray[np.float64],
     losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
     weights: NDArray[np.float64],
     Wt: NDArray[np.float64],
     b: NDArray[np.float64] | None,
@@ -98,6 +104,7 @@ def loss_grad_shared(
     X: NDArray[np.float32],
     Y: NDArray[np.float32],
     losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
     weights: NDArray[np.float64],
     Wt: NDArray[np.float32],
     b: NDArray[np.float32] | None,

@@ -83,9 +83,13 @@ def _parser() -> argparse.ArgumentParser:
         its own tasks; rank 0 writes the model and prints. An error on any rank stops all ranks.
         """)
     fit.add_argument("data", metavar="DATA", help=_DATA_HELP)
-    fit.add_argument("--loss", choices=("squared", "logistic"), default="squared",
-                     help="squared: regression tasks; logistic: binary classification, any two labels per task "
-                          "(default squared)")
+    # The estimators' loss names (MultiTaskRegressor._losses + MultiTaskClassifier._losses; not imported
+    # here, so that `mtlx --help` starts fast; tests/test_cli.py checks the two agree).
+    fit.add_argument("--loss", choices=_FIT_LOSSES, default="squared",
+                     help="regression: squared (default), huber (robust, threshold --epsilon), poisson (counts); "
+                          "binary classification, any two labels per task: logistic, squared_hinge (linear SVM)")
+    fit.add_argument("--epsilon", type=_finite_positive, default=1.35,
+                     help="threshold of the huber loss, in the targets' units (default 1.35)")
     fit.add_argument("--penalty", default="l21", type=_penalty, metavar="SPEC",
                      help="coupling penalty g(W): a name (l21, trace, l1, mean, none, l21_columns, linf1, shared, "
                           "ridge) or a formulation, e.g. 'L1(0.5) + L21(1)', 'Superpose(Trace(1000), "
@@ -152,6 +156,18 @@ def _finite_nonnegative(text: str) -> float:
     value = _number(text)
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+#: What ``mtlx fit --loss`` accepts: the regressor's losses, then the classifier's.
+_FIT_LOSSES = ("squared", "huber", "poisson", "logistic", "squared_hinge")
+
+
+def _finite_positive(text: str) -> float:
+    """A finite number > 0."""
+    value = _number(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
     return value
 
 
@@ -306,12 +322,16 @@ def _fit(args, comm) -> int:
     if labelled is None:
         with _reading("dataset", args.data):
             data = load_dataset(args.data) if comm is None else _load_own_tasks(args.data, comm)
-    elif args.loss == "squared":
-        raise ValueError(f"dataset {args.data!r} holds labels, not numbers: fit it with --loss logistic")
-    Model = MultiTaskRegressor if args.loss == "squared" else MultiTaskClassifier
-    model = Model(penalty=args.penalty, alpha=args.alpha, l2=args.l2, fit_intercept=args.intercept,
-                  task_weights=args.task_weights, tol=args.tol, max_iter=args.max_iter, verbose=int(args.verbose),
-                  n_threads=args.threads, comm=comm)
+    elif args.loss in MultiTaskRegressor._losses:
+        raise ValueError(f"dataset {args.data!r} holds labels, not numbers: fit it with --loss logistic or "
+                         "--loss squared_hinge")
+    if args.loss in MultiTaskRegressor._losses:
+        model = MultiTaskRegressor(loss=args.loss, epsilon=args.epsilon)
+    else:
+        model = MultiTaskClassifier(loss=args.loss)
+    model.set_params(penalty=args.penalty, alpha=args.alpha, l2=args.l2, fit_intercept=args.intercept,
+                     task_weights=args.task_weights, tol=args.tol, max_iter=args.max_iter, verbose=int(args.verbose),
+                     n_threads=args.threads, comm=comm)
     options = {}
     if args.checkpoint is not None:
         options = dict(checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)

@@ -43,7 +43,7 @@ class _CrossValidated:
         folds = self._folds(data)
         scores = np.zeros((len(alphas), len(folds)))
         for k, (train, held_out) in enumerate(folds):
-            res = path(train, self.penalty, loss=self._loss, alphas=alphas, l2=self.l2,
+            res = path(train, self.penalty, loss=self._loss_object(), alphas=alphas, l2=self.l2,
                        fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
                        max_iter=self.max_iter, n_threads=self.n_threads)
             scores[:, k] = [self._fold_score(held_out, W, b) for W, b in zip(res.coefs, res.intercepts)]
@@ -72,7 +72,7 @@ class _CrossValidated:
     def _grid(self, data: TaskData) -> np.ndarray:
         if isinstance(self.alphas, numbers.Integral):
             n = self.alphas if self.n_alphas == "deprecated" else check_int(self.n_alphas, "n_alphas", 1)
-            return alpha_grid(data, self.penalty, n, self.eps, loss=self._loss, task_weights=self.task_weights,
+            return alpha_grid(data, self.penalty, n, self.eps, loss=self._loss_object(), task_weights=self.task_weights,
                               fit_intercept=self.fit_intercept, n_threads=self.n_threads)
         return check_alphas(self.alphas)
 

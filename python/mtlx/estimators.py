@@ -17,13 +17,15 @@ import numpy as np
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._layouts import group_rows, is_input_list, is_task_list
 from ._progress import IterationProgress, is_root
-from ._validate import MAX_THREADS, as_real_array, check_comm, check_int, check_task_ids
+from ._validate import MAX_THREADS, as_real_array, check_comm, check_int, check_real, check_task_ids
 from .data import TaskData
+from .losses import Huber, get_loss
 from .penalties import get_penalty
 from .solver import SOLVERS, check_options, choose_solver, solve
 
@@ -104,9 +106,11 @@ _ATTRS_DOC = """
 
 
 class _MultiTaskModel(BaseEstimator):
-    """Shared machinery: layouts, the solve, margins. Subclasses set ``_loss``."""
+    """Shared machinery: layouts, the solve, margins. Subclasses set ``_loss`` (the default loss)
+    and ``_losses`` (the names their ``loss`` parameter accepts)."""
 
     _loss = "squared"
+    _losses = ("squared",)
     # ``task`` is routed to fit/predict/score by default (metadata routing), like ``groups``.
     __metadata_request__fit = {"task": True}
     __metadata_request__predict = {"task": True}
@@ -180,7 +184,7 @@ class _MultiTaskModel(BaseEstimator):
         engine = self._solver_for(data, solve_options)
         with IterationProgress(self.tol, enabled, self.callback, type(self).__name__) as progress:
             callback = progress if (enabled or self.callback is not None) else None
-            res = solve(data, loss=self._loss, penalty=self.penalty, alpha=self.alpha, l2=self.l2,
+            res = solve(data, loss=self._loss_object(), penalty=self.penalty, alpha=self.alpha, l2=self.l2,
                         fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
                         max_iter=self.max_iter, W0=W0, b0=b0 if engine != "cd" else None, callback=callback,
                         solver=getattr(self, "solver", "auto"), n_threads=self.n_threads, **comm_kw,
@@ -201,12 +205,25 @@ class _MultiTaskModel(BaseEstimator):
         self._gather_task_info(data)
         return self
 
+    def _loss_object(self):
+        """The loss of every task: the ``loss`` parameter (with ``epsilon`` for Huber) where the
+        estimator has one, else its fixed loss."""
+        name = getattr(self, "loss", self._loss)
+        if not (isinstance(name, str) and name in self._losses):
+            raise ValueError(f"The 'loss' parameter of {type(self).__name__} must be one of {self._losses}. Got "
+                             f"{name!r} instead.")
+        loss = get_loss(name)
+        return Huber(getattr(self, "epsilon", loss.epsilon)) if isinstance(loss, Huber) else loss
+
     def _check_params(self):
         """Check every constructor argument as ``fit`` needs it (also what :func:`mtlx.load` runs).
 
         Returns the penalty object. Messages follow scikit-learn's parameter validation.
         """
         pen = check_options(self.penalty, self.alpha, self.l2, self.tol, self.max_iter)[0]
+        if hasattr(self, "epsilon"):
+            check_real(self.epsilon, "epsilon", 0.0, low_open=True)
+        self._loss_object()
         for name in ("fit_intercept", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"The {name!r} parameter must be a bool. Got {getattr(self, name)!r} instead.")
@@ -227,8 +244,8 @@ class _MultiTaskModel(BaseEstimator):
 
     def _solver_for(self, data: TaskData, solve_options: dict) -> str:
         """The engine ``solver`` asks for, checked against this fit (:func:`mtlx.solver.choose_solver`)."""
-        return choose_solver(getattr(self, "solver", "auto"), data, self._loss, get_penalty(self.penalty), self.alpha,
-                             distributed=self.comm is not None, checkpoint=bool(solve_options),
+        return choose_solver(getattr(self, "solver", "auto"), data, self._loss_object(), get_penalty(self.penalty),
+                             self.alpha, distributed=self.comm is not None, checkpoint=bool(solve_options),
                              task_weights=self.task_weights, fit_intercept=self.fit_intercept)
 
     def _global_task_ids(self, data: TaskData) -> np.ndarray:
@@ -261,13 +278,13 @@ class _MultiTaskModel(BaseEstimator):
             self.fit_layout_ = "tasks"
             return data
         if task is None:
-            X, y = validate_data(self, X, y, multi_output=True, dtype=_FLOATS, y_numeric=self._loss == "squared")
+            X, y = validate_data(self, X, y, multi_output=True, dtype=_FLOATS, y_numeric=not self._loss_object().labels)
             self.fit_layout_ = "single" if y.ndim == 1 else "shared"
             Y = y.reshape(len(y), -1)
             Y = np.column_stack([self._encode_targets(Y[:, t], f"task {t} (column {t} of y)", t)
                                  for t in range(Y.shape[1])])
             return TaskData.from_shared(X, Y)
-        X, y = validate_data(self, X, y, dtype=_FLOATS, y_numeric=self._loss == "squared")
+        X, y = validate_data(self, X, y, dtype=_FLOATS, y_numeric=not self._loss_object().labels)
         task = check_task_ids(task, name="task") if np.ndim(task) == 1 else np.asarray(task)
         if task.ndim != 1 or task.shape[0] != X.shape[0]:
             raise ValueError(f"task must hold one id per row of X: X has {X.shape[0]} rows, task has shape "
@@ -364,13 +381,22 @@ def _preview(ids, n: int = 6) -> str:
 
 class MultiTaskRegressor(RegressorMixin, _MultiTaskModel):
     __doc__ = (
-        """Multi-task least squares with a coupling penalty (squared loss for every task).
+        """Multi-task regression with a coupling penalty (least squares by default).
 
-    Minimizes ``sum_t c_t sum_i 0.5 (y_ti - x_ti . w_t - b_t)^2 + alpha g(W) + (l2/2) ||W||_F^2``
-    with the mtlx solver. With shared ``X``, ``penalty="l21"``, ``task_weights="mean"`` and
-    ``fit_intercept=False`` this is scikit-learn's ``MultiTaskLasso`` objective.
+    Minimizes ``sum_t c_t sum_i L(y_ti, x_ti . w_t + b_t) + alpha g(W) + (l2/2) ||W||_F^2`` with
+    the mtlx solver, L the squared loss ``0.5 (y - z)^2`` unless ``loss`` says otherwise. With
+    shared ``X``, ``penalty="l21"``, ``task_weights="mean"`` and ``fit_intercept=False`` this is
+    scikit-learn's ``MultiTaskLasso`` objective.
 """
         + _PARAMS_DOC
+        + """    loss : {"squared", "huber", "poisson"}, default="squared"
+        The loss of every task (:mod:`mtlx.losses`): ``"huber"`` is robust to outliers
+        (scikit-learn's HuberRegressor loss, scale fixed at 1), ``"poisson"`` fits counts with the
+        log link (``predict`` returns the mean ``exp(x . w + b)``). Losses other than squared are
+        solved by FISTA.
+    epsilon : float, default=1.35
+        The Huber loss's threshold, in the targets' units (only with ``loss="huber"``).
+"""
         + _ATTRS_DOC
         + """
     Examples
@@ -384,9 +410,19 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskModel):
     )
 
     _loss = "squared"
+    _losses = ("squared", "huber", "poisson")
+
+    def __init__(self, penalty="l21", alpha=0.1, l2=0.0, fit_intercept=True, task_weights="mean", tol=1e-6,
+                 max_iter=10_000, solver="auto", warm_start=False, verbose=0, callback=None, n_threads=None,
+                 comm=None, loss="squared", epsilon=1.35):
+        super().__init__(penalty=penalty, alpha=alpha, l2=l2, fit_intercept=fit_intercept,
+                         task_weights=task_weights, tol=tol, max_iter=max_iter, solver=solver,
+                         warm_start=warm_start, verbose=verbose, callback=callback, n_threads=n_threads, comm=comm)
+        self.loss = loss
+        self.epsilon = epsilon
 
     def predict(self, X, task=None):
-        """Predict every task's target.
+        """Predict every task's target (the mean ``exp(z)`` for the Poisson loss).
 
         Parameters
         ----------
@@ -400,7 +436,9 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskModel):
             (n,) for stacked input and for a single-task fit, (n, T) for one X shared by all
             tasks, one array per task for list input.
         """
-        return self._margins(X, task)[0]
+        z = self._margins(X, task)[0]
+        loss = self._loss_object()
+        return [loss.predict(z_t) for z_t in z] if isinstance(z, list) else loss.predict(z)
 
     def score(self, X, y=None, task=None, sample_weight=None):
         """Coefficient of determination R^2 of the predictions.
@@ -429,9 +467,14 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         """Multi-task binary classification: logistic loss per task with a coupling penalty.
 
     Each task has its own two labels (any two values); internally they become -1/+1 and the
-    objective is ``sum_t c_t sum_i log(1 + exp(-y_ti (x_ti . w_t + b_t))) + alpha g(W) + ...``.
+    objective is ``sum_t c_t sum_i log(1 + exp(-y_ti (x_ti . w_t + b_t))) + alpha g(W) + ...``
+    (or the squared hinge loss ``max(0, 1 - y z)^2``, a linear SVM, with ``loss="squared_hinge"``).
 """
         + _PARAMS_DOC
+        + """    loss : {"logistic", "squared_hinge"}, default="logistic"
+        The loss of every task (:mod:`mtlx.losses`). ``predict_proba`` exists for the logistic
+        loss only (the squared hinge gives margins, not probabilities).
+"""
         + _ATTRS_DOC
         + """    classes_ : ndarray of shape (2,), or list of such arrays (one per task)
         The two labels of each task in sorted order; the second is the positive class. A
@@ -440,6 +483,18 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
     )
 
     _loss = "logistic"
+    _losses = ("logistic", "squared_hinge")
+
+    def __init__(self, penalty="l21", alpha=0.1, l2=0.0, fit_intercept=True, task_weights="mean", tol=1e-6,
+                 max_iter=10_000, solver="auto", warm_start=False, verbose=0, callback=None, n_threads=None,
+                 comm=None, loss="logistic"):
+        super().__init__(penalty=penalty, alpha=alpha, l2=l2, fit_intercept=fit_intercept,
+                         task_weights=task_weights, tol=tol, max_iter=max_iter, solver=solver,
+                         warm_start=warm_start, verbose=verbose, callback=callback, n_threads=n_threads, comm=comm)
+        self.loss = loss
+
+    def _has_proba(self) -> bool:
+        return getattr(self, "loss", self._loss) == "logistic"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -501,6 +556,7 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
             return self._classes_of(0)[(z > 0).astype(np.intp)]
         return np.column_stack([self._classes_of(t)[(z[:, t] > 0).astype(np.intp)] for t in range(z.shape[1])])
 
+    @available_if(_has_proba)
     def predict_proba(self, X, task=None):
         """Probabilities of the two classes of each task.
 
@@ -517,6 +573,7 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
             return _two_columns(z)
         return [_two_columns(z[:, t]) for t in range(z.shape[1])]
 
+    @available_if(_has_proba)
     def predict_log_proba(self, X, task=None):
         """Logarithms of :meth:`predict_proba` (computed without underflow)."""
         z, _ = self._margins(X, task)

@@ -1,16 +1,27 @@
 """Per-sample losses: what the core computes for each, and what the Python layer needs around it.
 
-================  ============================  ==================  ===================
-name              L(y, z)                       targets             prediction
-================  ============================  ==================  ===================
-``"squared"``     0.5 (y - z)^2                 real numbers        z
-``"logistic"``    log(1 + exp(-y z))            labels in {-1, +1}  P(y = +1) = 1 / (1 + exp(-z))
-================  ============================  ==================  ===================
+=====================  ======================================  ==================  ==============================
+name                   L(y, z)                                 targets             prediction
+=====================  ======================================  ==================  ==============================
+``"squared"``          0.5 (y - z)^2                           real numbers        z
+``"logistic"``         log(1 + exp(-y z))                      labels in {-1, +1}  P(y = +1) = 1 / (1 + exp(-z))
+``"huber"``            r^2 if |r| <= eps, else 2 eps |r| - eps^2   real numbers    z
+                       (r = y - z; scikit-learn's HuberRegressor)
+``"squared_hinge"``    max(0, 1 - y z)^2 (LinearSVC's default)  labels in {-1, +1}  sign(z)
+``"poisson"``          exp(z) - y z + y log y - y               counts y >= 0       E[y] = exp(z)
+                       (half the Poisson deviance, log link)
+=====================  ======================================  ==================  ==============================
 
 A loss object carries its name, its code in the core (``mtlx._core.LossKind``, the only place
-the numbering is written), the bound on its second derivative the solver uses to balance the
-intercepts against the coefficients, its label check, and its prediction transform. A new
-loss is one functor in ``cpp/include/mtlx/losses.hpp`` plus one subclass here.
+the numbering is written), its parameter for the core (Huber's ``epsilon``), the bound on its
+second derivative the solver uses to balance the intercepts against the coefficients, its label
+check, and its prediction transform. A new loss is one functor in
+``cpp/include/mtlx/losses.hpp`` (and its case in ``visit_loss``) plus one subclass here.
+
+``"huber"`` is :class:`Huber` with scikit-learn's default ``epsilon = 1.35``; pass
+``Huber(epsilon=...)`` for another threshold (wherever a loss name is accepted). Its scale is fixed
+at 1 (HuberRegressor also fits a scale sigma): standardize the targets first, or choose
+``epsilon`` in the targets' units.
 """
 
 from __future__ import annotations
@@ -22,7 +33,8 @@ from scipy.special import expit
 
 from . import _core
 
-__all__ = ["LOSSES", "Logistic", "Loss", "Squared", "get_loss", "resolve_losses"]
+__all__ = ["LOSSES", "Huber", "Logistic", "Loss", "Poisson", "Squared", "SquaredHinge", "get_loss",
+           "resolve_losses"]
 
 
 class Loss:
@@ -36,10 +48,52 @@ class Loss:
     curvature: float = 1.0
     #: Whether f is quadratic in (W, b) for this loss (an affine gradient).
     quadratic = False
+    #: Whether the targets are class labels (-1/+1), as a classifier encodes them.
+    labels = False
 
     @property
     def code(self) -> int:
         return int(self.kind)
+
+    @property
+    def param(self) -> float:
+        """The loss's parameter in the core (Huber's epsilon; 0 for losses without one)."""
+        return 0.0
+
+    def typical_curvature(self, y: np.ndarray) -> float:
+        """The scale of d^2 L / dz^2 for targets ``y``: the global bound where there is one."""
+        return self.curvature
+
+    def optimal_intercept(self, y: np.ndarray, where: str) -> float:
+        """argmin_b sum_i L(y_i, b): the intercept at W = 0 (``where`` names the task in errors).
+
+        By bisection on the monotone sum of derivatives, evaluated by the core (the loss's math
+        is written once); subclasses with a closed form override it.
+        """
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        if y.size == 0:
+            return 0.0
+
+        def slope(b: float) -> float:
+            return _derivative_sum(self, y, b)
+
+        lo, hi = float(y.min()) - 1.0, float(y.max()) + 1.0
+        while slope(lo) > 0:
+            lo -= 2.0 * (hi - lo)
+        while slope(hi) < 0:
+            hi += 2.0 * (hi - lo)
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if mid in (lo, hi):
+                break
+            if slope(mid) < 0:
+                lo = mid
+            else:
+                hi = mid
+        return 0.5 * (lo + hi)
+
+    def check_intercept(self, y: np.ndarray, where: str) -> None:
+        """Raise ValueError when an unpenalized intercept for targets ``y`` has no finite optimum."""
 
     def valid(self, y: np.ndarray) -> np.ndarray:
         """Which targets lie in the loss's domain (a boolean array like y)."""
@@ -65,12 +119,14 @@ class Squared(Loss):
     quadratic = True
 
 
-class Logistic(Loss):
-    """log(1 + exp(-y z)) with y in {-1, +1}: binary classification (curvature at most 1/4)."""
+    def optimal_intercept(self, y, where):
+        return float(np.mean(y, dtype=np.float64))
 
-    name = "logistic"
-    kind = _core.LossKind.logistic
-    curvature = 0.25
+
+class _LabelLoss(Loss):
+    """A loss of labels y in {-1, +1}."""
+
+    labels = True
 
     def valid(self, y):
         return (y == 1) | (y == -1)
@@ -79,15 +135,124 @@ class Logistic(Loss):
         ok = self.valid(y)
         if not ok.all():
             found = np.unique(y[~ok])[:5]
-            raise ValueError(f"{where}: y holds labels {found.tolist()} but the logistic loss needs labels in "
+            raise ValueError(f"{where}: y holds labels {found.tolist()} but the {self.name} loss needs labels in "
                              "{-1, +1}")
+
+
+class Logistic(_LabelLoss):
+    """log(1 + exp(-y z)) with y in {-1, +1}: binary classification (curvature at most 1/4)."""
+
+    name = "logistic"
+    kind = _core.LossKind.logistic
+    curvature = 0.25
 
     def predict(self, z):
         return expit(z)
 
+    def optimal_intercept(self, y, where):
+        self.check_intercept(y, where)
+        pos = float(np.mean(y > 0))
+        return float(np.log(pos / (1.0 - pos)))
 
-#: Every loss by name.
-LOSSES = {cls.name: cls() for cls in (Squared, Logistic)}
+    def check_intercept(self, y, where):
+        if np.all(y == y[0]):
+            raise ValueError(
+                f"{where}: the logistic task has only label {y[0]:+g}, but it needs two classes (-1 and +1): "
+                "with fit_intercept=True its intercept would diverge")
+
+
+class SquaredHinge(_LabelLoss):
+    """max(0, 1 - y z)^2 with y in {-1, +1}: the linear SVM (curvature at most 2).
+
+    With one class only, the intercept alone fits every row (b = y), so there is no error to raise.
+    """
+
+    name = "squared_hinge"
+    kind = _core.LossKind.squared_hinge
+    curvature = 2.0
+
+    def predict(self, z):
+        return np.where(np.asarray(z) > 0, 1.0, -1.0)
+
+
+class Huber(Loss):
+    """Huber's robust loss, scikit-learn's HuberRegressor convention (scale fixed at 1).
+
+    ``L = r^2`` for ``|r| <= epsilon`` and ``2 epsilon |r| - epsilon^2`` beyond, with r = y - z:
+    quadratic for small residuals, linear for outliers (curvature at most 2).
+
+    Parameters
+    ----------
+    epsilon : float, default 1.35
+        The threshold between the quadratic and the linear part, in the targets' units
+        (scikit-learn's default, 95% efficiency under Gaussian noise of unit scale).
+    """
+
+    name = "huber"
+    kind = _core.LossKind.huber
+    curvature = 2.0
+
+    def __init__(self, epsilon: float = 1.35):
+        epsilon = float(epsilon)
+        if not (np.isfinite(epsilon) and epsilon > 0):
+            raise ValueError(f"Huber: epsilon must be a finite number > 0, got {epsilon!r}")
+        self.epsilon = epsilon
+
+    @property
+    def param(self):
+        return self.epsilon
+
+    def __eq__(self, other):
+        return isinstance(other, Huber) and other.epsilon == self.epsilon
+
+    def __hash__(self):
+        return hash((Huber, self.epsilon))
+
+    def __repr__(self):
+        return f"Huber(epsilon={self.epsilon!r})"
+
+
+class Poisson(Loss):
+    """Half the Poisson deviance with the log link, ``exp(z) - y z + y log y - y``, for counts y >= 0.
+
+    scikit-learn's PoissonRegressor's loss; the prediction is the mean ``exp(z)``. Its curvature
+    ``exp(z)`` has no global bound: the solvers' line search finds the step (the working-set CD
+    engine, which needs a bound, does not take it).
+    """
+
+    name = "poisson"
+    kind = _core.LossKind.poisson
+    curvature = 1.0
+
+    def valid(self, y):
+        return y >= 0
+
+    def check_targets(self, y, where):
+        bad = np.flatnonzero(~self.valid(y))
+        if bad.size:
+            raise ValueError(f"{where}: y[{bad[0]}] = {y[bad[0]]:g} is negative, but the poisson loss needs "
+                             "counts y >= 0")
+
+    def typical_curvature(self, y):
+        # exp(z) at the intercept-only optimum z = log(mean y).
+        mean = float(np.mean(y, dtype=np.float64)) if np.size(y) else 1.0
+        return mean if mean > 0 else 1.0
+
+    def predict(self, z):
+        return np.exp(z)
+
+    def optimal_intercept(self, y, where):
+        self.check_intercept(y, where)
+        return float(np.log(np.mean(y, dtype=np.float64)))
+
+    def check_intercept(self, y, where):
+        if not np.any(y > 0):
+            raise ValueError(f"{where}: every count of the poisson task is 0, so its intercept has no finite "
+                             "optimum (it would diverge to -inf)")
+
+
+#: Every loss by name (Huber with its default epsilon).
+LOSSES = {cls.name: cls() for cls in (Squared, Logistic, Huber, SquaredHinge, Poisson)}
 
 
 def get_loss(loss, where: str = "loss") -> Loss:
@@ -125,3 +290,17 @@ def resolve_losses(loss, n_tasks: int) -> list:
 def loss_codes(losses: list) -> np.ndarray:
     """The core's per-task loss codes (uint8) of a list of losses."""
     return np.array([loss.code for loss in losses], dtype=np.uint8)
+
+
+def loss_params(losses: list) -> np.ndarray:
+    """The core's per-task loss parameters (float64) of a list of losses."""
+    return np.array([loss.param for loss in losses], dtype=np.float64)
+
+
+def _derivative_sum(loss: Loss, y: np.ndarray, b: float) -> float:
+    """sum_i dL/dz (y_i, b), from the core (a task with no features)."""
+    m = y.shape[0]
+    gW, gb = np.empty((1, 0)), np.empty(1)
+    _core.loss_grad_stacked(np.empty((m, 0)), y, np.array([0, m], dtype=np.int64), loss_codes([loss]),
+                            loss_params([loss]), np.ones(1), np.empty((1, 0)), np.array([b]), gW, gb, 1)
+    return float(gb[0])

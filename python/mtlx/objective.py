@@ -13,7 +13,7 @@ from ._validate import (
     resolve_task_weights,
 )
 from .data import TaskData
-from .losses import Logistic, loss_codes, resolve_losses
+from .losses import loss_codes, loss_params, resolve_losses
 
 __all__ = ["SmoothLoss", "loss_grad", "overflow_message"]
 
@@ -41,6 +41,7 @@ class SmoothLoss:
         #: One :class:`mtlx.losses.Loss` per task, and their codes for the core.
         self.loss_objects = resolve_losses(loss, data.n_tasks)
         self.losses = loss_codes(self.loss_objects)
+        self.loss_params = loss_params(self.loss_objects)
         self.weights = resolve_task_weights(task_weights, data.n_samples)
         self.n_threads = resolve_n_threads(n_threads)
         self._check_targets()
@@ -66,14 +67,10 @@ class SmoothLoss:
                 loss.check_targets(d.task(first_bad)[1], f"task {d.task_ids[first_bad]}")
 
     def check_intercepts_bounded(self) -> None:
-        """An unpenalized intercept of a logistic task with one class has no finite optimum."""
-        for t in (t for t, x in enumerate(self.loss_objects) if isinstance(x, Logistic)):
-            y = self.data.task(t)[1]
-            if np.all(y == y[0]):
-                raise ValueError(
-                    f"task {self.data.task_ids[t]}: the logistic task has only label {y[0]:+g}, but it "
-                    "needs two classes (-1 and +1): with fit_intercept=True its intercept would diverge"
-                )
+        """An unpenalized intercept can have no finite optimum (a logistic task with one class,
+        a Poisson task of zero counts): the loss says so, naming the task."""
+        for t, loss in enumerate(self.loss_objects):
+            loss.check_intercept(self.data.task(t)[1], f"task {self.data.task_ids[t]}")
 
     def __call__(self, Wt: np.ndarray, b: np.ndarray | None, gWt: np.ndarray | None = None,
                  gb: np.ndarray | None = None) -> float:
@@ -87,9 +84,10 @@ class SmoothLoss:
             # single-threaded inside (threads of its own in every small product made a busy core
             # stall them all). Inside a one-thread solve the limit is already 1 and costs nothing.
             with blas_threads(1):
-                return _core.loss_grad_shared(d.X, d.Y, self.losses, self.weights, Wt, b, gWt, gb, self.n_threads)
-        return _core.loss_grad_stacked(d.X, d.y, d.offsets, self.losses, self.weights, Wt, b, gWt, gb,
-                                       self.n_threads)
+                return _core.loss_grad_shared(d.X, d.Y, self.losses, self.loss_params, self.weights, Wt, b, gWt,
+                                              gb, self.n_threads)
+        return _core.loss_grad_stacked(d.X, d.y, d.offsets, self.losses, self.loss_params, self.weights, Wt, b, gWt,
+                                       gb, self.n_threads)
 
 
 def loss_grad(data: TaskData, W, b=None, loss="squared", task_weights="mean", *, n_threads: int | None = None):

@@ -47,17 +47,11 @@ log = logging.getLogger("mtlx")
 
 
 def _intercepts_at_zero(data: TaskData, losses: list, task_weights) -> np.ndarray:
-    """The optimal intercepts at W = 0: the mean target (squared), the log-odds (logistic)."""
+    """The optimal intercepts at W = 0 (the mean target for the squared loss, the log-odds for the
+    logistic, ...: each loss's own)."""
     b = np.zeros(data.n_tasks)
     for t in range(data.n_tasks):
-        y = data.task(t)[1].astype(np.float64)
-        if losses[t].name == "logistic":
-            pos = float(np.mean(y > 0))
-            if not 0.0 < pos < 1.0:
-                raise ValueError(f"task {data.task_ids[t]}: only one class, the intercept has no finite optimum")
-            b[t] = np.log(pos / (1.0 - pos))
-        else:
-            b[t] = float(np.mean(y))
+        b[t] = losses[t].optimal_intercept(data.task(t)[1].astype(np.float64), f"task {data.task_ids[t]}")
     return b
 
 
@@ -135,7 +129,7 @@ def alpha_grid(data: TaskData, penalty="l21", n_alphas: int = 100, eps: float = 
 def _alpha_ref(data: TaskData, pen, loss, task_weights, n_threads) -> float:
     """The alpha at which the penalty's curvature equals the data's: lambda_max(H_f) / Lip(grad g)."""
     losses = resolve_losses(loss, data.n_tasks)
-    curvature = np.array([x.curvature for x in losses])
+    curvature = np.array([x.typical_curvature(data.task(t)[1]) for t, x in enumerate(losses)])
     ctx = BlockContext.single(data.n_features, data.n_tasks)
     lips = [term.lipschitz(ctx) for part in pen.components() for term in part.terms() if term.smooth]
     lip = max(lips) if lips else 0.0

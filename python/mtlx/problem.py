@@ -177,7 +177,8 @@ class Problem:
         iterations to come down).
         """
         data, smooth = self.smooth.data, self.smooth
-        kappa_c = np.array([loss.curvature for loss in smooth.loss_objects]) * smooth.weights
+        kappa_c = np.array([loss.typical_curvature(data.task(t)[1]) for t, loss in enumerate(smooth.loss_objects)],
+                           dtype=np.float64) * smooth.weights
         diag = self._column_curvatures(centered=self.fit_intercept) * kappa_c[:, None] if data.n_tasks else \
             np.zeros((0, self.n_features))
         reference = self.reduction.max(float(diag.max()) if diag.size else 0.0) + self.l2

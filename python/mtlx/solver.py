@@ -19,6 +19,7 @@ from ._validate import check_comm, check_int, check_nonnegative, check_real
 from .data import TaskData
 from .fista import FistaState, fista
 from .gram import GramSquaredLoss, smooth_loss, work_per_call
+from .losses import Loss
 from .objective import as_parameters
 from .penalties import get_penalty
 from .problem import Problem
@@ -152,7 +153,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
     data : TaskData
         The tasks, in any of the three layouts. Under MPI: this rank's tasks only (possibly
         none, see :meth:`TaskData.empty`), with their global ids as ``task_ids``.
-    loss : {"squared", "logistic"} or sequence of them
+    loss : {"squared", "logistic", "huber", "squared_hinge", "poisson"}, Loss, or sequence of them
         One loss for every task, or one per task (regression beside classification); under
         MPI one per global task, in global task-id order.
     penalty : str or mtlx.penalties.Penalty
@@ -415,7 +416,7 @@ def _agreed_errors(comm):
 
 def _local_part(value, reduction, name: str):
     """A per-task option given for all tasks (global order) -> its entries for this rank's tasks."""
-    if not reduction.distributed or isinstance(value, str):
+    if not reduction.distributed or isinstance(value, (str, Loss)):
         return value
     entries = value if isinstance(value, np.ndarray) else list(value)
     n = len(reduction.global_ids)

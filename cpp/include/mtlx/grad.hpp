@@ -25,6 +25,7 @@ struct StackedTasks {
   const Real* y;                ///< n
   const std::int64_t* offsets;  ///< n_tasks + 1, non-decreasing, offsets[0] = 0
   const std::uint8_t* losses;   ///< n_tasks LossKind codes
+  const double* loss_params;    ///< n_tasks loss parameters (Huber's epsilon; unused by the others)
   const double* weights;        ///< n_tasks task weights c_t
   std::int64_t n_tasks;
   std::int64_t n_features;
@@ -36,6 +37,7 @@ struct SharedTasks {
   const Real* X;               ///< n x d, row-major
   const Real* Y;               ///< n x n_tasks, row-major
   const std::uint8_t* losses;  ///< n_tasks LossKind codes
+  const double* loss_params;   ///< n_tasks loss parameters (Huber's epsilon; unused by the others)
   const double* weights;       ///< n_tasks task weights c_t
   std::int64_t n_samples;
   std::int64_t n_tasks;

@@ -1,10 +1,14 @@
 /// \file losses.hpp
 /// Per-sample losses L(y, z) of a margin z = x . w + b, written once for CPU loops and CUDA kernels.
 ///
-/// Each loss is a stateless functor with two MTLX_HD members:
+/// Each loss is a small functor (its parameter, if it has one, as a member) with two MTLX_HD members:
 ///   value(y, z)  the loss, in double whatever Real is (a float32 residual of 2e19 squares to
-///                4e38, past float32's range, but not past double's), finite for finite input;
+///                4e38, past float32's range, but not past double's), finite for finite input
+///                (the Poisson loss's exp(z) excepted: a trial point past z = 709 is infinite, and
+///                the line search steps back from it);
 ///   deriv(y, z)  dL/dz.
+/// `visit_loss` is the one switch over LossKind: a new loss is its functor, one enum value and one
+/// case there (and its Python class in mtlx/losses.py).
 #pragma once
 
 #include <cmath>
@@ -16,10 +20,10 @@
 namespace mtlx {
 
 /// Loss codes; exported to Python as mtlx._core.LossKind (the only place the numbering is written).
-enum class LossKind : std::uint8_t { squared = 0, logistic = 1 };
+enum class LossKind : std::uint8_t { squared = 0, logistic = 1, huber = 2, squared_hinge = 3, poisson = 4 };
 
 /// Number of LossKind values (codes at or above it are rejected at the binding).
-inline constexpr int kNumLossKinds = 2;
+inline constexpr int kNumLossKinds = 5;
 
 /// Squared loss 0.5 (y - z)^2 (regression).
 struct SquaredLoss {
@@ -56,5 +60,78 @@ struct LogisticLoss {
     return static_cast<Real>(-static_cast<double>(y) * (t > 0.0 ? e : 1.0) / (1.0 + e) + 0.0 * t);
   }
 };
+
+/// Huber loss in scikit-learn's HuberRegressor convention (its loss part, scale fixed at 1): with
+/// r = y - z, L = r^2 for |r| <= epsilon, 2 epsilon |r| - epsilon^2 beyond (robust regression;
+/// dL/dz = -2 clip(r, -epsilon, epsilon), Lipschitz with constant 2).
+struct HuberLoss {
+  double epsilon;
+  template <class Real>
+  MTLX_HD double value(Real y, Real z) const {
+    const double r = static_cast<double>(y) - static_cast<double>(z);
+    const double a = std::fabs(r);
+    // 0 * r carries a NaN residual past the comparison (see LogisticLoss).
+    return (a <= epsilon ? r * r : epsilon * (2.0 * a - epsilon)) + 0.0 * r;
+  }
+  template <class Real>
+  MTLX_HD Real deriv(Real y, Real z) const {
+    const double r = static_cast<double>(y) - static_cast<double>(z);
+    const double c = r > epsilon ? epsilon : (r < -epsilon ? -epsilon : r);
+    return static_cast<Real>(-2.0 * c + 0.0 * r);
+  }
+};
+
+/// Squared hinge loss max(0, 1 - y z)^2 for labels y in {-1, +1} (the linear SVM of LinearSVC's
+/// default loss; dL/dz = -2 y max(0, 1 - y z), Lipschitz with constant 2).
+struct SquaredHingeLoss {
+  template <class Real>
+  MTLX_HD static double value(Real y, Real z) {
+    const double m = 1.0 - static_cast<double>(y) * static_cast<double>(z);
+    const double h = m > 0.0 ? m : 0.0;
+    return h * h + 0.0 * m;
+  }
+  template <class Real>
+  MTLX_HD static Real deriv(Real y, Real z) {
+    const double m = 1.0 - static_cast<double>(y) * static_cast<double>(z);
+    return static_cast<Real>(-2.0 * static_cast<double>(y) * (m > 0.0 ? m : 0.0) + 0.0 * m);
+  }
+};
+
+/// Poisson loss with the log link for counts y >= 0: half the Poisson deviance,
+///   L = exp(z) - y z + y log y - y   (0 log 0 = 0),
+/// scikit-learn's PoissonRegressor's loss. The constant y log y - y puts the minimum over z at 0
+/// (z = log y), so the objective does not cancel to a small difference of large terms.
+/// dL/dz = exp(z) - y; its curvature exp(z) has no global bound (the line search finds it).
+struct PoissonLoss {
+  template <class Real>
+  MTLX_HD static double value(Real y, Real z) {
+    const double yd = static_cast<double>(y), zd = static_cast<double>(z);
+    const double ylogy = yd > 0.0 ? yd * std::log(yd) : 0.0;
+    return std::exp(zd) - yd * zd + ylogy - yd;
+  }
+  template <class Real>
+  MTLX_HD static Real deriv(Real y, Real z) {
+    return static_cast<Real>(std::exp(static_cast<double>(z)) - static_cast<double>(y));
+  }
+};
+
+/// Calls f with the functor of loss `kind` (built with `param` where the loss has one: Huber's
+/// epsilon) and returns what f returns. The one switch over LossKind in the core.
+template <class F>
+MTLX_HD auto visit_loss(LossKind kind, double param, F&& f) -> decltype(f(SquaredLoss{})) {
+  switch (kind) {
+    case LossKind::logistic:
+      return f(LogisticLoss{});
+    case LossKind::huber:
+      return f(HuberLoss{param});
+    case LossKind::squared_hinge:
+      return f(SquaredHingeLoss{});
+    case LossKind::poisson:
+      return f(PoissonLoss{});
+    case LossKind::squared:
+    default:
+      return f(SquaredLoss{});
+  }
+}
 
 }  // namespace mtlx

@@ -29,12 +29,6 @@ std::int64_t block_rows(std::int64_t d, std::size_t real_size) {
 // Most lanes: enough for a thread taken away half the time to leave only a small tail.
 constexpr std::int64_t kMaxLanes = 16;
 
-template <class Loss, class Real>
-void loss_and_deriv(const Real* y, Real* z, double c, bool with_grad, double& loss) {
-  loss += c * static_cast<double>(Loss::value(*y, *z));
-  if (with_grad) *z = static_cast<Real>(c) * Loss::deriv(*y, *z);
-}
-
 // One lane: blocks [first, last) in order, into its own loss, gb (T) and gradient (T x d).
 template <class Real>
 double lane_loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real* b, std::int64_t B, std::int64_t first,
@@ -55,14 +49,10 @@ double lane_loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real*
       for (std::int64_t t = 0; t < T; ++t) {
         if (b) zi[t] += b[t];
         const double c = data.weights[t];
-        switch (static_cast<LossKind>(data.losses[t])) {
-          case LossKind::squared:
-            loss_and_deriv<SquaredLoss>(yi + t, zi + t, c, gWt != nullptr, loss);
-            break;
-          case LossKind::logistic:
-            loss_and_deriv<LogisticLoss>(yi + t, zi + t, c, gWt != nullptr, loss);
-            break;
-        }
+        visit_loss(static_cast<LossKind>(data.losses[t]), data.loss_params[t], [&](auto loss_fn) {
+          loss += c * loss_fn.value(yi[t], zi[t]);
+          if (gWt) zi[t] = static_cast<Real>(c) * loss_fn.deriv(yi[t], zi[t]);
+        });
       }
       total += loss;
     }

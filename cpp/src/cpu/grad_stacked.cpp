@@ -34,13 +34,8 @@ double run_chunk(const StackedTasks<Real>& data, const Chunk& c, const Real* Wt,
   const Real* w = Wt + c.task * d;
   const Real bt = b ? b[c.task] : Real(0);
   const std::int64_t rows = c.end - c.begin;
-  switch (static_cast<LossKind>(data.losses[c.task])) {
-    case LossKind::squared:
-      return row_block<SquaredLoss, WithGrad>(X, y, rows, d, w, bt, g, gb);
-    case LossKind::logistic:
-      return row_block<LogisticLoss, WithGrad>(X, y, rows, d, w, bt, g, gb);
-  }
-  return 0.0;
+  return visit_loss(static_cast<LossKind>(data.losses[c.task]), data.loss_params[c.task],
+                    [&](auto loss) { return row_block<decltype(loss), WithGrad>(loss, X, y, rows, d, w, bt, g, gb); });
 }
 
 template <class Real, bool WithGrad>

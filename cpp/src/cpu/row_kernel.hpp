@@ -164,8 +164,8 @@ inline void add_terms2(const Real* __restrict X, std::int64_t d, const Real* __r
 ///   returns sum_i L(y_i, x_i . w + b); when WithGrad, g += sum_i L'(y_i, z_i) x_i and gb += sum_i L'.
 /// `g` has d entries (the caller zeroes it). The summation order depends only on n_rows and d.
 template <class Loss, bool WithGrad, class Real>
-double row_block(const Real* __restrict X, const Real* __restrict y, std::int64_t n_rows, std::int64_t d,
-                 const Real* __restrict w, Real b, Real* __restrict g, Real& gb) {
+double row_block(const Loss& loss_fn, const Real* __restrict X, const Real* __restrict y, std::int64_t n_rows,
+                 std::int64_t d, const Real* __restrict w, Real b, Real* __restrict g, Real& gb) {
   constexpr std::int64_t B = kRowBlock<Loss>;
   const std::uintptr_t group_bytes = kRowGroup * d * sizeof(Real);
   double loss = 0.0;
@@ -185,9 +185,9 @@ double row_block(const Real* __restrict X, const Real* __restrict y, std::int64_
     Real block_gb = 0;
 #pragma omp simd reduction(+ : block_loss, block_gb)
     for (std::int64_t q = 0; q < nb; ++q) {
-      block_loss += static_cast<double>(Loss::value(y[i + q], z[q]));
+      block_loss += static_cast<double>(loss_fn.value(y[i + q], z[q]));
       if constexpr (WithGrad) {
-        r[q] = Loss::deriv(y[i + q], z[q]);
+        r[q] = loss_fn.deriv(y[i + q], z[q]);
         block_gb += r[q];
       }
     }
