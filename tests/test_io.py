@@ -251,7 +251,7 @@ def test_shared_labels_and_task_ids_round_trip(tmp_path, rng):
     ((np.zeros((3, 2)), np.zeros((3, 2))), {"task_ids": [5]}, ValueError,
      r"task_ids has shape \(1,\), expected \(2,\)"),
     ((mtlx.TaskData.from_shared(np.zeros((3, 2)), np.zeros((3, 1))), np.zeros(3)), {}, ValueError,
-     "y, task and task_ids must be None when X is a TaskData"),
+     "y, task, task_ids and sample_weight must be None when X is a TaskData"),
     (("not numbers",), {}, TypeError, "X has <U11 dtype"),
 ])
 def test_save_dataset_checks_what_it_writes(tmp_path, args, kwargs, error, message):

@@ -530,8 +530,8 @@ def test_from_shared_names_the_bad_argument(scratch, fault, bad, nonfinite, layo
         Y = bad_dtype_array(bad, Y.shape)
     elif fault == "X nonfinite":
         X = inject_nonfinite(X, seed, nonfinite)
-    elif fault == "Y nonfinite":
-        Y = inject_nonfinite(Y, seed, nonfinite)
+    elif fault == "Y nonfinite":  # NaN in Y is a missing label (tests/test_weights.py): infinities only
+        Y = inject_nonfinite(Y, seed, np.inf if np.isnan(nonfinite) else nonfinite)
     elif fault == "X ndim":
         X = X[:, 0] if seed % 2 else X[:, :, None]
     elif fault == "Y ndim":

@@ -19,12 +19,14 @@ BASH = [code for lang, code in BLOCKS if lang == "bash"]
 def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
     # The blocks build on one another (the formulations block uses the quick start's X, Y).
     monkeypatch.chdir(tmp_path)  # they write model.npz and a checkpoint folder
-    assert len(PYTHON) == 6
+    assert len(PYTHON) == 7
     env = {}
     for code in PYTHON:
         exec(compile(code, str(README), "exec"), env)
         if "huber" in env and "losses_env" not in env:
             env["losses_env"] = dict(env)  # before later blocks rebind X and Y
+        if "partial" in env and "weights_env" not in env:
+            env["weights_env"] = dict(env)
     import mtlx
 
     # Quick start: the layouts, the per-task labels, the saved model.
@@ -45,6 +47,14 @@ def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
     np.testing.assert_allclose(poisson.predict(X[:2]), np.exp(X[:2] @ poisson.coef_.T + poisson.intercept_),
                                rtol=1e-12)
     assert not hasattr(at["svm"], "predict_proba") and at["svm"].score(X, Y > 0) > 0.8
+    # Sample weights and missing labels: the weighted fit is the repeated-rows fit for integer
+    # weights, and the partial fit uses the labelled entries only.
+    weights_env = env["weights_env"]
+    missing = np.isnan(weights_env["Y_missing"])
+    pairs = [(X[~missing[:, t]], Y[~missing[:, t], t]) for t in range(Y.shape[1])]
+    separate = mtlx.MultiTaskRegressor(penalty="l21", alpha=0.05).fit(pairs)
+    np.testing.assert_allclose(weights_env["partial"].coef_, separate.coef_, atol=1e-6)
+    assert weights_env["weighted"].coef_.shape == (4, 20)
     # Low-level API and building blocks: W = 0 with mean weights gives -X_t^T y_t / m_t.
     assert env["res"].W.shape[0] == 10  # the MPI block's result, the last one bound
     gW, tasks = env["gW"], env["tasks"]

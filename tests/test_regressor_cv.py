@@ -32,7 +32,7 @@ def test_stacked_layout_matches_a_brute_force_search(rng, penalty):
     for k, (train, held) in enumerate(model._folds(data)):
         for i, alpha in enumerate(model.alphas_):
             fit = mtlx.MultiTaskRegressor(penalty=penalty, alpha=alpha, tol=1e-9, max_iter=100_000).fit(train)
-            err = np.concatenate([x @ fit.coef_[t] + fit.intercept_[t] - yy for t, (x, yy) in enumerate(held)])
+            err = np.concatenate([x @ fit.coef_[t] + fit.intercept_[t] - yy for t, (x, yy, _) in enumerate(held)])
             assert model.mse_path_[i, k] == pytest.approx(np.mean(err**2), rel=1e-6)
     assert model.alpha_ == model.alphas_[np.argmin(model.mse_path_.mean(axis=1))]
     final = mtlx.MultiTaskRegressor(penalty=penalty, alpha=model.alpha_, tol=1e-9).fit(X, y, task=task)

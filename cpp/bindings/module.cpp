@@ -97,10 +97,11 @@ void bind_dtype(py::module_& m) {
       [](const carray<Real>& X, const carray<Real>& y, const carray<std::int64_t>& offsets,
          const carray<std::uint8_t>& losses, const carray<double>& loss_params, const carray<double>& weights,
          const carray<Real>& Wt, const std::optional<carray<Real>>& b, std::optional<carray<Real>> gWt,
-         std::optional<carray<Real>> gb, int n_threads) {
+         std::optional<carray<Real>> gb, int n_threads, const std::optional<carray<Real>>& sample_weight) {
         if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
         const py::ssize_t n = X.shape(0), d = X.shape(1);
         expect_shape(y, "y", {n});
+        if (sample_weight) expect_shape(*sample_weight, "sample_weight", {n});
         if (offsets.ndim() != 1 || offsets.shape(0) < 1) throw std::invalid_argument("offsets must be 1-D, non-empty");
         const py::ssize_t T = offsets.shape(0) - 1;
         const std::int64_t* off = offsets.data();
@@ -111,6 +112,7 @@ void bind_dtype(py::module_& m) {
         expect_task_vectors(losses, loss_params, weights, T);
         expect_shape(Wt, "Wt", {T, d});
         mtlx::StackedTasks<Real> data{X.data(), y.data(), off, losses.data(), loss_params.data(), weights.data(), T, d};
+        if (sample_weight) data.sample_weight = sample_weight->data();
         const Real* bp = intercepts(b, T);
         auto grad = gradient_out(gWt, gb, T, d);
         py::gil_scoped_release release;
@@ -119,21 +121,24 @@ void bind_dtype(py::module_& m) {
       py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("offsets").noconvert(), py::arg("losses").noconvert(),
       py::arg("loss_params").noconvert(), py::arg("weights").noconvert(), py::arg("Wt").noconvert(),
       py::arg("b").noconvert(), py::arg("gWt").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads"),
-      "Loss of stacked ragged tasks at (Wt, b); writes the gradient into (gWt, gb) when given.");
+      py::arg("sample_weight").noconvert() = py::none(),
+      "Loss of stacked ragged tasks at (Wt, b), rows weighted by sample_weight; gradient into (gWt, gb) if given.");
 
   m.def(
       "loss_grad_shared",
       [](const carray<Real>& X, const carray<Real>& Y, const carray<std::uint8_t>& losses,
          const carray<double>& loss_params, const carray<double>& weights, const carray<Real>& Wt,
          const std::optional<carray<Real>>& b, std::optional<carray<Real>> gWt, std::optional<carray<Real>> gb,
-         int n_threads) {
+         int n_threads, const std::optional<carray<Real>>& sample_weight) {
         if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
         if (Y.ndim() != 2) throw std::invalid_argument("Y must be 2-D, got shape " + shape_of(Y));
         const py::ssize_t n = X.shape(0), d = X.shape(1), T = Y.shape(1);
         expect_shape(Y, "Y", {n, T});
+        if (sample_weight) expect_shape(*sample_weight, "sample_weight", {n, T});
         expect_task_vectors(losses, loss_params, weights, T);
         expect_shape(Wt, "Wt", {T, d});
         mtlx::SharedTasks<Real> data{X.data(), Y.data(), losses.data(), loss_params.data(), weights.data(), n, T, d};
+        if (sample_weight) data.sample_weight = sample_weight->data();
         const Real* bp = intercepts(b, T);
         auto grad = gradient_out(gWt, gb, T, d);
         py::gil_scoped_release release;
@@ -142,7 +147,8 @@ void bind_dtype(py::module_& m) {
       py::arg("X").noconvert(), py::arg("Y").noconvert(), py::arg("losses").noconvert(),
       py::arg("loss_params").noconvert(), py::arg("weights").noconvert(), py::arg("Wt").noconvert(),
       py::arg("b").noconvert(), py::arg("gWt").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads"),
-      "Loss of tasks sharing one X at (Wt, b); writes the gradient into (gWt, gb) when given.");
+      py::arg("sample_weight").noconvert() = py::none(),
+      "Loss of tasks sharing one X at (Wt, b), entries weighted by sample_weight; gradient into (gWt, gb) if given.");
 
   m.def(
       "prox",

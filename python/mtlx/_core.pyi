@@ -30,6 +30,9 @@ class LossKind:
     huber: ClassVar[LossKind]
     squared_hinge: ClassVar[LossKind]
     poisson: ClassVar[LossKind]
+    huber: ClassVar[LossKind]
+    squared_hinge: ClassVar[LossKind]
+    poisson: ClassVar[LossKind]
     @property
     def name(self) -> str: ...
     @property
@@ -67,8 +70,9 @@ def loss_grad_stacked(
     gWt: NDArray[np.float64] | None,
     gb: NDArray[np.float64] | None,
     n_threads: _Int,
+    sample_weight: NDArray[np.float64] | None = None,
 ) -> float:
-    """Loss of stacked ragged tasks at (Wt, b); writes the gradient into (gWt, gb) when given."""
+    """Loss of stacked ragged tasks at (Wt, b), rows weighted by sample_weight; gradient into (gWt, gb) if given."""
 
 @overload
 def loss_grad_stacked(
@@ -83,6 +87,7 @@ def loss_grad_stacked(
     gWt: NDArray[np.float32] | None,
     gb: NDArray[np.float32] | None,
     n_threads: _Int,
+    sample_weight: NDArray[np.float32] | None = None,
 ) -> float: ...
 @overload
 def loss_grad_shared(
@@ -96,8 +101,9 @@ def loss_grad_shared(
     gWt: NDArray[np.float64] | None,
     gb: NDArray[np.float64] | None,
     n_threads: _Int,
+    sample_weight: NDArray[np.float64] | None = None,
 ) -> float:
-    """Loss of tasks sharing one X at (Wt, b); writes the gradient into (gWt, gb) when given."""
+    """Loss of tasks sharing one X at (Wt, b), entries weighted by sample_weight; gradient into (gWt, gb) if given."""
 
 @overload
 def loss_grad_shared(
@@ -111,6 +117,7 @@ def loss_grad_shared(
     gWt: NDArray[np.float32] | None,
     gb: NDArray[np.float32] | None,
     n_threads: _Int,
+    sample_weight: NDArray[np.float32] | None = None,
 ) -> float: ...
 
 # Penalties.

@@ -172,7 +172,8 @@ def check_comm(comm):
 def resolve_task_weights(task_weights, n_samples: np.ndarray) -> np.ndarray:
     """Task weights c_t as float64 of shape (T,).
 
-    ``"mean"`` gives 1/m_t, ``"sum"`` gives 1, an array gives itself (finite, >= 0, length T).
+    ``"mean"`` gives 1/m_t (``n_samples``: the rows per task, or their total sample weight),
+    ``"sum"`` gives 1, an array gives itself (finite, >= 0, length T).
     """
     T = len(n_samples)
     if isinstance(task_weights, str):

@@ -41,6 +41,7 @@ class GapCertificate:
         self.problem = problem
         # float64 data only: float32 losses carry rounding of 1e-7 relative, the scale of a typical tol.
         self.available = (not problem.distributed and problem.data_dtype == np.float64
+                          and not problem.smooth.data.weighted
                           and problem.smooth.quadratic and problem.l2 == 0.0
                           and not problem._has_smooth_terms and problem.alpha > 0 and not problem.shared_blocks
                           and all(loss.name == "squared" for loss in problem.smooth.loss_objects)

@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--loss", choices=_FIT_LOSSES, default="squared",
                      help="regression: squared (default), huber (robust, threshold --epsilon), poisson (counts); "
                           "binary classification, any two labels per task: logistic, squared_hinge (linear SVM)")
+    fit.add_argument("--sample-weight", metavar="FILE", default=None,
+                     help="a .npy file of one non-negative weight per row of DATA, in its row order (default: the "
+                          "dataset's own sample_weight array, if any, else all 1)")
     fit.add_argument("--epsilon", type=_finite_positive, default=1.35,
                      help="threshold of the huber loss, in the targets' units (default 1.35)")
     fit.add_argument("--penalty", default="l21", type=_penalty, metavar="SPEC",
@@ -317,11 +320,20 @@ def _fit(args, comm) -> int:
             _check_output(out, "--out")
         if args.checkpoint is not None and Path(args.checkpoint).exists() and not Path(args.checkpoint).is_dir():
             raise ValueError(f"--checkpoint {args.checkpoint!r} is a file; give a folder")
+    weights = None
+    if args.sample_weight is not None:
+        with _agreement(comm):
+            if comm is not None:
+                raise ValueError("--sample-weight is for one process: under MPI store the weights in the dataset "
+                                 "(a sample_weight array, one per row), where each rank reads its own rows")
+        with _reading("sample weights", args.sample_weight):
+            weights = np.load(args.sample_weight, allow_pickle=False)
     with _reading("dataset", args.data), _agreement(comm):
         labelled = _labels(args.data, comm)
     if labelled is None:
         with _reading("dataset", args.data):
-            data = load_dataset(args.data) if comm is None else _load_own_tasks(args.data, comm)
+            data = load_dataset(args.data, sample_weight=weights) if comm is None else \
+                _load_own_tasks(args.data, comm)
     elif args.loss in MultiTaskRegressor._losses:
         raise ValueError(f"dataset {args.data!r} holds labels, not numbers: fit it with --loss logistic or "
                          "--loss squared_hinge")
@@ -339,10 +351,11 @@ def _fit(args, comm) -> int:
         model._fit(data, **options)
     else:
         arrays, layout = labelled
+        weights = arrays.get("sample_weight") if weights is None else weights
         if layout == "stacked":
-            model._fit(arrays["X"], arrays["y"], task=arrays["task"], **options)
+            model._fit(arrays["X"], arrays["y"], task=arrays["task"], sample_weight=weights, **options)
         else:
-            model._fit(arrays["X"], arrays["Y"], **options)
+            model._fit(arrays["X"], arrays["Y"], sample_weight=weights, **options)
             model.tasks_ = np.asarray(arrays["task_ids"])  # the dataset's ids, in the order of Y's columns
     if root:
         save(model, out)

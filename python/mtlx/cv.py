@@ -27,8 +27,11 @@ _COPIED = ("coef_", "intercept_", "n_iter_", "objective_history_", "n_tasks_", "
 class _CrossValidated:
     """The fold machinery shared by the CV estimators; subclasses score a fold's held-out rows."""
 
-    def fit(self, X, y=None, task=None):
+    def fit(self, X, y=None, task=None, sample_weight=None):
         """Cross-validate the alphas, then refit the best on all the data (layouts as the base estimator).
+
+        ``sample_weight`` (as for the base estimator's ``fit``) weighs the rows in every fold's fit
+        and in the held-out scores; NaN in a shared ``y`` (missing labels) is left out of both.
 
         Returns
         -------
@@ -38,7 +41,7 @@ class _CrossValidated:
             warnings.warn("n_alphas is deprecated: pass the number of alphas as alphas=int (scikit-learn 1.9's "
                           "spelling)", FutureWarning, stacklevel=2)
         self._check_params()
-        data = self._fit_data(X, y, task)
+        data = self._fit_data(X, y, task, sample_weight)
         alphas = self._grid(data)
         folds = self._folds(data)
         scores = np.zeros((len(alphas), len(folds)))
@@ -84,16 +87,20 @@ class _CrossValidated:
             single = data.n_tasks == 1
             cv = check_cv(self.cv, data.Y[:, 0] if single else None, classifier=self._stratified and single)
             split = cv.split(data.X, data.Y[:, 0] if single else None)
-            return [(TaskData.from_shared(data.X[tr], data.Y[tr], task_ids=data.task_ids), (data.X[te], data.Y[te]))
-                    for tr, te in split]
+            S = data.sample_weight
+            return [(data.take_rows(tr), (data.X[te], data.Y[te], None if S is None else S[te])) for tr, te in split]
         if not isinstance(self.cv, numbers.Integral) or isinstance(self.cv, bool) or self.cv < 2:
             raise ValueError(f"cv must be an int >= 2 for per-task rows, got {self.cv!r}")
         rng = np.random.default_rng(self.random_state)
-        tasks = [data.task(t) for t in range(data.n_tasks)]
-        fold_of = [self._deal(y, rng) for _, y in tasks]
-        return [(TaskData.from_tasks([(X[f != k], y[f != k]) for (X, y), f in zip(tasks, fold_of)],
-                                     task_ids=data.task_ids),
-                 [(X[f == k], y[f == k]) for (X, y), f in zip(tasks, fold_of)]) for k in range(self.cv)]
+        tasks = [(*data.task(t), _ones_if_none(data.task_weights_of(t), data.n_samples[t]))
+                 for t in range(data.n_tasks)]
+        fold_of = [self._deal(y, rng) for _, y, _ in tasks]
+        return [(TaskData.from_tasks([(X[f != k], y[f != k]) for (X, y, _), f in zip(tasks, fold_of)],
+                                     task_ids=data.task_ids,
+                                     sample_weight=None if not data.weighted else
+                                     [s[f != k] for (_, _, s), f in zip(tasks, fold_of)]),
+                 [(X[f == k], y[f == k], s[f == k]) for (X, y, s), f in zip(tasks, fold_of)])
+                for k in range(self.cv)]
 
     def _deal(self, y: np.ndarray, rng) -> np.ndarray:
         """The fold of each row of one task: shuffled and dealt round-robin; a single row is never held
@@ -103,12 +110,23 @@ class _CrossValidated:
         return rng.permutation(len(y)) % self.cv
 
     def _margins_of(self, part, W: np.ndarray, b: np.ndarray):
-        """(margins, targets) of the held-out rows, pooled over tasks."""
+        """(margins, targets, weights) of the held-out rows, pooled over tasks (weights 0 for
+        missing labels; all 1 when unweighted)."""
         if isinstance(part, tuple):
-            X, Y = part
-            return (X @ W + b).ravel(), Y.ravel()
-        z = [X @ W[:, t] + b[t] for t, (X, _) in enumerate(part)]
-        return np.concatenate(z), np.concatenate([y for _, y in part])
+            X, Y, S = part
+            return (X @ W + b).ravel(), Y.ravel(), np.ones(Y.size) if S is None else S.ravel()
+        z = [X @ W[:, t] + b[t] for t, (X, _, _) in enumerate(part)]
+        return np.concatenate(z), np.concatenate([y for _, y, _ in part]), np.concatenate([s for _, _, s in part])
+
+
+def _ones_if_none(weights, n: int) -> np.ndarray:
+    return np.ones(n) if weights is None else weights
+
+
+def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
+    """Mean of ``values`` under ``weights`` (entries of weight 0, missing labels, left out)."""
+    counted = weights > 0
+    return float(np.average(values[counted], weights=weights[counted])) if counted.any() else 0.0
 
 
 class MultiTaskRegressorCV(_CrossValidated, MultiTaskRegressor):
@@ -166,8 +184,8 @@ class MultiTaskRegressorCV(_CrossValidated, MultiTaskRegressor):
     alpha, solver, warm_start, verbose, callback, comm = 0.1, "auto", False, 0, None, None
 
     def _fold_score(self, part, W, b) -> float:
-        z, y = self._margins_of(part, W, b)
-        return float(np.mean((z - y) ** 2))
+        z, y, s = self._margins_of(part, W, b)
+        return float(_weighted_mean((z - y) ** 2, s))
 
     def _store_scores(self, scores):
         self.mse_path_ = scores
@@ -247,10 +265,10 @@ class MultiTaskClassifierCV(_CrossValidated, MultiTaskClassifier):
         return fold
 
     def _fold_score(self, part, W, b) -> float:
-        z, y = self._margins_of(part, W, b)
+        z, y, s = self._margins_of(part, W, b)
         if self.scoring == "log_loss":
-            return -float(np.mean(np.logaddexp(0.0, -y * z)))
-        return float(np.mean(np.where(z > 0, 1.0, -1.0) == y))
+            return -float(_weighted_mean(np.logaddexp(0.0, -y * z), s))
+        return float(_weighted_mean(np.where(z > 0, 1.0, -1.0) == y, s))
 
     def _store_scores(self, scores):
         self.scores_path_ = scores

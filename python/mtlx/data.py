@@ -27,6 +27,12 @@ class TaskData:
 
     Arrays are C-contiguous, all float32 or all float64 (float32 only when every input is).
 
+    Sample weights (``sample_weight=`` of each constructor) make the loss of task t
+    ``c_t sum_i s_i L_t(...)``; with ``task_weights="mean"``, c_t is one over the task's total
+    weight, so integer weights fit as repeated rows and a weight of 0 as a dropped row. In the
+    shared layout, NaN in Y marks a row not labelled for that task: the task uses only its
+    labelled rows (weight 0 elsewhere; X is not copied).
+
     Attributes
     ----------
     layout : {"stacked", "shared"}
@@ -39,19 +45,28 @@ class TaskData:
         Row ranges per task (stacked layout; ``None`` for shared).
     task_ids : ndarray, shape (T,)
         The id of each task, in the order of the columns of W.
+    sample_weight : ndarray or None
+        ``None`` (every weight 1), or the weights the core reads: (n,) per stacked row, or
+        (n, T) per entry of the shared layout (the row weights times 0 where Y was NaN).
+    row_weight : ndarray of shape (n,) or None
+        Shared layout: the per-row weights when they are the same for every task (no missing
+        label); ``None`` when unweighted or when tasks differ.
     """
 
-    def __init__(self, *, layout, X, y=None, Y=None, offsets=None, task_ids):
+    def __init__(self, *, layout, X, y=None, Y=None, offsets=None, task_ids, sample_weight=None, row_weight=None):
         self.layout = layout
         self.X = X
         self.y = y
         self.Y = Y
         self.offsets = offsets
         self.task_ids = task_ids
+        self.sample_weight = sample_weight
+        self.row_weight = row_weight
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_tasks(cls, tasks: Sequence, task_ids=None, *, n_threads: int | None = None) -> TaskData:
+    def from_tasks(cls, tasks: Sequence, task_ids=None, *, sample_weight=None,
+                   n_threads: int | None = None) -> TaskData:
         """Tasks each with its own inputs: a sequence of ``(X_t, y_t)``.
 
         Parameters
@@ -62,6 +77,8 @@ class TaskData:
             Global id of each task (default ``0 .. T-1``). Under MPI, each rank passes its own
             tasks with their global ids; a rank without tasks passes ``tasks=[]`` and
             ``task_ids=[]`` (an empty store, see :meth:`empty`).
+        sample_weight : sequence of array_like (m_t,), optional
+            One non-negative weight per row of each task (``None`` for a task: all 1).
         """
         if isinstance(tasks, np.ndarray) or not isinstance(tasks, Sequence) or isinstance(tasks, str):
             raise TypeError("tasks must be a list of (X_t, y_t) pairs")
@@ -96,12 +113,24 @@ class TaskData:
             X[offsets[t] : offsets[t + 1]] = Xs[t]
             y[offsets[t] : offsets[t + 1]] = ys[t]
         ids = _resolve_task_ids(task_ids, len(Xs))
-        data = cls(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids)
+        weights = None
+        if sample_weight is not None:
+            if isinstance(sample_weight, np.ndarray) or not isinstance(sample_weight, Sequence) or \
+                    len(sample_weight) != len(Xs):
+                raise ValueError(f"sample_weight must be a list of {len(Xs)} arrays (one per task, or None for "
+                                 f"all-ones), got {type(sample_weight).__name__}"
+                                 + (f" of length {len(sample_weight)}" if hasattr(sample_weight, "__len__") else ""))
+            weights = np.ones(int(offsets[-1]), dtype=dtype)
+            for t, s_t in enumerate(sample_weight):
+                if s_t is not None:
+                    weights[offsets[t]: offsets[t + 1]] = _row_weights(s_t, int(counts[t]), f"task {ids[t]}")
+        data = cls(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids, sample_weight=weights)
         data._check_finite(n_threads)
+        data._check_weight_totals()
         return data
 
     @classmethod
-    def from_stacked(cls, X, y, task, *, n_threads: int | None = None) -> TaskData:
+    def from_stacked(cls, X, y, task, *, sample_weight=None, n_threads: int | None = None) -> TaskData:
         """Stacked rows with a task id per row (like scikit-learn's ``groups``).
 
         Parameters
@@ -111,6 +140,8 @@ class TaskData:
         task : array_like, shape (n,)
             Task id of each row; tasks are ordered by sorted id. Rows already grouped by
             increasing id are used without a copy.
+        sample_weight : array_like of shape (n,), optional
+            One non-negative weight per row.
         """
         X = as_real_array(X, "X", ndim=2)
         y = _as_target_vector(y, "")
@@ -129,24 +160,31 @@ class TaskData:
             order = slice(None)
         else:
             order = np.argsort(inverse, kind="stable")
+        weights = None
+        if sample_weight is not None:
+            weights = np.ascontiguousarray(_row_weights(sample_weight, X.shape[0], "")[order], dtype=dtype)
         X = np.ascontiguousarray(X[order], dtype=dtype)
         y = np.ascontiguousarray(y[order], dtype=dtype)
         offsets = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        data = cls(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids)
+        data = cls(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids, sample_weight=weights)
         data._check_finite(n_threads)
+        data._check_weight_totals()
         return data
 
     @classmethod
-    def from_shared(cls, X, Y, task_ids=None, *, n_threads: int | None = None) -> TaskData:
+    def from_shared(cls, X, Y, task_ids=None, *, sample_weight=None, n_threads: int | None = None) -> TaskData:
         """One input matrix shared by all tasks, one target column per task.
 
         Parameters
         ----------
         X : array_like, shape (n, d)
         Y : array_like, shape (n, T)
-            A 1-D ``Y`` is one task.
+            A 1-D ``Y`` is one task. NaN marks a row not labelled for that task (missing label):
+            each task uses only its labelled rows.
         task_ids : array_like of shape (T,), optional
+        sample_weight : array_like of shape (n,), optional
+            One non-negative weight per row (for every task the row is labelled for).
         """
         X = as_real_array(X, "X", ndim=2)
         Y = as_real_array(Y, "Y")
@@ -163,8 +201,21 @@ class TaskData:
         dtype = core_dtype([X, Y])
         X = np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(Y, dtype=dtype)
-        data = cls(layout="shared", X=X, Y=Y, task_ids=_resolve_task_ids(task_ids, Y.shape[1]))
+        rows = None if sample_weight is None else _row_weights(sample_weight, X.shape[0], "").astype(dtype)
+        missing = np.isnan(Y) if Y.dtype.kind == "f" else None
+        entries = None
+        if missing is not None and missing.any():
+            # Labelled entries keep their row weight, unlabelled ones weigh 0; the core reads a
+            # placeholder 0 target there (in every loss's domain), never the NaN.
+            entries = np.where(missing, 0.0, 1.0 if rows is None else rows[:, None]).astype(dtype)
+            Y = np.where(missing, 0.0, Y).astype(dtype)
+        elif rows is not None:
+            entries = np.ascontiguousarray(np.broadcast_to(rows[:, None], Y.shape))
+        ids = _resolve_task_ids(task_ids, Y.shape[1])
+        data = cls(layout="shared", X=X, Y=Y, task_ids=ids, sample_weight=entries,
+                   row_weight=rows if missing is None or not missing.any() else None)
         data._check_finite(n_threads)
+        data._check_weight_totals()
         return data
 
     @classmethod
@@ -205,36 +256,90 @@ class TaskData:
             return np.full(self.n_tasks, self.X.shape[0], dtype=np.int64)
         return np.diff(self.offsets)
 
-    def feature_means(self) -> np.ndarray:
-        """Mean row of each task, float64 of shape (T, d) (one mean of X, repeated, for shared X).
+    @property
+    def weighted(self) -> bool:
+        """Whether the rows carry sample weights (or the shared layout has missing labels)."""
+        return self.sample_weight is not None
 
-        Accumulated in float64 task by task (no float64 copy of a float32 X).
-        """
+    @property
+    def weight_totals(self) -> np.ndarray:
+        """Total sample weight per task, float64 of shape (T,): m_t when unweighted (what
+        ``task_weights="mean"`` divides by)."""
+        if self.sample_weight is None:
+            return self.n_samples.astype(np.float64)
         if self.layout == "shared":
-            mean = self.X.mean(axis=0, dtype=np.float64) if self.X.shape[0] else np.zeros(self.n_features)
-            return np.tile(mean, (self.n_tasks, 1))
-        out = np.empty((self.n_tasks, self.n_features))
-        for t in range(self.n_tasks):
-            out[t] = self.task(t)[0].mean(axis=0, dtype=np.float64)
+            return self.sample_weight.sum(axis=0, dtype=np.float64)
+        return np.add.reduceat(self.sample_weight.astype(np.float64), self.offsets[:-1]) if self.n_tasks else \
+            np.zeros(0)
+
+    def task_weights_of(self, t: int) -> np.ndarray | None:
+        """The sample weights of the task at position ``t`` (a view), or None when unweighted."""
+        if self.sample_weight is None:
+            return None
+        if self.layout == "shared":
+            return self.sample_weight[:, t]
+        return self.sample_weight[self.offsets[t]: self.offsets[t + 1]]
+
+    def _groups(self):
+        """(row range, weights (n_rows,) or None, tasks) per group of tasks sharing rows and weights:
+        one group for shared X with common row weights, else one per task."""
+        if self.layout == "shared":
+            if self.sample_weight is None or self.row_weight is not None:
+                return [((0, self.X.shape[0]), self.row_weight, list(range(self.n_tasks)))]
+            return [((0, self.X.shape[0]), self.sample_weight[:, t], [t]) for t in range(self.n_tasks)]
+        return [((int(self.offsets[t]), int(self.offsets[t + 1])), self.task_weights_of(t), [t])
+                for t in range(self.n_tasks)]
+
+    def feature_means(self) -> np.ndarray:
+        """Mean row of each task, float64 of shape (T, d): weighted by the sample weights (over
+        labelled rows only); one mean of X, repeated, for shared X with common weights.
+
+        Accumulated in float64 in blocks of rows (no float64 copy of a float32 X).
+        """
+        out = np.zeros((self.n_tasks, self.n_features))
+        for (lo, hi), w, tasks in self._groups():
+            total = np.zeros(self.n_features)
+            for start in range(lo, hi, _BLOCK_ROWS):
+                block = self.X[start:min(start + _BLOCK_ROWS, hi)]
+                if w is None:
+                    total += block.sum(axis=0, dtype=np.float64)
+                else:
+                    total += w[start - lo: start - lo + block.shape[0]].astype(np.float64) @ block
+            size = (hi - lo) if w is None else float(np.sum(w, dtype=np.float64))
+            out[tasks] = total / size if size > 0 else 0.0
         return out
 
     def column_sq_norms(self, centered: bool) -> np.ndarray:
-        """``||X_t[:, j] - xbar_tj||^2`` (or uncentered), float64 of shape (T, d).
+        """``sum_i s_i (X_t[i, j] - xbar_tj)^2`` (or uncentered), float64 of shape (T, d).
 
-        One pass over X in blocks of rows (no centered copy of X); the shared layout computes
-        one row and repeats it.
+        One pass over X in blocks of rows (no centered copy of X); shared X with common weights
+        computes one row and repeats it.
         """
         means = self.feature_means() if centered else None
-        ranges = [(0, self.X.shape[0])] if self.layout == "shared" else \
-            [(int(self.offsets[t]), int(self.offsets[t + 1])) for t in range(self.n_tasks)]
-        out = np.zeros((len(ranges), self.n_features))
-        for g, (lo, hi) in enumerate(ranges):
+        out = np.zeros((self.n_tasks, self.n_features))
+        for (lo, hi), w, tasks in self._groups():
+            acc = np.zeros(self.n_features)
             for start in range(lo, hi, _BLOCK_ROWS):
                 block = self.X[start:min(start + _BLOCK_ROWS, hi)]
                 if centered:
-                    block = block - means[g]
-                out[g] += np.einsum("ij,ij->j", block, block, dtype=np.float64)
-        return np.repeat(out, self.n_tasks, axis=0) if self.layout == "shared" else out
+                    block = block - means[tasks[0]]
+                if w is None:
+                    acc += np.einsum("ij,ij->j", block, block, dtype=np.float64)
+                else:
+                    acc += w[start - lo: start - lo + block.shape[0]].astype(np.float64) @ (block * block)
+            out[tasks] = acc
+        return out
+
+    def take_rows(self, rows) -> TaskData:
+        """The shared-layout data of rows ``rows`` (an index array), weights and task ids kept."""
+        if self.layout != "shared":
+            raise ValueError("take_rows is for the shared layout (stacked rows belong to tasks)")
+        S = None if self.sample_weight is None else np.ascontiguousarray(self.sample_weight[rows])
+        data = TaskData(layout="shared", X=np.ascontiguousarray(self.X[rows]), Y=np.ascontiguousarray(self.Y[rows]),
+                        task_ids=self.task_ids, sample_weight=S,
+                        row_weight=None if self.row_weight is None else np.ascontiguousarray(self.row_weight[rows]))
+        data._check_weight_totals()
+        return data
 
     def task(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """``(X_t, y_t)`` of the task at position ``t`` (views, no copy)."""
@@ -253,8 +358,19 @@ class TaskData:
             return f"TaskData(no tasks, n_features={self.n_features}, dtype={self.dtype})"
         return (
             f"TaskData(layout={self.layout!r}, n_tasks={self.n_tasks}, n_features={self.n_features}, "
-            f"samples per task {m.min()}..{m.max()}, dtype={self.dtype})"
+            f"samples per task {m.min()}..{m.max()}, dtype={self.dtype}{', weighted' if self.weighted else ''})"
         )
+
+    def _check_weight_totals(self) -> None:
+        """A task whose rows all weigh 0 (or are all unlabelled) has no data to fit."""
+        if self.sample_weight is None or not self.n_tasks:
+            return
+        empty = np.flatnonzero(self.weight_totals <= 0)
+        if empty.size:
+            t = int(empty[0])
+            why = "every row of it is unlabelled (NaN in its column of Y) or has sample weight zero" \
+                if self.layout == "shared" else "every row of it has sample weight zero"
+            raise ValueError(f"task {self.task_ids[t]}: {why}; every task needs at least one row to fit")
 
     # ------------------------------------------------------------------ checks
     def _check_finite(self, n_threads) -> None:
@@ -278,6 +394,21 @@ def _as_target_vector(y, where: str) -> np.ndarray:
         label = f"{where}: y" if where else "y"
         raise ValueError(f"{label} must be 1-D (one target per row), got shape {y.shape}")
     return y
+
+
+def _row_weights(sample_weight, n_rows: int, where: str) -> np.ndarray:
+    """Sample weights as a float64 (n_rows,) array: finite and >= 0, the first bad row named."""
+    label = f"{where}: sample_weight" if where else "sample_weight"
+    w = as_real_array(sample_weight, "sample_weight", where)
+    if w.ndim != 1 or w.shape[0] != n_rows:
+        raise ValueError(f"{label} has shape {w.shape}, expected ({n_rows},): one weight per row")
+    w = w.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        i = int(bad[0])
+        what = "NaN" if np.isnan(w[i]) else ("infinite" if not np.isfinite(w[i]) else f"negative ({w[i]:g})")
+        raise ValueError(f"{label}[{i}] is {what}; sample weights must be finite numbers >= 0")
+    return w
 
 
 def _resolve_task_ids(task_ids, n_tasks: int) -> np.ndarray:

@@ -330,9 +330,10 @@ def distribute(data: TaskData | None, comm=None) -> TaskData:
         if rank == 0:
             if not isinstance(data, TaskData):
                 raise TypeError(f"data on rank 0 must be an mtlx.TaskData, got {type(data).__name__}")
-            meta = (data.layout, data.n_features, data.dtype.str, data.X.shape[0], data.n_samples, data.task_ids)
+            meta = (data.layout, data.n_features, data.dtype.str, data.X.shape[0], data.n_samples, data.task_ids,
+                    data.weighted)
     with watched(comm, "distribute's broadcast of the layout"):
-        layout, d, dtype, n_rows, n_samples, ids = comm.bcast(meta, root=0)
+        layout, d, dtype, n_rows, n_samples, ids, weighted = comm.bcast(meta, root=0)
     dtype = np.dtype(dtype)
     parts = assign_tasks(n_samples, comm.Get_size())
     mine = parts[rank]
@@ -341,16 +342,22 @@ def distribute(data: TaskData | None, comm=None) -> TaskData:
         with watched(comm, "distribute's broadcast of X"):
             comm.Bcast(X, root=0)
         Y = _scatter_rows(comm, lambda r: np.ascontiguousarray(data.Y[:, parts[r]].T), (len(mine), n_rows), dtype).T
-        local = TaskData(layout="shared", X=X, Y=np.ascontiguousarray(Y), task_ids=ids[mine])
+        S = None
+        if weighted:  # the entry weights (sample weights, missing labels) of this rank's columns
+            S = _scatter_rows(comm, lambda r: np.ascontiguousarray(data.sample_weight[:, parts[r]].T),
+                              (len(mine), n_rows), dtype).T
+            S = np.ascontiguousarray(S)
+        local = TaskData(layout="shared", X=X, Y=np.ascontiguousarray(Y), task_ids=ids[mine], sample_weight=S)
         return local if len(mine) else TaskData.empty(d, dtype)
     m = int(n_samples[mine].sum())
     X = _scatter_rows(comm, lambda r: _task_rows(data, parts[r], data.X), (m, d), dtype)
     y = _scatter_rows(comm, lambda r: _task_rows(data, parts[r], data.y), (m,), dtype)
+    S = _scatter_rows(comm, lambda r: _task_rows(data, parts[r], data.sample_weight), (m,), dtype) if weighted else None
     if not len(mine):
         return TaskData.empty(d, dtype)
     offsets = np.zeros(len(mine) + 1, dtype=np.int64)
     np.cumsum(n_samples[mine], out=offsets[1:])
-    return TaskData(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids[mine])
+    return TaskData(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids[mine], sample_weight=S)
 
 
 def _task_rows(data: TaskData, tasks: np.ndarray, arr: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
 from ._layouts import group_rows, is_input_list, is_task_list
 from ._progress import IterationProgress, is_root
@@ -141,35 +141,40 @@ class _MultiTaskModel(BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, task=None):
+    def fit(self, X, y=None, task=None, sample_weight=None):
         """Fit all tasks jointly.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), list of (X_t, y_t) pairs, or TaskData
         y : array-like of shape (n_samples,) or (n_samples, n_tasks), default=None
-            Targets; a 2-D ``y`` means one column per task on the shared ``X``. Leave None
+            Targets; a 2-D ``y`` means one column per task on the shared ``X``, where NaN marks
+            a row not labelled for that task (the task fits its labelled rows only). Leave None
             when ``X`` is a list of pairs or a :class:`mtlx.TaskData`.
         task : array-like of shape (n_samples,), default=None
             Task id of each row (stacked layout).
+        sample_weight : array-like of shape (n_samples,), or list of per-task arrays, default=None
+            Non-negative weight of each row: its loss counts s_i times (an integer weight as
+            that many copies of the row, 0 as no row). A list (one array per task) or one array
+            over the pooled rows for list input; held by the TaskData for TaskData input.
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, task)
+        return self._fit(X, y, task, sample_weight=sample_weight)
 
-    def _fit(self, X, y=None, task=None, **solve_options):
+    def _fit(self, X, y=None, task=None, sample_weight=None, **solve_options):
         """:meth:`fit`, with extra keywords for :func:`mtlx.solve` (the CLI's checkpoints)."""
         if self.comm is None:
             self._check_params()
-            data = self._fit_data(X, y, task)
+            data = self._fit_data(X, y, task, sample_weight)
         else:
             from .distributed import agreed_errors
 
             with agreed_errors(self.comm):  # bad input on one rank stops every rank, same message
                 self._check_params()
-                data = self._fit_data(X, y, task)
+                data = self._fit_data(X, y, task, sample_weight)
                 if self.fit_layout_ not in ("stacked",) and not isinstance(X, TaskData):
                     raise ValueError("under MPI (comm=...) pass each rank's tasks as stacked rows with global task "
                                      "ids (fit(X, y, task=ids)) or as a TaskData with task_ids: in the other "
@@ -257,11 +262,14 @@ class _MultiTaskModel(BaseEstimator):
     def _gather_task_info(self, data: TaskData) -> None:
         """Make per-task attributes cover every rank's tasks (the classifier's classes)."""
 
-    def _fit_data(self, X, y, task) -> TaskData:
+    def _fit_data(self, X, y, task, sample_weight=None) -> TaskData:
         """Validate the inputs of ``fit``, encode the targets, and build the TaskData."""
         if isinstance(X, TaskData):
             if y is not None or task is not None:
                 raise ValueError("y and task must be None when X is a TaskData (it holds the targets and task ids)")
+            if sample_weight is not None:
+                raise ValueError("sample_weight must be None when X is a TaskData: give the weights to its "
+                                 "constructor (TaskData.from_*(..., sample_weight=...))")
             data = self._encode_task_data(X)
             self._forget_feature_names()
             self.n_features_in_ = data.n_features
@@ -272,18 +280,23 @@ class _MultiTaskModel(BaseEstimator):
                 raise ValueError("task must be None when X is a list of (X_t, y_t) pairs (each pair is one task)")
             pairs = [(X_t, self._encode_targets(y_t, f"task {t}", t)) for t, (X_t, y_t) in
                      enumerate(X)]
-            data = TaskData.from_tasks(pairs)
+            weights = None
+            if sample_weight is not None:
+                sizes = [len(y_t) for _, y_t in pairs]
+                pooled = _pooled_weights(sample_weight, sizes)
+                weights = np.split(pooled, np.cumsum(sizes)[:-1])
+            data = TaskData.from_tasks(pairs, sample_weight=weights)
             self._forget_feature_names()
             self.n_features_in_ = data.n_features
             self.fit_layout_ = "tasks"
             return data
         if task is None:
-            X, y = validate_data(self, X, y, multi_output=True, dtype=_FLOATS, y_numeric=not self._loss_object().labels)
+            X, y = self._validate_shared(X, y)
             self.fit_layout_ = "single" if y.ndim == 1 else "shared"
             Y = y.reshape(len(y), -1)
             Y = np.column_stack([self._encode_targets(Y[:, t], f"task {t} (column {t} of y)", t)
                                  for t in range(Y.shape[1])])
-            return TaskData.from_shared(X, Y)
+            return TaskData.from_shared(X, Y, sample_weight=sample_weight)
         X, y = validate_data(self, X, y, dtype=_FLOATS, y_numeric=not self._loss_object().labels)
         task = check_task_ids(task, name="task") if np.ndim(task) == 1 else np.asarray(task)
         if task.ndim != 1 or task.shape[0] != X.shape[0]:
@@ -294,19 +307,45 @@ class _MultiTaskModel(BaseEstimator):
         for t, rows in group_rows(positions):
             y_coded[rows] = self._encode_targets(y[rows], f"task {ids[t]}", t)
         self.fit_layout_ = "stacked"
-        return TaskData.from_stacked(X, y_coded, task)
+        return TaskData.from_stacked(X, y_coded, task, sample_weight=sample_weight)
+
+    def _validate_shared(self, X, y):
+        """``validate_data`` for one X shared by every column of y, NaN in y allowed (a missing label).
+
+        scikit-learn's check of y refuses NaN; X is checked as usual, y here (infinity refused)."""
+        X = validate_data(self, X, dtype=_FLOATS)
+        if y is None:
+            raise ValueError(f"requires y to be passed, but the target y is None ({type(self).__name__} is a "
+                             "supervised estimator)")
+        y = check_array(y, ensure_2d=False, dtype=None, ensure_all_finite="allow-nan", input_name="y")
+        if y.ndim > 2:
+            raise ValueError(f"y must be 1-D or 2-D (one column per task), got shape {y.shape}")
+        check_consistent_length(X, y)
+        if not self._loss_object().labels and y.dtype.kind == "O":
+            y = y.astype(np.float64)
+        return X, y
 
     def _encode_task_data(self, data: TaskData) -> TaskData:
-        """``data`` with encoded targets; the same object when encoding changes nothing (no copy of X ever)."""
-        views = [data.task(t)[1] for t in range(data.n_tasks)]
-        coded = [self._encode_targets(v, f"task {data.task_ids[t]}", t) for t, v in enumerate(views)]
-        if all(c is v for c, v in zip(coded, views)):
+        """``data`` with encoded targets; the same object when encoding changes nothing (no copy of X ever).
+
+        Only the targets that count are encoded (weight > 0): the others are placeholders."""
+        coded, changed = [], False
+        for t in range(data.n_tasks):
+            y_t, w_t = data.task(t)[1], data.task_weights_of(t)
+            if w_t is None or np.all(w_t > 0):
+                c = self._encode_targets(y_t, f"task {data.task_ids[t]}", t)
+            else:
+                c = np.zeros(len(y_t))
+                c[w_t > 0] = self._encode_targets(y_t[w_t > 0], f"task {data.task_ids[t]}", t)
+            changed = changed or c is not y_t
+            coded.append(c)
+        if not changed:
             return data
         if data.layout == "shared":
             return TaskData(layout="shared", X=data.X, Y=np.column_stack(coded).astype(data.dtype),
-                            task_ids=data.task_ids)
+                            task_ids=data.task_ids, sample_weight=data.sample_weight, row_weight=data.row_weight)
         return TaskData(layout="stacked", X=data.X, y=np.concatenate(coded).astype(data.dtype), offsets=data.offsets,
-                        task_ids=data.task_ids)
+                        task_ids=data.task_ids, sample_weight=data.sample_weight)
 
     def _encode_targets(self, y_t, where: str, t: int):
         """Targets of task ``t`` as the loss expects them (regression: unchanged)."""
@@ -454,12 +493,27 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskModel):
             As for :meth:`fit`.
         sample_weight : array-like of shape (n_samples,), or list of per-task arrays, default=None
             Weight of each row in the sums of squares (scikit-learn's ``r2_score``).
+
+        NaN in a shared ``y`` (a missing label) is left out: each task's R^2 over its labelled
+        rows, averaged uniformly.
         """
         if is_task_list(X, y):
             pred = self.predict([X_t for X_t, _ in X])
             return r2_score(np.concatenate([np.ravel(y_t) for _, y_t in X]), np.concatenate(pred),
                             sample_weight=_pooled_weights(sample_weight, [len(p) for p in pred]))
-        return r2_score(y, self.predict(X, task), sample_weight=sample_weight)
+        pred = self.predict(X, task)
+        y = np.asarray(y)
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            # Missing labels: each task's R^2 over its labelled rows, averaged uniformly.
+            y2, p2 = y.reshape(len(y), -1), pred.reshape(len(pred), -1)
+            w = None if sample_weight is None else _row_weights(sample_weight, y2)
+            scores = []
+            for t in range(y2.shape[1]):
+                rows = ~np.isnan(y2[:, t])
+                if rows.any():
+                    scores.append(r2_score(y2[rows, t], p2[rows, t], sample_weight=None if w is None else w[rows, t]))
+            return float(np.mean(scores))
+        return r2_score(y, pred, sample_weight=sample_weight)
 
 
 class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
@@ -501,10 +555,10 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         tags.classifier_tags.multi_class = False
         return tags
 
-    def _fit_data(self, X, y, task):
+    def _fit_data(self, X, y, task, sample_weight=None):
         self._task_classes = []
         try:
-            data = super()._fit_data(X, y, task)
+            data = super()._fit_data(X, y, task, sample_weight)
         finally:
             classes = self._task_classes
             del self._task_classes
@@ -523,6 +577,11 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         y_t = np.asarray(y_t)
         if y_t.ndim == 2 and y_t.shape[1] == 1:
             y_t = y_t[:, 0]
+        if y_t.dtype.kind == "f" and np.isnan(y_t).any():  # missing labels (shared X): encode the others
+            missing = np.isnan(y_t)
+            coded = np.full(len(y_t), np.nan)
+            coded[~missing] = self._encode_targets(y_t[~missing], where, t)
+            return coded
         check_classification_targets(y_t)
         classes = np.unique(y_t)
         if classes.size > 2:
@@ -602,8 +661,11 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
             hits = np.concatenate([p == np.ravel(y_t) for p, (_, y_t) in zip(pred, X)])
             return float(np.average(hits, weights=_pooled_weights(sample_weight, [len(p) for p in pred])))
         pred = self.predict(X, task)
-        hits = pred == np.asarray(y).reshape(pred.shape)
+        y = np.asarray(y).reshape(pred.shape)
+        hits = pred == y
         weights = _row_weights(sample_weight, hits)
+        if y.dtype.kind == "f" and np.isnan(y).any():  # missing labels count for nothing
+            weights = np.where(np.isnan(y), 0.0, 1.0 if weights is None else weights)
         return float(np.average(hits, weights=weights))
 
 

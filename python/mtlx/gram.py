@@ -68,7 +68,10 @@ def use_gram(data: TaskData, losses: list, gram) -> bool:
     all_squared = all(loss.quadratic for loss in losses)
     if gram is True and not all_squared:
         raise ValueError("gram=True needs the squared loss for every task (the Gram form is exact only for it)")
-    if data.n_tasks == 0 or (gram is not True and (gram is False or not all_squared)):
+    if gram is True and data.weighted:
+        raise ValueError("gram=True needs unweighted data: per-entry weights (missing labels of shared X) differ per "
+                         "task; solve() turns row weights into an unweighted problem itself")
+    if data.n_tasks == 0 or data.weighted or (gram is not True and (gram is False or not all_squared)):
         return False  # an idle MPI rank has nothing to precompute
     call, setup = gram_cost(data)
     chosen = gram is True or gram_preferred(data)

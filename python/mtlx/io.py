@@ -73,7 +73,7 @@ from .data import TaskData
 
 __all__ = ["DatasetFile", "load_dataset", "save_dataset", "task_sizes"]
 
-_ARRAY_NAMES = ("X", "y", "task", "Y", "task_ids")
+_ARRAY_NAMES = ("X", "y", "task", "Y", "task_ids", "sample_weight")
 _PLAIN_FILES = {f"{name}.npy" for name in _ARRAY_NAMES}  # the arrays of a folder without versions
 _CURRENT = "current"
 _LOCK = ".lock"
@@ -182,6 +182,9 @@ class DatasetFile:
                 self._check_ids("task_ids")
                 if np.unique(ids).size != ids.size:
                     raise ValueError(f"{self}: task_ids holds an id more than once; task ids must be unique")
+        if "sample_weight" in self.names and self["sample_weight"].shape != (n,):
+            raise ValueError(f"{self}: X has shape {X.shape} and sample_weight has shape "
+                             f"{self['sample_weight'].shape}: one weight per row of X is needed")
         self._checked = True
 
     def _check_ids(self, name: str) -> None:
@@ -213,7 +216,7 @@ class DatasetFile:
         -------
         dict of name -> ndarray
             Stacked: ``X``, ``task`` and ``y`` when stored; shared: ``X``, ``task_ids`` and
-            ``Y`` when stored. Targets keep the dtype they were saved with (labels stay
+            ``Y`` when stored; ``sample_weight`` when stored. Targets keep the dtype they were saved with (labels stay
             labels: an estimator's ``fit`` encodes them). A whole folder's arrays are memory
             maps.
         """
@@ -224,11 +227,15 @@ class DatasetFile:
             arrays = {"X": X, "task_ids": ids[columns]}
             if "Y" in self.names:
                 arrays["Y"] = self["Y"] if tasks is None else np.asarray(self["Y"][:, columns])
+            if "sample_weight" in self.names:
+                arrays["sample_weight"] = np.asarray(self["sample_weight"])
             return arrays
         arrays = {"X": X, "task": np.asarray(self["task"])}
         if "y" in self.names:
             y = self["y"]
             arrays["y"] = y[:, 0] if y.ndim == 2 else y
+        if "sample_weight" in self.names:
+            arrays["sample_weight"] = self["sample_weight"]
         if tasks is None:
             return arrays
         self._positions(ids, tasks)  # refuse unknown ids before reading any row
@@ -264,7 +271,7 @@ class DatasetFile:
         self.close()
 
 
-def save_dataset(path, X, y=None, task=None, *, task_ids=None) -> None:
+def save_dataset(path, X, y=None, task=None, *, task_ids=None, sample_weight=None) -> None:
     """Write a dataset to ``path``: an ``.npz`` file when the name ends in ``.npz``, else a folder.
 
     A folder is replaced as a whole, atomically: a reader sees the previous dataset or this
@@ -286,8 +293,11 @@ def save_dataset(path, X, y=None, task=None, *, task_ids=None) -> None:
         The task id of each row (stacked layout); rows are written in the order given.
     task_ids : array-like of shape (n_tasks,), optional
         Ids of the columns of ``y`` (shared layout only; default ``0 .. T-1``).
+    sample_weight : array-like of shape (n_samples,), optional
+        One non-negative weight per row (a weighted TaskData writes its own). NaN in a shared
+        ``y`` marks a missing label and is written as it is.
     """
-    arrays = _arrays_of(X, y, task, task_ids)
+    arrays = _arrays_of(X, y, task, task_ids, sample_weight)
     path = Path(path)
     if path.suffix == ".npz":
         write_atomically(path, arrays)
@@ -301,7 +311,7 @@ def save_dataset(path, X, y=None, task=None, *, task_ids=None) -> None:
         raise write_error(path, exc) from None
 
 
-def load_dataset(path, tasks=None) -> TaskData:
+def load_dataset(path, tasks=None, *, sample_weight=None) -> TaskData:
     """Read a dataset written by :func:`save_dataset` (or by hand with the same array names).
 
     Parameters
@@ -311,6 +321,9 @@ def load_dataset(path, tasks=None) -> TaskData:
     tasks : array-like of task ids, optional
         Load only these tasks (the rows of a stacked dataset that belong to them, or these
         columns of ``Y``); default all. The same checks apply as to a full load.
+    sample_weight : array-like of shape (n_samples,), optional
+        One weight per row of the dataset, in its row order, in place of a stored
+        ``sample_weight`` array (whole datasets only: not with ``tasks``).
 
     Returns
     -------
@@ -331,10 +344,17 @@ def load_dataset(path, tasks=None) -> TaskData:
             raise TypeError(f"{ds}: {target} holds labels of dtype {arrays[target].dtype}, but a TaskData holds "
                             "numbers only; read the arrays with DatasetFile(path).read() and pass them to an "
                             "estimator's fit, which encodes labels")
+        weights = arrays.get("sample_weight")
+        if sample_weight is not None:
+            if tasks is not None:
+                raise ValueError(f"{ds}: sample_weight (one per row of the whole dataset) cannot go with tasks; store "
+                                 "the weights in the dataset as a sample_weight array instead")
+            weights = sample_weight
         try:
             if ds.layout == "shared":
-                return TaskData.from_shared(arrays["X"], arrays["Y"], task_ids=arrays["task_ids"])
-            return TaskData.from_stacked(arrays["X"], arrays["y"], arrays["task"])
+                return TaskData.from_shared(arrays["X"], arrays["Y"], task_ids=arrays["task_ids"],
+                                            sample_weight=weights)
+            return TaskData.from_stacked(arrays["X"], arrays["y"], arrays["task"], sample_weight=weights)
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"{ds}: {exc}") from None
 
@@ -360,19 +380,31 @@ def _take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ arrays to save
-def _arrays_of(X, y, task, task_ids) -> dict:
+def _arrays_of(X, y, task, task_ids, sample_weight=None) -> dict:
     """The arrays :func:`save_dataset` writes, checked as a later load checks them."""
     if isinstance(X, TaskData):
-        if y is not None or task is not None or task_ids is not None:
-            raise ValueError("y, task and task_ids must be None when X is a TaskData (it holds the targets and task "
-                             "ids)")
+        if y is not None or task is not None or task_ids is not None or sample_weight is not None:
+            raise ValueError("y, task, task_ids and sample_weight must be None when X is a TaskData (it holds the "
+                             "targets, task ids and weights)")
         if X.layout == "shared":
-            return {"X": X.X, "Y": X.Y, "task_ids": np.asarray(X.task_ids)}
-        return {"X": X.X, "y": X.y, "task": np.repeat(np.asarray(X.task_ids), X.n_samples)}
+            arrays = {"X": X.X, "Y": X.Y, "task_ids": np.asarray(X.task_ids)}
+            if X.weighted:
+                S = X.sample_weight
+                arrays["Y"] = np.where(S > 0, X.Y, np.nan)  # an entry of weight 0 is a missing label
+                arrays["sample_weight"] = S.max(axis=1)  # a row's labelled entries share its weight
+            return arrays
+        arrays = {"X": X.X, "y": X.y, "task": np.repeat(np.asarray(X.task_ids), X.n_samples)}
+        if X.weighted:
+            arrays["sample_weight"] = X.sample_weight
+        return arrays
     X = as_real_array(X, "X", ndim=2)
     _check_finite(X, "X")
     n = X.shape[0]
     arrays = {"X": X}
+    if sample_weight is not None:
+        from .data import _row_weights
+
+        arrays["sample_weight"] = _row_weights(sample_weight, n, "")
     if task is not None:
         if task_ids is not None:
             raise ValueError("task_ids names the columns of a 2-D y (shared layout); with task, the task ids are "
@@ -388,7 +420,7 @@ def _arrays_of(X, y, task, task_ids) -> dict:
             arrays["y"] = y
         return arrays
     if y is not None:
-        Y = _targets(y)
+        Y = _targets(y, missing_allowed=True)
         Y = Y[:, None] if Y.ndim == 1 else Y
         if Y.ndim != 2 or Y.shape[0] != n or Y.shape[1] == 0:
             raise ValueError(f"X has shape {X.shape} and y has shape {np.shape(y)}: without task, y holds one row per "
@@ -402,11 +434,12 @@ def _arrays_of(X, y, task, task_ids) -> dict:
     return arrays
 
 
-def _targets(y) -> np.ndarray:
+def _targets(y, missing_allowed: bool = False) -> np.ndarray:
+    """Targets checked for saving; ``missing_allowed``: NaN marks a missing label (shared layout)."""
     y = np.asarray(y)
     if y.dtype.kind not in _LABEL_KINDS:
         raise TypeError(f"y has {y.dtype} dtype; targets must be numbers or labels (strings, booleans)")
-    _check_finite(y, "y")
+    _check_finite(np.where(np.isnan(y), 0.0, y) if missing_allowed and y.dtype.kind == "f" else y, "y")
     return y
 
 

@@ -64,8 +64,9 @@ class Loss:
         """The scale of d^2 L / dz^2 for targets ``y``: the global bound where there is one."""
         return self.curvature
 
-    def optimal_intercept(self, y: np.ndarray, where: str) -> float:
-        """argmin_b sum_i L(y_i, b): the intercept at W = 0 (``where`` names the task in errors).
+    def optimal_intercept(self, y: np.ndarray, where: str, weight: np.ndarray | None = None) -> float:
+        """argmin_b sum_i s_i L(y_i, b): the intercept at W = 0 (``where`` names the task in errors;
+        ``weight``: the sample weights s, None for all 1).
 
         By bisection on the monotone sum of derivatives, evaluated by the core (the loss's math
         is written once); subclasses with a closed form override it.
@@ -73,9 +74,10 @@ class Loss:
         y = np.ascontiguousarray(y, dtype=np.float64)
         if y.size == 0:
             return 0.0
+        s = None if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
 
         def slope(b: float) -> float:
-            return _derivative_sum(self, y, b)
+            return _derivative_sum(self, y, b, s)
 
         lo, hi = float(y.min()) - 1.0, float(y.max()) + 1.0
         while slope(lo) > 0:
@@ -119,8 +121,8 @@ class Squared(Loss):
     quadratic = True
 
 
-    def optimal_intercept(self, y, where):
-        return float(np.mean(y, dtype=np.float64))
+    def optimal_intercept(self, y, where, weight=None):
+        return float(np.average(np.asarray(y, dtype=np.float64), weights=weight))
 
 
 class _LabelLoss(Loss):
@@ -149,9 +151,9 @@ class Logistic(_LabelLoss):
     def predict(self, z):
         return expit(z)
 
-    def optimal_intercept(self, y, where):
-        self.check_intercept(y, where)
-        pos = float(np.mean(y > 0))
+    def optimal_intercept(self, y, where, weight=None):
+        self.check_intercept(y if weight is None else y[weight > 0], where)
+        pos = float(np.average(y > 0, weights=weight))
         return float(np.log(pos / (1.0 - pos)))
 
     def check_intercept(self, y, where):
@@ -241,9 +243,9 @@ class Poisson(Loss):
     def predict(self, z):
         return np.exp(z)
 
-    def optimal_intercept(self, y, where):
-        self.check_intercept(y, where)
-        return float(np.log(np.mean(y, dtype=np.float64)))
+    def optimal_intercept(self, y, where, weight=None):
+        self.check_intercept(y if weight is None else y[weight > 0], where)
+        return float(np.log(np.average(np.asarray(y, dtype=np.float64), weights=weight)))
 
     def check_intercept(self, y, where):
         if not np.any(y > 0):
@@ -297,10 +299,10 @@ def loss_params(losses: list) -> np.ndarray:
     return np.array([loss.param for loss in losses], dtype=np.float64)
 
 
-def _derivative_sum(loss: Loss, y: np.ndarray, b: float) -> float:
-    """sum_i dL/dz (y_i, b), from the core (a task with no features)."""
+def _derivative_sum(loss: Loss, y: np.ndarray, b: float, weight: np.ndarray | None = None) -> float:
+    """sum_i s_i dL/dz (y_i, b), from the core (a task with no features)."""
     m = y.shape[0]
     gW, gb = np.empty((1, 0)), np.empty(1)
     _core.loss_grad_stacked(np.empty((m, 0)), y, np.array([0, m], dtype=np.int64), loss_codes([loss]),
-                            loss_params([loss]), np.ones(1), np.empty((1, 0)), np.array([b]), gW, gb, 1)
+                            loss_params([loss]), np.ones(1), np.empty((1, 0)), np.array([b]), gW, gb, 1, weight)
     return float(gb[0])

@@ -42,7 +42,7 @@ class SmoothLoss:
         self.loss_objects = resolve_losses(loss, data.n_tasks)
         self.losses = loss_codes(self.loss_objects)
         self.loss_params = loss_params(self.loss_objects)
-        self.weights = resolve_task_weights(task_weights, data.n_samples)
+        self.weights = resolve_task_weights(task_weights, data.weight_totals)
         self.n_threads = resolve_n_threads(n_threads)
         self._check_targets()
 
@@ -52,25 +52,34 @@ class SmoothLoss:
         return all(loss.quadratic for loss in self.loss_objects)
 
     def _check_targets(self) -> None:
-        """Each task's targets in its loss's domain: one vectorized pass per loss, then the first
-        bad task is named."""
+        """Each task's targets in its loss's domain (rows of weight 0 aside: dropped, or not
+        labelled): one vectorized pass per loss, then the first bad task is named."""
         d = self.data
+        counted = None if d.sample_weight is None else d.sample_weight > 0
         for loss in {type(x): x for x in self.loss_objects}.values():
             uses = np.array([type(x) is type(loss) for x in self.loss_objects])
             if d.layout == "shared":
-                bad = np.flatnonzero((uses[None, :] & ~loss.valid(d.Y)).any(axis=0))
+                bad = uses[None, :] & ~loss.valid(d.Y)
+                bad = np.flatnonzero((bad if counted is None else bad & counted).any(axis=0))
                 first_bad = int(bad[0]) if bad.size else None
             else:
-                bad = np.flatnonzero(np.repeat(uses, d.n_samples) & ~loss.valid(d.y))
+                bad = np.repeat(uses, d.n_samples) & ~loss.valid(d.y)
+                bad = np.flatnonzero(bad if counted is None else bad & counted)
                 first_bad = d.task_of_row(bad[0]) if bad.size else None
             if first_bad is not None:
-                loss.check_targets(d.task(first_bad)[1], f"task {d.task_ids[first_bad]}")
+                loss.check_targets(self.counted_targets(first_bad), f"task {d.task_ids[first_bad]}")
+
+    def counted_targets(self, t: int) -> np.ndarray:
+        """The targets of task ``t`` that count (weight > 0; all of them when unweighted)."""
+        y = self.data.task(t)[1]
+        w = self.data.task_weights_of(t)
+        return y if w is None else y[w > 0]
 
     def check_intercepts_bounded(self) -> None:
         """An unpenalized intercept can have no finite optimum (a logistic task with one class,
         a Poisson task of zero counts): the loss says so, naming the task."""
         for t, loss in enumerate(self.loss_objects):
-            loss.check_intercept(self.data.task(t)[1], f"task {self.data.task_ids[t]}")
+            loss.check_intercept(self.counted_targets(t), f"task {self.data.task_ids[t]}")
 
     def __call__(self, Wt: np.ndarray, b: np.ndarray | None, gWt: np.ndarray | None = None,
                  gb: np.ndarray | None = None) -> float:
@@ -85,9 +94,9 @@ class SmoothLoss:
             # stall them all). Inside a one-thread solve the limit is already 1 and costs nothing.
             with blas_threads(1):
                 return _core.loss_grad_shared(d.X, d.Y, self.losses, self.loss_params, self.weights, Wt, b, gWt,
-                                              gb, self.n_threads)
+                                              gb, self.n_threads, d.sample_weight)
         return _core.loss_grad_stacked(d.X, d.y, d.offsets, self.losses, self.loss_params, self.weights, Wt, b, gWt,
-                                       gb, self.n_threads)
+                                       gb, self.n_threads, d.sample_weight)
 
 
 def loss_grad(data: TaskData, W, b=None, loss="squared", task_weights="mean", *, n_threads: int | None = None):

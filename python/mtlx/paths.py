@@ -34,6 +34,7 @@ import numpy as np
 
 from ._config import resolve_n_threads
 from ._validate import check_int, check_real
+from ._weights import UnweightedEquivalent, applies
 from .data import TaskData
 from .losses import resolve_losses
 from .objective import loss_grad
@@ -51,8 +52,16 @@ def _intercepts_at_zero(data: TaskData, losses: list, task_weights) -> np.ndarra
     logistic, ...: each loss's own)."""
     b = np.zeros(data.n_tasks)
     for t in range(data.n_tasks):
-        b[t] = losses[t].optimal_intercept(data.task(t)[1].astype(np.float64), f"task {data.task_ids[t]}")
+        w = data.task_weights_of(t)
+        b[t] = losses[t].optimal_intercept(data.task(t)[1].astype(np.float64), f"task {data.task_ids[t]}",
+                                           None if w is None else w.astype(np.float64))
     return b
+
+
+def _counted(data: TaskData, t: int) -> np.ndarray:
+    """Targets of task t with weight > 0 (all of them when unweighted)."""
+    y, w = data.task(t)[1], data.task_weights_of(t)
+    return y if w is None else y[w > 0]
 
 
 def _gradient_at_zero(data: TaskData, loss, task_weights, fit_intercept: bool, n_threads):
@@ -129,7 +138,7 @@ def alpha_grid(data: TaskData, penalty="l21", n_alphas: int = 100, eps: float = 
 def _alpha_ref(data: TaskData, pen, loss, task_weights, n_threads) -> float:
     """The alpha at which the penalty's curvature equals the data's: lambda_max(H_f) / Lip(grad g)."""
     losses = resolve_losses(loss, data.n_tasks)
-    curvature = np.array([x.typical_curvature(data.task(t)[1]) for t, x in enumerate(losses)])
+    curvature = np.array([x.typical_curvature(_counted(data, t)) for t, x in enumerate(losses)])
     ctx = BlockContext.single(data.n_features, data.n_tasks)
     lips = [term.lipschitz(ctx) for part in pen.components() for term in part.terms() if term.smooth]
     lip = max(lips) if lips else 0.0
@@ -137,12 +146,15 @@ def _alpha_ref(data: TaskData, pen, loss, task_weights, n_threads) -> float:
         raise ValueError(f"{pen!r}: no scale to build an alpha grid from; give alphas explicitly")
     from ._validate import resolve_task_weights
 
-    c = resolve_task_weights(task_weights, data.n_samples) * curvature
-    # The Hessian is block-diagonal over tasks, c_t X_t' X_t (one X' X for shared input).
-    if data.layout == "shared":
+    c = resolve_task_weights(task_weights, data.weight_totals) * curvature
+    # The Hessian is block-diagonal over tasks, c_t X_t' S_t X_t (one X' X for shared, unweighted input).
+    if data.layout == "shared" and data.sample_weight is None:
         top = float(c.max()) * np.linalg.norm(data.X.astype(np.float64), 2) ** 2
     else:
-        top = max(float(c[t]) * np.linalg.norm(data.task(t)[0].astype(np.float64), 2) ** 2 for t in range(data.n_tasks))
+        def spectral(t):
+            X_t, s_t = data.task(t)[0].astype(np.float64), data.task_weights_of(t)
+            return np.linalg.norm(X_t if s_t is None else np.sqrt(s_t.astype(np.float64))[:, None] * X_t, 2) ** 2
+        top = max(float(c[t]) * spectral(t) for t in range(data.n_tasks))
     return top / lip
 
 
@@ -252,8 +264,13 @@ def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=
     pen.check(data.n_features, data.n_tasks)
     d, T = data.n_features, data.n_tasks
     losses = resolve_losses(loss, T)
+    equivalent = None
+    if all(x.quadratic for x in losses) and applies(data):
+        # Row-weighted least squares: the unweighted problem of the scaled rows (mtlx._weights).
+        equivalent = UnweightedEquivalent(data, task_weights, fit_intercept)
+        data, task_weights, fit_intercept = equivalent.data, equivalent.task_weights, False
     engine = None
-    if all(x.quadratic for x in losses) and not unsupported(pen):
+    if all(x.quadratic for x in losses) and not unsupported(pen) and not data.weighted:
         if fits(data):
             engine = WorkingSetSolver(data, pen, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights,
                                       n_threads=n_threads)
@@ -299,5 +316,7 @@ def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=
         W, b = np.asarray(res.W, dtype=np.float64), res.b
         coefs[k], intercepts[k], objectives[k], n_iter[k], converged[k] = W, res.b, res.objective, res.n_iter, \
             res.converged
+    if equivalent is not None:
+        intercepts[:] = [equivalent.intercepts(W_k) for W_k in coefs]
     return PathResult(alphas=alphas, coefs=coefs, intercepts=intercepts, objectives=objectives, gaps=gaps,
                       n_iter=n_iter, n_screened=n_screened, converged=converged, time=time.perf_counter() - start)

@@ -177,8 +177,8 @@ class Problem:
         iterations to come down).
         """
         data, smooth = self.smooth.data, self.smooth
-        kappa_c = np.array([loss.typical_curvature(data.task(t)[1]) for t, loss in enumerate(smooth.loss_objects)],
-                           dtype=np.float64) * smooth.weights
+        kappa_c = np.array([loss.typical_curvature(smooth.counted_targets(t))
+                            for t, loss in enumerate(smooth.loss_objects)], dtype=np.float64) * smooth.weights
         diag = self._column_curvatures(centered=self.fit_intercept) * kappa_c[:, None] if data.n_tasks else \
             np.zeros((0, self.n_features))
         reference = self.reduction.max(float(diag.max()) if diag.size else 0.0) + self.l2
@@ -186,7 +186,7 @@ class Problem:
         if not (self.fit_intercept or self.shared_blocks) or not reference > 0:
             return
         if self.fit_intercept:
-            curv = kappa_c * data.n_samples
+            curv = kappa_c * data.weight_totals
             self.intercepts.scale = np.where(curv > 0, np.sqrt(curv / reference), 1.0)
         if self.shared_blocks:
             column_sums = diag.sum(axis=0)

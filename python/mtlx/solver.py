@@ -16,10 +16,11 @@ import numpy as np
 from ._config import blas_threads, resolve_n_threads
 from ._reduction import LocalReduction
 from ._validate import check_comm, check_int, check_nonnegative, check_real
+from ._weights import UnweightedEquivalent, applies
 from .data import TaskData
 from .fista import FistaState, fista
 from .gram import GramSquaredLoss, smooth_loss, work_per_call
-from .losses import Loss
+from .losses import Loss, resolve_losses
 from .objective import as_parameters
 from .penalties import get_penalty
 from .problem import Problem
@@ -80,6 +81,8 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
         return solver
     where = "a single process without checkpoints" if (distributed or checkpoint) else None
     where = where or ("at least one feature" if data.n_features == 0 else None)
+    where = where or ("data without per-entry weights (missing labels) or weighted rows of a loss other than "
+                      "squared" if data.weighted else None)
     if where and solver == "auto":
         return "fista"  # (under MPI, ``loss`` lists every rank's tasks: not checked against this rank's)
     losses = resolve_losses(loss, data.n_tasks) if data.n_tasks else []
@@ -259,6 +262,16 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         checkpoint_every = check_int(checkpoint_every, "checkpoint_every", 1)
         if not isinstance(data, TaskData):
             raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
+    if comm is None and applies(data) and all(x.quadratic for x in resolve_losses(loss, data.n_tasks)) and \
+            not (solver == "fista" and gram is False):
+        # Row-weighted least squares: the unweighted problem of the scaled rows, so that every
+        # engine (and the Gram form, the certificate) takes it (see mtlx._weights).
+        equivalent = UnweightedEquivalent(data, task_weights, bool(fit_intercept))
+        res = solve(equivalent.data, loss, pen, alpha, l2, False, equivalent.task_weights, tol, max_iter, W0, None,
+                    callback, solver=solver, n_threads=n_threads, gram=gram, checkpoint=checkpoint,
+                    checkpoint_every=checkpoint_every, resume=resume)
+        res.b = equivalent.intercepts(res.W)
+        return res
     if comm is None:
         engine = choose_solver(solver, data, loss, pen, alpha, checkpoint=checkpoint is not None, gram=gram,
                                task_weights=task_weights, fit_intercept=bool(fit_intercept))

@@ -170,6 +170,10 @@ class WorkingSetSolver:
         why_not = unsupported(penalty)
         if why_not:
             raise ValueError(f"working-set coordinate descent: {why_not}")
+        if data.weighted:
+            raise ValueError("working-set coordinate descent reads unweighted Gram statistics: mtlx.solve and "
+                             "mtlx.path turn row weights into an unweighted problem (mtlx._weights); missing labels "
+                             "of shared X are solved by FISTA")
         if data.dtype != np.float64:
             # Gaps are certified to 1e-6 and below: the statistics need float64, and BLAS would
             # otherwise round every product to float32. One copy, made here, not per product.

@@ -147,3 +147,40 @@ def test_every_formulation_matches_single_process(comm, name, loss):
     assert res.objective == pytest.approx(ref.objective, rel=1e-12)
     for part, part_ref in zip(res.components, ref.components):
         np.testing.assert_allclose(part, part_ref, rtol=0, atol=(1e-6 if decomposition else 1e-8) * np.abs(ref.W).max())
+
+
+@pytest.mark.parametrize("loss", ["squared", "mixed"])
+def test_weighted_rows_and_new_losses_same_as_single_process(comm, loss):
+    """Sample weights travel with each rank's rows; Huber and Poisson tasks beside the others."""
+    tasks, sizes = make_problem(T, logistic=LOGISTIC[loss])
+    rng = np.random.default_rng(3)
+    weights = [rng.integers(0, 3, size=len(y)).astype(float) + 0.5 * (t % 2) for t, (_, y) in enumerate(tasks)]
+    names = LOSSES[loss] if loss == "squared" else \
+        ["huber" if t % 4 == 0 else ("logistic" if t % 2 else "poisson") for t in range(T)]
+    if loss == "mixed":
+        tasks = [(X, np.abs(np.round(y)) if names[t] == "poisson" else y) for t, (X, y) in enumerate(tasks)]
+    kw = dict(KW, loss=names, penalty="l21", fit_intercept=True)
+    ref = mtlx.solve(mtlx.TaskData.from_tasks(tasks, sample_weight=weights), **kw)
+    mine = mtlx.distributed.assign_tasks(sizes, comm.size)[comm.rank]
+    local = mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=mine, sample_weight=[weights[t] for t in mine])
+    res = mtlx.solve(local, comm=comm, **kw)
+    assert res.converged and ref.converged
+    assert rel_err(res, ref) < 1e-10
+
+
+@pytest.mark.parametrize("layout", ["stacked", "shared"])
+def test_distribute_carries_weights_and_missing_labels(comm, layout):
+    tasks, _ = make_problem(T, min_rows=40, max_rows=41)
+    rng = np.random.default_rng(4)
+    if layout == "shared":
+        X = tasks[0][0]
+        Y = np.column_stack([X @ rng.standard_normal(X.shape[1]) for _ in range(T)])
+        Y[rng.random(Y.shape) < 0.2] = np.nan
+        full = mtlx.TaskData.from_shared(X, Y, sample_weight=rng.integers(1, 4, size=len(X)).astype(float))
+    else:
+        full = mtlx.TaskData.from_tasks(tasks, sample_weight=[rng.integers(0, 3, size=len(y)) + 0.5 for _, y in tasks])
+    kw = dict(KW, penalty="l21", fit_intercept=True)
+    ref = mtlx.solve(full, **kw)
+    local = mtlx.distributed.distribute(full if comm.rank == 0 else None, comm)
+    res = mtlx.solve(local, comm=comm, **kw)
+    assert rel_err(res, ref) < 1e-10

@@ -29,6 +29,7 @@ struct StackedTasks {
   const double* weights;        ///< n_tasks task weights c_t
   std::int64_t n_tasks;
   std::int64_t n_features;
+  const Real* sample_weight = nullptr;  ///< n row weights s_i >= 0 (null: all 1): L -> s_i L
 };
 
 /// One input matrix shared by every task.
@@ -42,6 +43,9 @@ struct SharedTasks {
   std::int64_t n_samples;
   std::int64_t n_tasks;
   std::int64_t n_features;
+  /// n x n_tasks entry weights s_it >= 0, row-major (null: all 1): L_t -> s_it L_t. Row weights
+  /// repeated per task, times 0 where a row is not labelled for a task (missing labels).
+  const Real* sample_weight = nullptr;
 };
 
 /// Where the gradient goes; both null means "value only" (a cheaper pass for line searches).

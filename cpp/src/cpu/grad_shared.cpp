@@ -39,6 +39,7 @@ double lane_loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real*
     const std::int64_t start = blk * B, rows = std::min(B, n - start);
     const Real* Xb = data.X + start * d;
     const Real* Yb = data.Y + start * T;
+    const Real* Sb = data.sample_weight ? data.sample_weight + start * T : nullptr;
     // Column-major view: Xb is d x rows (ld d), Wt is d x T (ld d), Z is T x rows (ld T).
     lapack::gemm<Real>('T', 'N', static_cast<int>(T), static_cast<int>(rows), static_cast<int>(d), Real(1), Wt,
                        static_cast<int>(d), Xb, static_cast<int>(d), Real(0), Z, static_cast<int>(T));
@@ -48,7 +49,15 @@ double lane_loss_grad(const SharedTasks<Real>& data, const Real* Wt, const Real*
       const Real* yi = Yb + i * T;
       for (std::int64_t t = 0; t < T; ++t) {
         if (b) zi[t] += b[t];
-        const double c = data.weights[t];
+        double c = data.weights[t];
+        if (Sb) {
+          // A zero weight (an unlabelled entry) drops the entry whatever its loss.
+          c *= static_cast<double>(Sb[i * T + t]);
+          if (c == 0.0) {
+            zi[t] = Real(0);
+            continue;
+          }
+        }
         visit_loss(static_cast<LossKind>(data.losses[t]), data.loss_params[t], [&](auto loss_fn) {
           loss += c * loss_fn.value(yi[t], zi[t]);
           if (gWt) zi[t] = static_cast<Real>(c) * loss_fn.deriv(yi[t], zi[t]);

@@ -34,8 +34,12 @@ double run_chunk(const StackedTasks<Real>& data, const Chunk& c, const Real* Wt,
   const Real* w = Wt + c.task * d;
   const Real bt = b ? b[c.task] : Real(0);
   const std::int64_t rows = c.end - c.begin;
-  return visit_loss(static_cast<LossKind>(data.losses[c.task]), data.loss_params[c.task],
-                    [&](auto loss) { return row_block<decltype(loss), WithGrad>(loss, X, y, rows, d, w, bt, g, gb); });
+  return visit_loss(static_cast<LossKind>(data.losses[c.task]), data.loss_params[c.task], [&](auto loss) {
+    if (data.sample_weight)
+      return row_block<decltype(loss), WithGrad, true>(loss, X, y, data.sample_weight + c.begin, rows, d, w, bt, g, gb);
+    return row_block<decltype(loss), WithGrad, false>(loss, X, y, static_cast<const Real*>(nullptr), rows, d, w, bt, g,
+                                                      gb);
+  });
 }
 
 template <class Real, bool WithGrad>

@@ -161,11 +161,12 @@ inline void add_terms2(const Real* __restrict X, std::int64_t d, const Real* __r
 }
 
 /// Accumulates over rows [0, n_rows) of X (row-major, d columns):
-///   returns sum_i L(y_i, x_i . w + b); when WithGrad, g += sum_i L'(y_i, z_i) x_i and gb += sum_i L'.
+///   returns sum_i s_i L(y_i, x_i . w + b); when WithGrad, g += sum_i s_i L'(y_i, z_i) x_i and
+///   gb += sum_i s_i L', with row weights s (Weighted; s_i = 1 otherwise).
 /// `g` has d entries (the caller zeroes it). The summation order depends only on n_rows and d.
-template <class Loss, bool WithGrad, class Real>
-double row_block(const Loss& loss_fn, const Real* __restrict X, const Real* __restrict y, std::int64_t n_rows,
-                 std::int64_t d, const Real* __restrict w, Real b, Real* __restrict g, Real& gb) {
+template <class Loss, bool WithGrad, bool Weighted, class Real>
+double row_block(const Loss& loss_fn, const Real* __restrict X, const Real* __restrict y, const Real* __restrict s,
+                 std::int64_t n_rows, std::int64_t d, const Real* __restrict w, Real b, Real* __restrict g, Real& gb) {
   constexpr std::int64_t B = kRowBlock<Loss>;
   const std::uintptr_t group_bytes = kRowGroup * d * sizeof(Real);
   double loss = 0.0;
@@ -185,10 +186,20 @@ double row_block(const Loss& loss_fn, const Real* __restrict X, const Real* __re
     Real block_gb = 0;
 #pragma omp simd reduction(+ : block_loss, block_gb)
     for (std::int64_t q = 0; q < nb; ++q) {
-      block_loss += static_cast<double>(loss_fn.value(y[i + q], z[q]));
-      if constexpr (WithGrad) {
-        r[q] = loss_fn.deriv(y[i + q], z[q]);
-        block_gb += r[q];
+      if constexpr (Weighted) {
+        // A zero weight drops the row whatever its loss (an infinite loss times 0 would be NaN).
+        const Real sq = s[i + q];
+        block_loss += sq != Real(0) ? static_cast<double>(sq) * loss_fn.value(y[i + q], z[q]) : 0.0;
+        if constexpr (WithGrad) {
+          r[q] = sq != Real(0) ? sq * loss_fn.deriv(y[i + q], z[q]) : Real(0);
+          block_gb += r[q];
+        }
+      } else {
+        block_loss += static_cast<double>(loss_fn.value(y[i + q], z[q]));
+        if constexpr (WithGrad) {
+          r[q] = loss_fn.deriv(y[i + q], z[q]);
+          block_gb += r[q];
+        }
       }
     }
     loss += block_loss;
