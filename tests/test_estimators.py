@@ -28,7 +28,8 @@ _CV_FOLDS_OF_ROWS = (
 EXPECTED_FAILED_CHECKS = {
     "MultiTaskClassifier": {"check_classifier_multioutput": _PER_TASK_CLASSES},
     "MultiTaskClassifierCV": {"check_classifier_multioutput": _PER_TASK_CLASSES},
-    "MultiTaskRegressorCV": {"check_sample_weight_equivalence_on_dense_data": _CV_FOLDS_OF_ROWS},
+    "MultiTaskRegressorCV": {"check_sample_weight_equivalence_on_dense_data": _CV_FOLDS_OF_ROWS,
+                             "check_sample_weight_equivalence_on_sparse_data": _CV_FOLDS_OF_ROWS},
 }
 
 

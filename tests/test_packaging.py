@@ -148,9 +148,10 @@ def test_license_is_bsd3_and_pyproject_agrees():
 
 def test_data_note_describes_the_bundled_file():
     note = DATA_NOTE.read_text()
-    digest = hashlib.sha256((DATA_NOTE.parent / "school.npz").read_bytes()).hexdigest()
-    assert f"sha256 `{digest}`" in note
-    assert "Goldstein" in note and "MALSAR" in note and "not** covered" in note
+    for name in ("school.npz", "newsgroups.npz"):
+        digest = hashlib.sha256((DATA_NOTE.parent / name).read_bytes()).hexdigest()
+        assert f"sha256 `{digest}`" in note, name
+    assert "Goldstein" in note and "MALSAR" in note and "not** covered" in note and "Lang" in note
 
 
 def _is_editable_install():
@@ -163,7 +164,8 @@ def test_install_ships_the_stub_marker_data_note_and_licenses():
         pytest.skip("an editable install serves the source tree; CI's regular install checks the wheel's files")
     dist = metadata.distribution("mtlx")
     installed = {str(f) for f in dist.files}
-    for path in ("mtlx/_core.pyi", "mtlx/py.typed", "mtlx/datasets/data/README.md", "mtlx/datasets/data/school.npz"):
+    for path in ("mtlx/_core.pyi", "mtlx/py.typed", "mtlx/datasets/data/README.md", "mtlx/datasets/data/school.npz",
+                 "mtlx/datasets/data/newsgroups.npz"):
         assert path in installed, path
     licenses = Path(dist.locate_file(f"mtlx-{dist.version}.dist-info/licenses"))
     assert (licenses / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()

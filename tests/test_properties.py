@@ -542,8 +542,8 @@ def test_from_shared_names_the_bad_argument(scratch, fault, bad, nonfinite, layo
         Y = Y[:, :0]
     elif fault == "rows differ":
         Y = np.vstack([Y, Y[:1]])
-    elif fault == "X sparse":
-        X = scipy.sparse.csr_matrix(X)
+    elif fault == "X sparse":  # a sparse X is taken (kept sparse); a complex one is not
+        X = scipy.sparse.csr_matrix(X.astype(np.complex128))
     elif fault == "X ragged":
         X = [list(row) for row in X] + [[1.0]]
     elif fault == "task_ids length":

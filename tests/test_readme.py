@@ -19,7 +19,7 @@ BASH = [code for lang, code in BLOCKS if lang == "bash"]
 def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
     # The blocks build on one another (the formulations block uses the quick start's X, Y).
     monkeypatch.chdir(tmp_path)  # they write model.npz and a checkpoint folder
-    assert len(PYTHON) == 7
+    assert len(PYTHON) == 8
     env = {}
     for code in PYTHON:
         exec(compile(code, str(README), "exec"), env)
@@ -55,6 +55,10 @@ def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
     separate = mtlx.MultiTaskRegressor(penalty="l21", alpha=0.05).fit(pairs)
     np.testing.assert_allclose(weights_env["partial"].coef_, separate.coef_, atol=1e-6)
     assert weights_env["weighted"].coef_.shape == (4, 20)
+    # The sparse example: the newsgroups fit is accurate and keeps X sparse.
+    import scipy.sparse as sp
+
+    assert sp.issparse(env["news"].X) and env["text"].score(env["news"].X, env["news"].y, task=env["news"].task) > 0.9
     # Low-level API and building blocks: W = 0 with mean weights gives -X_t^T y_t / m_t.
     assert env["res"].W.shape[0] == 10  # the MPI block's result, the last one bound
     gW, tasks = env["gW"], env["tasks"]

@@ -75,11 +75,17 @@ def test_complex_and_object_dtypes(rng, dtype, kind):
         mtlx.TaskData.from_tasks(tasks)
 
 
-def test_sparse_input_is_rejected_clearly():
+def test_bad_sparse_input_is_rejected_clearly():
     from scipy import sparse
 
-    with pytest.raises(TypeError, match="task 0: X is a scipy.sparse matrix"):
-        mtlx.TaskData.from_tasks([(sparse.csr_matrix(np.eye(3)), np.ones(3))])
+    with pytest.raises(TypeError, match="task 0: X has complex128 dtype"):
+        mtlx.TaskData.from_tasks([(sparse.csr_matrix(np.eye(3) * 1j), np.ones(3))])
+    X = sparse.csr_matrix(np.eye(3))
+    X.data[1] = np.nan
+    with pytest.raises(ValueError, match=r"task 0: X \(sparse\) contains NaN \(row 1\)"):
+        mtlx.TaskData.from_tasks([(X, np.ones(3))])
+    with pytest.raises(TypeError, match="Y is a scipy.sparse matrix"):  # targets stay dense
+        mtlx.TaskData.from_shared(np.eye(3), sparse.csr_matrix(np.eye(3)))
 
 
 def test_logistic_labels(rng):

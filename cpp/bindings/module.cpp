@@ -19,6 +19,7 @@
 #include "mtlx/coordinate_descent.hpp"
 #include "mtlx/fista_ops.hpp"
 #include "mtlx/grad.hpp"
+#include "mtlx/grad_sparse.hpp"
 #include "mtlx/gram.hpp"
 #include "mtlx/lapack.hpp"
 #include "mtlx/prox.hpp"
@@ -501,6 +502,83 @@ void bind_coordinate_descent(py::module_& m) {
       "max_change, max_abs).");
 }
 
+// The CSR kernels for one (dtype, index dtype) pair. The Python layer checked the matrix once
+// (scipy's format check: sorted-or-not indices within [0, n_cols), indptr non-decreasing);
+// here only what a call can change: the shapes.
+template <class Real, class Index>
+void bind_csr(py::module_& m) {
+  auto csr_of = [](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr,
+                   std::int64_t n_cols) {
+    if (data.ndim() != 1 || indices.ndim() != 1 || indptr.ndim() != 1 || indptr.shape(0) < 1)
+      throw std::invalid_argument("data, indices and indptr must be 1-D (indptr non-empty)");
+    const std::int64_t n = indptr.shape(0) - 1;
+    if (indices.shape(0) != data.shape(0) || indptr.data()[0] != 0 ||
+        static_cast<std::int64_t>(indptr.data()[n]) != data.shape(0))
+      throw std::invalid_argument("indptr must start at 0 and end at the number of stored entries");
+    if (n_cols < 0) throw std::invalid_argument("n_cols must be >= 0");
+    return mtlx::CsrMatrix<Real, Index>{data.data(), indices.data(), indptr.data(), n, n_cols};
+  };
+  m.def(
+      "loss_grad_csr_stacked",
+      [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
+               const carray<Real>& y, const carray<std::int64_t>& offsets, const carray<std::uint8_t>& losses,
+               const carray<double>& loss_params, const carray<double>& weights, const carray<Real>& Wt,
+               const std::optional<carray<Real>>& b, std::optional<carray<Real>> gWt, std::optional<carray<Real>> gb,
+               int n_threads, const std::optional<carray<Real>>& sample_weight) {
+        const auto X = csr_of(data, indices, indptr, n_cols);
+        const py::ssize_t n = X.n_rows, d = n_cols;
+        expect_shape(y, "y", {n});
+        if (sample_weight) expect_shape(*sample_weight, "sample_weight", {n});
+        if (offsets.ndim() != 1 || offsets.shape(0) < 1) throw std::invalid_argument("offsets must be 1-D, non-empty");
+        const py::ssize_t T = offsets.shape(0) - 1;
+        const std::int64_t* off = offsets.data();
+        if (off[0] != 0 || off[T] != n) throw std::invalid_argument("offsets must start at 0 and end at n_samples");
+        for (py::ssize_t t = 0; t < T; ++t) {
+          if (off[t + 1] < off[t]) throw std::invalid_argument("offsets must be non-decreasing");
+        }
+        expect_task_vectors(losses, loss_params, weights, T);
+        expect_shape(Wt, "Wt", {T, d});
+        const mtlx::TaskLosses tasks{losses.data(), loss_params.data(), weights.data(), T};
+        const Real* bp = intercepts(b, T);
+        auto grad = gradient_out(gWt, gb, T, d);
+        const Real* sw = sample_weight ? sample_weight->data() : nullptr;
+        py::gil_scoped_release release;
+        return mtlx::cpu::loss_grad_csr_stacked(X, y.data(), off, sw, tasks, Wt.data(), bp, grad, n_threads);
+      },
+      py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
+      py::arg("y").noconvert(), py::arg("offsets").noconvert(), py::arg("losses").noconvert(),
+      py::arg("loss_params").noconvert(), py::arg("weights").noconvert(), py::arg("Wt").noconvert(),
+      py::arg("b").noconvert(), py::arg("gWt").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads"),
+      py::arg("sample_weight").noconvert() = py::none(),
+      "Loss of stacked tasks with a CSR X at (Wt, b); gradient into (gWt, gb) if given.");
+  m.def(
+      "loss_grad_csr_shared",
+      [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
+               const carray<Real>& Y, const carray<std::uint8_t>& losses, const carray<double>& loss_params,
+               const carray<double>& weights, const carray<Real>& Wt, const std::optional<carray<Real>>& b,
+               std::optional<carray<Real>> gWt, std::optional<carray<Real>> gb, int n_threads,
+               const std::optional<carray<Real>>& sample_weight) {
+        const auto X = csr_of(data, indices, indptr, n_cols);
+        if (Y.ndim() != 2) throw std::invalid_argument("Y must be 2-D, got shape " + shape_of(Y));
+        const py::ssize_t n = X.n_rows, d = n_cols, T = Y.shape(1);
+        expect_shape(Y, "Y", {n, T});
+        if (sample_weight) expect_shape(*sample_weight, "sample_weight", {n, T});
+        expect_task_vectors(losses, loss_params, weights, T);
+        expect_shape(Wt, "Wt", {T, d});
+        const mtlx::TaskLosses tasks{losses.data(), loss_params.data(), weights.data(), T};
+        const Real* bp = intercepts(b, T);
+        auto grad = gradient_out(gWt, gb, T, d);
+        const Real* sw = sample_weight ? sample_weight->data() : nullptr;
+        py::gil_scoped_release release;
+        return mtlx::cpu::loss_grad_csr_shared(X, Y.data(), sw, tasks, Wt.data(), bp, grad, n_threads);
+      },
+      py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
+      py::arg("Y").noconvert(), py::arg("losses").noconvert(), py::arg("loss_params").noconvert(),
+      py::arg("weights").noconvert(), py::arg("Wt").noconvert(), py::arg("b").noconvert(), py::arg("gWt").noconvert(),
+      py::arg("gb").noconvert(), py::arg("n_threads"), py::arg("sample_weight").noconvert() = py::none(),
+      "Loss of tasks sharing one CSR X at (Wt, b); gradient into (gWt, gb) if given.");
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mtlx native core (private): batched per-task losses/gradients and proximal operators.";
   // The codes the Python layer passes (per-task loss arrays, penalty kinds) come from these
@@ -524,6 +602,10 @@ PYBIND11_MODULE(_core, m) {
   bind_fista_ops<double>(m);
   bind_fista_ops<float>(m);
   bind_coordinate_descent(m);
+  bind_csr<double, std::int32_t>(m);
+  bind_csr<double, std::int64_t>(m);
+  bind_csr<float, std::int32_t>(m);
+  bind_csr<float, std::int64_t>(m);
 
   m.def(
       "set_routine",

@@ -120,6 +120,152 @@ def loss_grad_shared(
     sample_weight: NDArray[np.float32] | None = None,
 ) -> float: ...
 
+# Losses and gradients with a CSR X (scipy's data, indices, indptr: never densified).
+@overload
+def loss_grad_csr_stacked(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    y: NDArray[np.float64],
+    offsets: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float64],
+    b: NDArray[np.float64] | None,
+    gWt: NDArray[np.float64] | None,
+    gb: NDArray[np.float64] | None,
+    n_threads: _Int,
+    sample_weight: NDArray[np.float64] | None = None,
+) -> float:
+    """Loss of stacked tasks with a CSR X at (Wt, b); gradient into (gWt, gb) if given."""
+
+@overload
+def loss_grad_csr_stacked(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    y: NDArray[np.float64],
+    offsets: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float64],
+    b: NDArray[np.float64] | None,
+    gWt: NDArray[np.float64] | None,
+    gb: NDArray[np.float64] | None,
+    n_threads: _Int,
+    sample_weight: NDArray[np.float64] | None = None,
+) -> float: ...
+@overload
+def loss_grad_csr_stacked(
+    data: NDArray[np.float32],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    y: NDArray[np.float32],
+    offsets: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float32],
+    b: NDArray[np.float32] | None,
+    gWt: NDArray[np.float32] | None,
+    gb: NDArray[np.float32] | None,
+    n_threads: _Int,
+    sample_weight: NDArray[np.float32] | None = None,
+) -> float: ...
+@overload
+def loss_grad_csr_stacked(
+    data: NDArray[np.float32],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    y: NDArray[np.float32],
+    offsets: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float32],
+    b: NDArray[np.float32] | None,
+    gWt: NDArray[np.float32] | None,
+    gb: NDArray[np.float32] | None,
+    n_threads: _Int,
+    sample_weight: NDArray[np.float32] | None = None,
+) -> float: ...
+@overload
+def loss_grad_csr_shared(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    Y: NDArray[np.float64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float64],
+    b: NDArray[np.float64] | None,
+    gWt: NDArray[np.float64] | None,
+    gb: NDArray[np.float64] | None,
+    n_threads: _Int,
+    sample_weight: NDArray[np.float64] | None = None,
+) -> float:
+    """Loss of tasks sharing one CSR X at (Wt, b); gradient into (gWt, gb) if given."""
+
+@overload
+def loss_grad_csr_shared(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    Y: NDArray[np.float64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float64],
+    b: NDArray[np.float64] | None,
+    gWt: NDArray[np.float64] | None,
+    gb: NDArray[np.float64] | None,
+    n_threads: _Int,
+    sample_weight: NDArray[np.float64] | None = None,
+) -> float: ...
+@overload
+def loss_grad_csr_shared(
+    data: NDArray[np.float32],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    Y: NDArray[np.float32],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float32],
+    b: NDArray[np.float32] | None,
+    gWt: NDArray[np.float32] | None,
+    gb: NDArray[np.float32] | None,
+    n_threads: _Int,
+    sample_weight: NDArray[np.float32] | None = None,
+) -> float: ...
+@overload
+def loss_grad_csr_shared(
+    data: NDArray[np.float32],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    Y: NDArray[np.float32],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    Wt: NDArray[np.float32],
+    b: NDArray[np.float32] | None,
+    gWt: NDArray[np.float32] | None,
+    gb: NDArray[np.float32] | None,
+    n_threads: _Int,
+    sample_weight: NDArray[np.float32] | None = None,
+) -> float: ...
+
 # Penalties.
 
 @overload

@@ -83,6 +83,6 @@ class UnweightedEquivalent:
 
 def applies(data: TaskData) -> bool:
     """Whether ``data`` carries one weight per row (the same for every task of shared X)."""
-    if not data.weighted:
+    if not data.weighted or data.sparse:  # scaling and centring a sparse X would densify it
         return False
     return data.layout == "stacked" or data.row_weight is not None

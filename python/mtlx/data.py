@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._config import resolve_n_threads
 from ._validate import as_real_array, check_task_ids, core_dtype, first_nonfinite_row, nonfinite_error
@@ -90,7 +91,7 @@ class TaskData:
         for t, pair in enumerate(tasks):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TypeError(f"task {t}: expected an (X, y) pair, got {type(pair).__name__}")
-            X_t = as_real_array(pair[0], "X", f"task {t}", ndim=2)
+            X_t = _as_inputs(pair[0], f"task {t}")
             y_t = _as_target_vector(pair[1], f"task {t}")
             if X_t.shape[0] != y_t.shape[0]:
                 raise ValueError(f"task {t}: X has {X_t.shape[0]} rows but y has {y_t.shape[0]} entries")
@@ -103,14 +104,18 @@ class TaskData:
                 )
             Xs.append(X_t)
             ys.append(y_t)
-        dtype = core_dtype(Xs + ys)
+        dtype = core_dtype([_values(x) for x in Xs] + ys)
         counts = np.array([x.shape[0] for x in Xs], dtype=np.int64)
         offsets = np.zeros(len(Xs) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        X = np.empty((int(offsets[-1]), Xs[0].shape[1]), dtype=dtype)
         y = np.empty(int(offsets[-1]), dtype=dtype)
+        if any(sp.issparse(x) for x in Xs):  # one sparse task makes the store sparse (CSR)
+            X = _csr(sp.vstack([sp.csr_matrix(x) if not sp.issparse(x) else x for x in Xs], format="csr"), dtype)
+        else:
+            X = np.empty((int(offsets[-1]), Xs[0].shape[1]), dtype=dtype)
+            for t in range(len(Xs)):
+                X[offsets[t] : offsets[t + 1]] = Xs[t]
         for t in range(len(Xs)):
-            X[offsets[t] : offsets[t + 1]] = Xs[t]
             y[offsets[t] : offsets[t + 1]] = ys[t]
         ids = _resolve_task_ids(task_ids, len(Xs))
         weights = None
@@ -143,7 +148,7 @@ class TaskData:
         sample_weight : array_like of shape (n,), optional
             One non-negative weight per row.
         """
-        X = as_real_array(X, "X", ndim=2)
+        X = _as_inputs(X, "")
         y = _as_target_vector(y, "")
         if np.ndim(task) != 1:
             raise ValueError(f"task must be 1-D (one id per row), got shape {np.shape(task)}")
@@ -155,7 +160,7 @@ class TaskData:
         if X.shape[0] == 0:
             raise ValueError("X has 0 rows; at least one sample is required")
         ids, inverse, counts = np.unique(task, return_inverse=True, return_counts=True)
-        dtype = core_dtype([X, y])
+        dtype = core_dtype([_values(X), y])
         if np.all(inverse[1:] >= inverse[:-1]):
             order = slice(None)
         else:
@@ -163,7 +168,8 @@ class TaskData:
         weights = None
         if sample_weight is not None:
             weights = np.ascontiguousarray(_row_weights(sample_weight, X.shape[0], "")[order], dtype=dtype)
-        X = np.ascontiguousarray(X[order], dtype=dtype)
+        X = _csr(X if isinstance(order, slice) else X[order], dtype) if sp.issparse(X) else \
+            np.ascontiguousarray(X[order], dtype=dtype)
         y = np.ascontiguousarray(y[order], dtype=dtype)
         offsets = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -186,7 +192,7 @@ class TaskData:
         sample_weight : array_like of shape (n,), optional
             One non-negative weight per row (for every task the row is labelled for).
         """
-        X = as_real_array(X, "X", ndim=2)
+        X = _as_inputs(X, "")
         Y = as_real_array(Y, "Y")
         if Y.ndim == 1:
             Y = Y[:, None]
@@ -198,8 +204,8 @@ class TaskData:
             raise ValueError("X has 0 rows; at least one sample is required")
         if Y.shape[1] == 0:
             raise ValueError("Y has 0 columns; at least one task is required")
-        dtype = core_dtype([X, Y])
-        X = np.ascontiguousarray(X, dtype=dtype)
+        dtype = core_dtype([_values(X), Y])
+        X = _csr(X, dtype) if sp.issparse(X) else np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(Y, dtype=dtype)
         rows = None if sample_weight is None else _row_weights(sample_weight, X.shape[0], "").astype(dtype)
         missing = np.isnan(Y) if Y.dtype.kind == "f" else None
@@ -257,6 +263,11 @@ class TaskData:
         return np.diff(self.offsets)
 
     @property
+    def sparse(self) -> bool:
+        """Whether X is a scipy.sparse CSR matrix (kept sparse end to end)."""
+        return sp.issparse(self.X)
+
+    @property
     def weighted(self) -> bool:
         """Whether the rows carry sample weights (or the shared layout has missing labels)."""
         return self.sample_weight is not None
@@ -299,12 +310,14 @@ class TaskData:
         out = np.zeros((self.n_tasks, self.n_features))
         for (lo, hi), w, tasks in self._groups():
             total = np.zeros(self.n_features)
-            for start in range(lo, hi, _BLOCK_ROWS):
+            if self.sparse:
+                total = self._sparse_column_sums(lo, hi, w, power=1)
+            for start in range(lo, hi, _BLOCK_ROWS) if not self.sparse else ():
                 block = self.X[start:min(start + _BLOCK_ROWS, hi)]
                 if w is None:
-                    total += block.sum(axis=0, dtype=np.float64)
+                    total += np.asarray(block.sum(axis=0, dtype=np.float64)).ravel()
                 else:
-                    total += w[start - lo: start - lo + block.shape[0]].astype(np.float64) @ block
+                    total += np.asarray(block.T @ w[start - lo: start - lo + block.shape[0]].astype(np.float64)).ravel()
             size = (hi - lo) if w is None else float(np.sum(w, dtype=np.float64))
             out[tasks] = total / size if size > 0 else 0.0
         return out
@@ -317,6 +330,8 @@ class TaskData:
         """
         means = self.feature_means() if centered else None
         out = np.zeros((self.n_tasks, self.n_features))
+        if self.sparse:
+            return self._sparse_column_sq_norms(means, out)
         for (lo, hi), w, tasks in self._groups():
             acc = np.zeros(self.n_features)
             for start in range(lo, hi, _BLOCK_ROWS):
@@ -330,12 +345,38 @@ class TaskData:
             out[tasks] = acc
         return out
 
+    def _sparse_column_sq_norms(self, means, out) -> np.ndarray:
+        """column_sq_norms of a CSR X from its stored entries, a block of rows at a time (no
+        centered or squared copy of X): sum s x^2 - (sum s) xbar^2 when centered."""
+        totals = self.weight_totals
+        for (lo, hi), w, tasks in self._groups():
+            acc = self._sparse_column_sums(lo, hi, w, power=2)
+            if means is not None:
+                acc = np.maximum(acc - totals[tasks[0]] * means[tasks[0]] ** 2, 0.0)
+            out[tasks] = acc
+        return out
+
+    def _sparse_column_sums(self, lo: int, hi: int, w, power: int) -> np.ndarray:
+        """``sum_i s_i X[i, j]^power`` over rows lo..hi of a CSR X, float64 (d,), from the stored
+        entries a block of rows at a time (no copy of X)."""
+        X = self.X
+        acc = np.zeros(self.n_features)
+        for start in range(lo, hi, _BLOCK_ROWS):
+            stop = min(start + _BLOCK_ROWS, hi)
+            a, b = int(X.indptr[start]), int(X.indptr[stop])
+            values = X.data[a:b].astype(np.float64) ** power
+            if w is not None:
+                values *= np.repeat(w[start - lo: stop - lo].astype(np.float64), np.diff(X.indptr[start:stop + 1]))
+            acc += np.bincount(X.indices[a:b], weights=values, minlength=self.n_features)
+        return acc
+
     def take_rows(self, rows) -> TaskData:
         """The shared-layout data of rows ``rows`` (an index array), weights and task ids kept."""
         if self.layout != "shared":
             raise ValueError("take_rows is for the shared layout (stacked rows belong to tasks)")
         S = None if self.sample_weight is None else np.ascontiguousarray(self.sample_weight[rows])
-        data = TaskData(layout="shared", X=np.ascontiguousarray(self.X[rows]), Y=np.ascontiguousarray(self.Y[rows]),
+        X = self.X[rows] if self.sparse else np.ascontiguousarray(self.X[rows])
+        data = TaskData(layout="shared", X=X, Y=np.ascontiguousarray(self.Y[rows]),
                         task_ids=self.task_ids, sample_weight=S,
                         row_weight=None if self.row_weight is None else np.ascontiguousarray(self.row_weight[rows]))
         data._check_weight_totals()
@@ -376,7 +417,15 @@ class TaskData:
     def _check_finite(self, n_threads) -> None:
         nt = resolve_n_threads(n_threads)
         targets = ("Y", self.Y) if self.layout == "shared" else ("y", self.y)
-        for name, arr in (("X", self.X), targets):
+        if self.sparse:
+            bad = np.flatnonzero(~np.isfinite(self.X.data))
+            if bad.size:
+                row = int(np.searchsorted(self.X.indptr, bad[0], side="right")) - 1
+                what = "NaN" if np.isnan(self.X.data[bad[0]]) else "infinity"
+                where = "" if self.layout == "shared" else f"task {self.task_ids[self.task_of_row(row)]}: "
+                local = row if self.layout == "shared" else row - int(self.offsets[self.task_of_row(row)])
+                raise ValueError(f"{where}X (sparse) contains {what} (row {local}); inputs must be finite")
+        for name, arr in ((("X", self.X),) if not self.sparse else ()) + (targets,):
             bad = first_nonfinite_row(arr, nt)
             if bad < 0:
                 continue
@@ -394,6 +443,39 @@ def _as_target_vector(y, where: str) -> np.ndarray:
         label = f"{where}: y" if where else "y"
         raise ValueError(f"{label} must be 1-D (one target per row), got shape {y.shape}")
     return y
+
+
+def _as_inputs(X, where: str):
+    """X as a 2-D real ndarray, or a scipy.sparse matrix/array (checked, not yet converted)."""
+    if not sp.issparse(X):
+        return as_real_array(X, "X", where, ndim=2)
+    label = f"{where}: X" if where else "X"
+    if X.ndim != 2:
+        raise ValueError(f"{label} must be 2-D, got a sparse array of shape {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{label} has {X.dtype} dtype; a numeric (float or integer) sparse matrix is required")
+    return X
+
+
+def _values(X) -> np.ndarray:
+    """The stored values of X (a sparse matrix's data), for choosing the core's dtype."""
+    return X.data if sp.issparse(X) else X
+
+
+def _csr(X, dtype):
+    """X in CSR form in ``dtype``: a CSR matrix or array of that dtype is used as it is (no copy,
+    its index dtype kept); CSC and COO are converted once (a copy, as scipy makes). The structure
+    is checked, so that the core never reads out of bounds."""
+    X = X.tocsr() if X.format != "csr" else X
+    if X.dtype != dtype:
+        X = X.astype(dtype)
+    if X.indices.dtype != X.indptr.dtype or X.indices.dtype not in (np.int32, np.int64):
+        X = X.copy()
+        X.indices, X.indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)
+    X.check_format(full_check=True)
+    if not (X.data.flags.c_contiguous and X.indices.flags.c_contiguous and X.indptr.flags.c_contiguous):
+        X = X.copy()
+    return X
 
 
 def _row_weights(sample_weight, n_rows: int, where: str) -> np.ndarray:

@@ -330,6 +330,10 @@ def distribute(data: TaskData | None, comm=None) -> TaskData:
         if rank == 0:
             if not isinstance(data, TaskData):
                 raise TypeError(f"data on rank 0 must be an mtlx.TaskData, got {type(data).__name__}")
+            if data.sparse:
+                raise ValueError("distribute() sends dense rows: with a sparse X, build each rank's TaskData from "
+                                 "its own tasks (TaskData.from_tasks with CSR X_t and task_ids), which solve(comm=) "
+                                 "takes as it is")
             meta = (data.layout, data.n_features, data.dtype.str, data.X.shape[0], data.n_samples, data.task_ids,
                     data.weighted)
     with watched(comm, "distribute's broadcast of the layout"):

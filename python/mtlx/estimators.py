@@ -35,6 +35,9 @@ logger = logging.getLogger("mtlx")
 
 _FLOATS = (np.float64, np.float32)
 
+#: Sparse inputs the estimators take (kept sparse: the core's CSR kernels; CSC is converted once).
+_SPARSE = ("csr", "csc")
+
 _PARAMS_DOC = """
     Parameters
     ----------
@@ -138,6 +141,7 @@ class _MultiTaskModel(BaseEstimator):
         tags.target_tags.required = True
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags
 
     # ------------------------------------------------------------------ fit
@@ -297,7 +301,8 @@ class _MultiTaskModel(BaseEstimator):
             Y = np.column_stack([self._encode_targets(Y[:, t], f"task {t} (column {t} of y)", t)
                                  for t in range(Y.shape[1])])
             return TaskData.from_shared(X, Y, sample_weight=sample_weight)
-        X, y = validate_data(self, X, y, dtype=_FLOATS, y_numeric=not self._loss_object().labels)
+        X, y = validate_data(self, X, y, dtype=_FLOATS, y_numeric=not self._loss_object().labels,
+                             accept_sparse=_SPARSE)
         task = check_task_ids(task, name="task") if np.ndim(task) == 1 else np.asarray(task)
         if task.ndim != 1 or task.shape[0] != X.shape[0]:
             raise ValueError(f"task must hold one id per row of X: X has {X.shape[0]} rows, task has shape "
@@ -313,7 +318,7 @@ class _MultiTaskModel(BaseEstimator):
         """``validate_data`` for one X shared by every column of y, NaN in y allowed (a missing label).
 
         scikit-learn's check of y refuses NaN; X is checked as usual, y here (infinity refused)."""
-        X = validate_data(self, X, dtype=_FLOATS)
+        X = validate_data(self, X, dtype=_FLOATS, accept_sparse=_SPARSE)
         if y is None:
             raise ValueError(f"requires y to be passed, but the target y is None ({type(self).__name__} is a "
                              "supervised estimator)")
@@ -371,11 +376,11 @@ class _MultiTaskModel(BaseEstimator):
                 raise ValueError(f"X is a list of {len(X)} per-task inputs but the model has {self.n_tasks_} tasks")
             out = []
             for t, X_t in enumerate(X):
-                X_t = check_array(X_t, dtype=_FLOATS, input_name=f"X[{t}]")
+                X_t = check_array(X_t, dtype=_FLOATS, input_name=f"X[{t}]", accept_sparse=_SPARSE)
                 self._check_n_features(X_t, f"task {self.tasks_[t]}: X")
                 out.append(X_t @ self.coef_[t].astype(X_t.dtype, copy=False) + self.intercept_[t])
             return out, None
-        X = validate_data(self, X, reset=False, dtype=_FLOATS)
+        X = validate_data(self, X, reset=False, dtype=_FLOATS, accept_sparse=_SPARSE)
         coef = self.coef_.astype(X.dtype, copy=False)
         if task is None and self.fit_layout_ == "stacked":
             raise ValueError(

@@ -71,7 +71,9 @@ def use_gram(data: TaskData, losses: list, gram) -> bool:
     if gram is True and data.weighted:
         raise ValueError("gram=True needs unweighted data: per-entry weights (missing labels of shared X) differ per "
                          "task; solve() turns row weights into an unweighted problem itself")
-    if data.n_tasks == 0 or data.weighted or (gram is not True and (gram is False or not all_squared)):
+    if gram is True and data.sparse:
+        raise ValueError("gram=True needs a dense X (the Gram form's reference residuals read dense rows)")
+    if data.n_tasks == 0 or data.weighted or data.sparse or (gram is not True and (gram is False or not all_squared)):
         return False  # an idle MPI rank has nothing to precompute
     call, setup = gram_cost(data)
     chosen = gram is True or gram_preferred(data)

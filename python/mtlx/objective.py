@@ -88,6 +88,15 @@ class SmoothLoss:
         ``Wt`` is (T, d) C-contiguous in the data's dtype; ``b`` is (T,) or None (no intercepts).
         """
         d = self.data
+        if d.sparse:
+            X = d.X
+            if d.layout == "shared":
+                return _core.loss_grad_csr_shared(X.data, X.indices, X.indptr, X.shape[1], d.Y, self.losses,
+                                                  self.loss_params, self.weights, Wt, b, gWt, gb, self.n_threads,
+                                                  d.sample_weight)
+            return _core.loss_grad_csr_stacked(X.data, X.indices, X.indptr, X.shape[1], d.y, d.offsets, self.losses,
+                                               self.loss_params, self.weights, Wt, b, gWt, gb, self.n_threads,
+                                               d.sample_weight)
         if d.layout == "shared":
             # The core's threads take lanes of row blocks, each with its own BLAS products: BLAS
             # single-threaded inside (threads of its own in every small product made a busy core
@@ -135,7 +144,8 @@ def loss_grad(data: TaskData, W, b=None, loss="squared", task_weights="mean", *,
 def overflow_message(data: TaskData) -> str:
     """Why the losses or their gradient are not finite at finite parameters: values the data's
     dtype cannot carry (named with their size)."""
-    big = float(np.abs(data.X).max()) if data.X.size else 0.0
+    values = data.X.data if data.sparse else data.X
+    big = float(np.abs(values).max()) if values.size else 0.0
     targets = data.Y if data.layout == "shared" else data.y
     big_y = float(np.abs(targets).max()) if targets.size else 0.0
     return (f"the losses overflow {data.dtype} at finite parameters: X holds values up to {big:.3g} and the "

@@ -58,6 +58,19 @@ def _intercepts_at_zero(data: TaskData, losses: list, task_weights) -> np.ndarra
     return b
 
 
+def _spectral_norm(X) -> float:
+    """||X||_2: LAPACK for a dense X, Lanczos (scipy's svds) for a sparse one."""
+    import scipy.sparse as sp
+
+    if not sp.issparse(X):
+        return float(np.linalg.norm(X.astype(np.float64), 2))
+    if min(X.shape) < 3:
+        return float(np.linalg.norm(X.toarray().astype(np.float64), 2))
+    from scipy.sparse.linalg import svds
+
+    return float(svds(X.astype(np.float64), k=1, return_singular_vectors=False, random_state=0)[0])
+
+
 def _counted(data: TaskData, t: int) -> np.ndarray:
     """Targets of task t with weight > 0 (all of them when unweighted)."""
     y, w = data.task(t)[1], data.task_weights_of(t)
@@ -149,11 +162,14 @@ def _alpha_ref(data: TaskData, pen, loss, task_weights, n_threads) -> float:
     c = resolve_task_weights(task_weights, data.weight_totals) * curvature
     # The Hessian is block-diagonal over tasks, c_t X_t' S_t X_t (one X' X for shared, unweighted input).
     if data.layout == "shared" and data.sample_weight is None:
-        top = float(c.max()) * np.linalg.norm(data.X.astype(np.float64), 2) ** 2
+        top = float(c.max()) * _spectral_norm(data.X) ** 2
     else:
         def spectral(t):
-            X_t, s_t = data.task(t)[0].astype(np.float64), data.task_weights_of(t)
-            return np.linalg.norm(X_t if s_t is None else np.sqrt(s_t.astype(np.float64))[:, None] * X_t, 2) ** 2
+            X_t, s_t = data.task(t)[0], data.task_weights_of(t)
+            if s_t is not None:
+                root = np.sqrt(s_t.astype(np.float64))
+                X_t = X_t.multiply(root[:, None]).tocsr() if data.sparse else root[:, None] * X_t
+            return _spectral_norm(X_t) ** 2
         top = max(float(c[t]) * spectral(t) for t in range(data.n_tasks))
     return top / lip
 
@@ -270,7 +286,7 @@ def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=
         equivalent = UnweightedEquivalent(data, task_weights, fit_intercept)
         data, task_weights, fit_intercept = equivalent.data, equivalent.task_weights, False
     engine = None
-    if all(x.quadratic for x in losses) and not unsupported(pen) and not data.weighted:
+    if all(x.quadratic for x in losses) and not unsupported(pen) and not data.weighted and not data.sparse:
         if fits(data):
             engine = WorkingSetSolver(data, pen, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights,
                                       n_threads=n_threads)

@@ -83,6 +83,7 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
     where = where or ("at least one feature" if data.n_features == 0 else None)
     where = where or ("data without per-entry weights (missing labels) or weighted rows of a loss other than "
                       "squared" if data.weighted else None)
+    where = where or ("a dense X (a sparse X runs in FISTA's CSR kernels)" if data.sparse else None)
     if where and solver == "auto":
         return "fista"  # (under MPI, ``loss`` lists every rank's tasks: not checked against this rank's)
     losses = resolve_losses(loss, data.n_tasks) if data.n_tasks else []

@@ -1,0 +1,147 @@
+"""A sparse X (scipy CSR/CSC, matrices and arrays) in every layout: the core's CSR kernels against
+numpy and the dense kernels, solutions equal to the dense ones, no densification, bitwise the same
+on any thread count, the estimators and the bundled 20-Newsgroups tasks."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import mtlx
+from mtlx.datasets import load_newsgroups
+
+from reference import loss_grad_ref
+
+T, D = 3, 40
+LOSSES = ("squared", "logistic", "huber", "squared_hinge", "poisson")
+
+
+def sparse_problem(rng, n=150, density=0.08, dtype=np.float64):
+    X = sp.random(n, D, density=density, random_state=rng, format="csr", dtype=np.float64)
+    X.data = np.round(3 * X.data) + 1.0  # counts, like term frequencies
+    Z = X @ (0.3 * rng.standard_normal((D, T)))
+    return X.astype(dtype), Z
+
+
+def targets(loss, z, rng):
+    if loss in ("logistic", "squared_hinge"):
+        return np.where(z + 0.3 * rng.standard_normal(z.shape) > 0, 1.0, -1.0)
+    if loss == "poisson":
+        return rng.poisson(np.exp(np.clip(0.5 * z, -3, 3))).astype(float)
+    return z + 0.3 * rng.standard_normal(z.shape)
+
+
+def no_densify(monkeypatch):
+    """Make every way scipy densifies a matrix raise."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a sparse X was densified")
+
+    for cls in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, sp.csr_array, sp.csc_array):
+        monkeypatch.setattr(cls, "toarray", refuse)
+        monkeypatch.setattr(cls, "todense", refuse)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("layout", ["shared", "stacked"])
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_csr_loss_grad_matches_numpy(rng, dtype, loss, layout, index, weighted):
+    X, Z = sparse_problem(rng, dtype=dtype)
+    X.indices, X.indptr = X.indices.astype(index), X.indptr.astype(index)
+    Xd = X.toarray()
+    s = rng.integers(0, 3, size=X.shape[0]).astype(float) if weighted else np.ones(X.shape[0])
+    W = (0.2 * rng.standard_normal((D, T))).astype(dtype)
+    b = (0.2 * rng.standard_normal(T)).astype(dtype)
+    if layout == "shared":
+        Y = targets(loss, Z, rng).astype(dtype)
+        data = mtlx.TaskData.from_shared(X, Y, sample_weight=s if weighted else None)
+        tasks = [(Xd, Y[:, t]) for t in range(T)]
+        weights = [s] * T
+        W_used, b_used = W, b
+    else:
+        task = np.sort(np.arange(X.shape[0]) % T)  # grouped rows: X used as it is (its index dtype kept)
+        y = targets(loss, Z[:, 0], rng).astype(dtype)
+        data = mtlx.TaskData.from_stacked(X, y, task, sample_weight=s if weighted else None)
+        tasks = [(Xd[task == t], y[task == t]) for t in range(T)]
+        weights = [s[task == t] for t in range(T)]
+        W_used, b_used = W, b
+    assert data.sparse and data.X.indices.dtype == index
+    value, gW, gb = mtlx.loss_grad(data, W_used, b_used, loss=loss, task_weights="sum")
+    # numpy, each row repeated by its integer weight
+    rep = [(X_t[np.repeat(np.arange(len(y_t)), w.astype(int))], y_t[np.repeat(np.arange(len(y_t)), w.astype(int))])
+           for (X_t, y_t), w in zip(tasks, weights)]
+    ref = loss_grad_ref(rep, W_used, b_used, [loss] * T, np.ones(T))
+    tol = dict(rtol=1e-11, atol=1e-11) if dtype == np.float64 else dict(rtol=3e-5, atol=3e-4)
+    np.testing.assert_allclose(value, ref[0], **tol)
+    np.testing.assert_allclose(gW, ref[1], **tol)
+    np.testing.assert_allclose(gb, ref[2], **tol)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "csr_array"])
+@pytest.mark.parametrize("penalty", ["l21", "l1", "trace", "mean"])
+def test_shared_solutions_equal_dense(rng, fmt, penalty):
+    X, Z = sparse_problem(rng)
+    Y = targets("squared", Z, rng)
+    Xs = sp.csr_array(X) if fmt == "csr_array" else X.asformat(fmt)
+    kw = dict(penalty=penalty, alpha=0.02, fit_intercept=True, tol=1e-12)
+    a = mtlx.solve(mtlx.TaskData.from_shared(Xs, Y), **kw)
+    b = mtlx.solve(mtlx.TaskData.from_shared(X.toarray(), Y), **kw)
+    np.testing.assert_allclose(a.W, b.W, atol=1e-10)
+    np.testing.assert_allclose(a.b, b.b, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:mtlx.solve stalled")  # tol=1e-12 is at the data's resolution
+@pytest.mark.parametrize("loss", LOSSES)
+def test_stacked_and_task_list_solutions_equal_dense(rng, loss):
+    X, Z = sparse_problem(rng)
+    task = np.arange(X.shape[0]) % T
+    y = targets(loss, Z[:, 0], rng)
+    kw = dict(loss=loss, penalty="l21", alpha=0.01, fit_intercept=True, tol=1e-12, max_iter=50_000)
+    a = mtlx.solve(mtlx.TaskData.from_stacked(X, y, task), **kw)
+    b = mtlx.solve(mtlx.TaskData.from_stacked(X.toarray(), y, task), **kw)
+    c = mtlx.solve(mtlx.TaskData.from_tasks([(X[task == t], y[task == t]) for t in range(T)]), **kw)
+    np.testing.assert_allclose(a.W, b.W, atol=1e-9)
+    np.testing.assert_allclose(c.W, b.W, atol=1e-9)
+    np.testing.assert_allclose(a.b, b.b, atol=1e-9)
+
+
+def test_no_densification_and_thread_count_invariance(rng, monkeypatch):
+    X, Z = sparse_problem(rng, n=3000, density=0.05)
+    Y = targets("logistic", Z, rng)
+    data = mtlx.TaskData.from_shared(X, Y)
+    no_densify(monkeypatch)
+    runs = [mtlx.solve(data, loss="logistic", penalty="l21", alpha=0.01, fit_intercept=True, tol=1e-8, n_threads=k)
+            for k in (1, 2, 3)]
+    for other in runs[1:]:
+        assert np.array_equal(other.W, runs[0].W) and np.array_equal(other.history, runs[0].history)
+    path = mtlx.path(data, "l21", loss="logistic", alphas=3, fit_intercept=True)
+    assert path.coefs.shape == (3, D, T)
+
+
+def test_estimators_take_sparse_input(rng, monkeypatch):
+    X, Z = sparse_problem(rng)
+    Y = targets("squared", Z, rng)
+    dense = mtlx.MultiTaskRegressor(penalty="l21", alpha=0.02, tol=1e-12).fit(X.toarray(), Y)
+    no_densify(monkeypatch)
+    reg = mtlx.MultiTaskRegressor(penalty="l21", alpha=0.02, tol=1e-12).fit(X, Y)
+    np.testing.assert_allclose(reg.coef_, dense.coef_, atol=1e-10)
+    np.testing.assert_allclose(reg.predict(X), X @ reg.coef_.T + reg.intercept_, rtol=1e-12)
+    task = np.arange(X.shape[0]) % T
+    clf = mtlx.MultiTaskClassifier(alpha=0.01).fit(X, np.where(Z[:, 0] > 0, "a", "b"), task=task)
+    assert clf.score(X, np.where(Z[:, 0] > 0, "a", "b"), task=task) > 0.8
+    cv = mtlx.MultiTaskRegressorCV(alphas=4, cv=3).fit(X.tocsc(), Y)
+    assert cv.mse_path_.shape == (4, 3)
+
+
+@pytest.mark.filterwarnings("ignore:mtlx.solve stalled")  # tol=1e-13: as far as float64 resolves
+def test_newsgroups_ship_sparse_and_fit_as_dense():
+    news = load_newsgroups()
+    assert sp.issparse(news.X) and news.X.shape == (7091, 2000) and news.X.nnz == 380465
+    assert np.bincount(news.task).tolist() == [1875, 1827, 1844, 1545] and set(news.y.tolist()) == {1, 2}
+    pick = np.random.default_rng(0)
+    rows = np.sort(np.concatenate([pick.choice(np.flatnonzero(news.task == t), 150, replace=False) for t in range(4)]))
+    X, y, task = news.X[rows], news.y[rows], news.task[rows]
+    kw = dict(penalty="l21", alpha=0.01, tol=1e-13, max_iter=50_000)
+    sparse_fit = mtlx.MultiTaskClassifier(**kw).fit(X, y, task=task)
+    dense_fit = mtlx.MultiTaskClassifier(**kw).fit(X.toarray(), y, task=task)
+    np.testing.assert_allclose(sparse_fit.coef_, dense_fit.coef_, atol=1e-9)
+    assert len(news.tasks()) == 4 and news.tasks()[2][0].shape == (1844, 2000)
