@@ -145,3 +145,53 @@ def test_newsgroups_ship_sparse_and_fit_as_dense():
     dense_fit = mtlx.MultiTaskClassifier(**kw).fit(X.toarray(), y, task=task)
     np.testing.assert_allclose(sparse_fit.coef_, dense_fit.coef_, atol=1e-9)
     assert len(news.tasks()) == 4 and news.tasks()[2][0].shape == (1844, 2000)
+
+
+# ----------------------------------------------------------------------------- working sets on a sparse X
+@pytest.mark.parametrize("penalty", ["l21", "l1"])
+@pytest.mark.parametrize("intercept", [False, True])
+def test_sparse_residual_epochs_match_the_dense_kernel(rng, penalty, intercept):
+    """One epoch of the sparse kernel (centering implicit) against the dense kernel on the centered columns."""
+    from mtlx import _core
+    from mtlx._residual_cd import DenseColumns, SparseColumns
+    from mtlx.penalties import get_penalty
+
+    X, Z = sparse_problem(rng, n=120)
+    Y = targets("squared", Z, rng)
+    ws = np.arange(0, D, 3)
+    xbar = np.asarray(X.mean(axis=0)).ravel()[ws] if intercept else None
+    sparse_cols = SparseColumns(X[:, ws], xbar)
+    dense = X[:, ws].toarray() - (xbar if intercept else 0.0)
+    dense_cols = DenseColumns(np.ascontiguousarray(dense.T))
+    np.testing.assert_allclose(sparse_cols.sq_norms, dense_cols.sq_norms, rtol=1e-12)
+    W0 = 0.1 * rng.standard_normal((len(ws), T))
+    R0 = np.ascontiguousarray((Y - Y.mean(axis=0) * intercept - dense @ W0).T)
+    c = np.full(T, 1.0 / len(Y))
+    code = int(get_penalty(penalty).cd_kind)
+    out = []
+    for cols in (sparse_cols, dense_cols):
+        W, R = W0.copy(), R0.copy()
+        for _ in range(3):
+            cols.epochs(c, 0.05, 0.0, code, W, R)
+        out.append((W, R))
+        np.testing.assert_allclose(R, R0 - cols.times(W - W0), atol=1e-12)  # R stays Y - X_S,c W
+    np.testing.assert_allclose(out[0][0], out[1][0], atol=1e-12)
+    np.testing.assert_allclose(out[0][1], out[1][1], atol=1e-12)
+    np.testing.assert_allclose(sparse_cols.products(R0), dense_cols.products(R0), atol=1e-12)
+    assert _core.cd_epochs_residual_sparse is not None
+
+
+@pytest.mark.parametrize("penalty", ["l21", "l1"])
+@pytest.mark.parametrize("intercept", [False, True])
+def test_working_sets_on_sparse_shared_x_match_dense(rng, penalty, intercept):
+    X, Z = sparse_problem(rng, n=200)
+    Y = targets("squared", Z, rng)
+    kw = dict(penalty=penalty, alpha=0.005, fit_intercept=intercept, tol=1e-12, solver="cd")
+    a = mtlx.solve(mtlx.TaskData.from_shared(X, Y), **kw)
+    b = mtlx.solve(mtlx.TaskData.from_shared(X.toarray(), Y), **kw)
+    assert a.solver == b.solver == "cd" and a.converged
+    np.testing.assert_allclose(a.W, b.W, atol=1e-10)
+    np.testing.assert_allclose(a.b, b.b, atol=1e-10)
+    pa = mtlx.path(mtlx.TaskData.from_shared(X, Y), penalty, alphas=5, fit_intercept=intercept, tol=1e-10)
+    pb = mtlx.path(mtlx.TaskData.from_shared(X.toarray(), Y), penalty, alphas=5, fit_intercept=intercept, tol=1e-10)
+    np.testing.assert_allclose(pa.coefs, pb.coefs, atol=1e-8)

@@ -502,6 +502,70 @@ void bind_coordinate_descent(py::module_& m) {
       "max_change, max_abs).");
 }
 
+void bind_sparse_coordinate_descent(py::module_& m) {
+  m.def(
+      "cd_epochs_residual_sparse",
+      [](const carray<double>& data, const carray<std::int64_t>& indices, const carray<std::int64_t>& indptr,
+         const std::optional<carray<double>>& xbar, const carray<double>& col_sums, const carray<double>& sq_norms,
+         const carray<double>& c, double alpha, double l2, std::uint8_t penalty, carray<double> W, carray<double> R,
+         std::int64_t max_epochs, double tol) {
+        if (W.ndim() != 2) throw std::invalid_argument("W must be 2-D (k, T), got shape " + shape_of(W));
+        if (R.ndim() != 2) throw std::invalid_argument("R must be 2-D (T, n), got shape " + shape_of(R));
+        const py::ssize_t k = W.shape(0), T = W.shape(1), n = R.shape(1);
+        expect_shape(indptr, "indptr", {k + 1});
+        expect_shape(indices, "indices", {data.shape(0)});
+        expect_shape(col_sums, "col_sums", {k});
+        expect_shape(sq_norms, "sq_norms", {k});
+        expect_shape(c, "c", {T});
+        expect_shape(R, "R", {T, n});
+        if (xbar) expect_shape(*xbar, "xbar", {k});
+        expect_writable(W, "W");
+        expect_writable(R, "R");
+        const std::int64_t* ip = indptr.data();
+        if (ip[0] != 0 || ip[k] != data.shape(0)) throw std::invalid_argument("indptr must run from 0 to nnz");
+        for (py::ssize_t j = 0; j < k; ++j) {
+          if (ip[j + 1] < ip[j]) throw std::invalid_argument("indptr must be non-decreasing");
+        }
+        for (py::ssize_t q = 0; q < data.shape(0); ++q) {
+          if (indices.data()[q] < 0 || indices.data()[q] >= n)
+            throw std::invalid_argument("a row index is out of range");
+        }
+        const auto kind = static_cast<mtlx::PenaltyKind>(penalty);
+        if (kind != mtlx::PenaltyKind::l1 && kind != mtlx::PenaltyKind::l21) {
+          throw std::invalid_argument("coordinate descent handles the l1 and l21 penalties, got code " +
+                                      std::to_string(penalty));
+        }
+        if (!(alpha >= 0.0) || !(l2 >= 0.0)) throw std::invalid_argument("alpha and l2 must be >= 0");
+        const mtlx::cpu::SparseResidualCdProblem problem{data.data(),
+                                                         indices.data(),
+                                                         ip,
+                                                         xbar ? xbar->data() : nullptr,
+                                                         col_sums.data(),
+                                                         sq_norms.data(),
+                                                         c.data(),
+                                                         k,
+                                                         n,
+                                                         T,
+                                                         alpha,
+                                                         l2,
+                                                         kind};
+        double* w = W.mutable_data();
+        double* r = R.mutable_data();
+        mtlx::cpu::CdResult result{};
+        {
+          py::gil_scoped_release release;
+          result = mtlx::cpu::cd_epochs_residual_sparse(problem, w, r, max_epochs, tol);
+        }
+        return py::make_tuple(result.epochs, result.max_change, result.max_abs);
+      },
+      py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(),
+      py::arg("xbar").noconvert(), py::arg("col_sums").noconvert(), py::arg("sq_norms").noconvert(),
+      py::arg("c").noconvert(), py::arg("alpha"), py::arg("l2"), py::arg("penalty"), py::arg("W").noconvert(),
+      py::arg("R").noconvert(), py::arg("max_epochs"), py::arg("tol"),
+      "Coordinate-descent epochs on the residuals of a sparse working set (its columns as CSR rows, centered "
+      "implicitly by xbar); returns (epochs, max_change, max_abs).");
+}
+
 // The CSR kernels for one (dtype, index dtype) pair. The Python layer checked the matrix once
 // (scipy's format check: sorted-or-not indices within [0, n_cols), indptr non-decreasing);
 // here only what a call can change: the shapes.
@@ -602,6 +666,7 @@ PYBIND11_MODULE(_core, m) {
   bind_fista_ops<double>(m);
   bind_fista_ops<float>(m);
   bind_coordinate_descent(m);
+  bind_sparse_coordinate_descent(m);
   bind_csr<double, std::int32_t>(m);
   bind_csr<double, std::int64_t>(m);
   bind_csr<float, std::int32_t>(m);

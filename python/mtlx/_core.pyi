@@ -488,6 +488,27 @@ def cd_epochs_residual(
     with W. Returns (epochs, max_change, max_abs).
     """
 
+def cd_epochs_residual_sparse(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    xbar: NDArray[np.float64] | None,
+    col_sums: NDArray[np.float64],
+    sq_norms: NDArray[np.float64],
+    c: NDArray[np.float64],
+    alpha: _Float,
+    l2: _Float,
+    penalty: _Int,
+    W: NDArray[np.float64],
+    R: NDArray[np.float64],
+    max_epochs: _Int,
+    tol: _Float,
+) -> tuple[int, float, float]:
+    """Coordinate-descent epochs on the residuals of a sparse working set.
+
+    Its columns as CSR rows, centered implicitly by xbar; returns (epochs, max_change, max_abs).
+    """
+
 # BLAS/LAPACK registration and the machine.
 
 def set_routine(name: str, capsule: object) -> None:

@@ -25,12 +25,73 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["ANDERSON_K", "CHECK_EVERY", "solve_residual"]
+__all__ = ["ANDERSON_K", "CHECK_EVERY", "DenseColumns", "SparseColumns", "solve_residual"]
 
 #: Epochs between two extrapolations, each from the K + 1 iterates around them (skglm's default).
 ANDERSON_K = 5
 #: Epochs between two gaps of the subproblem.
 CHECK_EVERY = 10
+
+
+class DenseColumns:
+    """A working set's (centered) columns as a dense (k, n) array, each column contiguous."""
+
+    def __init__(self, columns: np.ndarray):
+        self.columns = columns
+        self.sq_norms = np.einsum("ji,ji->j", columns, columns)
+
+    def epochs(self, c, alpha, l2, code, WS, R):
+        """One coordinate-descent epoch in place: (epochs, max_change, max_abs)."""
+        return _core.cd_epochs_residual(self.columns, self.sq_norms, c, alpha, l2, code, WS, R, 1, 0.0)
+
+    def products(self, R: np.ndarray) -> np.ndarray:
+        """X_S,c' R' as (k, T) for R of shape (T, n)."""
+        return self.columns @ R.T
+
+    def times(self, V: np.ndarray) -> np.ndarray:
+        """(X_S,c V)' as (T, n) for V of shape (k, T)."""
+        return V.T @ self.columns
+
+
+class SparseColumns:
+    """A working set's columns of a sparse X, centered implicitly (x_j - xbar_j 1 never formed).
+
+    Parameters
+    ----------
+    X_S : scipy.sparse matrix, shape (n, k)
+        The working set's columns.
+    xbar : ndarray of shape (k,) or None
+        Their means, subtracted (None: no centering).
+    """
+
+    def __init__(self, X_S, xbar):
+        rows = X_S.T.tocsr()  # column j of X_S as row j: its entries contiguous for the epochs
+        rows.sort_indices()
+        self.data = np.ascontiguousarray(rows.data, dtype=np.float64)
+        self.indices = np.ascontiguousarray(rows.indices, dtype=np.int64)
+        self.indptr = np.ascontiguousarray(rows.indptr, dtype=np.int64)
+        self.rows, self.n = rows, X_S.shape[0]
+        self.xbar = None if xbar is None else np.ascontiguousarray(xbar, dtype=np.float64)
+        self.col_sums = np.asarray(rows.sum(axis=1), dtype=np.float64).ravel()
+        squares = np.asarray(rows.multiply(rows).sum(axis=1), dtype=np.float64).ravel()
+        self.sq_norms = squares if self.xbar is None else np.maximum(
+            squares - 2.0 * self.xbar * self.col_sums + self.n * self.xbar**2, 0.0)
+
+    def epochs(self, c, alpha, l2, code, WS, R):
+        return _core.cd_epochs_residual_sparse(self.data, self.indices, self.indptr, self.xbar, self.col_sums,
+                                               self.sq_norms, c, alpha, l2, code, WS, R, 1, 0.0)
+
+    def products(self, R: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.rows @ R.T)
+        if self.xbar is not None:
+            out -= np.outer(self.xbar, R.sum(axis=1))
+        return out
+
+    def times(self, V: np.ndarray) -> np.ndarray:
+        out = np.asarray((self.rows.T @ V).T)
+        if self.xbar is not None:
+            out -= (self.xbar @ V)[:, None]
+        return out
 
 
 def _smooth(R: np.ndarray, WS: np.ndarray, c: np.ndarray, l2: float) -> float:
@@ -59,14 +120,14 @@ def _extrapolate(iterates: list) -> np.ndarray | None:
     return np.tensordot(weights, np.stack(iterates[1:]), axes=1)
 
 
-def solve_residual(columns: np.ndarray, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha: float, l2: float,
+def solve_residual(columns, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha: float, l2: float,
                    penalty, certificate, stop_gap: float, max_epochs: int) -> tuple:
     """Minimizes the working-set problem in place (``WS`` and its residuals ``R``).
 
     Parameters
     ----------
-    columns : ndarray, shape (k, n)
-        The working set's (centered) columns, each contiguous.
+    columns : DenseColumns or SparseColumns
+        The working set's (centered) columns.
     R : ndarray, shape (T, n)
         ``Y - ybar - X_S WS``, kept consistent with ``WS``.
     WS : ndarray, shape (k, T)
@@ -90,12 +151,11 @@ def solve_residual(columns: np.ndarray, R: np.ndarray, WS: np.ndarray, c: np.nda
         far closer than the last residual (None after fewer than K + 1 epochs).
     """
     code = int(penalty.cd_kind)
-    sq_norms = np.einsum("ji,ji->j", columns, columns)
     iterates = [WS.copy()]
     residuals = deque([R.copy()], maxlen=ANDERSON_K + 1)  # for the dual extrapolation
     epochs = 0
     while epochs < max_epochs:
-        ran, max_change, _ = _core.cd_epochs_residual(columns, sq_norms, c, alpha, l2, code, WS, R, 1, 0.0)
+        ran, max_change, _ = columns.epochs(c, alpha, l2, code, WS, R)
         epochs += ran
         if max_change == 0.0:  # a fixed point of the epochs: nothing left to do here
             break
@@ -104,7 +164,7 @@ def solve_residual(columns: np.ndarray, R: np.ndarray, WS: np.ndarray, c: np.nda
         if len(iterates) == ANDERSON_K + 1:
             accelerated = _extrapolate(iterates)
             if accelerated is not None:
-                R_acc = R - (accelerated - WS).T @ columns
+                R_acc = R - columns.times(accelerated - WS)
                 if _value(R_acc, accelerated, c, alpha, l2, penalty) < _value(R, WS, c, alpha, l2, penalty):
                     WS[...] = accelerated
                     R[...] = R_acc
@@ -112,7 +172,7 @@ def solve_residual(columns: np.ndarray, R: np.ndarray, WS: np.ndarray, c: np.nda
                     residuals.append(R.copy())
             iterates = [WS.copy()]
         if epochs % CHECK_EVERY == 0 or epochs >= max_epochs:
-            corr = c * (columns @ R.T) - l2 * WS
+            corr = c * columns.products(R) - l2 * WS
             if certificate(_smooth(R, WS, c, l2), corr, WS) <= stop_gap:
                 break
     extrapolated = _extrapolate(list(residuals)) if len(residuals) == ANDERSON_K + 1 else None

@@ -286,7 +286,7 @@ def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=
         equivalent = UnweightedEquivalent(data, task_weights, fit_intercept)
         data, task_weights, fit_intercept = equivalent.data, equivalent.task_weights, False
     engine = None
-    if all(x.quadratic for x in losses) and not unsupported(pen) and not data.weighted and not data.sparse:
+    if all(x.quadratic for x in losses) and not unsupported(pen) and not data.weighted:
         if fits(data):
             engine = WorkingSetSolver(data, pen, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights,
                                       n_threads=n_threads)

@@ -35,7 +35,7 @@ import numpy as np
 from . import _core
 from ._blocked import column_chunks, column_products, row_sums
 from ._config import blas_threads, resolve_n_threads
-from ._residual_cd import solve_residual
+from ._residual_cd import DenseColumns, SparseColumns, solve_residual
 from ._validate import check_int, resolve_task_weights
 from .data import TaskData
 from .objective import as_parameters, loss_grad
@@ -178,7 +178,7 @@ class WorkingSetSolver:
             # Gaps are certified to 1e-6 and below: the statistics need float64, and BLAS would
             # otherwise round every product to float32. One copy, made here, not per product.
             log.info("working-set solver converts the %s data to float64 once", data.dtype)
-            data = TaskData(layout=data.layout, X=data.X.astype(np.float64),
+            data = TaskData(layout=data.layout, X=data.X.astype(np.float64),  # (a sparse X stays sparse)
                             y=None if data.y is None else data.y.astype(np.float64),
                             Y=None if data.Y is None else data.Y.astype(np.float64), offsets=data.offsets,
                             task_ids=data.task_ids)
@@ -197,8 +197,11 @@ class WorkingSetSolver:
                 def centered_Y(lo, hi):
                     return data.Y[lo:hi] - ybar
 
-                B = np.zeros((T, d))
-                column_products(lambda lo, hi: centered_Y(lo, hi).T, data.X, B, self.n_threads)
+                if data.sparse:  # X' (Y - ybar) from the stored entries
+                    B = np.asarray(data.X.T @ centered_Y(0, data.X.shape[0])).T
+                else:
+                    B = np.zeros((T, d))
+                    column_products(lambda lo, hi: centered_Y(lo, hi).T, data.X, B, self.n_threads)
                 self.B = np.ascontiguousarray(B.T * self.c)
                 sq = row_sums(lambda lo, hi: np.einsum("ij,ij->j", centered_Y(lo, hi), centered_Y(lo, hi)),
                               data.X.shape[0], data.X.shape[1] * 8, T, self.n_threads)
@@ -236,6 +239,8 @@ class WorkingSetSolver:
     def _centered_sq_norms(self) -> np.ndarray:
         """||x_tj - xbar_tj||^2 as (d, T), accumulated over centered blocks of rows."""
         data, d, T = self.data, self.data.n_features, self.data.n_tasks
+        if data.sparse:  # from the stored entries (TaskData.column_sq_norms: no centered copy)
+            return np.ascontiguousarray(data.column_sq_norms(centered=self.fit_intercept).T)
         out = np.zeros((self.n_gram, d))
         ranges = [slice(0, data.X.shape[0])] if data.layout == "shared" else [self._task_rows(t) for t in range(T)]
         for g, rows in enumerate(ranges):
@@ -262,7 +267,14 @@ class WorkingSetSolver:
             grown[:, :self._n_cols] = self._H[:, :self._n_cols]
             self._H = grown
         rows = slice(self._n_cols, need)
-        if data.layout == "shared":
+        if data.sparse:
+            # (X_S - 1 xbar_S')' X = X_S' X - xbar_S (1' X): a sparse product, then the dense correction.
+            for g in range(self.n_gram):
+                X_g = data.X if data.layout == "shared" else data.X[self._task_rows(g)]
+                self._H[g, rows] = (X_g[:, new].T @ X_g).toarray()
+                if self.fit_intercept:
+                    self._H[g, rows] -= np.outer(self.xbar[g, new], np.asarray(X_g.sum(axis=0)).ravel())
+        elif data.layout == "shared":
             xbar = self.xbar[0, new]
 
             def left(lo, hi):  # one block's selected columns, centered, transposed: a copy of the block's size
@@ -363,6 +375,8 @@ class WorkingSetSolver:
             return False
         n, d, T = self.data.X.shape[0], self.data.n_features, self.data.n_tasks
         s = support.size
+        if self.data.sparse:  # X' R from the stored entries: nnz T, against the support's sparse Gram rows
+            return True
         return n * (s + d) * T < n * self._uncached(support) * d + s * d * T
 
     def _residual_pays(self, ws: np.ndarray) -> bool:
@@ -371,31 +385,39 @@ class WorkingSetSolver:
         Gram row and ``k^2 T`` per epoch."""
         if self.data.layout != "shared":
             return False
+        if self.data.sparse:  # epochs from the stored entries: O(nnz_S T), far below the Gram block's k^2 T
+            return True
         n, d, T, k = self.data.X.shape[0], self.data.n_features, self.data.n_tasks, ws.size
         residual = n * k * (1 + T) + 2 * n * k * T * _EPOCHS_GUESS
         gram = n * self._uncached(ws) * d + k * k * T * _EPOCHS_GUESS
         return residual < gram
 
-    def _centered_columns(self, features: np.ndarray) -> np.ndarray:
-        """(X[:, features] - xbar).T as a (k, n) C-contiguous array (each column contiguous)."""
+    def _centered_columns(self, features: np.ndarray):
+        """The columns X[:, features] - xbar: dense (k, n) with each column contiguous, or a sparse
+        X's columns centered implicitly (:mod:`mtlx._residual_cd`)."""
+        if self.data.sparse:
+            return SparseColumns(self.data.X[:, features], self.xbar[0, features] if self.fit_intercept else None)
         cols = self.data.X[:, features].T.astype(np.float64, order="C")
         if self.fit_intercept:
             cols -= self.xbar[0, features][:, None]
-        return cols
+        return DenseColumns(cols)
 
-    def _residuals(self, columns: np.ndarray, WS: np.ndarray) -> np.ndarray:
-        """R = (Y - ybar) - X_S W_S as (T, n), from the support's centered columns (k, n)."""
+    def _residuals(self, columns, WS: np.ndarray) -> np.ndarray:
+        """R = (Y - ybar) - X_S W_S as (T, n), from the support's centered columns."""
         R = (self.data.Y - self.ybar).T.astype(np.float64, order="C")
         if WS.size:
-            R -= WS.T @ columns
+            R -= columns.times(WS)
         return R
 
     def _centered_products(self, R: np.ndarray) -> np.ndarray:
         """``X_c' R'`` as (d, T) for R of shape (T, n), by one pass over X (threads over fixed column
         chunks: bitwise the same for any thread count)."""
         with blas_threads(1):
-            RX = np.zeros((self.data.n_tasks, self.data.n_features))
-            column_products(lambda lo, hi: R[:, lo:hi], self.data.X, RX, self.n_threads)
+            if self.data.sparse:
+                RX = np.asarray(self.data.X.T @ R.T).T
+            else:
+                RX = np.zeros((self.data.n_tasks, self.data.n_features))
+                column_products(lambda lo, hi: R[:, lo:hi], self.data.X, RX, self.n_threads)
             if self.fit_intercept:  # X_c' R = X' R - xbar (1' R): 1' R is 0 in exact arithmetic, not in floats
                 RX -= np.outer(R.sum(axis=1), self.xbar[0])
         return RX.T
@@ -453,7 +475,7 @@ class WorkingSetSolver:
         b = self.intercepts_of(support, WS)
         if data.layout == "shared":  # residuals over blocks of rows and the support's columns
             def squares(lo, hi):
-                R = data.Y[lo:hi] - data.X[lo:hi, support] @ WS - b
+                R = data.Y[lo:hi] - np.asarray(data.X[lo:hi][:, support] @ WS) - b
                 return np.einsum("ij,ij->j", R, R)
 
             sq = row_sums(squares, data.X.shape[0], data.X.shape[1] * 8, data.n_tasks, self.n_threads)
@@ -462,7 +484,7 @@ class WorkingSetSolver:
 
         def task_squares(t):
             X_t, y_t = data.task(t)
-            r = y_t - X_t[:, support] @ WS[:, t] - b[t]
+            r = y_t - np.asarray(X_t[:, support] @ WS[:, t]).ravel() - b[t]
             sq[t] = float(r @ r)
 
         self._per_task(task_squares)

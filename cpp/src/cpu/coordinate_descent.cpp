@@ -159,6 +159,74 @@ struct ResidualRows {
   }
 };
 
+/// Gradients from the residuals of a sparse working set, centered implicitly. With the stored part
+/// R_s and an offset u (T) shared by every row, the residual is R = R_s + u 1'; sums_t = 1' R_s(t, :).
+/// Then (x_j - xbar_j 1)' r_t = x_j' r_s,t + colsum_j u_t - xbar_j (sums_t + n u_t), and a move
+/// delta of row j is r_s,t -= x_j delta_t (the stored entries only), u_t += xbar_j delta_t.
+struct SparseResidualRows {
+  const SparseResidualCdProblem& p;
+  double* R;  // T x n: the stored part R_s
+  std::vector<double> u, sums;
+
+  SparseResidualRows(const SparseResidualCdProblem& problem, double* residuals)
+      : p(problem),
+        R(residuals),
+        u(static_cast<std::size_t>(problem.T), 0.0),
+        sums(static_cast<std::size_t>(problem.T), 0.0) {
+    if (!p.xbar) return;
+    for (std::int64_t t = 0; t < p.T; ++t) {
+      double s = 0.0;
+      const double* r = R + t * p.n;
+      for (std::int64_t i = 0; i < p.n; ++i) s += r[i];
+      sums[static_cast<std::size_t>(t)] = s;
+    }
+  }
+
+  double curvature(std::int64_t t, std::int64_t j) const { return p.c[t] * p.sq_norms[j]; }
+
+  void gradient(std::int64_t j, double* grad) const {
+    const std::int64_t lo = p.indptr[j], hi = p.indptr[j + 1];
+    for (std::int64_t t = 0; t < p.T; ++t) {
+      const double* r = R + t * p.n;
+      double s = 0.0;
+      for (std::int64_t q = lo; q < hi; ++q) s += p.data[q] * r[p.indices[q]];
+      if (p.xbar) {
+        const double ut = u[static_cast<std::size_t>(t)];
+        s += p.col_sums[j] * ut - p.xbar[j] * (sums[static_cast<std::size_t>(t)] + static_cast<double>(p.n) * ut);
+      }
+      grad[t] = -p.c[t] * s;
+    }
+  }
+
+  void begin_row(std::int64_t) {}
+
+  void moved(std::int64_t j, const double* delta) {
+    const std::int64_t lo = p.indptr[j], hi = p.indptr[j + 1];
+    for (std::int64_t t = 0; t < p.T; ++t) {
+      const double dt = delta[t];
+      if (dt == 0.0) continue;
+      double* r = R + t * p.n;
+      for (std::int64_t q = lo; q < hi; ++q) r[p.indices[q]] -= p.data[q] * dt;
+      if (p.xbar) {
+        u[static_cast<std::size_t>(t)] += p.xbar[j] * dt;
+        sums[static_cast<std::size_t>(t)] -= p.col_sums[j] * dt;
+      }
+    }
+  }
+
+  /// Applies the offset: R = R_s + u 1' again (a consistent residual on exit).
+  void finish() {
+    for (std::int64_t t = 0; t < p.T; ++t) {
+      const double ut = u[static_cast<std::size_t>(t)];
+      if (ut == 0.0) continue;
+      double* r = R + t * p.n;
+      for (std::int64_t i = 0; i < p.n; ++i) r[i] += ut;
+      sums[static_cast<std::size_t>(t)] += ut * static_cast<double>(p.n);
+      u[static_cast<std::size_t>(t)] = 0.0;
+    }
+  }
+};
+
 /// The new row j for l2,1: one proximal-gradient step on the row with step 1 / L_j,
 /// L_j = max_t c_t H_t(j, j) + l2 (exact block minimization when the curvatures agree, as
 /// for shared input with equal task weights). Writes delta = new - old.
@@ -254,6 +322,12 @@ CdResult cd_epochs(const CdProblem& p, double* W, double* Q, std::int64_t max_ep
 MTLX_WIDEST_VECTORS
 CdResult cd_epochs_residual(const ResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs, double tol) {
   ResidualRows rows(p, R);
+  return epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
+}
+
+CdResult cd_epochs_residual_sparse(const SparseResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs,
+                                   double tol) {
+  SparseResidualRows rows(p, R);
   return epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
 }
 
