@@ -40,9 +40,12 @@ class DenseColumns:
         self.columns = columns
         self.sq_norms = np.einsum("ji,ji->j", columns, columns)
 
-    def epochs(self, c, alpha, l2, code, WS, R):
-        """One coordinate-descent epoch in place: (epochs, max_change, max_abs)."""
-        return _core.cd_epochs_residual(self.columns, self.sq_norms, c, alpha, l2, code, WS, R, 1, 0.0)
+    #: Epochs cost about a pass over R: Anderson acceleration and dual extrapolation pay.
+    batched = False
+
+    def epochs(self, c, alpha, l2, code, WS, R, count=1):
+        """``count`` coordinate-descent epochs in place: (epochs, max_change, max_abs)."""
+        return _core.cd_epochs_residual(self.columns, self.sq_norms, c, alpha, l2, code, WS, R, count, 0.0)
 
     def products(self, R: np.ndarray) -> np.ndarray:
         """X_S,c' R' as (k, T) for R of shape (T, n)."""
@@ -77,9 +80,12 @@ class SparseColumns:
         self.sq_norms = squares if self.xbar is None else np.maximum(
             squares - 2.0 * self.xbar * self.col_sums + self.n * self.xbar**2, 0.0)
 
-    def epochs(self, c, alpha, l2, code, WS, R):
+    #: Epochs cost far less than a pass over R (see :func:`_solve_batched`).
+    batched = True
+
+    def epochs(self, c, alpha, l2, code, WS, R, count=1):
         return _core.cd_epochs_residual_sparse(self.data, self.indices, self.indptr, self.xbar, self.col_sums,
-                                               self.sq_norms, c, alpha, l2, code, WS, R, 1, 0.0)
+                                               self.sq_norms, c, alpha, l2, code, WS, R, count, 0.0)
 
     def products(self, R: np.ndarray) -> np.ndarray:
         out = np.asarray(self.rows @ R.T)
@@ -151,6 +157,8 @@ def solve_residual(columns, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha:
         far closer than the last residual (None after fewer than K + 1 epochs).
     """
     code = int(penalty.cd_kind)
+    if getattr(columns, "batched", False):
+        return _solve_batched(columns, R, WS, c, alpha, l2, code, certificate, stop_gap, max_epochs)
     iterates = [WS.copy()]
     residuals = deque([R.copy()], maxlen=ANDERSON_K + 1)  # for the dual extrapolation
     epochs = 0
@@ -177,3 +185,20 @@ def solve_residual(columns, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha:
                 break
     extrapolated = _extrapolate(list(residuals)) if len(residuals) == ANDERSON_K + 1 else None
     return epochs, extrapolated
+
+
+def _solve_batched(columns, R, WS, c, alpha, l2, code, certificate, stop_gap, max_epochs) -> tuple:
+    """:func:`solve_residual` for columns whose epochs cost less than a pass over R (a sparse
+    working set: O(nnz_S T) against R's n T): CHECK_EVERY epochs per native call, then the
+    subproblem's gap. Anderson's extrapolation and the residual history for the dual one would
+    each copy and read R every epoch, several times what the epoch itself costs."""
+    epochs = 0
+    while epochs < max_epochs:
+        ran, max_change, _ = columns.epochs(c, alpha, l2, code, WS, R, min(CHECK_EVERY, max_epochs - epochs))
+        epochs += ran
+        if max_change == 0.0:
+            break
+        corr = c * columns.products(R) - l2 * WS
+        if certificate(_smooth(R, WS, c, l2), corr, WS) <= stop_gap:
+            break
+    return epochs, None
