@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <stdexcept>
@@ -582,6 +583,63 @@ void bind_csr(py::module_& m) {
     if (n_cols < 0) throw std::invalid_argument("n_cols must be >= 0");
     return mtlx::CsrMatrix<Real, Index>{data.data(), indices.data(), indptr.data(), n, n_cols};
   };
+  m.def(
+      "csr_transpose_times",
+      [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
+               const carray<double>& R, carray<double> out, bool accumulate) {
+        const auto X = csr_of(data, indices, indptr, n_cols);
+        if (R.ndim() != 2 || R.shape(1) != X.n_rows)
+          throw std::invalid_argument("R must be (T, n_rows), got shape " + shape_of(R));
+        const py::ssize_t T = R.shape(0);
+        expect_shape(out, "out", {T, n_cols});
+        expect_writable(out, "out");
+        const double* r = R.data();
+        double* o = out.mutable_data();
+        py::gil_scoped_release release;
+        // out (T x d) (+)= R X: row i's entries scattered once per task, in row order (deterministic).
+        if (!accumulate) std::fill(o, o + T * n_cols, 0.0);
+        for (std::int64_t i = 0; i < X.n_rows; ++i) {
+          const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]),
+                             hi = static_cast<std::int64_t>(X.indptr[i + 1]);
+          for (std::int64_t t = 0; t < T; ++t) {
+            const double rti = r[t * X.n_rows + i];
+            if (rti == 0.0) continue;
+            double* ot = o + t * n_cols;
+            for (std::int64_t q = lo; q < hi; ++q) ot[X.indices[q]] += static_cast<double>(X.data[q]) * rti;
+          }
+        }
+      },
+      py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
+      py::arg("R").noconvert(), py::arg("out").noconvert(), py::arg("accumulate") = false,
+      "out = R X (out += R X with accumulate) for a CSR X (n x d) and R (T x n), float64: X' R' without a copy.");
+  m.def(
+      "csr_times_transposed",
+      [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
+               const carray<double>& R, carray<double> out) {
+        const auto X = csr_of(data, indices, indptr, n_cols);
+        if (R.ndim() != 2 || R.shape(1) != n_cols)
+          throw std::invalid_argument("R must be (T, n_cols), got shape " + shape_of(R));
+        const py::ssize_t T = R.shape(0);
+        expect_shape(out, "out", {X.n_rows, T});
+        expect_writable(out, "out");
+        const double* r = R.data();
+        double* o = out.mutable_data();
+        py::gil_scoped_release release;
+        // out (n_rows x T) = X R': row i of X against every row of R, from the stored entries.
+        for (std::int64_t i = 0; i < X.n_rows; ++i) {
+          const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]),
+                             hi = static_cast<std::int64_t>(X.indptr[i + 1]);
+          for (std::int64_t t = 0; t < T; ++t) {
+            const double* rt = r + t * n_cols;
+            double s = 0.0;
+            for (std::int64_t q = lo; q < hi; ++q) s += static_cast<double>(X.data[q]) * rt[X.indices[q]];
+            o[i * T + t] = s;
+          }
+        }
+      },
+      py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
+      py::arg("R").noconvert(), py::arg("out").noconvert(),
+      "out = X R' for a CSR X (n x d) and R (T x d), float64, without a copy of R.");
   m.def(
       "loss_grad_csr_stacked",
       [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,

@@ -121,6 +121,87 @@ def loss_grad_shared(
 ) -> float: ...
 
 # Losses and gradients with a CSR X (scipy's data, indices, indptr: never densified).
+
+@overload
+def csr_transpose_times(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    R: NDArray[np.float64],
+    out: NDArray[np.float64],
+    accumulate: bool = False,
+) -> None:
+    """out = R X (out += R X with accumulate) for a CSR X (n x d) and R (T x n), float64: X' R' without a copy."""
+
+@overload
+def csr_transpose_times(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    R: NDArray[np.float64],
+    out: NDArray[np.float64],
+    accumulate: bool = False,
+) -> None: ...
+@overload
+def csr_transpose_times(
+    data: NDArray[np.float32],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    R: NDArray[np.float64],
+    out: NDArray[np.float64],
+    accumulate: bool = False,
+) -> None: ...
+@overload
+def csr_transpose_times(
+    data: NDArray[np.float32],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    R: NDArray[np.float64],
+    out: NDArray[np.float64],
+    accumulate: bool = False,
+) -> None: ...
+@overload
+def csr_times_transposed(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    R: NDArray[np.float64],
+    out: NDArray[np.float64],
+) -> None:
+    """out = X R' for a CSR X (n x d) and R (T x d), float64, without a copy of R."""
+
+@overload
+def csr_times_transposed(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    R: NDArray[np.float64],
+    out: NDArray[np.float64],
+) -> None: ...
+@overload
+def csr_times_transposed(
+    data: NDArray[np.float32],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    R: NDArray[np.float64],
+    out: NDArray[np.float64],
+) -> None: ...
+@overload
+def csr_times_transposed(
+    data: NDArray[np.float32],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    R: NDArray[np.float64],
+    out: NDArray[np.float64],
+) -> None: ...
 @overload
 def loss_grad_csr_stacked(
     data: NDArray[np.float64],

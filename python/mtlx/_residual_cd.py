@@ -55,6 +55,10 @@ class DenseColumns:
         """(X_S,c V)' as (T, n) for V of shape (k, T)."""
         return V.T @ self.columns
 
+    def subtract_times(self, V: np.ndarray, R: np.ndarray) -> None:
+        """R -= (X_S,c V)' in place."""
+        R -= V.T @ self.columns
+
 
 class SparseColumns:
     """A working set's columns of a sparse X, centered implicitly (x_j - xbar_j 1 never formed).
@@ -67,12 +71,34 @@ class SparseColumns:
         Their means, subtracted (None: no centering).
     """
 
+    @classmethod
+    def of(cls, X, features: np.ndarray, xbar) -> SparseColumns:
+        """The columns ``features`` of a CSR X, gathered from its stored entries in chunks: memory
+        of the selected entries only (scipy's column indexing made temporaries of X's size, 80 MB
+        for 10^7 entries)."""
+        import scipy.sparse as sp
+
+        position = np.full(X.shape[1], -1, dtype=np.int64)
+        position[features] = np.arange(len(features))
+        step = 1 << 18
+        kept = np.concatenate([start + np.flatnonzero(position[X.indices[start:start + step]] >= 0)
+                               for start in range(0, X.indices.size, step)] or [np.zeros(0, dtype=np.int64)])
+        rows = np.searchsorted(X.indptr, kept, side="right") - 1
+        cols = position[X.indices[kept]]
+        order = np.argsort(cols, kind="stable")  # by feature, rows ascending within each (kept is in row order)
+        indptr = np.zeros(len(features) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cols, minlength=len(features)), out=indptr[1:])
+        transposed = sp.csr_matrix((X.data[kept][order], rows[order], indptr), shape=(len(features), X.shape[0]))
+        return cls(transposed.T, xbar)
+
     def __init__(self, X_S, xbar):
         rows = X_S.T.tocsr()  # column j of X_S as row j: its entries contiguous for the epochs
-        rows.sort_indices()
+        rows.sum_duplicates()
         self.data = np.ascontiguousarray(rows.data, dtype=np.float64)
         self.indices = np.ascontiguousarray(rows.indices, dtype=np.int64)
         self.indptr = np.ascontiguousarray(rows.indptr, dtype=np.int64)
+        rows.indices = rows.indices.astype(np.int64, copy=False)  # one index dtype for the native products
+        rows.indptr = rows.indptr.astype(np.int64, copy=False)
         self.rows, self.n = rows, X_S.shape[0]
         self.xbar = None if xbar is None else np.ascontiguousarray(xbar, dtype=np.float64)
         self.col_sums = np.asarray(rows.sum(axis=1), dtype=np.float64).ravel()
@@ -88,16 +114,27 @@ class SparseColumns:
                                                self.sq_norms, c, alpha, l2, code, WS, R, count, 0.0)
 
     def products(self, R: np.ndarray) -> np.ndarray:
-        out = np.asarray(self.rows @ R.T)
+        # From the stored entries, natively: scipy's product with R.T would first copy R (n x T).
+        rows = self.rows
+        out = np.empty((rows.shape[0], R.shape[0]))
+        _core.csr_times_transposed(rows.data, rows.indices, rows.indptr, self.n, np.ascontiguousarray(R), out)
         if self.xbar is not None:
             out -= np.outer(self.xbar, R.sum(axis=1))
         return out
 
     def times(self, V: np.ndarray) -> np.ndarray:
-        out = np.asarray((self.rows.T @ V).T)
-        if self.xbar is not None:
-            out -= (self.xbar @ V)[:, None]
+        out = np.empty((V.shape[1], self.n))
+        self.subtract_times(V, out, accumulate=False, sign=1.0)
         return out
+
+    def subtract_times(self, V: np.ndarray, R: np.ndarray, accumulate: bool = True, sign: float = -1.0) -> None:
+        """R -= (X_S,c V)' in place (T, n) (or R = (X_S,c V)' without ``accumulate``, sign 1): the
+        stored entries scattered straight into R, no (n, T) temporary."""
+        rows = self.rows
+        _core.csr_transpose_times(rows.data, rows.indices, rows.indptr, self.n, np.ascontiguousarray(sign * V.T), R,
+                                  accumulate)
+        if self.xbar is not None:
+            R -= (sign * (self.xbar @ V))[:, None]
 
 
 def _smooth(R: np.ndarray, WS: np.ndarray, c: np.ndarray, l2: float) -> float:

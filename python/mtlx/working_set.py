@@ -396,7 +396,7 @@ class WorkingSetSolver:
         """The columns X[:, features] - xbar: dense (k, n) with each column contiguous, or a sparse
         X's columns centered implicitly (:mod:`mtlx._residual_cd`)."""
         if self.data.sparse:
-            return SparseColumns(self.data.X[:, features], self.xbar[0, features] if self.fit_intercept else None)
+            return SparseColumns.of(self.data.X, features, self.xbar[0, features] if self.fit_intercept else None)
         cols = self.data.X[:, features].T.astype(np.float64, order="C")
         if self.fit_intercept:
             cols -= self.xbar[0, features][:, None]
@@ -404,17 +404,20 @@ class WorkingSetSolver:
 
     def _residuals(self, columns, WS: np.ndarray) -> np.ndarray:
         """R = (Y - ybar) - X_S W_S as (T, n), from the support's centered columns."""
-        R = (self.data.Y - self.ybar).T.astype(np.float64, order="C")
+        R = np.empty((self.data.n_tasks, self.data.X.shape[0]))
+        np.subtract(self.data.Y.T, self.ybar[:, None], out=R)  # (no n x T temporary beside R)
         if WS.size:
-            R -= columns.times(WS)
+            columns.subtract_times(WS, R)
         return R
 
     def _centered_products(self, R: np.ndarray) -> np.ndarray:
         """``X_c' R'`` as (d, T) for R of shape (T, n), by one pass over X (threads over fixed column
         chunks: bitwise the same for any thread count)."""
         with blas_threads(1):
-            if self.data.sparse:
-                RX = np.asarray(self.data.X.T @ R.T).T
+            if self.data.sparse:  # one pass over the stored entries, no copy of R (scipy's would transpose it)
+                X = self.data.X
+                RX = np.empty((R.shape[0], X.shape[1]))
+                _core.csr_transpose_times(X.data, X.indices, X.indptr, X.shape[1], np.ascontiguousarray(R), RX)
             else:
                 RX = np.zeros((self.data.n_tasks, self.data.n_features))
                 column_products(lambda lo, hi: R[:, lo:hi], self.data.X, RX, self.n_threads)
