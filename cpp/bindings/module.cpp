@@ -74,6 +74,16 @@ const Real* intercepts(const std::optional<carray<Real>>& b, py::ssize_t T) {
   return b->data();
 }
 
+void check_offsets(const carray<std::int64_t>& offsets, py::ssize_t n) {
+  if (offsets.ndim() != 1 || offsets.shape(0) < 1) throw std::invalid_argument("offsets must be 1-D, non-empty");
+  const py::ssize_t T = offsets.shape(0) - 1;
+  const std::int64_t* off = offsets.data();
+  if (off[0] != 0 || off[T] != n) throw std::invalid_argument("offsets must start at 0 and end at n_samples");
+  for (py::ssize_t t = 0; t < T; ++t) {
+    if (off[t + 1] < off[t]) throw std::invalid_argument("offsets must be non-decreasing");
+  }
+}
+
 void expect_task_vectors(const carray<std::uint8_t>& losses, const carray<double>& loss_params,
                          const carray<double>& weights, py::ssize_t T) {
   expect_shape(losses, "losses", {T});
@@ -104,13 +114,9 @@ void bind_dtype(py::module_& m) {
         const py::ssize_t n = X.shape(0), d = X.shape(1);
         expect_shape(y, "y", {n});
         if (sample_weight) expect_shape(*sample_weight, "sample_weight", {n});
-        if (offsets.ndim() != 1 || offsets.shape(0) < 1) throw std::invalid_argument("offsets must be 1-D, non-empty");
+        check_offsets(offsets, n);
         const py::ssize_t T = offsets.shape(0) - 1;
         const std::int64_t* off = offsets.data();
-        if (off[0] != 0 || off[T] != n) throw std::invalid_argument("offsets must start at 0 and end at n_samples");
-        for (py::ssize_t t = 0; t < T; ++t) {
-          if (off[t + 1] < off[t]) throw std::invalid_argument("offsets must be non-decreasing");
-        }
         expect_task_vectors(losses, loss_params, weights, T);
         expect_shape(Wt, "Wt", {T, d});
         mtlx::StackedTasks<Real> data{X.data(), y.data(), off, losses.data(), loss_params.data(), weights.data(), T, d};
@@ -201,16 +207,6 @@ void bind_dtype(py::module_& m) {
         return mtlx::cpu::read_sum(p, size, n_threads);
       },
       py::arg("a").noconvert(), py::arg("n_threads"), "Sum of all entries: a plain read loop (bandwidth reference).");
-}
-
-void check_offsets(const carray<std::int64_t>& offsets, py::ssize_t n) {
-  if (offsets.ndim() != 1 || offsets.shape(0) < 1) throw std::invalid_argument("offsets must be 1-D, non-empty");
-  const py::ssize_t T = offsets.shape(0) - 1;
-  const std::int64_t* off = offsets.data();
-  if (off[0] != 0 || off[T] != n) throw std::invalid_argument("offsets must start at 0 and end at n_samples");
-  for (py::ssize_t t = 0; t < T; ++t) {
-    if (off[t + 1] < off[t]) throw std::invalid_argument("offsets must be non-decreasing");
-  }
 }
 
 // The Gram statistics (n_gram matrices of d x d) and the per-task reference point, checked.
@@ -651,13 +647,9 @@ void bind_csr(py::module_& m) {
         const py::ssize_t n = X.n_rows, d = n_cols;
         expect_shape(y, "y", {n});
         if (sample_weight) expect_shape(*sample_weight, "sample_weight", {n});
-        if (offsets.ndim() != 1 || offsets.shape(0) < 1) throw std::invalid_argument("offsets must be 1-D, non-empty");
+        check_offsets(offsets, n);
         const py::ssize_t T = offsets.shape(0) - 1;
         const std::int64_t* off = offsets.data();
-        if (off[0] != 0 || off[T] != n) throw std::invalid_argument("offsets must start at 0 and end at n_samples");
-        for (py::ssize_t t = 0; t < T; ++t) {
-          if (off[t + 1] < off[t]) throw std::invalid_argument("offsets must be non-decreasing");
-        }
         expect_task_vectors(losses, loss_params, weights, T);
         expect_shape(Wt, "Wt", {T, d});
         const mtlx::TaskLosses tasks{losses.data(), loss_params.data(), weights.data(), T};

@@ -21,7 +21,28 @@ constexpr std::int64_t kMaxLanes = 16;
 struct LaneSums {
   double loss = 0.0;
   std::vector<double> gb, g;
+
+  void start(std::int64_t T, std::int64_t d, bool with_grad) {
+    if (!with_grad) return;
+    gb.assign(static_cast<std::size_t>(T), 0.0);
+    g.assign(static_cast<std::size_t>(T * d), 0.0);
+  }
 };
+
+// The lanes' losses added in lane order; with the gradient, their intercept sums too.
+template <class Real>
+double reduce_lanes(const std::vector<LaneSums>& lanes, std::int64_t T, Real* gb) {
+  double total = 0.0;
+  for (const LaneSums& lane : lanes) total += lane.loss;
+  if (gb) {
+    for (std::int64_t t = 0; t < T; ++t) {
+      double s = 0.0;
+      for (const LaneSums& lane : lanes) s += lane.gb[static_cast<std::size_t>(t)];
+      gb[t] = static_cast<Real>(s);
+    }
+  }
+  return total;
+}
 
 // c_t s L(y, z) and its derivative through the loss of `kind`.
 template <class Real>
@@ -63,10 +84,7 @@ double loss_grad_csr_stacked(const CsrMatrix<Real, Index>& X, const Real* y, con
 
   run_lanes(L, n, nnz, n_threads, [&](std::int64_t lane, std::int64_t first, std::int64_t last) {
     LaneSums& out = lanes[static_cast<std::size_t>(lane)];
-    if (with_grad) {
-      out.gb.assign(static_cast<std::size_t>(T), 0.0);
-      out.g.assign(static_cast<std::size_t>(T * d), 0.0);
-    }
+    out.start(T, d, with_grad);
     std::int64_t t = static_cast<std::int64_t>(std::upper_bound(offsets, offsets + T + 1, first) - offsets) - 1;
     for (std::int64_t i = first; i < last; ++i) {
       while (offsets[t + 1] <= i) ++t;
@@ -86,14 +104,8 @@ double loss_grad_csr_stacked(const CsrMatrix<Real, Index>& X, const Real* y, con
     }
   });
 
-  double total = 0.0;
-  for (const LaneSums& lane : lanes) total += lane.loss;
+  const double total = reduce_lanes(lanes, T, with_grad ? grad.gb : static_cast<Real*>(nullptr));
   if (with_grad) {
-    for (std::int64_t t = 0; t < T; ++t) {
-      double s = 0.0;
-      for (const LaneSums& lane : lanes) s += lane.gb[static_cast<std::size_t>(t)];
-      grad.gb[t] = static_cast<Real>(s);
-    }
     for (std::int64_t k = 0; k < T * d; ++k) {
       double s = 0.0;
       for (const LaneSums& lane : lanes) s += lane.g[static_cast<std::size_t>(k)];
@@ -119,10 +131,7 @@ double loss_grad_csr_shared(const CsrMatrix<Real, Index>& X, const Real* Y, cons
 
   run_lanes(L, n, nnz, n_threads, [&](std::int64_t lane, std::int64_t first, std::int64_t last) {
     LaneSums& out = lanes[static_cast<std::size_t>(lane)];
-    if (with_grad) {
-      out.gb.assign(static_cast<std::size_t>(T), 0.0);
-      out.g.assign(static_cast<std::size_t>(d * T), 0.0);
-    }
+    out.start(T, d, with_grad);
     std::vector<double> z(static_cast<std::size_t>(T)), r(static_cast<std::size_t>(T));
     for (std::int64_t i = first; i < last; ++i) {
       const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]), hi = static_cast<std::int64_t>(X.indptr[i + 1]);
@@ -151,14 +160,8 @@ double loss_grad_csr_shared(const CsrMatrix<Real, Index>& X, const Real* Y, cons
     }
   });
 
-  double total = 0.0;
-  for (const LaneSums& lane : lanes) total += lane.loss;
+  const double total = reduce_lanes(lanes, T, with_grad ? grad.gb : static_cast<Real*>(nullptr));
   if (with_grad) {
-    for (std::int64_t t = 0; t < T; ++t) {
-      double s = 0.0;
-      for (const LaneSums& lane : lanes) s += lane.gb[static_cast<std::size_t>(t)];
-      grad.gb[t] = static_cast<Real>(s);
-    }
     for (std::int64_t j = 0; j < d; ++j) {
       for (std::int64_t t = 0; t < T; ++t) {
         double s = 0.0;
