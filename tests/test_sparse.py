@@ -195,3 +195,45 @@ def test_working_sets_on_sparse_shared_x_match_dense(rng, penalty, intercept):
     pa = mtlx.path(mtlx.TaskData.from_shared(X, Y), penalty, alphas=5, fit_intercept=intercept, tol=1e-10)
     pb = mtlx.path(mtlx.TaskData.from_shared(X.toarray(), Y), penalty, alphas=5, fit_intercept=intercept, tol=1e-10)
     np.testing.assert_allclose(pa.coefs, pb.coefs, atol=1e-8)
+
+
+# ----------------------------------------------------------------------------- datasets and the CLI
+@pytest.mark.parametrize("suffix", [".npz", ""])
+def test_datasets_store_a_sparse_x_and_the_cli_fits_it(rng, tmp_path, suffix, monkeypatch, capsys):
+    import mtlx.io
+    from mtlx.cli import main
+
+    X, Z = sparse_problem(rng, n=120)
+    task = np.sort(np.arange(120) % T)
+    y = targets("squared", Z[:, 0], rng)
+    path = tmp_path / f"sparse{suffix}"
+    mtlx.io.save_dataset(path, X, y, task)
+    with mtlx.io.DatasetFile(path) as ds:
+        assert ds.sparse and sp.issparse(ds["X"]) and "X_data" not in ds.names
+    data = mtlx.io.load_dataset(path)
+    assert data.sparse and (data.X != X).nnz == 0
+    part = mtlx.io.load_dataset(path, tasks=[2])
+    assert part.sparse and part.X.shape == ((task == 2).sum(), D)
+    mtlx.io.save_dataset(tmp_path / f"copy{suffix}", data)  # a sparse TaskData round-trips too
+    assert (mtlx.io.load_dataset(tmp_path / f"copy{suffix}").X != X).nnz == 0
+    no_densify(monkeypatch)
+    assert main(["fit", str(path), "--alpha", "0.01", "--intercept", "--out", str(tmp_path / "m.npz")]) == 0
+    ref = mtlx.MultiTaskRegressor(alpha=0.01).fit(X, y, task=task)
+    np.testing.assert_allclose(mtlx.load(tmp_path / "m.npz").coef_, ref.coef_, atol=1e-10)
+    assert main(["predict", str(tmp_path / "m.npz"), str(path), "--out", str(tmp_path / "p.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), ref.predict(X, task=task), atol=1e-9)
+
+
+def test_csr_gradient_matches_central_differences(rng):
+    X, Z = sparse_problem(rng, n=60)
+    Y = targets("logistic", Z, rng)
+    data = mtlx.TaskData.from_shared(X, Y)
+    W, b = 0.2 * rng.standard_normal((D, T)), 0.1 * rng.standard_normal(T)
+    _, gW, gb = mtlx.loss_grad(data, W, b, loss="logistic", task_weights="sum")
+    h = 1e-6
+    for j, t in [(0, 0), (7, 1), (D - 1, 2)]:
+        E = np.zeros_like(W)
+        E[j, t] = h
+        numeric = (mtlx.loss_grad(data, W + E, b, loss="logistic", task_weights="sum")[0]
+                   - mtlx.loss_grad(data, W - E, b, loss="logistic", task_weights="sum")[0]) / (2 * h)
+        assert numeric == pytest.approx(gW[j, t], rel=1e-6, abs=1e-8)

@@ -411,7 +411,7 @@ def _predict(args) -> int:
     with _reading("model file", args.model):
         model = load(args.model)
     with _reading("dataset", args.data), DatasetFile(args.data) as ds:
-        X = np.asarray(ds["X"])
+        X = ds["X"] if ds.sparse else np.asarray(ds["X"])
         task = np.asarray(ds["task"]) if ds.layout == "stacked" else None
     pred = model.predict(X) if task is None else model.predict(X, task=task)
     np.save(out, pred)

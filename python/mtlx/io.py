@@ -73,7 +73,9 @@ from .data import TaskData
 
 __all__ = ["DatasetFile", "load_dataset", "save_dataset", "task_sizes"]
 
-_ARRAY_NAMES = ("X", "y", "task", "Y", "task_ids", "sample_weight")
+_ARRAY_NAMES = ("X", "y", "task", "Y", "task_ids", "sample_weight") + ("X_data", "X_indices", "X_indptr", "X_shape")
+#: A sparse X is stored as its CSR arrays under these names (scipy's own names, prefixed).
+_CSR_PARTS = ("X_data", "X_indices", "X_indptr", "X_shape")
 _PLAIN_FILES = {f"{name}.npy" for name in _ARRAY_NAMES}  # the arrays of a folder without versions
 _CURRENT = "current"
 _LOCK = ".lock"
@@ -114,6 +116,12 @@ class DatasetFile:
         else:
             raise FileNotFoundError(f"dataset {str(self.path)!r} does not exist (expected an .npz file or a "
                                     "folder of .npy files)")
+        # A sparse X (its CSR arrays) is presented as "X", a scipy CSR matrix.
+        if "X" not in self.names and all(part in self.names for part in _CSR_PARTS):
+            self.names = sorted(set(self.names) - set(_CSR_PARTS) | {"X"})
+            self.sparse = True
+        else:
+            self.sparse = False
         # Targets are optional here (``mtlx predict`` reads inputs only): ``require`` checks them.
         self.layout = "stacked" if "task" in self.names else "shared"
         try:
@@ -134,6 +142,8 @@ class DatasetFile:
 
     def __getitem__(self, name: str) -> np.ndarray:
         self.require(name)
+        if name == "X" and self.sparse and name not in self._arrays:
+            self._arrays["X"] = self._csr()
         if name not in self._arrays:
             try:
                 if self._archive is None:
@@ -144,6 +154,27 @@ class DatasetFile:
                 raise ValueError(f"{self}: array {name!r} cannot be read: {exc}") from None
             self._arrays[name] = array
         return self._arrays[name]
+
+    def _raw(self, name: str) -> np.ndarray:
+        if self._archive is None:
+            return map_npy(self._files[name])
+        return read_npz_member(self._archive, self._members[name])
+
+    def _csr(self):
+        """X from its stored CSR arrays (memory-mapped in a folder): checked, never densified."""
+        import scipy.sparse as sp
+
+        try:
+            data, indices, indptr, shape = (self._raw(part) for part in _CSR_PARTS)
+            if shape.shape != (2,) or shape.dtype.kind not in "iu" or indptr.shape != (int(shape[0]) + 1,):
+                raise ValueError(f"X_shape {shape.tolist()} and X_indptr of shape {indptr.shape} do not describe a "
+                                 "CSR matrix")
+            X = sp.csr_matrix((data, indices, indptr), shape=(int(shape[0]), int(shape[1])))
+            X.check_format(full_check=True)
+        except ValueError as exc:
+            raise ValueError(f"{self}: the sparse X (X_data, X_indices, X_indptr, X_shape) cannot be read: {exc}") \
+                from None
+        return X
 
     def check(self) -> None:
         """Raise a ValueError naming the array and its shape when the arrays do not fit together."""
@@ -373,10 +404,13 @@ def task_sizes(path):
         return ids, counts.astype(np.int64)
 
 
-def _take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _take_rows(a, rows: np.ndarray):
+    import scipy.sparse as sp
+
+    keep = (lambda v: v) if sp.issparse(a) else np.asarray  # (np.asarray of a sparse matrix is an object array)
     if rows.size and rows[-1] - rows[0] + 1 == rows.size:
-        return np.asarray(a[rows[0] : rows[-1] + 1])
-    return np.asarray(a[rows])
+        return keep(a[rows[0] : rows[-1] + 1])
+    return keep(a[rows])
 
 
 # ------------------------------------------------------------------------------ arrays to save
@@ -386,6 +420,8 @@ def _arrays_of(X, y, task, task_ids, sample_weight=None) -> dict:
         if y is not None or task is not None or task_ids is not None or sample_weight is not None:
             raise ValueError("y, task, task_ids and sample_weight must be None when X is a TaskData (it holds the "
                              "targets, task ids and weights)")
+        if X.sparse:
+            return _sparse_task_data_arrays(X)
         if X.layout == "shared":
             arrays = {"X": X.X, "Y": X.Y, "task_ids": np.asarray(X.task_ids)}
             if X.weighted:
@@ -397,10 +433,19 @@ def _arrays_of(X, y, task, task_ids, sample_weight=None) -> dict:
         if X.weighted:
             arrays["sample_weight"] = X.sample_weight
         return arrays
-    X = as_real_array(X, "X", ndim=2)
-    _check_finite(X, "X")
+    import scipy.sparse as sp
+
+    if sp.issparse(X):  # stored as its CSR arrays, never densified
+        X = sp.csr_matrix(X)
+        if X.dtype.kind not in "biuf" or not np.isfinite(X.data).all():
+            raise ValueError("X (sparse) must hold finite numbers")
+        arrays = {"X_data": X.data, "X_indices": X.indices, "X_indptr": X.indptr,
+                  "X_shape": np.array(X.shape, dtype=np.int64)}
+    else:
+        X = as_real_array(X, "X", ndim=2)
+        _check_finite(X, "X")
+        arrays = {"X": X}
     n = X.shape[0]
-    arrays = {"X": X}
     if sample_weight is not None:
         from .data import _row_weights
 
@@ -431,6 +476,18 @@ def _arrays_of(X, y, task, task_ids, sample_weight=None) -> dict:
         arrays["task_ids"] = _ids(task_ids, "task_ids", n_tasks)
         if np.unique(arrays["task_ids"]).size != n_tasks:
             raise ValueError("task_ids holds an id more than once; task ids must be unique")
+    return arrays
+
+
+def _sparse_task_data_arrays(data: TaskData) -> dict:
+    """A sparse TaskData's arrays: X's CSR parts beside the targets and weights, as for a dense one."""
+    dense = TaskData(layout=data.layout, X=np.empty((data.X.shape[0], 0)), y=data.y, Y=data.Y, offsets=data.offsets,
+                     task_ids=data.task_ids, sample_weight=data.sample_weight, row_weight=data.row_weight)
+    arrays = _arrays_of(dense, None, None, None)
+    del arrays["X"]
+    X = data.X
+    arrays.update({"X_data": X.data, "X_indices": X.indices, "X_indptr": X.indptr,
+                   "X_shape": np.array(X.shape, dtype=np.int64)})
     return arrays
 
 

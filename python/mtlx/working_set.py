@@ -271,7 +271,10 @@ class WorkingSetSolver:
             # (X_S - 1 xbar_S')' X = X_S' X - xbar_S (1' X): a sparse product, then the dense correction.
             for g in range(self.n_gram):
                 X_g = data.X if data.layout == "shared" else data.X[self._task_rows(g)]
-                self._H[g, rows] = (X_g[:, new].T @ X_g).toarray()
+                product = (X_g[:, new].T @ X_g).tocoo()  # the Gram rows (k x d), not X: filled densely
+                block = self._H[g, rows]
+                block[:] = 0.0
+                block[product.row, product.col] = product.data
                 if self.fit_intercept:
                     self._H[g, rows] -= np.outer(self.xbar[g, new], np.asarray(X_g.sum(axis=0)).ravel())
         elif data.layout == "shared":
