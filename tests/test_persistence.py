@@ -263,9 +263,11 @@ def test_intercepts_of_a_fit_without_intercepts_are_zero(tmp_path, stacked_rows)
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"classes_1": np.array(["down", "up", "zzz"])}, r"classes_ of task 1 has shape \(3,\), expected two labels"),
-    ({"classes_1": np.array(["up", "down"])}, r"classes_ of task 1 is \['up', 'down'\]: two distinct labels in sorted"),
-    ({"classes_0": np.array(["up", "up"])}, "classes_ of task 0 is .*two distinct labels"),
+    # A third label makes task 1 multinomial: three rows of coef_, which the file does not have.
+    ({"classes_1": np.array(["down", "up", "zzz"])}, r"coef_ has shape \(3, 4\), expected \(columns: one per binary "
+                                                      r"task, K per task of K classes, n_features_in_\) = \(5, 4\)"),
+    ({"classes_1": np.array(["up", "down"])}, r"classes_ of task 1 is \['up', 'down'\]: distinct labels in sorted"),
+    ({"classes_0": np.array(["up", "up"])}, "classes_ of task 0 is .*distinct labels in sorted"),
     ({"classes_2": np.array([0.0, np.nan])}, "classes_ of task 2 contains NaN"),
     ({"classes_2": None}, r"stores the labels \['classes_0', 'classes_1', 'classes_2'\], found \['classes_0', 'class"),
     ({"classes_3": np.array(["a", "b"])}, r"found \['classes_0', 'classes_1', 'classes_2', 'classes_3'\]"),

@@ -47,6 +47,9 @@ def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
     np.testing.assert_allclose(poisson.predict(X[:2]), np.exp(X[:2] @ poisson.coef_.T + poisson.intercept_),
                                rtol=1e-12)
     assert not hasattr(at["svm"], "predict_proba") and at["svm"].score(X, Y > 0) > 0.8
+    multi = at["multi"]
+    assert multi.coef_.shape == (5, 20) and [len(c) for c in multi.classes_] == [4, 2]
+    np.testing.assert_allclose(multi.predict_proba(X)[0].sum(axis=1), 1.0, rtol=1e-13)
     # Sample weights and missing labels: the weighted fit is the repeated-rows fit for integer
     # weights, and the partial fit uses the labelled entries only.
     weights_env = env["weights_env"]

@@ -42,6 +42,10 @@ class _CrossValidated:
                           "spelling)", FutureWarning, stacklevel=2)
         self._check_params()
         data = self._fit_data(X, y, task, sample_weight)
+        if getattr(self, "_is_multinomial", lambda: False)():
+            raise ValueError(f"Only binary classification is supported by {type(self).__name__}: a task has "
+                             f"{max(len(c) for c in self._per_task_classes())} classes (MultiTaskClassifier fits "
+                             "them with the multinomial loss; its cross-validation is not built yet)")
         alphas = self._grid(data)
         folds = self._folds(data)
         scores = np.zeros((len(alphas), len(folds)))
@@ -229,6 +233,11 @@ class MultiTaskClassifierCV(_CrossValidated, MultiTaskClassifier):
 
     _base = MultiTaskClassifier
     _stratified = True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
 
     def __init__(self, penalty="l21", alphas=30, n_alphas="deprecated", eps=1e-3, cv=5, scoring="accuracy", l2=0.0,
                  fit_intercept=True, task_weights="mean", tol=1e-6, max_iter=10_000, n_threads=None, random_state=0):

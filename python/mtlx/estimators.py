@@ -18,14 +18,14 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
 from ._layouts import group_rows, is_input_list, is_task_list
 from ._progress import IterationProgress, is_root
 from ._validate import MAX_THREADS, as_real_array, check_comm, check_int, check_real, check_task_ids
 from .data import TaskData
-from .losses import Huber, get_loss
+from .losses import Huber, Multinomial, get_loss
 from .penalties import get_penalty
 from .solver import SOLVERS, check_options, choose_solver, solve
 
@@ -193,7 +193,7 @@ class _MultiTaskModel(BaseEstimator):
         engine = self._solver_for(data, solve_options)
         with IterationProgress(self.tol, enabled, self.callback, type(self).__name__) as progress:
             callback = progress if (enabled or self.callback is not None) else None
-            res = solve(data, loss=self._loss_object(), penalty=self.penalty, alpha=self.alpha, l2=self.l2,
+            res = solve(data, loss=self._column_losses(), penalty=self.penalty, alpha=self.alpha, l2=self.l2,
                         fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
                         max_iter=self.max_iter, W0=W0, b0=b0 if engine != "cd" else None, callback=callback,
                         solver=getattr(self, "solver", "auto"), n_threads=self.n_threads, **comm_kw,
@@ -213,6 +213,10 @@ class _MultiTaskModel(BaseEstimator):
             del self.components_
         self._gather_task_info(data)
         return self
+
+    def _column_losses(self):
+        """The loss of each column of W (each task's, by default)."""
+        return self._loss_object()
 
     def _loss_object(self):
         """The loss of every task: the ``loss`` parameter (with ``epsilon`` for Huber) where the
@@ -289,6 +293,7 @@ class _MultiTaskModel(BaseEstimator):
                 sizes = [len(y_t) for _, y_t in pairs]
                 pooled = _pooled_weights(sample_weight, sizes)
                 weights = np.split(pooled, np.cumsum(sizes)[:-1])
+            pairs, weights = _one_column_per_target(pairs, weights)
             data = TaskData.from_tasks(pairs, sample_weight=weights)
             self._forget_feature_names()
             self.n_features_in_ = data.n_features
@@ -308,10 +313,16 @@ class _MultiTaskModel(BaseEstimator):
             raise ValueError(f"task must hold one id per row of X: X has {X.shape[0]} rows, task has shape "
                              f"{task.shape}")
         ids, positions = np.unique(task, return_inverse=True)
-        y_coded = np.empty(len(y), dtype=np.float64)
-        for t, rows in group_rows(positions):
-            y_coded[rows] = self._encode_targets(y[rows], f"task {ids[t]}", t)
+        coded = [(rows, self._encode_targets(y[rows], f"task {ids[t]}", t)) for t, rows in group_rows(positions)]
         self.fit_layout_ = "stacked"
+        if any(np.ndim(c) == 2 for _, c in coded):  # a task of several target columns: its rows once per column
+            s = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+            pairs, weights = _one_column_per_target([(X[rows], c) for rows, c in coded],
+                                                    None if s is None else [s[rows] for rows, _ in coded])
+            return TaskData.from_tasks(pairs, sample_weight=weights)
+        y_coded = np.empty(len(y), dtype=np.float64)
+        for rows, c in coded:
+            y_coded[rows] = c
         return TaskData.from_stacked(X, y_coded, task, sample_weight=sample_weight)
 
     def _validate_shared(self, X, y):
@@ -523,11 +534,19 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskModel):
 
 class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
     __doc__ = (
-        """Multi-task binary classification: logistic loss per task with a coupling penalty.
+        """Multi-task classification: logistic loss per task with a coupling penalty.
 
-    Each task has its own two labels (any two values); internally they become -1/+1 and the
-    objective is ``sum_t c_t sum_i log(1 + exp(-y_ti (x_ti . w_t + b_t))) + alpha g(W) + ...``
-    (or the squared hinge loss ``max(0, 1 - y z)^2``, a linear SVM, with ``loss="squared_hinge"``).
+    Each task has its own labels (any values). A task of two classes has one column of W: its
+    labels become -1/+1 and its loss is ``log(1 + exp(-y_ti (x_ti . w_t + b_t)))`` (or the squared
+    hinge ``max(0, 1 - y z)^2``, a linear SVM, with ``loss="squared_hinge"``). A task of K > 2
+    classes has K columns of W, one per class, and the multinomial (softmax) loss
+    ``log sum_k exp(z_ik) - z_i,y_i`` (:class:`mtlx.losses.Multinomial`; K columns, as scikit-learn's
+    LogisticRegression, the penalty choosing among the equivalent shifts). ``coef_`` stacks the
+    columns: one row per binary task, K rows per task of K classes, in task order. Penalties act on
+    those columns: l21 couples a feature's rows across every column (every class of every task),
+    l1 acts per entry, the trace norm on the whole stacked matrix; Graph, Mean and Clustered treat
+    each column as a task (a multinomial task's classes as K tasks). Multinomial tasks are fitted in
+    one process (not under MPI) and not by the CV estimator yet.
 """
         + _PARAMS_DOC
         + """    loss : {"logistic", "squared_hinge"}, default="logistic"
@@ -555,11 +574,6 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
     def _has_proba(self) -> bool:
         return getattr(self, "loss", self._loss) == "logistic"
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
     def _fit_data(self, X, y, task, sample_weight=None):
         self._task_classes = []
         try:
@@ -568,9 +582,105 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
             classes = self._task_classes
             del self._task_classes
         self.classes_ = classes[0] if self.fit_layout_ == "single" else classes
+        # The user's task ids: the columns of W are one per binary task and one per class of a
+        # multinomial task, so the TaskData's ids (one per column) are not the tasks'.
+        self._task_ids = np.unique(check_task_ids(task, name="task")) if self.fit_layout_ == "stacked" and \
+            task is not None else np.asarray(data.task_ids) if not self._is_multinomial() else np.arange(len(classes))
         return data
 
+    # -- multinomial tasks: K columns of W each ---------------------------------------------------
+    def _per_task_classes(self) -> list:
+        return [self.classes_] if self.fit_layout_ == "single" else list(self.classes_)
+
+    def _is_multinomial(self) -> bool:
+        """Whether some task has more than two classes (then its K columns of W form a softmax)."""
+        if not hasattr(self, "classes_"):  # unfitted: the binary paths raise NotFittedError
+            return False
+        return any(len(c) > 2 for c in self._per_task_classes())
+
+    def _column_ranges(self) -> list:
+        """The rows of ``coef_`` of each task: one for a binary task, K for a task of K classes."""
+        widths = [1 if len(c) == 2 else len(c) for c in self._per_task_classes()]
+        edges = np.concatenate([[0], np.cumsum(widths)]).astype(int)
+        return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+    def _column_losses(self):
+        base = self._loss_object()
+        if not self._is_multinomial():
+            return base
+        out = []
+        for c in self._per_task_classes():
+            out.extend([base] if len(c) == 2 else [Multinomial()] * len(c))  # one object per task: its group
+        return out
+
+    def _task_scores(self, X, task):
+        """Each task's scores: (m, 1) margins of a binary task, (m, K) class scores of a multinomial
+        one. Returns (list of per-task arrays, positions) as :meth:`_margins`; for stacked input the
+        list holds (rows, scores) per task."""
+        check_is_fitted(self)
+        ranges = self._column_ranges()
+        coef, b = self.coef_, self.intercept_
+        if is_input_list(X):
+            if task is not None:
+                raise ValueError("task must be None when X is a list of per-task inputs")
+            if len(X) != self.n_tasks_:
+                raise ValueError(f"X is a list of {len(X)} per-task inputs but the model has {self.n_tasks_} tasks")
+            out = []
+            for t, X_t in enumerate(X):
+                X_t = check_array(X_t, dtype=_FLOATS, input_name=f"X[{t}]", accept_sparse=_SPARSE)
+                self._check_n_features(X_t, f"task {self.tasks_[t]}: X")
+                lo, hi = ranges[t]
+                out.append(np.asarray(X_t @ coef[lo:hi].T.astype(X_t.dtype, copy=False)) + b[lo:hi])
+            return out, None
+        if task is None and self.fit_layout_ == "stacked":
+            return self._margins(X, task)  # (raises: a stacked model needs task)
+        X = validate_data(self, X, reset=False, dtype=_FLOATS, accept_sparse=_SPARSE)
+        if task is None:
+            Z = np.asarray(X @ coef.T.astype(X.dtype, copy=False)) + b
+            return [Z[:, lo:hi] for lo, hi in ranges], None
+        positions = self._task_positions(task, X.shape[0])
+        out = [(np.zeros(0, dtype=np.intp), None)] * self.n_tasks_
+        for t, rows in group_rows(positions):
+            lo, hi = ranges[t]
+            out[t] = (rows, np.asarray(X[rows] @ coef[lo:hi].T.astype(X.dtype, copy=False)) + b[lo:hi])
+        return out, positions
+
+    def _stacked_same_width(self, what: str) -> int:
+        widths = {hi - lo for lo, hi in self._column_ranges()}
+        if len(widths) != 1:
+            raise ValueError(f"{what} of stacked rows needs every task to have the same number of classes; these "
+                             "tasks differ: call it per task (a list of per-task inputs)")
+        return widths.pop()
+
+    def _multinomial_output(self, X, task, of_scores, what: str):
+        """``of_scores(t, S)`` per task, in the layout of X (a list for per-task and shared input, one
+        array over the rows for stacked input)."""
+        scores, positions = self._task_scores(X, task)
+        if positions is None:
+            out = [of_scores(t, S) for t, S in enumerate(scores)]
+            return out[0] if self.fit_layout_ == "single" else out
+        self._stacked_same_width(what)
+        parts = [(rows, of_scores(t, S)) for t, (rows, S) in enumerate(scores) if S is not None]
+        result = np.empty((len(positions),) + parts[0][1].shape[1:], dtype=np.result_type(*[p for _, p in parts]))
+        for rows, values in parts:
+            result[rows] = values
+        return result
+
+    def _labels_of(self, t: int, S: np.ndarray) -> np.ndarray:
+        classes = self._per_task_classes()[t]
+        return classes[(S[:, 0] > 0).astype(np.intp)] if S.shape[1] == 1 else classes[np.argmax(S, axis=1)]
+
+    def _proba_of(self, t: int, S: np.ndarray) -> np.ndarray:
+        if S.shape[1] == 1:
+            return _two_columns(S[:, 0])
+        S = np.asarray(S, dtype=np.float64)
+        E = np.exp(S - S.max(axis=1, keepdims=True))
+        return E / E.sum(axis=1, keepdims=True)
+
     def _gather_task_info(self, data: TaskData) -> None:
+        if self._is_multinomial():
+            self.tasks_ = np.asarray(self._task_ids)
+            self.n_tasks_ = len(self.tasks_)
         if self.comm is None:
             return
         by_id = {}
@@ -584,18 +694,25 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
             y_t = y_t[:, 0]
         if y_t.dtype.kind == "f" and np.isnan(y_t).any():  # missing labels (shared X): encode the others
             missing = np.isnan(y_t)
-            coded = np.full(len(y_t), np.nan)
-            coded[~missing] = self._encode_targets(y_t[~missing], where, t)
+            inner = self._encode_targets(y_t[~missing], where, t)
+            coded = np.full((len(y_t),) + inner.shape[1:], np.nan)
+            coded[~missing] = inner
             return coded
         check_classification_targets(y_t)
         classes = np.unique(y_t)
-        if classes.size > 2:
-            raise ValueError(f"{where}: Only binary classification is supported. The type of the target is "
-                             f"{type_of_target(y_t)} ({classes.size} classes: {_preview(classes)}); "
-                             f"{type(self).__name__} needs exactly two classes per task")
         if classes.size < 2:
             raise ValueError(f"{where}: y has only one class ({_preview(classes)}); {type(self).__name__} needs "
-                             "exactly two classes per task (binary classification)")
+                             "at least two classes per task")
+        if classes.size > 2:
+            if self._loss_object().name != "logistic":
+                raise ValueError(f"{where}: {classes.size} classes ({_preview(classes)}), but the "
+                                 f"{self._loss_object().name} loss separates two; use loss='logistic', which fits "
+                                 "the multinomial (softmax) loss for a task of more than two classes")
+            if self.comm is not None:
+                raise ValueError(f"{where}: {classes.size} classes; a multinomial task (more than two classes) is "
+                                 "fitted in one process for now, not under MPI")
+            self._task_classes.append(classes)
+            return (y_t[:, None] == classes[None, :]).astype(np.float64)  # one-hot: its K columns' targets
         self._task_classes.append(classes)
         return np.where(y_t == classes[1], 1.0, -1.0)
 
@@ -603,11 +720,30 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         return self.classes_ if self.fit_layout_ == "single" else self.classes_[t]
 
     def decision_function(self, X, task=None):
-        """Margins ``x . w_t + b_t`` (positive: the task's second class); layouts as ``predict``."""
+        """Margins ``x . w_t + b_t`` (positive: the task's second class); layouts as ``predict``.
+
+        With a task of K > 2 classes, each task's scores: (n, 1) for a binary task, (n, K) for a
+        multinomial one, in a list (one array per task) for shared and per-task input."""
+        if self._is_multinomial():
+            return self._multinomial_output(X, task, lambda t, S: S, "decision_function")
         return self._margins(X, task)[0]
 
     def predict(self, X, task=None):
         """Predicted labels, in the layout of ``X`` (see :meth:`MultiTaskRegressor.predict`)."""
+        if self._is_multinomial():
+            scores, positions = self._task_scores(X, task)
+            if positions is None:
+                labels = [self._labels_of(t, S) for t, S in enumerate(scores)]
+                if is_input_list(X):
+                    return labels
+                return labels[0] if self.fit_layout_ == "single" else np.column_stack(
+                    labels if _same_kind(labels) else [np.asarray(v, dtype=object) for v in labels])
+            out = np.empty(len(positions), dtype=np.result_type(*self.classes_) if _same_kind(self.classes_)
+                           else object)
+            for t, (rows, S) in enumerate(scores):
+                if S is not None:
+                    out[rows] = self._labels_of(t, S)
+            return out
         z, positions = self._margins(X, task)
         if isinstance(z, list):
             return [self._classes_of(t)[(z_t > 0).astype(np.intp)] for t, z_t in enumerate(z)]
@@ -622,14 +758,17 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
 
     @available_if(_has_proba)
     def predict_proba(self, X, task=None):
-        """Probabilities of the two classes of each task.
+        """Probabilities of the classes of each task.
 
         Returns
         -------
-        ndarray of shape (n_samples, 2), or list of them
-            Columns: ``classes_`` order (the second is the positive class). One array for
-            stacked input and single-task fits, a list (one per task) otherwise.
+        ndarray of shape (n_samples, n_classes), or list of them
+            Columns: ``classes_`` order (for two classes, the second is the positive class);
+            each row sums to 1. One array for stacked input and single-task fits, a list (one per
+            task) otherwise.
         """
+        if self._is_multinomial():
+            return self._multinomial_output(X, task, self._proba_of, "predict_proba")
         z, _ = self._margins(X, task)
         if isinstance(z, list):
             return [_two_columns(z_t) for z_t in z]
@@ -640,6 +779,16 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
     @available_if(_has_proba)
     def predict_log_proba(self, X, task=None):
         """Logarithms of :meth:`predict_proba` (computed without underflow)."""
+        if self._is_multinomial():
+            def log_proba(t, S):
+                if S.shape[1] == 1:
+                    z_t = np.asarray(S[:, 0], dtype=np.float64)
+                    return np.column_stack([-np.logaddexp(0.0, z_t), -np.logaddexp(0.0, -z_t)])
+                S = np.asarray(S, dtype=np.float64)
+                top = S.max(axis=1, keepdims=True)
+                return S - top - np.log(np.exp(S - top).sum(axis=1, keepdims=True))
+
+            return self._multinomial_output(X, task, log_proba, "predict_log_proba")
         z, _ = self._margins(X, task)
 
         def log_two(z_t):
@@ -703,6 +852,18 @@ def _row_weights(sample_weight, hits):
     if w.shape != (hits.shape[0],):
         raise ValueError(f"sample_weight has shape {w.shape}, expected ({hits.shape[0]},): one weight per row")
     return np.broadcast_to(w[:, None], hits.shape) if hits.ndim == 2 else w
+
+
+def _one_column_per_target(pairs, weights):
+    """Per-task (X_t, targets) pairs with 2-D targets (a multinomial task's one-hot columns) split
+    into one pair per column, X_t repeated (and the weights with it)."""
+    out_pairs, out_weights = [], None if weights is None else []
+    for t, (X_t, targets) in enumerate(pairs):
+        columns = [targets] if np.ndim(targets) == 1 else list(np.asarray(targets).T)
+        out_pairs.extend((X_t, column) for column in columns)
+        if weights is not None:
+            out_weights.extend([weights[t]] * len(columns))
+    return out_pairs, out_weights
 
 
 def _same_kind(class_lists) -> bool:

@@ -33,7 +33,7 @@ from scipy.special import expit
 
 from . import _core
 
-__all__ = ["LOSSES", "Huber", "Logistic", "Loss", "Poisson", "Squared", "SquaredHinge", "get_loss",
+__all__ = ["LOSSES", "Huber", "Logistic", "Loss", "Multinomial", "Poisson", "Squared", "SquaredHinge", "get_loss",
            "resolve_losses"]
 
 
@@ -253,8 +253,52 @@ class Poisson(Loss):
                              "optimum (it would diverge to -inf)")
 
 
-#: Every loss by name (Huber with its default epsilon).
-LOSSES = {cls.name: cls() for cls in (Squared, Logistic, Huber, SquaredHinge, Poisson)}
+class Multinomial(Loss):
+    """Softmax cross-entropy of a task with K classes, over K columns of W (one per class).
+
+    The columns whose loss is one and the same ``Multinomial`` object, consecutive, form one
+    task: their targets are the one-hot indicators (0/1) of each row's class, and the task's loss
+    is ``sum_i [log sum_k exp(z_ik) - z_i,y_i]`` with ``z_ik = x_i . w_k + b_k``. K columns, not
+    K - 1: the symmetric parametrization of scikit-learn's LogisticRegression, where a penalty on
+    W picks the representative (a shift of every column by the same vector leaves the
+    probabilities unchanged, and costs penalty). The curvature is at most 1/2.
+
+    The loss couples its columns row by row, so :class:`mtlx.objective.SmoothLoss` evaluates it
+    (in numpy, one product per task) beside the core's per-column losses.
+    """
+
+    name = "multinomial"
+    kind = _core.LossKind.squared  # (the core sees these columns at weight 0; SmoothLoss adds the softmax)
+    curvature = 0.5
+    labels = True
+
+    def valid(self, y):
+        return (y == 0) | (y == 1)
+
+    def check_targets(self, y, where):
+        ok = self.valid(y)
+        if not ok.all():
+            found = np.unique(y[~ok])[:5]
+            raise ValueError(f"{where}: y holds {found.tolist()} but a multinomial column holds the 0/1 indicator "
+                             "of its class")
+
+    def optimal_intercept(self, y, where, weight=None):
+        # At W = 0 the softmax intercepts are the log class frequencies (up to a common shift).
+        self.check_intercept(y if weight is None else y[weight > 0], where)
+        return float(np.log(np.average(np.asarray(y, dtype=np.float64), weights=weight)))
+
+    def check_intercept(self, y, where):
+        if not np.any(y == 1):
+            raise ValueError(f"{where}: a class of the multinomial task has no row, so its intercept has no finite "
+                             "optimum (it would diverge to -inf)")
+
+    def __repr__(self):
+        return f"Multinomial(at {id(self):#x})"
+
+
+#: Every loss by name (Huber with its default epsilon; "multinomial": one softmax over all the
+#: columns it is given for).
+LOSSES = {cls.name: cls() for cls in (Squared, Logistic, Huber, SquaredHinge, Poisson, Multinomial)}
 
 
 def get_loss(loss, where: str = "loss") -> Loss:
@@ -292,6 +336,22 @@ def resolve_losses(loss, n_tasks: int) -> list:
 def loss_codes(losses: list) -> np.ndarray:
     """The core's per-task loss codes (uint8) of a list of losses."""
     return np.array([loss.code for loss in losses], dtype=np.uint8)
+
+
+def softmax_groups(losses: list) -> list:
+    """The column ranges ``(start, stop)`` of the multinomial tasks in a per-column loss list:
+    maximal runs of one and the same :class:`Multinomial` object."""
+    groups, t = [], 0
+    while t < len(losses):
+        if isinstance(losses[t], Multinomial):
+            stop = t + 1
+            while stop < len(losses) and losses[stop] is losses[t]:
+                stop += 1
+            groups.append((t, stop))
+            t = stop
+        else:
+            t += 1
+    return groups
 
 
 def loss_params(losses: list) -> np.ndarray:

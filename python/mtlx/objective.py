@@ -13,7 +13,7 @@ from ._validate import (
     resolve_task_weights,
 )
 from .data import TaskData
-from .losses import loss_codes, loss_params, resolve_losses
+from .losses import loss_codes, loss_params, resolve_losses, softmax_groups
 
 __all__ = ["SmoothLoss", "loss_grad", "overflow_message"]
 
@@ -45,6 +45,15 @@ class SmoothLoss:
         self.weights = resolve_task_weights(task_weights, data.weight_totals)
         self.n_threads = resolve_n_threads(n_threads)
         self._check_targets()
+        #: Column ranges of the multinomial tasks (softmax over their columns), and the task weights
+        #: the core sees: 0 on those columns, whose loss :meth:`_add_softmax` adds.
+        self.softmax_groups = softmax_groups(self.loss_objects)
+        self._core_weights = self.weights
+        if self.softmax_groups:
+            self._check_softmax_groups()
+            self._core_weights = self.weights.copy()
+            for start, stop in self.softmax_groups:
+                self._core_weights[start:stop] = 0.0
 
     @property
     def quadratic(self) -> bool:
@@ -69,6 +78,58 @@ class SmoothLoss:
             if first_bad is not None:
                 loss.check_targets(self.counted_targets(first_bad), f"task {d.task_ids[first_bad]}")
 
+    def _check_softmax_groups(self) -> None:
+        """Each multinomial task's columns: the same rows, one class per counted row."""
+        d = self.data
+        for start, stop in self.softmax_groups:
+            where = f"tasks {d.task_ids[start]}..{d.task_ids[stop - 1]} (one multinomial task)"
+            if stop - start < 2:
+                raise ValueError(f"{where}: a multinomial task needs at least 2 columns (classes), got 1")
+            if d.layout == "stacked" and len(set(np.diff(d.offsets)[start:stop].tolist())) != 1:
+                raise ValueError(f"{where}: the columns of a multinomial task hold the same rows, but their row "
+                                 "counts differ")
+            Y, s = self._softmax_targets(start, stop)
+            counted = np.ones(len(Y), dtype=bool) if s is None else s > 0
+            per_row = Y[counted].sum(axis=1)
+            if not np.all(per_row == 1):
+                i = int(np.flatnonzero(counted)[np.flatnonzero(per_row != 1)[0]])
+                raise ValueError(f"{where}: row {i} has {per_row[per_row != 1][0]:g} classes marked; each row needs "
+                                 "exactly one 1 among the task's columns")
+
+    def _softmax_rows(self, start: int):
+        """X's rows of the multinomial task whose first column is ``start``."""
+        return self.data.task(start)[0]
+
+    def _softmax_targets(self, start: int, stop: int):
+        """(Y (m, K) one-hot, row weights (m,) or None) of one multinomial task."""
+        d = self.data
+        Y = np.column_stack([d.task(t)[1] for t in range(start, stop)]).astype(np.float64)
+        return Y, d.task_weights_of(start)
+
+    def _add_softmax(self, Wt, b, gWt, gb) -> float:
+        """The multinomial tasks' losses (and gradients into gWt, gb): per task, Z = X W_g + b_g,
+        ``sum_i s_i c (logsumexp(z_i) - z_i . y_i)``, gradient ``c X' S (softmax(Z) - Y)``."""
+        total = 0.0
+        for start, stop in self.softmax_groups:
+            X = self._softmax_rows(start)
+            Y, s = self._softmax_targets(start, stop)
+            Z = np.asarray(X @ Wt[start:stop].T, dtype=np.float64)
+            if b is not None:
+                Z += b[start:stop]
+            top = Z.max(axis=1, keepdims=True)
+            E = np.exp(Z - top)
+            norm = E.sum(axis=1, keepdims=True)
+            lse = (top + np.log(norm))[:, 0]
+            rows = lse - np.einsum("ik,ik->i", Y, Z)
+            c = float(self.weights[start])
+            scale = c if s is None else c * s.astype(np.float64)
+            total += float(np.sum(scale * rows))
+            if gWt is not None:
+                G = (E / norm - Y) * (scale if s is None else scale[:, None])
+                gWt[start:stop] = np.asarray(X.T @ G.astype(X.dtype, copy=False)).T
+                gb[start:stop] = G.sum(axis=0)
+        return total
+
     def counted_targets(self, t: int) -> np.ndarray:
         """The targets of task ``t`` that count (weight > 0; all of them when unweighted)."""
         y = self.data.task(t)[1]
@@ -87,25 +148,31 @@ class SmoothLoss:
 
         ``Wt`` is (T, d) C-contiguous in the data's dtype; ``b`` is (T,) or None (no intercepts).
         """
+        value = self._core_call(Wt, b, gWt, gb)
+        if self.softmax_groups:
+            value += self._add_softmax(Wt, b, gWt, gb)
+        return value
+
+    def _core_call(self, Wt, b, gWt, gb) -> float:
         d = self.data
         if d.sparse:
             X = d.X
             if d.layout == "shared":
                 return _core.loss_grad_csr_shared(X.data, X.indices, X.indptr, X.shape[1], d.Y, self.losses,
-                                                  self.loss_params, self.weights, Wt, b, gWt, gb, self.n_threads,
+                                                  self.loss_params, self._core_weights, Wt, b, gWt, gb, self.n_threads,
                                                   d.sample_weight)
             return _core.loss_grad_csr_stacked(X.data, X.indices, X.indptr, X.shape[1], d.y, d.offsets, self.losses,
-                                               self.loss_params, self.weights, Wt, b, gWt, gb, self.n_threads,
+                                               self.loss_params, self._core_weights, Wt, b, gWt, gb, self.n_threads,
                                                d.sample_weight)
         if d.layout == "shared":
             # The core's threads take lanes of row blocks, each with its own BLAS products: BLAS
             # single-threaded inside (threads of its own in every small product made a busy core
             # stall them all). Inside a one-thread solve the limit is already 1 and costs nothing.
             with blas_threads(1):
-                return _core.loss_grad_shared(d.X, d.Y, self.losses, self.loss_params, self.weights, Wt, b, gWt,
+                return _core.loss_grad_shared(d.X, d.Y, self.losses, self.loss_params, self._core_weights, Wt, b, gWt,
                                               gb, self.n_threads, d.sample_weight)
-        return _core.loss_grad_stacked(d.X, d.y, d.offsets, self.losses, self.loss_params, self.weights, Wt, b, gWt,
-                                       gb, self.n_threads, d.sample_weight)
+        return _core.loss_grad_stacked(d.X, d.y, d.offsets, self.losses, self.loss_params, self._core_weights, Wt, b,
+                                       gWt, gb, self.n_threads, d.sample_weight)
 
 
 def loss_grad(data: TaskData, W, b=None, loss="squared", task_weights="mean", *, n_threads: int | None = None):

@@ -225,8 +225,10 @@ def _read_model(archive, members: dict):
     if entry.is_classifier and classes != expected:
         raise ValueError(f"a classifier of {model.n_tasks_} task(s) in the {model.fit_layout_!r} layout stores the "
                          f"labels {sorted(expected)}, found {sorted(classes)}")
+    # The labels first: a task of K classes owns K rows of coef_, so they size the coefficients.
+    _restore(model, {name: _read(archive, members, name, _UNSIZED_BYTES) for name in sorted(classes)})
     rest = [name for name in members if name not in _SCALARS and name != "__meta__"
-            and not _PENALTY_MEMBERS.fullmatch(name)]
+            and not _PENALTY_MEMBERS.fullmatch(name) and name not in classes]
     _restore(model, {name: _read(archive, members, name, _max_bytes(name, model)) for name in rest})
     check_model(model)
     return model
@@ -241,15 +243,24 @@ def _read(archive, members: dict, name: str, max_bytes: int) -> np.ndarray:
 
 def _max_bytes(name: str, model) -> int:
     """The most bytes member ``name`` can take in the file of ``model`` (of checked sizes)."""
-    T, d = model.n_tasks_, model.n_features_in_
-    if _CLASSES.fullmatch(name):
-        return _NPY_HEADER_BYTES + 2 * _LABEL_BYTES
-    elements = {"coef_": (T * d, 8), "intercept_": (T, 8), "tasks_": (T, _LABEL_BYTES),
+    T, d, C = model.n_tasks_, model.n_features_in_, _n_columns(model)
+    elements = {"coef_": (C * d, 8), "intercept_": (C, 8), "tasks_": (T, _LABEL_BYTES),
                 "feature_names_in_": (d, _LABEL_BYTES)}
     if name not in elements:
         return _UNSIZED_BYTES
     count, item_bytes = elements[name]
     return _NPY_HEADER_BYTES + count * item_bytes
+
+
+def _n_columns(model) -> int:
+    """Rows of coef_: one per task, or, for a classifier, one per binary task and K per task of K
+    classes (its multinomial columns)."""
+    if hasattr(model, "classes_") and hasattr(model, "_column_ranges"):
+        try:
+            return int(model._column_ranges()[-1][1])
+        except (TypeError, ValueError, IndexError):
+            pass  # malformed labels: the checks of check_model name them
+    return int(model.n_tasks_)
 
 
 def _read_meta(stored: np.ndarray) -> dict:
@@ -346,7 +357,8 @@ def check_model(model) -> None:
     ``coef_`` (n_tasks_, n_features_in_) and ``intercept_`` (n_tasks_,) finite float32/float64,
     ``intercept_`` zero without ``fit_intercept``; ``tasks_`` (n_tasks_,) unique ids;
     ``objective_history_`` 1-D float; ``feature_names_in_`` n_features_in_ strings when
-    present; a classifier's ``classes_``: two distinct sorted labels per task, one array for
+    present; a classifier's ``classes_``: two or more distinct sorted labels per task (a task of
+    K > 2 classes owns K rows of coef_), one array for
     a "single" fit and a list of n_tasks_ arrays otherwise; the extra attributes of the
     class (a CV estimator's ``alpha_``...); and every parameter passing the checks of ``fit``.
 
@@ -361,8 +373,12 @@ def check_model(model) -> None:
     _check_counts(model)
     _check_params(model, entry)
     T, d = model.n_tasks_, model.n_features_in_
-    _check_floats(model, "coef_", (T, d), "(n_tasks_, n_features_in_)")
-    intercept = _check_floats(model, "intercept_", (T,), "(n_tasks_,)")
+    if entry.is_classifier:
+        _check_classes(model)  # (they size coef_: K rows for a task of K classes)
+    C = _n_columns(model)
+    rows = "n_tasks_" if C == T else "columns: one per binary task, K per task of K classes"
+    _check_floats(model, "coef_", (C, d), f"({rows}, n_features_in_)")
+    intercept = _check_floats(model, "intercept_", (C,), f"({rows},)")
     if not model.fit_intercept and np.any(intercept != 0):
         raise ValueError("intercept_ is not zero but fit_intercept is False (a fit without intercepts leaves them 0)")
     tasks = _check_labels(model.tasks_, "tasks_", (T,), "(n_tasks_,)")
@@ -377,8 +393,6 @@ def check_model(model) -> None:
         if names.shape != (d,) or not all(isinstance(name, str) for name in names.tolist()):
             raise ValueError(f"feature_names_in_ must hold n_features_in_ = {d} strings, got a {names.dtype} array of "
                              f"shape {names.shape}")
-    if entry.is_classifier:
-        _check_classes(model)
     if entry.check_extra is not None:
         entry.check_extra(model)
 
@@ -431,9 +445,11 @@ def _check_classes(model) -> None:
                              f"{_describe(classes)}")
         per_task = classes
     for t, labels in enumerate(per_task):
-        labels = _check_labels(labels, f"classes_ of task {t}", (2,), "two labels")
-        if not labels[0] < labels[1]:
-            raise ValueError(f"classes_ of task {t} is {labels.tolist()}: two distinct labels in sorted order "
+        labels = np.asarray(labels)
+        labels = _check_labels(labels, f"classes_ of task {t}", (max(labels.size, 2),) if labels.ndim == 1 else (2,),
+                               "two or more labels")
+        if not np.all(labels[:-1] < labels[1:]):
+            raise ValueError(f"classes_ of task {t} is {labels.tolist()[:6]}: distinct labels in sorted order "
                              "are needed")
 
 
