@@ -169,3 +169,45 @@ def test_multinomial_errors_are_named(rng):
         onehot[:, 0], onehot[:, 1] = 0.0, onehot[:, 0] + onehot[:, 1]
         mtlx.solve(mtlx.TaskData.from_shared(X, onehot), loss="multinomial", fit_intercept=True)
     assert mtlx.solve(data, loss="multinomial", alpha=0.01).converged
+
+
+@pytest.mark.parametrize("layout", ["shared", "stacked"])
+@pytest.mark.parametrize("scoring", ["accuracy", "log_loss"])
+def test_cross_validation_with_a_multiclass_task(rng, layout, scoring):
+    """The CV classifier's fold scores against fitting each fold's training part and scoring its
+    held-out rows by hand (argmax, or the softmax's log loss)."""
+    X = rng.standard_normal((180, 5))
+    y3, y2 = classes_from(X, 3, rng), classes_from(X, 2, rng)
+    if layout == "shared":
+        fit_args = (X, np.column_stack([y3, y2]))
+        kw = {}
+    else:
+        fit_args = (np.vstack([X, X]), np.concatenate([y3, y2]))
+        kw = {"task": np.repeat([0, 1], 180)}
+    cv = mtlx.MultiTaskClassifierCV(alphas=3, cv=3, scoring=scoring, tol=1e-10).fit(*fit_args, **kw)
+    data = cv._fit_data(*fit_args, kw.get("task"))
+    for k, (train, held) in enumerate(cv._folds(data)):
+        for i, alpha in enumerate(cv.alphas_):
+            res = mtlx.solve(train, loss=cv._column_losses(), penalty="l21", alpha=alpha, fit_intercept=True,
+                             tol=1e-10)
+            W, b = res.W, res.b
+            if layout == "shared":
+                Xh, Yh, _ = held
+                Z3, T3 = Xh @ W[:, :3] + b[:3], Yh[:, :3]
+                z2, t2 = Xh @ W[:, 3] + b[3], Yh[:, 3]
+            else:
+                Z3 = held[0][0] @ W[:, :3] + b[:3]
+                T3 = np.column_stack([held[c][1] for c in range(3)])
+                z2, t2 = held[3][0] @ W[:, 3] + b[3], held[3][1]
+            if scoring == "accuracy":
+                hits = np.concatenate([np.argmax(Z3, axis=1) == np.argmax(T3, axis=1), np.sign(z2) == t2])
+                expected = hits.mean()
+            else:
+                lse = np.log(np.exp(Z3).sum(axis=1)) - np.einsum("ik,ik->i", T3, Z3)
+                expected = -np.concatenate([lse, np.logaddexp(0.0, -t2 * z2)]).mean()
+            assert cv.scores_path_[i, k] == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert cv.coef_.shape == (4, 5) and [len(c) for c in cv.classes_] == [3, 2]
+    if layout == "shared":
+        np.testing.assert_allclose(cv.predict_proba(X)[0].sum(axis=1), 1.0, rtol=1e-12)
+    else:
+        assert set(cv.predict(X, task=np.zeros(180, dtype=int)).tolist()) <= {0, 1, 2}

@@ -42,15 +42,11 @@ class _CrossValidated:
                           "spelling)", FutureWarning, stacklevel=2)
         self._check_params()
         data = self._fit_data(X, y, task, sample_weight)
-        if getattr(self, "_is_multinomial", lambda: False)():
-            raise ValueError(f"Only binary classification is supported by {type(self).__name__}: a task has "
-                             f"{max(len(c) for c in self._per_task_classes())} classes (MultiTaskClassifier fits "
-                             "them with the multinomial loss; its cross-validation is not built yet)")
         alphas = self._grid(data)
         folds = self._folds(data)
         scores = np.zeros((len(alphas), len(folds)))
         for k, (train, held_out) in enumerate(folds):
-            res = path(train, self.penalty, loss=self._loss_object(), alphas=alphas, l2=self.l2,
+            res = path(train, self.penalty, loss=self._column_losses(), alphas=alphas, l2=self.l2,
                        fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
                        max_iter=self.max_iter, n_threads=self.n_threads)
             scores[:, k] = [self._fold_score(held_out, W, b) for W, b in zip(res.coefs, res.intercepts)]
@@ -60,7 +56,11 @@ class _CrossValidated:
         self.alpha_ = float(alphas[int(np.argmax(self._criterion(scores)))])
         final = self._base(penalty=self.penalty, alpha=self.alpha_, l2=self.l2, fit_intercept=self.fit_intercept,
                            task_weights=self.task_weights, tol=self.tol, max_iter=self.max_iter,
-                           n_threads=self.n_threads).fit(data)
+                           n_threads=self.n_threads)
+        if self._grouped():  # the columns of a multiclass task: refit from the inputs, which say they form one
+            final.fit(X, y, task, sample_weight=sample_weight)
+        else:
+            final.fit(data)
         for name in _COPIED:
             setattr(self, name, getattr(final, name))
         return self
@@ -79,8 +79,9 @@ class _CrossValidated:
     def _grid(self, data: TaskData) -> np.ndarray:
         if isinstance(self.alphas, numbers.Integral):
             n = self.alphas if self.n_alphas == "deprecated" else check_int(self.n_alphas, "n_alphas", 1)
-            return alpha_grid(data, self.penalty, n, self.eps, loss=self._loss_object(), task_weights=self.task_weights,
-                              fit_intercept=self.fit_intercept, n_threads=self.n_threads)
+            return alpha_grid(data, self.penalty, n, self.eps, loss=self._column_losses(),
+                              task_weights=self.task_weights, fit_intercept=self.fit_intercept,
+                              n_threads=self.n_threads)
         return check_alphas(self.alphas)
 
     def _folds(self, data: TaskData) -> list:
@@ -88,9 +89,13 @@ class _CrossValidated:
         scikit-learn splitter over its rows (never copying X per task); for per-task rows, an
         int: each task's rows are dealt into the folds at random (see :meth:`_deal`)."""
         if data.layout == "shared":
-            single = data.n_tasks == 1
-            cv = check_cv(self.cv, data.Y[:, 0] if single else None, classifier=self._stratified and single)
-            split = cv.split(data.X, data.Y[:, 0] if single else None)
+            groups = self._column_groups(data.n_tasks)
+            single = len(groups) == 1  # one task (its columns: one, or one per class)
+            labels = None
+            if single:
+                labels = data.Y[:, 0] if data.n_tasks == 1 else np.argmax(data.Y, axis=1)  # (stratify by class)
+            cv = check_cv(self.cv, labels, classifier=self._stratified and single)
+            split = cv.split(data.X, labels)
             S = data.sample_weight
             return [(data.take_rows(tr), (data.X[te], data.Y[te], None if S is None else S[te])) for tr, te in split]
         if not isinstance(self.cv, numbers.Integral) or isinstance(self.cv, bool) or self.cv < 2:
@@ -98,7 +103,13 @@ class _CrossValidated:
         rng = np.random.default_rng(self.random_state)
         tasks = [(*data.task(t), _ones_if_none(data.task_weights_of(t), data.n_samples[t]))
                  for t in range(data.n_tasks)]
-        fold_of = [self._deal(y, rng) for _, y, _ in tasks]
+        fold_of = [None] * data.n_tasks
+        for start, stop in self._column_groups(data.n_tasks):
+            # A multiclass task's columns hold the same rows: one deal, by class, for all of them.
+            labels = tasks[start][1] if stop - start == 1 else \
+                np.argmax(np.column_stack([tasks[c][1] for c in range(start, stop)]), axis=1)
+            fold = self._deal(labels, rng)
+            fold_of[start:stop] = [fold] * (stop - start)
         return [(TaskData.from_tasks([(X[f != k], y[f != k]) for (X, y, _), f in zip(tasks, fold_of)],
                                      task_ids=data.task_ids,
                                      sample_weight=None if not data.weighted else
@@ -112,6 +123,14 @@ class _CrossValidated:
         if len(y) < 2:
             return np.full(len(y), -1)
         return rng.permutation(len(y)) % self.cv
+
+    def _grouped(self) -> bool:
+        """Whether some task spans several columns of W (a multiclass task)."""
+        return bool(getattr(self, "_is_multinomial", lambda: False)())
+
+    def _column_groups(self, n_columns: int) -> list:
+        """The (start, stop) columns of each task: one column each, K for a multiclass task."""
+        return self._column_ranges() if self._grouped() else [(c, c + 1) for c in range(n_columns)]
 
     def _margins_of(self, part, W: np.ndarray, b: np.ndarray):
         """(margins, targets, weights) of the held-out rows, pooled over tasks (weights 0 for
@@ -234,11 +253,6 @@ class MultiTaskClassifierCV(_CrossValidated, MultiTaskClassifier):
     _base = MultiTaskClassifier
     _stratified = True
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
     def __init__(self, penalty="l21", alphas=30, n_alphas="deprecated", eps=1e-3, cv=5, scoring="accuracy", l2=0.0,
                  fit_intercept=True, task_weights="mean", tol=1e-6, max_iter=10_000, n_threads=None, random_state=0):
         self.penalty = penalty
@@ -274,10 +288,40 @@ class MultiTaskClassifierCV(_CrossValidated, MultiTaskClassifier):
         return fold
 
     def _fold_score(self, part, W, b) -> float:
+        if self._grouped():
+            return self._grouped_fold_score(part, W, b)
         z, y, s = self._margins_of(part, W, b)
         if self.scoring == "log_loss":
             return -float(_weighted_mean(np.logaddexp(0.0, -y * z), s))
         return float(_weighted_mean(np.where(z > 0, 1.0, -1.0) == y, s))
+
+    def _grouped_fold_score(self, part, W, b) -> float:
+        """Accuracy, or minus the mean log loss, of held-out rows with multiclass tasks: per task
+        (group of columns), its rows' scores, then the predicted class (argmax) or the softmax."""
+        values, weights = [], []
+        for start, stop in self._column_groups(W.shape[1]):
+            if isinstance(part, tuple):
+                X, Y, S = part
+                Z, T = X @ W[:, start:stop] + b[start:stop], Y[:, start:stop]
+                s = np.ones(len(Y)) if S is None else S[:, start]
+            else:
+                X, _, s = part[start]
+                Z = X @ W[:, start:stop] + b[start:stop]
+                T = np.column_stack([part[c][1] for c in range(start, stop)])
+            counted = s > 0
+            Z, T, s = np.asarray(Z, dtype=np.float64)[counted], T[counted], s[counted]
+            if stop - start == 1:
+                z, y = Z[:, 0], T[:, 0]
+                values.append(np.logaddexp(0.0, -y * z) if self.scoring == "log_loss" else
+                              (np.where(z > 0, 1.0, -1.0) == y))
+            else:
+                top = Z.max(axis=1, keepdims=True)
+                lse = top[:, 0] + np.log(np.exp(Z - top).sum(axis=1))
+                values.append(lse - np.einsum("ik,ik->i", T, Z) if self.scoring == "log_loss" else
+                              (np.argmax(Z, axis=1) == np.argmax(T, axis=1)))
+            weights.append(s)
+        value = _weighted_mean(np.concatenate(values).astype(np.float64), np.concatenate(weights))
+        return -value if self.scoring == "log_loss" else value
 
     def _store_scores(self, scores):
         self.scores_path_ = scores

@@ -546,7 +546,7 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
     those columns: l21 couples a feature's rows across every column (every class of every task),
     l1 acts per entry, the trace norm on the whole stacked matrix; Graph, Mean and Clustered treat
     each column as a task (a multinomial task's classes as K tasks). Multinomial tasks are fitted in
-    one process (not under MPI) and not by the CV estimator yet.
+    one process (not under MPI yet); MultiTaskClassifierCV takes them (folds by class).
 """
         + _PARAMS_DOC
         + """    loss : {"logistic", "squared_hinge"}, default="logistic"
