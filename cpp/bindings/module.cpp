@@ -84,6 +84,17 @@ void check_offsets(const carray<std::int64_t>& offsets, py::ssize_t n) {
   }
 }
 
+// The penalty of a coordinate-descent call (l1 or l21), with alpha and l2 checked.
+mtlx::PenaltyKind cd_penalty(std::uint8_t penalty, double alpha, double l2) {
+  const auto kind = static_cast<mtlx::PenaltyKind>(penalty);
+  if (kind != mtlx::PenaltyKind::l1 && kind != mtlx::PenaltyKind::l21) {
+    throw std::invalid_argument("coordinate descent handles the l1 and l21 penalties, got code " +
+                                std::to_string(penalty));
+  }
+  if (!(alpha >= 0.0) || !(l2 >= 0.0)) throw std::invalid_argument("alpha and l2 must be >= 0");
+  return kind;
+}
+
 void expect_task_vectors(const carray<std::uint8_t>& losses, const carray<double>& loss_params,
                          const carray<double>& weights, py::ssize_t T) {
   expect_shape(losses, "losses", {T});
@@ -441,12 +452,7 @@ void bind_coordinate_descent(py::module_& m) {
         expect_shape(Q, "Q", {k, T});
         expect_writable(W, "W");
         expect_writable(Q, "Q");
-        const auto kind = static_cast<mtlx::PenaltyKind>(penalty);
-        if (kind != mtlx::PenaltyKind::l1 && kind != mtlx::PenaltyKind::l21) {
-          throw std::invalid_argument("coordinate descent handles the l1 and l21 penalties, got code " +
-                                      std::to_string(penalty));
-        }
-        if (!(alpha >= 0.0) || !(l2 >= 0.0)) throw std::invalid_argument("alpha and l2 must be >= 0");
+        const auto kind = cd_penalty(penalty, alpha, l2);
         const mtlx::cpu::CdProblem problem{H.data(), H.shape(0), B.data(), c.data(), k, T, alpha, l2, kind};
         double* w = W.mutable_data();
         double* q = Q.mutable_data();
@@ -475,12 +481,7 @@ void bind_coordinate_descent(py::module_& m) {
         expect_shape(R, "R", {T, n});
         expect_writable(W, "W");
         expect_writable(R, "R");
-        const auto kind = static_cast<mtlx::PenaltyKind>(penalty);
-        if (kind != mtlx::PenaltyKind::l1 && kind != mtlx::PenaltyKind::l21) {
-          throw std::invalid_argument("coordinate descent handles the l1 and l21 penalties, got code " +
-                                      std::to_string(penalty));
-        }
-        if (!(alpha >= 0.0) || !(l2 >= 0.0)) throw std::invalid_argument("alpha and l2 must be >= 0");
+        const auto kind = cd_penalty(penalty, alpha, l2);
         const mtlx::cpu::ResidualCdProblem problem{X.data(), sq_norms.data(), c.data(), k, n, T, alpha, l2, kind};
         double* w = W.mutable_data();
         double* r = R.mutable_data();
@@ -527,12 +528,7 @@ void bind_sparse_coordinate_descent(py::module_& m) {
           if (indices.data()[q] < 0 || indices.data()[q] >= n)
             throw std::invalid_argument("a row index is out of range");
         }
-        const auto kind = static_cast<mtlx::PenaltyKind>(penalty);
-        if (kind != mtlx::PenaltyKind::l1 && kind != mtlx::PenaltyKind::l21) {
-          throw std::invalid_argument("coordinate descent handles the l1 and l21 penalties, got code " +
-                                      std::to_string(penalty));
-        }
-        if (!(alpha >= 0.0) || !(l2 >= 0.0)) throw std::invalid_argument("alpha and l2 must be >= 0");
+        const auto kind = cd_penalty(penalty, alpha, l2);
         const mtlx::cpu::SparseResidualCdProblem problem{data.data(),
                                                          indices.data(),
                                                          ip,

@@ -381,16 +381,8 @@ class _MultiTaskModel(BaseEstimator):
         """
         check_is_fitted(self)
         if is_input_list(X):
-            if task is not None:
-                raise ValueError("task must be None when X is a list of per-task inputs")
-            if len(X) != self.n_tasks_:
-                raise ValueError(f"X is a list of {len(X)} per-task inputs but the model has {self.n_tasks_} tasks")
-            out = []
-            for t, X_t in enumerate(X):
-                X_t = check_array(X_t, dtype=_FLOATS, input_name=f"X[{t}]", accept_sparse=_SPARSE)
-                self._check_n_features(X_t, f"task {self.tasks_[t]}: X")
-                out.append(X_t @ self.coef_[t].astype(X_t.dtype, copy=False) + self.intercept_[t])
-            return out, None
+            return [X_t @ self.coef_[t].astype(X_t.dtype, copy=False) + self.intercept_[t]
+                    for t, X_t in enumerate(self._list_inputs(X, task))], None
         X = validate_data(self, X, reset=False, dtype=_FLOATS, accept_sparse=_SPARSE)
         coef = self.coef_.astype(X.dtype, copy=False)
         if task is None and self.fit_layout_ == "stacked":
@@ -407,6 +399,19 @@ class _MultiTaskModel(BaseEstimator):
         for t, rows in group_rows(positions):
             z[rows] = X[rows] @ coef[t] + self.intercept_[t]
         return z, positions
+
+    def _list_inputs(self, X, task) -> list:
+        """A list of per-task inputs, each checked (one per task, the fitted number of features)."""
+        if task is not None:
+            raise ValueError("task must be None when X is a list of per-task inputs")
+        if len(X) != self.n_tasks_:
+            raise ValueError(f"X is a list of {len(X)} per-task inputs but the model has {self.n_tasks_} tasks")
+        out = []
+        for t, X_t in enumerate(X):
+            X_t = check_array(X_t, dtype=_FLOATS, input_name=f"X[{t}]", accept_sparse=_SPARSE)
+            self._check_n_features(X_t, f"task {self.tasks_[t]}: X")
+            out.append(X_t)
+        return out
 
     def _check_n_features(self, X, name: str) -> None:
         if X.shape[1] != self.n_features_in_:
@@ -621,17 +626,8 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         ranges = self._column_ranges()
         coef, b = self.coef_, self.intercept_
         if is_input_list(X):
-            if task is not None:
-                raise ValueError("task must be None when X is a list of per-task inputs")
-            if len(X) != self.n_tasks_:
-                raise ValueError(f"X is a list of {len(X)} per-task inputs but the model has {self.n_tasks_} tasks")
-            out = []
-            for t, X_t in enumerate(X):
-                X_t = check_array(X_t, dtype=_FLOATS, input_name=f"X[{t}]", accept_sparse=_SPARSE)
-                self._check_n_features(X_t, f"task {self.tasks_[t]}: X")
-                lo, hi = ranges[t]
-                out.append(np.asarray(X_t @ coef[lo:hi].T.astype(X_t.dtype, copy=False)) + b[lo:hi])
-            return out, None
+            return [np.asarray(X_t @ coef[lo:hi].T.astype(X_t.dtype, copy=False)) + b[lo:hi]
+                    for X_t, (lo, hi) in zip(self._list_inputs(X, task), ranges)], None
         if task is None and self.fit_layout_ == "stacked":
             return self._margins(X, task)  # (raises: a stacked model needs task)
         X = validate_data(self, X, reset=False, dtype=_FLOATS, accept_sparse=_SPARSE)
