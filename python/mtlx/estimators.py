@@ -183,6 +183,8 @@ class _MultiTaskModel(BaseEstimator):
                     raise ValueError("under MPI (comm=...) pass each rank's tasks as stacked rows with global task "
                                      "ids (fit(X, y, task=ids)) or as a TaskData with task_ids: in the other "
                                      "layouts the task ids of different ranks would collide")
+            # (after the agreement: a collective of its own, which every rank reaches)
+            data = self._distributed_columns(data)
         T, d = len(self._global_task_ids(data)), data.n_features
         W0 = b0 = None
         if self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (T, d):
@@ -269,6 +271,11 @@ class _MultiTaskModel(BaseEstimator):
 
     def _gather_task_info(self, data: TaskData) -> None:
         """Make per-task attributes cover every rank's tasks (the classifier's classes)."""
+
+    def _distributed_columns(self, data: TaskData) -> TaskData:
+        """Under MPI, after every rank built its data: the data with its columns' global ids
+        (the classifier's multiclass tasks own several columns)."""
+        return data
 
     def _fit_data(self, X, y, task, sample_weight=None) -> TaskData:
         """Validate the inputs of ``fit``, encode the targets, and build the TaskData."""
@@ -550,8 +557,8 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
     columns: one row per binary task, K rows per task of K classes, in task order. Penalties act on
     those columns: l21 couples a feature's rows across every column (every class of every task),
     l1 acts per entry, the trace norm on the whole stacked matrix; Graph, Mean and Clustered treat
-    each column as a task (a multinomial task's classes as K tasks). Multinomial tasks are fitted in
-    one process (not under MPI yet); MultiTaskClassifierCV takes them (folds by class).
+    each column as a task (a multinomial task's classes as K tasks). Under MPI a task's columns stay
+    on the rank that holds its rows; MultiTaskClassifierCV takes multiclass tasks too (folds by class).
 """
         + _PARAMS_DOC
         + """    loss : {"logistic", "squared_hinge"}, default="logistic"
@@ -591,6 +598,25 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         # multinomial task, so the TaskData's ids (one per column) are not the tasks'.
         self._task_ids = np.unique(check_task_ids(task, name="task")) if self.fit_layout_ == "stacked" and \
             task is not None else np.asarray(data.task_ids) if not self._is_multinomial() else np.arange(len(classes))
+        self._global_classes = None
+        return data
+
+    def _distributed_columns(self, data: TaskData) -> TaskData:
+        """Under MPI: every rank's tasks and labels (one allgather), and, where some task has more
+        than two classes, the global column ids of this rank's columns (its tasks' columns, in
+        the global task order: one per binary task, K per task of K classes)."""
+        local_ids = np.asarray(data.task_ids) if not self._is_multinomial() else np.asarray(self._task_ids)
+        by_id = {}
+        for part in self.comm.allgather(list(zip(local_ids.tolist(), self._per_task_classes()))):
+            by_id.update(part)
+        ids = sorted(by_id)
+        self._global_classes = (ids, [by_id[t] for t in ids])
+        if not any(len(c) > 2 for c in self._global_classes[1]):
+            return data
+        widths = [1 if len(by_id[t]) == 2 else len(by_id[t]) for t in ids]
+        first = dict(zip(ids, np.concatenate([[0], np.cumsum(widths)[:-1]]).tolist()))
+        columns = [first[t] + k for t in local_ids.tolist() for k in range(1 if len(by_id[t]) == 2 else len(by_id[t]))]
+        data.task_ids = np.asarray(columns, dtype=np.int64)
         return data
 
     # -- multinomial tasks: K columns of W each ---------------------------------------------------
@@ -611,10 +637,12 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
 
     def _column_losses(self):
         base = self._loss_object()
-        if not self._is_multinomial():
+        per_task = self._per_task_classes() if getattr(self, "_global_classes", None) is None else \
+            self._global_classes[1]  # (under MPI: every rank's tasks, in global order)
+        if not any(len(c) > 2 for c in per_task):
             return base
         out = []
-        for c in self._per_task_classes():
+        for c in per_task:
             out.extend([base] if len(c) == 2 else [Multinomial()] * len(c))  # one object per task: its group
         return out
 
@@ -674,15 +702,15 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         return E / E.sum(axis=1, keepdims=True)
 
     def _gather_task_info(self, data: TaskData) -> None:
+        if self.comm is not None:  # every rank's tasks and labels, gathered with the data (_global_columns)
+            ids, classes = self._global_classes
+            self.classes_ = list(classes)
+            self.tasks_ = np.asarray(ids)
+            self.n_tasks_ = len(ids)
+            return
         if self._is_multinomial():
             self.tasks_ = np.asarray(self._task_ids)
             self.n_tasks_ = len(self.tasks_)
-        if self.comm is None:
-            return
-        by_id = {}
-        for part in self.comm.allgather(list(zip(np.asarray(data.task_ids).tolist(), self.classes_))):
-            by_id.update(part)
-        self.classes_ = [by_id[t] for t in self.tasks_.tolist()]
 
     def _encode_targets(self, y_t, where: str, t: int):
         y_t = np.asarray(y_t)
@@ -704,9 +732,6 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
                 raise ValueError(f"{where}: {classes.size} classes ({_preview(classes)}), but the "
                                  f"{self._loss_object().name} loss separates two; use loss='logistic', which fits "
                                  "the multinomial (softmax) loss for a task of more than two classes")
-            if self.comm is not None:
-                raise ValueError(f"{where}: {classes.size} classes; a multinomial task (more than two classes) is "
-                                 "fitted in one process for now, not under MPI")
             self._task_classes.append(classes)
             return (y_t[:, None] == classes[None, :]).astype(np.float64)  # one-hot: its K columns' targets
         self._task_classes.append(classes)

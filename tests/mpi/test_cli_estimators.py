@@ -103,3 +103,26 @@ def test_estimator_comm_with_more_ranks_than_tasks(comm):
     np.testing.assert_allclose(stacked.coef_, model.coef_, rtol=0, atol=1e-12 * np.abs(ref.coef_).max())
     with pytest.raises(ValueError, match="under MPI"):
         mtlx.MultiTaskRegressor(comm=comm).fit([(np.ones((3, 2)), np.ones(3))])
+
+
+def test_multiclass_tasks_under_mpi_match_one_process(comm):
+    """Tasks of 2, 3 and 4 classes spread over the ranks: the same model as one process."""
+    rng = np.random.default_rng(5)
+    ids = np.array([2, 5, 9, 12, 17])
+    tasks = []
+    for t, K in zip(ids, [3, 2, 4, 3, 2]):
+        X = rng.standard_normal((40 + 3 * t, 4))
+        tasks.append((X, np.argmax(X @ rng.standard_normal((4, K)) + rng.gumbel(size=(len(X), K)), axis=1)))
+    kw = dict(penalty="l21", alpha=0.02, tol=1e-12, max_iter=50_000)
+    X_all = np.vstack([X for X, _ in tasks])
+    y_all = np.concatenate([y for _, y in tasks])
+    task_all = np.repeat(ids, [len(y) for _, y in tasks])
+    ref = mtlx.MultiTaskClassifier(**kw).fit(X_all, y_all, task=task_all)
+    mine = mtlx.distributed.assign_tasks(np.array([len(y) for _, y in tasks]), comm.size)[comm.rank]
+    rows = np.isin(task_all, ids[mine])
+    model = mtlx.MultiTaskClassifier(comm=comm, **kw).fit(X_all[rows], y_all[rows], task=task_all[rows])
+    np.testing.assert_array_equal(model.tasks_, ids)
+    assert [len(c) for c in model.classes_] == [3, 2, 4, 3, 2]
+    assert model.coef_.shape == ref.coef_.shape == (3 + 1 + 4 + 3 + 1, 4)
+    assert np.abs(model.coef_ - ref.coef_).max() <= 1e-8 * np.abs(ref.coef_).max()
+    assert (model.predict(X_all, task=task_all) == ref.predict(X_all, task=task_all)).all()
