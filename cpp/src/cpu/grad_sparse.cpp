@@ -89,7 +89,7 @@ double loss_grad_csr_stacked(const CsrMatrix<Real, Index>& X, const Real* y, con
     for (std::int64_t i = first; i < last; ++i) {
       while (offsets[t + 1] <= i) ++t;
       const double s = sample_weight ? static_cast<double>(sample_weight[i]) : 1.0;
-      if (s == 0.0) continue;  // a dropped row, whatever its loss
+      if (s == 0.0 || tasks.weights[t] == 0.0) continue;  // a dropped row or task, whatever its loss
       const Real* w = Wt + t * d;
       const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]), hi = static_cast<std::int64_t>(X.indptr[i + 1]);
       double z = b ? static_cast<double>(b[t]) : 0.0;

@@ -34,6 +34,9 @@ double run_chunk(const StackedTasks<Real>& data, const Chunk& c, const Real* Wt,
   const Real* w = Wt + c.task * d;
   const Real bt = b ? b[c.task] : Real(0);
   const std::int64_t rows = c.end - c.begin;
+  // A task of weight 0 adds nothing: its rows are not read (the columns of a multiclass task, whose
+  // softmax loss mtlx.objective adds itself, reach the core at weight 0).
+  if (data.weights[c.task] == 0.0) return 0.0;
   return visit_loss(static_cast<LossKind>(data.losses[c.task]), data.loss_params[c.task], [&](auto loss) {
     if (data.sample_weight)
       return row_block<decltype(loss), WithGrad, true>(loss, X, y, data.sample_weight + c.begin, rows, d, w, bt, g, gb);
