@@ -382,6 +382,18 @@ class TaskData:
         data._check_weight_totals()
         return data
 
+    def targets(self, t: int) -> np.ndarray:
+        """The targets of the task at position ``t`` (a view; X's rows are not touched, where
+        :meth:`task` slices a sparse X)."""
+        if self.layout == "shared":
+            return self.Y[:, t]
+        return self.y[self.offsets[t]: self.offsets[t + 1]]
+
+    def counted_targets(self, t: int) -> np.ndarray:
+        """The targets of task ``t`` that count: weight > 0 (all of them when unweighted)."""
+        y, w = self.targets(t), self.task_weights_of(t)
+        return y if w is None else y[w > 0]
+
     def task(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """``(X_t, y_t)`` of the task at position ``t`` (views, no copy)."""
         if self.layout == "shared":

@@ -354,7 +354,7 @@ class _MultiTaskModel(BaseEstimator):
         Only the targets that count are encoded (weight > 0): the others are placeholders."""
         coded, changed = [], False
         for t in range(data.n_tasks):
-            y_t, w_t = data.task(t)[1], data.task_weights_of(t)
+            y_t, w_t = data.targets(t), data.task_weights_of(t)
             if w_t is None or np.all(w_t > 0):
                 c = self._encode_targets(y_t, f"task {data.task_ids[t]}", t)
             else:

@@ -49,6 +49,7 @@ class SmoothLoss:
         #: the core sees: 0 on those columns, whose loss :meth:`_add_softmax` adds.
         self.softmax_groups = softmax_groups(self.loss_objects)
         self._core_weights = self.weights
+        self._softmax = []  # per multinomial task: X's rows, one-hot Y (m, K), row weights or None
         if self.softmax_groups:
             self._check_softmax_groups()
             self._core_weights = self.weights.copy()
@@ -76,7 +77,7 @@ class SmoothLoss:
                 bad = np.flatnonzero(bad if counted is None else bad & counted)
                 first_bad = d.task_of_row(bad[0]) if bad.size else None
             if first_bad is not None:
-                loss.check_targets(self.counted_targets(first_bad), f"task {d.task_ids[first_bad]}")
+                loss.check_targets(d.counted_targets(first_bad), f"task {d.task_ids[first_bad]}")
 
     def _check_softmax_groups(self) -> None:
         """Each multinomial task's columns: the same rows, one class per counted row."""
@@ -88,7 +89,10 @@ class SmoothLoss:
             if d.layout == "stacked" and len(set(np.diff(d.offsets)[start:stop].tolist())) != 1:
                 raise ValueError(f"{where}: the columns of a multinomial task hold the same rows, but their row "
                                  "counts differ")
-            Y, s = self._softmax_targets(start, stop)
+            # Built once: X's rows (a view of dense rows; a sparse X's rows are sliced here, not per call).
+            X, s = d.task(start)[0], d.task_weights_of(start)
+            Y = np.column_stack([d.targets(t) for t in range(start, stop)]).astype(np.float64)
+            self._softmax.append((X, Y, None if s is None else s.astype(np.float64)))
             counted = np.ones(len(Y), dtype=bool) if s is None else s > 0
             per_row = Y[counted].sum(axis=1)
             if not np.all(per_row == 1):
@@ -96,23 +100,11 @@ class SmoothLoss:
                 raise ValueError(f"{where}: row {i} has {per_row[per_row != 1][0]:g} classes marked; each row needs "
                                  "exactly one 1 among the task's columns")
 
-    def _softmax_rows(self, start: int):
-        """X's rows of the multinomial task whose first column is ``start``."""
-        return self.data.task(start)[0]
-
-    def _softmax_targets(self, start: int, stop: int):
-        """(Y (m, K) one-hot, row weights (m,) or None) of one multinomial task."""
-        d = self.data
-        Y = np.column_stack([d.task(t)[1] for t in range(start, stop)]).astype(np.float64)
-        return Y, d.task_weights_of(start)
-
     def _add_softmax(self, Wt, b, gWt, gb) -> float:
         """The multinomial tasks' losses (and gradients into gWt, gb): per task, Z = X W_g + b_g,
         ``sum_i s_i c (logsumexp(z_i) - z_i . y_i)``, gradient ``c X' S (softmax(Z) - Y)``."""
         total = 0.0
-        for start, stop in self.softmax_groups:
-            X = self._softmax_rows(start)
-            Y, s = self._softmax_targets(start, stop)
+        for (start, stop), (X, Y, s) in zip(self.softmax_groups, self._softmax):
             Z = np.asarray(X @ Wt[start:stop].T, dtype=np.float64)
             if b is not None:
                 Z += b[start:stop]
@@ -122,7 +114,7 @@ class SmoothLoss:
             lse = (top + np.log(norm))[:, 0]
             rows = lse - np.einsum("ik,ik->i", Y, Z)
             c = float(self.weights[start])
-            scale = c if s is None else c * s.astype(np.float64)
+            scale = c if s is None else c * s
             total += float(np.sum(scale * rows))
             if gWt is not None:
                 G = (E / norm - Y) * (scale if s is None else scale[:, None])
@@ -130,17 +122,11 @@ class SmoothLoss:
                 gb[start:stop] = G.sum(axis=0)
         return total
 
-    def counted_targets(self, t: int) -> np.ndarray:
-        """The targets of task ``t`` that count (weight > 0; all of them when unweighted)."""
-        y = self.data.task(t)[1]
-        w = self.data.task_weights_of(t)
-        return y if w is None else y[w > 0]
-
     def check_intercepts_bounded(self) -> None:
         """An unpenalized intercept can have no finite optimum (a logistic task with one class,
         a Poisson task of zero counts): the loss says so, naming the task."""
         for t, loss in enumerate(self.loss_objects):
-            loss.check_intercept(self.counted_targets(t), f"task {self.data.task_ids[t]}")
+            loss.check_intercept(self.data.counted_targets(t), f"task {self.data.task_ids[t]}")
 
     def __call__(self, Wt: np.ndarray, b: np.ndarray | None, gWt: np.ndarray | None = None,
                  gb: np.ndarray | None = None) -> float:

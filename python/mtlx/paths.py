@@ -53,7 +53,7 @@ def _intercepts_at_zero(data: TaskData, losses: list, task_weights) -> np.ndarra
     b = np.zeros(data.n_tasks)
     for t in range(data.n_tasks):
         w = data.task_weights_of(t)
-        b[t] = losses[t].optimal_intercept(data.task(t)[1].astype(np.float64), f"task {data.task_ids[t]}",
+        b[t] = losses[t].optimal_intercept(data.targets(t).astype(np.float64), f"task {data.task_ids[t]}",
                                            None if w is None else w.astype(np.float64))
     return b
 
@@ -69,12 +69,6 @@ def _spectral_norm(X) -> float:
     from scipy.sparse.linalg import svds
 
     return float(svds(X.astype(np.float64), k=1, return_singular_vectors=False, random_state=0)[0])
-
-
-def _counted(data: TaskData, t: int) -> np.ndarray:
-    """Targets of task t with weight > 0 (all of them when unweighted)."""
-    y, w = data.task(t)[1], data.task_weights_of(t)
-    return y if w is None else y[w > 0]
 
 
 def _gradient_at_zero(data: TaskData, loss, task_weights, fit_intercept: bool, n_threads):
@@ -151,7 +145,7 @@ def alpha_grid(data: TaskData, penalty="l21", n_alphas: int = 100, eps: float = 
 def _alpha_ref(data: TaskData, pen, loss, task_weights, n_threads) -> float:
     """The alpha at which the penalty's curvature equals the data's: lambda_max(H_f) / Lip(grad g)."""
     losses = resolve_losses(loss, data.n_tasks)
-    curvature = np.array([x.typical_curvature(_counted(data, t)) for t, x in enumerate(losses)])
+    curvature = np.array([x.typical_curvature(data.counted_targets(t)) for t, x in enumerate(losses)])
     ctx = BlockContext.single(data.n_features, data.n_tasks)
     lips = [term.lipschitz(ctx) for part in pen.components() for term in part.terms() if term.smooth]
     lip = max(lips) if lips else 0.0

@@ -177,7 +177,7 @@ class Problem:
         iterations to come down).
         """
         data, smooth = self.smooth.data, self.smooth
-        kappa_c = np.array([loss.typical_curvature(smooth.counted_targets(t))
+        kappa_c = np.array([loss.typical_curvature(data.counted_targets(t))
                             for t, loss in enumerate(smooth.loss_objects)], dtype=np.float64) * smooth.weights
         diag = self._column_curvatures(centered=self.fit_intercept) * kappa_c[:, None] if data.n_tasks else \
             np.zeros((0, self.n_features))

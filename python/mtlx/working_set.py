@@ -234,7 +234,7 @@ class WorkingSetSolver:
         if data.layout == "shared":
             self.ybar[:] = data.Y.mean(axis=0, dtype=np.float64)
         else:
-            self.ybar[:] = [data.task(t)[1].mean(dtype=np.float64) for t in range(T)]
+            self.ybar[:] = [data.targets(t).mean(dtype=np.float64) for t in range(T)]
 
     def _centered_sq_norms(self) -> np.ndarray:
         """||x_tj - xbar_tj||^2 as (d, T), accumulated over centered blocks of rows."""
