@@ -101,8 +101,15 @@ class Loss:
         """Which targets lie in the loss's domain (a boolean array like y)."""
         return np.ones(np.shape(y), dtype=bool)
 
+    #: The targets ``valid`` accepts, in words (for the error naming the others).
+    domain = "real numbers"
+
     def check_targets(self, y: np.ndarray, where: str) -> None:
         """Raise ValueError naming ``where`` when ``y`` holds targets outside the loss's domain."""
+        ok = self.valid(y)
+        if not ok.all():
+            found = np.unique(y[~ok])[:5]
+            raise ValueError(f"{where}: y holds labels {found.tolist()} but the {self.name} loss needs {self.domain}")
 
     def predict(self, z: np.ndarray) -> np.ndarray:
         """The prediction at margins z (the mean of y under the loss's model)."""
@@ -129,16 +136,10 @@ class _LabelLoss(Loss):
     """A loss of labels y in {-1, +1}."""
 
     labels = True
+    domain = "labels in {-1, +1}"
 
     def valid(self, y):
         return (y == 1) | (y == -1)
-
-    def check_targets(self, y, where):
-        ok = self.valid(y)
-        if not ok.all():
-            found = np.unique(y[~ok])[:5]
-            raise ValueError(f"{where}: y holds labels {found.tolist()} but the {self.name} loss needs labels in "
-                             "{-1, +1}")
 
 
 class Logistic(_LabelLoss):
@@ -244,8 +245,7 @@ class Poisson(Loss):
         return np.exp(z)
 
     def optimal_intercept(self, y, where, weight=None):
-        self.check_intercept(y if weight is None else y[weight > 0], where)
-        return float(np.log(np.average(np.asarray(y, dtype=np.float64), weights=weight)))
+        return _log_of_mean(self, y, where, weight)  # exp(b) = the mean count
 
     def check_intercept(self, y, where):
         if not np.any(y > 0):
@@ -271,21 +271,14 @@ class Multinomial(Loss):
     kind = _core.LossKind.squared  # (the core sees these columns at weight 0; SmoothLoss adds the softmax)
     curvature = 0.5
     labels = True
+    domain = "the 0/1 indicator of its column's class"
 
     def valid(self, y):
         return (y == 0) | (y == 1)
 
-    def check_targets(self, y, where):
-        ok = self.valid(y)
-        if not ok.all():
-            found = np.unique(y[~ok])[:5]
-            raise ValueError(f"{where}: y holds {found.tolist()} but a multinomial column holds the 0/1 indicator "
-                             "of its class")
-
     def optimal_intercept(self, y, where, weight=None):
         # At W = 0 the softmax intercepts are the log class frequencies (up to a common shift).
-        self.check_intercept(y if weight is None else y[weight > 0], where)
-        return float(np.log(np.average(np.asarray(y, dtype=np.float64), weights=weight)))
+        return _log_of_mean(self, y, where, weight)
 
     def check_intercept(self, y, where):
         if not np.any(y == 1):
@@ -336,6 +329,13 @@ def resolve_losses(loss, n_tasks: int) -> list:
 def loss_codes(losses: list) -> np.ndarray:
     """The core's per-task loss codes (uint8) of a list of losses."""
     return np.array([loss.code for loss in losses], dtype=np.uint8)
+
+
+def _log_of_mean(loss: Loss, y: np.ndarray, where: str, weight) -> float:
+    """log of the (weighted) mean target: the optimal intercept at W = 0 of the Poisson loss and of
+    each multinomial column; ``loss.check_intercept`` first refuses a mean of 0 (no finite log)."""
+    loss.check_intercept(y if weight is None else y[weight > 0], where)
+    return float(np.log(np.average(np.asarray(y, dtype=np.float64), weights=weight)))
 
 
 def softmax_groups(losses: list) -> list:
