@@ -211,3 +211,19 @@ def test_cross_validation_with_a_multiclass_task(rng, layout, scoring):
         np.testing.assert_allclose(cv.predict_proba(X)[0].sum(axis=1), 1.0, rtol=1e-12)
     else:
         assert set(cv.predict(X, task=np.zeros(180, dtype=int)).tolist()) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize("layout", ["shared", "tasks"])
+def test_taskdata_input_with_a_multiclass_task(rng, layout):
+    """A TaskData holding class labels fits as the same arrays do, its task ids kept."""
+    X = rng.standard_normal((90, 4))
+    y3 = classes_from(X, 3, rng)
+    w = rng.uniform(0.5, 2.0, 90)
+    ref = mtlx.MultiTaskClassifier(alpha=0.01, tol=1e-11).fit(X, np.column_stack([y3, y3 % 2]), sample_weight=w)
+    if layout == "shared":
+        data = mtlx.TaskData.from_shared(X, np.column_stack([y3, y3 % 2]), task_ids=[4, 9], sample_weight=w)
+    else:
+        data = mtlx.TaskData.from_tasks([(X, y3), (X, y3 % 2)], task_ids=[4, 9], sample_weight=[w, w])
+    model = mtlx.MultiTaskClassifier(alpha=0.01, tol=1e-11).fit(data)
+    assert model.tasks_.tolist() == [4, 9] and [len(c) for c in model.classes_] == [3, 2]
+    np.testing.assert_allclose(model.coef_, ref.coef_, atol=1e-8)

@@ -358,12 +358,23 @@ class _MultiTaskModel(BaseEstimator):
             if w_t is None or np.all(w_t > 0):
                 c = self._encode_targets(y_t, f"task {data.task_ids[t]}", t)
             else:
-                c = np.zeros(len(y_t))
-                c[w_t > 0] = self._encode_targets(y_t[w_t > 0], f"task {data.task_ids[t]}", t)
+                counted = self._encode_targets(y_t[w_t > 0], f"task {data.task_ids[t]}", t)
+                c = np.zeros((len(y_t),) + counted.shape[1:])
+                c[w_t > 0] = counted
             changed = changed or c is not y_t
             coded.append(c)
         if not changed:
             return data
+        widths = [1 if np.ndim(c) == 1 else np.shape(c)[1] for c in coded]
+        if max(widths) > 1:  # a multiclass task: one column per class (ids 0..C-1; the tasks' ids are kept apart)
+            columns = np.arange(sum(widths))
+            if data.layout == "shared":
+                S = None if data.sample_weight is None else np.repeat(data.sample_weight, widths, axis=1)
+                return TaskData(layout="shared", X=data.X, Y=np.column_stack(coded).astype(data.dtype),
+                                task_ids=columns, sample_weight=S, row_weight=data.row_weight)
+            weights = None if data.sample_weight is None else [data.task_weights_of(t) for t in range(data.n_tasks)]
+            pairs, weights = _one_column_per_target([(data.task(t)[0], c) for t, c in enumerate(coded)], weights)
+            return TaskData.from_tasks(pairs, task_ids=columns, sample_weight=weights)
         if data.layout == "shared":
             return TaskData(layout="shared", X=data.X, Y=np.column_stack(coded).astype(data.dtype),
                             task_ids=data.task_ids, sample_weight=data.sample_weight, row_weight=data.row_weight)
@@ -596,8 +607,12 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         self.classes_ = classes[0] if self.fit_layout_ == "single" else classes
         # The user's task ids: the columns of W are one per binary task and one per class of a
         # multinomial task, so the TaskData's ids (one per column) are not the tasks'.
-        self._task_ids = np.unique(check_task_ids(task, name="task")) if self.fit_layout_ == "stacked" and \
-            task is not None else np.asarray(data.task_ids) if not self._is_multinomial() else np.arange(len(classes))
+        if isinstance(X, TaskData):
+            self._task_ids = np.asarray(X.task_ids)
+        elif self.fit_layout_ == "stacked":
+            self._task_ids = np.unique(check_task_ids(task, name="task"))
+        else:  # shared columns, a single task, a list of tasks: positions
+            self._task_ids = np.arange(len(classes))
         self._global_classes = None
         return data
 
