@@ -309,15 +309,7 @@ class TaskData:
         """
         out = np.zeros((self.n_tasks, self.n_features))
         for (lo, hi), w, tasks in self._groups():
-            total = np.zeros(self.n_features)
-            if self.sparse:
-                total = self._sparse_column_sums(lo, hi, w, power=1)
-            for start in range(lo, hi, _BLOCK_ROWS) if not self.sparse else ():
-                block = self.X[start:min(start + _BLOCK_ROWS, hi)]
-                if w is None:
-                    total += np.asarray(block.sum(axis=0, dtype=np.float64)).ravel()
-                else:
-                    total += np.asarray(block.T @ w[start - lo: start - lo + block.shape[0]].astype(np.float64)).ravel()
+            total = self._sparse_column_sums(lo, hi, w, power=1) if self.sparse else self._dense_column_sums(lo, hi, w)
             size = (hi - lo) if w is None else float(np.sum(w, dtype=np.float64))
             out[tasks] = total / size if size > 0 else 0.0
         return out
@@ -355,6 +347,17 @@ class TaskData:
                 acc = np.maximum(acc - totals[tasks[0]] * means[tasks[0]] ** 2, 0.0)
             out[tasks] = acc
         return out
+
+    def _dense_column_sums(self, lo: int, hi: int, w) -> np.ndarray:
+        """``sum_i s_i X[i, :]`` over rows lo..hi of a dense X, float64 (d,), a block of rows at a time."""
+        total = np.zeros(self.n_features)
+        for start in range(lo, hi, _BLOCK_ROWS):
+            block = self.X[start:min(start + _BLOCK_ROWS, hi)]
+            if w is None:
+                total += block.sum(axis=0, dtype=np.float64)
+            else:
+                total += block.T @ w[start - lo: start - lo + block.shape[0]].astype(np.float64)
+        return total
 
     def _sparse_column_sums(self, lo: int, hi: int, w, power: int) -> np.ndarray:
         """``sum_i s_i X[i, j]^power`` over rows lo..hi of a CSR X, float64 (d,), from the stored
