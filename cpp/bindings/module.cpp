@@ -24,6 +24,7 @@
 #include "mtlx/gram.hpp"
 #include "mtlx/lapack.hpp"
 #include "mtlx/prox.hpp"
+#include "mtlx/trunk.hpp"
 
 namespace py = pybind11;
 
@@ -689,6 +690,182 @@ void bind_csr(py::module_& m) {
       "Loss of tasks sharing one CSR X at (Wt, b); gradient into (gWt, gb) if given.");
 }
 
+// The widths of a shared-trunk network, checked: every width >= 1, the input's width d.
+struct CheckedShape {
+  carray<std::int64_t> trunk, task;
+  mtlx::TrunkShape shape{};
+  CheckedShape(const carray<std::int64_t>& trunk_sizes, const carray<std::int64_t>& task_sizes,
+               mtlx::Activation activation, py::ssize_t d)
+      : trunk(trunk_sizes), task(task_sizes) {
+    if (trunk.ndim() != 1 || trunk.shape(0) < 2)
+      throw std::invalid_argument("trunk_sizes must be 1-D: the input width, then at least one layer's width");
+    if (task.ndim() != 1) throw std::invalid_argument("task_sizes must be 1-D");
+    if (trunk.data()[0] != d)
+      throw std::invalid_argument("X has " + std::to_string(d) + " features, the network's input width is " +
+                                  std::to_string(trunk.data()[0]));
+    for (py::ssize_t l = 0; l < trunk.shape(0); ++l) {
+      if (trunk.data()[l] < 1) throw std::invalid_argument("every trunk width must be >= 1");
+    }
+    for (py::ssize_t l = 0; l < task.shape(0); ++l) {
+      if (task.data()[l] < 1) throw std::invalid_argument("every task-layer width must be >= 1");
+    }
+    if (static_cast<int>(activation) >= mtlx::kNumActivations) throw std::invalid_argument("unknown activation");
+    shape = {trunk.data(), static_cast<int>(trunk.shape(0) - 1), task.data(), static_cast<int>(task.shape(0)),
+             activation};
+  }
+};
+
+// The heads of one call, checked against the rows of X.
+struct CheckedTasks {
+  mtlx::TrunkTasks tasks{};
+  CheckedTasks(const carray<std::int64_t>& row_begin, const carray<std::int64_t>& row_end,
+               const carray<std::int64_t>& out_dims, const carray<std::uint8_t>& losses,
+               const carray<double>& loss_params, py::ssize_t N) {
+    if (out_dims.ndim() != 1) throw std::invalid_argument("out_dims must be 1-D");
+    const py::ssize_t T = out_dims.shape(0);
+    expect_shape(row_begin, "row_begin", {T});
+    expect_shape(row_end, "row_end", {T});
+    expect_shape(losses, "losses", {T});
+    expect_shape(loss_params, "loss_params", {T});
+    for (py::ssize_t t = 0; t < T; ++t) {
+      const std::int64_t lo = row_begin.data()[t], hi = row_end.data()[t];
+      if (lo < 0 || hi < lo || hi > N)
+        throw std::invalid_argument("task " + std::to_string(t) + ": rows [" + std::to_string(lo) + ", " +
+                                    std::to_string(hi) + ") are not within the " + std::to_string(N) + " rows of X");
+      if (out_dims.data()[t] < 1) throw std::invalid_argument("task " + std::to_string(t) + ": out_dims must be >= 1");
+      if (losses.data()[t] >= mtlx::kNumLossKinds)
+        throw std::invalid_argument("task " + std::to_string(t) + ": unknown loss code");
+      if (static_cast<mtlx::LossKind>(losses.data()[t]) == mtlx::LossKind::huber && !(loss_params.data()[t] > 0.0))
+        throw std::invalid_argument("task " + std::to_string(t) + ": the Huber loss needs epsilon > 0");
+    }
+    tasks = {T, row_begin.data(), row_end.data(), out_dims.data(), losses.data(), loss_params.data()};
+  }
+};
+
+template <class Real>
+void bind_trunk(py::module_& m) {
+  m.def(
+      "trunk_loss_grad",
+      [](const carray<Real>& X, const carray<Real>& params, std::optional<carray<Real>> grad, carray<double> task_loss,
+         const carray<std::int64_t>& trunk_sizes, const carray<std::int64_t>& task_sizes, mtlx::Activation activation,
+         const carray<std::int64_t>& row_begin, const carray<std::int64_t>& row_end,
+         const carray<std::int64_t>& out_dims, const carray<std::uint8_t>& losses, const carray<double>& loss_params,
+         const carray<Real>& targets, const carray<Real>& weights, const carray<std::int64_t>& target_col,
+         const carray<double>& task_scale, int n_threads) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        const py::ssize_t N = X.shape(0);
+        const CheckedShape net(trunk_sizes, task_sizes, activation, X.shape(1));
+        const CheckedTasks heads(row_begin, row_end, out_dims, losses, loss_params, N);
+        const py::ssize_t T = heads.tasks.T;
+        expect_shape(params, "params", {mtlx::trunk_n_params(net.shape, heads.tasks)});
+        if (grad) {
+          expect_shape(*grad, "grad", {params.shape(0)});
+          expect_writable(*grad, "grad");
+        }
+        expect_shape(task_loss, "task_loss", {T});
+        expect_writable(task_loss, "task_loss");
+        expect_shape(task_scale, "task_scale", {T});
+        if (targets.ndim() != 2 || targets.shape(0) != N)
+          throw std::invalid_argument("targets must be (n_rows, n_cols), got shape " + shape_of(targets));
+        const py::ssize_t C = targets.shape(1);
+        expect_shape(weights, "weights", {N, C});
+        expect_shape(target_col, "target_col", {T});
+        for (py::ssize_t t = 0; t < T; ++t) {
+          const std::int64_t c = target_col.data()[t];
+          if (c < 0 || c >= C) throw std::invalid_argument("task " + std::to_string(t) + ": target_col out of range");
+          const std::int64_t K = out_dims.data()[t];
+          if (K == 1) continue;
+          for (std::int64_t i = row_begin.data()[t]; i < row_end.data()[t]; ++i) {  // class indices of a softmax
+            const Real y = targets.data()[i * C + c];
+            if (weights.data()[i * C + c] != Real(0) && !(y >= Real(0) && y < Real(K) && y == std::floor(y)))
+              throw std::invalid_argument("task " + std::to_string(t) + ": row " + std::to_string(i) + " has target " +
+                                          std::to_string(static_cast<double>(y)) + ", not a class index in [0, " +
+                                          std::to_string(K) + ")");
+          }
+        }
+        const mtlx::TrunkTargets<Real> tg{targets.data(), weights.data(), C, target_col.data()};
+        Real* g = grad ? grad->mutable_data() : nullptr;
+        double* tl = task_loss.mutable_data();
+        py::gil_scoped_release release;
+        return mtlx::cpu::trunk_loss_grad(X.data(), N, net.shape, heads.tasks, tg, task_scale.data(), params.data(), g,
+                                          tl, std::max(1, n_threads));
+      },
+      py::arg("X").noconvert(), py::arg("params").noconvert(), py::arg("grad").noconvert(),
+      py::arg("task_loss").noconvert(), py::arg("trunk_sizes").noconvert(), py::arg("task_sizes").noconvert(),
+      py::arg("activation"), py::arg("row_begin").noconvert(), py::arg("row_end").noconvert(),
+      py::arg("out_dims").noconvert(), py::arg("losses").noconvert(), py::arg("loss_params").noconvert(),
+      py::arg("targets").noconvert(), py::arg("weights").noconvert(), py::arg("target_col").noconvert(),
+      py::arg("task_scale").noconvert(), py::arg("n_threads") = 1,
+      "F = sum_t task_scale[t] task_loss[t] of a shared-trunk network and dF/dparams (into grad, unless None); "
+      "task_loss[t] = sum_i w_it L_t. See mtlx/trunk.hpp for the parameter layout.");
+  m.def(
+      "trunk_predict",
+      [](const carray<Real>& X, const carray<Real>& params, const carray<std::int64_t>& trunk_sizes,
+         const carray<std::int64_t>& task_sizes, mtlx::Activation activation, const carray<std::int64_t>& row_begin,
+         const carray<std::int64_t>& row_end, const carray<std::int64_t>& out_dims, const carray<std::uint8_t>& losses,
+         const carray<double>& loss_params, carray<Real> out, int n_threads) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        const py::ssize_t N = X.shape(0);
+        const CheckedShape net(trunk_sizes, task_sizes, activation, X.shape(1));
+        const CheckedTasks heads(row_begin, row_end, out_dims, losses, loss_params, N);
+        expect_shape(params, "params", {mtlx::trunk_n_params(net.shape, heads.tasks)});
+        std::int64_t SK = 0;
+        for (py::ssize_t t = 0; t < heads.tasks.T; ++t) SK += out_dims.data()[t];
+        expect_shape(out, "out", {N, SK});
+        expect_writable(out, "out");
+        Real* o = out.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::trunk_predict(X.data(), N, net.shape, heads.tasks, params.data(), o, std::max(1, n_threads));
+      },
+      py::arg("X").noconvert(), py::arg("params").noconvert(), py::arg("trunk_sizes").noconvert(),
+      py::arg("task_sizes").noconvert(), py::arg("activation"), py::arg("row_begin").noconvert(),
+      py::arg("row_end").noconvert(), py::arg("out_dims").noconvert(), py::arg("losses").noconvert(),
+      py::arg("loss_params").noconvert(), py::arg("out").noconvert(), py::arg("n_threads") = 1,
+      "Head outputs of a shared-trunk network: out[rows of task t, its K_t columns].");
+  m.def(
+      "trunk_representation",
+      [](const carray<Real>& X, const carray<Real>& params, const carray<std::int64_t>& trunk_sizes,
+         mtlx::Activation activation, carray<Real> out, int n_threads) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        const carray<std::int64_t> no_task_layers(0);
+        const CheckedShape net(trunk_sizes, no_task_layers, activation, X.shape(1));
+        const mtlx::TrunkTasks no_heads{};
+        if (params.ndim() != 1 || params.shape(0) < mtlx::trunk_n_params(net.shape, no_heads))
+          throw std::invalid_argument("params is shorter than the trunk's parameters");
+        const py::ssize_t N = X.shape(0);
+        expect_shape(out, "out", {N, trunk_sizes.data()[trunk_sizes.shape(0) - 1]});
+        expect_writable(out, "out");
+        Real* o = out.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::trunk_representation(X.data(), N, net.shape, params.data(), o, std::max(1, n_threads));
+      },
+      py::arg("X").noconvert(), py::arg("params").noconvert(), py::arg("trunk_sizes").noconvert(),
+      py::arg("activation"), py::arg("out").noconvert(), py::arg("n_threads") = 1,
+      "The shared representation (last trunk layer's activations) of the rows of X.");
+  m.def(
+      "adam_update",
+      [](carray<Real> params, const carray<Real>& grad, carray<Real> m1, carray<Real> m2, double lr, double beta1,
+         double beta2, double eps, std::int64_t step) {
+        if (params.ndim() != 1) throw std::invalid_argument("params must be 1-D");
+        const py::ssize_t n = params.shape(0);
+        expect_shape(grad, "grad", {n});
+        expect_shape(m1, "m", {n});
+        expect_shape(m2, "v", {n});
+        expect_writable(params, "params");
+        expect_writable(m1, "m");
+        expect_writable(m2, "v");
+        if (step < 1) throw std::invalid_argument("step counts from 1");
+        Real* p = params.mutable_data();
+        Real* a = m1.mutable_data();
+        Real* b = m2.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::adam_update(p, grad.data(), a, b, n, lr, beta1, beta2, eps, step);
+      },
+      py::arg("params").noconvert(), py::arg("grad").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(),
+      py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("step"),
+      "One bias-corrected Adam step in place on params, m and v.");
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mtlx native core (private): batched per-task losses/gradients and proximal operators.";
   // The codes the Python layer passes (per-task loss arrays, penalty kinds) come from these
@@ -705,6 +882,10 @@ PYBIND11_MODULE(_core, m) {
       .value("l21", mtlx::PenaltyKind::l21)
       .value("trace", mtlx::PenaltyKind::trace)
       .value("mean", mtlx::PenaltyKind::mean);
+  py::enum_<mtlx::Activation>(m, "Activation", "Hidden-layer activations of shared-trunk networks (mtlx/trunk.hpp).")
+      .value("identity", mtlx::Activation::identity)
+      .value("relu", mtlx::Activation::relu)
+      .value("tanh", mtlx::Activation::tanh);
   bind_dtype<double>(m);
   bind_dtype<float>(m);
   bind_gram<double>(m);
@@ -717,6 +898,8 @@ PYBIND11_MODULE(_core, m) {
   bind_csr<double, std::int64_t>(m);
   bind_csr<float, std::int32_t>(m);
   bind_csr<float, std::int64_t>(m);
+  bind_trunk<double>(m);
+  bind_trunk<float>(m);
 
   m.def(
       "set_routine",

@@ -1,0 +1,182 @@
+/// \file trunk.hpp
+/// Shared-trunk networks (hard parameter sharing): a stack of dense layers shared by every task,
+/// optional task-specific layers above it, and one linear head and one loss per task.
+///
+/// The activations and the softmax loss are MTLX_HD functors (the math the CUDA kernels would
+/// share); the batched forward and backward passes are in src/cpu/trunk.cpp, whose layer
+/// products go to BLAS.
+///
+/// Parameter layout (one flat vector, row-major matrices), which mtlx/trunk/network.py mirrors:
+///   trunk layer l = 1..L:        W_l (n_{l-1} x n_l), b_l (n_l)             n_0 = d
+///   then per task t, in order:  task layer m = 1..M: V_m (g_{m-1} x g_m), c_m (g_m)   g_0 = n_L
+///                               head: A_t (g_M x K_t), a_t (K_t)
+/// A head of K_t = 1 output takes the task's scalar loss (LossKind); K_t > 1 outputs are the class
+/// scores of a softmax (multinomial) loss whose targets are class indices 0..K_t-1.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "mtlx/hd.hpp"
+#include "mtlx/losses.hpp"
+
+namespace mtlx {
+
+/// Activation codes; exported to Python as mtlx._core.Activation.
+enum class Activation : std::uint8_t { identity = 0, relu = 1, tanh = 2 };
+
+/// Number of Activation values (codes at or above it are rejected at the binding).
+inline constexpr int kNumActivations = 3;
+
+/// a = z. Its derivative, like every activation's here, is written through the output a (what
+/// the forward pass keeps), so the pre-activations need no buffer of their own.
+struct IdentityActivation {
+  template <class Real>
+  MTLX_HD static Real value(Real z) {
+    return z;
+  }
+  template <class Real>
+  MTLX_HD static Real deriv_from_output(Real) {
+    return Real(1);
+  }
+};
+
+/// a = max(z, 0); a NaN or infinite z stays NaN (z * 0) instead of hiding as 0.
+struct ReluActivation {
+  template <class Real>
+  MTLX_HD static Real value(Real z) {
+    return z > Real(0) ? z : z * Real(0);
+  }
+  template <class Real>
+  MTLX_HD static Real deriv_from_output(Real a) {
+    return a > Real(0) ? Real(1) : Real(0);
+  }
+};
+
+/// a = tanh(z), da/dz = 1 - a^2.
+struct TanhActivation {
+  template <class Real>
+  MTLX_HD static Real value(Real z) {
+    return std::tanh(z);
+  }
+  template <class Real>
+  MTLX_HD static Real deriv_from_output(Real a) {
+    return Real(1) - a * a;
+  }
+};
+
+/// Calls f with the functor of `kind`; the one switch over Activation.
+template <class F>
+MTLX_HD auto visit_activation(Activation kind, F&& f) -> decltype(f(IdentityActivation{})) {
+  switch (kind) {
+    case Activation::relu:
+      return f(ReluActivation{});
+    case Activation::tanh:
+      return f(TanhActivation{});
+    case Activation::identity:
+    default:
+      return f(IdentityActivation{});
+  }
+}
+
+/// Softmax cross-entropy of one row's K class scores z for the class `label`:
+///   L = log sum_k exp(z_k) - z_label,   dL/dz_k = p_k - [k == label],
+/// evaluated in double after subtracting max_k z_k (no overflow).
+struct SoftmaxLoss {
+  /// Returns L and writes scale * dL/dz into dz (dz may be null: value only).
+  template <class Real>
+  MTLX_HD static double value_and_deriv(const Real* z, int K, int label, double scale, Real* dz) {
+    double top = static_cast<double>(z[0]);
+    for (int k = 1; k < K; ++k) top = static_cast<double>(z[k]) > top ? static_cast<double>(z[k]) : top;
+    double total = 0.0;
+    for (int k = 0; k < K; ++k) total += std::exp(static_cast<double>(z[k]) - top);
+    const double log_total = std::log(total);
+    if (dz != nullptr) {
+      for (int k = 0; k < K; ++k) {
+        const double p = std::exp(static_cast<double>(z[k]) - top - log_total);
+        dz[k] = static_cast<Real>(scale * (p - (k == label ? 1.0 : 0.0)));
+      }
+    }
+    // A NaN score makes `top` ignore it; adding 0 * z_k carries it into the value.
+    double carry = 0.0;
+    for (int k = 0; k < K; ++k) carry += 0.0 * static_cast<double>(z[k]);
+    return log_total + top - static_cast<double>(z[label]) + carry;
+  }
+};
+
+/// One Adam step on element i (Kingma & Ba 2015, bias-corrected):
+///   m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2,  p -= lr_t m / (sqrt(v) + eps_t),
+/// with lr_t = lr sqrt(1 - b2^k) / (1 - b1^k) and eps_t = eps sqrt(1 - b2^k) (scikit-learn's and
+/// PyTorch's Adam: eps added to the bias-corrected sqrt(v)).
+struct AdamStep {
+  double lr_t, b1, b2, eps_t;
+  template <class Real>
+  MTLX_HD void operator()(Real& p, Real g, Real& m, Real& v) const {
+    const double md = b1 * static_cast<double>(m) + (1.0 - b1) * static_cast<double>(g);
+    const double vd = b2 * static_cast<double>(v) + (1.0 - b2) * static_cast<double>(g) * static_cast<double>(g);
+    m = static_cast<Real>(md);
+    v = static_cast<Real>(vd);
+    p = static_cast<Real>(static_cast<double>(p) - lr_t * md / (std::sqrt(vd) + eps_t));
+  }
+};
+
+/// The layer widths of a network.
+struct TrunkShape {
+  const std::int64_t* trunk_sizes;  ///< n_0 = d, n_1, ..., n_L (L >= 1)
+  int n_trunk_layers;               ///< L
+  const std::int64_t* task_sizes;   ///< g_1, ..., g_M (task-specific hidden layers; may be empty)
+  int n_task_layers;                ///< M
+  Activation activation;            ///< of every hidden layer (heads are linear)
+};
+
+/// The tasks of one call: their rows of X, head widths and losses.
+struct TrunkTasks {
+  std::int64_t T;
+  const std::int64_t* row_begin;  ///< task t reads rows [row_begin[t], row_end[t]) of X
+  const std::int64_t* row_end;
+  const std::int64_t* out_dims;   ///< K_t
+  const std::uint8_t* losses;     ///< LossKind of a K_t = 1 head (ignored for K_t > 1: softmax)
+  const double* loss_params;      ///< Huber's epsilon
+};
+
+/// Targets of one call: entry (i, target_col[t]) of the row-major N x n_cols arrays is task t's
+/// target and weight on row i (a class index for a softmax head). A weight of 0 leaves the entry out.
+template <class Real>
+struct TrunkTargets {
+  const Real* values;
+  const Real* weights;
+  std::int64_t n_cols;
+  const std::int64_t* target_col;
+};
+
+/// Number of parameters of the network for the given heads.
+std::int64_t trunk_n_params(const TrunkShape& shape, const TrunkTasks& tasks);
+
+namespace cpu {
+
+/// F = sum_t task_scale[t] * task_loss[t], task_loss[t] = sum_i w_it L_t(y_it, f_t(x_i)).
+/// Writes task_loss (T), and dF/dparams into grad when grad is not null. Deterministic for a
+/// given thread count (row chunks of fixed size, summed in order; BLAS for the products).
+template <class Real>
+double trunk_loss_grad(const Real* X, std::int64_t N, const TrunkShape& shape, const TrunkTasks& tasks,
+                       const TrunkTargets<Real>& targets, const double* task_scale, const Real* params, Real* grad,
+                       double* task_loss, int n_threads);
+
+/// Outputs of every task's head: out (N x sum_t K_t, row-major) gets task t's K_t columns on its
+/// rows (other rows of those columns untouched).
+template <class Real>
+void trunk_predict(const Real* X, std::int64_t N, const TrunkShape& shape, const TrunkTasks& tasks,
+                   const Real* params, Real* out, int n_threads);
+
+/// The shared representation (the last trunk layer's activations), N x n_L row-major.
+template <class Real>
+void trunk_representation(const Real* X, std::int64_t N, const TrunkShape& shape, const Real* params, Real* out,
+                          int n_threads);
+
+/// Adam steps over n elements (see AdamStep); `step` counts from 1.
+template <class Real>
+void adam_update(Real* params, const Real* grad, Real* m, Real* v, std::int64_t n, double lr, double b1, double b2,
+                 double eps, std::int64_t step);
+
+}  // namespace cpu
+}  // namespace mtlx

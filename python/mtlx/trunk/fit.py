@@ -1,0 +1,416 @@
+"""``fit_shared_trunk``: train a shared-trunk network on a TaskData (the low-level API)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._config import resolve_n_threads
+from .._progress import is_root
+from .._reduction import LocalReduction
+from .._validate import MAX_THREADS, check_comm, check_int, check_real
+from ..data import TaskData
+from ..losses import Loss, Multinomial, get_loss
+from ..results import ConvergenceWarning
+from .adam import minimize_adam
+from .lbfgs import minimize_lbfgs
+from .network import ACTIVATIONS, TrunkNetwork
+from .objective import Rows, TrunkObjective
+
+__all__ = ["SharedTrunkResult", "fit_shared_trunk", "SOLVERS", "WEIGHTINGS"]
+
+logger = logging.getLogger("mtlx")
+
+SOLVERS = ("lbfgs", "adam")
+WEIGHTINGS = ("equal", "uncertainty")
+
+
+@dataclass
+class SharedTrunkResult:
+    """A trained shared-trunk network (every rank's tasks, on every rank).
+
+    Attributes
+    ----------
+    network : TrunkNetwork
+        The architecture, with one head per task in global order.
+    params : ndarray (float64)
+        The flat parameter vector (layout: :mod:`mtlx.trunk.network`).
+    task_ids : ndarray
+        Task ids in global order (the order of the heads).
+    losses : list of Loss
+        Each task's head loss (:class:`mtlx.losses.Multinomial` for a softmax head).
+    log_vars : ndarray or None
+        The learned log-variances s_t of ``task_weighting="uncertainty"``.
+    history : dict
+        ``"objective"``: F after each iteration (L-BFGS; index 0 at the start) or the mean batch F
+        of each epoch (Adam); ``"task_loss"``: each task's mean loss alongside (n_points x T);
+        ``"validation"``: the validation F per epoch (Adam with early stopping).
+    n_iter : int
+        L-BFGS iterations or Adam epochs.
+    converged : bool
+    message : str
+    solver : str
+    time : float
+    """
+
+    network: TrunkNetwork
+    params: np.ndarray
+    task_ids: np.ndarray
+    losses: list
+    log_vars: np.ndarray | None
+    history: dict = field(default_factory=dict)
+    n_iter: int = 0
+    converged: bool = False
+    message: str = ""
+    solver: str = "lbfgs"
+    time: float = 0.0
+
+    @property
+    def trunk(self) -> list:
+        """``[(W_l, b_l), ...]``: the shared layers (W_l of shape (n_{l-1}, n_l))."""
+        return self.network.trunk_layers(self.params)
+
+    @property
+    def task_layers(self) -> list:
+        """Per task, its own layers ``[(V_m, c_m), ...]``."""
+        return [self.network.task_layers(self.params, t)[0] for t in range(self.network.n_tasks)]
+
+    @property
+    def heads(self) -> list:
+        """Per task, its head ``(A_t, a_t)`` (A_t of shape (width, K_t))."""
+        return [self.network.task_layers(self.params, t)[1] for t in range(self.network.n_tasks)]
+
+    def decision(self, X: np.ndarray, n_threads: int = 1) -> list:
+        """Each task's head outputs on the rows of X: a list of (n, K_t) arrays."""
+        out = self.network.predict(X, self.params, n_threads=n_threads)
+        edges = np.concatenate([[0], np.cumsum(self.network.out_dims)])
+        return [out[:, lo:hi] for lo, hi in zip(edges[:-1], edges[1:])]
+
+    def representation(self, X: np.ndarray, n_threads: int = 1) -> np.ndarray:
+        """The shared representation (n x hidden[-1])."""
+        return self.network.representation(X, self.params, n_threads=n_threads)
+
+
+def check_architecture(hidden, task_hidden, activation):
+    """``(hidden, task_hidden)`` as tuples of positive ints; the activation known."""
+    def widths(value, name, allow_empty):
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            value = (value,)
+        try:
+            out = tuple(value)
+        except TypeError:
+            raise TypeError(f"{name} must be a tuple of layer widths, got {value!r}") from None
+        if not out and not allow_empty:
+            raise ValueError(f"{name} must hold at least one layer width (the shared representation), got ()")
+        for w in out:
+            if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+                raise ValueError(f"{name} widths must be positive integers, got {out!r}")
+        return tuple(int(w) for w in out)
+
+    hidden = widths(hidden, "hidden", False)
+    task_hidden = widths(task_hidden, "task_hidden", True)
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    return hidden, task_hidden
+
+
+def fit_shared_trunk(data: TaskData, loss="squared", hidden=(64,), task_hidden=(), activation="relu", l2=1e-4,
+                     solver="lbfgs", task_weighting="equal", max_iter=200, tol=1e-4, batch_size="auto",
+                     learning_rate=1e-3, random_state=0, early_stopping=False, validation_fraction=0.1,
+                     n_iter_no_change=10, params0=None, verbose=0, n_threads=None, comm=None) -> SharedTrunkResult:
+    """Train a shared-trunk network (hard parameter sharing) on the tasks of ``data``.
+
+    Minimizes ``sum_t c_t L_t + (l2 / 2) ||weights||^2`` (:mod:`mtlx.trunk.objective`): L_t the
+    mean loss of task t's head over its (labelled, weighted) rows.
+
+    Parameters
+    ----------
+    data : TaskData
+        Any layout; dense X. Under MPI, this rank's tasks (stacked rows or its columns of a
+        shared X; task ids global).
+    loss : str, Loss, or list of them (one per task, in global task order)
+        Head loss: ``"squared"``, ``"huber"``, ``"poisson"`` (regression), ``"logistic"``,
+        ``"squared_hinge"`` (labels -1/+1), ``"multinomial"`` (targets are class indices 0..K-1;
+        the head has K = max + 1 outputs and a softmax).
+    hidden : tuple of int
+        Widths of the shared layers.
+    task_hidden : tuple of int
+        Widths of each task's own layers between the trunk and its head.
+    activation : {"relu", "tanh", "identity"}
+    l2 : float
+        Ridge strength on every weight matrix.
+    solver : {"lbfgs", "adam"}
+        Full-batch L-BFGS (:mod:`mtlx.trunk.lbfgs`) or minibatch Adam (:mod:`mtlx.trunk.adam`).
+    task_weighting : {"equal", "uncertainty"}
+    max_iter : int
+        L-BFGS iterations or Adam epochs.
+    tol : float
+        L-BFGS: max |gradient|; Adam: the improvement an epoch must make. 0 runs max_iter in full.
+    batch_size : int or "auto"
+        Adam's rows per batch (``"auto"``: min(200, rows)); clipped, with a warning, to the rows.
+    learning_rate : float
+        Adam's step size.
+    random_state : int, numpy Generator/RandomState, or None
+        Seeds the initial weights, the batches and the validation split.
+    early_stopping : bool
+        Adam only: hold out ``validation_fraction`` of each task's rows, stop when their loss
+        stops improving, keep the best weights (ignored by L-BFGS, as in scikit-learn's MLP).
+    validation_fraction : float
+    n_iter_no_change : int
+    params0 : ndarray, optional
+        Starting parameters (this rank's layout: trunk, then its tasks' blocks, then the
+        log-variances with uncertainty weighting): a warm start.
+    verbose : int
+        Print F per iteration (rank 0).
+    n_threads : int, optional
+    comm : mpi4py communicator, optional
+
+    Returns
+    -------
+    SharedTrunkResult
+    """
+    start = time.perf_counter()
+    check_comm(comm)
+    if comm is None:
+        reduction = LocalReduction(data.task_ids)
+        return _fit(data, reduction, comm, start, loss, hidden, task_hidden, activation, l2, solver,
+                    task_weighting, max_iter, tol, batch_size, learning_rate, random_state, early_stopping,
+                    validation_fraction, n_iter_no_change, params0, verbose, n_threads)
+    from ..distributed import MPIReduction, agreed_errors
+
+    reduction = MPIReduction(comm, data)
+    data = reduction.conform(data)
+    with agreed_errors(comm):
+        checked = _check(data, reduction, loss, hidden, task_hidden, activation, l2, solver, task_weighting,
+                         max_iter, tol, batch_size, learning_rate, early_stopping, validation_fraction,
+                         n_iter_no_change, n_threads)
+    return _run(data, reduction, comm, start, checked, random_state, params0, verbose)
+
+
+def _fit(data, reduction, comm, start, loss, hidden, task_hidden, activation, l2, solver, task_weighting, max_iter,
+         tol, batch_size, learning_rate, random_state, early_stopping, validation_fraction, n_iter_no_change,
+         params0, verbose, n_threads):
+    checked = _check(data, reduction, loss, hidden, task_hidden, activation, l2, solver, task_weighting, max_iter,
+                     tol, batch_size, learning_rate, early_stopping, validation_fraction, n_iter_no_change, n_threads)
+    return _run(data, reduction, comm, start, checked, random_state, params0, verbose)
+
+
+def _check(data, reduction, loss, hidden, task_hidden, activation, l2, solver, task_weighting, max_iter, tol,
+           batch_size, learning_rate, early_stopping, validation_fraction, n_iter_no_change, n_threads) -> dict:
+    if not isinstance(data, TaskData):
+        raise TypeError(f"data must be a mtlx.TaskData, got {type(data).__name__}")
+    if data.sparse:
+        raise TypeError("shared-trunk models take a dense X (the layers are dense products); pass X.toarray()")
+    hidden, task_hidden = check_architecture(hidden, task_hidden, activation)
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if task_weighting not in WEIGHTINGS:
+        raise ValueError(f"task_weighting must be one of {WEIGHTINGS}, got {task_weighting!r}")
+    l2 = check_real(l2, "l2")
+    tol = check_real(tol, "tol")
+    max_iter = check_int(max_iter, "max_iter", 1)
+    learning_rate = check_real(learning_rate, "learning_rate", 0.0, low_open=True)
+    n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change", 1)
+    if not (isinstance(batch_size, str) and batch_size == "auto"):
+        batch_size = check_int(batch_size, "batch_size", 1)
+    validation_fraction = check_real(validation_fraction, "validation_fraction", 0.0, low_open=True)
+    if validation_fraction >= 1.0:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
+    if n_threads is not None:
+        check_int(n_threads, "n_threads", 1, MAX_THREADS)
+    if data.n_features == 0:
+        raise ValueError("X has 0 features; a shared trunk needs at least one input feature")
+    losses, out_dims = _heads(data, reduction, loss)
+    return dict(hidden=hidden, task_hidden=task_hidden, activation=activation, l2=l2, solver=solver,
+                uncertainty=task_weighting == "uncertainty", max_iter=max_iter, tol=tol, batch_size=batch_size,
+                learning_rate=learning_rate, early_stopping=bool(early_stopping),
+                validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, losses=losses,
+                out_dims=out_dims, n_threads=n_threads)
+
+
+def _heads(data, reduction, loss):
+    """Each local task's loss (None for a softmax head) and head width, its targets checked."""
+    T = len(reduction.global_ids)
+    if isinstance(loss, (str, Loss)):
+        names = [loss] * T
+    else:
+        names = list(loss)
+        if len(names) != T:
+            raise ValueError(f"loss has {len(names)} entries but there are {T} tasks (one loss per task, in global "
+                             "task order)")
+    losses, out_dims = [], []
+    for t, position in enumerate(reduction.local_index):
+        where = f"task {data.task_ids[t]!r}"
+        obj = get_loss(names[position], f"loss of {where}")
+        y = np.asarray(data.counted_targets(t), dtype=np.float64)
+        if isinstance(obj, Multinomial):
+            if y.size and not (np.all(y >= 0) and np.all(y == np.floor(y))):
+                raise ValueError(f"{where}: the multinomial loss needs class indices 0, 1, ..., K-1 as targets")
+            K = int(y.max()) + 1 if y.size else 2
+            if K < 2:
+                raise ValueError(f"{where}: the multinomial loss needs at least two classes, the targets hold one")
+            losses.append(None)
+            out_dims.append(K)
+        else:
+            obj.check_targets(y, where)
+            losses.append(obj)
+            out_dims.append(1)
+    return losses, out_dims
+
+
+def _seed(random_state, reduction) -> int:
+    if random_state is None:
+        draw = int(np.random.SeedSequence().entropy % (2**31))
+        return int(reduction.max(float(draw)))
+    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return int(random_state.integers(2**31) if isinstance(random_state, np.random.Generator)
+                   else random_state.randint(2**31))
+    return check_int(random_state, "random_state", 0)
+
+
+def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> SharedTrunkResult:
+    net = TrunkNetwork(data.n_features, c["hidden"], c["task_hidden"], c["activation"], c["out_dims"])
+    rows = Rows.of(data)
+    n_rows = rows.X.shape[0]
+    layer_work = sum(a * b for a, b in zip(net.trunk_sizes[:-1], net.trunk_sizes[1:]))
+    seed = _seed(random_state, reduction)
+    positions = np.asarray(reduction.local_index, dtype=np.int64)
+    theta0 = np.zeros(net.n_params + (net.n_tasks if c["uncertainty"] else 0))
+    if params0 is None:
+        theta0[: net.n_params] = net.initial_params(seed, positions, np.float64)
+    else:
+        p0 = np.asarray(params0, dtype=np.float64).reshape(-1)
+        if p0.shape != theta0.shape:
+            raise ValueError(f"params0 has {p0.size} entries, the network has {theta0.size}")
+        theta0[:] = p0
+    history = {}
+    solver = c["solver"]
+    if solver == "lbfgs":
+        n_threads = resolve_n_threads(c["n_threads"], n_rows * layer_work / 4)
+        objective = TrunkObjective(net, c["losses"], c["l2"], c["uncertainty"], reduction, n_threads)
+        full = rows.normalized()
+        last = {}
+
+        def fun(theta):
+            F, g, task_loss = objective(theta, full)
+            last["task_loss"] = task_loss
+            return F, g
+
+        F0, _ = fun(theta0)
+        curve, task_curve = [F0], [last["task_loss"]]
+
+        def on_iteration(k, theta, F):
+            curve.append(F)
+            task_curve.append(last["task_loss"])
+            if verbose and is_root(comm):
+                print(f"Iteration {k}, loss = {F:.8f}")
+            return False
+
+        theta, F, n_iter, converged, message = minimize_lbfgs(fun, theta0, objective.space, c["max_iter"], c["tol"],
+                                                              on_iteration=on_iteration)
+        history["objective"] = np.asarray(curve)
+        history["task_loss"] = np.asarray(task_curve)
+        failure = None
+    else:
+        shared = rows.shared
+        total_rows = n_rows if shared else int(round(reduction.allreduce(np.array([float(n_rows), 0.0]))[0]))
+        batch_size = min(200, total_rows) if c["batch_size"] == "auto" else c["batch_size"]
+        if batch_size > total_rows:
+            warnings.warn(f"batch_size={batch_size} is larger than the {total_rows} rows of the data; clipping it "
+                          f"to {total_rows}", UserWarning, stacklevel=3)
+            batch_size = total_rows
+        validation = None
+        train = rows
+        if c["early_stopping"]:
+            train, validation = _validation_split(rows, c["validation_fraction"], seed, positions)
+            validation = validation.normalized()
+        n_batches = max(1, math.ceil(total_rows * (1 - (c["validation_fraction"] if c["early_stopping"] else 0.0))
+                                     / batch_size))
+        n_threads = resolve_n_threads(c["n_threads"], batch_size * layer_work / 4)
+        objective = TrunkObjective(net, c["losses"], c["l2"], c["uncertainty"], reduction, n_threads)
+
+        def on_epoch(epoch, theta, loss):
+            if verbose and is_root(comm):
+                print(f"Iteration {epoch}, loss = {loss:.8f}")
+            return False
+
+        theta, n_iter, converged, message, curve, task_curve, failure = minimize_adam(
+            objective, theta0, train, n_batches=n_batches, seed=seed, positions=positions, max_iter=c["max_iter"],
+            tol=c["tol"], learning_rate=c["learning_rate"], validation=validation,
+            n_iter_no_change=c["n_iter_no_change"], on_epoch=on_epoch)
+        if validation is not None:
+            history["objective"] = np.array([a for a, _ in curve])
+            history["validation"] = np.array([b for _, b in curve])
+        else:
+            history["objective"] = np.asarray(curve, dtype=np.float64)
+        history["task_loss"] = np.asarray(task_curve).reshape(len(curve), -1)
+        if failure is not None:
+            message = failure
+    if failure is not None or not converged:
+        if is_root(comm) or True:
+            warnings.warn(f"{'SharedTrunk' if failure is None else 'SharedTrunk training'}: {message}",
+                          ConvergenceWarning, stacklevel=3)
+    result = _gather(net, theta, data, reduction, c, n_iter, converged, message, solver, history)
+    result.time = time.perf_counter() - start
+    logger.info("fit_shared_trunk: %d tasks, %s by %s after %d iterations (%.3f s)", len(result.task_ids), message,
+                solver, n_iter, result.time)
+    return result
+
+
+def _validation_split(rows, fraction, seed, positions):
+    """(train, validation) rows: ``fraction`` of each task's rows (of the shared rows) held out."""
+    if rows.shared:
+        n = rows.X.shape[0]
+        perm = np.random.default_rng([seed, 4]).permutation(n)
+        k = min(max(1, int(round(fraction * n))), n - 1)
+        return rows.take(np.sort(perm[k:])), rows.take(np.sort(perm[:k]))
+    train, val = [], []
+    for lo, hi, position in zip(rows.row_begin, rows.row_end, positions):
+        m = int(hi - lo)
+        perm = np.random.default_rng([seed, 5, int(position)]).permutation(m)
+        k = min(int(round(fraction * m)), m - 1)
+        train.append(np.sort(perm[k:]))
+        val.append(np.sort(perm[:k]))
+    return rows.take(train), rows.take(val)
+
+
+def _gather(net, theta, data, reduction, c, n_iter, converged, message, solver, history) -> SharedTrunkResult:
+    """Every rank's heads, in global task order, on every rank."""
+    blocks = [theta[net.task_starts[t]: net.task_starts[t + 1]] for t in range(net.n_tasks)]
+    width = int(reduction.max(max((b.size for b in blocks), default=0)))
+    packed = np.zeros((net.n_tasks, width + 2))
+    for t, b in enumerate(blocks):
+        packed[t, 0] = net.out_dims[t]
+        packed[t, 1] = theta[net.n_params + t] if c["uncertainty"] else 0.0
+        packed[t, 2: 2 + b.size] = b
+    every = reduction.allgather_tasks(packed)
+    out_dims = every[:, 0].astype(np.int64)
+    full = net.with_heads(out_dims)
+    params = np.empty(full.n_params)
+    params[: net.n_trunk] = theta[: net.n_trunk]
+    for t in range(full.n_tasks):
+        size = full.task_starts[t + 1] - full.task_starts[t]
+        params[full.task_starts[t]: full.task_starts[t + 1]] = every[t, 2: 2 + size]
+    codes = np.array([-1 if loss is None else int(loss.code) for loss in c["losses"]], dtype=np.float64)
+    params_of = np.array([0.0 if loss is None else loss.param for loss in c["losses"]])
+    kinds = reduction.allgather_tasks(np.column_stack([codes, params_of]).reshape(-1, 2))
+    losses = [_loss_of(code, p) for code, p in kinds]
+    return SharedTrunkResult(network=full, params=params, task_ids=np.asarray(reduction.global_ids), losses=losses,
+                             log_vars=every[:, 1].copy() if c["uncertainty"] else None, history=history,
+                             n_iter=int(n_iter), converged=bool(converged), message=message, solver=solver)
+
+
+def _loss_of(code: float, param: float) -> Loss:
+    from ..losses import LOSSES, Huber
+
+    if code < 0:
+        return LOSSES["multinomial"]
+    for loss in LOSSES.values():
+        if not isinstance(loss, Multinomial) and int(loss.code) == int(code):
+            return Huber(param) if isinstance(loss, Huber) else loss
+    raise AssertionError(f"unknown loss code {code}")
