@@ -18,6 +18,7 @@
 #endif
 
 #include "mtlx/coordinate_descent.hpp"
+#include "mtlx/exact_sum.hpp"
 #include "mtlx/fista_ops.hpp"
 #include "mtlx/grad.hpp"
 #include "mtlx/grad_sparse.hpp"
@@ -751,12 +752,23 @@ void bind_trunk(py::module_& m) {
          const carray<std::int64_t>& row_begin, const carray<std::int64_t>& row_end,
          const carray<std::int64_t>& out_dims, const carray<std::uint8_t>& losses, const carray<double>& loss_params,
          const carray<Real>& targets, const carray<Real>& weights, const carray<std::int64_t>& target_col,
-         const carray<double>& task_scale, int n_threads) {
+         const carray<double>& task_scale, int n_threads, std::optional<carray<Real>> task_trunk_grad) {
         if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
         const py::ssize_t N = X.shape(0);
         const CheckedShape net(trunk_sizes, task_sizes, activation, X.shape(1));
         const CheckedTasks heads(row_begin, row_end, out_dims, losses, loss_params, N);
         const py::ssize_t T = heads.tasks.T;
+        Real* per_task = nullptr;
+        if (task_trunk_grad) {
+          const mtlx::TrunkTasks no_heads{};
+          expect_shape(*task_trunk_grad, "task_trunk_grad", {T, mtlx::trunk_n_params(net.shape, no_heads)});
+          expect_writable(*task_trunk_grad, "task_trunk_grad");
+          for (py::ssize_t t = 1; t < T; ++t) {
+            if (row_begin.data()[t] < row_end.data()[t - 1])
+              throw std::invalid_argument("task_trunk_grad needs tasks on consecutive, non-overlapping rows");
+          }
+          per_task = task_trunk_grad->mutable_data();
+        }
         expect_shape(params, "params", {mtlx::trunk_n_params(net.shape, heads.tasks)});
         if (grad) {
           expect_shape(*grad, "grad", {params.shape(0)});
@@ -788,16 +800,17 @@ void bind_trunk(py::module_& m) {
         double* tl = task_loss.mutable_data();
         py::gil_scoped_release release;
         return mtlx::cpu::trunk_loss_grad(X.data(), N, net.shape, heads.tasks, tg, task_scale.data(), params.data(), g,
-                                          tl, std::max(1, n_threads));
+                                          tl, std::max(1, n_threads), per_task);
       },
       py::arg("X").noconvert(), py::arg("params").noconvert(), py::arg("grad").noconvert(),
       py::arg("task_loss").noconvert(), py::arg("trunk_sizes").noconvert(), py::arg("task_sizes").noconvert(),
       py::arg("activation"), py::arg("row_begin").noconvert(), py::arg("row_end").noconvert(),
       py::arg("out_dims").noconvert(), py::arg("losses").noconvert(), py::arg("loss_params").noconvert(),
       py::arg("targets").noconvert(), py::arg("weights").noconvert(), py::arg("target_col").noconvert(),
-      py::arg("task_scale").noconvert(), py::arg("n_threads") = 1,
+      py::arg("task_scale").noconvert(), py::arg("n_threads") = 1, py::arg("task_trunk_grad").noconvert() = py::none(),
       "F = sum_t task_scale[t] task_loss[t] of a shared-trunk network and dF/dparams (into grad, unless None); "
-      "task_loss[t] = sum_i w_it L_t. See mtlx/trunk.hpp for the parameter layout.");
+      "task_loss[t] = sum_i w_it L_t. With task_trunk_grad (T x n_trunk), each task's share of the trunk's "
+      "gradient goes to its row there instead. See mtlx/trunk.hpp for the parameter layout.");
   m.def(
       "trunk_predict",
       [](const carray<Real>& X, const carray<Real>& params, const carray<std::int64_t>& trunk_sizes,
@@ -899,6 +912,47 @@ PYBIND11_MODULE(_core, m) {
   bind_csr<float, std::int32_t>(m);
   bind_csr<float, std::int64_t>(m);
   bind_trunk<double>(m);
+  m.def(
+      "exact_column_exponents",
+      [](const carray<double>& rows, carray<std::int32_t> out) {
+        if (rows.ndim() != 2) throw std::invalid_argument("rows must be 2-D, got shape " + shape_of(rows));
+        expect_shape(out, "out", {rows.shape(1)});
+        expect_writable(out, "out");
+        std::int32_t* o = out.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::column_exponents(rows.data(), rows.shape(0), rows.shape(1), o);
+      },
+      py::arg("rows").noconvert(), py::arg("out").noconvert(),
+      "out[j] = max(out[j], e) with |rows[i, j]| < 2^e (start from exact_no_exponent).");
+  m.def(
+      "exact_accumulate",
+      [](const carray<double>& rows, const carray<std::int32_t>& exponents, carray<std::int64_t> limbs) {
+        if (rows.ndim() != 2) throw std::invalid_argument("rows must be 2-D, got shape " + shape_of(rows));
+        expect_shape(exponents, "exponents", {rows.shape(1)});
+        expect_shape(limbs, "limbs", {3, rows.shape(1)});
+        expect_writable(limbs, "limbs");
+        if (rows.shape(0) >= (py::ssize_t{1} << 23)) throw std::invalid_argument("at most 2^23 rows per call");
+        std::int64_t* l = limbs.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::accumulate_limbs(rows.data(), rows.shape(0), rows.shape(1), exponents.data(), l);
+      },
+      py::arg("rows").noconvert(), py::arg("exponents").noconvert(), py::arg("limbs").noconvert(),
+      "limbs (3 x n) += the 40-bit integer limbs of every row of rows at the columns' exponents.");
+  m.def(
+      "exact_from_limbs",
+      [](const carray<std::int64_t>& limbs, const carray<std::int32_t>& exponents, carray<double> out) {
+        if (exponents.ndim() != 1) throw std::invalid_argument("exponents must be 1-D");
+        const py::ssize_t n = exponents.shape(0);
+        expect_shape(limbs, "limbs", {3, n});
+        expect_shape(out, "out", {n});
+        expect_writable(out, "out");
+        double* o = out.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::limbs_to_double(limbs.data(), n, exponents.data(), o);
+      },
+      py::arg("limbs").noconvert(), py::arg("exponents").noconvert(), py::arg("out").noconvert(),
+      "The sums the limbs hold, as doubles.");
+  m.attr("exact_no_exponent") = mtlx::cpu::kNoExponent;
   bind_trunk<float>(m);
 
   m.def(

@@ -30,9 +30,6 @@ class LossKind:
     huber: ClassVar[LossKind]
     squared_hinge: ClassVar[LossKind]
     poisson: ClassVar[LossKind]
-    huber: ClassVar[LossKind]
-    squared_hinge: ClassVar[LossKind]
-    poisson: ClassVar[LossKind]
     @property
     def name(self) -> str: ...
     @property
@@ -48,6 +45,19 @@ class PenaltyKind:
     l21: ClassVar[PenaltyKind]
     trace: ClassVar[PenaltyKind]
     mean: ClassVar[PenaltyKind]
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __int__(self) -> int: ...
+    def __index__(self) -> int: ...
+
+class Activation:
+    """Hidden-layer activations of shared-trunk networks (mtlx/trunk.hpp)."""
+
+    identity: ClassVar[Activation]
+    relu: ClassVar[Activation]
+    tanh: ClassVar[Activation]
     @property
     def name(self) -> str: ...
     @property
@@ -589,6 +599,142 @@ def cd_epochs_residual_sparse(
 
     Its columns as CSR rows, centered implicitly by xbar; returns (epochs, max_change, max_abs).
     """
+
+# Shared-trunk networks (mtlx/trunk.hpp) and order-independent sums (mtlx/exact_sum.hpp).
+
+@overload
+def trunk_loss_grad(
+    X: NDArray[np.float64],
+    params: NDArray[np.float64],
+    grad: NDArray[np.float64] | None,
+    task_loss: NDArray[np.float64],
+    trunk_sizes: NDArray[np.int64],
+    task_sizes: NDArray[np.int64],
+    activation: Activation,
+    row_begin: NDArray[np.int64],
+    row_end: NDArray[np.int64],
+    out_dims: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    targets: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    target_col: NDArray[np.int64],
+    task_scale: NDArray[np.float64],
+    n_threads: _Int = 1,
+    task_trunk_grad: NDArray[np.float64] | None = None,
+) -> float:
+    """F = sum_t task_scale[t] task_loss[t] of a shared-trunk network and dF/dparams (into grad, unless None).
+
+    task_loss[t] = sum_i w_it L_t. With task_trunk_grad (T x n_trunk), each task's share of the trunk's gradient
+    goes to its row there instead. See mtlx/trunk.hpp for the parameter layout.
+    """
+@overload
+def trunk_loss_grad(
+    X: NDArray[np.float32],
+    params: NDArray[np.float32],
+    grad: NDArray[np.float32] | None,
+    task_loss: NDArray[np.float64],
+    trunk_sizes: NDArray[np.int64],
+    task_sizes: NDArray[np.int64],
+    activation: Activation,
+    row_begin: NDArray[np.int64],
+    row_end: NDArray[np.int64],
+    out_dims: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    targets: NDArray[np.float32],
+    weights: NDArray[np.float32],
+    target_col: NDArray[np.int64],
+    task_scale: NDArray[np.float64],
+    n_threads: _Int = 1,
+    task_trunk_grad: NDArray[np.float32] | None = None,
+) -> float: ...
+@overload
+def trunk_predict(
+    X: NDArray[np.float64],
+    params: NDArray[np.float64],
+    trunk_sizes: NDArray[np.int64],
+    task_sizes: NDArray[np.int64],
+    activation: Activation,
+    row_begin: NDArray[np.int64],
+    row_end: NDArray[np.int64],
+    out_dims: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    out: NDArray[np.float64],
+    n_threads: _Int = 1,
+) -> None:
+    """Head outputs of a shared-trunk network: out[rows of task t, its K_t columns]."""
+@overload
+def trunk_predict(
+    X: NDArray[np.float32],
+    params: NDArray[np.float32],
+    trunk_sizes: NDArray[np.int64],
+    task_sizes: NDArray[np.int64],
+    activation: Activation,
+    row_begin: NDArray[np.int64],
+    row_end: NDArray[np.int64],
+    out_dims: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    out: NDArray[np.float32],
+    n_threads: _Int = 1,
+) -> None: ...
+@overload
+def trunk_representation(
+    X: NDArray[np.float64],
+    params: NDArray[np.float64],
+    trunk_sizes: NDArray[np.int64],
+    activation: Activation,
+    out: NDArray[np.float64],
+    n_threads: _Int = 1,
+) -> None:
+    """The shared representation (last trunk layer's activations) of the rows of X."""
+@overload
+def trunk_representation(
+    X: NDArray[np.float32],
+    params: NDArray[np.float32],
+    trunk_sizes: NDArray[np.int64],
+    activation: Activation,
+    out: NDArray[np.float32],
+    n_threads: _Int = 1,
+) -> None: ...
+@overload
+def adam_update(
+    params: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    m: NDArray[np.float64],
+    v: NDArray[np.float64],
+    lr: _Float,
+    beta1: _Float,
+    beta2: _Float,
+    eps: _Float,
+    step: _Int,
+) -> None:
+    """One bias-corrected Adam step in place on params, m and v."""
+@overload
+def adam_update(
+    params: NDArray[np.float32],
+    grad: NDArray[np.float32],
+    m: NDArray[np.float32],
+    v: NDArray[np.float32],
+    lr: _Float,
+    beta1: _Float,
+    beta2: _Float,
+    eps: _Float,
+    step: _Int,
+) -> None: ...
+
+def exact_column_exponents(rows: NDArray[np.float64], out: NDArray[np.int32]) -> None:
+    """out[j] = max(out[j], e) with |rows[i, j]| < 2^e (start from exact_no_exponent)."""
+
+def exact_accumulate(rows: NDArray[np.float64], exponents: NDArray[np.int32], limbs: NDArray[np.int64]) -> None:
+    """limbs (3 x n) += the 40-bit integer limbs of every row of rows at the columns' exponents."""
+
+def exact_from_limbs(limbs: NDArray[np.int64], exponents: NDArray[np.int32], out: NDArray[np.float64]) -> None:
+    """The sums the limbs hold, as doubles."""
+
+exact_no_exponent: int
 
 # BLAS/LAPACK registration and the machine.
 

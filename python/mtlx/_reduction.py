@@ -61,6 +61,14 @@ class LocalReduction:
         """True when ``flag`` is true on some rank."""
         return bool(flag)
 
+    def sum_ints(self, buf: np.ndarray) -> np.ndarray:
+        """Sum the integers of ``buf`` over ranks in place (exact in any order)."""
+        return buf
+
+    def max_ints(self, buf: np.ndarray) -> np.ndarray:
+        """Elementwise maximum of the integers of ``buf`` over ranks, in place."""
+        return buf
+
     def max(self, value: float) -> float:
         """The largest ``value`` over ranks."""
         return float(value)

@@ -466,6 +466,18 @@ class MPIReduction:
             raise_agreed(self.comm, failure)
         return buf
 
+    def sum_ints(self, buf: np.ndarray) -> np.ndarray:
+        """Sum the integers of ``buf`` over ranks in place (collective; exact in any order)."""
+        with watched(self.comm, "an Allreduce of a solve"):
+            self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
+        return buf
+
+    def max_ints(self, buf: np.ndarray) -> np.ndarray:
+        """Elementwise maximum of the integers of ``buf`` over ranks, in place (collective)."""
+        with watched(self.comm, "an Allreduce of a solve"):
+            self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.MAX)
+        return buf
+
     def any(self, flag: bool) -> bool:
         """True when ``flag`` is true on some rank (collective)."""
         with watched(self.comm, "an Allreduce of a solve"):

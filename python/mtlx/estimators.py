@@ -16,13 +16,13 @@ import logging
 import numpy as np
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.metrics import r2_score
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
 from ._layouts import group_rows, is_input_list, is_task_list
 from ._progress import IterationProgress, is_root
+from ._scoring import accuracy, pooled_weights, regression_score
 from ._validate import MAX_THREADS, as_real_array, check_comm, check_int, check_real, check_task_ids
 from .data import TaskData
 from .losses import Huber, Multinomial, get_loss
@@ -298,7 +298,7 @@ class _MultiTaskModel(BaseEstimator):
             weights = None
             if sample_weight is not None:
                 sizes = [len(y_t) for _, y_t in pairs]
-                pooled = _pooled_weights(sample_weight, sizes)
+                pooled = pooled_weights(sample_weight, sizes)
                 weights = np.split(pooled, np.cumsum(sizes)[:-1])
             pairs, weights = _one_column_per_target(pairs, weights)
             data = TaskData.from_tasks(pairs, sample_weight=weights)
@@ -536,23 +536,7 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskModel):
         NaN in a shared ``y`` (a missing label) is left out: each task's R^2 over its labelled
         rows, averaged uniformly.
         """
-        if is_task_list(X, y):
-            pred = self.predict([X_t for X_t, _ in X])
-            return r2_score(np.concatenate([np.ravel(y_t) for _, y_t in X]), np.concatenate(pred),
-                            sample_weight=_pooled_weights(sample_weight, [len(p) for p in pred]))
-        pred = self.predict(X, task)
-        y = np.asarray(y)
-        if y.dtype.kind == "f" and np.isnan(y).any():
-            # Missing labels: each task's R^2 over its labelled rows, averaged uniformly.
-            y2, p2 = y.reshape(len(y), -1), pred.reshape(len(pred), -1)
-            w = None if sample_weight is None else _row_weights(sample_weight, y2)
-            scores = []
-            for t in range(y2.shape[1]):
-                rows = ~np.isnan(y2[:, t])
-                if rows.any():
-                    scores.append(r2_score(y2[rows, t], p2[rows, t], sample_weight=None if w is None else w[rows, t]))
-            return float(np.mean(scores))
-        return r2_score(y, pred, sample_weight=sample_weight)
+        return regression_score(self.predict, X, y, task, sample_weight)
 
 
 class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
@@ -846,17 +830,7 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
             Weight of each row (for one X shared by all tasks, each row's weight counts for
             every task).
         """
-        if is_task_list(X, y):
-            pred = self.predict([X_t for X_t, _ in X])
-            hits = np.concatenate([p == np.ravel(y_t) for p, (_, y_t) in zip(pred, X)])
-            return float(np.average(hits, weights=_pooled_weights(sample_weight, [len(p) for p in pred])))
-        pred = self.predict(X, task)
-        y = np.asarray(y).reshape(pred.shape)
-        hits = pred == y
-        weights = _row_weights(sample_weight, hits)
-        if y.dtype.kind == "f" and np.isnan(y).any():  # missing labels count for nothing
-            weights = np.where(np.isnan(y), 0.0, 1.0 if weights is None else weights)
-        return float(np.average(hits, weights=weights))
+        return accuracy(self.predict, X, y, task, sample_weight)
 
 
 def _two_columns(z: np.ndarray) -> np.ndarray:
@@ -864,30 +838,6 @@ def _two_columns(z: np.ndarray) -> np.ndarray:
     ``1 - expit(z)``, which rounds to 0 for large margins (and float32 margins saturate sooner)."""
     z = np.asarray(z, dtype=np.float64)
     return np.column_stack([expit(-z), expit(z)])
-
-
-def _pooled_weights(sample_weight, sizes):
-    """Per-task lists of row weights (or one array over all rows) as one array over the pooled rows."""
-    if sample_weight is None:
-        return None
-    if isinstance(sample_weight, (list, tuple)):
-        if len(sample_weight) != len(sizes):
-            raise ValueError(f"sample_weight is a list of {len(sample_weight)} arrays but X has {len(sizes)} tasks")
-        sample_weight = np.concatenate([np.ravel(w) for w in sample_weight])
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (sum(sizes),):
-        raise ValueError(f"sample_weight has shape {w.shape}, expected ({sum(sizes)},): one weight per row")
-    return w
-
-
-def _row_weights(sample_weight, hits):
-    """Row weights broadcast over the tasks of one X shared by all tasks (None: unweighted)."""
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (hits.shape[0],):
-        raise ValueError(f"sample_weight has shape {w.shape}, expected ({hits.shape[0]},): one weight per row")
-    return np.broadcast_to(w[:, None], hits.shape) if hits.ndim == 2 else w
 
 
 def _one_column_per_target(pairs, weights):

@@ -134,9 +134,9 @@ struct TrunkTasks {
   std::int64_t T;
   const std::int64_t* row_begin;  ///< task t reads rows [row_begin[t], row_end[t]) of X
   const std::int64_t* row_end;
-  const std::int64_t* out_dims;   ///< K_t
-  const std::uint8_t* losses;     ///< LossKind of a K_t = 1 head (ignored for K_t > 1: softmax)
-  const double* loss_params;      ///< Huber's epsilon
+  const std::int64_t* out_dims;  ///< K_t
+  const std::uint8_t* losses;    ///< LossKind of a K_t = 1 head (ignored for K_t > 1: softmax)
+  const double* loss_params;     ///< Huber's epsilon
 };
 
 /// Targets of one call: entry (i, target_col[t]) of the row-major N x n_cols arrays is task t's
@@ -157,16 +157,22 @@ namespace cpu {
 /// F = sum_t task_scale[t] * task_loss[t], task_loss[t] = sum_i w_it L_t(y_it, f_t(x_i)).
 /// Writes task_loss (T), and dF/dparams into grad when grad is not null. Deterministic for a
 /// given thread count (row chunks of fixed size, summed in order; BLAS for the products).
+///
+/// With task_trunk_grad (T x n_trunk, row-major) not null, the tasks' row ranges must not overlap:
+/// each task's share of the trunk's gradient is written to its own row there (the trunk block of
+/// grad is left untouched). Each row then depends only on that task's rows, so a sum over tasks
+/// that does not depend on their order (mtlx/exact_sum.hpp) gives the same bits however the tasks
+/// are spread over processes.
 template <class Real>
 double trunk_loss_grad(const Real* X, std::int64_t N, const TrunkShape& shape, const TrunkTasks& tasks,
                        const TrunkTargets<Real>& targets, const double* task_scale, const Real* params, Real* grad,
-                       double* task_loss, int n_threads);
+                       double* task_loss, int n_threads, Real* task_trunk_grad = nullptr);
 
 /// Outputs of every task's head: out (N x sum_t K_t, row-major) gets task t's K_t columns on its
 /// rows (other rows of those columns untouched).
 template <class Real>
-void trunk_predict(const Real* X, std::int64_t N, const TrunkShape& shape, const TrunkTasks& tasks,
-                   const Real* params, Real* out, int n_threads);
+void trunk_predict(const Real* X, std::int64_t N, const TrunkShape& shape, const TrunkTasks& tasks, const Real* params,
+                   Real* out, int n_threads);
 
 /// The shared representation (the last trunk layer's activations), N x n_L row-major.
 template <class Real>

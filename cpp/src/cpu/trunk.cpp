@@ -3,12 +3,13 @@
 // Layer products go to BLAS (row-major matrices through column-major GEMM); activations, losses
 // and bias sums are loops over fixed chunks of rows, summed in chunk order, so that the result
 // does not depend on the number of threads.
+#include "mtlx/trunk.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "mtlx/lapack.hpp"
-#include "mtlx/trunk.hpp"
 #include "parallel.hpp"
 
 namespace mtlx {
@@ -134,8 +135,8 @@ void column_sums(const Real* D, i64 rows, i64 n, i64 ld, Real* out, int n_thread
 // Task t's summed weighted loss over its m rows of outputs O (leading dimension ld); with dO not
 // null, dO (same leading dimension) gets scale * w * dL/dO.
 template <class Real>
-double head_loss(const Real* O, Real* dO, i64 ld, i64 m, i64 K, i64 first_row, const TrunkTargets<Real>& tg,
-                 i64 col, LossKind kind, double param, double scale, int n_threads) {
+double head_loss(const Real* O, Real* dO, i64 ld, i64 m, i64 K, i64 first_row, const TrunkTargets<Real>& tg, i64 col,
+                 LossKind kind, double param, double scale, int n_threads) {
   const i64 n_chunks = n_chunks_of(m);
   std::vector<double> partial(static_cast<std::size_t>(n_chunks), 0.0);
   for_row_chunks(m, K, n_threads, [&](i64 c, i64 lo, i64 hi) {
@@ -225,12 +226,36 @@ bool heads_share_all_rows(const TrunkShape& s, const TrunkTasks& tasks, i64 N) {
   return true;
 }
 
+// Down through the trunk from delta = dF/d(representation) on rows [first_row, first_row + N):
+// the trunk's gradient into grad (its first block).
+template <class Real>
+void trunk_backward(const Real* X, const std::vector<std::vector<Real>>& acts, i64 first_row, i64 N,
+                    const TrunkShape& s, const Layout& lay, const Real* params, std::vector<Real> delta, Real* grad,
+                    int n_threads) {
+  const int L = s.n_trunk_layers;
+  std::vector<Real> prev;
+  for (int l = L - 1; l >= 0; --l) {
+    const i64 n_in = s.trunk_sizes[l], n_out = s.trunk_sizes[l + 1];
+    activation_backward(delta.data(), acts[l].data() + first_row * n_out, N, n_out, s.activation, n_threads);
+    const Real* in = l ? acts[l - 1].data() + first_row * n_in : X;
+    gemm_rm<Real>(true, false, n_in, n_out, N, Real(1), in, n_in, delta.data(), n_out, Real(0), grad + lay.trunk_w[l],
+                  n_out);
+    column_sums(delta.data(), N, n_out, n_out, grad + lay.trunk_b[l], n_threads);
+    if (l) {
+      prev.assign(static_cast<std::size_t>(N * n_in), Real(0));
+      gemm_rm<Real>(false, true, N, n_in, n_out, Real(1), delta.data(), n_out, params + lay.trunk_w[l], n_out, Real(0),
+                    prev.data(), n_in);
+      delta.swap(prev);
+    }
+  }
+}
+
 }  // namespace
 
 template <class Real>
-double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTasks& tasks,
-                       const TrunkTargets<Real>& tg, const double* task_scale, const Real* params, Real* grad,
-                       double* task_loss, int n_threads) {
+double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTasks& tasks, const TrunkTargets<Real>& tg,
+                       const double* task_scale, const Real* params, Real* grad, double* task_loss, int n_threads,
+                       Real* task_trunk_grad) {
   const Layout lay(s, tasks);
   const int L = s.n_trunk_layers;
   const i64 h = s.trunk_sizes[L];
@@ -266,7 +291,8 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
       for (i64 t = 0; t < tasks.T; ++t) {
         Real* head = grad + lay.task_start[t] + lay.rel_head;
         const i64 K = tasks.out_dims[t];
-        for (i64 r = 0; r < h; ++r) std::copy(dA.data() + r * SK + col[t], dA.data() + r * SK + col[t] + K, head + r * K);
+        for (i64 r = 0; r < h; ++r)
+          std::copy(dA.data() + r * SK + col[t], dA.data() + r * SK + col[t] + K, head + r * K);
         std::copy(da.data() + col[t], da.data() + col[t] + K, head + h * K);
       }
       gemm_rm<Real>(false, true, N, h, SK, Real(1), dO.data(), SK, A.data(), SK, Real(0), dH.data(), h);
@@ -306,8 +332,8 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
         column_sums(delta.data(), m, n_out, n_out, gblock + lay.rel_b[k], n_threads);
         if (k) {
           std::vector<Real> prev(static_cast<std::size_t>(m * n_in));
-          gemm_rm<Real>(false, true, m, n_in, n_out, Real(1), delta.data(), n_out, block + lay.rel_w[k], n_out,
-                        Real(0), prev.data(), n_in);
+          gemm_rm<Real>(false, true, m, n_in, n_out, Real(1), delta.data(), n_out, block + lay.rel_w[k], n_out, Real(0),
+                        prev.data(), n_in);
           delta.swap(prev);
         } else {  // the representation's gradient: tasks on the same rows add up
           gemm_rm<Real>(false, true, m, h, n_out, Real(1), delta.data(), n_out, block + lay.rel_w[0], n_out, Real(1),
@@ -317,23 +343,17 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
     }
   }
   if (grad == nullptr) return value;
-
-  // Down through the trunk.
-  std::vector<Real> delta = std::move(dH), prev;
-  for (int l = L - 1; l >= 0; --l) {
-    const i64 n_in = s.trunk_sizes[l], n_out = s.trunk_sizes[l + 1];
-    activation_backward(delta.data(), acts[l].data(), N, n_out, s.activation, n_threads);
-    const Real* in = l ? acts[l - 1].data() : X;
-    gemm_rm<Real>(true, false, n_in, n_out, N, Real(1), in, n_in, delta.data(), n_out, Real(0), grad + lay.trunk_w[l],
-                  n_out);
-    column_sums(delta.data(), N, n_out, n_out, grad + lay.trunk_b[l], n_threads);
-    if (l) {
-      prev.assign(static_cast<std::size_t>(N * n_in), Real(0));
-      gemm_rm<Real>(false, true, N, n_in, n_out, Real(1), delta.data(), n_out, params + lay.trunk_w[l], n_out, Real(0),
-                    prev.data(), n_in);
-      delta.swap(prev);
+  if (task_trunk_grad != nullptr) {  // each task's share of the trunk's gradient, from its rows alone
+    const i64 n_trunk = lay.task_start.empty() ? lay.total : lay.task_start[0];
+    for (i64 t = 0; t < tasks.T; ++t) {
+      const i64 r0 = tasks.row_begin[t], m = tasks.row_end[t] - r0;
+      trunk_backward(X + r0 * s.trunk_sizes[0], acts, r0, m, s, lay, params,
+                     std::vector<Real>(dH.begin() + r0 * h, dH.begin() + (r0 + m) * h), task_trunk_grad + t * n_trunk,
+                     n_threads);
     }
+    return value;
   }
+  trunk_backward(X, acts, 0, N, s, lay, params, std::move(dH), grad, n_threads);
   return value;
 }
 
@@ -376,11 +396,12 @@ void adam_update(Real* params, const Real* grad, Real* m, Real* v, i64 n, double
   for (i64 i = 0; i < n; ++i) op(params[i], grad[i], m[i], v[i]);
 }
 
-#define MTLX_TRUNK_INSTANTIATE(Real)                                                                                 \
-  template double trunk_loss_grad<Real>(const Real*, i64, const TrunkShape&, const TrunkTasks&,                      \
-                                        const TrunkTargets<Real>&, const double*, const Real*, Real*, double*, int); \
+#define MTLX_TRUNK_INSTANTIATE(Real)                                                                                  \
+  template double trunk_loss_grad<Real>(const Real*, i64, const TrunkShape&, const TrunkTasks&,                       \
+                                        const TrunkTargets<Real>&, const double*, const Real*, Real*, double*, int,   \
+                                        Real*);                                                                       \
   template void trunk_predict<Real>(const Real*, i64, const TrunkShape&, const TrunkTasks&, const Real*, Real*, int); \
-  template void trunk_representation<Real>(const Real*, i64, const TrunkShape&, const Real*, Real*, int);           \
+  template void trunk_representation<Real>(const Real*, i64, const TrunkShape&, const Real*, Real*, int);             \
   template void adam_update<Real>(Real*, const Real*, Real*, Real*, i64, double, double, double, double, i64);
 MTLX_TRUNK_INSTANTIATE(double)
 MTLX_TRUNK_INSTANTIATE(float)

@@ -133,7 +133,7 @@ def fit_shared_trunk(data: TaskData, loss="squared", hidden=(64,), task_hidden=(
     data : TaskData
         Any layout; dense X. Under MPI, this rank's tasks (stacked rows or its columns of a
         shared X; task ids global).
-    loss : str, Loss, or list of them (one per task, in global task order)
+    loss : str, Loss, list of them (one per task, in global task order), or dict by task id
         Head loss: ``"squared"``, ``"huber"``, ``"poisson"`` (regression), ``"logistic"``,
         ``"squared_hinge"`` (labels -1/+1), ``"multinomial"`` (targets are class indices 0..K-1;
         the head has K = max + 1 outputs and a softmax).
@@ -236,17 +236,24 @@ def _check(data, reduction, loss, hidden, task_hidden, activation, l2, solver, t
 def _heads(data, reduction, loss):
     """Each local task's loss (None for a softmax head) and head width, its targets checked."""
     T = len(reduction.global_ids)
+    ids = np.asarray(data.task_ids).tolist()
     if isinstance(loss, (str, Loss)):
-        names = [loss] * T
+        local = [loss] * len(ids)
+    elif isinstance(loss, dict):
+        absent = [i for i in ids if i not in loss]
+        if absent:
+            raise ValueError(f"loss has no entry for task {absent[0]!r}")
+        local = [loss[i] for i in ids]
     else:
         names = list(loss)
         if len(names) != T:
             raise ValueError(f"loss has {len(names)} entries but there are {T} tasks (one loss per task, in global "
                              "task order)")
+        local = [names[p] for p in reduction.local_index]
     losses, out_dims = [], []
-    for t, position in enumerate(reduction.local_index):
-        where = f"task {data.task_ids[t]!r}"
-        obj = get_loss(names[position], f"loss of {where}")
+    for t in range(len(ids)):
+        where = f"task {ids[t]!r}"
+        obj = get_loss(local[t], f"loss of {where}")
         y = np.asarray(data.counted_targets(t), dtype=np.float64)
         if isinstance(obj, Multinomial):
             if y.size and not (np.all(y >= 0) and np.all(y == np.floor(y))):
@@ -351,10 +358,8 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
         history["task_loss"] = np.asarray(task_curve).reshape(len(curve), -1)
         if failure is not None:
             message = failure
-    if failure is not None or not converged:
-        if is_root(comm) or True:
-            warnings.warn(f"{'SharedTrunk' if failure is None else 'SharedTrunk training'}: {message}",
-                          ConvergenceWarning, stacklevel=3)
+    if (failure is not None or not converged) and is_root(comm):
+        warnings.warn(f"fit_shared_trunk: {message}", ConvergenceWarning, stacklevel=3)
     result = _gather(net, theta, data, reduction, c, n_iter, converged, message, solver, history)
     result.time = time.perf_counter() - start
     logger.info("fit_shared_trunk: %d tasks, %s by %s after %d iterations (%.3f s)", len(result.task_ids), message,

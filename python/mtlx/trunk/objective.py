@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import _core
 from .._config import blas_threads
+from .._exact_sum import exact_row_sum
 
 __all__ = ["Rows", "TrunkObjective", "BlockSpace"]
 
@@ -59,7 +60,7 @@ class Rows:
         """The same rows with each task's weights summing to 1 (its loss becomes a mean); a task
         without weight here keeps weight 0."""
         W = np.array(self.weights, copy=True)
-        for t, (lo, hi, c) in enumerate(zip(self.row_begin, self.row_end, self.target_col)):
+        for lo, hi, c in zip(self.row_begin, self.row_end, self.target_col):
             total = W[lo:hi, c].sum(dtype=np.float64)
             if total > 0:
                 W[lo:hi, c] /= W.dtype.type(total)
@@ -90,19 +91,47 @@ class Rows:
 
 
 class BlockSpace:
-    """Inner products of vectors made of a shared block (the same on every rank, counted once)
-    and local blocks (summed over ranks)."""
+    """Inner products of vectors made of a shared block (the same on every rank, counted once) and
+    per-task blocks (each rank its tasks').
 
-    def __init__(self, n_shared: int, reduction):
+    The per-task parts go to one slot per task in the global order before they are summed, so
+    the sum does not depend on how the tasks are spread over ranks.
+
+    Parameters
+    ----------
+    n_shared : int
+    block_starts : ndarray
+        Start of each local task's block after the shared one (relative to ``n_shared``), and the
+        end of the last one.
+    n_extra : int
+        Per-task scalars after the blocks (one per task, in task order), 0 or 1.
+    reduction : LocalReduction or MPIReduction
+    """
+
+    def __init__(self, n_shared: int, block_starts: np.ndarray, n_extra: int, reduction):
         self.n_shared = n_shared
+        self.starts = np.asarray(block_starts[:-1], dtype=np.int64)
+        self.n_blocks = int(block_starts[-1])
+        self.n_extra = n_extra
         self.reduction = reduction
+        self.local_index = np.asarray(reduction.local_index, dtype=np.int64)
+        self.n_global = len(reduction.global_ids)
+
+    def per_task(self, values: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """Slots (T_global + 1, the last a failure flag) with each local task's sum of ``values``
+        over its block (plus its ``extra``)."""
+        slots = np.zeros(self.n_global + 1)
+        if len(self.starts):
+            slots[self.local_index] = np.add.reduceat(values, self.starts)
+            if extra is not None:
+                slots[self.local_index] += extra
+        return slots
 
     def dot(self, a: np.ndarray, b: np.ndarray) -> float:
-        ns = self.n_shared
-        local = float(a[ns:] @ b[ns:])
-        if self.reduction.distributed:
-            local = float(self.reduction.allreduce(np.array([local, 0.0]))[0])
-        return float(a[:ns] @ b[:ns]) + local
+        ns, nb = self.n_shared, self.n_shared + self.n_blocks
+        extra = a[nb:] * b[nb:] if self.n_extra else None
+        slots = self.reduction.allreduce(self.per_task(a[ns:nb] * b[ns:nb], extra))
+        return float(a[:ns] @ b[:ns]) + float(np.sum(slots[:-1]))
 
     def max_abs(self, a: np.ndarray) -> float:
         return self.reduction.max(float(np.max(np.abs(a), initial=0.0)))
@@ -110,6 +139,13 @@ class BlockSpace:
 
 class TrunkObjective:
     """F and its gradient for one rank's tasks (see the module docstring).
+
+    Every per-task quantity (loss, ridge term, inner product) is summed through one slot per task
+    in the global order, and on tasks with rows of their own (stacked or per-task inputs) the
+    trunk's gradient is the order-free sum of the tasks' shares (:mod:`mtlx._exact_sum`): one
+    process and any number of ranks then compute the same bits. On one X shared by every task
+    (the tasks' columns split over ranks) the trunk's gradient is all-reduced as a float sum
+    (equal to rounding).
 
     Parameters
     ----------
@@ -135,7 +171,8 @@ class TrunkObjective:
         self.local_index = np.asarray(reduction.local_index, dtype=np.int64)
         self.mask = network.weight_mask()
         self.n_theta = network.n_params + (network.n_tasks if uncertainty else 0)
-        self.space = BlockSpace(network.n_trunk, reduction)
+        nt = network.n_trunk
+        self.space = BlockSpace(nt, network.task_starts - nt, int(uncertainty), reduction)
         self.n_evaluations = 0
 
     def __call__(self, theta: np.ndarray, rows: Rows, grad: bool = True):
@@ -146,39 +183,41 @@ class TrunkObjective:
         params = theta[:P]
         s = theta[P:] if self.uncertainty else None
         scale = np.full(net.n_tasks, 1.0 / T) if s is None else np.exp(-s) / T
-        g_core = np.empty(P, dtype=dtype) if grad else None
+        g_core = np.zeros(P, dtype=dtype) if grad else None
+        exact = grad and not rows.shared
+        per_task = np.zeros((net.n_tasks, nt), dtype=dtype) if exact else None
         task_loss = np.zeros(net.n_tasks)
-        buf = np.zeros((nt if grad else 0) + T + 2)
         failure = None
-        F_local = 0.0
         try:
             with blas_threads(self.n_threads):
-                F_local = _core.trunk_loss_grad(
+                _core.trunk_loss_grad(
                     rows.X, np.ascontiguousarray(params, dtype=dtype), g_core, task_loss, net.trunk_sizes,
                     net.task_sizes, net.code, rows.row_begin, rows.row_end, net.out_dims, self.codes, self.params,
-                    rows.targets, rows.weights, rows.target_col, scale, self.n_threads)
+                    rows.targets, rows.weights, rows.target_col, scale, self.n_threads, per_task)
         except Exception as exc:  # every rank must reach the Allreduce; it raises this on all of them
             failure = exc
         self.n_evaluations += 1
-        mask = self.mask
         local = params[nt:]
-        F_local += 0.5 * self.l2 * float(np.sum(local[mask[nt:]] ** 2))
-        g = None
-        if grad:
-            g = np.empty(self.n_theta)
-            g[:P] = g_core if failure is None else 0.0
-            g[nt:P] += self.l2 * np.where(mask[nt:], local, 0.0)
-            buf[:nt] = g[:nt]
-        if s is not None:
-            F_local += float(s.sum()) / T
-            if grad:
-                g[P:] = (1.0 - np.exp(-s) * task_loss) / T
-        off = nt if grad else 0
-        buf[off + self.local_index] = task_loss
-        buf[-2] = F_local
+        weights = np.where(self.mask[nt:], local, 0.0)
+        # Per task: its weighted loss, its ridge term, and (uncertainty) its s_t / T.
+        F_slots = self.space.per_task(0.5 * self.l2 * weights * weights,
+                                      scale * task_loss + (0.0 if s is None else s / T))[:-1]
+        loss_slots = np.zeros(T)
+        loss_slots[self.local_index] = task_loss
+        trunk_grad = g_core[:nt] if grad and not exact else np.zeros(0)
+        buf = np.concatenate([F_slots, loss_slots, trunk_grad, [0.0]])
         self.reduction.allreduce(buf, failure)
         trunk = params[:nt]
-        F = float(buf[-2]) + 0.5 * self.l2 * float(np.sum(trunk[mask[:nt]] ** 2))
-        if grad:
-            g[:nt] = buf[:nt] + self.l2 * np.where(mask[:nt], trunk, 0.0)
-        return F, g, buf[off: off + T].copy()
+        trunk_weights = np.where(self.mask[:nt], trunk, 0.0)
+        F = float(np.sum(buf[:T])) + 0.5 * self.l2 * float(trunk_weights @ trunk_weights)
+        if not grad:
+            return F, None, buf[T: 2 * T].copy()
+        g = np.empty(self.n_theta)
+        g[nt:P] = g_core[nt:] + self.l2 * weights
+        if s is not None:
+            g[P:] = (1.0 - np.exp(-s) * task_loss) / T
+        if exact:
+            g[:nt] = exact_row_sum(per_task, self.reduction) + self.l2 * trunk_weights
+        else:
+            g[:nt] = buf[2 * T: 2 * T + nt] + self.l2 * trunk_weights
+        return F, g, buf[T: 2 * T].copy()

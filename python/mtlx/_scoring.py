@@ -1,0 +1,77 @@
+"""The estimators' ``score``: R^2 and accuracy over the three layouts, missing labels left out.
+
+Shared by the coupled linear estimators and the shared-trunk ones: each passes its ``predict``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import r2_score
+
+from ._layouts import is_task_list
+
+__all__ = ["accuracy", "pooled_weights", "regression_score"]
+
+
+def regression_score(predict, X, y, task, sample_weight) -> float:
+    """R^2: per task averaged uniformly for one X shared by every task (scikit-learn's
+    multi-output convention), pooled over all rows for stacked rows and per-task lists (the
+    school benchmark's explained variance); NaN in a shared ``y`` (a missing label) left out."""
+    if is_task_list(X, y):
+        pred = predict([X_t for X_t, _ in X])
+        return r2_score(np.concatenate([np.ravel(y_t) for _, y_t in X]), np.concatenate(pred),
+                        sample_weight=pooled_weights(sample_weight, [len(p) for p in pred]))
+    pred = predict(X, task)
+    y = np.asarray(y)
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        # Missing labels: each task's R^2 over its labelled rows, averaged uniformly.
+        y2, p2 = y.reshape(len(y), -1), pred.reshape(len(pred), -1)
+        w = None if sample_weight is None else row_weights(sample_weight, y2)
+        scores = []
+        for t in range(y2.shape[1]):
+            rows = ~np.isnan(y2[:, t])
+            if rows.any():
+                scores.append(r2_score(y2[rows, t], p2[rows, t], sample_weight=None if w is None else w[rows, t]))
+        return float(np.mean(scores))
+    return r2_score(y, pred, sample_weight=sample_weight)
+
+
+def accuracy(predict, X, y, task, sample_weight) -> float:
+    """Mean accuracy over every prediction (all rows of all tasks), weighted by ``sample_weight``
+    (for one X shared by all tasks each row's weight counts for every task); missing labels
+    (NaN in a shared ``y``) count for nothing."""
+    if is_task_list(X, y):
+        pred = predict([X_t for X_t, _ in X])
+        hits = np.concatenate([p == np.ravel(y_t) for p, (_, y_t) in zip(pred, X)])
+        return float(np.average(hits, weights=pooled_weights(sample_weight, [len(p) for p in pred])))
+    pred = predict(X, task)
+    y = np.asarray(y).reshape(pred.shape)
+    hits = pred == y
+    weights = row_weights(sample_weight, hits)
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        weights = np.where(np.isnan(y), 0.0, 1.0 if weights is None else weights)
+    return float(np.average(hits, weights=weights))
+
+
+def pooled_weights(sample_weight, sizes):
+    """Per-task lists of row weights (or one array over all rows) as one array over the pooled rows."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, (list, tuple)):
+        if len(sample_weight) != len(sizes):
+            raise ValueError(f"sample_weight is a list of {len(sample_weight)} arrays but X has {len(sizes)} tasks")
+        sample_weight = np.concatenate([np.ravel(w) for w in sample_weight])
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (sum(sizes),):
+        raise ValueError(f"sample_weight has shape {w.shape}, expected ({sum(sizes)},): one weight per row")
+    return w
+
+
+def row_weights(sample_weight, hits):
+    """Row weights broadcast over the tasks of one X shared by all tasks (None: unweighted)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (hits.shape[0],):
+        raise ValueError(f"sample_weight has shape {w.shape}, expected ({hits.shape[0]},): one weight per row")
+    return np.broadcast_to(w[:, None], hits.shape) if hits.ndim == 2 else w

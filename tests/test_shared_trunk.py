@@ -1,0 +1,481 @@
+"""Shared-trunk models: gradients, references, layouts, estimators and errors."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LinearRegression
+
+import mtlx
+from mtlx._reduction import LocalReduction
+from mtlx.losses import get_loss
+from mtlx.trunk.network import TrunkNetwork
+from mtlx.trunk.objective import Rows, TrunkObjective
+
+ACTIVATIONS = ["relu", "tanh", "identity"]
+
+
+def numpy_forward(X, trunk, task_layers, head, activation):
+    """An independent forward pass: one task's head outputs."""
+    act = {"relu": lambda z: np.maximum(z, 0.0), "tanh": np.tanh, "identity": lambda z: z}[activation]
+    H = X
+    for W, b in trunk:
+        H = act(H @ W + b)
+    for V, c in task_layers:
+        H = act(H @ V + c)
+    A, a = head
+    return H @ A + a
+
+
+def objective_of(data, losses, out_dims, activation, task_hidden=(), uncertainty=False, l2=0.3, hidden=(6, 5)):
+    net = TrunkNetwork(data.n_features, hidden, task_hidden, activation, out_dims)
+    obj = TrunkObjective(net, losses, l2, uncertainty, LocalReduction(data.task_ids), 1)
+    return net, obj, Rows.of(data).normalized()
+
+
+def fd_error(obj, rows, theta, eps=1e-6):
+    F, g, _ = obj(theta, rows)
+    fd = np.empty_like(theta)
+    for i in range(theta.size):
+        tp, tm = theta.copy(), theta.copy()
+        tp[i] += eps
+        tm[i] -= eps
+        fd[i] = (obj(tp, rows, grad=False)[0] - obj(tm, rows, grad=False)[0]) / (2 * eps)
+    return np.max(np.abs(fd - g)) / max(1.0, np.max(np.abs(g)))
+
+
+def shared_data(seed=0, n=40, d=4, T=3, missing=True):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    Y = rng.normal(size=(n, T))
+    if missing:
+        Y[3, 1] = Y[7, 2] = np.nan
+    return mtlx.TaskData.from_shared(X, Y)
+
+
+def mixed_tasks(seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(45, 4))
+    yb = np.sign(rng.normal(size=10))
+    yc = rng.integers(0, 3, size=15).astype(float)
+    yp = rng.poisson(2.0, size=12).astype(float)
+    yh = rng.normal(size=8)
+    return mtlx.TaskData.from_tasks([(X[:10], yb), (X[10:25], yc), (X[25:37], yp), (X[37:], yh)])
+
+
+# ---------------------------------------------------------------------- gradients
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("task_hidden", [(), (3,)])
+@pytest.mark.parametrize("loss", ["squared", "huber", "poisson"])
+def test_shared_layout_gradient_matches_finite_differences(activation, task_hidden, loss):
+    data = shared_data()
+    if loss == "poisson":
+        data = mtlx.TaskData.from_shared(data.X, np.abs(np.round(data.Y * 2)))
+    net, obj, rows = objective_of(data, [get_loss(loss)] * 3, [1, 1, 1], activation, task_hidden)
+    theta = net.initial_params(0, range(3), np.float64)
+    assert fd_error(obj, rows, theta) < 1e-7
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("task_hidden", [(), (2, 3)])
+@pytest.mark.parametrize("uncertainty", [False, True])
+def test_mixed_heads_gradient_matches_finite_differences(activation, task_hidden, uncertainty):
+    # Logistic, softmax (3 classes), Poisson and squared-hinge heads over their own inputs.
+    data = mixed_tasks()
+    losses = [get_loss("logistic"), None, get_loss("poisson"), get_loss("squared_hinge")]
+    data.y[37:] = np.sign(data.y[37:])
+    net, obj, rows = objective_of(data, losses, [1, 3, 1, 1], activation, task_hidden, uncertainty)
+    rng = np.random.default_rng(3)
+    theta = np.concatenate([net.initial_params(1, range(4), np.float64), rng.normal(size=4) if uncertainty else []])
+    assert fd_error(obj, rows, theta) < 1e-7
+
+
+def test_objective_matches_an_independent_numpy_forward_pass():
+    data = mixed_tasks()
+    losses = [get_loss("logistic"), None, get_loss("poisson"), get_loss("huber")]
+    net, obj, rows = objective_of(data, losses, [1, 3, 1, 1], "tanh", (3,), l2=0.0)
+    p = net.initial_params(2, range(4), np.float64)
+    F, _, task_loss = obj(p, rows)
+    ref = []
+    for t in range(4):
+        X_t, y_t = data.task(t)
+        layers, head = net.task_layers(p, t)
+        Z = numpy_forward(X_t, net.trunk_layers(p), layers, head, "tanh")
+        if t == 0:
+            ref.append(np.mean(np.logaddexp(0, -y_t * Z[:, 0])))
+        elif t == 1:
+            ref.append(np.mean(np.log(np.exp(Z).sum(1)) - Z[np.arange(len(y_t)), y_t.astype(int)]))
+        elif t == 2:
+            ylogy = np.where(y_t > 0, y_t * np.log(np.where(y_t > 0, y_t, 1)), 0)
+            ref.append(np.mean(np.exp(Z[:, 0]) - y_t * Z[:, 0] + ylogy - y_t))
+        else:
+            r = np.abs(y_t - Z[:, 0])
+            ref.append(np.mean(np.where(r <= 1.35, r**2, 2 * 1.35 * r - 1.35**2)))
+    np.testing.assert_allclose(task_loss, ref, rtol=1e-13)
+    assert F == pytest.approx(np.mean(ref), rel=1e-13)
+
+
+def test_missing_labels_and_weights_enter_as_row_weights():
+    # NaN rows of a shared Y count for nothing; task t's loss is its mean over labelled rows.
+    data = shared_data()
+    net, obj, rows = objective_of(data, [get_loss("squared")] * 3, [1, 1, 1], "relu", l2=0.0)
+    p = net.initial_params(0, range(3), np.float64)
+    _, _, task_loss = obj(p, rows)
+    Y = np.array(data.Y)
+    Y[3, 1] = Y[7, 2] = np.nan
+    for t in range(3):
+        layers, head = net.task_layers(p, t)
+        z = numpy_forward(data.X, net.trunk_layers(p), layers, head, "relu")[:, 0]
+        keep = ~np.isnan(Y[:, t])
+        assert task_loss[t] == pytest.approx(np.mean(0.5 * (Y[keep, t] - z[keep]) ** 2), rel=1e-13)
+
+
+def test_float32_gradient_is_the_float64_gradient_rounded():
+    data = shared_data(missing=False)
+    data32 = mtlx.TaskData.from_shared(data.X.astype(np.float32), data.Y.astype(np.float32))
+    net, obj, rows = objective_of(data, [get_loss("squared")] * 3, [1, 1, 1], "tanh")
+    _, obj32, rows32 = objective_of(data32, [get_loss("squared")] * 3, [1, 1, 1], "tanh")
+    p = net.initial_params(0, range(3), np.float64)
+    F, g, _ = obj(p, rows)
+    F32, g32, _ = obj32(p, rows32)
+    assert F32 == pytest.approx(F, rel=1e-5)
+    np.testing.assert_allclose(g32, g, atol=1e-5 * np.abs(g).max())
+
+
+# ---------------------------------------------------------------------- PyTorch reference
+def test_loss_and_gradients_match_pytorch():
+    torch = pytest.importorskip("torch")
+    data = mixed_tasks()
+    data.y[37:] = np.sign(data.y[37:])
+    losses = [get_loss("logistic"), None, get_loss("poisson"), get_loss("squared_hinge")]
+    l2 = 0.05
+    for activation in ACTIVATIONS:
+        net, obj, rows = objective_of(data, losses, [1, 3, 1, 1], activation, (3,), l2=l2)
+        p = net.initial_params(4, range(4), np.float64)
+        F, g, _ = obj(p, rows)
+        tp = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+        act = {"relu": torch.relu, "tanh": torch.tanh, "identity": lambda z: z}[activation]
+
+        def view(arr, p=p, tp=tp):  # the numpy view's place in p -> the same slice of the torch vector
+            start = (arr.__array_interface__["data"][0] - p.__array_interface__["data"][0]) // 8
+            return tp[start: start + arr.size].reshape(arr.shape)
+
+        total, ridge = 0.0, 0.0
+        for W, _ in net.trunk_layers(p):
+            ridge = ridge + (view(W) ** 2).sum()
+        for t in range(4):
+            X_t, y_t = data.task(t)
+            H = torch.tensor(X_t)
+            for W, b in net.trunk_layers(p):
+                H = act(H @ view(W) + view(b))
+            layers, (A, a) = net.task_layers(p, t)
+            for V, c in layers:
+                H = act(H @ view(V) + view(c))
+                ridge = ridge + (view(V) ** 2).sum()
+            ridge = ridge + (view(A) ** 2).sum()
+            Z = H @ view(A) + view(a)
+            y = torch.tensor(y_t)
+            if t == 0:
+                L = torch.nn.functional.softplus(-y * Z[:, 0]).mean()
+            elif t == 1:
+                L = torch.nn.functional.cross_entropy(Z, y.long())
+            elif t == 2:
+                L = torch.nn.functional.poisson_nll_loss(Z[:, 0], y, log_input=True, full=False).mean()
+                L = L + torch.mean(torch.where(y > 0, y * torch.log(torch.clamp(y, min=1)), 0 * y) - y)
+            else:
+                L = (torch.clamp(1 - y * Z[:, 0], min=0) ** 2).mean()
+            total = total + L / 4
+        Ft = total + 0.5 * l2 * ridge
+        Ft.backward()
+        assert F == pytest.approx(Ft.item(), rel=1e-12)
+        np.testing.assert_allclose(g, tp.grad.numpy(), rtol=0, atol=1e-10 * max(1.0, np.abs(g).max()))
+
+
+# ---------------------------------------------------------------------- optimizers
+def als_subspace(tasks, k, l2, n_sweeps=3000):
+    """Alternating least squares for min (1/T) sum_t mean_i 0.5 (y - x'U a_t - b'a_t - c_t)^2
+    + (l2/2)(||U||^2 + ||A||^2): exact block minimizations, numpy only."""
+    rng = np.random.default_rng(0)
+    d, T = tasks[0][0].shape[1], len(tasks)
+    U, b = rng.normal(size=(d, k)) * 0.3, np.zeros(k)
+    A, c = rng.normal(size=(k, T)) * 0.3, np.zeros(T)
+    for _ in range(n_sweeps):
+        for t, (X, y) in enumerate(tasks):  # heads: ridge with a free intercept
+            H = X @ U + b
+            m = len(y)
+            M = np.column_stack([H, np.ones(m)]) / np.sqrt(m * T)
+            R = np.diag(np.r_[np.full(k, np.sqrt(l2)), 0.0])
+            sol = np.linalg.lstsq(np.vstack([M, R]), np.r_[y / np.sqrt(m * T), np.zeros(k + 1)], rcond=None)[0]
+            A[:, t], c[t] = sol[:k], sol[k]
+        rows, rhs = [], []
+        for t, (X, y) in enumerate(tasks):  # trunk: (U, b) by one least-squares problem
+            m = len(y)
+            rows.append(np.column_stack([np.kron(X, A[:, t][None, :]), np.tile(A[:, t], (m, 1))]) / np.sqrt(m * T))
+            rhs.append((y - c[t]) / np.sqrt(m * T))
+        R = np.hstack([np.sqrt(l2) * np.eye(d * k), np.zeros((d * k, k))])
+        sol = np.linalg.lstsq(np.vstack(rows + [R]), np.concatenate(rhs + [np.zeros(d * k)]), rcond=None)[0]
+        U, b = sol[: d * k].reshape(d, k), sol[d * k:]
+    F = sum(np.mean(0.5 * (y - (X @ U + b) @ A[:, t] - c[t]) ** 2) for t, (X, y) in enumerate(tasks)) / T
+    return F + 0.5 * l2 * (np.sum(U**2) + np.sum(A**2)), U, b, A, c
+
+
+def test_identity_trunk_is_the_shared_subspace_of_alternating_least_squares():
+    rng = np.random.default_rng(7)
+    d, k, T = 6, 2, 5
+    U0 = rng.normal(size=(d, k))
+    tasks = []
+    for t in range(T):
+        X = rng.normal(size=(30 + 5 * t, d))
+        tasks.append((X, X @ U0 @ rng.normal(size=k) + 0.3 * rng.normal(size=len(X)) + t))
+    l2 = 0.01
+    F_ref, U, b, A, c = als_subspace(tasks, k, l2)
+    res = mtlx.fit_shared_trunk(mtlx.TaskData.from_tasks(tasks), hidden=(k,), activation="identity", l2=l2,
+                                tol=1e-10, max_iter=5000)
+    assert res.history["objective"][-1] == pytest.approx(F_ref, rel=1e-9)
+    for t, (X, _) in enumerate(tasks):
+        ref = (X @ U + b) @ A[:, t] + c[t]
+        np.testing.assert_allclose(res.decision(X)[t][:, 0], ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_lbfgs_stops_at_a_stationary_point():
+    data = mixed_tasks()
+    data.y[37:] = np.sign(data.y[37:])
+    loss = ["logistic", "multinomial", "poisson", "squared_hinge"]
+    res = mtlx.fit_shared_trunk(data, loss=loss, hidden=(5,), activation="tanh", l2=0.01, tol=1e-8, max_iter=3000)
+    assert res.converged
+    net, obj, rows = objective_of(data, [get_loss(n) if n != "multinomial" else None for n in loss],
+                                  [1, 3, 1, 1], "tanh", hidden=(5,), l2=0.01)
+    _, g, _ = obj(res.params, rows)
+    assert np.max(np.abs(g)) <= 1e-6
+
+
+def test_nearly_unregularized_linear_trunk_is_least_squares():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(80, 3))
+    y = X @ [1.0, -2.0, 0.5] + 3 + 0.1 * rng.normal(size=80)
+    m = mtlx.SharedTrunkRegressor(hidden=(3,), activation="identity", l2=1e-12, tol=1e-12, max_iter=5000).fit(X, y)
+    np.testing.assert_allclose(m.predict(X), LinearRegression().fit(X, y).predict(X), atol=1e-5)
+
+
+def test_uncertainty_weights_settle_at_the_log_of_each_task_loss():
+    # At the optimum over s_t, exp(s_t) = L_t (the closed form of the weighting's inner problem).
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 3))
+    Y = np.column_stack([X[:, 0] + 0.1 * rng.normal(size=200), X[:, 1] + 2.0 * rng.normal(size=200)])
+    m = mtlx.SharedTrunkRegressor(hidden=(8,), activation="tanh", l2=1e-2, task_weighting="uncertainty", tol=1e-9,
+                                  max_iter=5000).fit(X, Y)
+    final = m.history_["task_loss"][-1]
+    np.testing.assert_allclose(m.log_vars_, np.log(final), atol=1e-6)
+    assert m.log_vars_[1] > m.log_vars_[0] + 2  # the noisy task weighs less
+
+
+def test_adam_batches_draw_every_task_in_proportion():
+    from mtlx.trunk.adam import epoch_batches
+
+    data = mtlx.TaskData.from_tasks([(np.zeros((m, 2)), np.zeros(m)) for m in (100, 40, 7)])
+    rows = Rows.of(data)
+    batches = epoch_batches(rows, 10, seed=0, epoch=1, positions=[0, 1, 2])
+    sizes = np.array([[len(b[t]) for t in range(3)] for b in batches])
+    assert np.all(sizes[:, 0] == 10) and np.all(sizes[:, 1] == 4) and set(sizes[:, 2]) <= {0, 1}
+    for t, m in enumerate((100, 40, 7)):  # every row once per epoch
+        assert np.array_equal(np.sort(np.concatenate([b[t] for b in batches])), np.arange(m))
+
+
+def test_adam_decreases_the_full_objective_and_matches_lbfgs_roughly():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 4))
+    Y = np.column_stack([np.sin(X[:, 0]), X[:, 1] * X[:, 2], X[:, 3]]) + 0.05 * rng.normal(size=(600, 3))
+    kw = dict(hidden=(16,), l2=1e-4)
+    a = mtlx.SharedTrunkRegressor(solver="adam", learning_rate=0.01, max_iter=200, batch_size=50, **kw).fit(X, Y)
+    b = mtlx.SharedTrunkRegressor(max_iter=500, **kw).fit(X, Y)
+    assert a.loss_curve_[-1] < 0.2 * a.loss_curve_[0]
+    assert a.score(X, Y) > 0.9 and b.score(X, Y) > a.score(X, Y) - 0.05
+
+
+def test_early_stopping_keeps_the_best_validation_weights():
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 4))
+    y = X[:, 0] + 0.5 * rng.normal(size=300)
+    m = mtlx.SharedTrunkRegressor(hidden=(32,), solver="adam", early_stopping=True, learning_rate=0.01,
+                                  max_iter=300, l2=0.0).fit(X, y)
+    val = m.history_["validation"]
+    assert len(val) == m.n_iter_ and m.n_iter_ < 300
+    # The kept weights are those of the best validation epoch (recompute it from them).
+    assert np.argmin(val) < len(val) - 1
+
+
+# ---------------------------------------------------------------------- layouts and estimators
+def _same_problem():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(60, 4))
+    Y = np.column_stack([np.tanh(X @ rng.normal(size=4)) + 0.1 * rng.normal(size=60) for _ in range(3)])
+    return X, Y
+
+
+def test_three_layouts_give_one_model():
+    X, Y = _same_problem()
+    kw = dict(hidden=(6,), activation="tanh", tol=0.0, max_iter=60)
+    shared = mtlx.SharedTrunkRegressor(**kw).fit(X, Y)
+    task = np.repeat(np.arange(3), 60)
+    stacked = mtlx.SharedTrunkRegressor(**kw).fit(np.tile(X, (3, 1)), Y.T.ravel(), task=task)
+    listed = mtlx.SharedTrunkRegressor(**kw).fit([(X, Y[:, t]) for t in range(3)])
+    P = shared.predict(X)
+    # (the shared layout runs all heads as one product, the others per task: rounding differs)
+    np.testing.assert_allclose(stacked.predict(np.tile(X, (3, 1)), task=task), P.T.ravel(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(np.column_stack(listed.predict([X] * 3)), P, rtol=0, atol=1e-9)
+
+
+def test_missing_labels_fit_as_dropped_rows():
+    X, Y = _same_problem()
+    Y[::4, 1] = np.nan
+    kw = dict(hidden=(6,), tol=0.0, max_iter=40)
+    a = mtlx.SharedTrunkRegressor(**kw).fit(X, Y)
+    keep = ~np.isnan(Y[:, 1])
+    b = mtlx.SharedTrunkRegressor(**kw).fit([(X, Y[:, 0]), (X[keep], Y[keep, 1]), (X, Y[:, 2])])
+    np.testing.assert_allclose(np.column_stack(b.predict([X] * 3)), a.predict(X), rtol=1e-9, atol=1e-12)
+    assert np.isfinite(a.score(X, Y))
+
+
+def test_integer_sample_weights_equal_repeated_rows():
+    X, Y = _same_problem()
+    y, task = Y.T.ravel(), np.repeat(np.arange(3), 60)
+    Xs = np.tile(X, (3, 1))
+    w = np.random.default_rng(0).integers(0, 3, size=len(y))
+    kw = dict(hidden=(5,), tol=0.0, max_iter=40)
+    a = mtlx.SharedTrunkRegressor(**kw).fit(Xs, y, task=task, sample_weight=w)
+    rep = np.repeat(np.arange(len(y)), w)
+    b = mtlx.SharedTrunkRegressor(**kw).fit(Xs[rep], y[rep], task=task[rep])
+    np.testing.assert_allclose(a.predict(Xs, task=task), b.predict(Xs, task=task), rtol=1e-9, atol=1e-12)
+
+
+def test_predict_and_transform_match_a_numpy_forward_pass():
+    X, Y = _same_problem()
+    m = mtlx.SharedTrunkRegressor(hidden=(5, 4), task_hidden=(3,), max_iter=20, tol=0).fit(X, Y)
+    trunk = list(zip(m.coefs_, m.intercepts_))
+    H = numpy_forward(X, trunk, [], (np.eye(4), np.zeros(4)), "relu")
+    np.testing.assert_allclose(m.transform(X), H, rtol=1e-12, atol=1e-14)
+    for t in range(3):
+        ref = numpy_forward(X, trunk, m.task_layers_[t], m.heads_[t], "relu")[:, 0]
+        np.testing.assert_allclose(m.predict(X)[:, t], ref, rtol=1e-12, atol=1e-14)
+
+
+def test_classifier_mixes_binary_and_multiclass_tasks():
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(240, 3))
+    y0 = np.where(X[:, 0] > 0, "yes", "no")
+    y1 = np.digitize(X[:, 1] + X[:, 2], [-1.0, 0.0, 1.0])
+    tasks = [(X[:120], y0[:120]), (X[120:], y1[120:])]
+    clf = mtlx.SharedTrunkClassifier(hidden=(16,), max_iter=500).fit(tasks)
+    assert [list(c) for c in clf.classes_] == [["no", "yes"], [0, 1, 2, 3]]
+    proba = clf.predict_proba([X[:120], X[120:]])
+    assert proba[0].shape == (120, 2) and proba[1].shape == (120, 4)
+    for p in proba:
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+    assert clf.score(tasks) > 0.9
+    labels = clf.predict([X[:120], X[120:]])
+    assert np.array_equal(labels[1], clf.classes_[1][np.argmax(proba[1], axis=1)])
+
+
+def test_classifier_on_shared_labels_with_missing_entries():
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(200, 3))
+    Y = np.column_stack([(X[:, 0] > 0).astype(float), np.digitize(X[:, 1], [-0.5, 0.5]).astype(float)])
+    Y[::5, 0] = np.nan
+    clf = mtlx.SharedTrunkClassifier(hidden=(12,), max_iter=400).fit(X, Y)
+    assert clf.score(X, Y) > 0.9
+    assert len(clf.predict_proba(X)) == 2
+
+
+def test_fits_are_deterministic_and_independent_of_threads():
+    X, Y = _same_problem()
+    kw = dict(hidden=(32, 16), tol=0.0, max_iter=30)
+    a = mtlx.SharedTrunkRegressor(n_threads=1, **kw).fit(X, Y)
+    b = mtlx.SharedTrunkRegressor(n_threads=1, **kw).fit(X, Y)
+    c = mtlx.SharedTrunkRegressor(n_threads=2, **kw).fit(X, Y)
+    assert np.array_equal(a.result_.params, b.result_.params)
+    assert np.array_equal(a.result_.params, c.result_.params)
+    d = mtlx.SharedTrunkRegressor(solver="adam", max_iter=3, n_threads=1, **{k: v for k, v in kw.items()
+                                                                            if k != "max_iter"}).fit(X, Y)
+    e = mtlx.SharedTrunkRegressor(solver="adam", max_iter=3, n_threads=2, **{k: v for k, v in kw.items()
+                                                                            if k != "max_iter"}).fit(X, Y)
+    assert np.array_equal(d.result_.params, e.result_.params)
+
+
+def test_float32_fits_close_to_float64():
+    X, Y = _same_problem()
+    kw = dict(hidden=(6,), tol=0.0, max_iter=30)
+    a = mtlx.SharedTrunkRegressor(**kw).fit(X, Y)
+    b = mtlx.SharedTrunkRegressor(**kw).fit(X.astype(np.float32), Y.astype(np.float32))
+    assert b.predict(X.astype(np.float32)).dtype == np.float32
+    np.testing.assert_allclose(b.predict(X.astype(np.float32)), a.predict(X), atol=1e-3)
+
+
+def test_warm_start_continues_from_the_previous_weights():
+    X, Y = _same_problem()
+    m = mtlx.SharedTrunkRegressor(hidden=(6,), max_iter=20, tol=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.fit(X, Y)
+        first = m.loss_curve_[-1]
+        m.fit(X, Y)
+    assert m.loss_curve_[0] == pytest.approx(first, rel=1e-12)
+
+
+def test_mpi_comm_world_of_one_rank_equals_the_plain_fit():
+    MPI = pytest.importorskip("mpi4py.MPI")
+    X, Y = _same_problem()
+    task = np.repeat(np.arange(3), 60)
+    kw = dict(hidden=(6,), tol=0.0, max_iter=40)
+    a = mtlx.SharedTrunkRegressor(**kw).fit(np.tile(X, (3, 1)), Y.T.ravel(), task=task)
+    b = mtlx.SharedTrunkRegressor(comm=MPI.COMM_SELF, **kw).fit(np.tile(X, (3, 1)), Y.T.ravel(), task=task)
+    assert np.array_equal(b.result_.params, a.result_.params)
+
+
+# ---------------------------------------------------------------------- errors
+@pytest.mark.parametrize("kw, match", [
+    (dict(hidden=()), "at least one layer width"),
+    (dict(hidden=(8, 0)), "positive integers"),
+    (dict(task_hidden=(-1,)), "positive integers"),
+    (dict(activation="sigmoid"), "activation must be one of"),
+    (dict(solver="sgd"), "'solver' parameter"),
+    (dict(task_weighting="gradnorm"), "'task_weighting' parameter"),
+])
+def test_bad_parameters_are_named(kw, match):
+    X, Y = _same_problem()
+    with pytest.raises((ValueError, TypeError), match=match):
+        mtlx.SharedTrunkRegressor(**kw).fit(X, Y)
+
+
+def test_a_head_loss_that_does_not_fit_the_labels_is_named():
+    X, Y = _same_problem()
+    with pytest.raises(ValueError, match="task 1.*poisson"):
+        mtlx.SharedTrunkRegressor(loss="poisson").fit(X, np.column_stack([np.abs(Y[:, 0]), Y[:, 1]]))
+    with pytest.raises(ValueError, match="task 0.*logistic"):
+        mtlx.fit_shared_trunk(mtlx.TaskData.from_shared(X, (Y[:, :1] > 0).astype(float)), loss="logistic")
+    with pytest.raises(ValueError, match="task 0 .*only one class"):
+        mtlx.SharedTrunkClassifier().fit(X, np.zeros(60))
+
+
+def test_a_batch_larger_than_the_data_is_clipped_with_a_warning():
+    X, Y = _same_problem()
+    with pytest.warns(UserWarning, match="batch_size=1000 is larger than the 60 rows"):
+        mtlx.SharedTrunkRegressor(solver="adam", batch_size=1000, max_iter=2, tol=0).fit(X, Y)
+
+
+def test_nan_during_training_stops_and_keeps_finite_weights():
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(50, 3)) * 30
+    y = rng.poisson(50, size=50).astype(float)
+    # A linear trunk and a huge step: the Poisson head's exp(z) overflows within two epochs.
+    m = mtlx.SharedTrunkRegressor(loss="poisson", solver="adam", activation="identity", learning_rate=100.0,
+                                  max_iter=50, hidden=(8,))
+    with pytest.warns(mtlx.ConvergenceWarning, match=r"non-finite in epoch 2"):
+        m.fit(X, y)
+    assert np.all(np.isfinite(m.result_.params)) and m.n_iter_ < 50
+
+
+def test_sparse_input_is_refused_with_a_hint():
+    sp = pytest.importorskip("scipy.sparse")
+    X, Y = _same_problem()
+    with pytest.raises(TypeError, match="dense X"):
+        mtlx.fit_shared_trunk(mtlx.TaskData.from_shared(sp.csr_matrix(X), Y))
