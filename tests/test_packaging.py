@@ -148,10 +148,10 @@ def test_license_is_bsd3_and_pyproject_agrees():
 
 def test_data_note_describes_the_bundled_file():
     note = DATA_NOTE.read_text()
-    for name in ("school.npz", "newsgroups.npz"):
+    for name in ("school.npz", "newsgroups.npz", "computer_survey.npz"):
         digest = hashlib.sha256((DATA_NOTE.parent / name).read_bytes()).hexdigest()
         assert f"sha256 `{digest}`" in note, name
-    assert "Goldstein" in note and "MALSAR" in note and "not** covered" in note and "Lang" in note
+    assert "Goldstein" in note and "MALSAR" in note and "not** covered" in note and "Lang" in note and "Lenk" in note
 
 
 def _is_editable_install():
@@ -165,7 +165,7 @@ def test_install_ships_the_stub_marker_data_note_and_licenses():
     dist = metadata.distribution("mtlx")
     installed = {str(f) for f in dist.files}
     for path in ("mtlx/_core.pyi", "mtlx/py.typed", "mtlx/datasets/data/README.md", "mtlx/datasets/data/school.npz",
-                 "mtlx/datasets/data/newsgroups.npz"):
+                 "mtlx/datasets/data/newsgroups.npz", "mtlx/datasets/data/computer_survey.npz"):
         assert path in installed, path
     licenses = Path(dist.locate_file(f"mtlx-{dist.version}.dist-info/licenses"))
     assert (licenses / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()

@@ -94,8 +94,9 @@ void bias_activate(Real* Z, i64 rows, i64 n, i64 ld, const Real* b, Activation a
   visit_activation(act, [&](auto f) {
     for_row_chunks(rows, n, n_threads, [&](i64, i64 lo, i64 hi) {
       for (i64 i = lo; i < hi; ++i) {
-        Real* z = Z + i * ld;
-        for (i64 j = 0; j < n; ++j) z[j] = f.value(static_cast<Real>(z[j] + b[j]));
+        Real* __restrict z = Z + i * ld;  // (a row of the layer never overlaps its biases)
+        const Real* __restrict bias = b;
+        for (i64 j = 0; j < n; ++j) z[j] = f.value(static_cast<Real>(z[j] + bias[j]));
       }
     });
     return 0;
@@ -168,38 +169,73 @@ double head_loss(const Real* O, Real* dO, i64 ld, i64 m, i64 K, i64 first_row, c
   return total;
 }
 
+// Buffers kept from call to call (per thread, grow-only): a fit evaluates the same shapes thousands
+// of times, and fresh layer-sized allocations cost page faults and zeroing (a quarter of a
+// school-sized evaluation). Slots name the buffers of one call; no two live buffers share a slot.
+enum Slot : std::size_t {
+  kDH,        // dF/d(representation), N x h
+  kOutputs,   // head outputs
+  kDOutputs,  // their gradient
+  kHeads,     // all heads side by side (h x sum K) and their biases
+  kHeadBiases,
+  kDHeads,
+  kDHeadBiases,
+  kDelta,  // trunk backward: the current layer's delta, and the one below
+  kBelow,
+  kTaskDelta,  // task layers backward
+  kTaskBelow,
+  kTrunkActs,                   // + l: the trunk's activations
+  kTaskActs = kTrunkActs + 64,  // + k: a task's own layers
+};
+
+template <class Real>
+Real* scratch(std::size_t slot, i64 n) {
+  thread_local std::vector<std::vector<Real>> pool;
+  // (growing the pool moves the buffers, never their storage: pointers handed out stay valid)
+  if (pool.size() <= slot) pool.resize(slot + 1);
+  if (static_cast<i64>(pool[slot].size()) < n) pool[slot].resize(static_cast<std::size_t>(n));
+  return pool[slot].data();
+}
+
+template <class Real>
+Real* zeroed(std::size_t slot, i64 n) {
+  Real* p = scratch<Real>(slot, n);
+  std::fill(p, p + n, Real(0));
+  return p;
+}
+
 // The forward pass of the trunk: acts[l] (N x n_{l+1}) for every layer l.
 template <class Real>
-std::vector<std::vector<Real>> trunk_forward(const Real* X, i64 N, const TrunkShape& s, const Layout& lay,
-                                             const Real* params, int n_threads) {
-  std::vector<std::vector<Real>> acts(s.n_trunk_layers);
+std::vector<Real*> trunk_forward(const Real* X, i64 N, const TrunkShape& s, const Layout& lay, const Real* params,
+                                 int n_threads) {
+  std::vector<Real*> acts(s.n_trunk_layers);
   const Real* in = X;
   for (int l = 0; l < s.n_trunk_layers; ++l) {
     const i64 n_in = s.trunk_sizes[l], n_out = s.trunk_sizes[l + 1];
-    acts[l].resize(static_cast<std::size_t>(N * n_out));
-    gemm_rm<Real>(false, false, N, n_out, n_in, Real(1), in, n_in, params + lay.trunk_w[l], n_out, Real(0),
-                  acts[l].data(), n_out);
-    bias_activate(acts[l].data(), N, n_out, n_out, params + lay.trunk_b[l], s.activation, n_threads);
-    in = acts[l].data();
+    acts[l] = scratch<Real>(kTrunkActs + l, N * n_out);
+    gemm_rm<Real>(false, false, N, n_out, n_in, Real(1), in, n_in, params + lay.trunk_w[l], n_out, Real(0), acts[l],
+                  n_out);
+    bias_activate(acts[l], N, n_out, n_out, params + lay.trunk_b[l], s.activation, n_threads);
+    in = acts[l];
   }
   return acts;
 }
 
 // The task layers of task t on its m rows of the representation H (leading dimension ld_h):
-// returns their activations, one m x g_k buffer per layer.
+// returns their activations, one m x g_k buffer per layer (reused by the next task).
 template <class Real>
-std::vector<std::vector<Real>> task_forward(const Real* H, i64 ld_h, i64 m, const TrunkShape& s, const Layout& lay,
-                                            const Real* block, int n_threads) {
-  std::vector<std::vector<Real>> acts(s.n_task_layers);
+std::vector<Real*> task_forward(const Real* H, i64 ld_h, i64 m, const TrunkShape& s, const Layout& lay,
+                                const Real* block, int n_threads) {
+  std::vector<Real*> acts(s.n_task_layers);
   const Real* in = H;
   i64 n_in = s.trunk_sizes[s.n_trunk_layers], ld_in = ld_h;
   for (int k = 0; k < s.n_task_layers; ++k) {
     const i64 n_out = s.task_sizes[k];
-    acts[k].resize(static_cast<std::size_t>(m * n_out));
-    gemm_rm<Real>(false, false, m, n_out, n_in, Real(1), in, ld_in, block + lay.rel_w[k], n_out, Real(0),
-                  acts[k].data(), n_out);
-    bias_activate(acts[k].data(), m, n_out, n_out, block + lay.rel_b[k], s.activation, n_threads);
-    in = acts[k].data();
+    acts[k] = scratch<Real>(kTaskActs + k, m * n_out);
+    gemm_rm<Real>(false, false, m, n_out, n_in, Real(1), in, ld_in, block + lay.rel_w[k], n_out, Real(0), acts[k],
+                  n_out);
+    bias_activate(acts[k], m, n_out, n_out, block + lay.rel_b[k], s.activation, n_threads);
+    in = acts[k];
     n_in = n_out;
     ld_in = n_out;
   }
@@ -226,26 +262,24 @@ bool heads_share_all_rows(const TrunkShape& s, const TrunkTasks& tasks, i64 N) {
   return true;
 }
 
-// Down through the trunk from delta = dF/d(representation) on rows [first_row, first_row + N):
-// the trunk's gradient into grad (its first block).
+// Down through the trunk from delta = dF/d(representation) on rows [first_row, first_row + N)
+// (delta: an N x h buffer in slot kDelta, overwritten): the trunk's gradient into grad.
 template <class Real>
-void trunk_backward(const Real* X, const std::vector<std::vector<Real>>& acts, i64 first_row, i64 N,
-                    const TrunkShape& s, const Layout& lay, const Real* params, std::vector<Real> delta, Real* grad,
-                    int n_threads) {
-  const int L = s.n_trunk_layers;
-  std::vector<Real> prev;
-  for (int l = L - 1; l >= 0; --l) {
+void trunk_backward(const Real* X, const std::vector<Real*>& acts, i64 first_row, i64 N, const TrunkShape& s,
+                    const Layout& lay, const Real* params, Real* delta, Real* grad, int n_threads) {
+  std::size_t slot = kDelta;
+  for (int l = s.n_trunk_layers - 1; l >= 0; --l) {
     const i64 n_in = s.trunk_sizes[l], n_out = s.trunk_sizes[l + 1];
-    activation_backward(delta.data(), acts[l].data() + first_row * n_out, N, n_out, s.activation, n_threads);
-    const Real* in = l ? acts[l - 1].data() + first_row * n_in : X;
-    gemm_rm<Real>(true, false, n_in, n_out, N, Real(1), in, n_in, delta.data(), n_out, Real(0), grad + lay.trunk_w[l],
-                  n_out);
-    column_sums(delta.data(), N, n_out, n_out, grad + lay.trunk_b[l], n_threads);
-    if (l) {
-      prev.assign(static_cast<std::size_t>(N * n_in), Real(0));
-      gemm_rm<Real>(false, true, N, n_in, n_out, Real(1), delta.data(), n_out, params + lay.trunk_w[l], n_out, Real(0),
-                    prev.data(), n_in);
-      delta.swap(prev);
+    activation_backward(delta, acts[l] + first_row * n_out, N, n_out, s.activation, n_threads);
+    const Real* in = l ? acts[l - 1] + first_row * n_in : X;
+    gemm_rm<Real>(true, false, n_in, n_out, N, Real(1), in, n_in, delta, n_out, Real(0), grad + lay.trunk_w[l], n_out);
+    column_sums(delta, N, n_out, n_out, grad + lay.trunk_b[l], n_threads);
+    if (l) {  // the layer below's delta goes to the other of the two slots
+      slot = slot == kDelta ? kBelow : kDelta;
+      Real* below = scratch<Real>(slot, N * n_in);
+      gemm_rm<Real>(false, true, N, n_in, n_out, Real(1), delta, n_out, params + lay.trunk_w[l], n_out, Real(0), below,
+                    n_in);
+      delta = below;
     }
   }
 }
@@ -259,9 +293,9 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
   const Layout lay(s, tasks);
   const int L = s.n_trunk_layers;
   const i64 h = s.trunk_sizes[L];
-  auto acts = trunk_forward(X, N, s, lay, params, n_threads);
-  const Real* H = acts[L - 1].data();
-  std::vector<Real> dH(grad == nullptr ? 0 : static_cast<std::size_t>(N * h), Real(0));
+  const auto acts = trunk_forward(X, N, s, lay, params, n_threads);
+  const Real* H = acts[L - 1];
+  Real* dH = grad == nullptr ? nullptr : zeroed<Real>(kDH, N * h);
   double value = 0.0;
 
   if (heads_share_all_rows(s, tasks, N)) {
@@ -269,33 +303,35 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
     std::vector<i64> col(tasks.T + 1, 0);
     for (i64 t = 0; t < tasks.T; ++t) col[t + 1] = col[t] + tasks.out_dims[t];
     const i64 SK = col[tasks.T];
-    std::vector<Real> A(static_cast<std::size_t>(h * SK)), a(static_cast<std::size_t>(SK));
+    Real* A = scratch<Real>(kHeads, h * SK);
+    Real* a = scratch<Real>(kHeadBiases, SK);
     for (i64 t = 0; t < tasks.T; ++t) {
       const Real* head = params + lay.task_start[t] + lay.rel_head;
       const i64 K = tasks.out_dims[t];
-      for (i64 r = 0; r < h; ++r) std::copy(head + r * K, head + (r + 1) * K, A.data() + r * SK + col[t]);
-      std::copy(head + h * K, head + h * K + K, a.data() + col[t]);
+      for (i64 r = 0; r < h; ++r) std::copy(head + r * K, head + (r + 1) * K, A + r * SK + col[t]);
+      std::copy(head + h * K, head + h * K + K, a + col[t]);
     }
-    std::vector<Real> O(static_cast<std::size_t>(N * SK)), dO(grad == nullptr ? 0 : O.size());
-    head_forward(H, h, N, h, SK, A.data(), a.data(), O.data(), SK, n_threads);
+    Real* O = scratch<Real>(kOutputs, N * SK);
+    Real* dO = grad == nullptr ? nullptr : scratch<Real>(kDOutputs, N * SK);
+    head_forward(H, h, N, h, SK, A, a, O, SK, n_threads);
     for (i64 t = 0; t < tasks.T; ++t) {
-      task_loss[t] = head_loss(O.data() + col[t], grad == nullptr ? nullptr : dO.data() + col[t], SK, N,
-                               tasks.out_dims[t], 0, tg, tg.target_col[t], static_cast<LossKind>(tasks.losses[t]),
-                               tasks.loss_params[t], task_scale[t], n_threads);
+      task_loss[t] = head_loss(O + col[t], dO == nullptr ? nullptr : dO + col[t], SK, N, tasks.out_dims[t], 0, tg,
+                               tg.target_col[t], static_cast<LossKind>(tasks.losses[t]), tasks.loss_params[t],
+                               task_scale[t], n_threads);
       value += task_scale[t] * task_loss[t];
     }
     if (grad != nullptr) {
-      std::vector<Real> dA(A.size()), da(a.size());
-      gemm_rm<Real>(true, false, h, SK, N, Real(1), H, h, dO.data(), SK, Real(0), dA.data(), SK);
-      column_sums(dO.data(), N, SK, SK, da.data(), n_threads);
+      Real* dA = scratch<Real>(kDHeads, h * SK);
+      Real* da = scratch<Real>(kDHeadBiases, SK);
+      gemm_rm<Real>(true, false, h, SK, N, Real(1), H, h, dO, SK, Real(0), dA, SK);
+      column_sums(dO, N, SK, SK, da, n_threads);
       for (i64 t = 0; t < tasks.T; ++t) {
         Real* head = grad + lay.task_start[t] + lay.rel_head;
         const i64 K = tasks.out_dims[t];
-        for (i64 r = 0; r < h; ++r)
-          std::copy(dA.data() + r * SK + col[t], dA.data() + r * SK + col[t] + K, head + r * K);
-        std::copy(da.data() + col[t], da.data() + col[t] + K, head + h * K);
+        for (i64 r = 0; r < h; ++r) std::copy(dA + r * SK + col[t], dA + r * SK + col[t] + K, head + r * K);
+        std::copy(da + col[t], da + col[t] + K, head + h * K);
       }
-      gemm_rm<Real>(false, true, N, h, SK, Real(1), dO.data(), SK, A.data(), SK, Real(0), dH.data(), h);
+      gemm_rm<Real>(false, true, N, h, SK, Real(1), dO, SK, A, SK, Real(0), dH, h);
     }
   } else {
     const i64 g_last = s.n_task_layers ? s.task_sizes[s.n_task_layers - 1] : h;
@@ -303,41 +339,42 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
       const i64 r0 = tasks.row_begin[t], m = tasks.row_end[t] - r0, K = tasks.out_dims[t];
       const Real* block = params + lay.task_start[t];
       const Real* Ht = H + r0 * h;
-      auto tacts = task_forward(Ht, h, m, s, lay, block, n_threads);
-      const Real* G = s.n_task_layers ? tacts.back().data() : Ht;
+      const auto tacts = task_forward(Ht, h, m, s, lay, block, n_threads);
+      const Real* G = s.n_task_layers ? tacts.back() : Ht;
       const i64 ld_g = s.n_task_layers ? g_last : h;
-      std::vector<Real> O(static_cast<std::size_t>(m * K)), dO(grad == nullptr ? 0 : O.size());
-      head_forward(G, ld_g, m, g_last, K, block + lay.rel_head, block + lay.rel_head + g_last * K, O.data(), K,
-                   n_threads);
-      task_loss[t] = head_loss(O.data(), grad == nullptr ? nullptr : dO.data(), K, m, K, r0, tg, tg.target_col[t],
-                               static_cast<LossKind>(tasks.losses[t]), tasks.loss_params[t], task_scale[t], n_threads);
+      Real* O = scratch<Real>(kOutputs, m * K);
+      Real* dO = grad == nullptr ? nullptr : scratch<Real>(kDOutputs, m * K);
+      head_forward(G, ld_g, m, g_last, K, block + lay.rel_head, block + lay.rel_head + g_last * K, O, K, n_threads);
+      task_loss[t] = head_loss(O, dO, K, m, K, r0, tg, tg.target_col[t], static_cast<LossKind>(tasks.losses[t]),
+                               tasks.loss_params[t], task_scale[t], n_threads);
       value += task_scale[t] * task_loss[t];
       if (grad == nullptr) continue;
       Real* gblock = grad + lay.task_start[t];
-      gemm_rm<Real>(true, false, g_last, K, m, Real(1), G, ld_g, dO.data(), K, Real(0), gblock + lay.rel_head, K);
-      column_sums(dO.data(), m, K, K, gblock + lay.rel_head + g_last * K, n_threads);
+      gemm_rm<Real>(true, false, g_last, K, m, Real(1), G, ld_g, dO, K, Real(0), gblock + lay.rel_head, K);
+      column_sums(dO, m, K, K, gblock + lay.rel_head + g_last * K, n_threads);
       // Down through the task layers: delta = dG * act'(G), then dV = G_prev' delta, dG_prev = delta V'.
-      std::vector<Real> delta(static_cast<std::size_t>(m * g_last));
-      // (without task layers this adds into the representation's gradient: tasks on the same rows add up)
-      gemm_rm<Real>(false, true, m, g_last, K, Real(1), dO.data(), K, block + lay.rel_head, K,
-                    s.n_task_layers ? Real(0) : Real(1), s.n_task_layers ? delta.data() : dH.data() + r0 * h,
-                    s.n_task_layers ? g_last : h);
+      // (Without task layers this adds into the representation's gradient: tasks on the same rows add up.)
+      std::size_t slot = kTaskDelta;
+      Real* delta = s.n_task_layers ? scratch<Real>(slot, m * g_last) : dH + r0 * h;
+      gemm_rm<Real>(false, true, m, g_last, K, Real(1), dO, K, block + lay.rel_head, K,
+                    s.n_task_layers ? Real(0) : Real(1), delta, s.n_task_layers ? g_last : h);
       for (int k = s.n_task_layers - 1; k >= 0; --k) {
         const i64 n_out = s.task_sizes[k], n_in = k ? s.task_sizes[k - 1] : h;
-        activation_backward(delta.data(), tacts[k].data(), m, n_out, s.activation, n_threads);
-        const Real* in = k ? tacts[k - 1].data() : Ht;
+        activation_backward(delta, tacts[k], m, n_out, s.activation, n_threads);
+        const Real* in = k ? tacts[k - 1] : Ht;
         const i64 ld_in = k ? n_in : h;
-        gemm_rm<Real>(true, false, n_in, n_out, m, Real(1), in, ld_in, delta.data(), n_out, Real(0),
-                      gblock + lay.rel_w[k], n_out);
-        column_sums(delta.data(), m, n_out, n_out, gblock + lay.rel_b[k], n_threads);
+        gemm_rm<Real>(true, false, n_in, n_out, m, Real(1), in, ld_in, delta, n_out, Real(0), gblock + lay.rel_w[k],
+                      n_out);
+        column_sums(delta, m, n_out, n_out, gblock + lay.rel_b[k], n_threads);
         if (k) {
-          std::vector<Real> prev(static_cast<std::size_t>(m * n_in));
-          gemm_rm<Real>(false, true, m, n_in, n_out, Real(1), delta.data(), n_out, block + lay.rel_w[k], n_out, Real(0),
-                        prev.data(), n_in);
-          delta.swap(prev);
+          slot = slot == kTaskDelta ? kTaskBelow : kTaskDelta;
+          Real* below = scratch<Real>(slot, m * n_in);
+          gemm_rm<Real>(false, true, m, n_in, n_out, Real(1), delta, n_out, block + lay.rel_w[k], n_out, Real(0), below,
+                        n_in);
+          delta = below;
         } else {  // the representation's gradient: tasks on the same rows add up
-          gemm_rm<Real>(false, true, m, h, n_out, Real(1), delta.data(), n_out, block + lay.rel_w[0], n_out, Real(1),
-                        dH.data() + r0 * h, h);
+          gemm_rm<Real>(false, true, m, h, n_out, Real(1), delta, n_out, block + lay.rel_w[0], n_out, Real(1),
+                        dH + r0 * h, h);
         }
       }
     }
@@ -347,13 +384,16 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
     const i64 n_trunk = lay.task_start.empty() ? lay.total : lay.task_start[0];
     for (i64 t = 0; t < tasks.T; ++t) {
       const i64 r0 = tasks.row_begin[t], m = tasks.row_end[t] - r0;
-      trunk_backward(X + r0 * s.trunk_sizes[0], acts, r0, m, s, lay, params,
-                     std::vector<Real>(dH.begin() + r0 * h, dH.begin() + (r0 + m) * h), task_trunk_grad + t * n_trunk,
+      Real* delta = scratch<Real>(kDelta, m * h);
+      std::copy(dH + r0 * h, dH + (r0 + m) * h, delta);
+      trunk_backward(X + r0 * s.trunk_sizes[0], acts, r0, m, s, lay, params, delta, task_trunk_grad + t * n_trunk,
                      n_threads);
     }
     return value;
   }
-  trunk_backward(X, acts, 0, N, s, lay, params, std::move(dH), grad, n_threads);
+  Real* delta = scratch<Real>(kDelta, N * h);
+  std::copy(dH, dH + N * h, delta);
+  trunk_backward(X, acts, 0, N, s, lay, params, delta, grad, n_threads);
   return value;
 }
 
@@ -363,16 +403,16 @@ void trunk_predict(const Real* X, i64 N, const TrunkShape& s, const TrunkTasks& 
   const Layout lay(s, tasks);
   const i64 h = s.trunk_sizes[s.n_trunk_layers];
   const i64 g_last = s.n_task_layers ? s.task_sizes[s.n_task_layers - 1] : h;
-  auto acts = trunk_forward(X, N, s, lay, params, n_threads);
+  const auto acts = trunk_forward(X, N, s, lay, params, n_threads);
   i64 SK = 0;
   for (i64 t = 0; t < tasks.T; ++t) SK += tasks.out_dims[t];
   i64 col = 0;
   for (i64 t = 0; t < tasks.T; ++t) {
     const i64 r0 = tasks.row_begin[t], m = tasks.row_end[t] - r0, K = tasks.out_dims[t];
     const Real* block = params + lay.task_start[t];
-    const Real* Ht = acts.back().data() + r0 * h;
-    auto tacts = task_forward(Ht, h, m, s, lay, block, n_threads);
-    const Real* G = s.n_task_layers ? tacts.back().data() : Ht;
+    const Real* Ht = acts.back() + r0 * h;
+    const auto tacts = task_forward(Ht, h, m, s, lay, block, n_threads);
+    const Real* G = s.n_task_layers ? tacts.back() : Ht;
     head_forward(G, s.n_task_layers ? g_last : h, m, g_last, K, block + lay.rel_head, block + lay.rel_head + g_last * K,
                  out + r0 * SK + col, SK, n_threads);
     col += K;
@@ -383,8 +423,8 @@ template <class Real>
 void trunk_representation(const Real* X, i64 N, const TrunkShape& s, const Real* params, Real* out, int n_threads) {
   const TrunkTasks none{0, nullptr, nullptr, nullptr, nullptr, nullptr};
   const Layout lay(s, none);
-  auto acts = trunk_forward(X, N, s, lay, params, n_threads);
-  std::copy(acts.back().begin(), acts.back().end(), out);
+  const auto acts = trunk_forward(X, N, s, lay, params, n_threads);
+  std::copy(acts.back(), acts.back() + N * s.trunk_sizes[s.n_trunk_layers], out);
 }
 
 template <class Real>

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["NEWSGROUPS_CITATION", "NewsgroupsData", "SchoolData", "load_newsgroups", "load_school"]
+__all__ = ["COMPUTER_SURVEY_CITATION", "ComputerSurveyData", "NEWSGROUPS_CITATION", "NewsgroupsData", "SchoolData",
+           "load_computer_survey", "load_newsgroups", "load_school"]
 
 _DATA = Path(__file__).with_name("data")
 
@@ -128,3 +129,67 @@ def load_newsgroups() -> NewsgroupsData:
         task = np.repeat(np.arange(len(z["task_sizes"]), dtype=np.int64), z["task_sizes"])
         names = [str(n) for n in z["names"]]
     return NewsgroupsData(X=X, y=y, task=task, names=names)
+
+
+COMPUTER_SURVEY_CITATION = (
+    "P. J. Lenk, W. S. DeSarbo, P. E. Green & M. R. Young, \"Hierarchical Bayes conjoint analysis: recovery of "
+    "partworth heterogeneity from reduced experimental designs\", Marketing Science 15 (1996) 173-191; as used for "
+    "multi-task learning by A. Argyriou, T. Evgeniou & M. Pontil, \"Convex multi-task feature learning\", Machine "
+    "Learning 73 (2008), and distributed with PyMTL."
+)
+
+
+@dataclass
+class ComputerSurveyData:
+    """Conjoint analysis: 190 people (tasks) rate the same 20 computer profiles, 0 to 10.
+
+    The shared-input layout: one X for every task, Y with one column per person.
+
+    Attributes
+    ----------
+    X : ndarray of float64, shape (20, 13)
+        The profiles' 13 binary attributes coded -1/+1 (the design's constant column dropped:
+        estimators fit their own intercepts).
+    Y : ndarray of float64, shape (20, 190)
+        ``Y[i, t]``: person t's rating (likelihood of buying) of profile i.
+    covariates : ndarray of float64, shape (190, 7)
+        Person covariates (not used as inputs here).
+    citation : str
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    covariates: np.ndarray
+    citation: str = COMPUTER_SURVEY_CITATION
+
+    def splits(self, n_splits: int = 10, n_test: int = 4) -> list:
+        """Random train/test masks: for each person, ``n_test`` of the 20 ratings held out
+        (Argyriou et al. 2008 hold out 4 of 20), drawn per person and split from seeds 0, 1, ...
+
+        Returns
+        -------
+        list of boolean arrays of shape (20, 190)
+            True on the test entries; fit on ``np.where(mask, nan, Y)`` (missing labels).
+        """
+        out = []
+        for split in range(n_splits):
+            rng = np.random.default_rng(split)
+            mask = np.zeros(self.Y.shape, dtype=bool)
+            for t in range(self.Y.shape[1]):
+                mask[rng.choice(self.Y.shape[0], n_test, replace=False), t] = True
+            out.append(mask)
+        return out
+
+
+def load_computer_survey() -> ComputerSurveyData:
+    """Load the computer-survey conjoint data of Lenk et al. (1996).
+
+    Returns
+    -------
+    ComputerSurveyData
+    """
+    with np.load(_DATA / "computer_survey.npz") as z:
+        X = z["design"][:, 1:].astype(np.float64)
+        Y = z["ratings"].T.astype(np.float64)
+        covariates = z["covariates"].astype(np.float64)
+    return ComputerSurveyData(X=np.ascontiguousarray(X), Y=np.ascontiguousarray(Y), covariates=covariates)
