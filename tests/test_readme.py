@@ -107,14 +107,22 @@ def test_the_mpi_block_runs_under_mpiexec(tmp_path):
 def test_demo_runs_on_one_split_and_writes_its_figure(tmp_path):
     import matplotlib.image
 
-    from mtlx.demo import METHODS, run
+    from mtlx.demo import METHODS, SCHOOL_TRUNK, SURVEY_METHODS, SURVEY_TRUNK, run
 
     lines = []
     results = run(1, print_fn=lines.append, plot=str(tmp_path / "school.png"), progress=False)
-    assert len(lines) == 3 + len(METHODS)
-    for method in METHODS:
+    # school: title, header, a row per method and the trunk's, the figure line; survey: title, header, rows
+    assert len(lines) == 2 + len(METHODS) + 1 + 1 + 2 + len(SURVEY_METHODS) + 1
+    for method in METHODS + (SCHOOL_TRUNK,):
         entry = results[method.label]
         assert 0.2 < entry["explained_variance"][0] < 0.5, method.label  # explained variance on school
         assert entry["chosen"][0] in method.grid
+    survey = results["computer survey"]
+    for method in SURVEY_METHODS + (SURVEY_TRUNK,):
+        entry = survey[method.label]
+        assert entry["chosen"][0] in method.grid
+        # RMSE on held-out ratings (0-10): the pooled model ~2.4, the coupled ones ~1.9 (Argyriou et al. 2008)
+        assert 1.6 < entry["rmse"][0] < 2.7, method.label
+    assert survey[SURVEY_TRUNK.label]["rmse"][0] < survey["independent ridge (STL)"]["rmse"][0]
     image = matplotlib.image.imread(tmp_path / "school.png")
     assert image.shape[:2] == (800, 1100)  # the 2 x 2 panel figure at 11 x 8 inches, 100 dpi

@@ -721,7 +721,7 @@ struct CheckedTasks {
   mtlx::TrunkTasks tasks{};
   CheckedTasks(const carray<std::int64_t>& row_begin, const carray<std::int64_t>& row_end,
                const carray<std::int64_t>& out_dims, const carray<std::uint8_t>& losses,
-               const carray<double>& loss_params, py::ssize_t N) {
+               const carray<double>& loss_params, py::ssize_t N, bool shared_rows = false) {
     if (out_dims.ndim() != 1) throw std::invalid_argument("out_dims must be 1-D");
     const py::ssize_t T = out_dims.shape(0);
     expect_shape(row_begin, "row_begin", {T});
@@ -739,7 +739,13 @@ struct CheckedTasks {
       if (static_cast<mtlx::LossKind>(losses.data()[t]) == mtlx::LossKind::huber && !(loss_params.data()[t] > 0.0))
         throw std::invalid_argument("task " + std::to_string(t) + ": the Huber loss needs epsilon > 0");
     }
-    tasks = {T, row_begin.data(), row_end.data(), out_dims.data(), losses.data(), loss_params.data()};
+    if (shared_rows) {
+      for (py::ssize_t t = 0; t < T; ++t) {
+        if (row_begin.data()[t] != 0 || row_end.data()[t] != N)
+          throw std::invalid_argument("shared_rows: every task must read every row of X");
+      }
+    }
+    tasks = {T, row_begin.data(), row_end.data(), out_dims.data(), losses.data(), loss_params.data(), shared_rows};
   }
 };
 
@@ -752,11 +758,14 @@ void bind_trunk(py::module_& m) {
          const carray<std::int64_t>& row_begin, const carray<std::int64_t>& row_end,
          const carray<std::int64_t>& out_dims, const carray<std::uint8_t>& losses, const carray<double>& loss_params,
          const carray<Real>& targets, const carray<Real>& weights, const carray<std::int64_t>& target_col,
-         const carray<double>& task_scale, int n_threads, std::optional<carray<Real>> task_trunk_grad) {
+         const carray<double>& task_scale, int n_threads, std::optional<carray<Real>> task_trunk_grad,
+         bool shared_rows) {
         if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
         const py::ssize_t N = X.shape(0);
         const CheckedShape net(trunk_sizes, task_sizes, activation, X.shape(1));
-        const CheckedTasks heads(row_begin, row_end, out_dims, losses, loss_params, N);
+        const CheckedTasks heads(row_begin, row_end, out_dims, losses, loss_params, N, shared_rows);
+        if (shared_rows && task_trunk_grad)
+          throw std::invalid_argument("task_trunk_grad needs tasks on rows of their own, not shared_rows");
         const py::ssize_t T = heads.tasks.T;
         Real* per_task = nullptr;
         if (task_trunk_grad) {
@@ -808,6 +817,7 @@ void bind_trunk(py::module_& m) {
       py::arg("out_dims").noconvert(), py::arg("losses").noconvert(), py::arg("loss_params").noconvert(),
       py::arg("targets").noconvert(), py::arg("weights").noconvert(), py::arg("target_col").noconvert(),
       py::arg("task_scale").noconvert(), py::arg("n_threads") = 1, py::arg("task_trunk_grad").noconvert() = py::none(),
+      py::arg("shared_rows") = false,
       "F = sum_t task_scale[t] task_loss[t] of a shared-trunk network and dF/dparams (into grad, unless None); "
       "task_loss[t] = sum_i w_it L_t. With task_trunk_grad (T x n_trunk), each task's share of the trunk's "
       "gradient goes to its row there instead. See mtlx/trunk.hpp for the parameter layout.");

@@ -622,6 +622,7 @@ def trunk_loss_grad(
     task_scale: NDArray[np.float64],
     n_threads: _Int = 1,
     task_trunk_grad: NDArray[np.float64] | None = None,
+    shared_rows: bool = False,
 ) -> float:
     """F = sum_t task_scale[t] task_loss[t] of a shared-trunk network and dF/dparams (into grad, unless None).
 
@@ -648,6 +649,7 @@ def trunk_loss_grad(
     task_scale: NDArray[np.float64],
     n_threads: _Int = 1,
     task_trunk_grad: NDArray[np.float32] | None = None,
+    shared_rows: bool = False,
 ) -> float: ...
 @overload
 def trunk_predict(

@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         """)
     info.add_argument("data", metavar="DATA", help=_DATA_HELP)
 
-    demo = command("demo", "does learning the school tasks jointly help? (bundled data, under a minute)", """\
+    demo = command("demo", "does learning the tasks jointly help? (school and computer survey, about two minutes)", """\
         mtlx demo
         mtlx demo --splits 3 --plot school.png
         """)

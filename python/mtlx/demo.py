@@ -73,7 +73,7 @@ class TrunkSearch:
     def model(self, width: int, l2: float):
         from .trunk.estimators import SharedTrunkRegressor
 
-        return SharedTrunkRegressor(hidden=(width,), l2=l2, max_iter=300)
+        return SharedTrunkRegressor(hidden=(width,), l2=l2, max_iter=200, warm_start=True)
 
 
 SCHOOL_TRUNK = TrunkSearch("mtlx shared trunk (ReLU MLP)", (16, 64), (0.03, 0.01, 0.003))
@@ -136,14 +136,19 @@ def _copy_fit(model):
     return copy
 
 
-def _fit_trunk(search: TrunkSearch, value, X, y, **fit_kw):
+def _fit_trunk(search: TrunkSearch, value, X, y, model=None, **fit_kw):
     """A trunk model fitted on standardized targets (l2 then means the same on any scale);
-    returns a function predicting in the targets' units."""
+    returns a function predicting in the targets' units. ``model``: a fitted one of the same
+    width to warm-start from (the grid runs from strong to weak l2, as the linear rows' do)."""
     mean, std = float(np.nanmean(y)), float(np.nanstd(y))
+    if model is None:
+        model = search.model(*value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", convergence_warning())
-        model = search.model(*value).fit(X, (y - mean) / std, **fit_kw)
-    return lambda X_new, **kw: model.predict(X_new, **kw) * std + mean
+        model.set_params(l2=value[1]).fit(X, (y - mean) / std, **fit_kw)
+    predict = lambda X_new, **kw: model.predict(X_new, **kw) * std + mean  # noqa: E731
+    predict.model = model
+    return predict
 
 
 def select_trunk(search: TrunkSearch, X, y, task, n_folds: int = 3, seed: int = 0):
@@ -151,8 +156,11 @@ def select_trunk(search: TrunkSearch, X, y, task, n_folds: int = 3, seed: int = 
     scores = np.zeros((n_folds, len(search.grid)))
     for k, (fit_rows, val_rows) in enumerate(KFold(n_folds, shuffle=True, random_state=seed).split(X)):
         rows = val_rows[np.isin(task[val_rows], task[fit_rows])]
+        models = {}
         for i, value in enumerate(search.grid):
-            predict = _fit_trunk(search, value, X[fit_rows], y[fit_rows], task=task[fit_rows])
+            start = models.get(value[0])
+            predict = _fit_trunk(search, value, X[fit_rows], y[fit_rows], model=start, task=task[fit_rows])
+            models[value[0]] = predict.model
             scores[k, i] = _explained_variance(y[rows], predict(X[rows], task=task[rows]))
     return search.grid[int(np.argmax(scores.mean(axis=0)))]
 

@@ -72,7 +72,8 @@ def test_adam_equals_one_process(comm):
     ref = _fit(mtlx.TaskData.from_tasks(tasks), **kw)
     mine = _mine(comm, tasks)
     res = _fit(mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=mine), comm=comm, **kw)
-    assert np.array_equal(res.params, ref.params)
+    # (minibatches all-reduce the trunk's gradient as a float sum: equal to rounding)
+    assert np.abs(res.params - ref.params).max() <= 1e-10 * max(1.0, np.abs(ref.params).max())
 
 
 def test_estimator_on_stacked_rows_equals_one_process(comm):

@@ -156,6 +156,10 @@ struct TrunkTasks {
   const std::int64_t* out_dims;  ///< K_t
   const std::uint8_t* losses;    ///< LossKind of a K_t = 1 head (ignored for K_t > 1: softmax)
   const double* loss_params;     ///< Huber's epsilon
+  /// Every task reads every row (one X shared by all tasks): linear heads then run as one product.
+  /// Set by the caller from the data's layout, never inferred from the ranges, so that a rank
+  /// holding one task of a stacked problem computes what one process computes for that task.
+  bool shared_rows = false;
 };
 
 /// Targets of one call: entry (i, target_col[t]) of the row-major N x n_cols arrays is task t's

@@ -254,20 +254,57 @@ void head_forward(const Real* G, i64 ld_g, i64 m, i64 g, i64 K, const Real* A, c
   });
 }
 
-bool heads_share_all_rows(const TrunkShape& s, const TrunkTasks& tasks, i64 N) {
-  if (s.n_task_layers != 0) return false;
-  for (i64 t = 0; t < tasks.T; ++t) {
-    if (tasks.row_begin[t] != 0 || tasks.row_end[t] != N) return false;
+bool heads_share_all_rows(const TrunkShape& s, const TrunkTasks& tasks, i64) {
+  return tasks.shared_rows && s.n_task_layers == 0;
+}
+
+// A task's linear head on its m rows of the representation H (m x h): outputs, loss and, with
+// ghead not null, the head's gradient into ghead (h x K, then K) and the representation's into
+// dH (added). Row loops rather than BLAS: with many tasks a minibatch holds a few rows of each,
+// and a library call per task and product cost more than the work (school, 139 tasks: 3x).
+template <class Real>
+double linear_head(const Real* H, i64 m, i64 h, i64 K, const Real* head, Real* ghead, Real* dH, i64 first_row,
+                   const TrunkTargets<Real>& tg, i64 col, LossKind kind, double param, double scale, int n_threads) {
+  const Real* A = head;
+  const Real* a = head + h * K;
+  Real* O = scratch<Real>(kOutputs, m * K);
+  for (i64 i = 0; i < m; ++i) {
+    const Real* Hi = H + i * h;
+    for (i64 k = 0; k < K; ++k) {
+      Real z = a[k];
+      for (i64 j = 0; j < h; ++j) z += Hi[j] * A[j * K + k];
+      O[i * K + k] = z;
+    }
   }
-  return true;
+  Real* dO = ghead == nullptr ? nullptr : scratch<Real>(kDOutputs, m * K);
+  const double loss = head_loss(O, dO, K, m, K, first_row, tg, col, kind, param, scale, n_threads);
+  if (ghead == nullptr) return loss;
+  Real* gA = ghead;
+  Real* ga = ghead + h * K;
+  std::fill(ghead, ghead + h * K + K, Real(0));
+  for (i64 i = 0; i < m; ++i) {
+    const Real* Hi = H + i * h;
+    Real* dHi = dH + i * h;
+    for (i64 k = 0; k < K; ++k) {
+      const Real d = dO[i * K + k];
+      if (d == Real(0)) continue;  // (a missing label)
+      ga[k] += d;
+      for (i64 j = 0; j < h; ++j) {
+        gA[j * K + k] += Hi[j] * d;
+        dHi[j] += d * A[j * K + k];
+      }
+    }
+  }
+  return loss;
 }
 
 // Down through the trunk from delta = dF/d(representation) on rows [first_row, first_row + N)
-// (delta: an N x h buffer in slot kDelta, overwritten): the trunk's gradient into grad.
+// (overwritten; the layers below use the slots kBelow and kDelta in turn): the trunk's gradient
+// into grad.
 template <class Real>
 void trunk_backward(const Real* X, const std::vector<Real*>& acts, i64 first_row, i64 N, const TrunkShape& s,
                     const Layout& lay, const Real* params, Real* delta, Real* grad, int n_threads) {
-  std::size_t slot = kDelta;
+  std::size_t slot = kDelta;  // (so that the first layer below goes to kBelow)
   for (int l = s.n_trunk_layers - 1; l >= 0; --l) {
     const i64 n_in = s.trunk_sizes[l], n_out = s.trunk_sizes[l + 1];
     activation_backward(delta, acts[l] + first_row * n_out, N, n_out, s.activation, n_threads);
@@ -295,7 +332,10 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
   const i64 h = s.trunk_sizes[L];
   const auto acts = trunk_forward(X, N, s, lay, params, n_threads);
   const Real* H = acts[L - 1];
-  Real* dH = grad == nullptr ? nullptr : zeroed<Real>(kDH, N * h);
+  // (the shared heads' product writes every entry; tasks on row ranges add into a zeroed buffer)
+  Real* dH = grad == nullptr                     ? nullptr
+             : heads_share_all_rows(s, tasks, N) ? scratch<Real>(kDH, N * h)
+                                                 : zeroed<Real>(kDH, N * h);
   double value = 0.0;
 
   if (heads_share_all_rows(s, tasks, N)) {
@@ -333,8 +373,17 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
       }
       gemm_rm<Real>(false, true, N, h, SK, Real(1), dO, SK, A, SK, Real(0), dH, h);
     }
+  } else if (s.n_task_layers == 0) {
+    for (i64 t = 0; t < tasks.T; ++t) {
+      const i64 r0 = tasks.row_begin[t];
+      task_loss[t] = linear_head(
+          H + r0 * h, tasks.row_end[t] - r0, h, tasks.out_dims[t], params + lay.task_start[t],
+          grad == nullptr ? nullptr : grad + lay.task_start[t], grad == nullptr ? nullptr : dH + r0 * h, r0, tg,
+          tg.target_col[t], static_cast<LossKind>(tasks.losses[t]), tasks.loss_params[t], task_scale[t], n_threads);
+      value += task_scale[t] * task_loss[t];
+    }
   } else {
-    const i64 g_last = s.n_task_layers ? s.task_sizes[s.n_task_layers - 1] : h;
+    const i64 g_last = s.task_sizes[s.n_task_layers - 1];
     for (i64 t = 0; t < tasks.T; ++t) {
       const i64 r0 = tasks.row_begin[t], m = tasks.row_end[t] - r0, K = tasks.out_dims[t];
       const Real* block = params + lay.task_start[t];
@@ -384,16 +433,12 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
     const i64 n_trunk = lay.task_start.empty() ? lay.total : lay.task_start[0];
     for (i64 t = 0; t < tasks.T; ++t) {
       const i64 r0 = tasks.row_begin[t], m = tasks.row_end[t] - r0;
-      Real* delta = scratch<Real>(kDelta, m * h);
-      std::copy(dH + r0 * h, dH + (r0 + m) * h, delta);
-      trunk_backward(X + r0 * s.trunk_sizes[0], acts, r0, m, s, lay, params, delta, task_trunk_grad + t * n_trunk,
+      trunk_backward(X + r0 * s.trunk_sizes[0], acts, r0, m, s, lay, params, dH + r0 * h, task_trunk_grad + t * n_trunk,
                      n_threads);
     }
     return value;
   }
-  Real* delta = scratch<Real>(kDelta, N * h);
-  std::copy(dH, dH + N * h, delta);
-  trunk_backward(X, acts, 0, N, s, lay, params, delta, grad, n_threads);
+  trunk_backward(X, acts, 0, N, s, lay, params, dH, grad, n_threads);
   return value;
 }
 

@@ -339,7 +339,7 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
         n_batches = max(1, math.ceil(total_rows * (1 - (c["validation_fraction"] if c["early_stopping"] else 0.0))
                                      / batch_size))
         n_threads = resolve_n_threads(c["n_threads"], batch_size * layer_work / 4)
-        objective = TrunkObjective(net, c["losses"], c["l2"], c["uncertainty"], reduction, n_threads)
+        objective = TrunkObjective(net, c["losses"], c["l2"], c["uncertainty"], reduction, n_threads, exact=False)
 
         def on_epoch(epoch, theta, loss):
             if verbose and is_root(comm):

@@ -59,17 +59,26 @@ class Rows:
     def normalized(self) -> Rows:
         """The same rows with each task's weights summing to 1 (its loss becomes a mean); a task
         without weight here keeps weight 0."""
-        W = np.array(self.weights, copy=True)
-        for lo, hi, c in zip(self.row_begin, self.row_end, self.target_col):
-            total = W[lo:hi, c].sum(dtype=np.float64)
-            if total > 0:
-                W[lo:hi, c] /= W.dtype.type(total)
-        return Rows(self.X, self.targets, W, self.row_begin, self.row_end, self.target_col, self.shared)
+        totals = self.task_totals()
+        inverse = np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0)
+        if self.shared:  # one column per task over every row
+            W = self.weights * inverse.astype(self.weights.dtype)
+        else:  # one column; task t's rows a range
+            W = self.weights * np.repeat(inverse, self.row_end - self.row_begin).astype(self.weights.dtype)[:, None]
+        return Rows(self.X, self.targets, np.ascontiguousarray(W), self.row_begin, self.row_end, self.target_col,
+                    self.shared)
 
     def task_totals(self) -> np.ndarray:
         """Total weight of each task's rows (float64)."""
-        return np.array([self.weights[lo:hi, c].sum(dtype=np.float64)
-                         for lo, hi, c in zip(self.row_begin, self.row_end, self.target_col)])
+        if self.shared:
+            return self.weights.sum(axis=0, dtype=np.float64)
+        # Stacked ranges are consecutive and cover the rows: each non-empty task's segment ends where
+        # the next non-empty one starts. (Each sum reads its own task's rows only, in order.)
+        sums = np.zeros(len(self.row_begin))
+        nonempty = self.row_end > self.row_begin
+        if nonempty.any():
+            sums[nonempty] = np.add.reduceat(self.weights[:, 0].astype(np.float64), self.row_begin[nonempty])
+        return sums
 
     def take(self, per_task_rows) -> Rows:
         """The rows ``per_task_rows[t]`` (indices into task t's row range) of each task, gathered
@@ -157,9 +166,14 @@ class TrunkObjective:
     uncertainty : bool
     reduction : LocalReduction or MPIReduction
     n_threads : int
+    exact : bool
+        Sum the tasks' shares of the trunk's gradient order-free (tasks with rows of their own):
+        the full-batch objective of L-BFGS. Minibatches (Adam) hold a few rows per task, where a
+        per-task backward pass costs more than the whole batch: they all-reduce the float sum.
     """
 
-    def __init__(self, network, losses, l2: float, uncertainty: bool, reduction, n_threads: int):
+    def __init__(self, network, losses, l2: float, uncertainty: bool, reduction, n_threads: int,
+                 exact: bool = True):
         self.net = network
         self.codes = np.array([0 if loss is None else int(loss.code) for loss in losses], dtype=np.uint8)
         self.params = np.array([0.0 if loss is None else loss.param for loss in losses], dtype=np.float64)
@@ -169,7 +183,8 @@ class TrunkObjective:
         self.n_threads = int(n_threads)
         self.T_global = len(reduction.global_ids)
         self.local_index = np.asarray(reduction.local_index, dtype=np.int64)
-        self.mask = network.weight_mask()
+        self.exact = bool(exact)
+        self.mask = network.weight_mask().astype(np.float64)  # 1 on weight matrices, 0 on biases
         self.n_theta = network.n_params + (network.n_tasks if uncertainty else 0)
         nt = network.n_trunk
         self.space = BlockSpace(nt, network.task_starts - nt, int(uncertainty), reduction)
@@ -183,37 +198,41 @@ class TrunkObjective:
         params = theta[:P]
         s = theta[P:] if self.uncertainty else None
         scale = np.full(net.n_tasks, 1.0 / T) if s is None else np.exp(-s) / T
-        g_core = np.zeros(P, dtype=dtype) if grad else None
-        exact = grad and not rows.shared
-        per_task = np.zeros((net.n_tasks, nt), dtype=dtype) if exact else None
+        g_core = np.empty(P, dtype=dtype) if grad else None
+        exact = grad and self.exact and not rows.shared
+        per_task = np.empty((net.n_tasks, nt), dtype=dtype) if exact else None
         task_loss = np.zeros(net.n_tasks)
         failure = None
         try:
             with blas_threads(self.n_threads):
                 _core.trunk_loss_grad(
-                    rows.X, np.ascontiguousarray(params, dtype=dtype), g_core, task_loss, net.trunk_sizes,
-                    net.task_sizes, net.code, rows.row_begin, rows.row_end, net.out_dims, self.codes, self.params,
-                    rows.targets, rows.weights, rows.target_col, scale, self.n_threads, per_task)
+                    rows.X, params if params.dtype == dtype else params.astype(dtype), g_core, task_loss,
+                    net.trunk_sizes, net.task_sizes, net.code, rows.row_begin, rows.row_end, net.out_dims,
+                    self.codes, self.params, rows.targets, rows.weights, rows.target_col, scale, self.n_threads,
+                    per_task, rows.shared)
         except Exception as exc:  # every rank must reach the Allreduce; it raises this on all of them
             failure = exc
         self.n_evaluations += 1
-        local = params[nt:]
-        weights = np.where(self.mask[nt:], local, 0.0)
+        weights = params[nt:] * self.mask[nt:]
         # Per task: its weighted loss, its ridge term, and (uncertainty) its s_t / T.
         F_slots = self.space.per_task(0.5 * self.l2 * weights * weights,
-                                      scale * task_loss + (0.0 if s is None else s / T))[:-1]
-        loss_slots = np.zeros(T)
-        loss_slots[self.local_index] = task_loss
-        trunk_grad = g_core[:nt] if grad and not exact else np.zeros(0)
-        buf = np.concatenate([F_slots, loss_slots, trunk_grad, [0.0]])
+                                      scale * task_loss + (0.0 if s is None else s / T))
+        n_sum = nt if grad and not exact else 0
+        buf = np.empty(2 * T + n_sum + 1)
+        buf[:T] = F_slots[:-1]
+        buf[T: 2 * T] = 0.0
+        buf[T + self.local_index] = task_loss
+        if n_sum:
+            buf[2 * T: 2 * T + nt] = g_core[:nt] if failure is None else 0.0
+        buf[-1] = 0.0
         self.reduction.allreduce(buf, failure)
-        trunk = params[:nt]
-        trunk_weights = np.where(self.mask[:nt], trunk, 0.0)
+        trunk_weights = params[:nt] * self.mask[:nt]
         F = float(np.sum(buf[:T])) + 0.5 * self.l2 * float(trunk_weights @ trunk_weights)
         if not grad:
             return F, None, buf[T: 2 * T].copy()
         g = np.empty(self.n_theta)
-        g[nt:P] = g_core[nt:] + self.l2 * weights
+        g[nt:P] = g_core[nt:]
+        g[nt:P] += self.l2 * weights
         if s is not None:
             g[P:] = (1.0 - np.exp(-s) * task_loss) / T
         if exact:

@@ -1,0 +1,239 @@
+"""Shared-trunk networks: training throughput against PyTorch, and accuracy beside the linear MTL models.
+
+What it measures
+----------------
+Issue 14. **Throughput**: the same network (one shared ReLU layer of ``--hidden`` units, one
+linear head per task, squared loss, ridge ``l2`` on the weights) trained by mtlx's native core
+and by PyTorch (CPU), same threads, same batch size, measured in one run:
+
+* ``adam``: epochs per second of minibatch Adam (mtlx: ``fit_shared_trunk(solver="adam")``,
+  batches drawing every task in proportion; PyTorch: ``torch.optim.Adam`` over shuffled row
+  batches, the model and loss written for speed: all heads as one matrix, the batch loss one
+  expression, no DataLoader);
+* ``full``: full-batch loss-and-gradient evaluations per second (one L-BFGS step's work: mtlx's
+  ``TrunkObjective``, PyTorch's forward + backward on the whole data).
+
+Cases: ``school`` (the bundled 139 schools, stacked rows, 27 standardized features, hidden 128)
+and ``synthetic`` (one shared X, n = 100,000, d = 100, T = 20, hidden 128). The issue's target:
+at least 3x PyTorch's throughput on these tabular sizes.
+
+**Accuracy** (``--accuracy``): the demo's protocol (:mod:`mtlx.demo`) on all 10 school splits and
+10 computer-survey splits: test explained variance (mean +- std) of the shared trunk beside the
+linear rows.
+
+JSON to ``bench/results/bench_shared_trunk.json``.
+
+How to run
+----------
+::
+
+    pip install torch==2.13.0          # CPU wheel; the throughput part skips without it
+    python bench/bench_shared_trunk.py                 # throughput, 1 and 2 threads
+    python bench/bench_shared_trunk.py --accuracy      # + the demo's tables (about two minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from bench_grad import blas_limit, machine_info
+
+import mtlx
+from mtlx._reduction import LocalReduction
+from mtlx.datasets import load_school
+from mtlx.losses import get_loss
+from mtlx.trunk.network import TrunkNetwork
+from mtlx.trunk.objective import Rows, TrunkObjective
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_shared_trunk.json"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=3, help="Adam epochs timed per run")
+    p.add_argument("--repeats", type=int, default=3, help="best of this many timings")
+    p.add_argument("--accuracy", action="store_true", help="also run the demo's accuracy tables")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    return p.parse_args(argv)
+
+
+def school_case():
+    school = load_school()
+    X = school.X[:, :-1]
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    y = (school.y - school.y.mean()) / school.y.std()
+    return "school", mtlx.TaskData.from_stacked(X, y, school.task)
+
+
+def synthetic_case(n=100_000, d=100, T=20, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    Y = np.tanh(X @ rng.standard_normal((d, 8)) / np.sqrt(d)) @ rng.standard_normal((8, T))
+    Y += 0.3 * rng.standard_normal((n, T))
+    return "synthetic", mtlx.TaskData.from_shared(X, Y)
+
+
+def best_of(repeats, fn):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+# ------------------------------------------------------------------------------- mtlx
+def mtlx_adam_seconds(data, hidden, batch_size, epochs, threads, l2):
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (max_iter epochs reached: by design)
+            mtlx.fit_shared_trunk(data, hidden=(hidden,), solver="adam", batch_size=batch_size, max_iter=epochs,
+                                  tol=0.0, l2=l2, n_threads=threads)
+
+    return run
+
+
+def mtlx_full_eval(data, hidden, threads, l2):
+    net = TrunkNetwork(data.n_features, (hidden,), (), "relu", [1] * data.n_tasks)
+    obj = TrunkObjective(net, [get_loss("squared")] * data.n_tasks, l2, False, LocalReduction(data.task_ids), threads)
+    rows = Rows.of(data).normalized()
+    theta = net.initial_params(0, range(data.n_tasks), np.float64)
+    return lambda: obj(theta, rows)
+
+
+# ------------------------------------------------------------------------------- PyTorch
+def torch_setup(data, hidden, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    X = torch.from_numpy(np.ascontiguousarray(data.X))
+    T = data.n_tasks
+    if data.layout == "shared":
+        Y = torch.from_numpy(np.ascontiguousarray(data.Y))
+        task = None
+        row_weight = torch.full((X.shape[0],), 1.0 / X.shape[0], dtype=torch.float64)
+    else:
+        Y = torch.from_numpy(np.ascontiguousarray(data.y))
+        sizes = np.diff(data.offsets)
+        task = torch.from_numpy(np.repeat(np.arange(T), sizes))
+        row_weight = torch.from_numpy(np.repeat(1.0 / (T * sizes), sizes))  # equal tasks, each its mean
+    model = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden, dtype=torch.float64), torch.nn.ReLU(),
+                                torch.nn.Linear(hidden, T, dtype=torch.float64))
+    return torch, X, Y, task, row_weight, model
+
+
+def torch_loss(torch, model, X, Y, task, row_weight, l2, scale):
+    out = model(X)
+    if task is None:
+        loss = 0.5 * ((out - Y) ** 2).mean()
+    else:
+        pred = out.gather(1, task[:, None])[:, 0]
+        loss = scale * 0.5 * (row_weight * (pred - Y) ** 2).sum()
+    ridge = sum((p ** 2).sum() for name, p in model.named_parameters() if name.endswith("weight"))
+    return loss + 0.5 * l2 * ridge
+
+
+def torch_adam(data, hidden, batch_size, epochs, threads, l2):
+    torch, X, Y, task, row_weight, model = torch_setup(data, hidden, threads)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n = X.shape[0]
+    gen = torch.Generator().manual_seed(0)
+
+    def run():
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=gen)
+            for lo in range(0, n, batch_size):
+                idx = perm[lo: lo + batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = torch_loss(torch, model, X[idx], Y[idx], None if task is None else task[idx],
+                                  None if task is None else row_weight[idx], l2, n / len(idx))
+                loss.backward()
+                opt.step()
+
+    return run
+
+
+def torch_full_eval(data, hidden, threads, l2):
+    torch, X, Y, task, row_weight, model = torch_setup(data, hidden, threads)
+
+    def run():
+        model.zero_grad(set_to_none=True)
+        torch_loss(torch, model, X, Y, task, row_weight, l2, 1.0).backward()
+
+    return run
+
+
+K_EVALS = 10  # full-batch evaluations per timing
+
+
+def throughput(args) -> list:
+    try:
+        import torch
+    except ImportError:
+        print("torch is not installed: the throughput comparison is skipped (pip install torch==2.13.0)")
+        return []
+    rows = []
+    l2 = 1e-4
+    for name, data in (school_case(), synthetic_case()):
+        n_batches = int(np.ceil(data.X.shape[0] / args.batch_size))
+        for threads in args.threads:
+            with blas_limit(threads):
+                entry = {"case": name, "threads": threads, "n_rows": int(data.X.shape[0]), "d": data.n_features,
+                         "tasks": data.n_tasks, "hidden": args.hidden, "batch_size": args.batch_size,
+                         "batches_per_epoch": n_batches}
+                m = best_of(args.repeats, mtlx_adam_seconds(data, args.hidden, args.batch_size, args.epochs,
+                                                            threads, l2))
+                t = best_of(args.repeats, torch_adam(data, args.hidden, args.batch_size, args.epochs, threads, l2))
+                entry["adam_epochs_per_s"] = {"mtlx": args.epochs / m, "torch": args.epochs / t, "ratio": t / m}
+                fm, ft = mtlx_full_eval(data, args.hidden, threads, l2), torch_full_eval(data, args.hidden, threads,
+                                                                                           l2)
+                fm()
+                ft()
+                m = best_of(args.repeats, lambda f=fm: [f() for _ in range(K_EVALS)])
+                t = best_of(args.repeats, lambda f=ft: [f() for _ in range(K_EVALS)])
+                entry["full_evals_per_s"] = {"mtlx": K_EVALS / m, "torch": K_EVALS / t, "ratio": t / m}
+            rows.append(entry)
+            a, f = entry["adam_epochs_per_s"], entry["full_evals_per_s"]
+            print(f"{name:10s} threads={threads}  adam: mtlx {a['mtlx']:8.2f} epochs/s, torch {a['torch']:8.2f} "
+                  f"({a['ratio']:.2f}x)   full batch: mtlx {f['mtlx']:8.1f} evals/s, torch {f['torch']:8.1f} "
+                  f"({f['ratio']:.2f}x)")
+    rows_version = {"torch": torch.__version__}
+    return [rows_version] + rows
+
+
+def accuracy() -> dict:
+    from mtlx import demo
+
+    results = demo.run(10, progress=False)
+    clean = {}
+    for table in ("school", "computer survey"):
+        source = results["computer survey"] if table == "computer survey" else {
+            k: v for k, v in results.items() if k != "computer survey"}
+        clean[table] = {label: {key: [float(x) if not isinstance(x, tuple) else list(x) for x in values]
+                                for key, values in entry.items()} for label, entry in source.items()}
+    return clean
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    out = {"machine": machine_info(), "args": {k: str(v) for k, v in vars(args).items()}}
+    found = throughput(args)
+    if found:
+        out["versions"], out["throughput"] = found[0], found[1:]
+    if args.accuracy:
+        out["accuracy"] = accuracy()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
