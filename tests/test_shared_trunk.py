@@ -274,11 +274,18 @@ def test_adam_batches_draw_every_task_in_proportion():
 
     data = mtlx.TaskData.from_tasks([(np.zeros((m, 2)), np.zeros(m)) for m in (100, 40, 7)])
     rows = Rows.of(data)
-    batches = epoch_batches(rows, 10, seed=0, epoch=1, positions=[0, 1, 2])
-    sizes = np.array([[len(b[t]) for t in range(3)] for b in batches])
+    batch_rows, sizes = epoch_batches(rows, 10, seed=0, epoch=1, positions=[0, 1, 2])
+    assert sizes.shape == (10, 3)
     assert np.all(sizes[:, 0] == 10) and np.all(sizes[:, 1] == 4) and set(sizes[:, 2]) <= {0, 1}
-    for t, m in enumerate((100, 40, 7)):  # every row once per epoch
-        assert np.array_equal(np.sort(np.concatenate([b[t] for b in batches])), np.arange(m))
+    assert sizes[:, 2].sum() == 7
+    # Every row once per epoch, each batch's rows task by task within the task's range.
+    assert np.array_equal(np.sort(batch_rows), np.arange(147))
+    at = 0
+    for b in range(10):
+        for t, (lo, hi) in enumerate([(0, 100), (100, 140), (140, 147)]):
+            chunk = batch_rows[at: at + sizes[b, t]]
+            assert np.all((chunk >= lo) & (chunk < hi))
+            at += sizes[b, t]
 
 
 def test_adam_decreases_the_full_objective_and_matches_lbfgs_roughly():

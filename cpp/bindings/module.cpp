@@ -749,6 +749,27 @@ struct CheckedTasks {
   }
 };
 
+// The targets of a shared-trunk call: one column per task in range, and a softmax head's targets
+// class indices 0..K-1 wherever the weight is not 0.
+template <class Real>
+void check_trunk_targets(const carray<Real>& targets, const carray<Real>& weights,
+                         const carray<std::int64_t>& target_col, const mtlx::TrunkTasks& tasks) {
+  const py::ssize_t C = targets.shape(1);
+  for (py::ssize_t t = 0; t < tasks.T; ++t) {
+    const std::int64_t c = target_col.data()[t];
+    if (c < 0 || c >= C) throw std::invalid_argument("task " + std::to_string(t) + ": target_col out of range");
+    const std::int64_t K = tasks.out_dims[t];
+    if (K == 1) continue;
+    for (std::int64_t i = tasks.row_begin[t]; i < tasks.row_end[t]; ++i) {
+      const Real y = targets.data()[i * C + c];
+      if (weights.data()[i * C + c] != Real(0) && !(y >= Real(0) && y < Real(K) && y == std::floor(y)))
+        throw std::invalid_argument("task " + std::to_string(t) + ": row " + std::to_string(i) + " has target " +
+                                    std::to_string(static_cast<double>(y)) + ", not a class index in [0, " +
+                                    std::to_string(K) + ")");
+    }
+  }
+}
+
 template <class Real>
 void bind_trunk(py::module_& m) {
   m.def(
@@ -791,19 +812,7 @@ void bind_trunk(py::module_& m) {
         const py::ssize_t C = targets.shape(1);
         expect_shape(weights, "weights", {N, C});
         expect_shape(target_col, "target_col", {T});
-        for (py::ssize_t t = 0; t < T; ++t) {
-          const std::int64_t c = target_col.data()[t];
-          if (c < 0 || c >= C) throw std::invalid_argument("task " + std::to_string(t) + ": target_col out of range");
-          const std::int64_t K = out_dims.data()[t];
-          if (K == 1) continue;
-          for (std::int64_t i = row_begin.data()[t]; i < row_end.data()[t]; ++i) {  // class indices of a softmax
-            const Real y = targets.data()[i * C + c];
-            if (weights.data()[i * C + c] != Real(0) && !(y >= Real(0) && y < Real(K) && y == std::floor(y)))
-              throw std::invalid_argument("task " + std::to_string(t) + ": row " + std::to_string(i) + " has target " +
-                                          std::to_string(static_cast<double>(y)) + ", not a class index in [0, " +
-                                          std::to_string(K) + ")");
-          }
-        }
+        check_trunk_targets(targets, weights, target_col, heads.tasks);
         const mtlx::TrunkTargets<Real> tg{targets.data(), weights.data(), C, target_col.data()};
         Real* g = grad ? grad->mutable_data() : nullptr;
         double* tl = task_loss.mutable_data();
@@ -865,6 +874,101 @@ void bind_trunk(py::module_& m) {
       py::arg("X").noconvert(), py::arg("params").noconvert(), py::arg("trunk_sizes").noconvert(),
       py::arg("activation"), py::arg("out").noconvert(), py::arg("n_threads") = 1,
       "The shared representation (last trunk layer's activations) of the rows of X.");
+  m.def(
+      "trunk_adam_epoch",
+      [](const carray<Real>& X, const carray<Real>& targets, const carray<Real>& weights,
+         const carray<std::int64_t>& trunk_sizes, const carray<std::int64_t>& task_sizes, mtlx::Activation activation,
+         const carray<std::int64_t>& row_begin, const carray<std::int64_t>& row_end,
+         const carray<std::int64_t>& out_dims, const carray<std::uint8_t>& losses, const carray<double>& loss_params,
+         const carray<std::int64_t>& target_col, bool shared_rows, const carray<std::int64_t>& batch_rows,
+         const carray<std::int64_t>& batch_sizes, carray<double> theta, carray<double> m1, carray<double> m2,
+         std::int64_t step, const carray<std::uint8_t>& weight_mask, double lr, double beta1, double beta2, double eps,
+         double l2, bool uncertainty, double inv_tasks, const carray<std::int64_t>& local_index,
+         carray<double> task_loss_sum, const std::optional<py::function>& reduce, int n_threads) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        const py::ssize_t N = X.shape(0);
+        const CheckedShape net(trunk_sizes, task_sizes, activation, X.shape(1));
+        const CheckedTasks heads(row_begin, row_end, out_dims, losses, loss_params, N, shared_rows);
+        const py::ssize_t T = heads.tasks.T;
+        if (targets.ndim() != 2 || targets.shape(0) != N)
+          throw std::invalid_argument("targets must be (n_rows, n_cols), got shape " + shape_of(targets));
+        expect_shape(weights, "weights", {N, targets.shape(1)});
+        expect_shape(target_col, "target_col", {T});
+        check_trunk_targets(targets, weights, target_col, heads.tasks);
+        const std::int64_t P = mtlx::trunk_n_params(net.shape, heads.tasks);
+        const py::ssize_t n_theta = P + (uncertainty ? T : 0);
+        expect_shape(theta, "theta", {n_theta});
+        expect_shape(m1, "m", {n_theta});
+        expect_shape(m2, "v", {n_theta});
+        expect_writable(theta, "theta");
+        expect_writable(m1, "m");
+        expect_writable(m2, "v");
+        expect_shape(weight_mask, "weight_mask", {P});
+        expect_shape(local_index, "local_index", {T});
+        if (task_loss_sum.ndim() != 1) throw std::invalid_argument("task_loss_sum must be 1-D");
+        const py::ssize_t n_global = task_loss_sum.shape(0);
+        expect_writable(task_loss_sum, "task_loss_sum");
+        for (py::ssize_t t = 0; t < T; ++t) {
+          if (local_index.data()[t] < 0 || local_index.data()[t] >= n_global)
+            throw std::invalid_argument("local_index out of range");
+        }
+        const py::ssize_t groups = shared_rows ? 1 : T;
+        if (batch_sizes.ndim() != 2 || batch_sizes.shape(1) != groups)
+          throw std::invalid_argument("batch_sizes must be (n_batches, " + std::to_string(groups) + "), got shape " +
+                                      shape_of(batch_sizes));
+        if (batch_rows.ndim() != 1) throw std::invalid_argument("batch_rows must be 1-D");
+        std::int64_t at = 0;
+        for (py::ssize_t b = 0; b < batch_sizes.shape(0); ++b) {  // every row within its task's range
+          for (py::ssize_t t = 0; t < groups; ++t) {
+            const std::int64_t k = batch_sizes.data()[b * groups + t];
+            if (k < 0 || at + k > batch_rows.shape(0)) throw std::invalid_argument("batch_sizes exceed batch_rows");
+            const std::int64_t lo = shared_rows ? 0 : row_begin.data()[t], hi = shared_rows ? N : row_end.data()[t];
+            for (std::int64_t i = at; i < at + k; ++i) {
+              if (batch_rows.data()[i] < lo || batch_rows.data()[i] >= hi)
+                throw std::invalid_argument("batch_rows: row " + std::to_string(batch_rows.data()[i]) +
+                                            " is not a row of its task");
+            }
+            at += k;
+          }
+        }
+        if (at != batch_rows.shape(0)) throw std::invalid_argument("batch_sizes do not add up to batch_rows");
+        if (!(lr > 0.0) || !(l2 >= 0.0)) throw std::invalid_argument("lr must be > 0 and l2 >= 0");
+        const mtlx::cpu::AdamSettings settings{lr, beta1, beta2, eps, l2, uncertainty, inv_tasks};
+        mtlx::cpu::Reduce reduce_fn;
+        if (reduce) {
+          reduce_fn = [&reduce](double* buf, std::int64_t n) {
+            py::gil_scoped_acquire acquire;
+            // A view of buf (no copy): the callback sums it over the ranks in place.
+            py::array_t<double> view({static_cast<py::ssize_t>(n)}, {static_cast<py::ssize_t>(sizeof(double))}, buf,
+                                     py::capsule(buf, [](void*) {}));
+            (*reduce)(view);
+          };
+        }
+        double* th = theta.mutable_data();
+        double* a = m1.mutable_data();
+        double* b = m2.mutable_data();
+        double* tl = task_loss_sum.mutable_data();
+        mtlx::cpu::EpochOutcome out;
+        {
+          py::gil_scoped_release release;
+          out = mtlx::cpu::adam_epoch(X.data(), X.shape(1), targets.data(), weights.data(), targets.shape(1), net.shape,
+                                      heads.tasks, target_col.data(), batch_rows.data(), batch_sizes.data(),
+                                      batch_sizes.shape(0), th, a, b, step, weight_mask.data(), settings,
+                                      local_index.data(), n_global, tl, reduce_fn, std::max(1, n_threads));
+        }
+        return py::make_tuple(out.objective_sum, out.batches, out.finite, step);
+      },
+      py::arg("X").noconvert(), py::arg("targets").noconvert(), py::arg("weights").noconvert(),
+      py::arg("trunk_sizes").noconvert(), py::arg("task_sizes").noconvert(), py::arg("activation"),
+      py::arg("row_begin").noconvert(), py::arg("row_end").noconvert(), py::arg("out_dims").noconvert(),
+      py::arg("losses").noconvert(), py::arg("loss_params").noconvert(), py::arg("target_col").noconvert(),
+      py::arg("shared_rows"), py::arg("batch_rows").noconvert(), py::arg("batch_sizes").noconvert(),
+      py::arg("theta").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("step"),
+      py::arg("weight_mask").noconvert(), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+      py::arg("l2"), py::arg("uncertainty"), py::arg("inv_tasks"), py::arg("local_index").noconvert(),
+      py::arg("task_loss_sum").noconvert(), py::arg("reduce"), py::arg("n_threads") = 1,
+      "One epoch of minibatch Adam on a shared-trunk network (mtlx/trunk.hpp: adam_epoch). Returns "
+      "(sum of the batches' F, batches done, finite, step).");
   m.def(
       "adam_update",
       [](carray<Real> params, const carray<Real>& grad, carray<Real> m1, carray<Real> m2, double lr, double beta1,

@@ -10,6 +10,7 @@ reference are float64 in both.
 parameter names, array dtypes), so a binding that changes must change this stub too.
 """
 
+from collections.abc import Callable
 from typing import ClassVar, SupportsFloat, SupportsIndex, SupportsInt, overload
 
 import numpy as np
@@ -701,6 +702,78 @@ def trunk_representation(
     out: NDArray[np.float32],
     n_threads: _Int = 1,
 ) -> None: ...
+@overload
+def trunk_adam_epoch(
+    X: NDArray[np.float64],
+    targets: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    trunk_sizes: NDArray[np.int64],
+    task_sizes: NDArray[np.int64],
+    activation: Activation,
+    row_begin: NDArray[np.int64],
+    row_end: NDArray[np.int64],
+    out_dims: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    target_col: NDArray[np.int64],
+    shared_rows: bool,
+    batch_rows: NDArray[np.int64],
+    batch_sizes: NDArray[np.int64],
+    theta: NDArray[np.float64],
+    m: NDArray[np.float64],
+    v: NDArray[np.float64],
+    step: _Int,
+    weight_mask: NDArray[np.uint8],
+    lr: _Float,
+    beta1: _Float,
+    beta2: _Float,
+    eps: _Float,
+    l2: _Float,
+    uncertainty: bool,
+    inv_tasks: _Float,
+    local_index: NDArray[np.int64],
+    task_loss_sum: NDArray[np.float64],
+    reduce: Callable[..., object] | None,
+    n_threads: _Int = 1,
+) -> tuple[float, int, bool, int]:
+    """One epoch of minibatch Adam on a shared-trunk network (mtlx/trunk.hpp: adam_epoch).
+
+    Returns (sum of the batches' F, batches done, finite, step).
+    """
+@overload
+def trunk_adam_epoch(
+    X: NDArray[np.float32],
+    targets: NDArray[np.float32],
+    weights: NDArray[np.float32],
+    trunk_sizes: NDArray[np.int64],
+    task_sizes: NDArray[np.int64],
+    activation: Activation,
+    row_begin: NDArray[np.int64],
+    row_end: NDArray[np.int64],
+    out_dims: NDArray[np.int64],
+    losses: NDArray[np.uint8],
+    loss_params: NDArray[np.float64],
+    target_col: NDArray[np.int64],
+    shared_rows: bool,
+    batch_rows: NDArray[np.int64],
+    batch_sizes: NDArray[np.int64],
+    theta: NDArray[np.float64],
+    m: NDArray[np.float64],
+    v: NDArray[np.float64],
+    step: _Int,
+    weight_mask: NDArray[np.uint8],
+    lr: _Float,
+    beta1: _Float,
+    beta2: _Float,
+    eps: _Float,
+    l2: _Float,
+    uncertainty: bool,
+    inv_tasks: _Float,
+    local_index: NDArray[np.int64],
+    task_loss_sum: NDArray[np.float64],
+    reduce: Callable[..., object] | None,
+    n_threads: _Int = 1,
+) -> tuple[float, int, bool, int]: ...
 @overload
 def adam_update(
     params: NDArray[np.float64],

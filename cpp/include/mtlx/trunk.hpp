@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 
 #include "mtlx/hd.hpp"
 #include "mtlx/losses.hpp"
@@ -201,6 +202,41 @@ void trunk_predict(const Real* X, std::int64_t N, const TrunkShape& shape, const
 template <class Real>
 void trunk_representation(const Real* X, std::int64_t N, const TrunkShape& shape, const Real* params, Real* out,
                           int n_threads);
+
+/// The settings of a minibatch epoch (adam_epoch): Adam's, and the objective's ridge and weighting.
+struct AdamSettings {
+  double lr, beta1, beta2, eps;
+  double l2;         ///< ridge strength on the entries where weight_mask is 1
+  bool uncertainty;  ///< theta ends with one log-variance s_t per local task
+  double inv_tasks;  ///< 1 / T, T the number of tasks of every rank
+};
+
+/// What an epoch did.
+struct EpochOutcome {
+  double objective_sum = 0.0;  ///< the sum over its batches of the batch objective F
+  std::int64_t batches = 0;    ///< batches completed (fewer when one went non-finite)
+  bool finite = true;
+};
+
+/// Sums a buffer over every process in place (identity in one process; an MPI Allreduce through
+/// Python otherwise). The buffer is [trunk gradient | per-task losses (global slots) | F | flag].
+using Reduce = std::function<void(double*, std::int64_t)>;
+
+/// One epoch of minibatch Adam on the shared-trunk objective (mtlx/trunk/objective.py's, for a
+/// batch): F = sum_t c_t L_t + (l2/2) ||weights||^2, c_t = inv_tasks (uncertainty: inv_tasks
+/// exp(-s_t), plus inv_tasks s_t), L_t task t's weighted mean loss over its rows in the batch.
+/// Batch b is the rows batch_rows[...] of X (in order: a shared X's rows, or task 0's rows, then
+/// task 1's, ...), batch_sizes[b * n_groups + t] of them for task t (n_groups = 1 for a shared
+/// X). theta (float64; the network's parameters, then the log-variances), m, v and step are
+/// Adam's state, updated in place. task_loss_sum (global slots) accumulates each batch's L_t.
+/// Stops before the update of a batch whose F or trunk gradient is not finite.
+template <class Real>
+EpochOutcome adam_epoch(const Real* X, std::int64_t n_features, const Real* targets, const Real* weights,
+                        std::int64_t n_cols, const TrunkShape& shape, const TrunkTasks& tasks,
+                        const std::int64_t* target_col, const std::int64_t* batch_rows, const std::int64_t* batch_sizes,
+                        std::int64_t n_batches, double* theta, double* m, double* v, std::int64_t& step,
+                        const std::uint8_t* weight_mask, const AdamSettings& settings, const std::int64_t* local_index,
+                        std::int64_t n_global_tasks, double* task_loss_sum, const Reduce& reduce, int n_threads);
 
 /// Adam steps over n elements (see AdamStep); `step` counts from 1.
 template <class Real>

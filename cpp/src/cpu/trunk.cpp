@@ -184,6 +184,9 @@ enum Slot : std::size_t {
   kBelow,
   kTaskDelta,  // task layers backward
   kTaskBelow,
+  kBatchX,  // a minibatch: its rows, targets and weights (adam_epoch)
+  kBatchTargets,
+  kBatchWeights,
   kTrunkActs,                   // + l: the trunk's activations
   kTaskActs = kTrunkActs + 64,  // + k: a task's own layers
 };
@@ -473,6 +476,91 @@ void trunk_representation(const Real* X, i64 N, const TrunkShape& s, const Real*
 }
 
 template <class Real>
+EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* weights, i64 n_cols, const TrunkShape& s,
+                        const TrunkTasks& tasks, const i64* target_col, const i64* batch_rows, const i64* batch_sizes,
+                        i64 n_batches, double* theta, double* m, double* v, i64& step, const std::uint8_t* weight_mask,
+                        const AdamSettings& a, const i64* local_index, i64 n_global_tasks, double* task_loss_sum,
+                        const Reduce& reduce, int n_threads) {
+  const Layout lay(s, tasks);
+  const i64 T = tasks.T, P = lay.total, nt = lay.task_start.empty() ? P : lay.task_start[0];
+  const i64 n_groups = tasks.shared_rows ? 1 : T;
+  std::vector<Real> params(static_cast<std::size_t>(P)), grad(static_cast<std::size_t>(P));
+  std::vector<double> g(static_cast<std::size_t>(P + (a.uncertainty ? T : 0)));
+  std::vector<double> scale(static_cast<std::size_t>(T)), loss(static_cast<std::size_t>(T));
+  std::vector<double> buf(static_cast<std::size_t>(nt + n_global_tasks + 2));
+  std::vector<i64> begin(static_cast<std::size_t>(T)), end(static_cast<std::size_t>(T));
+  EpochOutcome out;
+  i64 first = 0;
+  for (i64 b = 0; b < n_batches; ++b) {
+    // The batch's rows, gathered, and each task's weights normalized to sum to 1 over them.
+    i64 n = 0;
+    for (i64 t = 0; t < n_groups; ++t) n += batch_sizes[b * n_groups + t];
+    Real* Xb = scratch<Real>(kBatchX, n * d);
+    Real* Yb = scratch<Real>(kBatchTargets, n * n_cols);
+    Real* Wb = scratch<Real>(kBatchWeights, n * n_cols);
+    for (i64 i = 0; i < n; ++i) {
+      const i64 row = batch_rows[first + i];
+      std::copy(X + row * d, X + (row + 1) * d, Xb + i * d);
+      std::copy(targets + row * n_cols, targets + (row + 1) * n_cols, Yb + i * n_cols);
+      std::copy(weights + row * n_cols, weights + (row + 1) * n_cols, Wb + i * n_cols);
+    }
+    first += n;
+    i64 at = 0;
+    for (i64 t = 0; t < T; ++t) {
+      begin[t] = tasks.shared_rows ? 0 : at;
+      end[t] = tasks.shared_rows ? n : at + batch_sizes[b * n_groups + t];
+      at = end[t];
+      double total = 0.0;
+      for (i64 i = begin[t]; i < end[t]; ++i) total += static_cast<double>(Wb[i * n_cols + target_col[t]]);
+      const Real inverse = total > 0.0 ? static_cast<Real>(1.0 / total) : Real(0);
+      for (i64 i = begin[t]; i < end[t]; ++i) Wb[i * n_cols + target_col[t]] *= inverse;
+    }
+    TrunkTasks batch = tasks;
+    batch.row_begin = begin.data();
+    batch.row_end = end.data();
+    const TrunkTargets<Real> tg{Yb, Wb, n_cols, target_col};
+    double extra = 0.0;  // (uncertainty) sum_t s_t / T
+    for (i64 t = 0; t < T; ++t) {
+      const double s_t = a.uncertainty ? theta[P + t] : 0.0;
+      scale[t] = a.inv_tasks * (a.uncertainty ? std::exp(-s_t) : 1.0);
+      extra += a.inv_tasks * s_t;
+    }
+    for (i64 i = 0; i < P; ++i) params[i] = static_cast<Real>(theta[i]);
+    double F = trunk_loss_grad(Xb, n, s, batch, tg, scale.data(), params.data(), grad.data(), loss.data(), n_threads);
+    double ridge_local = 0.0, ridge_trunk = 0.0;
+    for (i64 i = 0; i < P; ++i) {
+      const double w = weight_mask[i] ? theta[i] * theta[i] : 0.0;
+      (i < nt ? ridge_trunk : ridge_local) += w;
+    }
+    F += extra + 0.5 * a.l2 * ridge_local;
+    // One reduction: the trunk's gradient, the tasks' losses, F (and the failure flag, unused here).
+    std::fill(buf.begin(), buf.end(), 0.0);
+    for (i64 i = 0; i < nt; ++i) buf[i] = static_cast<double>(grad[i]);
+    for (i64 t = 0; t < T; ++t) buf[nt + local_index[t]] = loss[t];
+    buf[nt + n_global_tasks] = F;
+    if (reduce) reduce(buf.data(), static_cast<i64>(buf.size()));
+    F = buf[nt + n_global_tasks] + 0.5 * a.l2 * ridge_trunk;
+    bool finite = std::isfinite(F);
+    for (i64 i = 0; i < nt && finite; ++i) finite = std::isfinite(buf[i]);
+    if (!finite) {  // (F and the trunk's gradient are global: every rank stops here)
+      out.finite = false;
+      return out;
+    }
+    for (i64 i = 0; i < P; ++i) {
+      g[i] = (i < nt ? buf[i] : static_cast<double>(grad[i])) + (weight_mask[i] ? a.l2 * theta[i] : 0.0);
+    }
+    if (a.uncertainty) {
+      for (i64 t = 0; t < T; ++t) g[P + t] = a.inv_tasks * (1.0 - std::exp(-theta[P + t]) * loss[t]);
+    }
+    adam_update(theta, g.data(), m, v, static_cast<i64>(g.size()), a.lr, a.beta1, a.beta2, a.eps, ++step);
+    out.objective_sum += F;
+    for (i64 t = 0; t < n_global_tasks; ++t) task_loss_sum[t] += buf[nt + t];
+    ++out.batches;
+  }
+  return out;
+}
+
+template <class Real>
 void adam_update(Real* params, const Real* grad, Real* m, Real* v, i64 n, double lr, double b1, double b2, double eps,
                  i64 step) {
   const double c1 = 1.0 - std::pow(b1, static_cast<double>(step));
@@ -481,13 +569,17 @@ void adam_update(Real* params, const Real* grad, Real* m, Real* v, i64 n, double
   for (i64 i = 0; i < n; ++i) op(params[i], grad[i], m[i], v[i]);
 }
 
-#define MTLX_TRUNK_INSTANTIATE(Real)                                                                                  \
-  template double trunk_loss_grad<Real>(const Real*, i64, const TrunkShape&, const TrunkTasks&,                       \
-                                        const TrunkTargets<Real>&, const double*, const Real*, Real*, double*, int,   \
-                                        Real*);                                                                       \
-  template void trunk_predict<Real>(const Real*, i64, const TrunkShape&, const TrunkTasks&, const Real*, Real*, int); \
-  template void trunk_representation<Real>(const Real*, i64, const TrunkShape&, const Real*, Real*, int);             \
-  template void adam_update<Real>(Real*, const Real*, Real*, Real*, i64, double, double, double, double, i64);
+#define MTLX_TRUNK_INSTANTIATE(Real)                                                                                   \
+  template double trunk_loss_grad<Real>(const Real*, i64, const TrunkShape&, const TrunkTasks&,                        \
+                                        const TrunkTargets<Real>&, const double*, const Real*, Real*, double*, int,    \
+                                        Real*);                                                                        \
+  template void trunk_predict<Real>(const Real*, i64, const TrunkShape&, const TrunkTasks&, const Real*, Real*, int);  \
+  template void trunk_representation<Real>(const Real*, i64, const TrunkShape&, const Real*, Real*, int);              \
+  template void adam_update<Real>(Real*, const Real*, Real*, Real*, i64, double, double, double, double, i64);         \
+  template EpochOutcome adam_epoch<Real>(const Real*, i64, const Real*, const Real*, i64, const TrunkShape&,           \
+                                         const TrunkTasks&, const i64*, const i64*, const i64*, i64, double*, double*, \
+                                         double*, i64&, const std::uint8_t*, const AdamSettings&, const i64*, i64,     \
+                                         double*, const Reduce&, int);
 MTLX_TRUNK_INSTANTIATE(double)
 MTLX_TRUNK_INSTANTIATE(float)
 #undef MTLX_TRUNK_INSTANTIATE

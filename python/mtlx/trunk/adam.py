@@ -24,16 +24,31 @@ from .. import _core
 __all__ = ["minimize_adam", "epoch_batches"]
 
 
-def epoch_batches(rows, n_batches: int, seed: int, epoch: int, positions) -> list:
-    """The batches of one epoch: per batch, the index argument of ``rows.take``."""
+def _chunk_sizes(m: int, n_batches: int) -> np.ndarray:
+    """Sizes of ``numpy.array_split``'s n_batches chunks of m items."""
+    sizes = np.full(n_batches, m // n_batches, dtype=np.int64)
+    sizes[: m % n_batches] += 1
+    return sizes
+
+
+def epoch_batches(rows, n_batches: int, seed: int, epoch: int, positions):
+    """The batches of one epoch as ``(batch_rows, batch_sizes)``: the row indices of batch 0, then
+    batch 1, ... (within a batch, task 0's rows, then task 1's, ...), and the number of rows of
+    each task in each batch, (n_batches, T) (a shared X: (n_batches, 1))."""
     if rows.shared:
-        rng = np.random.default_rng([seed, 2, epoch])
-        return np.array_split(rng.permutation(rows.X.shape[0]), n_batches)
-    chunks = []
-    for lo, hi, position in zip(rows.row_begin, rows.row_end, positions):
-        rng = np.random.default_rng([seed, 3, epoch, int(position)])
-        chunks.append(np.array_split(rng.permutation(int(hi - lo)), n_batches))
-    return [[c[b] for c in chunks] for b in range(n_batches)]
+        perm = np.random.default_rng([seed, 2, epoch]).permutation(rows.X.shape[0])
+        return perm.astype(np.int64), _chunk_sizes(len(perm), n_batches)[:, None]
+    perms, batch_of, task_of, sizes = [], [], [], []
+    for t, (lo, hi, position) in enumerate(zip(rows.row_begin, rows.row_end, positions)):
+        m = int(hi - lo)
+        perms.append(lo + np.random.default_rng([seed, 3, epoch, int(position)]).permutation(m))
+        sizes.append(_chunk_sizes(m, n_batches))
+        batch_of.append(np.repeat(np.arange(n_batches), sizes[-1]))
+        task_of.append(np.full(m, t))
+    if not perms:
+        return np.zeros(0, dtype=np.int64), np.zeros((n_batches, 0), dtype=np.int64)
+    order = np.lexsort((np.concatenate(task_of), np.concatenate(batch_of)))  # stable: each chunk keeps its order
+    return np.concatenate(perms)[order].astype(np.int64), np.ascontiguousarray(np.column_stack(sizes))
 
 
 def minimize_adam(objective, theta0, rows, *, n_batches: int, seed: int, positions, max_iter: int, tol: float,
@@ -41,31 +56,36 @@ def minimize_adam(objective, theta0, rows, *, n_batches: int, seed: int, positio
                   beta2: float = 0.999, epsilon: float = 1e-8, on_epoch=None):
     """Train by Adam; returns ``(theta, n_epochs, converged, message, curve, task_curve, failure)``.
 
-    ``curve[e]`` is the mean batch F of epoch e (with ``validation``: ``(train, validation)``),
-    ``task_curve[e]`` the mean per-task losses; ``failure`` names the epoch and batch where F or
-    its gradient stopped being finite (training stopped there, keeping the last finite theta).
+    Each epoch runs in the core (``trunk_adam_epoch``: gather, forward, backward, the one
+    reduction, the step), so a batch costs no Python. ``rows`` holds the raw weights (each batch
+    normalizes its own). ``curve[e]`` is the mean batch F of epoch e (with ``validation``:
+    ``(train, validation)``), ``task_curve[e]`` the mean per-task losses; ``failure`` names the
+    epoch where F or the trunk's gradient stopped being finite (training stopped before that
+    step, keeping the last finite weights).
     """
+    net, reduction = objective.net, objective.reduction
     theta = np.array(theta0, dtype=np.float64, copy=True)
     m, v = np.zeros_like(theta), np.zeros_like(theta)
+    mask = np.ascontiguousarray(objective.mask[: net.n_params], dtype=np.uint8)
+    T = objective.T_global
+    reduce = reduction.allreduce if reduction.distributed else None
     best, best_theta, stale, step = np.inf, theta.copy(), 0, 0
     curve, task_curve = [], []
     for epoch in range(1, max_iter + 1):
-        total, task_total = 0.0, 0.0
-        for batch in epoch_batches(rows, n_batches, seed, epoch, positions):
-            part = rows.take(batch).normalized()
-            F, g, task_loss = objective(theta, part)
-            # F and the trunk's gradient are global (all-reduced): every rank stops at the same step.
-            if not np.isfinite(F) or not np.all(np.isfinite(g[: objective.net.n_trunk])):
-                return theta, epoch - 1, False, "stopped", curve, task_curve, (
-                    f"F or its gradient became non-finite in epoch {epoch} (batch step {step + 1}); training "
-                    f"stopped and kept the weights of the last finite step")
-            step += 1
-            _core.adam_update(theta, g, m, v, learning_rate, beta1, beta2, epsilon, step)
-            total += F
-            task_total = task_total + task_loss
+        batch_rows, batch_sizes = epoch_batches(rows, n_batches, seed, epoch, positions)
+        task_sum = np.zeros(T)
+        total, done, finite, step = _core.trunk_adam_epoch(
+            rows.X, rows.targets, rows.weights, net.trunk_sizes, net.task_sizes, net.code, rows.row_begin,
+            rows.row_end, net.out_dims, objective.codes, objective.params, rows.target_col, rows.shared, batch_rows,
+            batch_sizes, theta, m, v, step, mask, learning_rate, beta1, beta2, epsilon, objective.l2,
+            objective.uncertainty, 1.0 / T, objective.local_index, task_sum, reduce, objective.n_threads)
+        if not finite:
+            return theta, epoch - 1, False, "stopped", curve, task_curve, (
+                f"F or its gradient became non-finite in epoch {epoch} (batch {done + 1} of {n_batches}, step "
+                f"{step + 1}); training stopped and kept the weights of the last finite step")
         loss = total / n_batches
         curve.append(loss)
-        task_curve.append(task_total / n_batches)
+        task_curve.append(task_sum / n_batches)
         score = loss
         if validation is not None:
             score = objective(theta, validation, grad=False)[0]
