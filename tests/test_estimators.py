@@ -25,7 +25,13 @@ _CV_FOLDS_OF_ROWS = (
     "stays in one, so the held-out scores and the chosen alpha differ (the fit at each alpha is checked on "
     "the base estimators, and tests/test_weights.py checks the CV estimators' weighting)"
 )
+_NON_CONVEX = (
+    "a network's loss is not convex: a weighted fit and one on repeated rows have the same objective and "
+    "start, but L-BFGS's rounding-level differences settle in different local minima (1e-4 apart here); "
+    "tests/test_shared_trunk.py checks the equivalence over a fixed number of iterations"
+)
 EXPECTED_FAILED_CHECKS = {
+    "SharedTrunkRegressor": {"check_sample_weight_equivalence_on_dense_data": _NON_CONVEX},
     "MultiTaskClassifier": {"check_classifier_multioutput": _PER_TASK_CLASSES},
     "MultiTaskClassifierCV": {"check_classifier_multioutput": _PER_TASK_CLASSES},
     "MultiTaskRegressorCV": {"check_sample_weight_equivalence_on_dense_data": _CV_FOLDS_OF_ROWS,
@@ -37,7 +43,8 @@ EXPECTED_FAILED_CHECKS = {
 # rtol 1e-7, finer than the default tol's solutions.
 @parametrize_with_checks(
     [mtlx.MultiTaskRegressor(tol=1e-10), mtlx.MultiTaskClassifier(), mtlx.MultiTaskRegressorCV(alphas=5, cv=3),
-     mtlx.MultiTaskClassifierCV(alphas=4, cv=3)],
+     mtlx.MultiTaskClassifierCV(alphas=4, cv=3), mtlx.SharedTrunkRegressor(hidden=(8,)),
+     mtlx.SharedTrunkClassifier(hidden=(8,))],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
 )
 def test_sklearn_estimator_checks(estimator, check):

@@ -9,7 +9,7 @@ every task: the trunk runs once per row for all tasks; NaN in Y marks a missing 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
@@ -94,7 +94,7 @@ _ATTRS_DOC = """
 """
 
 
-class _SharedTrunkModel(BaseEstimator):
+class _SharedTrunkModel(TransformerMixin, BaseEstimator):
     """Layouts, the fit and the forward passes; subclasses encode targets and read outputs."""
 
     __metadata_request__fit = {"task": True}
@@ -256,6 +256,8 @@ class _SharedTrunkModel(BaseEstimator):
                 raise ValueError(f"requires y to be passed, but the target y is None ({type(self).__name__} is a "
                                  "supervised estimator)")
             y = check_array(y, ensure_2d=False, dtype=None, ensure_all_finite="allow-nan", input_name="y")
+            if not self._classifies and y.dtype.kind == "O":
+                y = y.astype(np.float64)
             if y.ndim > 2:
                 raise ValueError(f"y must be 1-D or 2-D (one column per task), got shape {y.shape}")
             check_consistent_length(X, y)
@@ -500,6 +502,7 @@ class SharedTrunkClassifier(ClassifierMixin, _SharedTrunkModel):
             classes = self._classes_of(t)
             return classes[(S[:, 0] > 0).astype(np.intp)] if S.shape[1] == 1 else classes[np.argmax(S, axis=1)]
 
+        check_is_fitted(self)
         kinds = [self._classes_of(t).dtype for t in range(self.n_tasks_)]
         try:
             dtype = np.result_type(*kinds)

@@ -128,6 +128,7 @@ class TrunkNetwork:
     def predict(self, X: np.ndarray, params: np.ndarray, rows=None, n_threads: int = 1) -> np.ndarray:
         """Head outputs (n x sum_t K_t): task t's K_t columns, on its rows (``rows[t] = (lo, hi)``,
         all rows by default; entries outside a task's rows are 0)."""
+        X = np.ascontiguousarray(X)
         n = X.shape[0]
         T = self.n_tasks
         lo = np.zeros(T, dtype=np.int64) if rows is None else np.array([r[0] for r in rows], dtype=np.int64)
@@ -140,6 +141,7 @@ class TrunkNetwork:
 
     def representation(self, X: np.ndarray, params: np.ndarray, n_threads: int = 1) -> np.ndarray:
         """The shared representation (n x hidden[-1]) of the rows of X."""
+        X = np.ascontiguousarray(X)
         out = np.empty((X.shape[0], self.hidden[-1]), dtype=X.dtype)
         _core.trunk_representation(X, np.ascontiguousarray(params[: self.n_trunk], dtype=X.dtype), self.trunk_sizes,
                                    self.code, out, n_threads)
