@@ -100,3 +100,14 @@ def test_unhandled_exception_on_one_rank_aborts_the_job(tmp_path, how):
     proc = launch(3, *args, str(tmp_path), str(tmp_path / "W.npy"), timeout=120)
     assert proc.returncode != 0
     assert "task 17: X contains NaN" in proc.stderr
+
+
+def test_shared_trunk_checkpoint_of_2_ranks_resumes_on_3_with_one_process_bits(tmp_path):
+    script, ck = str(HERE / "scripts" / "mpi_trunk.py"), str(tmp_path / "ck")
+    proc = launch(2, script, "first", ck, str(tmp_path / "first.npy"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = launch(3, script, "resume", ck, str(tmp_path / "resumed.npy"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = launch(0, script, "whole", ck, str(tmp_path / "whole.npy"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert np.array_equal(np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "whole.npy"))

@@ -486,3 +486,35 @@ def test_sparse_input_is_refused_with_a_hint():
     X, Y = _same_problem()
     with pytest.raises(TypeError, match="dense X"):
         mtlx.fit_shared_trunk(mtlx.TaskData.from_shared(sp.csr_matrix(X), Y))
+
+
+# ---------------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("solver, weighting", [("lbfgs", "equal"), ("lbfgs", "uncertainty"), ("adam", "equal")])
+def test_resume_from_a_checkpoint_ends_like_an_uninterrupted_run(tmp_path, solver, weighting):
+    data = mixed_tasks()
+    data.y[37:] = np.sign(data.y[37:])
+    kw = dict(loss=["logistic", "multinomial", "poisson", "squared_hinge"], hidden=(5,), activation="tanh",
+              solver=solver, task_weighting=weighting, tol=0.0, batch_size=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = mtlx.fit_shared_trunk(data, max_iter=24, **kw)
+        mtlx.fit_shared_trunk(data, max_iter=10, checkpoint=tmp_path, checkpoint_every=4, **kw)  # "killed" at 10
+        resumed = mtlx.fit_shared_trunk(data, max_iter=24, checkpoint=tmp_path, resume=True, **kw)
+    assert np.array_equal(resumed.params, full.params)
+    assert resumed.n_iter == 24 and len(resumed.history["objective"]) == len(full.history["objective"])
+    np.testing.assert_array_equal(resumed.history["task_loss"], full.history["task_loss"])
+    if weighting == "uncertainty":
+        assert np.array_equal(resumed.log_vars, full.log_vars)
+
+
+def test_a_checkpoint_of_another_fit_is_refused(tmp_path):
+    data = mixed_tasks()
+    data.y[37:] = np.sign(data.y[37:])
+    kw = dict(loss=["logistic", "multinomial", "poisson", "squared_hinge"], hidden=(5,), tol=0.0, max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mtlx.fit_shared_trunk(data, checkpoint=tmp_path, **kw)
+        with pytest.raises(ValueError, match="different fit: its settings"):
+            mtlx.fit_shared_trunk(data, checkpoint=tmp_path, resume=True, **dict(kw, hidden=(6,)))
+        with pytest.raises(ValueError, match="resume=True needs a checkpoint folder"):
+            mtlx.fit_shared_trunk(data, resume=True, **kw)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["minimize_adam", "epoch_batches"]
+__all__ = ["AdamState", "epoch_batches", "minimize_adam"]
 
 
 def _chunk_sizes(m: int, n_batches: int) -> np.ndarray:
@@ -51,9 +51,23 @@ def epoch_batches(rows, n_batches: int, seed: int, epoch: int, positions):
     return np.concatenate(perms)[order].astype(np.int64), np.ascontiguousarray(np.column_stack(sizes))
 
 
+class AdamState:
+    """Where Adam stands after ``epoch`` epochs: weights, moments, step count, the early-stopping
+    bookkeeping and the curves. Saved by a checkpoint, resumed from."""
+
+    def __init__(self, theta: np.ndarray, epoch: int = 0, step: int = 0, m=None, v=None, best: float = np.inf,
+                 best_theta=None, stale: int = 0, curve=(), task_curve=()):
+        self.theta = theta
+        self.m = np.zeros_like(theta) if m is None else m
+        self.v = np.zeros_like(theta) if v is None else v
+        self.epoch, self.step, self.best, self.stale = int(epoch), int(step), float(best), int(stale)
+        self.best_theta = theta.copy() if best_theta is None else best_theta
+        self.curve, self.task_curve = list(curve), list(task_curve)
+
+
 def minimize_adam(objective, theta0, rows, *, n_batches: int, seed: int, positions, max_iter: int, tol: float,
                   learning_rate: float, validation=None, n_iter_no_change: int = 10, beta1: float = 0.9,
-                  beta2: float = 0.999, epsilon: float = 1e-8, on_epoch=None):
+                  beta2: float = 0.999, epsilon: float = 1e-8, on_epoch=None, state: AdamState | None = None):
     """Train by Adam; returns ``(theta, n_epochs, converged, message, curve, task_curve, failure)``.
 
     Each epoch runs in the core (``trunk_adam_epoch``: gather, forward, backward, the one
@@ -61,49 +75,51 @@ def minimize_adam(objective, theta0, rows, *, n_batches: int, seed: int, positio
     normalizes its own). ``curve[e]`` is the mean batch F of epoch e (with ``validation``:
     ``(train, validation)``), ``task_curve[e]`` the mean per-task losses; ``failure`` names the
     epoch where F or the trunk's gradient stopped being finite (training stopped before that
-    step, keeping the last finite weights).
+    step, keeping the last finite weights). ``on_epoch(state)`` runs after each epoch (True
+    stops); ``state`` resumes a run (``max_iter`` counts every epoch, those before included).
     """
     net, reduction = objective.net, objective.reduction
-    theta = np.array(theta0, dtype=np.float64, copy=True)
-    m, v = np.zeros_like(theta), np.zeros_like(theta)
+    if state is None:
+        state = AdamState(np.array(theta0, dtype=np.float64, copy=True))
     mask = np.ascontiguousarray(objective.mask[: net.n_params], dtype=np.uint8)
     T = objective.T_global
     reduce = reduction.allreduce if reduction.distributed else None
-    best, best_theta, stale, step = np.inf, theta.copy(), 0, 0
-    curve, task_curve = [], []
-    for epoch in range(1, max_iter + 1):
+    st = state
+    for epoch in range(st.epoch + 1, max_iter + 1):
         batch_rows, batch_sizes = epoch_batches(rows, n_batches, seed, epoch, positions)
         task_sum = np.zeros(T)
         total, done, finite, step = _core.trunk_adam_epoch(
             rows.X, rows.targets, rows.weights, net.trunk_sizes, net.task_sizes, net.code, rows.row_begin,
             rows.row_end, net.out_dims, objective.codes, objective.params, rows.target_col, rows.shared, batch_rows,
-            batch_sizes, theta, m, v, step, mask, learning_rate, beta1, beta2, epsilon, objective.l2,
+            batch_sizes, st.theta, st.m, st.v, st.step, mask, learning_rate, beta1, beta2, epsilon, objective.l2,
             objective.uncertainty, 1.0 / T, objective.local_index, task_sum, reduce, objective.n_threads)
+        st.step = step
         if not finite:
-            return theta, epoch - 1, False, "stopped", curve, task_curve, (
+            return st.theta, epoch - 1, False, "stopped", st.curve, st.task_curve, (
                 f"F or its gradient became non-finite in epoch {epoch} (batch {done + 1} of {n_batches}, step "
                 f"{step + 1}); training stopped and kept the weights of the last finite step")
         loss = total / n_batches
-        curve.append(loss)
-        task_curve.append(task_sum / n_batches)
+        st.curve.append(loss)
+        st.task_curve.append(task_sum / n_batches)
         score = loss
         if validation is not None:
-            score = objective(theta, validation, grad=False)[0]
-            curve[-1] = (loss, score)
-        if on_epoch is not None and on_epoch(epoch, theta, loss):
-            return theta, epoch, False, f"stopped by the caller after {epoch} epochs", curve, task_curve, None
+            score = objective(st.theta, validation, grad=False)[0]
+            st.curve[-1] = (loss, score)
+        st.epoch = epoch
+        stop = None
         if tol > 0:
-            stale = stale + 1 if score > best - tol else 0
-            if score < best:
-                best, best_theta = score, theta.copy()
-            if stale > n_iter_no_change:
+            st.stale = st.stale + 1 if score > st.best - tol else 0
+            if score < st.best:
+                st.best, st.best_theta = score, st.theta.copy()
+            if st.stale > n_iter_no_change:
                 what = "validation loss" if validation is not None else "training loss"
-                if validation is not None:
-                    theta = best_theta
-                return theta, epoch, True, (f"{what} did not improve by tol for {n_iter_no_change} consecutive "
-                                            f"epochs (epoch {epoch})"), curve, task_curve, None
-        elif validation is not None and score < best:
-            best, best_theta = score, theta.copy()
-    if validation is not None:  # (scikit-learn's MLP keeps the best validation weights too)
-        theta = best_theta
-    return theta, max_iter, False, f"max_iter={max_iter} epochs reached", curve, task_curve, None
+                stop = f"{what} did not improve by tol for {n_iter_no_change} consecutive epochs (epoch {epoch})"
+        elif validation is not None and score < st.best:
+            st.best, st.best_theta = score, st.theta.copy()
+        if on_epoch is not None and on_epoch(st):
+            return st.theta, epoch, False, f"stopped by the caller after {epoch} epochs", st.curve, st.task_curve, None
+        if stop is not None:
+            theta = st.best_theta if validation is not None else st.theta
+            return theta, epoch, True, stop, st.curve, st.task_curve, None
+    theta = st.best_theta if validation is not None else st.theta  # (scikit-learn's MLP keeps the best too)
+    return theta, max(st.epoch, 0), False, f"max_iter={max_iter} epochs reached", st.curve, st.task_curve, None

@@ -17,8 +17,9 @@ from .._validate import MAX_THREADS, check_comm, check_int, check_real
 from ..data import TaskData
 from ..losses import Loss, Multinomial, get_loss
 from ..results import ConvergenceWarning
-from .adam import minimize_adam
-from .lbfgs import minimize_lbfgs
+from .adam import AdamState, minimize_adam
+from .checkpoint import TrunkCheckpoint
+from .lbfgs import LbfgsState, minimize_lbfgs
 from .network import ACTIVATIONS, TrunkNetwork
 from .objective import Rows, TrunkObjective
 
@@ -122,7 +123,8 @@ def check_architecture(hidden, task_hidden, activation):
 def fit_shared_trunk(data: TaskData, loss="squared", hidden=(64,), task_hidden=(), activation="relu", l2=1e-4,
                      solver="lbfgs", task_weighting="equal", max_iter=200, tol=1e-4, batch_size="auto",
                      learning_rate=1e-3, random_state=0, early_stopping=False, validation_fraction=0.1,
-                     n_iter_no_change=10, params0=None, verbose=0, n_threads=None, comm=None) -> SharedTrunkResult:
+                     n_iter_no_change=10, params0=None, verbose=0, n_threads=None, comm=None, checkpoint=None,
+                     checkpoint_every=10, resume=False) -> SharedTrunkResult:
     """Train a shared-trunk network (hard parameter sharing) on the tasks of ``data``.
 
     Minimizes ``sum_t c_t L_t + (l2 / 2) ||weights||^2`` (:mod:`mtlx.trunk.objective`): L_t the
@@ -169,6 +171,15 @@ def fit_shared_trunk(data: TaskData, loss="squared", hidden=(64,), task_hidden=(
         Print F per iteration (rank 0).
     n_threads : int, optional
     comm : mpi4py communicator, optional
+    checkpoint : path, optional
+        Folder for a checkpoint (:mod:`mtlx.trunk.checkpoint`): the optimizer's whole state, its
+        per-task parts keyed by task id, written atomically by rank 0 every ``checkpoint_every``
+        iterations (epochs) and at the end.
+    checkpoint_every : int
+    resume : bool
+        Continue from the checkpoint in ``checkpoint`` when there is one, on any number of ranks:
+        the run then ends as an uninterrupted one would (the same bits for tasks with rows of
+        their own under L-BFGS). A checkpoint of another fit is refused with a ``ValueError``.
 
     Returns
     -------
@@ -178,30 +189,24 @@ def fit_shared_trunk(data: TaskData, loss="squared", hidden=(64,), task_hidden=(
     check_comm(comm)
     if comm is None:
         reduction = LocalReduction(data.task_ids)
-        return _fit(data, reduction, comm, start, loss, hidden, task_hidden, activation, l2, solver,
-                    task_weighting, max_iter, tol, batch_size, learning_rate, random_state, early_stopping,
-                    validation_fraction, n_iter_no_change, params0, verbose, n_threads)
-    from ..distributed import MPIReduction, agreed_errors
-
-    reduction = MPIReduction(comm, data)
-    data = reduction.conform(data)
-    with agreed_errors(comm):
         checked = _check(data, reduction, loss, hidden, task_hidden, activation, l2, solver, task_weighting,
                          max_iter, tol, batch_size, learning_rate, early_stopping, validation_fraction,
-                         n_iter_no_change, n_threads)
-    return _run(data, reduction, comm, start, checked, random_state, params0, verbose)
+                         n_iter_no_change, n_threads, checkpoint, checkpoint_every, resume)
+    else:
+        from ..distributed import MPIReduction, agreed_errors
 
-
-def _fit(data, reduction, comm, start, loss, hidden, task_hidden, activation, l2, solver, task_weighting, max_iter,
-         tol, batch_size, learning_rate, random_state, early_stopping, validation_fraction, n_iter_no_change,
-         params0, verbose, n_threads):
-    checked = _check(data, reduction, loss, hidden, task_hidden, activation, l2, solver, task_weighting, max_iter,
-                     tol, batch_size, learning_rate, early_stopping, validation_fraction, n_iter_no_change, n_threads)
+        reduction = MPIReduction(comm, data)
+        data = reduction.conform(data)
+        with agreed_errors(comm):
+            checked = _check(data, reduction, loss, hidden, task_hidden, activation, l2, solver, task_weighting,
+                             max_iter, tol, batch_size, learning_rate, early_stopping, validation_fraction,
+                             n_iter_no_change, n_threads, checkpoint, checkpoint_every, resume)
     return _run(data, reduction, comm, start, checked, random_state, params0, verbose)
 
 
 def _check(data, reduction, loss, hidden, task_hidden, activation, l2, solver, task_weighting, max_iter, tol,
-           batch_size, learning_rate, early_stopping, validation_fraction, n_iter_no_change, n_threads) -> dict:
+           batch_size, learning_rate, early_stopping, validation_fraction, n_iter_no_change, n_threads,
+           checkpoint=None, checkpoint_every=10, resume=False) -> dict:
     if not isinstance(data, TaskData):
         raise TypeError(f"data must be a mtlx.TaskData, got {type(data).__name__}")
     if data.sparse:
@@ -225,8 +230,12 @@ def _check(data, reduction, loss, hidden, task_hidden, activation, l2, solver, t
         check_int(n_threads, "n_threads", 1, MAX_THREADS)
     if data.n_features == 0:
         raise ValueError("X has 0 features; a shared trunk needs at least one input feature")
+    if checkpoint is None and resume:
+        raise ValueError("resume=True needs a checkpoint folder (checkpoint=DIR)")
+    checkpoint_every = check_int(checkpoint_every, "checkpoint_every", 1)
     losses, out_dims = _heads(data, reduction, loss)
-    return dict(hidden=hidden, task_hidden=task_hidden, activation=activation, l2=l2, solver=solver,
+    return dict(checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=bool(resume), hidden=hidden,
+                task_hidden=task_hidden, activation=activation, l2=l2, solver=solver,
                 uncertainty=task_weighting == "uncertainty", max_iter=max_iter, tol=tol, batch_size=batch_size,
                 learning_rate=learning_rate, early_stopping=bool(early_stopping),
                 validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, losses=losses,
@@ -297,6 +306,14 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
         theta0[:] = p0
     history = {}
     solver = c["solver"]
+    checkpoint, checkpoint_every, resume = None, c["checkpoint_every"], c["resume"]
+    if c["checkpoint"] is not None:
+        settings = {k: c[k] for k in ("hidden", "task_hidden", "activation", "l2", "solver", "uncertainty",
+                                      "batch_size", "learning_rate", "early_stopping", "validation_fraction")}
+        settings.update(seed=seed, dtype=data.dtype.str)
+        kinds = np.array([[-1.0, 0.0] if loss is None else [float(loss.code), loss.param] for loss in c["losses"]])
+        checkpoint = TrunkCheckpoint(c["checkpoint"], net, c["uncertainty"], reduction, data, settings,
+                                     kinds.reshape(-1, 2))
     if solver == "lbfgs":
         n_threads = resolve_n_threads(c["n_threads"], n_rows * layer_work / 4)
         objective = TrunkObjective(net, c["losses"], c["l2"], c["uncertainty"], reduction, n_threads)
@@ -308,20 +325,29 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
             last["task_loss"] = task_loss
             return F, g
 
-        F0, _ = fun(theta0)
-        curve, task_curve = [F0], [last["task_loss"]]
+        state = None if checkpoint is None or not resume else checkpoint.load("lbfgs")
+        if state is None:
+            F0, g0 = fun(theta0)
+            if not np.isfinite(F0):
+                raise FloatingPointError("the objective is not finite at the starting weights")
+            state = LbfgsState(theta0, F0, g0)
+            state.curve, state.task_curve = [F0], [last["task_loss"]]
 
-        def on_iteration(k, theta, F):
-            curve.append(F)
-            task_curve.append(last["task_loss"])
+        def on_iteration(st):
+            st.curve.append(st.F)
+            st.task_curve.append(last["task_loss"])
             if verbose and is_root(comm):
-                print(f"Iteration {k}, loss = {F:.8f}")
+                print(f"Iteration {st.k}, loss = {st.F:.8f}")
+            if checkpoint is not None and st.k % checkpoint_every == 0:
+                checkpoint.save(st)
             return False
 
         theta, F, n_iter, converged, message = minimize_lbfgs(fun, theta0, objective.space, c["max_iter"], c["tol"],
-                                                              on_iteration=on_iteration)
-        history["objective"] = np.asarray(curve)
-        history["task_loss"] = np.asarray(task_curve)
+                                                              on_iteration=on_iteration, state=state)
+        if checkpoint is not None:
+            checkpoint.save(state)
+        history["objective"] = np.asarray(state.curve)
+        history["task_loss"] = np.asarray(state.task_curve)
         failure = None
     else:
         shared = rows.shared
@@ -341,15 +367,22 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
         n_threads = resolve_n_threads(c["n_threads"], batch_size * layer_work / 4)
         objective = TrunkObjective(net, c["losses"], c["l2"], c["uncertainty"], reduction, n_threads, exact=False)
 
-        def on_epoch(epoch, theta, loss):
+        def on_epoch(st):
             if verbose and is_root(comm):
-                print(f"Iteration {epoch}, loss = {loss:.8f}")
+                last = st.curve[-1]
+                print(f"Iteration {st.epoch}, loss = {last[0] if isinstance(last, tuple) else last:.8f}")
+            if checkpoint is not None and st.epoch % checkpoint_every == 0:
+                checkpoint.save(st)
             return False
 
+        state = None if checkpoint is None or not resume else checkpoint.load("adam")
+        state = AdamState(theta0.copy()) if state is None else state
         theta, n_iter, converged, message, curve, task_curve, failure = minimize_adam(
             objective, theta0, train, n_batches=n_batches, seed=seed, positions=positions, max_iter=c["max_iter"],
             tol=c["tol"], learning_rate=c["learning_rate"], validation=validation,
-            n_iter_no_change=c["n_iter_no_change"], on_epoch=on_epoch)
+            n_iter_no_change=c["n_iter_no_change"], on_epoch=on_epoch, state=state)
+        if checkpoint is not None:
+            checkpoint.save(state)
         if validation is not None:
             history["objective"] = np.array([a for a, _ in curve])
             history["validation"] = np.array([b for _, b in curve])

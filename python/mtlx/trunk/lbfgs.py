@@ -23,14 +23,25 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["minimize_lbfgs"]
+__all__ = ["LbfgsState", "minimize_lbfgs"]
 
 #: Relative decrease of F below which L-BFGS has stalled (4 ulp).
 FTOL = 4 * np.finfo(float).eps
 
 
-def minimize_lbfgs(fun, x0: np.ndarray, space, max_iter: int, tol: float, memory: int = 10, on_iteration=None):
-    """Minimize ``fun(x) -> (F, g)`` from ``x0``.
+class LbfgsState:
+    """Where L-BFGS stands after ``k`` iterations: the iterate, F and gradient there, and the
+    curvature pairs (s, y, 1 / s'y), oldest first. Saved by a checkpoint, resumed from."""
+
+    def __init__(self, x: np.ndarray, F: float, g: np.ndarray, memory: int = 10, k: int = 0, pairs=()):
+        self.x, self.F, self.g, self.k = x, float(F), g, int(k)
+        self.pairs = deque(pairs, maxlen=memory)
+        self.curve, self.task_curve = [], []  # (kept by the caller: F and the tasks' losses per iteration)
+
+
+def minimize_lbfgs(fun, x0: np.ndarray, space, max_iter: int, tol: float, memory: int = 10, on_iteration=None,
+                   state: LbfgsState | None = None):
+    """Minimize ``fun(x) -> (F, g)`` from ``x0`` (or from ``state``, a resumed run).
 
     Parameters
     ----------
@@ -39,23 +50,28 @@ def minimize_lbfgs(fun, x0: np.ndarray, space, max_iter: int, tol: float, memory
     space : BlockSpace
         Inner products and the max-norm of the (possibly distributed) vectors.
     max_iter : int
+        Iterations in all (a resumed run counts those done before).
     tol : float
         Gradient tolerance (max |g|); 0 runs ``max_iter`` iterations (unless the line search fails).
     memory : int
         Number of (s, y) pairs kept.
     on_iteration : callable, optional
-        ``on_iteration(k, x, F)`` after iteration k (1-based); returning True stops.
+        ``on_iteration(state)`` after each iteration (``state.k`` of them done); returning True stops.
+    state : LbfgsState, optional
 
     Returns
     -------
     x, F, n_iter, converged, message
     """
-    x = np.array(x0, dtype=np.float64, copy=True)
-    F, g = fun(x)
-    if not np.isfinite(F):
-        raise FloatingPointError("the objective is not finite at the starting point")
-    pairs = deque(maxlen=memory)
-    for k in range(1, max_iter + 1):
+    if state is None:
+        x = np.array(x0, dtype=np.float64, copy=True)
+        F, g = fun(x)
+        if not np.isfinite(F):
+            raise FloatingPointError("the objective is not finite at the starting point")
+        state = LbfgsState(x, F, g, memory)
+    pairs = state.pairs
+    for k in range(state.k + 1, max_iter + 1):
+        x, F, g = state.x, state.F, state.g
         if tol > 0 and space.max_abs(g) <= tol:
             return x, F, k - 1, True, f"max|gradient| <= tol after {k - 1} iterations"
         d = _direction(g, pairs, space)
@@ -78,13 +94,12 @@ def minimize_lbfgs(fun, x0: np.ndarray, space, max_iter: int, tol: float, memory
         sy = space.dot(s, y)
         if sy > 0:
             pairs.append((s, y, 1.0 / sy))
-        F_old = F
-        x, F, g = x_new, F_new, g_new
-        if on_iteration is not None and on_iteration(k, x, F):
-            return x, F, k, False, f"stopped by the caller after {k} iterations"
-        if tol > 0 and F_old - F <= FTOL * max(abs(F_old), abs(F), 1.0):
-            return x, F, k, True, f"relative decrease of F <= {FTOL:.1e} after {k} iterations"
-    return x, F, max_iter, False, f"max_iter={max_iter} iterations reached"
+        state.x, state.F, state.g, state.k = x_new, F_new, g_new, k
+        if on_iteration is not None and on_iteration(state):
+            return x_new, F_new, k, False, f"stopped by the caller after {k} iterations"
+        if tol > 0 and F - F_new <= FTOL * max(abs(F), abs(F_new), 1.0):
+            return x_new, F_new, k, True, f"relative decrease of F <= {FTOL:.1e} after {k} iterations"
+    return state.x, state.F, max(state.k, 0), False, f"max_iter={max_iter} iterations reached"
 
 
 def _direction(g: np.ndarray, pairs, space) -> np.ndarray:
