@@ -19,7 +19,7 @@ BASH = [code for lang, code in BLOCKS if lang == "bash"]
 def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
     # The blocks build on one another (the formulations block uses the quick start's X, Y).
     monkeypatch.chdir(tmp_path)  # they write model.npz and a checkpoint folder
-    assert len(PYTHON) == 8
+    assert len(PYTHON) == 9
     env = {}
     for code in PYTHON:
         exec(compile(code, str(README), "exec"), env)
@@ -29,6 +29,12 @@ def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
             env["weights_env"] = dict(env)
     import mtlx
 
+    # Shared trunk: the network fits the shared nonlinear signal; mixed heads; probabilities.
+    assert env["net"].score(env["Xn"], env["Yn"]) > 0.95 and env["net"].transform(env["Xn"]).shape == (400, 32)
+    assert [A.shape for A, _ in env["fit"].heads] == [(8, 1), (8, 3), (8, 1)]
+    assert env["fit"].history["task_loss"][-1][0] < env["fit"].history["task_loss"][0][0]
+    for p in env["trunk_clf"].predict_proba(env["Xn"][:2]):
+        np.testing.assert_allclose(p.sum(axis=1), 1.0)
     # Quick start: the layouts, the per-task labels, the saved model.
     assert [list(c) for c in env["clf"].classes_] == [["no", "yes"]] * 3
     loaded = mtlx.load(tmp_path / "model.npz")

@@ -198,9 +198,9 @@ class TrunkObjective:
         self.space = BlockSpace(nt, network.task_starts - nt, int(uncertainty), reduction)
         self.n_evaluations = 0
 
-    def __call__(self, theta: np.ndarray, rows: Rows, grad: bool = True, out: np.ndarray | None = None):
+    def __call__(self, theta: np.ndarray, rows: Rows, grad: bool = True):
         """``(F, dF/dtheta or None, per-task losses L_t of every rank's tasks)`` on ``rows``
-        (normalized weights); the gradient into ``out`` when given."""
+        (normalized weights)."""
         net, P, nt, T = self.net, self.net.n_params, self.net.n_trunk, self.T_global
         dtype = rows.X.dtype
         params = theta[:P]
@@ -238,7 +238,7 @@ class TrunkObjective:
         F = float(np.sum(buf[:T])) + 0.5 * self.l2 * inner(trunk_weights, trunk_weights)
         if not grad:
             return F, None, buf[T: 2 * T].copy()
-        g = np.empty(self.n_theta) if out is None else out
+        g = np.empty(self.n_theta)
         g[nt:P] = g_core[nt:]
         g[nt:P] += self.l2 * weights
         if s is not None:
