@@ -518,3 +518,22 @@ def test_a_checkpoint_of_another_fit_is_refused(tmp_path):
             mtlx.fit_shared_trunk(data, checkpoint=tmp_path, resume=True, **dict(kw, hidden=(6,)))
         with pytest.raises(ValueError, match="resume=True needs a checkpoint folder"):
             mtlx.fit_shared_trunk(data, resume=True, **kw)
+
+
+def test_order_free_sums_are_exact_and_carry_non_finite_values():
+    from fractions import Fraction
+
+    from mtlx._exact_sum import exact_row_sum
+
+    rng = np.random.default_rng(12)
+    rows = rng.standard_normal((40, 6)) * np.exp(rng.uniform(-30, 30, (40, 6)))
+    rows[::7, 2] = 0.0
+    red = LocalReduction(np.arange(40))
+    total = exact_row_sum(rows, red)
+    assert np.array_equal(total, exact_row_sum(rows[::-1].copy(), red))  # any order, the same bits
+    exact = [float(sum(Fraction(x) for x in rows[:, j])) for j in range(6)]
+    np.testing.assert_allclose(total, exact, rtol=4 * np.finfo(float).eps, atol=0)
+    rows[3, 1], rows[5, 4] = np.nan, np.inf
+    total = exact_row_sum(rows, red)
+    assert np.isnan(total[1]) and np.isnan(total[4]) and np.all(np.isfinite(np.delete(total, [1, 4])))
+    assert np.array_equal(exact_row_sum(np.zeros((3, 2)), red), np.zeros(2))

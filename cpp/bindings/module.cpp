@@ -1043,7 +1043,7 @@ PYBIND11_MODULE(_core, m) {
       [](const carray<double>& rows, const carray<std::int32_t>& exponents, carray<std::int64_t> limbs) {
         if (rows.ndim() != 2) throw std::invalid_argument("rows must be 2-D, got shape " + shape_of(rows));
         expect_shape(exponents, "exponents", {rows.shape(1)});
-        expect_shape(limbs, "limbs", {3, rows.shape(1)});
+        expect_shape(limbs, "limbs", {4, rows.shape(1)});
         expect_writable(limbs, "limbs");
         if (rows.shape(0) >= (py::ssize_t{1} << 23)) throw std::invalid_argument("at most 2^23 rows per call");
         std::int64_t* l = limbs.mutable_data();
@@ -1051,13 +1051,14 @@ PYBIND11_MODULE(_core, m) {
         mtlx::cpu::accumulate_limbs(rows.data(), rows.shape(0), rows.shape(1), exponents.data(), l);
       },
       py::arg("rows").noconvert(), py::arg("exponents").noconvert(), py::arg("limbs").noconvert(),
-      "limbs (3 x n) += the 40-bit integer limbs of every row of rows at the columns' exponents.");
+      "limbs (4 x n) += the 40-bit integer limbs of every row of rows at the columns' exponents (row 3: non-finite "
+      "values).");
   m.def(
       "exact_from_limbs",
       [](const carray<std::int64_t>& limbs, const carray<std::int32_t>& exponents, carray<double> out) {
         if (exponents.ndim() != 1) throw std::invalid_argument("exponents must be 1-D");
         const py::ssize_t n = exponents.shape(0);
-        expect_shape(limbs, "limbs", {3, n});
+        expect_shape(limbs, "limbs", {4, n});
         expect_shape(out, "out", {n});
         expect_writable(out, "out");
         double* o = out.mutable_data();

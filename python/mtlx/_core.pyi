@@ -804,7 +804,7 @@ def exact_column_exponents(rows: NDArray[np.float64], out: NDArray[np.int32]) ->
     """out[j] = max(out[j], e) with |rows[i, j]| < 2^e (start from exact_no_exponent)."""
 
 def exact_accumulate(rows: NDArray[np.float64], exponents: NDArray[np.int32], limbs: NDArray[np.int64]) -> None:
-    """limbs (3 x n) += the 40-bit integer limbs of every row of rows at the columns' exponents."""
+    """limbs (4 x n) += the 40-bit integer limbs of every row at the columns' exponents (row 3: non-finite values)."""
 
 def exact_from_limbs(limbs: NDArray[np.int64], exponents: NDArray[np.int32], out: NDArray[np.float64]) -> None:
     """The sums the limbs hold, as doubles."""

@@ -18,13 +18,14 @@ __all__ = ["exact_row_sum"]
 
 def exact_row_sum(rows: np.ndarray, reduction) -> np.ndarray:
     """The sum over every rank's rows of ``rows`` (k x n, float64), independent of their order
-    and distribution (two collectives under MPI: a MAX of n int32 and a SUM of 3n int64)."""
+    and distribution (two collectives under MPI: a MAX of n int32 and a SUM of 4n int64); NaN where a
+    value is not finite."""
     rows = np.ascontiguousarray(rows, dtype=np.float64)
     n = rows.shape[1]
     exponents = np.full(n, _core.exact_no_exponent, dtype=np.int32)
     _core.exact_column_exponents(rows, exponents)
     reduction.max_ints(exponents)
-    limbs = np.zeros((3, n), dtype=np.int64)
+    limbs = np.zeros((4, n), dtype=np.int64)  # (row 3 counts non-finite values: their column's sum is NaN)
     _core.exact_accumulate(rows, exponents, limbs)
     reduction.sum_ints(limbs)
     out = np.empty(n)

@@ -17,14 +17,16 @@ namespace mtlx::cpu {
 /// Exponent of a column none of whose values is non-zero.
 inline constexpr std::int32_t kNoExponent = -1100;
 
-/// out[j] = max(out[j], e) with |rows[i, j]| < 2^e for every row i (rows: n_rows x n_cols row-major).
+/// out[j] = max(out[j], e) with |rows[i, j]| < 2^e for every finite row i (rows: n_rows x n_cols row-major).
 void column_exponents(const double* rows, std::int64_t n_rows, std::int64_t n_cols, std::int32_t* out);
 
-/// limbs (3 x n_cols row-major) += the limbs of every row at the columns' exponents.
+/// limbs (4 x n_cols row-major) += the three limbs of every row at the columns' exponents; the
+/// fourth row counts the non-finite values (their column's sum is then NaN).
 void accumulate_limbs(const double* rows, std::int64_t n_rows, std::int64_t n_cols, const std::int32_t* exponents,
                       std::int64_t* limbs);
 
-/// out[j] = (limbs[0, j] + limbs[1, j] 2^-40 + limbs[2, j] 2^-80) 2^(exponents[j] - 40).
+/// out[j] = (limbs[0, j] + limbs[1, j] 2^-40 + limbs[2, j] 2^-80) 2^(exponents[j] - 40), or NaN
+/// where limbs[3, j] counted a non-finite value.
 void limbs_to_double(const std::int64_t* limbs, std::int64_t n_cols, const std::int32_t* exponents, double* out);
 
 }  // namespace mtlx::cpu
