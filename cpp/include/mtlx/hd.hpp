@@ -13,3 +13,14 @@
 /// Other CPU compilers: plain inline functions.
 #define MTLX_HD inline
 #endif
+
+/// Compiles a CPU loop for several instruction sets, chosen when the library loads (GCC's
+/// function multi-versioning): the baseline build targets x86-64's SSE2, where a loop of square
+/// roots and divisions runs two lanes wide. Not for functions whose results must agree across
+/// machines bitwise (a clone may contract a * b + c into one rounding).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__CUDACC__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define MTLX_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define MTLX_CLONES
+#endif

@@ -66,11 +66,37 @@ i64 n_chunks_of(i64 rows) { return (rows + kChunkRows - 1) / kChunkRows; }
 template <class F>
 void for_row_chunks(i64 rows, i64 width, int n_threads, F&& f) {
   const i64 n_chunks = n_chunks_of(rows);
-  const int used = std::max(1, n_threads);
-  (void)used;
-#pragma omp parallel for num_threads(used) schedule(static) if (used > 1 && rows * width >= kMinParallelElements)
+  if (n_threads <= 1 || n_chunks < 2 || rows * width < kMinParallelElements) {
+    // On the calling thread, without entering an OpenMP region: even a serialized one costs about
+    // a microsecond, and a minibatch of school's 139 tasks made hundreds of such calls.
+    for (i64 c = 0; c < n_chunks; ++c) f(c, c * kChunkRows, std::min(rows, (c + 1) * kChunkRows));
+    return;
+  }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
   for (i64 c = 0; c < n_chunks; ++c) f(c, c * kChunkRows, std::min(rows, (c + 1) * kChunkRows));
 }
+
+// Zeroed partial sums of row chunks: on the stack when few (a task's rows in a minibatch: one
+// chunk), so that per-task calls allocate nothing.
+class ChunkSums {
+ public:
+  explicit ChunkSums(i64 n) : n_(n) {
+    if (n_ > kInline)
+      heap_.assign(static_cast<std::size_t>(n_), 0.0);
+    else
+      std::fill(inline_, inline_ + n_, 0.0);
+  }
+  double* data() { return n_ > kInline ? heap_.data() : inline_; }
+  double& operator[](i64 i) { return data()[i]; }
+  double* begin() { return data(); }
+  double* end() { return data() + n_; }
+
+ private:
+  static constexpr i64 kInline = 256;
+  i64 n_;
+  double inline_[kInline];
+  std::vector<double> heap_;
+};
 
 // Row-major C (m x n) = alpha op(A) op(B) + beta C, through column-major GEMM on the transposes.
 template <class Real>
@@ -119,7 +145,7 @@ void activation_backward(Real* dA, const Real* A, i64 rows, i64 n, Activation ac
 template <class Real>
 void column_sums(const Real* D, i64 rows, i64 n, i64 ld, Real* out, int n_threads) {
   const i64 n_chunks = n_chunks_of(rows);
-  std::vector<double> partial(static_cast<std::size_t>(n_chunks * n), 0.0);
+  ChunkSums partial(n_chunks * n);
   for_row_chunks(rows, n, n_threads, [&](i64 c, i64 lo, i64 hi) {
     double* p = partial.data() + c * n;
     for (i64 i = lo; i < hi; ++i) {
@@ -139,7 +165,7 @@ template <class Real>
 double head_loss(const Real* O, Real* dO, i64 ld, i64 m, i64 K, i64 first_row, const TrunkTargets<Real>& tg, i64 col,
                  LossKind kind, double param, double scale, int n_threads) {
   const i64 n_chunks = n_chunks_of(m);
-  std::vector<double> partial(static_cast<std::size_t>(n_chunks), 0.0);
+  ChunkSums partial(n_chunks);
   for_row_chunks(m, K, n_threads, [&](i64 c, i64 lo, i64 hi) {
     double s = 0.0;
     for (i64 i = lo; i < hi; ++i) {
@@ -475,6 +501,25 @@ void trunk_representation(const Real* X, i64 N, const TrunkShape& s, const Real*
   std::copy(acts.back(), acts.back() + N * s.trunk_sizes[s.n_trunk_layers], out);
 }
 
+// One Adam step over n parameters with the ridge term l2 theta on the masked ones; copies theta to
+// out (the kernel's dtype) and returns the new sum of the masked theta^2. Compiled for the
+// machine's vector width as well (MTLX_CLONES): with school's 139 heads the parameters outnumber a
+// batch's rows, and a scalar pass (a square root and a division per parameter) was most of a
+// minibatch's time.
+template <class G, class Real>
+MTLX_CLONES double adam_pass(const AdamStep& op, double l2, const G* grad, double* theta, double* m, double* v,
+                             const std::uint8_t* mask, Real* out, i64 n) {
+  double ridge = 0.0;
+  for (i64 i = 0; i < n; ++i) {
+    const double w = mask[i] ? theta[i] : 0.0;
+    op(theta[i], static_cast<double>(grad[i]) + l2 * w, m[i], v[i]);
+    out[i] = static_cast<Real>(theta[i]);
+    const double u = mask[i] ? theta[i] : 0.0;
+    ridge += u * u;
+  }
+  return ridge;
+}
+
 template <class Real>
 EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* weights, i64 n_cols, const TrunkShape& s,
                         const TrunkTasks& tasks, const i64* target_col, const i64* batch_rows, const i64* batch_sizes,
@@ -485,7 +530,13 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
   const i64 T = tasks.T, P = lay.total, nt = lay.task_start.empty() ? P : lay.task_start[0];
   const i64 n_groups = tasks.shared_rows ? 1 : T;
   std::vector<Real> params(static_cast<std::size_t>(P)), grad(static_cast<std::size_t>(P));
-  std::vector<double> g(static_cast<std::size_t>(P + (a.uncertainty ? T : 0)));
+  // theta's ridge terms (trunk, local blocks) and its copy in Real: kept current by the step below,
+  // which updates, copies and sums in one pass over the parameters.
+  double ridge_trunk = 0.0, ridge_local = 0.0;
+  for (i64 i = 0; i < P; ++i) {
+    params[i] = static_cast<Real>(theta[i]);
+    (i < nt ? ridge_trunk : ridge_local) += weight_mask[i] ? theta[i] * theta[i] : 0.0;
+  }
   std::vector<double> scale(static_cast<std::size_t>(T)), loss(static_cast<std::size_t>(T));
   std::vector<double> buf(static_cast<std::size_t>(nt + n_global_tasks + 2));
   std::vector<i64> begin(static_cast<std::size_t>(T)), end(static_cast<std::size_t>(T));
@@ -525,13 +576,7 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
       scale[t] = a.inv_tasks * (a.uncertainty ? std::exp(-s_t) : 1.0);
       extra += a.inv_tasks * s_t;
     }
-    for (i64 i = 0; i < P; ++i) params[i] = static_cast<Real>(theta[i]);
     double F = trunk_loss_grad(Xb, n, s, batch, tg, scale.data(), params.data(), grad.data(), loss.data(), n_threads);
-    double ridge_local = 0.0, ridge_trunk = 0.0;
-    for (i64 i = 0; i < P; ++i) {
-      const double w = weight_mask[i] ? theta[i] * theta[i] : 0.0;
-      (i < nt ? ridge_trunk : ridge_local) += w;
-    }
     F += extra + 0.5 * a.l2 * ridge_local;
     // One reduction: the trunk's gradient, the tasks' losses, F (and the failure flag, unused here).
     std::fill(buf.begin(), buf.end(), 0.0);
@@ -546,13 +591,19 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
       out.finite = false;
       return out;
     }
-    for (i64 i = 0; i < P; ++i) {
-      g[i] = (i < nt ? buf[i] : static_cast<double>(grad[i])) + (weight_mask[i] ? a.l2 * theta[i] : 0.0);
-    }
+    // The step (adam_update's), fused with the gradient's ridge term, theta's copy in Real and the
+    // new ridge terms: one pass over the parameters.
+    ++step;
+    const double c1 = 1.0 - std::pow(a.beta1, static_cast<double>(step));
+    const double c2 = std::sqrt(1.0 - std::pow(a.beta2, static_cast<double>(step)));
+    const AdamStep op{a.lr * c2 / c1, a.beta1, a.beta2, a.eps * c2};
+    ridge_trunk = adam_pass(op, a.l2, buf.data(), theta, m, v, weight_mask, params.data(), nt);
+    ridge_local =
+        adam_pass(op, a.l2, grad.data() + nt, theta + nt, m + nt, v + nt, weight_mask + nt, params.data() + nt, P - nt);
     if (a.uncertainty) {
-      for (i64 t = 0; t < T; ++t) g[P + t] = a.inv_tasks * (1.0 - std::exp(-theta[P + t]) * loss[t]);
+      for (i64 t = 0; t < T; ++t)
+        op(theta[P + t], a.inv_tasks * (1.0 - std::exp(-theta[P + t]) * loss[t]), m[P + t], v[P + t]);
     }
-    adam_update(theta, g.data(), m, v, static_cast<i64>(g.size()), a.lr, a.beta1, a.beta2, a.eps, ++step);
     out.objective_sum += F;
     for (i64 t = 0; t < n_global_tasks; ++t) task_loss_sum[t] += buf[nt + t];
     ++out.batches;
