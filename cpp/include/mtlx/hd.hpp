@@ -20,7 +20,7 @@
 /// machines bitwise (a clone may contract a * b + c into one rounding).
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__CUDACC__) && \
     !defined(__SANITIZE_ADDRESS__)
-#define MTLX_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#define MTLX_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define MTLX_CLONES
 #endif
