@@ -23,7 +23,7 @@ from .fista import FistaState
 from .penalties.spec import to_data
 from .problem import Problem
 
-__all__ = ["Checkpoint"]
+__all__ = ["Checkpoint", "read_everywhere"]
 
 FILE_NAME = "checkpoint.npz"
 _FORMAT = 2
@@ -86,13 +86,9 @@ class Checkpoint:
         """
         p = self.problem
         with self.reduction.agreed_errors():
-            found = self.path.exists()
-            if found != self.reduction.any(found):
-                raise ValueError(f"{self.path} is visible on some ranks only: the checkpoint folder must be shared")
-            if not found:
+            saved = read_everywhere(self.path, self.reduction)
+            if saved is None:
                 return None
-            with np.load(self.path, allow_pickle=False) as z:
-                saved = {k: z[k] for k in z.files}
             self._check_fingerprint(saved)
             idx = self.reduction.local_index
             x = p.theta_from_rows(saved["x_rows"][idx], saved["x_shared"])
@@ -112,6 +108,19 @@ class Checkpoint:
                     f"checkpoint {self.path} belongs to a different problem: its {_DESCRIPTION[key]} "
                     f"differ{'s' if key in _SINGULAR else ''} ({_short(there)} there, {_short(here)} here); "
                     "remove it or choose another checkpoint folder")
+
+
+def read_everywhere(path: Path, reduction) -> dict | None:
+    """Every array of the checkpoint ``path`` on every rank, or None where there is none yet
+    (collective; within the caller's agreed errors). A file that some ranks cannot see is an
+    error: the checkpoint folder must be shared."""
+    found = path.exists()
+    if found != reduction.any(found):
+        raise ValueError(f"{path} is visible on some ranks only: the checkpoint folder must be shared")
+    if not found:
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 _DESCRIPTION = {

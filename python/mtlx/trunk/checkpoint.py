@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checkpoint import _task_hashes
+from .._checkpoint import _task_hashes, read_everywhere
 from .._files import write_atomically
 from .adam import AdamState
 from .lbfgs import LbfgsState
@@ -120,13 +120,9 @@ class TrunkCheckpoint:
         """The saved state of this rank's tasks (an LbfgsState or AdamState), or None when there is
         no checkpoint yet (collective). ``ValueError`` on every rank when it belongs to another fit."""
         with self.reduction.agreed_errors():
-            found = self.path.exists()
-            if found != self.reduction.any(found):
-                raise ValueError(f"{self.path} is visible on some ranks only: the checkpoint folder must be shared")
-            if not found:
+            saved = read_everywhere(self.path, self.reduction)
+            if saved is None:
                 return None
-            with np.load(self.path, allow_pickle=False) as z:
-                saved = {k: z[k] for k in z.files}
             self._check(saved, kind)
             idx = np.asarray(self.reduction.local_index, dtype=np.int64)
             vec = {str(n): self._theta(saved[f"trunk_{n}"], saved[f"rows_{n}"][idx]) for n in saved["names"]}
