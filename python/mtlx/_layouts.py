@@ -16,7 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["is_task_list", "is_input_list", "group_rows"]
+from ._validate import check_task_ids
+
+__all__ = ["group_rows", "is_input_list", "is_task_list", "preview", "task_positions"]
 
 
 def _is_2d(a) -> bool:
@@ -48,3 +50,26 @@ def group_rows(positions: np.ndarray):
     for rows in np.split(order, bounds):
         if rows.size:
             yield int(positions[rows[0]]), rows
+
+
+def task_positions(task, n_rows: int, task_ids: np.ndarray) -> np.ndarray:
+    """Position in ``task_ids`` (a fitted model's ``tasks_``) of each row's task id, for ``predict``
+    and ``score`` on stacked rows; an id not seen in fit is an error."""
+    task = check_task_ids(task, name="task") if np.ndim(task) == 1 else np.asarray(task)
+    if task.ndim != 1 or task.shape[0] != n_rows:
+        raise ValueError(f"task must hold one id per row of X: X has {n_rows} rows, task has shape {task.shape}")
+    order = np.argsort(task_ids)
+    found = np.searchsorted(task_ids[order], task)
+    found = np.minimum(found, len(order) - 1)
+    positions = order[found]
+    unknown = task_ids[positions] != task
+    if unknown.any():
+        raise ValueError(f"task id {task[np.argmax(unknown)].tolist()!r} was not seen in fit "
+                         f"(the model knows {len(task_ids)} tasks: {preview(task_ids)})")
+    return positions
+
+
+def preview(ids, n: int = 6) -> str:
+    """The first few of ``ids`` for a message."""
+    ids = list(ids)
+    return ", ".join(map(str, ids)) if len(ids) <= n else ", ".join(map(str, ids[:n])) + ", ..."

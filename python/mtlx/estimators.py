@@ -20,7 +20,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
-from ._layouts import group_rows, is_input_list, is_task_list
+from ._layouts import group_rows, is_input_list, is_task_list, preview, task_positions
 from ._progress import IterationProgress, is_root
 from ._scoring import accuracy, pooled_weights, regression_score
 from ._validate import MAX_THREADS, as_real_array, check_comm, check_int, check_real, check_task_ids
@@ -438,23 +438,7 @@ class _MultiTaskModel(BaseEstimator):
 
     def _task_positions(self, task, n_rows: int) -> np.ndarray:
         """Position in ``tasks_`` of each row's task id; unknown ids are an error."""
-        task = check_task_ids(task, name="task") if np.ndim(task) == 1 else np.asarray(task)
-        if task.ndim != 1 or task.shape[0] != n_rows:
-            raise ValueError(f"task must hold one id per row of X: X has {n_rows} rows, task has shape {task.shape}")
-        order = np.argsort(self.tasks_)
-        found = np.searchsorted(self.tasks_[order], task)
-        found = np.minimum(found, len(order) - 1)
-        positions = order[found]
-        unknown = self.tasks_[positions] != task
-        if unknown.any():
-            raise ValueError(f"task id {task[np.argmax(unknown)].tolist()!r} was not seen in fit "
-                             f"(the model knows {self.n_tasks_} tasks: {_preview(self.tasks_)})")
-        return positions
-
-
-def _preview(ids, n: int = 6) -> str:
-    ids = list(ids)
-    return ", ".join(map(str, ids)) if len(ids) <= n else ", ".join(map(str, ids[:n])) + ", ..."
+        return task_positions(task, n_rows, self.tasks_)
 
 
 class MultiTaskRegressor(RegressorMixin, _MultiTaskModel):
@@ -724,11 +708,11 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         check_classification_targets(y_t)
         classes = np.unique(y_t)
         if classes.size < 2:
-            raise ValueError(f"{where}: y has only one class ({_preview(classes)}); {type(self).__name__} needs "
+            raise ValueError(f"{where}: y has only one class ({preview(classes)}); {type(self).__name__} needs "
                              "at least two classes per task")
         if classes.size > 2:
             if self._loss_object().name != "logistic":
-                raise ValueError(f"{where}: {classes.size} classes ({_preview(classes)}), but the "
+                raise ValueError(f"{where}: {classes.size} classes ({preview(classes)}), but the "
                                  f"{self._loss_object().name} loss separates two; use loss='logistic', which fits "
                                  "the multinomial (softmax) loss for a task of more than two classes")
             self._task_classes.append(classes)

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, Transfo
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
-from .._layouts import group_rows, is_input_list, is_task_list
+from .._layouts import group_rows, is_input_list, is_task_list, task_positions
 from .._scoring import accuracy, pooled_weights, regression_score
 from .._validate import MAX_THREADS, check_comm, check_int, check_real, check_task_ids
 from ..data import TaskData
@@ -329,7 +329,7 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
                                  "task=...)): predict and score need the task id of each row too (task=...)")
             out = net.predict(X, params, n_threads=n_threads)
             return [out[:, edges[t]: edges[t + 1]] for t in range(self.n_tasks_)], None
-        positions = self._task_positions(task, X.shape[0])
+        positions = task_positions(task, X.shape[0], self.tasks_)
         order = np.argsort(positions, kind="stable")
         counts = np.bincount(positions, minlength=self.n_tasks_)
         ends = np.cumsum(counts)
@@ -343,18 +343,6 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
             raise ValueError(f"{name}: X has {X_t.shape[1]} features, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input")
         return X_t
-
-    def _task_positions(self, task, n_rows: int) -> np.ndarray:
-        task = check_task_ids(task, name="task") if np.ndim(task) == 1 else np.asarray(task)
-        if task.ndim != 1 or task.shape[0] != n_rows:
-            raise ValueError(f"task must hold one id per row of X: X has {n_rows} rows, task has shape {task.shape}")
-        where = {tid: t for t, tid in enumerate(self.tasks_.tolist())}
-        positions = np.empty(n_rows, dtype=np.int64)
-        for i, tid in enumerate(task.tolist()):
-            if tid not in where:
-                raise ValueError(f"task id {tid!r} was not seen in fit (the model knows {self.n_tasks_} tasks)")
-            positions[i] = where[tid]
-        return positions
 
     def _per_task(self, X, task, of_output, dtype=None):
         """``of_output(t, S)`` (a 1-D array per row) in the layout of X."""
