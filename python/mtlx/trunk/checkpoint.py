@@ -64,26 +64,11 @@ class TrunkCheckpoint:
     # ------------------------------------------------------------------ layout
     def _rows(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(trunk block, one padded row per local task) of a theta-layout vector."""
-        net = self.net
-        rows = np.zeros((net.n_tasks, self.width))
-        for t in range(net.n_tasks):
-            block = theta[net.task_starts[t]: net.task_starts[t + 1]]
-            rows[t, : block.size] = block
-            if self.uncertainty:
-                rows[t, block.size] = theta[net.n_params + t]
-        return theta[: net.n_trunk], rows
+        return theta[: self.net.n_trunk], self.net.task_rows(theta, int(self.uncertainty), self.width)
 
     def _theta(self, trunk: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The theta-layout vector of a trunk block and this rank's rows."""
-        net = self.net
-        theta = np.empty(net.n_params + (net.n_tasks if self.uncertainty else 0))
-        theta[: net.n_trunk] = trunk
-        for t in range(net.n_tasks):
-            size = net.task_starts[t + 1] - net.task_starts[t]
-            theta[net.task_starts[t]: net.task_starts[t + 1]] = rows[t, :size]
-            if self.uncertainty:
-                theta[net.n_params + t] = rows[t, size]
-        return theta
+        return self.net.theta_from_rows(trunk, rows, int(self.uncertainty))
 
     # ------------------------------------------------------------------ save / load
     def save(self, state) -> None:

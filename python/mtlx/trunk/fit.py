@@ -311,9 +311,8 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
         settings = {k: c[k] for k in ("hidden", "task_hidden", "activation", "l2", "solver", "uncertainty",
                                       "batch_size", "learning_rate", "early_stopping", "validation_fraction")}
         settings.update(seed=seed, dtype=data.dtype.str)
-        kinds = np.array([[-1.0, 0.0] if loss is None else [float(loss.code), loss.param] for loss in c["losses"]])
         checkpoint = TrunkCheckpoint(c["checkpoint"], net, c["uncertainty"], reduction, data, settings,
-                                     kinds.reshape(-1, 2))
+                                     _loss_table(c["losses"]))
     if solver == "lbfgs":
         n_threads = resolve_n_threads(c["n_threads"], n_rows * layer_work / 4)
         objective = TrunkObjective(net, c["losses"], c["l2"], c["uncertainty"], reduction, n_threads)
@@ -419,28 +418,21 @@ def _validation_split(rows, fraction, seed, positions):
 
 def _gather(net, theta, data, reduction, c, n_iter, converged, message, solver, history) -> SharedTrunkResult:
     """Every rank's heads, in global task order, on every rank."""
-    blocks = [theta[net.task_starts[t]: net.task_starts[t + 1]] for t in range(net.n_tasks)]
-    width = int(reduction.max(max((b.size for b in blocks), default=0)))
-    packed = np.zeros((net.n_tasks, width + 2))
-    for t, b in enumerate(blocks):
-        packed[t, 0] = net.out_dims[t]
-        packed[t, 1] = theta[net.n_params + t] if c["uncertainty"] else 0.0
-        packed[t, 2: 2 + b.size] = b
-    every = reduction.allgather_tasks(packed)
-    out_dims = every[:, 0].astype(np.int64)
-    full = net.with_heads(out_dims)
-    params = np.empty(full.n_params)
-    params[: net.n_trunk] = theta[: net.n_trunk]
-    for t in range(full.n_tasks):
-        size = full.task_starts[t + 1] - full.task_starts[t]
-        params[full.task_starts[t]: full.task_starts[t + 1]] = every[t, 2: 2 + size]
-    codes = np.array([-1 if loss is None else int(loss.code) for loss in c["losses"]], dtype=np.float64)
-    params_of = np.array([0.0 if loss is None else loss.param for loss in c["losses"]])
-    kinds = reduction.allgather_tasks(np.column_stack([codes, params_of]).reshape(-1, 2))
-    losses = [_loss_of(code, p) for code, p in kinds]
-    return SharedTrunkResult(network=full, params=params, task_ids=np.asarray(reduction.global_ids), losses=losses,
-                             log_vars=every[:, 1].copy() if c["uncertainty"] else None, history=history,
+    n_extra = int(c["uncertainty"])
+    width = int(reduction.max(float(np.max(np.diff(net.task_starts), initial=0)))) + n_extra
+    every = reduction.allgather_tasks(np.column_stack([net.out_dims, net.task_rows(theta, n_extra, width)]))
+    full = net.with_heads(every[:, 0].astype(np.int64))
+    theta_all = full.theta_from_rows(theta[: net.n_trunk], every[:, 1:], n_extra)
+    losses = [_loss_of(code, p) for code, p in reduction.allgather_tasks(_loss_table(c["losses"]))]
+    return SharedTrunkResult(network=full, params=theta_all[: full.n_params], task_ids=np.asarray(reduction.global_ids),
+                             losses=losses, log_vars=theta_all[full.n_params:] if n_extra else None, history=history,
                              n_iter=int(n_iter), converged=bool(converged), message=message, solver=solver)
+
+
+def _loss_table(losses) -> np.ndarray:
+    """(T, 2): each task's loss code (-1 for a softmax head) and parameter, as ranks exchange them."""
+    return np.array([[-1.0, 0.0] if loss is None else [float(loss.code), loss.param] for loss in losses],
+                    dtype=np.float64).reshape(-1, 2)
 
 
 def _loss_of(code: float, param: float) -> Loss:

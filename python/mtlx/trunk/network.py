@@ -92,6 +92,29 @@ class TrunkNetwork:
         A = block[at: at + self.head_inputs * K].reshape(self.head_inputs, K)
         return layers, (A, block[at + self.head_inputs * K: at + self.head_inputs * K + K])
 
+    def task_rows(self, theta: np.ndarray, n_extra: int, width: int) -> np.ndarray:
+        """One row per task of a vector laid out as theta (the parameters, then ``n_extra`` scalars
+        per task in task order): the task's block, then its scalars, zero-padded to ``width``
+        (what a checkpoint stores and ranks exchange, keyed by task)."""
+        rows = np.zeros((self.n_tasks, width))
+        for t in range(self.n_tasks):
+            block = self.task_block(theta, t)
+            rows[t, : block.size] = block
+            for k in range(n_extra):
+                rows[t, block.size + k] = theta[self.n_params + k * self.n_tasks + t]
+        return rows
+
+    def theta_from_rows(self, trunk: np.ndarray, rows: np.ndarray, n_extra: int) -> np.ndarray:
+        """The inverse of :meth:`task_rows`: the vector of a trunk block and one row per task."""
+        theta = np.empty(self.n_params + n_extra * self.n_tasks)
+        theta[: self.n_trunk] = trunk
+        for t in range(self.n_tasks):
+            size = self.task_starts[t + 1] - self.task_starts[t]
+            theta[self.task_starts[t]: self.task_starts[t + 1]] = rows[t, :size]
+            for k in range(n_extra):
+                theta[self.n_params + k * self.n_tasks + t] = rows[t, size + k]
+        return theta
+
     def weight_mask(self) -> np.ndarray:
         """True on the entries of weight matrices (the ridge term's), False on biases."""
         mask = np.zeros(self.n_params, dtype=bool)
