@@ -537,3 +537,21 @@ def test_order_free_sums_are_exact_and_carry_non_finite_values():
     total = exact_row_sum(rows, red)
     assert np.isnan(total[1]) and np.isnan(total[4]) and np.all(np.isfinite(np.delete(total, [1, 4])))
     assert np.array_equal(exact_row_sum(np.zeros((3, 2)), red), np.zeros(2))
+
+
+def test_one_adam_step_is_the_bias_corrected_update_of_the_full_gradient():
+    # One epoch of one batch: m_hat = g and v_hat = g^2 after the bias correction, so the step is
+    # lr g / (|g| + eps) (Kingma & Ba), g the full-batch gradient at the initial weights.
+    data = mixed_tasks()
+    data.y[37:] = np.sign(data.y[37:])
+    names = ["logistic", "multinomial", "poisson", "squared_hinge"]
+    lr, l2 = 0.01, 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = mtlx.fit_shared_trunk(data, loss=names, hidden=(5,), activation="tanh", solver="adam", l2=l2,
+                                    max_iter=1, tol=0.0, batch_size=len(data.y), learning_rate=lr)
+    net, obj, rows = objective_of(data, [get_loss(n) if n != "multinomial" else None for n in names], [1, 3, 1, 1],
+                                  "tanh", hidden=(5,), l2=l2)
+    theta0 = net.initial_params(0, range(4), np.float64)
+    _, g, _ = obj(theta0, rows)
+    np.testing.assert_allclose(res.params, theta0 - lr * g / (np.abs(g) + 1e-8), rtol=0, atol=1e-12)

@@ -969,28 +969,6 @@ void bind_trunk(py::module_& m) {
       py::arg("task_loss_sum").noconvert(), py::arg("reduce"), py::arg("n_threads") = 1,
       "One epoch of minibatch Adam on a shared-trunk network (mtlx/trunk.hpp: adam_epoch). Returns "
       "(sum of the batches' F, batches done, finite, step).");
-  m.def(
-      "adam_update",
-      [](carray<Real> params, const carray<Real>& grad, carray<Real> m1, carray<Real> m2, double lr, double beta1,
-         double beta2, double eps, std::int64_t step) {
-        if (params.ndim() != 1) throw std::invalid_argument("params must be 1-D");
-        const py::ssize_t n = params.shape(0);
-        expect_shape(grad, "grad", {n});
-        expect_shape(m1, "m", {n});
-        expect_shape(m2, "v", {n});
-        expect_writable(params, "params");
-        expect_writable(m1, "m");
-        expect_writable(m2, "v");
-        if (step < 1) throw std::invalid_argument("step counts from 1");
-        Real* p = params.mutable_data();
-        Real* a = m1.mutable_data();
-        Real* b = m2.mutable_data();
-        py::gil_scoped_release release;
-        mtlx::cpu::adam_update(p, grad.data(), a, b, n, lr, beta1, beta2, eps, step);
-      },
-      py::arg("params").noconvert(), py::arg("grad").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(),
-      py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("step"),
-      "One bias-corrected Adam step in place on params, m and v.");
 }
 
 PYBIND11_MODULE(_core, m) {

@@ -774,32 +774,6 @@ def trunk_adam_epoch(
     reduce: Callable[..., object] | None,
     n_threads: _Int = 1,
 ) -> tuple[float, int, bool, int]: ...
-@overload
-def adam_update(
-    params: NDArray[np.float64],
-    grad: NDArray[np.float64],
-    m: NDArray[np.float64],
-    v: NDArray[np.float64],
-    lr: _Float,
-    beta1: _Float,
-    beta2: _Float,
-    eps: _Float,
-    step: _Int,
-) -> None:
-    """One bias-corrected Adam step in place on params, m and v."""
-@overload
-def adam_update(
-    params: NDArray[np.float32],
-    grad: NDArray[np.float32],
-    m: NDArray[np.float32],
-    v: NDArray[np.float32],
-    lr: _Float,
-    beta1: _Float,
-    beta2: _Float,
-    eps: _Float,
-    step: _Int,
-) -> None: ...
-
 def exact_column_exponents(rows: NDArray[np.float64], out: NDArray[np.int32]) -> None:
     """out[j] = max(out[j], e) with |rows[i, j]| < 2^e (start from exact_no_exponent)."""
 

@@ -238,10 +238,5 @@ EpochOutcome adam_epoch(const Real* X, std::int64_t n_features, const Real* targ
                         const std::uint8_t* weight_mask, const AdamSettings& settings, const std::int64_t* local_index,
                         std::int64_t n_global_tasks, double* task_loss_sum, const Reduce& reduce, int n_threads);
 
-/// Adam steps over n elements (see AdamStep); `step` counts from 1.
-template <class Real>
-void adam_update(Real* params, const Real* grad, Real* m, Real* v, std::int64_t n, double lr, double b1, double b2,
-                 double eps, std::int64_t step);
-
 }  // namespace cpu
 }  // namespace mtlx

@@ -315,7 +315,7 @@ void head_forward(const Real* G, i64 ld_g, i64 m, i64 g, i64 K, const Real* A, c
   });
 }
 
-bool heads_share_all_rows(const TrunkShape& s, const TrunkTasks& tasks, i64) {
+bool heads_share_all_rows(const TrunkShape& s, const TrunkTasks& tasks) {
   return tasks.shared_rows && s.n_task_layers == 0;
 }
 
@@ -394,12 +394,12 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
   const auto acts = trunk_forward(X, N, s, lay, params, n_threads);
   const Real* H = acts[L - 1];
   // (the shared heads' product writes every entry; tasks on row ranges add into a zeroed buffer)
-  Real* dH = grad == nullptr                     ? nullptr
-             : heads_share_all_rows(s, tasks, N) ? scratch<Real>(kDH, N * h)
-                                                 : zeroed<Real>(kDH, N * h);
+  Real* dH = grad == nullptr                  ? nullptr
+             : heads_share_all_rows(s, tasks) ? scratch<Real>(kDH, N * h)
+                                              : zeroed<Real>(kDH, N * h);
   double value = 0.0;
 
-  if (heads_share_all_rows(s, tasks, N)) {
+  if (heads_share_all_rows(s, tasks)) {
     // One input for every task and linear heads: all heads in one product, H [A_1 ... A_T].
     std::vector<i64> col(tasks.T + 1, 0);
     for (i64 t = 0; t < tasks.T; ++t) col[t + 1] = col[t] + tasks.out_dims[t];
@@ -634,7 +634,7 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
       out.finite = false;
       return out;
     }
-    // The step (adam_update's), fused with the gradient's ridge term, theta's copy in Real and the
+    // The Adam step (AdamStep), fused with the gradient's ridge term, theta's copy in Real and the
     // new ridge terms: one pass over the parameters.
     ++step;
     const double c1 = 1.0 - std::pow(a.beta1, static_cast<double>(step));
@@ -654,22 +654,12 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
   return out;
 }
 
-template <class Real>
-void adam_update(Real* params, const Real* grad, Real* m, Real* v, i64 n, double lr, double b1, double b2, double eps,
-                 i64 step) {
-  const double c1 = 1.0 - std::pow(b1, static_cast<double>(step));
-  const double c2 = std::sqrt(1.0 - std::pow(b2, static_cast<double>(step)));
-  const AdamStep op{lr * c2 / c1, b1, b2, eps * c2};
-  for (i64 i = 0; i < n; ++i) op(params[i], grad[i], m[i], v[i]);
-}
-
 #define MTLX_TRUNK_INSTANTIATE(Real)                                                                                   \
   template double trunk_loss_grad<Real>(const Real*, i64, const TrunkShape&, const TrunkTasks&,                        \
                                         const TrunkTargets<Real>&, const double*, const Real*, Real*, double*, int,    \
                                         Real*);                                                                        \
   template void trunk_predict<Real>(const Real*, i64, const TrunkShape&, const TrunkTasks&, const Real*, Real*, int);  \
   template void trunk_representation<Real>(const Real*, i64, const TrunkShape&, const Real*, Real*, int);              \
-  template void adam_update<Real>(Real*, const Real*, Real*, Real*, i64, double, double, double, double, i64);         \
   template EpochOutcome adam_epoch<Real>(const Real*, i64, const Real*, const Real*, i64, const TrunkShape&,           \
                                          const TrunkTasks&, const i64*, const i64*, const i64*, i64, double*, double*, \
                                          double*, i64&, const std::uint8_t*, const AdamSettings&, const i64*, i64,     \

@@ -9,7 +9,7 @@ number of shared rows). Each batch estimates F with each task's loss a mean over
 batch. The permutations are drawn from (random_state, epoch) and the task's position in the
 global order: the same batches on any number of ranks.
 
-Step: bias-corrected Adam (the core's ``adam_update``; scikit-learn's and PyTorch's update), the
+Step: bias-corrected Adam (the core's ``AdamStep``; scikit-learn's and PyTorch's update), the
 trunk's gradient all-reduced once per batch. Stopping follows scikit-learn's MLP: after
 ``n_iter_no_change`` epochs whose loss (or, with early stopping, validation loss) did not improve
 on the best by at least tol; tol = 0 runs max_iter epochs.

@@ -12,7 +12,8 @@ scikit-learn's MLP). Task weighting:
   weighting). At the optimum over s_t, exp(s_t) = L_t: noisier tasks weigh less.
 
 theta = [network parameters | s (local tasks, uncertainty only)]. The trunk's block is shared:
-its gradient is all-reduced once per evaluation, in one buffer with the per-task losses and F.
+F and the per-task losses go through one Allreduce per evaluation, with the trunk's gradient as
+a float sum (minibatches, one shared X) or beside it as an order-free sum (see TrunkObjective).
 """
 
 from __future__ import annotations
@@ -191,12 +192,11 @@ class TrunkObjective:
         self.T_global = len(reduction.global_ids)
         self.local_index = np.asarray(reduction.local_index, dtype=np.int64)
         self.exact = bool(exact)
-        self._buffers = {}
+        self._g_core = None  # the kernel's gradient, kept between calls (never returned)
         self.mask = network.weight_mask().astype(np.float64)  # 1 on weight matrices, 0 on biases
         self.n_theta = network.n_params + (network.n_tasks if uncertainty else 0)
         nt = network.n_trunk
         self.space = BlockSpace(nt, network.task_starts - nt, int(uncertainty), reduction)
-        self.n_evaluations = 0
 
     def __call__(self, theta: np.ndarray, rows: Rows, grad: bool = True):
         """``(F, dF/dtheta or None, per-task losses L_t of every rank's tasks)`` on ``rows``
@@ -206,7 +206,9 @@ class TrunkObjective:
         params = theta[:P]
         s = theta[P:] if self.uncertainty else None
         scale = np.full(net.n_tasks, 1.0 / T) if s is None else np.exp(-s) / T
-        g_core = self._buffer("g_core", P, dtype) if grad else None
+        if grad and (self._g_core is None or self._g_core.dtype != dtype):
+            self._g_core = np.empty(P, dtype=dtype)
+        g_core = self._g_core if grad else None
         exact = grad and self.exact and not rows.shared
         per_task = np.empty((net.n_tasks, nt), dtype=dtype) if exact else None
         task_loss = np.zeros(net.n_tasks)
@@ -220,7 +222,6 @@ class TrunkObjective:
                     per_task, rows.shared)
         except Exception as exc:  # every rank must reach the Allreduce; it raises this on all of them
             failure = exc
-        self.n_evaluations += 1
         weights = params[nt:] * self.mask[nt:]
         # Per task: its weighted loss, its ridge term, and (uncertainty) its s_t / T.
         F_slots = self.space.per_task(0.5 * self.l2 * weights * weights,
@@ -248,10 +249,3 @@ class TrunkObjective:
         else:
             g[:nt] = buf[2 * T: 2 * T + nt] + self.l2 * trunk_weights
         return F, g, buf[T: 2 * T].copy()
-
-    def _buffer(self, name: str, n: int, dtype) -> np.ndarray:
-        """A scratch array kept between calls (internal results only: never returned)."""
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape[0] != n or buf.dtype != dtype:
-            buf = self._buffers[name] = np.empty(n, dtype=dtype)
-        return buf
