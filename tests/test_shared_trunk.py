@@ -555,3 +555,18 @@ def test_one_adam_step_is_the_bias_corrected_update_of_the_full_gradient():
     theta0 = net.initial_params(0, range(4), np.float64)
     _, g, _ = obj(theta0, rows)
     np.testing.assert_allclose(res.params, theta0 - lr * g / (np.abs(g) + 1e-8), rtol=0, atol=1e-12)
+
+
+def test_warm_start_starts_afresh_when_a_task_gains_a_class():
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(90, 3))
+    y2 = (X[:, 0] > 0).astype(int)
+    y3 = np.digitize(X[:, 0], [-0.5, 0.5])
+    clf = mtlx.SharedTrunkClassifier(hidden=(6,), max_iter=5, tol=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y2)
+        clf.fit(X, y3)  # the head now needs 3 outputs: no warm start, no error
+        fresh = mtlx.SharedTrunkClassifier(hidden=(6,), max_iter=5, tol=0).fit(X, y3)
+    assert np.array_equal(clf.result_.params, fresh.result_.params)
+    assert clf.predict_proba(X[:3]).shape == (3, 3)

@@ -207,22 +207,24 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
         if not self.warm_start or not hasattr(self, "result_"):
             return None
         net = self.result_.network
-        if (net.hidden, net.task_hidden, net.activation, net.n_features) != (
-                tuple(self.hidden) if not isinstance(self.hidden, int) else (self.hidden,),
-                tuple(self.task_hidden), self.activation, data.n_features):
+        hidden, task_hidden = check_architecture(self.hidden, self.task_hidden, self.activation)
+        if (net.hidden, net.task_hidden, net.activation, net.n_features) != (hidden, task_hidden, self.activation,
+                                                                              data.n_features):
             return None
         where = {tid: t for t, tid in enumerate(self.tasks_.tolist())}
         local = [where.get(tid) for tid in np.asarray(data.task_ids).tolist()]
-        if any(t is None for t in local):
-            return None
+        if any(t is None for t in local) or not np.array_equal(net.out_dims[local], self._head_widths(data)):
+            return None  # (a task unseen before, or a classifier task whose number of classes changed)
         params = self.result_.params
         parts = [params[: net.n_trunk]] + [net.task_block(params, t) for t in local]
         if self.task_weighting == "uncertainty":
             lv = self.result_.log_vars
             parts.append(np.zeros(len(local)) if lv is None else lv[local])
-        theta = np.concatenate(parts)
-        expected = net.n_trunk + sum(net.task_block(params, t).size for t in local)
-        return theta if theta.size == expected + (len(local) if self.task_weighting == "uncertainty" else 0) else None
+        return np.concatenate(parts)
+
+    def _head_widths(self, data: TaskData) -> np.ndarray:
+        """Outputs of each local task's head in this fit: one (regression)."""
+        return np.ones(data.n_tasks, dtype=np.int64)
 
     # ------------------------------------------------------------------ data
     def _fit_data(self, X, y, task, sample_weight) -> TaskData:
@@ -463,6 +465,11 @@ class SharedTrunkClassifier(ClassifierMixin, _SharedTrunkModel):
         for tid in np.asarray(data.task_ids).tolist():
             by_id[tid] = "logistic" if len(self._classes[tid]) == 2 else "multinomial"
         return by_id
+
+    def _head_widths(self, data):
+        """One output per binary task, K per task of K > 2 classes (its softmax)."""
+        return np.array([1 if len(self._classes[tid]) == 2 else len(self._classes[tid])
+                         for tid in np.asarray(data.task_ids).tolist()], dtype=np.int64)
 
     def _after_fit(self, res):
         classes = dict(self._classes)
