@@ -29,6 +29,10 @@
 
 namespace py = pybind11;
 
+#ifdef MTLX_HAVE_CUDA
+void register_cuda(py::module_& m);  // cuda.cpp: the submodule mtlx._core.cuda
+#endif
+
 namespace {
 
 template <class T>
@@ -1066,4 +1070,11 @@ PYBIND11_MODULE(_core, m) {
 #endif
       },
       "Threads the core's OpenMP loops would use by default.");
+#ifdef MTLX_HAVE_CUDA
+  m.attr("HAS_CUDA") = true;
+  register_cuda(m);
+#else
+  m.attr("HAS_CUDA") = false;
+  m.attr("cuda") = py::none();
+#endif
 }

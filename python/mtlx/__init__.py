@@ -6,8 +6,10 @@ objective), :func:`loss_grad` (smooth part and gradient in one core call), :func
 :class:`MultiTaskRegressor` and :class:`MultiTaskClassifier`, :func:`save`/:func:`load`
 for fitted estimators, and :func:`distribute` with :mod:`mtlx.distributed` for solves over
 MPI ranks (``solve(..., comm=comm)``), :func:`path` (warm-started regularization path with
-gap-safe screening) and :func:`alpha_max`. The estimators, persistence and :mod:`mtlx.io`
-load scikit-learn on first use, so ``import mtlx`` stays light.
+gap-safe screening) and :func:`alpha_max`. ``HAS_CUDA`` says whether this build has the CUDA
+backend (:mod:`mtlx.gpu`: device arrays in ``TaskData.from_*``, ``solve(..., device="cuda")``).
+The estimators, persistence and :mod:`mtlx.io` load scikit-learn on first use, so
+``import mtlx`` stays light.
 """
 
 import logging
@@ -22,6 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from . import _lapack, distributed, penalties
 from .data import TaskData
 from .distributed import distribute
+from .gpu import HAS_CUDA
 from .losses import LOSSES
 from .objective import loss_grad
 from .paths import PathResult, alpha_grid, alpha_max, path
@@ -53,6 +56,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "HAS_CUDA",
     "LOSSES",
     "ConvergenceWarning",
     "MultiTaskClassifier",
@@ -83,7 +87,7 @@ __all__ = [
 
 
 #: Submodules imported on first attribute access (``mtlx.io.save_dataset`` works after ``import mtlx``).
-_SUBMODULES = ("datasets", "io", "plot", "working_set")
+_SUBMODULES = ("datasets", "gpu", "io", "plot", "working_set")
 
 
 def __getattr__(name):

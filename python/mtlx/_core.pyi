@@ -11,6 +11,7 @@ parameter names, array dtypes), so a binding that changes must change this stub 
 """
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import ClassVar, SupportsFloat, SupportsIndex, SupportsInt, overload
 
 import numpy as np
@@ -798,3 +799,9 @@ def active_isa() -> str:
 
 def max_threads() -> int:
     """Threads the core's OpenMP loops would use by default."""
+
+# The CUDA backend (cpp/bindings/cuda.cpp): the submodule of kernels taking device pointers as
+# integers, in builds with MTLX_CUDA; None otherwise.
+
+HAS_CUDA: bool
+cuda: ModuleType | None

@@ -52,7 +52,14 @@ class TaskData:
     row_weight : ndarray of shape (n,) or None
         Shared layout: the per-row weights when they are the same for every task (no missing
         label); ``None`` when unweighted or when tasks differ.
+    device : int or None
+        The CUDA device holding X (None: the host). Device arrays given to a constructor make a
+        :class:`mtlx.gpu.data.DeviceTaskData`, whose X stays on their device.
     """
+
+    device = None
+    #: Whether the user passed device arrays (results come back as device arrays).
+    from_device = False
 
     def __init__(self, *, layout, X, y=None, Y=None, offsets=None, task_ids, sample_weight=None, row_weight=None):
         self.layout = layout
@@ -83,6 +90,10 @@ class TaskData:
         """
         if isinstance(tasks, np.ndarray) or not isinstance(tasks, Sequence) or isinstance(tasks, str):
             raise TypeError("tasks must be a list of (X_t, y_t) pairs")
+        if _device_backend(tasks, sample_weight) is not None:
+            from .gpu.data import device_from_tasks
+
+            return device_from_tasks(_device_backend(tasks, sample_weight), tasks, task_ids, sample_weight)
         if len(tasks) == 0 and task_ids is not None and np.size(task_ids) == 0:
             return cls.empty()
         if len(tasks) == 0:
@@ -148,6 +159,11 @@ class TaskData:
         sample_weight : array_like of shape (n,), optional
             One non-negative weight per row.
         """
+        backend = _device_backend(X, y, sample_weight)
+        if backend is not None:
+            from .gpu.data import device_from_stacked
+
+            return device_from_stacked(backend, X, y, task, sample_weight)
         X = _as_inputs(X, "")
         y = _as_target_vector(y, "")
         if np.ndim(task) != 1:
@@ -192,6 +208,11 @@ class TaskData:
         sample_weight : array_like of shape (n,), optional
             One non-negative weight per row (for every task the row is labelled for).
         """
+        backend = _device_backend(X, Y, sample_weight)
+        if backend is not None:
+            from .gpu.data import device_from_shared
+
+            return device_from_shared(backend, X, Y, task_ids, sample_weight)
         X = _as_inputs(X, "")
         Y = as_real_array(Y, "Y")
         if Y.ndim == 1:
@@ -448,6 +469,29 @@ class TaskData:
                 raise nonfinite_error(arr[bad], name, "", bad)
             t = self.task_of_row(bad)
             raise nonfinite_error(arr[bad], name, f"task {self.task_ids[t]}", bad - int(self.offsets[t]))
+
+
+def _device_backend(*arrays):
+    """The CUDA backend of the device the arrays live on when any is a device array (lists of
+    arrays searched too), else None. In a build without CUDA a device array is a RuntimeError
+    saying how to rebuild (:func:`mtlx.gpu.arrays.require_cuda`)."""
+    from .gpu import arrays as gpu_arrays
+
+    def first_device(items):
+        for a in items:
+            found = first_device(a) if isinstance(a, (list, tuple)) else \
+                (a if a is not None and gpu_arrays.is_device_array(a) else None)
+            if found is not None:
+                return found
+        return None
+
+    array = first_device(arrays)
+    if array is None:
+        return None
+    cupy = gpu_arrays.require_cuda("device arrays")
+    from .gpu import backend_for
+
+    return backend_for(int(gpu_arrays.as_cupy(array, "X", cupy).device.id))
 
 
 def _as_target_vector(y, where: str) -> np.ndarray:

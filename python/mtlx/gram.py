@@ -151,7 +151,15 @@ class GramSquaredLoss(SmoothLoss):
 
 def smooth_loss(data: TaskData, loss="squared", task_weights="mean", n_threads: int | None = None,
                 gram="auto") -> SmoothLoss:
-    """The smooth part in the form ``gram`` asks for (``"auto"``: by :func:`gram_cost`)."""
+    """The smooth part in the form ``gram`` asks for (``"auto"``: by :func:`gram_cost`); data on a
+    device are evaluated there, in the direct form."""
+    if data.device is not None:
+        if gram is True:
+            raise ValueError("gram=True: the Gram form runs on the host; data on a device are evaluated by the "
+                             "device kernels (gram='auto' or False)")
+        from .gpu.smooth import DeviceSmoothLoss
+
+        return DeviceSmoothLoss(data, loss, task_weights, n_threads)
     direct = SmoothLoss(data, loss, task_weights, n_threads)
     if not use_gram(data, direct.loss_objects, gram):
         return direct

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from . import gpu
 from ._config import blas_threads, resolve_n_threads
 from ._reduction import LocalReduction
 from ._validate import check_comm, check_int, check_nonnegative, check_real
@@ -81,6 +82,7 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
         return solver
     where = "a single process without checkpoints" if (distributed or checkpoint) else None
     where = where or ("at least one feature" if data.n_features == 0 else None)
+    where = where or ("data on the host (data on a GPU run FISTA)" if data.device is not None else None)
     where = where or ("data without per-entry weights (missing labels) or weighted rows of a loss other than "
                       "squared" if data.weighted else None)
 
@@ -150,7 +152,7 @@ def check_options(penalty, alpha, l2, tol, max_iter):
 def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_intercept=False,
           task_weights="mean", tol=1e-6, max_iter=10_000, W0=None, b0=None, callback=None,
           *, solver="auto", n_threads: int | None = None, gram="auto", comm=None, checkpoint=None,
-          checkpoint_every: int = 10, resume: bool = False) -> SolveResult:
+          checkpoint_every: int = 10, resume: bool = False, device=None) -> SolveResult:
     """Fit all tasks jointly by minimizing the regularized multi-task objective.
 
     Parameters
@@ -223,6 +225,13 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
     resume : bool, default False
         Continue from the checkpoint in ``checkpoint`` when there is one (on any number of
         ranks); a checkpoint of a different problem is refused with a ``ValueError``.
+    device : {None, "cpu", "cuda", "cuda:N"} or int, optional
+        Where the data pass runs. ``None``: where the data are (a TaskData built from CuPy or other
+        device arrays is on their GPU); ``"cuda"`` (device ``MTLX_DEVICE``, else 0) or ``"cuda:N"``
+        moves host data to that GPU once. A device solve runs FISTA: the data pass on the GPU, the
+        iterate, prox and vector steps (O(T d)) on the host; with device input, ``W``, ``b`` and
+        ``components`` come back as CuPy arrays. Needs a build with the CUDA backend
+        (``mtlx.HAS_CUDA``).
 
     Returns
     -------
@@ -264,8 +273,12 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         checkpoint_every = check_int(checkpoint_every, "checkpoint_every", 1)
         if not isinstance(data, TaskData):
             raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
-    if comm is None and applies(data) and all(x.quadratic for x in resolve_losses(loss, data.n_tasks)) and \
-            not (solver == "fista" and gram is False):
+        data = gpu.place(data, device)
+        if comm is not None and data.device is not None:
+            raise ValueError("a device solve under MPI (comm=...) is not supported yet: solve on the host, or on one "
+                             "GPU without comm")
+    if comm is None and data.device is None and applies(data) and \
+            all(x.quadratic for x in resolve_losses(loss, data.n_tasks)) and not (solver == "fista" and gram is False):
         # Row-weighted least squares: the unweighted problem of the scaled rows, so that every
         # engine (and the Gram form, the certificate) takes it (see mtlx._weights).
         equivalent = UnweightedEquivalent(data, task_weights, bool(fit_intercept))
@@ -351,7 +364,7 @@ def _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_ite
         W = W_rows.T
         parts = [p.T for p in parts]
     W = W.astype(dtype, copy=False)
-    return SolveResult(
+    res = SolveResult(
         W=W, b=(b.astype(dtype) if b is not None else np.zeros(W.shape[1], dtype=dtype)),
         objective=info["objective"], history=info["history"], n_iter=info["n_iter"],
         converged=info["converged"], optimality=info["optimality"], rel_change=info["rel_change"],
@@ -359,6 +372,10 @@ def _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_ite
         task_ids=np.asarray(reduction.global_ids), n_allreduce=n_calls, allreduce_bytes=n_bytes,
         gram=isinstance(smooth, GramSquaredLoss), solver=engine,
         components=tuple(p.astype(dtype, copy=False) for p in parts) if len(parts) > 1 else (W,))
+    if data.from_device:  # device input, device output (one copy of the T x d result)
+        res.W, res.b = gpu.wrap_result(data, res.W), gpu.wrap_result(data, res.b)
+        res.components = tuple(gpu.wrap_result(data, p) for p in res.components)
+    return res
 
 
 def _admm_then_fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callback):

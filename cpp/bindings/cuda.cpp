@@ -1,0 +1,109 @@
+// pybind11 bindings of the CUDA backend as mtlx._core.cuda (compiled only with MTLX_CUDA).
+//
+// Device arrays arrive as integers (their device pointers) checked by the Python layer
+// (mtlx/gpu/arrays.py: dtype, shape, C order, device); the core never dereferences them on the host.
+// Every call releases the GIL.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "mtlx/cuda.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+template <class T>
+T* ptr(std::uintptr_t p) {
+  return reinterpret_cast<T*>(p);
+}
+
+template <class Real>
+double stacked(std::uintptr_t X, std::uintptr_t y, std::uintptr_t losses, std::uintptr_t loss_params,
+               std::uintptr_t weights, std::uintptr_t sample_weight, std::int64_t n_tasks, std::int64_t n_features,
+               std::uintptr_t chunk_begin, std::uintptr_t chunk_task, std::uintptr_t task_chunks, std::int64_t n_chunks,
+               std::uintptr_t Wt, std::uintptr_t b, std::uintptr_t gWt, std::uintptr_t gb, std::uintptr_t partial,
+               std::uintptr_t chunk_loss, std::uintptr_t chunk_deriv, std::uintptr_t task_loss, std::uintptr_t total,
+               std::uintptr_t stream) {
+  mtlx::StackedTasks<Real> data{ptr<const Real>(X),
+                                ptr<const Real>(y),
+                                nullptr,
+                                ptr<const std::uint8_t>(losses),
+                                ptr<const double>(loss_params),
+                                ptr<const double>(weights),
+                                n_tasks,
+                                n_features,
+                                ptr<const Real>(sample_weight)};
+  const mtlx::cuda::ChunkPlan plan{ptr<const std::int64_t>(chunk_begin), ptr<const std::int64_t>(chunk_task),
+                                   ptr<const std::int64_t>(task_chunks), n_chunks};
+  const mtlx::cuda::Workspace work{ptr<double>(partial), ptr<double>(chunk_loss), ptr<double>(chunk_deriv),
+                                   ptr<double>(task_loss), ptr<double>(total)};
+  mtlx::GradientOut<Real> grad{ptr<Real>(gWt), ptr<Real>(gb)};
+  py::gil_scoped_release release;
+  return mtlx::cuda::loss_grad_stacked<Real>(data, plan, ptr<const Real>(Wt), ptr<const Real>(b), grad, work, stream);
+}
+
+template <class Real>
+double shared(std::uintptr_t Y, std::uintptr_t losses, std::uintptr_t loss_params, std::uintptr_t weights,
+              std::uintptr_t sample_weight, std::int64_t n_samples, std::int64_t n_tasks, std::uintptr_t Z,
+              std::uintptr_t b, std::uintptr_t R, std::uintptr_t gb, std::uintptr_t chunk_loss,
+              std::uintptr_t chunk_deriv, std::uintptr_t task_loss, std::uintptr_t total, std::uintptr_t stream) {
+  mtlx::SharedTasks<Real> data{nullptr,
+                               ptr<const Real>(Y),
+                               ptr<const std::uint8_t>(losses),
+                               ptr<const double>(loss_params),
+                               ptr<const double>(weights),
+                               n_samples,
+                               n_tasks,
+                               0,
+                               ptr<const Real>(sample_weight)};
+  const mtlx::cuda::Workspace work{nullptr, ptr<double>(chunk_loss), ptr<double>(chunk_deriv), ptr<double>(task_loss),
+                                   ptr<double>(total)};
+  py::gil_scoped_release release;
+  return mtlx::cuda::shared_residuals<Real>(data, ptr<const Real>(Z), ptr<const Real>(b), ptr<Real>(R), ptr<Real>(gb),
+                                            work, stream);
+}
+
+template <class Real>
+void bind_real(py::module_& cu, const std::string& suffix) {
+  cu.def(("loss_grad_stacked_" + suffix).c_str(), &stacked<Real>, py::arg("X"), py::arg("y"), py::arg("losses"),
+         py::arg("loss_params"), py::arg("weights"), py::arg("sample_weight"), py::arg("n_tasks"),
+         py::arg("n_features"), py::arg("chunk_begin"), py::arg("chunk_task"), py::arg("task_chunks"),
+         py::arg("n_chunks"), py::arg("Wt"), py::arg("b"), py::arg("gWt"), py::arg("gb"), py::arg("partial"),
+         py::arg("chunk_loss"), py::arg("chunk_deriv"), py::arg("task_loss"), py::arg("total"), py::arg("stream"),
+         "Stacked-layout loss (returned) and gradient on the device (mtlx/cuda.hpp). 0 is a null pointer.");
+  cu.def(("shared_residuals_" + suffix).c_str(), &shared<Real>, py::arg("Y"), py::arg("losses"),
+         py::arg("loss_params"), py::arg("weights"), py::arg("sample_weight"), py::arg("n_samples"),
+         py::arg("n_tasks"), py::arg("Z"), py::arg("b"), py::arg("R"), py::arg("gb"), py::arg("chunk_loss"),
+         py::arg("chunk_deriv"), py::arg("task_loss"), py::arg("total"), py::arg("stream"),
+         "Shared-layout loss (returned), R = c s L'(Y, Z + b) and gb on the device (mtlx/cuda.hpp).");
+}
+
+}  // namespace
+
+/// Adds the submodule mtlx._core.cuda to `m`.
+void register_cuda(py::module_& m) {
+  py::module_ cu = m.def_submodule("cuda", "The CUDA backend's kernels (device pointers as integers).");
+  cu.attr("CHUNK_ROWS") = mtlx::cuda::kChunkRows;
+  cu.def("device_count", &mtlx::cuda::device_count, "Number of CUDA devices visible (0 without a driver).");
+  cu.def("runtime_version", &mtlx::cuda::runtime_version, "CUDA runtime version the core was built with.");
+  cu.def(
+      "device_info",
+      [](int index) {
+        const mtlx::cuda::DeviceInfo info = mtlx::cuda::device_info(index);
+        return py::make_tuple(info.name, info.free_bytes, info.total_bytes, info.major, info.minor);
+      },
+      py::arg("index"), "(name, free bytes, total bytes, major, minor) of device `index`.");
+  cu.def(
+      "copy_bytes",
+      [](std::uintptr_t src, std::uintptr_t dst, std::size_t n_bytes, std::uintptr_t stream) {
+        py::gil_scoped_release release;
+        mtlx::cuda::copy_bytes(ptr<const void>(src), ptr<void>(dst), n_bytes, stream);
+      },
+      py::arg("src"), py::arg("dst"), py::arg("n_bytes"), py::arg("stream"),
+      "dst = src (n_bytes), enqueued on stream: the bandwidth reference.");
+  bind_real<double>(cu, "f64");
+  bind_real<float>(cu, "f32");
+}

@@ -1,0 +1,80 @@
+// The shared-input layout on the device, between the two cuBLAS products the caller makes
+// (Z = X Wt' before, gWt = R' X after): the per-entry loss derivatives R, and the per-task loss
+// and intercept gradient by fixed-order chunk sums. Threads run over tasks (the contiguous
+// dimension of Z, Y and R), each summing its column over a chunk of kChunkRows rows in order.
+#include <cuda_runtime.h>
+
+#include "check.cuh"
+#include "mtlx/cuda.hpp"
+#include "mtlx/losses.hpp"
+#include "reduce.cuh"
+
+namespace mtlx::cuda {
+namespace {
+
+constexpr int kThreads = 128;
+
+template <class Real>
+__global__ void shared_chunk_kernel(SharedTasks<Real> data, const Real* Z, const Real* b, Real* R, double* chunk_loss,
+                                    double* chunk_deriv) {
+  const std::int64_t T = data.n_tasks;
+  const std::int64_t t = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (t >= T) return;
+  const std::int64_t k = blockIdx.y;
+  const std::int64_t row0 = k * kChunkRows;
+  const std::int64_t row1 = row0 + kChunkRows < data.n_samples ? row0 + kChunkRows : data.n_samples;
+  const double c = data.weights[t];
+  const auto kind = static_cast<LossKind>(data.losses[t]);
+  const double param = data.loss_params[t];
+  const Real bt = b != nullptr ? b[t] : Real(0);
+  double loss = 0.0, deriv = 0.0;
+  visit_loss(kind, param, [&](const auto& fn) {
+    for (std::int64_t i = row0; i < row1; ++i) {
+      const std::int64_t e = i * T + t;
+      const Real z = Z[e] + bt;
+      const Real y = data.Y[e];
+      const Real s = data.sample_weight != nullptr ? data.sample_weight[e] : Real(1);
+      // A zero weight (a dropped row, a missing label) counts nothing, whatever the loss there.
+      const double value = s != Real(0) ? c * static_cast<double>(s) * fn.value(y, z) : 0.0;
+      const Real r = s != Real(0) ? static_cast<Real>(c * static_cast<double>(s * fn.deriv(y, z))) : Real(0);
+      loss += value;
+      deriv += static_cast<double>(r);
+      if (R != nullptr) R[e] = r;
+    }
+  });
+  chunk_loss[k * T + t] = loss;
+  chunk_deriv[k * T + t] = deriv;
+}
+
+}  // namespace
+
+template <class Real>
+double shared_residuals(const SharedTasks<Real>& data, const Real* Z, const Real* b, Real* R, Real* gb,
+                        const Workspace& work, std::uintptr_t stream) {
+  const cudaStream_t s = as_stream(stream);
+  const std::int64_t T = data.n_tasks;
+  const std::int64_t n_chunks = (data.n_samples + kChunkRows - 1) / kChunkRows;
+  if (T > 0 && n_chunks > 0) {
+    const dim3 grid(blocks_for(T, kThreads), static_cast<unsigned>(n_chunks));
+    shared_chunk_kernel<Real><<<grid, kThreads, 0, s>>>(data, Z, b, R, work.chunk_loss, work.chunk_deriv);
+    check_launch("shared_chunk_kernel");
+  }
+  if (T > 0) {
+    task_scalars_kernel<Real><<<blocks_for(T, kThreads), kThreads, 0, s>>>(
+        work.chunk_loss, work.chunk_deriv, nullptr, n_chunks, T, work.task_loss, gb);
+    check_launch("task_scalars_kernel");
+  }
+  total_kernel<<<1, 1, 0, s>>>(work.task_loss, T, work.total);
+  check_launch("total_kernel");
+  double total = 0.0;
+  check(cudaMemcpyAsync(&total, work.total, sizeof total, cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
+  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  return total;
+}
+
+template double shared_residuals<double>(const SharedTasks<double>&, const double*, const double*, double*, double*,
+                                         const Workspace&, std::uintptr_t);
+template double shared_residuals<float>(const SharedTasks<float>&, const float*, const float*, float*, float*,
+                                        const Workspace&, std::uintptr_t);
+
+}  // namespace mtlx::cuda

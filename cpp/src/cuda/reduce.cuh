@@ -1,0 +1,43 @@
+// The fixed-order reductions the stacked and shared kernels share.
+#pragma once
+
+#include <cstdint>
+
+namespace mtlx::cuda {
+
+/// Per task t: task_loss[t] = sum of chunk_loss over its chunks, gb[t] = sum of chunk_deriv (in chunk
+/// order); `stride` and `column` pick the task's column of a chunk x T table (shared layout: stride
+/// T, column t, chunks 0..n_chunks-1) or a chunk range of a flat table (stacked: stride 1).
+template <class Real>
+__global__ void task_scalars_kernel(const double* chunk_loss, const double* chunk_deriv,
+                                    const std::int64_t* task_chunks, std::int64_t n_chunks_all, std::int64_t n_tasks,
+                                    double* task_loss, Real* gb) {
+  const std::int64_t t = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (t >= n_tasks) return;
+  double loss = 0.0, deriv = 0.0;
+  if (task_chunks != nullptr) {  // stacked: a range of chunks per task
+    for (std::int64_t k = task_chunks[t]; k < task_chunks[t + 1]; ++k) {
+      loss += chunk_loss[k];
+      deriv += chunk_deriv[k];
+    }
+  } else {  // shared: column t of an n_chunks x T table
+    for (std::int64_t k = 0; k < n_chunks_all; ++k) {
+      loss += chunk_loss[k * n_tasks + t];
+      deriv += chunk_deriv[k * n_tasks + t];
+    }
+  }
+  task_loss[t] = loss;
+  if (gb != nullptr) gb[t] = static_cast<Real>(deriv);
+}
+
+namespace {
+/// total[0] = sum of task_loss in task order (one thread: T numbers, once per evaluation).
+__global__ void total_kernel(const double* task_loss, std::int64_t n_tasks, double* total) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  double s = 0.0;
+  for (std::int64_t t = 0; t < n_tasks; ++t) s += task_loss[t];
+  total[0] = s;
+}
+}  // namespace
+
+}  // namespace mtlx::cuda

@@ -1,0 +1,50 @@
+"""The CUDA backend's Python side: device arrays in, the data resident on the device, results out.
+
+* :mod:`~mtlx.gpu.arrays`: recognising and checking device arrays (``__cuda_array_interface__``,
+  DLPack), ``HAS_CUDA``, the device index, the errors of a build without CUDA;
+* :mod:`~mtlx.gpu.backend`: CuPy memory with mtlx's kernels (``mtlx._core.cuda``) and cuBLAS;
+* :mod:`~mtlx.gpu.data`: :class:`DeviceTaskData`, X kept on the device;
+* :mod:`~mtlx.gpu.smooth`: the smooth part evaluated by the device kernels.
+
+A solve on device data runs FISTA (:func:`mtlx.solve`): the data pass, the part that grows with
+n d, runs on the device; the iterate, the prox and the vector steps (O(T d)) stay on the host.
+"""
+
+from __future__ import annotations
+
+from .arrays import HAS_CUDA, any_device_array, device_count, is_device_array, require_cuda, resolve_device
+
+__all__ = ["HAS_CUDA", "any_device_array", "backend_for", "device_count", "is_device_array", "place", "require_cuda",
+           "resolve_device", "wrap_result"]
+
+
+def backend_for(index: int):
+    """The backend of CUDA device ``index`` (checked to exist)."""
+    from .backend import CudaBackend
+
+    return CudaBackend(index)
+
+
+def place(data, device):
+    """``data`` where ``device`` asks (see :func:`mtlx.solve`): host data stay on the host for
+    ``device=None``; ``"cuda"``/``"cuda:N"`` moves host data there once; device data need
+    ``device`` None or their own device."""
+    on_device = getattr(data, "device", None)
+    if device is None:
+        return data
+    if isinstance(device, str) and device.strip().lower() == "cpu":
+        if on_device is not None:
+            raise ValueError(f"the data are on cuda:{on_device} but device='cpu': build the TaskData from host "
+                             "(numpy) arrays to solve on the host")
+        return data
+    index = resolve_device(device)
+    from .data import to_device
+
+    return to_device(data, backend_for(index))
+
+
+def wrap_result(data, array):
+    """A result array as the user's input was: a device array for device input, else as it is."""
+    if array is None or not getattr(data, "from_device", False):
+        return array
+    return data.backend.asarray(array)

@@ -1,0 +1,241 @@
+"""TaskData whose X stays in device memory: what ``TaskData.from_*`` build from device arrays, and
+what ``device="cuda"`` makes of host data (one copy).
+
+X, the device copy of the targets and the sample weights are what the kernels read. The targets,
+the weights and the task ids also have a host copy (O(n T) numbers, made once, never X): the label
+checks, the losses' curvatures and the task bookkeeping run on it unchanged. Statistics of X that
+the problem needs once (feature means, column norms, the finiteness check) are computed on the
+device; only their (T, d) results come back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import check_task_ids, first_nonfinite_row, nonfinite_error
+from ..data import TaskData, _resolve_task_ids, _row_weights
+from .arrays import as_device_matrix, as_device_vector, check_not_mixed, is_device_array
+
+__all__ = ["DeviceTaskData", "device_from_shared", "device_from_stacked", "device_from_tasks", "to_device"]
+
+#: Rows per block when a statistic of X is accumulated in float64 on the device.
+_BLOCK_ROWS = 1 << 16
+
+
+class DeviceTaskData(TaskData):
+    """A :class:`~mtlx.TaskData` with ``X`` on a device (see the module docstring).
+
+    Attributes
+    ----------
+    backend : CudaBackend
+    device : int
+        The device index.
+    device_targets : device array
+        y (n,) or Y (n, T) in X's dtype, as the kernels read it (missing labels as 0).
+    device_sample_weight : device array or None
+    from_device : bool
+        Whether the user passed device arrays (results then come back as device arrays).
+    """
+
+    def __init__(self, backend, *, from_device: bool, **arrays):
+        super().__init__(**arrays)
+        self.backend = backend
+        self.device = backend.index
+        self.from_device = bool(from_device)
+        targets = self.Y if self.layout == "shared" else self.y
+        self.device_targets = backend.asarray(targets, dtype=self.dtype)
+        self.device_sample_weight = None if self.sample_weight is None else \
+            backend.asarray(self.sample_weight, dtype=self.dtype)
+
+    @property
+    def sparse(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f", device=cuda:{self.device})"
+
+    # ------------------------------------------------------------------ statistics of X, on the device
+    def _dense_column_sums(self, lo: int, hi: int, w) -> np.ndarray:
+        xp = self.backend.xp
+        total = xp.zeros(self.n_features, dtype=np.float64)
+        for start in range(lo, hi, _BLOCK_ROWS):
+            block = self.X[start:min(start + _BLOCK_ROWS, hi)]
+            if w is None:
+                total += block.sum(axis=0, dtype=np.float64)
+            else:
+                weights = self.backend.asarray(w[start - lo: start - lo + block.shape[0]], dtype=np.float64)
+                total += weights @ block.astype(np.float64)
+        return self.backend.asnumpy(total)
+
+    def column_sq_norms(self, centered: bool) -> np.ndarray:
+        xp = self.backend.xp
+        means = self.feature_means() if centered else None
+        out = np.zeros((self.n_tasks, self.n_features))
+        for (lo, hi), w, tasks in self._groups():
+            acc = xp.zeros(self.n_features, dtype=np.float64)
+            shift = None if means is None else self.backend.asarray(means[tasks[0]], dtype=np.float64)
+            for start in range(lo, hi, _BLOCK_ROWS):
+                block = self.X[start:min(start + _BLOCK_ROWS, hi)].astype(np.float64)
+                if shift is not None:
+                    block -= shift
+                block *= block
+                if w is None:
+                    acc += block.sum(axis=0)
+                else:
+                    acc += self.backend.asarray(w[start - lo: start - lo + block.shape[0]], dtype=np.float64) @ block
+            out[tasks] = self.backend.asnumpy(acc)
+        return out
+
+    def take_rows(self, rows):
+        raise NotImplementedError("selecting rows of device data (cross-validation) runs on the host: pass numpy "
+                                  "arrays, or cupy.asnumpy(...) them first")
+
+    def _check_finite(self, n_threads) -> None:
+        xp = self.backend.xp
+        if self.X.size:
+            bad_rows = ~xp.isfinite(self.X).all(axis=1)
+            if bool(bad_rows.any()):
+                bad = int(xp.argmax(bad_rows))
+                values = self.backend.asnumpy(self.X[bad])
+                if self.layout == "shared":
+                    raise nonfinite_error(values, "X", "", bad)
+                t = self.task_of_row(bad)
+                raise nonfinite_error(values, "X", f"task {self.task_ids[t]}", bad - int(self.offsets[t]))
+        name, targets = ("Y", self.Y) if self.layout == "shared" else ("y", self.y)
+        bad = first_nonfinite_row(targets)
+        if bad >= 0:
+            if self.layout == "shared":
+                raise nonfinite_error(targets[bad], name, "", bad)
+            t = self.task_of_row(bad)
+            raise nonfinite_error(targets[bad], name, f"task {self.task_ids[t]}", bad - int(self.offsets[t]))
+
+
+def to_device(data: TaskData, backend) -> DeviceTaskData:
+    """Host ``data`` on the backend's device: X copied once (its targets and weights too)."""
+    if isinstance(data, DeviceTaskData):
+        if data.device != backend.index:
+            raise ValueError(f"the data are on cuda:{data.device} but the solve asked for cuda:{backend.index}; "
+                             "move them with cupy (with cupy.cuda.Device(i): cupy.asarray(...))")
+        return data
+    if data.sparse:
+        raise ValueError("a sparse X does not run on the device yet: solve it on the host (device=None) or pass a "
+                         "dense X")
+    return DeviceTaskData(backend, from_device=False, layout=data.layout, X=backend.asarray(data.X),
+                          y=data.y, Y=data.Y, offsets=data.offsets, task_ids=data.task_ids,
+                          sample_weight=data.sample_weight, row_weight=data.row_weight)
+
+
+def _host(backend, a, name: str, dtype=None):
+    """A host copy of a device array (targets, weights, task ids: O(n) numbers)."""
+    return None if a is None else np.ascontiguousarray(backend.asnumpy(backend.adopt(a, name)), dtype=dtype)
+
+
+def device_from_tasks(backend, tasks, task_ids, sample_weight) -> DeviceTaskData:
+    """:meth:`TaskData.from_tasks` of device arrays."""
+    Xs, ys = [], []
+    for t, pair in enumerate(tasks):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"task {t}: expected an (X, y) pair, got {type(pair).__name__}")
+        check_not_mixed({f"task {t}: X": pair[0], f"task {t}: y": pair[1]})
+        X_t = as_device_matrix(pair[0], f"task {t}: X", backend)
+        if Xs and X_t.dtype != Xs[0].dtype:
+            raise TypeError(f"task {t}: X is {X_t.dtype} but task 0's X is {Xs[0].dtype}; device tasks share one dtype")
+        y_t = as_device_vector(pair[1], f"task {t}: y", backend, X_t.dtype)
+        if X_t.shape[0] != y_t.shape[0]:
+            raise ValueError(f"task {t}: X has {X_t.shape[0]} rows but y has {y_t.shape[0]} entries")
+        if X_t.shape[0] == 0:
+            raise ValueError(f"task {t}: X has 0 rows (an empty task); every task needs at least one sample")
+        if Xs and X_t.shape[1] != Xs[0].shape[1]:
+            raise ValueError(f"task {t}: X has {X_t.shape[1]} features (shape {tuple(X_t.shape)}) but task 0 has "
+                             f"{Xs[0].shape[1]} (shape {tuple(Xs[0].shape)})")
+        Xs.append(X_t)
+        ys.append(y_t)
+    counts = np.array([x.shape[0] for x in Xs], dtype=np.int64)
+    offsets = np.zeros(len(Xs) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    with backend.activate():
+        X = Xs[0] if len(Xs) == 1 else backend.xp.concatenate(Xs)  # stacking the tasks: one copy, on the device
+    y = np.concatenate([_host(backend, y_t, "y") for y_t in ys])
+    ids = _resolve_task_ids(task_ids, len(Xs))
+    weights = None
+    if sample_weight is not None:
+        if not isinstance(sample_weight, (list, tuple)) or len(sample_weight) != len(Xs):
+            raise ValueError(f"sample_weight must be a list of {len(Xs)} arrays (one per task, or None for all-ones)")
+        weights = np.ones(int(offsets[-1]), dtype=X.dtype)
+        for t, s_t in enumerate(sample_weight):
+            if s_t is not None:
+                s_host = _host(backend, s_t, f"task {t}: sample_weight")
+                weights[offsets[t]: offsets[t + 1]] = _row_weights(s_host, int(counts[t]), f"task {ids[t]}")
+    data = DeviceTaskData(backend, from_device=True, layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids,
+                          sample_weight=weights)
+    data._check_finite(None)
+    data._check_weight_totals()
+    return data
+
+
+def device_from_stacked(backend, X, y, task, sample_weight) -> DeviceTaskData:
+    """:meth:`TaskData.from_stacked` of device arrays (``task`` may be a host or a device array)."""
+    check_not_mixed({"X": X, "y": y, "sample_weight": sample_weight})
+    X = as_device_matrix(X, "X", backend)
+    y = _host(backend, as_device_vector(y, "y", backend, X.dtype))
+    task = _host(backend, task, "task") if is_device_array(task) else np.asarray(task)
+    if np.ndim(task) != 1:
+        raise ValueError(f"task must be 1-D (one id per row), got shape {np.shape(task)}")
+    task = check_task_ids(task, name="task")
+    if not (X.shape[0] == y.shape[0] == task.shape[0]):
+        raise ValueError(f"X has {X.shape[0]} rows, y has {y.shape[0]} entries and task has {task.shape[0]}; they "
+                         "must match")
+    if X.shape[0] == 0:
+        raise ValueError("X has 0 rows; at least one sample is required")
+    ids, inverse, counts = np.unique(task, return_inverse=True, return_counts=True)
+    weights = None if sample_weight is None else \
+        _row_weights(_host(backend, sample_weight, "sample_weight"), X.shape[0], "")
+    if not np.all(inverse[1:] >= inverse[:-1]):
+        order = np.argsort(inverse, kind="stable")
+        with backend.activate():
+            X = X[backend.asarray(order)]  # grouping the rows by task: one gather, on the device
+        y = y[order]
+        weights = None if weights is None else weights[order]
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    data = DeviceTaskData(backend, from_device=True, layout="stacked", X=X, y=np.ascontiguousarray(y),
+                          offsets=offsets, task_ids=ids,
+                          sample_weight=None if weights is None else np.ascontiguousarray(weights, dtype=X.dtype))
+    data._check_finite(None)
+    data._check_weight_totals()
+    return data
+
+
+def device_from_shared(backend, X, Y, task_ids, sample_weight) -> DeviceTaskData:
+    """:meth:`TaskData.from_shared` of device arrays."""
+    check_not_mixed({"X": X, "Y": Y, "sample_weight": sample_weight})
+    X = as_device_matrix(X, "X", backend)
+    Y = _host(backend, Y, "Y")
+    if Y.dtype.kind not in "fiub":
+        raise TypeError(f"Y is a device array of dtype {Y.dtype}; expected real numbers")
+    Y = Y.astype(X.dtype)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if Y.ndim != 2:
+        raise ValueError(f"Y must be 2-D (n_samples, n_tasks), got shape {Y.shape}")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+    if X.shape[0] == 0:
+        raise ValueError("X has 0 rows; at least one sample is required")
+    if Y.shape[1] == 0:
+        raise ValueError("Y has 0 columns; at least one task is required")
+    rows = None if sample_weight is None else \
+        _row_weights(_host(backend, sample_weight, "sample_weight"), X.shape[0], "").astype(X.dtype)
+    missing = np.isnan(Y)
+    entries = None
+    if missing.any():  # as on the host: weight 0 and a placeholder 0 target where a label is missing
+        entries = np.where(missing, 0.0, 1.0 if rows is None else rows[:, None]).astype(X.dtype)
+        Y = np.where(missing, 0.0, Y).astype(X.dtype)
+    elif rows is not None:
+        entries = np.ascontiguousarray(np.broadcast_to(rows[:, None], Y.shape))
+    data = DeviceTaskData(backend, from_device=True, layout="shared", X=X, Y=np.ascontiguousarray(Y),
+                          task_ids=_resolve_task_ids(task_ids, Y.shape[1]), sample_weight=entries,
+                          row_weight=rows if not missing.any() else None)
+    data._check_finite(None)
+    data._check_weight_totals()
+    return data

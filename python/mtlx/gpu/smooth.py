@@ -1,0 +1,96 @@
+"""The smooth part of the objective evaluated on the device: :class:`~mtlx.objective.SmoothLoss`
+with its one core call replaced by the CUDA kernels.
+
+Per evaluation the parameters (W: T x d, b: T) go to the device and the gradient comes back:
+O(T d) numbers against the O(n d) of X, which stays where it is. The stacked layout runs the
+fused chunk kernel (``mtlx/cuda.hpp``); the shared layout computes Z = X W' and the gradient
+R' X with cuBLAS around the residual kernel.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..objective import SmoothLoss
+from .backend import Workspace
+
+__all__ = ["DeviceSmoothLoss", "chunk_plan"]
+
+
+def chunk_plan(offsets: np.ndarray, chunk_rows: int):
+    """The stacked kernel's fixed cut of each task's rows into chunks of ``chunk_rows`` (host arrays):
+    ``(chunk_begin (n_chunks + 1,), chunk_task (n_chunks,), task_chunks (T + 1,))``."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    counts = np.diff(offsets)
+    per_task = (counts + chunk_rows - 1) // chunk_rows
+    task_chunks = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(per_task, out=task_chunks[1:])
+    chunk_task = np.repeat(np.arange(len(counts), dtype=np.int64), per_task)
+    within = np.arange(int(task_chunks[-1]), dtype=np.int64) - task_chunks[chunk_task]
+    chunk_begin = np.append(offsets[chunk_task] + within * chunk_rows, offsets[-1]).astype(np.int64)
+    return chunk_begin, chunk_task, task_chunks
+
+
+class DeviceSmoothLoss(SmoothLoss):
+    """``f(W, b)`` over :class:`~mtlx.gpu.data.DeviceTaskData` (parameters and gradient on the host).
+
+    Parameters
+    ----------
+    data : DeviceTaskData
+    loss, task_weights, n_threads
+        As :class:`~mtlx.objective.SmoothLoss`.
+    """
+
+    def __init__(self, data, loss="squared", task_weights="mean", n_threads: int | None = None):
+        super().__init__(data, loss, task_weights, n_threads)
+        if self.softmax_groups:
+            raise ValueError("multinomial (softmax) tasks do not run on the device yet: fit them on the host "
+                             "(device=None)")
+        be = self.backend = data.backend
+        T, d, dtype = data.n_tasks, data.n_features, data.dtype
+        n = int(data.X.shape[0])
+        shared = data.layout == "shared"
+        self._store = SimpleNamespace(
+            X=data.X, y=None if shared else data.device_targets, Y=data.device_targets if shared else None,
+            losses=be.asarray(np.asarray(self.losses, dtype=np.uint8)),
+            loss_params=be.asarray(np.asarray(self.loss_params, dtype=np.float64)),
+            weights=be.asarray(np.asarray(self._core_weights, dtype=np.float64)),
+            sample_weight=data.device_sample_weight, n_tasks=T, n_features=d, n_samples=n)
+        self._Wt = be.empty((T, d), dtype, "W")
+        self._b = be.empty((T,), dtype, "the intercepts")
+        self._gWt = be.empty((T, d), dtype, "the gradient of W")
+        self._gb = be.empty((T,), dtype, "the gradient of the intercepts")
+        if shared:
+            n_chunks = (n + be.chunk_rows - 1) // be.chunk_rows
+            self._Z = be.empty((n, T), dtype, "the margins X W'")
+            self._R = be.empty((n, T), dtype, "the loss derivatives")
+            self._work = Workspace(be, 0, n_chunks * T, T)
+            self._plan = None
+        else:
+            begin, task, task_chunks = chunk_plan(data.offsets, be.chunk_rows)
+            self._plan = SimpleNamespace(chunk_begin=be.asarray(begin), chunk_task=be.asarray(task),
+                                         task_chunks=be.asarray(task_chunks), n_chunks=int(len(task)))
+            self._work = Workspace(be, len(task) * d, len(task), T)
+
+    def _core_call(self, Wt, b, gWt, gb) -> float:
+        be, store = self.backend, self._store
+        be.upload(self._Wt, Wt)
+        b_dev = None
+        if b is not None:
+            be.upload(self._b, b)
+            b_dev = self._b
+        want = gWt is not None
+        gWt_dev, gb_dev = (self._gWt, self._gb) if want else (None, None)
+        if self._plan is not None:
+            value = be.loss_grad_stacked(store, self._plan, self._Wt, b_dev, gWt_dev, gb_dev, self._work)
+        else:
+            be.matmul(store.X, self._Wt.T, self._Z)
+            value = be.shared_residuals(store, self._Z, b_dev, self._R if want else None, gb_dev, self._work)
+            if want:
+                be.matmul(self._R.T, store.X, self._gWt)
+        if want:
+            be.download(self._gWt, gWt)
+            be.download(self._gb, gb)
+        return float(value)

@@ -1,0 +1,148 @@
+"""The device backend against the host: one test body per problem, run on every backend of
+tests/gpu/device_backends.py (the host emulation always; CUDA where a device is visible).
+
+The kernels' arithmetic is the CPU functors' (cpp/include/mtlx/losses.hpp); what these tests pin
+down is everything around it: device data, chunk plans, buffers, the solve and its results.
+"""
+
+import numpy as np
+import pytest
+
+import mtlx
+from mtlx.gpu.smooth import DeviceSmoothLoss, chunk_plan
+from mtlx.objective import SmoothLoss
+
+from device_backends import BACKENDS, on_device, to_host
+
+RTOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+def _problem(rng, layout, dtype, weighted=False, missing=False):
+    """(layout, args, kwargs) of a small problem with ragged tasks (stacked) or missing labels (shared)."""
+    d = 7
+    if layout == "tasks":
+        sizes = [3, 12, 1, 9]
+        tasks = [(rng.standard_normal((m, d)).astype(dtype), rng.standard_normal(m).astype(dtype)) for m in sizes]
+        kwargs = {"sample_weight": [rng.uniform(0, 2, m).astype(dtype) if t != 2 else None
+                                    for t, m in enumerate(sizes)]} if weighted else {}
+        return (tasks,), kwargs
+    if layout == "stacked":
+        n = 31
+        X = rng.standard_normal((n, d)).astype(dtype)
+        task = rng.integers(0, 3, n)  # rows not grouped by task: the constructor gathers them
+        kwargs = {"sample_weight": rng.uniform(0, 2, n).astype(dtype)} if weighted else {}
+        return (X, rng.standard_normal(n).astype(dtype), task), kwargs
+    n, T = 23, 4
+    X = rng.standard_normal((n, d)).astype(dtype)
+    Y = rng.standard_normal((n, T)).astype(dtype)
+    if missing:
+        Y[rng.uniform(size=Y.shape) < 0.2] = np.nan
+    kwargs = {"sample_weight": rng.uniform(0, 2, n).astype(dtype)} if weighted else {}
+    return (X, Y), kwargs
+
+
+CASES = [("tasks", False, False), ("tasks", True, False), ("stacked", False, False), ("stacked", True, False),
+         ("shared", False, False), ("shared", True, True)]
+
+
+def test_chunk_plan_cuts_every_task_into_chunks_in_order():
+    offsets = np.array([0, 3, 3, 15, 16, 25])
+    begin, task, task_chunks = chunk_plan(offsets, 5)
+    expected = [(0, 3, 0), (3, 8, 2), (8, 13, 2), (13, 15, 2), (15, 16, 3), (16, 21, 4), (21, 25, 4)]
+    assert [(int(begin[k]), int(begin[k + 1]), int(task[k])) for k in range(len(task))] == expected
+    assert task_chunks.tolist() == [0, 1, 1, 4, 5, 7]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout,weighted,missing", CASES)
+def test_loss_and_gradient_equal_the_host(backend, layout, weighted, missing, dtype, rng):
+    args, kwargs = _problem(rng, layout, dtype, weighted, missing)
+    host = getattr(mtlx.TaskData, f"from_{layout}")(*args, **kwargs)
+    device = on_device(backend, layout, *args, **kwargs)
+    T, d = host.n_tasks, host.n_features
+    # Every loss, mixed per task (labels +-1 for the classification ones, counts for Poisson).
+    losses = ["squared", "logistic", mtlx.losses.Huber(0.7), "squared_hinge", "poisson"][:T]
+    targets = host.Y if host.layout == "shared" else host.y
+    for t, loss in enumerate(losses):
+        rows = (slice(None), t) if host.layout == "shared" else slice(host.offsets[t], host.offsets[t + 1])
+        if loss in ("logistic", "squared_hinge"):
+            targets[rows] = np.where(targets[rows] > 0, 1.0, -1.0)
+        elif loss == "poisson":
+            targets[rows] = np.floor(np.abs(targets[rows]) * 3)
+    device_targets = device.Y if device.layout == "shared" else device.y
+    device_targets[...] = targets
+    device.device_targets = device.backend.asarray(targets, dtype=device.dtype)
+    Wt = (0.3 * rng.standard_normal((T, d))).astype(dtype)
+    b = (0.1 * rng.standard_normal(T)).astype(dtype)
+    f_host, f_device = SmoothLoss(host, losses), DeviceSmoothLoss(device, losses)
+    g_host, g_device = np.empty_like(Wt), np.full_like(Wt, np.nan)
+    gb_host, gb_device = np.empty_like(b), np.full_like(b, np.nan)
+    value_host = f_host(Wt, b, g_host, gb_host)
+    value_device = f_device(Wt, b, g_device, gb_device)
+    rtol = RTOL[dtype]
+    np.testing.assert_allclose(value_device, value_host, rtol=rtol)
+    scale = np.abs(g_host).max()
+    np.testing.assert_allclose(g_device, g_host, rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(gb_device, gb_host, rtol=rtol, atol=rtol * np.abs(gb_host).max())
+    # the value-only pass (line searches) and no intercepts
+    np.testing.assert_allclose(f_device(Wt, None), f_host(Wt, None), rtol=rtol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout,weighted,missing", CASES)
+@pytest.mark.parametrize("penalty", ["l21", "trace", "L1(0.5) + L21(1)"])
+def test_solve_equals_the_host_solve(backend, layout, weighted, missing, penalty, rng):
+    args, kwargs = _problem(rng, layout, np.float64, weighted, missing)
+    host = getattr(mtlx.TaskData, f"from_{layout}")(*args, **kwargs)
+    device = on_device(backend, layout, *args, **kwargs)
+    options = dict(penalty=penalty, alpha=0.05, fit_intercept=True, tol=1e-10, max_iter=20000)
+    ref = mtlx.solve(host, solver="fista", **options)
+    res = mtlx.solve(device, **options)
+    assert res.solver == "fista" and res.converged
+    W, b = to_host(res.W), to_host(res.b)
+    assert type(res.W) is type(device.X)  # device input, device output
+    np.testing.assert_allclose(W, ref.W, rtol=1e-8, atol=1e-8 * np.abs(ref.W).max())
+    np.testing.assert_allclose(b, ref.b, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_solve_equals_the_host_solve(backend, rng):
+    args, kwargs = _problem(rng, "tasks", np.float32, weighted=True)
+    host = mtlx.TaskData.from_tasks(*args, **kwargs)
+    device = on_device(backend, "tasks", *args, **kwargs)
+    options = dict(penalty="l21", alpha=0.05, fit_intercept=True, tol=1e-6, loss="huber")
+    ref, res = mtlx.solve(host, solver="fista", **options), mtlx.solve(device, **options)
+    assert to_host(res.W).dtype == np.float32
+    # float32 losses carry rounding of 1e-7 relative: the two runs' iterates part there, and each
+    # stops within its tol of the optimum. The objectives agree to 1e-5, the coefficients to the
+    # precision a float32 solve at tol 1e-6 resolves.
+    np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-5)
+    np.testing.assert_allclose(to_host(res.W), ref.W, atol=1e-3 * np.abs(ref.W).max())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_device_data_statistics_equal_the_host(backend, rng):
+    args, kwargs = _problem(rng, "stacked", np.float64, weighted=True)
+    host = mtlx.TaskData.from_stacked(*args, **kwargs)
+    device = on_device(backend, "stacked", *args, **kwargs)
+    np.testing.assert_array_equal(device.offsets, host.offsets)
+    np.testing.assert_array_equal(to_host(device.X), host.X)
+    np.testing.assert_allclose(device.feature_means(), host.feature_means(), rtol=1e-13)
+    for centered in (False, True):
+        np.testing.assert_allclose(device.column_sq_norms(centered), host.column_sq_norms(centered), rtol=1e-12)
+    np.testing.assert_allclose(device.weight_totals, host.weight_totals)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_device_solves_refuse_what_runs_on_the_host_only(backend, rng):
+    args, kwargs = _problem(rng, "shared", np.float64)
+    device = on_device(backend, "shared", *args, **kwargs)
+    with pytest.raises(ValueError, match="solver='cd' needs data on the host"):
+        mtlx.solve(device, penalty="l21", solver="cd")
+    with pytest.raises(ValueError, match="the Gram form runs on the host"):
+        mtlx.solve(device, penalty="l21", gram=True)
+    with pytest.raises(ValueError, match="device='cpu'"):
+        mtlx.solve(device, penalty="l21", device="cpu")
+    with pytest.raises(NotImplementedError, match="cross-validation"):
+        device.take_rows(np.arange(3))
