@@ -20,6 +20,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
+from . import gpu
 from ._layouts import group_rows, is_input_list, is_task_list, preview, task_positions
 from ._progress import IterationProgress, is_root
 from ._scoring import accuracy, pooled_weights, regression_score
@@ -82,6 +83,11 @@ _PARAMS_DOC = """
         of the problem, see :func:`mtlx.solve`).
     comm : mpi4py communicator, default=None
         Distribute the tasks over the ranks of ``comm`` (each rank passes only its tasks).
+    device : {None, "cpu", "cuda", "cuda:N"}, default=None
+        Run the data pass on a GPU (``"cuda"``: device ``MTLX_DEVICE``, else 0): ``fit`` moves the
+        data there once and solves by FISTA (see :func:`mtlx.solve`). Fitted attributes stay numpy
+        arrays (scikit-learn's convention for fitted attributes), and ``predict`` runs on the host.
+        Needs a build with the CUDA backend (``mtlx.HAS_CUDA``).
 """
 
 _ATTRS_DOC = """
@@ -121,7 +127,7 @@ class _MultiTaskModel(BaseEstimator):
 
     def __init__(self, penalty="l21", alpha=0.1, l2=0.0, fit_intercept=True, task_weights="mean", tol=1e-6,
                  max_iter=10_000, solver="auto", warm_start=False, verbose=0, callback=None, n_threads=None,
-                 comm=None):
+                 comm=None, device=None):
         self.penalty = penalty
         self.alpha = alpha
         self.l2 = l2
@@ -135,6 +141,7 @@ class _MultiTaskModel(BaseEstimator):
         self.callback = callback
         self.n_threads = n_threads
         self.comm = comm
+        self.device = device
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -185,6 +192,7 @@ class _MultiTaskModel(BaseEstimator):
                                      "layouts the task ids of different ranks would collide")
             # (after the agreement: a collective of its own, which every rank reaches)
             data = self._distributed_columns(data)
+        data = gpu.place(data, getattr(self, "device", None))  # (the data pass on a GPU: moved once)
         T, d = len(self._global_task_ids(data)), data.n_features
         W0 = b0 = None
         if self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (T, d):
@@ -255,6 +263,9 @@ class _MultiTaskModel(BaseEstimator):
         if self.n_threads is not None:
             check_int(self.n_threads, "n_threads", 1, MAX_THREADS)
         check_comm(self.comm)
+        device = getattr(self, "device", None)
+        if device is not None:
+            gpu.resolve_device(device)  # an unknown or absent device fails here, before any work
         return pen
 
     def _solver_for(self, data: TaskData, solve_options: dict) -> str:
@@ -476,10 +487,11 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskModel):
 
     def __init__(self, penalty="l21", alpha=0.1, l2=0.0, fit_intercept=True, task_weights="mean", tol=1e-6,
                  max_iter=10_000, solver="auto", warm_start=False, verbose=0, callback=None, n_threads=None,
-                 comm=None, loss="squared", epsilon=1.35):
+                 comm=None, device=None, loss="squared", epsilon=1.35):
         super().__init__(penalty=penalty, alpha=alpha, l2=l2, fit_intercept=fit_intercept,
                          task_weights=task_weights, tol=tol, max_iter=max_iter, solver=solver,
-                         warm_start=warm_start, verbose=verbose, callback=callback, n_threads=n_threads, comm=comm)
+                         warm_start=warm_start, verbose=verbose, callback=callback, n_threads=n_threads, comm=comm,
+                         device=device)
         self.loss = loss
         self.epsilon = epsilon
 
@@ -556,10 +568,11 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
 
     def __init__(self, penalty="l21", alpha=0.1, l2=0.0, fit_intercept=True, task_weights="mean", tol=1e-6,
                  max_iter=10_000, solver="auto", warm_start=False, verbose=0, callback=None, n_threads=None,
-                 comm=None, loss="logistic"):
+                 comm=None, device=None, loss="logistic"):
         super().__init__(penalty=penalty, alpha=alpha, l2=l2, fit_intercept=fit_intercept,
                          task_weights=task_weights, tol=tol, max_iter=max_iter, solver=solver,
-                         warm_start=warm_start, verbose=verbose, callback=callback, n_threads=n_threads, comm=comm)
+                         warm_start=warm_start, verbose=verbose, callback=callback, n_threads=n_threads, comm=comm,
+                         device=device)
         self.loss = loss
 
     def _has_proba(self) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from .data import TaskData
-from .objective import SmoothLoss
+from .objective import SmoothLoss, direct_loss
 
 __all__ = ["GramSquaredLoss", "gram_cost", "smooth_loss"]
 
@@ -153,14 +153,12 @@ def smooth_loss(data: TaskData, loss="squared", task_weights="mean", n_threads: 
                 gram="auto") -> SmoothLoss:
     """The smooth part in the form ``gram`` asks for (``"auto"``: by :func:`gram_cost`); data on a
     device are evaluated there, in the direct form."""
+    if data.device is not None and gram is True:
+        raise ValueError("gram=True: the Gram form runs on the host; data on a device are evaluated by the device "
+                         "kernels (gram='auto' or False)")
+    direct = direct_loss(data, loss, task_weights, n_threads)
     if data.device is not None:
-        if gram is True:
-            raise ValueError("gram=True: the Gram form runs on the host; data on a device are evaluated by the "
-                             "device kernels (gram='auto' or False)")
-        from .gpu.smooth import DeviceSmoothLoss
-
-        return DeviceSmoothLoss(data, loss, task_weights, n_threads)
-    direct = SmoothLoss(data, loss, task_weights, n_threads)
+        return direct
     if not use_gram(data, direct.loss_objects, gram):
         return direct
     return GramSquaredLoss(data, loss, task_weights, n_threads)

@@ -13,9 +13,10 @@ from ._validate import (
     resolve_task_weights,
 )
 from .data import TaskData
+from .gpu import to_host, wrap_result
 from .losses import loss_codes, loss_params, resolve_losses, softmax_groups
 
-__all__ = ["SmoothLoss", "loss_grad", "overflow_message"]
+__all__ = ["SmoothLoss", "direct_loss", "loss_grad", "overflow_message"]
 
 
 class SmoothLoss:
@@ -184,14 +185,24 @@ def loss_grad(data: TaskData, W, b=None, loss="squared", task_weights="mean", *,
         Gradient with respect to the intercepts ``sum_i c_t L_t'(y_ti, z_ti)`` (also when
         ``b`` is None, where it is taken at b = 0).
     """
-    f = SmoothLoss(data, loss, task_weights, n_threads)
+    f = direct_loss(data, loss, task_weights, n_threads)
     Wt, bv = as_parameters(data, W, b)
     gWt = np.empty_like(Wt)
     gb = np.empty(data.n_tasks, dtype=data.dtype)
     value = f(Wt, bv, gWt, gb)
     if not (np.isfinite(value) and np.isfinite(gWt).all() and np.isfinite(gb).all()):
         raise ValueError(overflow_message(data))
-    return value, gWt.T, gb
+    return value, wrap_result(data, gWt.T), wrap_result(data, gb)
+
+
+def direct_loss(data: TaskData, loss="squared", task_weights="mean", n_threads: int | None = None) -> SmoothLoss:
+    """The smooth part in the direct form, evaluated where the data are (the host's core, or a device's
+    kernels: :class:`mtlx.gpu.smooth.DeviceSmoothLoss`)."""
+    if data.device is not None:
+        from .gpu.smooth import DeviceSmoothLoss
+
+        return DeviceSmoothLoss(data, loss, task_weights, n_threads)
+    return SmoothLoss(data, loss, task_weights, n_threads)
 
 
 def overflow_message(data: TaskData) -> str:
@@ -212,7 +223,7 @@ def as_parameters(data: TaskData, W, b, W_name: str = "W", b_name: str = "b"):
     A Fortran-ordered W of the right dtype (such as a solver's ``res.W``) is used without a copy.
     """
     T, d = data.n_tasks, data.n_features
-    W = as_real_array(W, W_name, ndim=2)
+    W = as_real_array(to_host(W), W_name, ndim=2)
     if W.shape != (d, T):
         raise ValueError(f"{W_name} has shape {W.shape}, expected (n_features, n_tasks) = ({d}, {T})")
     _check_representable(W, W_name, data.dtype)
@@ -222,7 +233,7 @@ def as_parameters(data: TaskData, W, b, W_name: str = "W", b_name: str = "b"):
         raise ValueError(f"{W_name} contains NaN or infinity in column {bad} (task {data.task_ids[bad]})")
     if b is None:
         return Wt, None
-    b = as_real_array(b, b_name)
+    b = as_real_array(to_host(b), b_name)
     if b.shape != (T,):
         raise ValueError(f"{b_name} has shape {b.shape}, expected (n_tasks,) = ({T},)")
     _check_representable(b, b_name, data.dtype)

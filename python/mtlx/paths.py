@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import gpu
 from ._config import resolve_n_threads
 from ._validate import check_int, check_real
 from ._weights import UnweightedEquivalent, applies
@@ -77,7 +78,7 @@ def _gradient_at_zero(data: TaskData, loss, task_weights, fit_intercept: bool, n
     b = _intercepts_at_zero(data, losses, task_weights).astype(data.dtype) if fit_intercept else None
     value, gW, _ = loss_grad(data, np.zeros((data.n_features, data.n_tasks), dtype=data.dtype), b, loss,
                              task_weights, n_threads=n_threads)
-    return float(value), np.asarray(gW, dtype=np.float64)
+    return float(value), np.asarray(gpu.to_host(gW), dtype=np.float64)
 
 
 def alpha_max(data: TaskData, penalty="l21", task_weights="mean", *, loss="squared", fit_intercept=False,
@@ -220,7 +221,7 @@ def check_alphas(alphas) -> np.ndarray:
 def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=None, eps: float = 1e-3,
          l2: float = 0.0, fit_intercept: bool = False, task_weights="mean", tol: float = 1e-6,
          screening: bool = True, working_set: bool = True, max_iter: int = 100_000, gram="auto",
-         n_threads: int | None = None) -> PathResult:
+         n_threads: int | None = None, device=None) -> PathResult:
     """Solutions along a decreasing grid of alphas, each warm-started from the previous one.
 
     Parameters
@@ -250,6 +251,10 @@ def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=
     gram : {"auto", True, False}
         FISTA's form of the squared loss (see :func:`mtlx.solve`).
     n_threads : int, optional
+    device : {None, "cpu", "cuda", "cuda:N"} or int, optional
+        Where the data pass runs (see :func:`mtlx.solve`); on a device every alpha is solved by
+        FISTA, warm-started (the working-set engine runs on the host), and with device input
+        ``coefs`` and ``intercepts`` come back as device arrays.
 
     Returns
     -------
@@ -257,6 +262,7 @@ def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=
     """
     start = time.perf_counter()
     pen = get_penalty(penalty)
+    data = gpu.place(data, device)
     n_threads = resolve_n_threads(n_threads, float(data.X.size))
     tol = check_real(tol, "tol")
     eps = check_real(eps, "eps", 0.0, low_open=True)
@@ -275,12 +281,12 @@ def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=
     d, T = data.n_features, data.n_tasks
     losses = resolve_losses(loss, T)
     equivalent = None
-    if all(x.quadratic for x in losses) and applies(data):
+    if all(x.quadratic for x in losses) and data.device is None and applies(data):
         # Row-weighted least squares: the unweighted problem of the scaled rows (mtlx._weights).
         equivalent = UnweightedEquivalent(data, task_weights, fit_intercept)
         data, task_weights, fit_intercept = equivalent.data, equivalent.task_weights, False
     engine = None
-    if all(x.quadratic for x in losses) and not unsupported(pen) and not data.weighted:
+    if all(x.quadratic for x in losses) and not unsupported(pen) and not data.weighted and data.device is None:
         if fits(data):
             engine = WorkingSetSolver(data, pen, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights,
                                       n_threads=n_threads)
@@ -323,10 +329,11 @@ def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=
         res = solve(data, loss=loss, penalty=pen, alpha=float(alpha), l2=l2, fit_intercept=fit_intercept,
                     task_weights=task_weights, tol=tol, max_iter=max_iter, W0=W, b0=b if fit_intercept else None,
                     gram=gram, n_threads=n_threads)
-        W, b = np.asarray(res.W, dtype=np.float64), res.b
-        coefs[k], intercepts[k], objectives[k], n_iter[k], converged[k] = W, res.b, res.objective, res.n_iter, \
+        W, b = np.asarray(gpu.to_host(res.W), dtype=np.float64), gpu.to_host(res.b)
+        coefs[k], intercepts[k], objectives[k], n_iter[k], converged[k] = W, b, res.objective, res.n_iter, \
             res.converged
     if equivalent is not None:
         intercepts[:] = [equivalent.intercepts(W_k) for W_k in coefs]
+    coefs, intercepts = gpu.wrap_result(data, coefs), gpu.wrap_result(data, intercepts)
     return PathResult(alphas=alphas, coefs=coefs, intercepts=intercepts, objectives=objectives, gaps=gaps,
                       n_iter=n_iter, n_screened=n_screened, converged=converged, time=time.perf_counter() - start)

@@ -63,7 +63,7 @@ class HostEmulation:
     def empty(self, shape, dtype, what):
         return np.full(shape, np.nan, dtype=dtype)  # NaN: a buffer read before it is written shows
 
-    def asarray(self, a, dtype=None):
+    def asarray(self, a, dtype=None, what=None):
         return np.array(a, dtype=dtype, copy=True, order="C")  # a move to a device is a copy
 
     def adopt(self, a, name):

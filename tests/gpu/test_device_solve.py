@@ -146,3 +146,21 @@ def test_device_solves_refuse_what_runs_on_the_host_only(backend, rng):
         mtlx.solve(device, penalty="l21", device="cpu")
     with pytest.raises(NotImplementedError, match="cross-validation"):
         device.take_rows(np.arange(3))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_path_and_loss_grad_on_device_data_equal_the_host(backend, rng):
+    args, kwargs = _problem(rng, "shared", np.float64)
+    host = mtlx.TaskData.from_shared(*args, **kwargs)
+    device = on_device(backend, "shared", *args, **kwargs)
+    W = rng.standard_normal((host.n_features, host.n_tasks))
+    value, gW, gb = mtlx.loss_grad(device, W, np.zeros(host.n_tasks))
+    ref_value, ref_gW, ref_gb = mtlx.loss_grad(host, W, np.zeros(host.n_tasks))
+    assert value == pytest.approx(ref_value, rel=1e-12)
+    np.testing.assert_allclose(to_host(gW), ref_gW, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(to_host(gb), ref_gb, rtol=1e-12, atol=1e-14)
+    options = dict(alphas=6, eps=0.05, tol=1e-10, fit_intercept=True)
+    ref = mtlx.path(host, "l21", working_set=False, **options)
+    res = mtlx.path(device, "l21", **options)
+    np.testing.assert_allclose(to_host(res.coefs), ref.coefs, atol=1e-7 * np.abs(ref.coefs).max())
+    np.testing.assert_allclose(res.objectives, ref.objectives, rtol=1e-9)

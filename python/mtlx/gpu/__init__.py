@@ -15,7 +15,7 @@ from __future__ import annotations
 from .arrays import HAS_CUDA, any_device_array, device_count, is_device_array, require_cuda, resolve_device
 
 __all__ = ["HAS_CUDA", "any_device_array", "backend_for", "device_count", "is_device_array", "place", "require_cuda",
-           "resolve_device", "wrap_result"]
+           "resolve_device", "to_host", "wrap_result"]
 
 
 def backend_for(index: int):
@@ -41,6 +41,16 @@ def place(data, device):
     from .data import to_device
 
     return to_device(data, backend_for(index))
+
+
+def to_host(a):
+    """A device array copied to the host (numpy); anything else as it is (O(T d) parameters, not data)."""
+    if a is None or not is_device_array(a):
+        return a
+    cupy = require_cuda("a device array")
+    from .arrays import as_cupy
+
+    return cupy.asnumpy(as_cupy(a, "the array", cupy))
 
 
 def wrap_result(data, array):

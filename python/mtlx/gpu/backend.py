@@ -9,6 +9,8 @@ suite runs it on the host with numpy arrays and a numpy reference of the kernels
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .. import _core
@@ -55,21 +57,29 @@ class CudaBackend:
         return self._device
 
     # ------------------------------------------------------------------ memory
-    def empty(self, shape, dtype, what: str):
-        """A new device array; out of device memory is a MemoryError saying how much ``what`` needed."""
+    @contextlib.contextmanager
+    def _allocating(self, what: str, n_bytes: int):
+        """This device current; out of device memory becomes a MemoryError saying what needed how much."""
         cupy = self.xp
         try:
             with self._device:
-                return cupy.empty(shape, dtype=dtype)
+                yield
         except cupy.cuda.memory.OutOfMemoryError as exc:
-            need = int(np.prod(shape)) * np.dtype(dtype).itemsize
-            free, total = cupy.cuda.runtime.memGetInfo() if hasattr(cupy.cuda.runtime, "memGetInfo") else (0, 0)
-            raise MemoryError(f"cuda:{self.index} is out of memory: {what} needs {need / 2**20:.1f} MiB, "
+            with self._device:
+                free, total = cupy.cuda.runtime.memGetInfo()
+            raise MemoryError(f"cuda:{self.index} is out of memory: {what} needs {n_bytes / 2**20:.1f} MiB, "
                               f"{free / 2**20:.1f} MiB of {total / 2**20:.1f} MiB are free") from exc
 
-    def asarray(self, a, dtype=None):
-        """A host array moved to this device (one copy), or a device array as it is (converted on the device)."""
-        with self._device:
+    def empty(self, shape, dtype, what: str):
+        """A new device array (``what`` names it in an out-of-memory error)."""
+        with self._allocating(what, int(np.prod(shape)) * np.dtype(dtype).itemsize):
+            return self.xp.empty(shape, dtype=dtype)
+
+    def asarray(self, a, dtype=None, what: str = "an array moved to the device"):
+        """A host array moved to this device (one copy), or a device array as it is (converted on the
+        device when ``dtype`` differs)."""
+        n_bytes = int(np.prod(np.shape(a))) * np.dtype(dtype if dtype is not None else a.dtype).itemsize
+        with self._allocating(what, n_bytes):
             return self.xp.ascontiguousarray(self.xp.asarray(a), dtype=dtype)
 
     def adopt(self, a, name: str):

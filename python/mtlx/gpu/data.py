@@ -120,7 +120,7 @@ def to_device(data: TaskData, backend) -> DeviceTaskData:
     if data.sparse:
         raise ValueError("a sparse X does not run on the device yet: solve it on the host (device=None) or pass a "
                          "dense X")
-    return DeviceTaskData(backend, from_device=False, layout=data.layout, X=backend.asarray(data.X),
+    return DeviceTaskData(backend, from_device=False, layout=data.layout, X=backend.asarray(data.X, what="X"),
                           y=data.y, Y=data.Y, offsets=data.offsets, task_ids=data.task_ids,
                           sample_weight=data.sample_weight, row_weight=data.row_weight)
 
