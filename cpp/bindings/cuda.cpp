@@ -3,13 +3,13 @@
 // Device arrays arrive as integers (their device pointers) checked by the Python layer
 // (mtlx/gpu/arrays.py: dtype, shape, C order, device); the core never dereferences them on the host.
 // Every call releases the GIL.
+#include "mtlx/cuda.hpp"
+
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-
-#include "mtlx/cuda.hpp"
 
 namespace py = pybind11;
 
@@ -74,10 +74,10 @@ void bind_real(py::module_& cu, const std::string& suffix) {
          py::arg("n_chunks"), py::arg("Wt"), py::arg("b"), py::arg("gWt"), py::arg("gb"), py::arg("partial"),
          py::arg("chunk_loss"), py::arg("chunk_deriv"), py::arg("task_loss"), py::arg("total"), py::arg("stream"),
          "Stacked-layout loss (returned) and gradient on the device (mtlx/cuda.hpp). 0 is a null pointer.");
-  cu.def(("shared_residuals_" + suffix).c_str(), &shared<Real>, py::arg("Y"), py::arg("losses"),
-         py::arg("loss_params"), py::arg("weights"), py::arg("sample_weight"), py::arg("n_samples"),
-         py::arg("n_tasks"), py::arg("Z"), py::arg("b"), py::arg("R"), py::arg("gb"), py::arg("chunk_loss"),
-         py::arg("chunk_deriv"), py::arg("task_loss"), py::arg("total"), py::arg("stream"),
+  cu.def(("shared_residuals_" + suffix).c_str(), &shared<Real>, py::arg("Y"), py::arg("losses"), py::arg("loss_params"),
+         py::arg("weights"), py::arg("sample_weight"), py::arg("n_samples"), py::arg("n_tasks"), py::arg("Z"),
+         py::arg("b"), py::arg("R"), py::arg("gb"), py::arg("chunk_loss"), py::arg("chunk_deriv"), py::arg("task_loss"),
+         py::arg("total"), py::arg("stream"),
          "Shared-layout loss (returned), R = c s L'(Y, Z + b) and gb on the device (mtlx/cuda.hpp).");
 }
 

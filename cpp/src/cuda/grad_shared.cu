@@ -60,8 +60,8 @@ double shared_residuals(const SharedTasks<Real>& data, const Real* Z, const Real
     check_launch("shared_chunk_kernel");
   }
   if (T > 0) {
-    task_scalars_kernel<Real><<<blocks_for(T, kThreads), kThreads, 0, s>>>(
-        work.chunk_loss, work.chunk_deriv, nullptr, n_chunks, T, work.task_loss, gb);
+    task_scalars_kernel<Real><<<blocks_for(T, kThreads), kThreads, 0, s>>>(work.chunk_loss, work.chunk_deriv, nullptr,
+                                                                           n_chunks, T, work.task_loss, gb);
     check_launch("task_scalars_kernel");
   }
   total_kernel<<<1, 1, 0, s>>>(work.task_loss, T, work.total);

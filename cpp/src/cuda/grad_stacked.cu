@@ -99,9 +99,9 @@ double loss_grad_stacked(const StackedTasks<Real>& data, const ChunkPlan& plan, 
       task_gradient_kernel<Real><<<grid, kThreads, 0, s>>>(work.partial, plan.task_chunks, d, grad.gWt);
       check_launch("task_gradient_kernel");
     }
-    task_scalars_kernel<Real><<<blocks_for(T, kThreads), kThreads, 0, s>>>(
-        work.chunk_loss, work.chunk_deriv, plan.task_chunks, plan.n_chunks, T, work.task_loss,
-        with_grad ? grad.gb : nullptr);
+    task_scalars_kernel<Real>
+        <<<blocks_for(T, kThreads), kThreads, 0, s>>>(work.chunk_loss, work.chunk_deriv, plan.task_chunks,
+                                                      plan.n_chunks, T, work.task_loss, with_grad ? grad.gb : nullptr);
     check_launch("task_scalars_kernel");
   }
   total_kernel<<<1, 1, 0, s>>>(work.task_loss, T, work.total);

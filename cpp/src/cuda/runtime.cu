@@ -28,8 +28,8 @@ void copy_bytes(const void* src, void* dst, std::size_t n_bytes, std::uintptr_t 
     int device = 0, sms = 1;
     check(cudaGetDevice(&device), "cudaGetDevice");
     check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
-    copy_kernel<<<static_cast<unsigned>(sms) * 8u, 256, 0, s>>>(static_cast<const uint4*>(src), static_cast<uint4*>(dst),
-                                                               words);
+    copy_kernel<<<static_cast<unsigned>(sms) * 8u, 256, 0, s>>>(static_cast<const uint4*>(src),
+                                                                static_cast<uint4*>(dst), words);
     check_launch("copy_kernel");
   }
   const std::size_t tail = n_bytes - words * sizeof(uint4);
