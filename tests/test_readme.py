@@ -19,7 +19,7 @@ BASH = [code for lang, code in BLOCKS if lang == "bash"]
 def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
     # The blocks build on one another (the formulations block uses the quick start's X, Y).
     monkeypatch.chdir(tmp_path)  # they write model.npz and a checkpoint folder
-    assert len(PYTHON) == 9
+    assert len(PYTHON) == 10
     env = {}
     for code in PYTHON:
         exec(compile(code, str(README), "exec"), env)
@@ -71,6 +71,9 @@ def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
     # Low-level API and building blocks: W = 0 with mean weights gives -X_t^T y_t / m_t.
     assert env["res"].W.shape[0] == 10  # the MPI block's result, the last one bound
     gW, tasks = env["gW"], env["tasks"]
+    # The GPU block (on the host here, unless a device is there): the 5 active features of 30 found.
+    assert env["gpu_res"].converged and env["gpu_res"].W.shape == (30, 8)
+    np.testing.assert_array_equal(np.flatnonzero(np.abs(env["gpu_res"].W).sum(axis=1) > 1e-8), np.arange(5))
     X_first, y_first = tasks[0]
     np.testing.assert_allclose(gW[:, 0], -X_first.T @ y_first / len(y_first), rtol=1e-12)
     assert (tmp_path / "ckpt").is_dir()  # the checkpoint folder (it converged before the first checkpoint)
