@@ -81,12 +81,92 @@ void bind_real(py::module_& cu, const std::string& suffix) {
          "Shared-layout loss (returned), R = c s L'(Y, Z + b) and gb on the device (mtlx/cuda.hpp).");
 }
 
+mtlx::cuda::SumScratch scratch(std::uintptr_t partial, std::uintptr_t result) {
+  return {ptr<double>(partial), ptr<double>(result)};
+}
+
+// FISTA's vector steps and the native proxes on float64 device vectors (mtlx/cuda.hpp).
+void bind_fista_ops(py::module_& cu) {
+  cu.def(
+      "gradient_step",
+      [](std::uintptr_t y, std::uintptr_t g, double step, std::uintptr_t out, std::int64_t n, std::uintptr_t stream) {
+        py::gil_scoped_release release;
+        mtlx::cuda::gradient_step(ptr<const double>(y), ptr<const double>(g), step, ptr<double>(out), n, stream);
+      },
+      py::arg("y"), py::arg("g"), py::arg("step"), py::arg("out"), py::arg("n"), py::arg("stream"),
+      "out = y - step * g.");
+  cu.def(
+      "trial_sums",
+      [](std::uintptr_t x_new, std::uintptr_t y, std::uintptr_t x, std::uintptr_t g, std::uintptr_t move,
+         std::int64_t n, std::uintptr_t partial, std::uintptr_t result, std::uintptr_t stream) {
+        double out[5];
+        {
+          py::gil_scoped_release release;
+          mtlx::cuda::trial_sums(ptr<const double>(x_new), ptr<const double>(y), ptr<const double>(x),
+                                 ptr<const double>(g), ptr<double>(move), n, scratch(partial, result), out, stream);
+        }
+        return py::make_tuple(out[0], out[1], out[2], out[3], out[4]);
+      },
+      py::arg("x_new"), py::arg("y"), py::arg("x"), py::arg("g"), py::arg("move"), py::arg("n"), py::arg("partial"),
+      py::arg("result"), py::arg("stream"), "The five sums of a line-search trial; move = x_new - x.");
+  cu.def(
+      "extrapolate",
+      [](std::uintptr_t x_new, std::uintptr_t move, double beta, std::uintptr_t y, std::int64_t n,
+         std::uintptr_t stream) {
+        py::gil_scoped_release release;
+        mtlx::cuda::extrapolate(ptr<const double>(x_new), ptr<const double>(move), beta, ptr<double>(y), n, stream);
+      },
+      py::arg("x_new"), py::arg("move"), py::arg("beta"), py::arg("y"), py::arg("n"), py::arg("stream"),
+      "y = x_new + beta * move.");
+  cu.def(
+      "extrapolate_gradient",
+      [](std::uintptr_t g_new, std::uintptr_t g_x, std::uintptr_t move, double beta, std::uintptr_t g_y, std::int64_t n,
+         std::uintptr_t partial, std::uintptr_t result, std::uintptr_t stream) {
+        py::gil_scoped_release release;
+        return mtlx::cuda::extrapolate_gradient(ptr<const double>(g_new), ptr<const double>(g_x),
+                                                ptr<const double>(move), beta, ptr<double>(g_y), n,
+                                                scratch(partial, result), stream);
+      },
+      py::arg("g_new"), py::arg("g_x"), py::arg("move"), py::arg("beta"), py::arg("g_y"), py::arg("n"),
+      py::arg("partial"), py::arg("result"), py::arg("stream"),
+      "g_y = (1 + beta) g_new - beta g_x; returns <g_new + g_y, move>.");
+  cu.def(
+      "squared_norm",
+      [](std::uintptr_t a, std::int64_t n, std::uintptr_t partial, std::uintptr_t result, std::uintptr_t stream) {
+        py::gil_scoped_release release;
+        return mtlx::cuda::squared_norm(ptr<const double>(a), n, scratch(partial, result), stream);
+      },
+      py::arg("a"), py::arg("n"), py::arg("partial"), py::arg("result"), py::arg("stream"), "||a||^2.");
+  cu.def(
+      "prox",
+      [](int kind, std::uintptr_t V, std::int64_t T, std::int64_t d, double tau, std::uintptr_t out,
+         std::uintptr_t feature, std::uintptr_t partial, std::uintptr_t result, std::uintptr_t stream) {
+        py::gil_scoped_release release;
+        return mtlx::cuda::prox(static_cast<mtlx::PenaltyKind>(kind), ptr<const double>(V), T, d, tau, ptr<double>(out),
+                                ptr<double>(feature), scratch(partial, result), stream);
+      },
+      py::arg("kind"), py::arg("V"), py::arg("T"), py::arg("d"), py::arg("tau"), py::arg("out"), py::arg("feature"),
+      py::arg("partial"), py::arg("result"), py::arg("stream"),
+      "out = prox of tau * g at V (l1, l21, mean; T x d float64); returns g(out).");
+  cu.def(
+      "penalty_value",
+      [](int kind, std::uintptr_t V, std::int64_t T, std::int64_t d, std::uintptr_t feature, std::uintptr_t partial,
+         std::uintptr_t result, std::uintptr_t stream) {
+        py::gil_scoped_release release;
+        return mtlx::cuda::penalty_value(static_cast<mtlx::PenaltyKind>(kind), ptr<const double>(V), T, d,
+                                         ptr<double>(feature), scratch(partial, result), stream);
+      },
+      py::arg("kind"), py::arg("V"), py::arg("T"), py::arg("d"), py::arg("feature"), py::arg("partial"),
+      py::arg("result"), py::arg("stream"), "g(V) for l1, l21, mean (T x d float64).");
+}
+
 }  // namespace
 
 /// Adds the submodule mtlx._core.cuda to `m`.
 void register_cuda(py::module_& m) {
   py::module_ cu = m.def_submodule("cuda", "The CUDA backend's kernels (device pointers as integers).");
   cu.attr("CHUNK_ROWS") = mtlx::cuda::kChunkRows;
+  cu.attr("SUM_BLOCKS") = mtlx::cuda::kSumBlocks;
   cu.def("device_count", &mtlx::cuda::device_count, "Number of CUDA devices visible (0 without a driver).");
   cu.def("runtime_version", &mtlx::cuda::runtime_version, "CUDA runtime version the core was built with.");
   cu.def(
@@ -106,4 +186,5 @@ void register_cuda(py::module_& m) {
       "dst = src (n_bytes), enqueued on stream: the bandwidth reference.");
   bind_real<double>(cu, "f64");
   bind_real<float>(cu, "f32");
+  bind_fista_ops(cu);
 }

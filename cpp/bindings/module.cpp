@@ -376,7 +376,7 @@ void bind_fista_ops(py::module_& m) {
         const std::int64_t n = same_length({&x_new, &y, &x, &g, &move});
         expect_writable(move, "move");
         Real* mv = move.mutable_data();
-        mtlx::cpu::TrialSums s{};
+        mtlx::TrialSums s{};
         {
           py::gil_scoped_release release;
           s = mtlx::cpu::trial_sums(x_new.data(), y.data(), x.data(), g.data(), mv, n);

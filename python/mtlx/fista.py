@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core
 from .certificate import GapCertificate
 from .problem import Problem, _Stopped
 from .results import SolverState
@@ -63,24 +62,26 @@ _NO_CERTIFICATE = _NoCertificate()
 def _block_sums(problem: Problem, x_new, y, x, grad, move, out: np.ndarray) -> None:
     """Per block ``(||x+ - y||^2, <g, x+ - y>, ||x+||^2, ||y||^2, <x+ - y, x+ - x>)`` into ``out``
     (5 per block); writes ``move = x+ - x``. A block held by every rank counts on rank 0 only."""
+    ops = problem.ops
     if len(problem.blocks) == 1 and problem.blocks[0].counted:  # the common case, without slicing
-        out[:] = _core.trial_sums(x_new, y, x, grad, move)
+        out[:] = ops.trial_sums(x_new, y, x, grad, move)
         return
     for k, b in enumerate(problem.blocks):
         s = b.slice
-        sums = _core.trial_sums(x_new[s], y[s], x[s], grad[s], move[s])
+        sums = ops.trial_sums(x_new[s], y[s], x[s], grad[s], move[s])
         out[_SUMS * k : _SUMS * (k + 1)] = sums if b.counted else 0.0
 
 
 def _extrapolate_gradient(problem: Problem, g_new, g_x, move, beta: float, g_y) -> float:
     """``g_y = (1 + beta) g_new - beta g_x`` and this rank's share of ``<g_new + g_y, move>`` (a block held
     by every rank counts on rank 0 only)."""
+    ops = problem.ops
     if len(problem.blocks) == 1 and problem.blocks[0].counted:  # the common case, without slicing
-        return _core.extrapolate_gradient(g_new, g_x, move, beta, g_y)
+        return ops.extrapolate_gradient(g_new, g_x, move, beta, g_y)
     total = 0.0
     for b in problem.blocks:
         s = b.slice
-        part = _core.extrapolate_gradient(g_new[s], g_x[s], move[s], beta, g_y[s])
+        part = ops.extrapolate_gradient(g_new[s], g_x[s], move[s], beta, g_y[s])
         total += part if b.counted else 0.0
     return total
 
@@ -111,30 +112,35 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
     n_flags = problem.n_flags
     n_blocks = len(problem.blocks)
     quadratic = problem.quadratic()
-    grad = np.empty_like(theta0)
+    # Iterates, gradients and steps live where problem.ops keeps them (host or GPU memory): every
+    # operation on them goes through ops, and only scalars come back.
+    ops = problem.ops
     fresh = state is None
     if fresh:
-        x = theta0.copy()
+        x = ops.asarray(theta0)
+        grad = ops.empty_like(x)
         grad0 = grad  # the gradient at x0, which is also y0
         start = np.zeros(2 + n_blocks + n_flags)
         start[0] = problem.f(x, grad0)
         start[1] = problem.g(x)
         for k, b in enumerate(problem.blocks):
-            start[2 + k] = float(np.dot(grad0[b.slice], grad0[b.slice])) if b.counted else 0.0
+            start[2 + k] = ops.squared_norm(grad0[b.slice]) if b.counted else 0.0
         problem.reduce(start)
         F = float(start[0] + start[1])
         if not np.isfinite(F):
             raise problem.overflow_error()
-        state = FistaState(x=x, y=x.copy(), t=1.0, L=problem.initial_curvature, L_seen=0.0, F=F, history=[F],
+        state = FistaState(x=x, y=ops.copy(x), t=1.0, L=problem.initial_curvature, L_seen=0.0, F=F, history=[F],
                            n_evals=1, n_iter=0,
                            grad0=np.sqrt(start[2 : 2 + n_blocks]).tolist())
-    x, y = state.x.copy(), state.y.copy()
+    else:
+        grad = ops.empty_like(ops.asarray(state.x))
+    x, y = ops.asarray(state.x), ops.asarray(state.y)
     # L: the first trial from the problem's own curvature scale; backtracking jumps to the measured
     # curvature at once.
     t, L, L_seen, F, history, n_evals = state.t, state.L, state.L_seen, state.F, list(state.history), state.n_evals
     F_floor = tol * abs(history[0])
-    x_new = np.empty_like(x)
-    move = np.empty_like(x)
+    x_new = ops.empty_like(x)
+    move = ops.empty_like(x)
     # Under MPI, a penalty with statistics (l21, trace, mean, ...) would need them at y before
     # each prox: a second Allreduce per iteration. Instead every trial also computes the two
     # points y can be next (x+ on a restart, x+ + beta (x+ - x) otherwise) with their gradients,
@@ -142,7 +148,7 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
     speculative = problem.speculative
     n_pieces = problem.pieces_size() if speculative else 0
     if quadratic or speculative:
-        grad_new = np.empty_like(x)  # grad f at the trial point, from the trial's own pass
+        grad_new = ops.empty_like(x)  # grad f at the trial point, from the trial's own pass
     if fresh:
         f_y = start[0]  # grad holds grad f(x0), and y0 = x0
     elif quadratic or speculative:
@@ -152,12 +158,12 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
         # f quadratic (squared losses, quadratic penalty terms): its gradient is affine, so each
         # trial evaluates f and grad f at x+ in one pass, and grad f at the next extrapolated
         # point is a linear combination: one pass over the data per iteration instead of two.
-        grad_x = grad.copy() if fresh else np.empty_like(x)
+        grad_x = ops.copy(grad) if fresh else ops.empty_like(x)
         if not fresh:
             problem.f(x, grad_x)
             n_evals += 1
     if speculative:
-        y_next, grad_next = np.empty_like(x), np.empty_like(x)
+        y_next, grad_next = ops.empty_like(x), ops.empty_like(x)
         start_pieces = np.zeros(n_pieces + n_flags)
         problem.local_pieces(y, grad, start_pieces[:n_pieces])
         pieces_y = problem.reduce(start_pieces)[:n_pieces].copy()
@@ -186,7 +192,7 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
             # (A curvature below the rounding noise of f is not measured: L_seen = 0 keeps the 2%.)
             L = max(0.1 * L if 0 < L_seen < 0.1 * L else 0.98 * L, L_seen, np.finfo(np.float64).tiny)
             for _ in range(200):
-                _core.gradient_step(y, grad, 1.0 / L, x_new)
+                ops.gradient_step(y, grad, 1.0 / L, x_new)
                 if speculative:
                     g_new = problem.prox_with_pieces(x_new, 1.0 / L, pieces_y)
                 else:
@@ -200,7 +206,7 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
                 _block_sums(problem, x_new, y, x, grad, move, sums[3:head])
                 if speculative:
                     beta_next = (t - 1.0) / (0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t)))
-                    _core.extrapolate(x_new, move, beta_next, y_next)
+                    ops.extrapolate(x_new, move, beta_next, y_next)
                     if quadratic:
                         f_next = f_new_local + 0.5 * beta_next * _extrapolate_gradient(
                             problem, grad_new, grad_x, move, beta_next, grad_next)
@@ -251,9 +257,9 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
         # Momentum, reset when it points against the last step or F went up (O'Donoghue-Candes).
         if dot_move < 0.0 or F_new > F:
             t = 1.0
-            np.copyto(y, x_new)
+            ops.copyto(y, x_new)
             if quadratic or speculative:
-                np.copyto(grad, grad_new)
+                ops.copyto(grad, grad_new)
                 f_y = f_new_local
             if speculative:
                 pieces_y[:] = sums[pieces_restart]
@@ -266,7 +272,7 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
         else:
             t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
             beta = (t - 1.0) / t_next
-            _core.extrapolate(x_new, move, beta, y)
+            ops.extrapolate(x_new, move, beta, y)
             t = t_next
             if quadratic:
                 # grad f(y) = (1 + beta) grad f(x+) - beta grad f(x), and, f being quadratic, the
@@ -296,7 +302,8 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
                 break
             # Short steps may also mean slow progress (a decomposition on collinear features passed
             # the test above 1e-5 short of the optimum): where the problem has a duality gap, it decides.
-            dual_best = max(dual_best, certificate.at(x, f_new_local, grad_x))
+            # (rare: only once the steps are short; the certificate's algebra runs on the host)
+            dual_best = max(dual_best, certificate.at(ops.to_host(x), f_new_local, ops.to_host(grad_x)))
             gap = certificate.relative_gap(F, dual_best)
             if gap <= tol:
                 converged = True
@@ -309,7 +316,7 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
             stalled = True
             break
         if on_iteration is not None:
-            on_iteration(FistaState(x=x, y=y, t=t, L=L, L_seen=L_seen, F=F, history=history,
+            on_iteration(FistaState(x=ops.to_host(x), y=ops.to_host(y), t=t, L=L, L_seen=L_seen, F=F, history=history,
                                     n_evals=n_evals, n_iter=n_iter, grad0=state.grad0))
 
     if problem.distributed and not stopped_by_callback:
@@ -320,4 +327,4 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
     info = dict(objective=F, history=np.asarray(history), n_iter=n_iter, converged=converged, stalled=stalled, gap=gap,
                 stopped_by_callback=stopped_by_callback, optimality=optimality, rel_change=rel_change,
                 n_evals=n_evals, step=1.0 / L)
-    return x, info
+    return ops.to_host(x), info

@@ -198,7 +198,7 @@ def loss_grad(data: TaskData, W, b=None, loss="squared", task_weights="mean", *,
 def direct_loss(data: TaskData, loss="squared", task_weights="mean", n_threads: int | None = None) -> SmoothLoss:
     """The smooth part in the direct form, evaluated where the data are (the host's core, or a device's
     kernels: :class:`mtlx.gpu.smooth.DeviceSmoothLoss`)."""
-    if data.device is not None:
+    if getattr(data, "device", None) is not None:  # (anything else than a TaskData: SmoothLoss says so)
         from .gpu.smooth import DeviceSmoothLoss
 
         return DeviceSmoothLoss(data, loss, task_weights, n_threads)

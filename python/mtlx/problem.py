@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._ops import HOST_OPS
 from ._reduction import LocalReduction
 from .objective import SmoothLoss, overflow_message
 from .penalties.base import BlockContext, Penalty
@@ -117,8 +118,11 @@ class Problem:
         self.data_dtype = data.dtype
         T, d = data.n_tasks, data.n_features
         self.n_tasks, self.n_features = T, d
+        #: Where theta and the gradients live, and the vector arithmetic there (:mod:`mtlx._ops`): the
+        #: host's, or a GPU's for a smooth part evaluated on a device.
+        self.ops = getattr(smooth, "ops", HOST_OPS)
         self.ctx = BlockContext(d, len(self.reduction.global_ids), np.asarray(self.reduction.local_index),
-                                self.reduction.rank, self.distributed, smooth.n_threads)
+                                self.reduction.rank, self.distributed, smooth.n_threads, ops=self.ops)
         penalty.check(d, self.ctx.n_tasks)
         self.stop_requested = False
         self._failure = None
@@ -147,15 +151,22 @@ class Problem:
         self.shared_blocks = [b for b in self.blocks if b.kind == "shared"]
         self.intercepts = self.blocks[-1] if self.fit_intercept else None
 
+        if self.ops.on_device:
+            self._check_runs_on_device()
         self._xbar = data.feature_means() if self.fit_intercept and T else None
         self._set_scales()
-        # Work arrays of one evaluation (the data's dtype for the core, float64 for the solver).
-        self._W = np.empty((T, d))
-        self._b = np.empty(T, dtype=self.data_dtype)
-        self._W_data = np.empty((T, d), dtype=self.data_dtype) if self.data_dtype != np.float64 else None
-        self._gW = np.empty((T, d), dtype=self.data_dtype) if self._W_data is not None else None
-        self._gW64 = np.empty((T, d)) if not self.task_blocks else None  # only shared blocks: W's gradient
-        self._gb = np.empty(T, dtype=self.data_dtype)
+        # Work arrays of one evaluation (the data's dtype for the core, float64 for the solver), and
+        # the centering and intercept scales, where theta lives.
+        empty, dtype = self.ops.empty, self.data_dtype
+        self._W = empty((T, d), np.float64, "W")
+        self._b = empty(T, dtype, "the intercepts")
+        self._W_data = empty((T, d), dtype, "W in the data's dtype") if dtype != np.float64 else None
+        self._gW = empty((T, d), dtype, "W's gradient") if self._W_data is not None else None
+        self._gW64 = empty((T, d), np.float64, "W's gradient") if not self.task_blocks else None  # shared blocks only
+        self._gb = empty(T, dtype, "the intercepts' gradient")
+        self._xbar_here = None if self._xbar is None else self.ops.asarray(self._xbar)
+        self._intercept_scale_here = None if self.intercepts is None else \
+            self.ops.asarray(np.broadcast_to(np.asarray(self.intercepts.scale, dtype=np.float64), (T,)))
         self._stats_prox = [b for b in self.blocks if b.prox_part is not None and self.distributed
                             and b.kind == "tasks" and b.prox_part.n_stats(self.ctx) > 0]
         self._stats_smooth = [(b, s) for b in self.blocks for s in b.smooth_terms
@@ -164,6 +175,15 @@ class Problem:
         self._has_smooth_terms = any(b.smooth_terms for b in self.blocks)
 
     # ------------------------------------------------------------------ structure
+    def _check_runs_on_device(self) -> None:
+        """Every part of the penalty has a prox (and value, gradient) that runs on device arrays."""
+        for b in self.blocks:
+            for part in ([b.prox_part] if b.prox_part is not None else []) + b.smooth_terms:
+                if not part.runs_on_device:
+                    raise ValueError(f"the penalty {part!r} does not run on a GPU yet (there: L1, L21, Trace, Mean, "
+                                     "their sums such as L1 + L21, and Superpose of them); solve on the host "
+                                     "(device=None with host data)")
+
     def _set_scales(self) -> None:
         """The fixed metric: intercepts and shared blocks scaled to the task blocks' curvature; and
         the curvature the first line-search trial starts from.
@@ -235,7 +255,9 @@ class Problem:
         """W's local rows (T_local, d): the sum of the blocks (a view of theta for one task block)."""
         if len(self.task_blocks) == 1 and not self.shared_blocks:
             return self.view(theta, self.task_blocks[0])
-        W = self._W
+        # (a host theta of a device problem: the certificate's and the results' copy)
+        W = self._W if not self.ops.on_device or not isinstance(theta, np.ndarray) else \
+            np.empty((self.n_tasks, self.n_features))
         W[...] = 0.0
         for b in self.task_blocks:
             W += self.view(theta, b)
@@ -257,6 +279,7 @@ class Problem:
 
         ``components``: one (T_local, d) array per block of W (a shared block repeated per task).
         """
+        theta = self.ops.to_host(theta)
         W = np.array(self.effective_W(theta))
         b = self.intercepts_prime(theta)
         if b is not None and self._xbar is not None:
@@ -292,6 +315,7 @@ class Problem:
 
         What a checkpoint stores: rows keyed by task id, shared blocks whole.
         """
+        theta = self.ops.to_host(theta)
         cols = [self.view(theta, b) for b in self.task_blocks]
         bp = self.intercepts_prime(theta)
         cols.append((bp if bp is not None else np.zeros(self.n_tasks))[:, None])
@@ -366,8 +390,8 @@ class Problem:
         if self.n_tasks:
             b = None
             if self.intercepts is not None:
-                b = np.subtract(self.view(theta, self.intercepts) / self.intercepts.scale, self._xbar_dot(W),
-                                out=self._b, casting="unsafe")
+                b = np.subtract(self.view(theta, self.intercepts) / self._intercept_scale_here,
+                                np.einsum("td,td->t", self._xbar_here, W), out=self._b, casting="unsafe")
             W_call = W
             if self._W_data is not None:
                 np.copyto(self._W_data, W, casting="same_kind")
@@ -385,9 +409,9 @@ class Problem:
             return value
         if self.intercepts is not None:
             gb = self._gb.astype(np.float64)
-            if self._xbar is not None:
-                gW -= gb[:, None] * self._xbar
-            np.divide(gb, self.intercepts.scale, out=self.view(grad, self.intercepts))
+            if self._xbar_here is not None:
+                gW -= gb[:, None] * self._xbar_here
+            np.divide(gb, self._intercept_scale_here, out=self.view(grad, self.intercepts))
         if self.l2:
             gW += self.l2 * W
         for b in self.task_blocks[1:]:

@@ -7,6 +7,7 @@ without a GPU; ``cuda`` runs the real kernels and skips unless CuPy sees a devic
 """
 
 import contextlib
+import types
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import mtlx
 from mtlx import _core
 
 K = _core.LossKind
+K_PEN = _core.PenaltyKind
 
 
 def loss_value(code, param, y, z):
@@ -49,6 +51,60 @@ def loss_deriv(code, param, y, z):
     raise AssertionError(code)
 
 
+def _plain(a):
+    """The plain-ndarray view of a DeviceArray (recursively in lists and tuples)."""
+    if isinstance(a, DeviceArray):
+        return a.view(np.ndarray)
+    if isinstance(a, (list, tuple)):
+        return type(a)(_plain(x) for x in a)
+    return a
+
+
+def _check_not_mixed(items):
+    for a in items:
+        if isinstance(a, (list, tuple)):
+            _check_not_mixed(a)
+        elif isinstance(a, np.ndarray) and not isinstance(a, DeviceArray) and a.ndim > 0:
+            raise TypeError(f"a host array (shape {a.shape}) mixed with device arrays (CuPy refuses this)")
+
+
+def _wrap(result):
+    if isinstance(result, np.ndarray) and not isinstance(result, DeviceArray):
+        return result.view(DeviceArray)
+    if isinstance(result, tuple):
+        return tuple(_wrap(r) for r in result)
+    return result
+
+
+class DeviceArray(np.ndarray):
+    """An ndarray standing for device memory: an operation mixing it with a host array (of one or
+    more dimensions) raises, as CuPy's do; results stay DeviceArrays. What it catches is the bug the
+    real device would show: host arrays (scales, means) leaking into device arithmetic."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        _check_not_mixed(list(inputs) + list(out or ()))
+        if out is not None:
+            kwargs["out"] = tuple(_plain(o) for o in out)
+        result = getattr(ufunc, method)(*_plain(inputs), **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        return _wrap(result)
+
+    def __array_function__(self, func, types, args, kwargs):
+        _check_not_mixed(list(args) + list(kwargs.values()))
+        out = kwargs.get("out")
+        result = func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()})
+        return out if out is not None else _wrap(result)
+
+    def __setitem__(self, key, value):
+        _check_not_mixed([value])
+        np.ndarray.__setitem__(self.view(np.ndarray), key, _plain(value))
+
+
+def _device(a):
+    return np.array(a, copy=True, order="C").view(DeviceArray)
+
+
 class HostEmulation:
     """The backend interface of mtlx.gpu.backend.CudaBackend on the host (see the module docstring)."""
 
@@ -56,33 +112,112 @@ class HostEmulation:
     index = 0
     chunk_rows = 5  # small, so that tasks of a few rows span several chunks
     xp = np
+    on_device = True
+
+    def __init__(self):
+        self.transfers = 0  # uploads and downloads of parameters (none in a device-resident solve)
 
     def activate(self):
         return contextlib.nullcontext()
 
+    # -- memory -----------------------------------------------------------------------------------
     def empty(self, shape, dtype, what):
-        return np.full(shape, np.nan, dtype=dtype)  # NaN: a buffer read before it is written shows
+        return _device(np.full(shape, np.nan, dtype=dtype))  # NaN: a buffer read before it is written shows
+
+    def zeros(self, shape, dtype, what=None):
+        return _device(np.zeros(shape, dtype=dtype))
 
     def asarray(self, a, dtype=None, what=None):
-        return np.array(a, dtype=dtype, copy=True, order="C")  # a move to a device is a copy
+        return _device(np.asarray(_plain(a), dtype=dtype))  # a move to a device is a copy
 
     def adopt(self, a, name):
-        return np.asarray(a)
+        return a if isinstance(a, DeviceArray) else np.asarray(a).view(DeviceArray)
+
+    def resident(self, a):
+        return isinstance(a, DeviceArray)
 
     def upload(self, dst, src):
+        assert isinstance(dst, DeviceArray) and not isinstance(src, DeviceArray)
         assert dst.shape == src.shape and dst.dtype == src.dtype
-        dst[...] = src
+        self.transfers += 1
+        dst.view(np.ndarray)[...] = src
 
     def download(self, src, dst):
+        assert isinstance(src, DeviceArray) and not isinstance(dst, DeviceArray)
         assert dst.shape == src.shape and dst.dtype == src.dtype
-        dst[...] = src
+        self.transfers += 1
+        dst[...] = src.view(np.ndarray)
 
     def asnumpy(self, a):
-        return np.array(a)
+        return np.array(_plain(a))
+
+    to_host = asnumpy
+
+    def empty_like(self, a):
+        return self.empty(a.shape, a.dtype, "a work array")
+
+    def copy(self, a):
+        return _device(_plain(a))
+
+    def copyto(self, dst, src):
+        assert isinstance(dst, DeviceArray) and isinstance(src, DeviceArray)
+        dst.view(np.ndarray)[...] = src.view(np.ndarray)
+
+    def squared_norm(self, a):
+        a = _plain(a)
+        return float(np.dot(a, a))
 
     def matmul(self, a, b, out):
-        np.matmul(a, b, out=out)
+        np.matmul(_plain(a), _plain(b), out=_plain(out))
 
+    # -- FISTA's vector steps and the native proxes, written out in numpy ----------------------
+    def gradient_step(self, y, g, step, out):
+        _plain(out)[...] = _plain(y) - step * _plain(g)
+
+    def trial_sums(self, x_new, y, x, g, move):
+        x_new, y, x, g = _plain(x_new), _plain(y), _plain(x), _plain(g)
+        d = x_new - y
+        _plain(move)[...] = x_new - x
+        return np.array([d @ d, g @ d, x_new @ x_new, y @ y, d @ (x_new - x)])
+
+    def extrapolate(self, x_new, move, beta, y):
+        _plain(y)[...] = _plain(x_new) + beta * _plain(move)
+
+    def extrapolate_gradient(self, g_new, g_x, move, beta, g_y):
+        g_y = _plain(g_y)
+        g_y[...] = (1.0 + beta) * _plain(g_new) - beta * _plain(g_x)
+        return float((_plain(g_new) + g_y) @ _plain(move))
+
+    def prox(self, kind, V, tau, out, n_threads):
+        V, out = _plain(V), _plain(out)
+        if kind == K_PEN.l1:
+            out[...] = np.sign(V) * np.maximum(np.abs(V) - tau, 0.0)
+        elif kind == K_PEN.l21:
+            norms = np.linalg.norm(V, axis=0)
+            out[...] = V * np.where(norms > tau, 1.0 - tau / np.where(norms > 0, norms, 1.0), 0.0)
+        elif kind == K_PEN.mean:
+            mean = V.mean(axis=0)
+            out[...] = mean + (V - mean) / (1.0 + tau)
+        elif kind == K_PEN.trace:
+            U, sv, Vt = np.linalg.svd(V, full_matrices=False)
+            out[...] = (U * np.maximum(sv - tau, 0.0)) @ Vt
+        else:
+            raise AssertionError(kind)
+        return self.penalty_value(kind, out, n_threads)
+
+    def penalty_value(self, kind, V, n_threads):
+        V = _plain(V)
+        if kind == K_PEN.l1:
+            return float(np.abs(V).sum())
+        if kind == K_PEN.l21:
+            return float(np.linalg.norm(V, axis=0).sum())
+        if kind == K_PEN.mean:
+            return 0.5 * float(((V - V.mean(axis=0)) ** 2).sum())
+        if kind == K_PEN.trace:
+            return float(np.linalg.svd(V, compute_uv=False).sum())
+        raise AssertionError(kind)
+
+    # -- the loss kernels, written out in numpy ------------------------------------------------
     def _terms(self, store, t, y, z, s):
         code, param, c = int(store.losses[t]), float(store.loss_params[t]), float(store.weights[t])
         keep = np.ones_like(z, dtype=bool) if s is None else s != 0
@@ -92,6 +227,8 @@ class HostEmulation:
         return v, r
 
     def loss_grad_stacked(self, store, plan, Wt, b, gWt, gb, work):
+        store, plan, work = _plain_namespace(store), _plain_namespace(plan), _plain_namespace(work)
+        Wt, b, gWt, gb = _plain(Wt), _plain(b), _plain(gWt), _plain(gb)
         X, y, s = store.X, store.y, store.sample_weight
         d = store.n_features
         for k in range(plan.n_chunks):
@@ -111,6 +248,7 @@ class HostEmulation:
         return total
 
     def shared_residuals(self, store, Z, b, R, gb, work):
+        store, Z, b, R, gb = _plain_namespace(store), _plain(Z), _plain(b), _plain(R), _plain(gb)
         total = 0.0
         for t in range(store.n_tasks):
             z = Z[:, t] + (0 if b is None else b[t])
@@ -122,6 +260,10 @@ class HostEmulation:
                 gb[t] = r.sum()
             total += v.sum()
         return total
+
+
+def _plain_namespace(ns):
+    return types.SimpleNamespace(**{k: _plain(v) for k, v in vars(ns).items()})
 
 
 def cuda_available():
@@ -161,6 +303,8 @@ def on_device(backend_name, layout, *args, **kwargs):
 
 
 def to_host(a):
+    if isinstance(a, DeviceArray):
+        return np.array(a.view(np.ndarray))
     if a is None or isinstance(a, np.ndarray):
         return a
     import cupy

@@ -99,6 +99,8 @@ def test_solve_equals_the_host_solve(backend, layout, weighted, missing, penalty
     ref = mtlx.solve(host, solver="fista", **options)
     res = mtlx.solve(device, **options)
     assert res.solver == "fista" and res.converged
+    if backend == "host-emulation":  # the iterate stayed on the device: no parameter went up or down
+        assert device.backend.transfers == 0
     W, b = to_host(res.W), to_host(res.b)
     assert type(res.W) is type(device.X)  # device input, device output
     np.testing.assert_allclose(W, ref.W, rtol=1e-8, atol=1e-8 * np.abs(ref.W).max())

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "mtlx/grad.hpp"
+#include "mtlx/prox.hpp"
 
 namespace mtlx::cuda {
 
@@ -53,6 +54,40 @@ double loss_grad_stacked(const StackedTasks<Real>& data, const ChunkPlan& plan, 
 template <class Real>
 double shared_residuals(const SharedTasks<Real>& data, const Real* Z, const Real* b, Real* R, Real* gb,
                         const Workspace& work, std::uintptr_t stream);
+
+/// Launch shape of the fixed-order sums (fixed_sums.cuh): the order depends on the length alone.
+inline constexpr int kSumBlocks = 256;
+inline constexpr int kSumThreads = 256;
+
+/// Device scratch of the fixed-order sums: kSumBlocks x 8 partials, then 8 results (doubles).
+struct SumScratch {
+  double* partial;
+  double* result;
+};
+
+// FISTA's fused vector steps over float64 device vectors of n entries (the math: fista_ops.hpp).
+
+/// out = y - step * g.
+void gradient_step(const double* y, const double* g, double step, double* out, std::int64_t n, std::uintptr_t stream);
+/// The five TrialSums (step_sq, linear, trial_sq, extrap_sq, momentum) into host_out[0..4]; move = x+ - x.
+void trial_sums(const double* x_new, const double* y, const double* x, const double* g, double* move, std::int64_t n,
+                const SumScratch& scratch, double* host_out, std::uintptr_t stream);
+/// y = x+ + beta * move.
+void extrapolate(const double* x_new, const double* move, double beta, double* y, std::int64_t n,
+                 std::uintptr_t stream);
+/// g_y = (1 + beta) g_new - beta g_x; returns <g_new + g_y, move>.
+double extrapolate_gradient(const double* g_new, const double* g_x, const double* move, double beta, double* g_y,
+                            std::int64_t n, const SumScratch& scratch, std::uintptr_t stream);
+/// ||a||^2.
+double squared_norm(const double* a, std::int64_t n, const SumScratch& scratch, std::uintptr_t stream);
+
+/// out = prox of tau * g at V (T x d row-major float64; out may alias V) for g = l1, l21 or mean;
+/// returns g(out). `feature`: 2 d doubles of device scratch.
+double prox(PenaltyKind kind, const double* V, std::int64_t T, std::int64_t d, double tau, double* out, double* feature,
+            const SumScratch& scratch, std::uintptr_t stream);
+/// g(V) for g = l1, l21 or mean.
+double penalty_value(PenaltyKind kind, const double* V, std::int64_t T, std::int64_t d, double* feature,
+                     const SumScratch& scratch, std::uintptr_t stream);
 
 /// dst = src over n_bytes (a plain copy kernel, the bandwidth reference of bench_gpu.py).
 void copy_bytes(const void* src, void* dst, std::size_t n_bytes, std::uintptr_t stream);

@@ -6,30 +6,20 @@ namespace mtlx::cpu {
 template <class Real>
 void gradient_step(const Real* y, const Real* g, double step, Real* out, std::int64_t n) {
   const Real s = static_cast<Real>(step);
-  for (std::int64_t i = 0; i < n; ++i) out[i] = y[i] - s * g[i];
+  for (std::int64_t i = 0; i < n; ++i) out[i] = gradient_step_entry(y[i], g[i], s);
 }
 
 template <class Real>
 TrialSums trial_sums(const Real* x_new, const Real* y, const Real* x, const Real* g, Real* move, std::int64_t n) {
   TrialSums s{0.0, 0.0, 0.0, 0.0, 0.0};
-  for (std::int64_t i = 0; i < n; ++i) {
-    const double xn = x_new[i], yi = y[i];
-    const double diff = xn - yi;
-    const Real mv = x_new[i] - x[i];
-    move[i] = mv;
-    s.step_sq += diff * diff;
-    s.linear += static_cast<double>(g[i]) * diff;
-    s.trial_sq += xn * xn;
-    s.extrap_sq += yi * yi;
-    s.momentum += diff * static_cast<double>(mv);
-  }
+  for (std::int64_t i = 0; i < n; ++i) move[i] = add_trial_terms(x_new[i], y[i], x[i], g[i], s);
   return s;
 }
 
 template <class Real>
 void extrapolate(const Real* x_new, const Real* move, double beta, Real* y, std::int64_t n) {
   const Real b = static_cast<Real>(beta);
-  for (std::int64_t i = 0; i < n; ++i) y[i] = x_new[i] + b * move[i];
+  for (std::int64_t i = 0; i < n; ++i) y[i] = extrapolate_entry(x_new[i], move[i], b);
 }
 
 template <class Real>
@@ -37,10 +27,7 @@ double extrapolate_gradient(const Real* g_new, const Real* g_x, const Real* move
                             std::int64_t n) {
   const Real a = static_cast<Real>(1.0 + beta), b = static_cast<Real>(beta);
   double sum = 0.0;
-  for (std::int64_t i = 0; i < n; ++i) {
-    g_y[i] = a * g_new[i] - b * g_x[i];
-    sum += (static_cast<double>(g_new[i]) + static_cast<double>(g_y[i])) * static_cast<double>(move[i]);
-  }
+  for (std::int64_t i = 0; i < n; ++i) sum += extrapolate_gradient_entry(g_new[i], g_x[i], move[i], a, b, g_y[i]);
   return sum;
 }
 

@@ -39,6 +39,7 @@ class CudaBackend:
     """
 
     name = "cuda"
+    on_device = True
     #: Rows per chunk of the stacked kernel (mtlx/cuda.hpp: kChunkRows).
     chunk_rows = int(_core.cuda.CHUNK_ROWS) if _core.HAS_CUDA else 64
 
@@ -75,6 +76,11 @@ class CudaBackend:
         with self._allocating(what, int(np.prod(shape)) * np.dtype(dtype).itemsize):
             return self.xp.empty(shape, dtype=dtype)
 
+    def zeros(self, shape, dtype, what: str):
+        """A new device array of zeros."""
+        with self._allocating(what, int(np.prod(shape)) * np.dtype(dtype).itemsize):
+            return self.xp.zeros(shape, dtype=dtype)
+
     def asarray(self, a, dtype=None, what: str = "an array moved to the device"):
         """A host array moved to this device (one copy), or a device array as it is (converted on the
         device when ``dtype`` differs)."""
@@ -106,6 +112,15 @@ class CudaBackend:
     @staticmethod
     def _ptr(a) -> int:
         return 0 if a is None else int(a.data.ptr)
+
+    def _ptr64(self, a) -> int:
+        """The pointer of a float64 C-contiguous array on this device (else a TypeError: the kernels
+        index raw memory, so a wrong layout must never reach them)."""
+        if not isinstance(a, self.xp.ndarray) or a.dtype != np.float64 or not a.flags.c_contiguous or \
+                a.device.id != self.index:
+            raise TypeError(f"expected a C-contiguous float64 array on cuda:{self.index}, got "
+                            f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}")
+        return int(a.data.ptr)
 
     def _stream(self) -> int:
         return int(self.xp.cuda.get_current_stream().ptr)
@@ -139,3 +154,107 @@ class CudaBackend:
     def synchronize(self) -> None:
         with self._device:
             self.xp.cuda.get_current_stream().synchronize()
+
+    # ------------------------------------------------------------------ the solve's ops (mtlx._ops)
+    def resident(self, a) -> bool:
+        """Whether ``a`` is a device array (a solve's own) rather than host input."""
+        return isinstance(a, self.xp.ndarray)
+
+    def to_host(self, a):
+        return a if isinstance(a, np.ndarray) else self.asnumpy(a)
+
+    def empty_like(self, a):
+        return self.empty(a.shape, a.dtype, "a work array of the solve")
+
+    def copy(self, a):
+        with self._allocating("a work array of the solve", int(a.nbytes)):
+            return a.copy()
+
+    def copyto(self, dst, src) -> None:
+        with self._device:
+            self.xp.copyto(dst, src)
+
+    def _sums(self):
+        """The fixed-order sums' scratch (allocated once)."""
+        if not hasattr(self, "_sum_scratch"):
+            blocks = int(_core.cuda.SUM_BLOCKS)
+            self._sum_scratch = (self.empty((blocks * 8,), np.float64, "the sums' scratch"),
+                                 self.empty((8,), np.float64, "the sums' scratch"))
+        partial, result = self._sum_scratch
+        return int(partial.data.ptr), int(result.data.ptr)
+
+    def _feature_scratch(self, d: int):
+        cache = self.__dict__.setdefault("_features", {})
+        if d not in cache:
+            cache[d] = self.empty((max(2 * d, 1),), np.float64, "the per-feature scratch of a prox")
+        return int(cache[d].data.ptr)
+
+    def squared_norm(self, a) -> float:
+        with self._device:
+            return _core.cuda.squared_norm(self._ptr64(a), a.size, *self._sums(), self._stream())
+
+    def gradient_step(self, y, g, step: float, out) -> None:
+        with self._device:
+            _core.cuda.gradient_step(self._ptr64(y), self._ptr64(g), step, self._ptr64(out), out.size,
+                                     self._stream())
+
+    def trial_sums(self, x_new, y, x, g, move):
+        with self._device:
+            return np.array(_core.cuda.trial_sums(self._ptr64(x_new), self._ptr64(y), self._ptr64(x), self._ptr64(g),
+                                                  self._ptr64(move), move.size, *self._sums(), self._stream()))
+
+    def extrapolate(self, x_new, move, beta: float, y) -> None:
+        with self._device:
+            _core.cuda.extrapolate(self._ptr64(x_new), self._ptr64(move), beta, self._ptr64(y), y.size,
+                                   self._stream())
+
+    def extrapolate_gradient(self, g_new, g_x, move, beta: float, g_y) -> float:
+        with self._device:
+            return _core.cuda.extrapolate_gradient(self._ptr64(g_new), self._ptr64(g_x), self._ptr64(move), beta,
+                                                   self._ptr64(g_y), g_y.size, *self._sums(), self._stream())
+
+    def prox(self, kind, V, tau: float, out, n_threads: int) -> float:
+        kind = _core.PenaltyKind(int(kind))
+        with self._device:
+            if kind == _core.PenaltyKind.trace:
+                return self._prox_trace(V, tau, out)
+            if kind == _core.PenaltyKind.none:
+                self.xp.copyto(out, V)
+                return 0.0
+            T, d = V.shape
+            return _core.cuda.prox(int(kind), self._ptr64(V), T, d, tau, self._ptr64(out), self._feature_scratch(d),
+                                   *self._sums(), self._stream())
+
+    def penalty_value(self, kind, V, n_threads: int) -> float:
+        kind = _core.PenaltyKind(int(kind))
+        with self._device:
+            if kind == _core.PenaltyKind.trace:
+                # (an SVD, not the Gram matrix's eigenvalues: a zero singular value would come out
+                # as sqrt(eps) times the largest)
+                return float(self.xp.linalg.svd(V, compute_uv=False).sum()) if V.size else 0.0
+            if kind == _core.PenaltyKind.none:
+                return 0.0
+            T, d = V.shape
+            return _core.cuda.penalty_value(int(kind), self._ptr64(V), T, d, self._feature_scratch(d), *self._sums(),
+                                            self._stream())
+
+    def _prox_trace(self, V, tau: float, out) -> float:
+        """Singular value thresholding through the eigendecomposition of the small Gram matrix
+        (cuSOLVER's syevd through CuPy): V V' (T x T) when T <= d, else V' V. A kept component has
+        s > tau, so its relative error is eps (s_max / s)^2; the value is the sum of the shrunk s."""
+        xp = self.xp
+        T, d = V.shape
+        if T == 0 or d == 0:
+            out[...] = 0.0
+            return 0.0
+        small_side = T <= d
+        G = V @ V.T if small_side else V.T @ V
+        lam, Q = xp.linalg.eigh(G)
+        s = xp.sqrt(xp.maximum(lam, 0.0))
+        shrunk = xp.maximum(s - tau, 0.0)
+        coef = xp.where(s > 0, shrunk / xp.where(s > 0, s, 1.0), 0.0)
+        if small_side:
+            out[...] = (Q * coef) @ (Q.T @ V)
+        else:
+            out[...] = ((V @ Q) * coef) @ Q.T
+        return float(shrunk.sum())

@@ -56,8 +56,7 @@ class DeviceTaskData(TaskData):
 
     # ------------------------------------------------------------------ statistics of X, on the device
     def _dense_column_sums(self, lo: int, hi: int, w) -> np.ndarray:
-        xp = self.backend.xp
-        total = xp.zeros(self.n_features, dtype=np.float64)
+        total = self.backend.zeros(self.n_features, np.float64, "a column sum")
         for start in range(lo, hi, _BLOCK_ROWS):
             block = self.X[start:min(start + _BLOCK_ROWS, hi)]
             if w is None:
@@ -68,11 +67,10 @@ class DeviceTaskData(TaskData):
         return self.backend.asnumpy(total)
 
     def column_sq_norms(self, centered: bool) -> np.ndarray:
-        xp = self.backend.xp
         means = self.feature_means() if centered else None
         out = np.zeros((self.n_tasks, self.n_features))
         for (lo, hi), w, tasks in self._groups():
-            acc = xp.zeros(self.n_features, dtype=np.float64)
+            acc = self.backend.zeros(self.n_features, np.float64, "a column sum")
             shift = None if means is None else self.backend.asarray(means[tasks[0]], dtype=np.float64)
             for start in range(lo, hi, _BLOCK_ROWS):
                 block = self.X[start:min(start + _BLOCK_ROWS, hi)].astype(np.float64)

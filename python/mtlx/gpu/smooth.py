@@ -1,9 +1,10 @@
 """The smooth part of the objective evaluated on the device: :class:`~mtlx.objective.SmoothLoss`
 with its one core call replaced by the CUDA kernels.
 
-Per evaluation the parameters (W: T x d, b: T) go to the device and the gradient comes back:
-O(T d) numbers against the O(n d) of X, which stays where it is. The stacked layout runs the
-fused chunk kernel (``mtlx/cuda.hpp``); the shared layout computes Z = X W' and the gradient
+In a solve, the parameters and the gradient are device arrays too (the problem keeps theta where
+``ops`` says: the backend), so an evaluation moves nothing but its value to the host. Called with
+host arrays (``mtlx.loss_grad``), W goes up and the gradient comes back. The stacked layout runs
+the fused chunk kernel (``mtlx/cuda.hpp``); the shared layout computes Z = X W' and the gradient
 R' X with cuBLAS around the residual kernel.
 """
 
@@ -74,23 +75,33 @@ class DeviceSmoothLoss(SmoothLoss):
                                          task_chunks=be.asarray(task_chunks), n_chunks=int(len(task)))
             self._work = Workspace(be, len(task) * d, len(task), T)
 
+    @property
+    def ops(self):
+        """Where a solve over this loss keeps theta: the device (:mod:`mtlx._ops`)."""
+        return self.backend
+
     def _core_call(self, Wt, b, gWt, gb) -> float:
-        be, store = self.backend, self._store
-        be.upload(self._Wt, Wt)
-        b_dev = None
-        if b is not None:
-            be.upload(self._b, b)
-            b_dev = self._b
+        """Device arrays (a device-resident solve) are read and written in place; host arrays (the
+        ``loss_grad`` API) go up and come back through the loss's own buffers."""
+        be = self.backend
+        resident = be.resident(Wt)
+        if not resident:
+            be.upload(self._Wt, Wt)
+            if b is not None:
+                be.upload(self._b, b)
+                b = self._b
+            Wt = self._Wt
         want = gWt is not None
-        gWt_dev, gb_dev = (self._gWt, self._gb) if want else (None, None)
+        gWt_dev, gb_dev = ((gWt, gb) if resident else (self._gWt, self._gb)) if want else (None, None)
+        store = self._store
         if self._plan is not None:
-            value = be.loss_grad_stacked(store, self._plan, self._Wt, b_dev, gWt_dev, gb_dev, self._work)
+            value = be.loss_grad_stacked(store, self._plan, Wt, b, gWt_dev, gb_dev, self._work)
         else:
-            be.matmul(store.X, self._Wt.T, self._Z)
-            value = be.shared_residuals(store, self._Z, b_dev, self._R if want else None, gb_dev, self._work)
+            be.matmul(store.X, Wt.T, self._Z)
+            value = be.shared_residuals(store, self._Z, b, self._R if want else None, gb_dev, self._work)
             if want:
-                be.matmul(self._R.T, store.X, self._gWt)
-        if want:
+                be.matmul(self._R.T, store.X, gWt_dev)
+        if want and not resident:
             be.download(self._gWt, gWt)
             be.download(self._gb, gb)
         return float(value)

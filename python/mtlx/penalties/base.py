@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._ops import HOST_OPS
+
 __all__ = ["BlockContext", "Penalty", "Sum", "get_penalty", "register", "registered"]
 
 _REGISTRY: dict = {}
@@ -73,6 +75,8 @@ class BlockContext:
     distributed : bool
         Whether task columns live on several ranks (statistics must be reduced).
     n_threads : int
+    ops : HostOps or a device backend
+        Where the block's arrays live and the native proxes that run there (:mod:`mtlx._ops`).
     """
 
     n_features: int
@@ -82,6 +86,7 @@ class BlockContext:
     distributed: bool = False
     n_threads: int = 1
     cache: dict = field(default_factory=dict)
+    ops: object = HOST_OPS
 
     @classmethod
     def single(cls, n_features: int, n_tasks: int, n_threads: int = 1) -> BlockContext:
@@ -131,6 +136,8 @@ class Penalty:
     cd_kind = None
     #: Entries of W are groups of their own inside its groups (l1 before it composes exactly).
     nests_entries = False
+    #: Its prox and value run on arrays in a GPU's memory (through ``ctx.ops``: the native penalties).
+    runs_on_device = False
     #: Constructor arguments, in order, for repr, equality and the plain-data spec.
     _fields: tuple = ("w",)
 
@@ -359,6 +366,10 @@ class Chain(Penalty):
 
     def __repr__(self) -> str:
         return f"{self.first!r} + {self.second!r}"
+
+    @property
+    def runs_on_device(self) -> bool:
+        return self.first.runs_on_device and self.second.runs_on_device
 
     def prox(self, V, tau, out, ctx):
         self.first.prox(V, tau, out, ctx)

@@ -20,12 +20,13 @@ class L1(Penalty):
 
     name = "l1"
     cd_kind = _core.PenaltyKind.l1
+    runs_on_device = True
 
     def prox(self, V, tau, out, ctx):
-        return self.w * _core.prox(int(_core.PenaltyKind.l1), V, tau * self.w, out, ctx.n_threads)
+        return self.w * ctx.ops.prox(_core.PenaltyKind.l1, V, tau * self.w, out, ctx.n_threads)
 
     def value(self, V, ctx):
-        return self.w * _core.penalty_value(int(_core.PenaltyKind.l1), V, ctx.n_threads)
+        return self.w * ctx.ops.penalty_value(_core.PenaltyKind.l1, V, ctx.n_threads)
 
     def dual_norm(self, M):
         return _ratio(float(np.abs(M).max()) if np.size(M) else 0.0, self.w)

@@ -23,13 +23,14 @@ class L21(Penalty):
 
     name = "l21"
     cd_kind = _core.PenaltyKind.l21
+    runs_on_device = True
     nests_entries = True
 
     def prox(self, V, tau, out, ctx):
-        return self.w * _core.prox(int(_core.PenaltyKind.l21), V, tau * self.w, out, ctx.n_threads)
+        return self.w * ctx.ops.prox(_core.PenaltyKind.l21, V, tau * self.w, out, ctx.n_threads)
 
     def value(self, V, ctx):
-        return self.w * _core.penalty_value(int(_core.PenaltyKind.l21), V, ctx.n_threads)
+        return self.w * ctx.ops.penalty_value(_core.PenaltyKind.l21, V, ctx.n_threads)
 
     def dual_norm(self, M):
         return _ratio(float(scaled_norms(M, axis=0).max()) if np.size(M) else 0.0, self.w)

@@ -27,12 +27,13 @@ class Mean(Penalty):
     name = "mean"
     smooth = True
     quadratic = True
+    runs_on_device = True
 
     def prox(self, V, tau, out, ctx):
-        return self.w * _core.prox(int(_core.PenaltyKind.mean), V, tau * self.w, out, ctx.n_threads)
+        return self.w * ctx.ops.prox(_core.PenaltyKind.mean, V, tau * self.w, out, ctx.n_threads)
 
     def value(self, V, ctx):
-        return self.w * _core.penalty_value(int(_core.PenaltyKind.mean), V, ctx.n_threads)
+        return self.w * ctx.ops.penalty_value(_core.PenaltyKind.mean, V, ctx.n_threads)
 
     def value_and_gradient(self, V, grad, ctx):
         mean = V.mean(axis=0) if V.shape[0] else np.zeros(V.shape[1])

@@ -22,6 +22,7 @@ class NoPenalty(Penalty):
     name = "none"
     smooth = True
     quadratic = True
+    runs_on_device = True
 
     def prox(self, V, tau, out, ctx):
         if out is not V:

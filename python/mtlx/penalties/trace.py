@@ -27,6 +27,7 @@ class Trace(Penalty):
     """
 
     name = "trace"
+    runs_on_device = True
 
     def prox(self, V, tau, out, ctx):
         if V.shape[1] <= V.shape[0]:
@@ -41,10 +42,10 @@ class Trace(Penalty):
             value = self.prox_from_stats(V / scale, stats, tau / scale, out, ctx)
             out *= scale
             return value * scale
-        return self.w * _core.prox(int(_core.PenaltyKind.trace), V, tau * self.w, out, ctx.n_threads)
+        return self.w * ctx.ops.prox(_core.PenaltyKind.trace, V, tau * self.w, out, ctx.n_threads)
 
     def value(self, V, ctx):
-        return self.w * _core.penalty_value(int(_core.PenaltyKind.trace), V, ctx.n_threads)
+        return self.w * ctx.ops.penalty_value(_core.PenaltyKind.trace, V, ctx.n_threads)
 
     def dual_norm(self, M):
         return _ratio(float(np.linalg.norm(M, 2)) if np.size(M) else 0.0, self.w)
