@@ -271,6 +271,17 @@ def install_crash_abort() -> None:
 
 
 # ---------------------------------------------------------------------------------- assignment
+def local_rank(comm) -> int:
+    """This rank's index among the ranks on its node (``MPI_COMM_TYPE_SHARED``): the GPU a rank takes
+    by default (``device="cuda"`` under MPI) is ``local_rank % n_devices``."""
+    MPI = _mpi()
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return int(node.Get_rank())
+    finally:
+        node.Free()
+
+
 def assign_tasks(n_rows_per_task, n_ranks: int) -> list:
     """Tasks per rank, balancing the total number of rows (not the number of tasks).
 

@@ -192,7 +192,7 @@ class _MultiTaskModel(BaseEstimator):
                                      "layouts the task ids of different ranks would collide")
             # (after the agreement: a collective of its own, which every rank reaches)
             data = self._distributed_columns(data)
-        data = gpu.place(data, getattr(self, "device", None))  # (the data pass on a GPU: moved once)
+        data = gpu.place(data, getattr(self, "device", None), self.comm)  # (the data pass on a GPU: moved once)
         T, d = len(self._global_task_ids(data)), data.n_features
         W0 = b0 = None
         if self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (T, d):

@@ -183,6 +183,9 @@ class Problem:
                     raise ValueError(f"the penalty {part!r} does not run on a GPU yet (there: L1, L21, Trace, Mean, "
                                      "their sums such as L1 + L21, and Superpose of them); solve on the host "
                                      "(device=None with host data)")
+                if self.distributed and part.n_stats(self.ctx) > 0 and not part.stats_on_device:
+                    raise ValueError(f"the penalty {part!r} does not run on GPUs under MPI yet (there: L1, L21, "
+                                     "Mean and L1 + L21); solve it on the hosts, or on one GPU without comm")
 
     def _set_scales(self) -> None:
         """The fixed metric: intercepts and shared blocks scaled to the task blocks' curvature; and
@@ -355,6 +358,20 @@ class Problem:
             raise _Stopped
         return buf
 
+    def _stage(self, compute, host_out: np.ndarray) -> None:
+        """``compute(out)`` writes local statistics; on a device into device scratch, then copied to
+        ``host_out`` (a slice of a reduction buffer: MPI reduces host memory, the copy synchronizes)."""
+        if not self.ops.on_device:
+            compute(host_out)
+            return
+        scratch = self.ops.zeros(host_out.shape, np.float64, "statistics for an Allreduce")
+        compute(scratch)
+        host_out[...] = self.ops.to_host(scratch)
+
+    def _here(self, a: np.ndarray):
+        """Reduced statistics (host) where the blocks live."""
+        return self.ops.asarray(a) if self.ops.on_device else a
+
     # ------------------------------------------------------------------ the smooth part
     def f(self, theta: np.ndarray, grad: np.ndarray | None = None) -> float:
         """This rank's share of the smooth part at theta; fills ``grad`` when given.
@@ -453,11 +470,13 @@ class Problem:
             pos = 0
             if grad is not None:
                 for b in self.shared_blocks:
-                    buf[pos : pos + d] = self.view(grad, b)
+                    buf[pos : pos + d] = self.ops.to_host(self.view(grad, b))
                     pos += d
             for b, term in self._stats_smooth:
                 k = term.n_stats(self.ctx)
-                term.local_stats(self.view(theta, b), None, None, buf[pos : pos + k], self.ctx)
+                V = self.view(theta, b)
+                self._stage(lambda out, term=term, V=V: term.local_stats(V, None, None, out, self.ctx),
+                            buf[pos : pos + k])
                 pos += k
         except Exception as exc:
             self._failed(exc)
@@ -467,12 +486,13 @@ class Problem:
             pos = 0
             if grad is not None:
                 for b in self.shared_blocks:
-                    self.view(grad, b)[...] = buf[pos : pos + d]
+                    self.view(grad, b)[...] = self._here(buf[pos : pos + d])
                     pos += d
             for b, term in self._stats_smooth:
                 k = term.n_stats(self.ctx)
-                g = np.zeros(b.shape) if grad is not None else None
-                value += self.alpha * term.value_from_stats(self.view(theta, b), buf[pos : pos + k], self.ctx, g)
+                g = self.ops.zeros(b.shape, np.float64, "a gradient") if grad is not None else None
+                value += self.alpha * term.value_from_stats(self.view(theta, b), self._here(buf[pos : pos + k]),
+                                                            self.ctx, g)
                 if g is not None:
                     self.view(grad, b)[...] += self.alpha * g
                 pos += k
@@ -527,7 +547,8 @@ class Problem:
             pos = 0
             for b, k in zip(self._stats_prox, sizes):
                 V = self.view(theta, b)
-                b.prox_part.local_stats(V, tau, V, buf[pos : pos + k], self.ctx)
+                self._stage(lambda out, part=b.prox_part, V=V: part.local_stats(V, tau, V, out, self.ctx),
+                            buf[pos : pos + k])
                 pos += k
         except Exception as exc:
             self._failed(exc)
@@ -537,7 +558,7 @@ class Problem:
             pos = 0
             for b, k in zip(self._stats_prox, sizes):
                 V = self.view(theta, b)
-                stats = buf[pos : pos + k]
+                stats = self._here(buf[pos : pos + k])
                 if prox:
                     value += self.alpha * b.prox_part.prox_from_stats(V, stats, tau, V, self.ctx)
                 else:
@@ -558,7 +579,9 @@ class Problem:
             pos = 0
             for b in self._stats_prox:
                 k = b.prox_part.n_pieces(self.ctx)
-                b.prox_part.local_pieces(self.view(y, b), self.view(g, b), out[pos : pos + k], self.ctx)
+                Y, G = self.view(y, b), self.view(g, b)
+                self._stage(lambda buf, part=b.prox_part, Y=Y, G=G: part.local_pieces(Y, G, buf, self.ctx),
+                            out[pos : pos + k])
                 pos += k
         except Exception as exc:
             self._failed(exc)
@@ -576,7 +599,7 @@ class Problem:
                     value += self.alpha * self._prox_local(theta, b, tau)
                     continue
                 k = b.prox_part.n_pieces(self.ctx)
-                stats = b.prox_part.stats_from_pieces(pieces[pos : pos + k], step, self.ctx)
+                stats = self._here(b.prox_part.stats_from_pieces(pieces[pos : pos + k], step, self.ctx))
                 V = self.view(theta, b)
                 value += self.alpha * b.prox_part.prox_from_stats(V, stats, tau, V, self.ctx)
                 pos += k

@@ -228,9 +228,11 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
     device : {None, "cpu", "cuda", "cuda:N"} or int, optional
         Where the data pass runs. ``None``: where the data are (a TaskData built from CuPy or other
         device arrays is on their GPU); ``"cuda"`` (device ``MTLX_DEVICE``, else 0) or ``"cuda:N"``
-        moves host data to that GPU once. A device solve runs FISTA: the data pass on the GPU, the
-        iterate, prox and vector steps (O(T d)) on the host; with device input, ``W``, ``b`` and
-        ``components`` come back as CuPy arrays. Needs a build with the CUDA backend
+        moves host data to that GPU once; under MPI, ``"cuda"`` is each rank's own GPU
+        (``MTLX_DEVICE``, else its index on the node modulo the node's GPUs). A device solve runs
+        FISTA with everything on the GPU (data pass, iterate, vector steps, the proxes of L1, L21,
+        Mean and the trace norm): per iteration only scalars come back. With device input, ``W``,
+        ``b`` and ``components`` come back as CuPy arrays. Needs a build with the CUDA backend
         (``mtlx.HAS_CUDA``).
 
     Returns
@@ -273,10 +275,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         checkpoint_every = check_int(checkpoint_every, "checkpoint_every", 1)
         if not isinstance(data, TaskData):
             raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
-        data = gpu.place(data, device)
-        if comm is not None and data.device is not None:
-            raise ValueError("a device solve under MPI (comm=...) is not supported yet: solve on the host, or on one "
-                             "GPU without comm")
+        data = gpu.place(data, device, comm)
     if comm is None and data.device is None and applies(data) and \
             all(x.quadratic for x in resolve_losses(loss, data.n_tasks)) and not (solver == "fista" and gram is False):
         # Row-weighted least squares: the unweighted problem of the scaled rows, so that every

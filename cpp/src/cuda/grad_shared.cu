@@ -18,9 +18,10 @@ template <class Real>
 __global__ void shared_chunk_kernel(SharedTasks<Real> data, const Real* Z, const Real* b, Real* R, double* chunk_loss,
                                     double* chunk_deriv) {
   const std::int64_t T = data.n_tasks;
-  const std::int64_t t = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  // Row chunks on x (up to 2^31 - 1 blocks), task blocks on y (at most 65535: T up to 8.3 million).
+  const std::int64_t t = blockIdx.y * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (t >= T) return;
-  const std::int64_t k = blockIdx.y;
+  const std::int64_t k = blockIdx.x;
   const std::int64_t row0 = k * kChunkRows;
   const std::int64_t row1 = row0 + kChunkRows < data.n_samples ? row0 + kChunkRows : data.n_samples;
   const double c = data.weights[t];
@@ -55,7 +56,7 @@ double shared_residuals(const SharedTasks<Real>& data, const Real* Z, const Real
   const std::int64_t T = data.n_tasks;
   const std::int64_t n_chunks = (data.n_samples + kChunkRows - 1) / kChunkRows;
   if (T > 0 && n_chunks > 0) {
-    const dim3 grid(blocks_for(T, kThreads), static_cast<unsigned>(n_chunks));
+    const dim3 grid(static_cast<unsigned>(n_chunks), blocks_for(T, kThreads));
     shared_chunk_kernel<Real><<<grid, kThreads, 0, s>>>(data, Z, b, R, work.chunk_loss, work.chunk_deriv);
     check_launch("shared_chunk_kernel");
   }

@@ -72,8 +72,9 @@ __global__ void stacked_chunk_kernel(StackedTasks<Real> data, ChunkPlan plan, co
 template <class Real>
 __global__ void task_gradient_kernel(const double* partial, const std::int64_t* task_chunks, std::int64_t d,
                                      Real* gWt) {
-  const std::int64_t t = blockIdx.y;
-  const std::int64_t j = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  // Tasks on x (up to 2^31 - 1 blocks), feature blocks on y (at most 65535: d up to 16.7 million).
+  const std::int64_t t = blockIdx.x;
+  const std::int64_t j = blockIdx.y * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (j >= d) return;
   double s = 0.0;
   for (std::int64_t k = task_chunks[t]; k < task_chunks[t + 1]; ++k) s += partial[k * d + j];
@@ -95,7 +96,7 @@ double loss_grad_stacked(const StackedTasks<Real>& data, const ChunkPlan& plan, 
   }
   if (T > 0) {
     if (with_grad && d > 0) {
-      const dim3 grid(blocks_for(d, kThreads), static_cast<unsigned>(T));
+      const dim3 grid(static_cast<unsigned>(T), blocks_for(d, kThreads));
       task_gradient_kernel<Real><<<grid, kThreads, 0, s>>>(work.partial, plan.task_chunks, d, grad.gWt);
       check_launch("task_gradient_kernel");
     }

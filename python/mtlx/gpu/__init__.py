@@ -6,8 +6,9 @@
 * :mod:`~mtlx.gpu.data`: :class:`DeviceTaskData`, X kept on the device;
 * :mod:`~mtlx.gpu.smooth`: the smooth part evaluated by the device kernels.
 
-A solve on device data runs FISTA (:func:`mtlx.solve`): the data pass, the part that grows with
-n d, runs on the device; the iterate, the prox and the vector steps (O(T d)) stay on the host.
+A solve on device data runs FISTA (:func:`mtlx.solve`) with everything on the device: the data
+pass, the iterate and its vector steps, the native penalties' proxes (the backend is the
+problem's ``ops``, :mod:`mtlx._ops`); only scalars come back per iteration.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ def backend_for(index: int):
     return CudaBackend(index)
 
 
-def place(data, device):
+def place(data, device, comm=None):
     """``data`` where ``device`` asks (see :func:`mtlx.solve`): host data stay on the host for
     ``device=None``; ``"cuda"``/``"cuda:N"`` moves host data there once; device data need
-    ``device`` None or their own device."""
+    ``device`` None or their own device. Under MPI (``comm``), ``"cuda"`` is the rank's own GPU:
+    ``MTLX_DEVICE`` when set, else the rank's index on its node modulo the node's GPUs."""
     on_device = getattr(data, "device", None)
     if device is None:
         return data
@@ -37,7 +39,12 @@ def place(data, device):
             raise ValueError(f"the data are on cuda:{on_device} but device='cpu': build the TaskData from host "
                              "(numpy) arrays to solve on the host")
         return data
-    index = resolve_device(device)
+    default = None
+    if comm is not None and isinstance(device, str) and device.strip().lower() == "cuda":
+        from ..distributed import local_rank
+
+        default = local_rank(comm) % max(device_count(), 1)
+    index = resolve_device(device, default)
     from .data import to_device
 
     return to_device(data, backend_for(index))

@@ -138,6 +138,8 @@ class Penalty:
     nests_entries = False
     #: Its prox and value run on arrays in a GPU's memory (through ``ctx.ops``: the native penalties).
     runs_on_device = False
+    #: Its distributed statistics, pieces and prox from statistics run on device arrays too (MPI with GPUs).
+    stats_on_device = False
     #: Constructor arguments, in order, for repr, equality and the plain-data spec.
     _fields: tuple = ("w",)
 
@@ -370,6 +372,10 @@ class Chain(Penalty):
     @property
     def runs_on_device(self) -> bool:
         return self.first.runs_on_device and self.second.runs_on_device
+
+    @property
+    def stats_on_device(self) -> bool:
+        return self.second.stats_on_device
 
     def prox(self, V, tau, out, ctx):
         self.first.prox(V, tau, out, ctx)

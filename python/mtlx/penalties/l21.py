@@ -24,6 +24,7 @@ class L21(Penalty):
     name = "l21"
     cd_kind = _core.PenaltyKind.l21
     runs_on_device = True
+    stats_on_device = True
     nests_entries = True
 
     def prox(self, V, tau, out, ctx):

@@ -28,6 +28,7 @@ class Mean(Penalty):
     smooth = True
     quadratic = True
     runs_on_device = True
+    stats_on_device = True
 
     def prox(self, V, tau, out, ctx):
         return self.w * ctx.ops.prox(_core.PenaltyKind.mean, V, tau * self.w, out, ctx.n_threads)
@@ -82,8 +83,11 @@ class Mean(Penalty):
         d = ctx.n_features
         Y.sum(axis=0, out=out[:d])
         G.sum(axis=0, out=out[d : 2 * d])
-        out[2 * d : 2 * d + 4] = (np.einsum("tj,tj->", Y, Y), np.einsum("tj,tj->", Y, G),
-                                  np.einsum("tj,tj->", G, G), Y.shape[0])
+        # (one entry at a time: on a device each is a 0-d device array, which a tuple cannot carry)
+        out[2 * d] = np.einsum("tj,tj->", Y, Y)
+        out[2 * d + 1] = np.einsum("tj,tj->", Y, G)
+        out[2 * d + 2] = np.einsum("tj,tj->", G, G)
+        out[2 * d + 3] = Y.shape[0]
 
     def stats_from_pieces(self, pieces, step, ctx):
         d = ctx.n_features
