@@ -1,8 +1,13 @@
 // The stacked (ragged per-task rows) loss and gradient on the device: one block per chunk of
-// kChunkRows rows of one task. The block's warps compute the chunk's margins (a warp per row,
-// lanes striding the features, a butterfly of shuffles), then its threads sweep the features,
-// each summing r_i x_ij over the chunk's rows in order: the rows were just read, so the second
-// read is served by the cache and X crosses the memory bus once per evaluation.
+// kChunkRows rows of one task, a warp per row for its margin (lanes striding the features, a
+// butterfly of shuffles that leaves the sum in every lane).
+//
+// Two ways to the gradient, chosen by d alone (so the summation order is a function of the shape):
+//  * narrow rows (the warps' accumulators, kWarps x d, fit in 48 KB of shared memory): each warp
+//    adds r_i x_i into its own accumulator right after the margin, re-reading the row it just read
+//    (an L1 hit), and the block adds its warps in order: X crosses the memory bus once;
+//  * wide rows: the block's threads sweep the features after all margins, each summing r_i x_ij
+//    over the chunk's rows in order (the rows are read a second time, from L2 where they still are).
 #include <cuda_runtime.h>
 
 #include "check.cuh"
@@ -14,6 +19,91 @@ namespace mtlx::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+/// Shared memory the warps' accumulators may take (the default per-block limit of every GPU).
+constexpr std::size_t kWarpAccumulatorBytes = 48 * 1024;
+
+/// The margin's loss terms of row i of task t (c s L and c s L'; zero for a zero weight).
+template <class Real>
+struct RowTerms {
+  double value;
+  Real deriv;
+};
+
+template <class Real>
+__device__ RowTerms<Real> row_terms(const StackedTasks<Real>& data, std::int64_t t, std::int64_t i, Real z) {
+  const double c = data.weights[t];
+  const Real yi = data.y[i];
+  const Real s = data.sample_weight != nullptr ? data.sample_weight[i] : Real(1);
+  RowTerms<Real> out{0.0, Real(0)};
+  visit_loss(static_cast<LossKind>(data.losses[t]), data.loss_params[t], [&](const auto& loss) {
+    // A zero weight drops the row whatever its loss (an infinite loss times 0 would be NaN).
+    if (s != Real(0)) {
+      out.value = c * static_cast<double>(s) * loss.value(yi, z);
+      out.deriv = static_cast<Real>(c * static_cast<double>(s * loss.deriv(yi, z)));
+    }
+  });
+  return out;
+}
+
+/// x . w over a warp: lanes stride the features, then a butterfly (every lane gets the sum).
+template <class Real>
+__device__ Real warp_dot(const Real* x, const Real* w, std::int64_t d, int lane) {
+  Real acc = 0;
+  for (std::int64_t j = lane; j < d; j += 32) acc += x[j] * w[j];
+  for (int offset = 16; offset > 0; offset >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, offset);
+  return acc;
+}
+
+/// The narrow-row kernel (see the file comment); dynamic shared memory: kWarps x d Reals.
+template <class Real>
+__global__ void stacked_warp_kernel(StackedTasks<Real> data, ChunkPlan plan, const Real* Wt, const Real* b,
+                                    bool with_grad, double* partial, double* chunk_loss, double* chunk_deriv) {
+  extern __shared__ unsigned char shared_bytes[];
+  Real* acc = reinterpret_cast<Real*>(shared_bytes);
+  __shared__ Real r[kChunkRows];
+  __shared__ double v[kChunkRows];
+  const std::int64_t k = blockIdx.x;
+  const std::int64_t t = plan.chunk_task[k];
+  const std::int64_t row0 = plan.chunk_begin[k];
+  const int n_rows = static_cast<int>(plan.chunk_begin[k + 1] - row0);
+  const std::int64_t d = data.n_features;
+  const Real* w = Wt + t * d;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const Real bt = b != nullptr ? b[t] : Real(0);
+  if (with_grad)
+    for (std::int64_t j = threadIdx.x; j < kWarps * d; j += blockDim.x) acc[j] = Real(0);
+  __syncthreads();
+  Real* mine = acc + warp * d;
+  for (int q = warp; q < n_rows; q += kWarps) {
+    const std::int64_t i = row0 + q;
+    const Real* x = data.X + i * d;
+    const RowTerms<Real> terms = row_terms(data, t, i, warp_dot(x, w, d, lane) + bt);
+    if (lane == 0) {
+      v[q] = terms.value;
+      r[q] = terms.deriv;
+    }
+    if (with_grad)
+      for (std::int64_t j = lane; j < d; j += 32) mine[j] += terms.deriv * x[j];
+  }
+  __syncthreads();
+  if (with_grad) {
+    for (std::int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+      Real sum = 0;
+      for (int u = 0; u < kWarps; ++u) sum += acc[u * d + j];
+      partial[k * d + j] = static_cast<double>(sum);
+    }
+  }
+  if (threadIdx.x == 0) {
+    double loss = 0.0, deriv = 0.0;
+    for (int q = 0; q < n_rows; ++q) {
+      loss += v[q];
+      deriv += static_cast<double>(r[q]);
+    }
+    chunk_loss[k] = loss;
+    chunk_deriv[k] = deriv;
+  }
+}
 
 template <class Real>
 __global__ void stacked_chunk_kernel(StackedTasks<Real> data, ChunkPlan plan, const Real* Wt, const Real* b,
@@ -26,26 +116,14 @@ __global__ void stacked_chunk_kernel(StackedTasks<Real> data, ChunkPlan plan, co
   const int n_rows = static_cast<int>(plan.chunk_begin[k + 1] - row0);
   const std::int64_t d = data.n_features;
   const Real* w = Wt + t * d;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-  const double c = data.weights[t];
-  const auto kind = static_cast<LossKind>(data.losses[t]);
-  const double param = data.loss_params[t];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const Real bt = b != nullptr ? b[t] : Real(0);
-  for (int q = warp; q < n_rows; q += n_warps) {
+  for (int q = warp; q < n_rows; q += kWarps) {
     const std::int64_t i = row0 + q;
-    const Real* x = data.X + i * d;
-    Real acc = 0;
-    for (std::int64_t j = lane; j < d; j += 32) acc += x[j] * w[j];
-    for (int offset = 16; offset > 0; offset >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, offset);
+    const RowTerms<Real> terms = row_terms(data, t, i, warp_dot(data.X + i * d, w, d, lane) + bt);
     if (lane == 0) {
-      const Real z = acc + bt;
-      const Real yi = data.y[i];
-      const Real s = data.sample_weight != nullptr ? data.sample_weight[i] : Real(1);
-      visit_loss(kind, param, [&](const auto& loss) {
-        // A zero weight drops the row whatever its loss (an infinite loss times 0 would be NaN).
-        v[q] = s != Real(0) ? c * static_cast<double>(s) * loss.value(yi, z) : 0.0;
-        r[q] = s != Real(0) ? static_cast<Real>(c * static_cast<double>(s * loss.deriv(yi, z))) : Real(0);
-      });
+      v[q] = terms.value;
+      r[q] = terms.deriv;
     }
   }
   __syncthreads();
@@ -90,9 +168,17 @@ double loss_grad_stacked(const StackedTasks<Real>& data, const ChunkPlan& plan, 
   const bool with_grad = grad.gWt != nullptr;
   const std::int64_t T = data.n_tasks, d = data.n_features;
   if (plan.n_chunks > 0) {
-    stacked_chunk_kernel<Real><<<static_cast<unsigned>(plan.n_chunks), kThreads, 0, s>>>(
-        data, plan, Wt, b, with_grad, work.partial, work.chunk_loss, work.chunk_deriv);
-    check_launch("stacked_chunk_kernel");
+    const unsigned blocks = static_cast<unsigned>(plan.n_chunks);
+    const std::size_t accumulators = static_cast<std::size_t>(kWarps) * static_cast<std::size_t>(d) * sizeof(Real);
+    if (accumulators <= kWarpAccumulatorBytes) {
+      stacked_warp_kernel<Real><<<blocks, kThreads, with_grad ? accumulators : 0, s>>>(
+          data, plan, Wt, b, with_grad, work.partial, work.chunk_loss, work.chunk_deriv);
+      check_launch("stacked_warp_kernel");
+    } else {
+      stacked_chunk_kernel<Real>
+          <<<blocks, kThreads, 0, s>>>(data, plan, Wt, b, with_grad, work.partial, work.chunk_loss, work.chunk_deriv);
+      check_launch("stacked_chunk_kernel");
+    }
   }
   if (T > 0) {
     if (with_grad && d > 0) {
