@@ -132,8 +132,7 @@ def gradient(cupy, layout: str, dtype, shape: dict, repeats: int, copy_gbs: floa
 def school_solves(cupy) -> list:
     from mtlx.datasets import load_school
 
-    tasks = load_school()
-    host = mtlx.TaskData.from_tasks(tasks)
+    host = mtlx.TaskData.from_tasks(load_school().tasks())
     rows = []
     for penalty, alpha in (("l21", 1e-2), ("trace", 1e-1)):
         options = dict(penalty=penalty, alpha=alpha, fit_intercept=True, tol=1e-9, max_iter=200_000)

@@ -38,6 +38,11 @@ class HostOps:
         return np.array(a, dtype=dtype)
 
     @staticmethod
+    def resident(a) -> bool:
+        """Whether ``a`` lives where these ops keep arrays (always, on the host)."""
+        return True
+
+    @staticmethod
     def to_host(a):
         """``a`` as a numpy array (itself here)."""
         return a

@@ -376,6 +376,9 @@ class _MultiTaskModel(BaseEstimator):
             coded.append(c)
         if not changed:
             return data
+        if data.device is not None:
+            raise ValueError("a classifier encodes its targets on the host: fit it on numpy arrays with device='cuda' "
+                             "(the data then move to the GPU once), not on a TaskData of device arrays")
         widths = [1 if np.ndim(c) == 1 else np.shape(c)[1] for c in coded]
         if max(widths) > 1:  # a multiclass task: one column per class (ids 0..C-1; the tasks' ids are kept apart)
             columns = np.arange(sum(widths))

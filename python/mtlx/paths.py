@@ -63,6 +63,8 @@ def _spectral_norm(X) -> float:
     """||X||_2: LAPACK for a dense X, Lanczos (scipy's svds) for a sparse one."""
     import scipy.sparse as sp
 
+    if gpu.is_device_array(X):  # (X on a GPU: its largest singular value there, cuSOLVER through CuPy)
+        return float(gpu.to_host(_device_svd(X))[0]) if X.size else 0.0
     if not sp.issparse(X):
         return float(np.linalg.norm(X.astype(np.float64), 2))
     if min(X.shape) < 3:
@@ -70,6 +72,12 @@ def _spectral_norm(X) -> float:
     from scipy.sparse.linalg import svds
 
     return float(svds(X.astype(np.float64), k=1, return_singular_vectors=False, random_state=0)[0])
+
+
+def _device_svd(X):
+    import cupy
+
+    return cupy.linalg.svd(X.astype(cupy.float64), compute_uv=False)
 
 
 def _gradient_at_zero(data: TaskData, loss, task_weights, fit_intercept: bool, n_threads):
@@ -163,6 +171,8 @@ def _alpha_ref(data: TaskData, pen, loss, task_weights, n_threads) -> float:
             X_t, s_t = data.task(t)[0], data.task_weights_of(t)
             if s_t is not None:
                 root = np.sqrt(s_t.astype(np.float64))
+                if data.device is not None:
+                    root = data.backend.asarray(root)
                 X_t = X_t.multiply(root[:, None]).tocsr() if data.sparse else root[:, None] * X_t
             return _spectral_norm(X_t) ** 2
         top = max(float(c[t]) * spectral(t) for t in range(data.n_tasks))
@@ -260,9 +270,18 @@ def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=
     -------
     PathResult
     """
+    data = gpu.place(data, device)
+    with gpu.activated(data):  # (data on a GPU: every CuPy operation on its device and stream)
+        return _path(data, penalty, loss=loss, alphas=alphas, n_alphas=n_alphas, eps=eps, l2=l2,
+                     fit_intercept=fit_intercept, task_weights=task_weights, tol=tol, screening=screening,
+                     working_set=working_set, max_iter=max_iter, gram=gram, n_threads=n_threads)
+
+
+def _path(data: TaskData, penalty, *, loss, alphas, n_alphas, eps, l2, fit_intercept, task_weights, tol, screening,
+          working_set, max_iter, gram, n_threads) -> PathResult:
+    """:func:`path` once the data are where they are solved."""
     start = time.perf_counter()
     pen = get_penalty(penalty)
-    data = gpu.place(data, device)
     n_threads = resolve_n_threads(n_threads, float(data.X.size))
     tol = check_real(tol, "tol")
     eps = check_real(eps, "eps", 0.0, low_open=True)

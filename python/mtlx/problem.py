@@ -259,8 +259,7 @@ class Problem:
         if len(self.task_blocks) == 1 and not self.shared_blocks:
             return self.view(theta, self.task_blocks[0])
         # (a host theta of a device problem: the certificate's and the results' copy)
-        W = self._W if not self.ops.on_device or not isinstance(theta, np.ndarray) else \
-            np.empty((self.n_tasks, self.n_features))
+        W = self._W if self.ops.resident(theta) else np.empty((self.n_tasks, self.n_features))
         W[...] = 0.0
         for b in self.task_blocks:
             W += self.view(theta, b)

@@ -308,7 +308,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         data = reduction.conform(data)
     with reduction.agreed_errors():
         n_threads = resolve_n_threads(n_threads, work_per_call(data))
-    with blas_threads(n_threads):
+    with blas_threads(n_threads), gpu.activated(data):
         return _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0, b0, callback,
                       n_threads, gram, reduction, checkpoint, checkpoint_every, resume, start, engine)
 

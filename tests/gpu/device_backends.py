@@ -64,8 +64,8 @@ def _check_not_mixed(items):
     for a in items:
         if isinstance(a, (list, tuple)):
             _check_not_mixed(a)
-        elif isinstance(a, np.ndarray) and not isinstance(a, DeviceArray) and a.ndim > 0:
-            raise TypeError(f"a host array (shape {a.shape}) mixed with device arrays (CuPy refuses this)")
+        elif isinstance(a, np.ndarray) and not isinstance(a, DeviceArray):
+            raise TypeError(f"a host array (shape {a.shape}) mixed with device arrays (CuPy refuses this, 0-d too)")
 
 
 def _wrap(result):
@@ -220,7 +220,7 @@ class HostEmulation:
     # -- the loss kernels, written out in numpy ------------------------------------------------
     def _terms(self, store, t, y, z, s):
         code, param, c = int(store.losses[t]), float(store.loss_params[t]), float(store.weights[t])
-        keep = np.ones_like(z, dtype=bool) if s is None else s != 0
+        keep = np.full(z.shape, c != 0.0) if s is None else (s != 0) & (c != 0.0)
         scale = c * (1.0 if s is None else s.astype(np.float64))
         v = np.where(keep, scale * loss_value(code, param, y, z), 0.0)
         r = np.where(keep, scale * loss_deriv(code, param, y, z), 0.0)

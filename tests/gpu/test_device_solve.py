@@ -166,3 +166,24 @@ def test_path_and_loss_grad_on_device_data_equal_the_host(backend, rng):
     res = mtlx.path(device, "l21", **options)
     np.testing.assert_allclose(to_host(res.coefs), ref.coefs, atol=1e-7 * np.abs(ref.coefs).max())
     np.testing.assert_allclose(res.objectives, ref.objectives, rtol=1e-9)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("penalty", ["trace", "superpose_l1_trace", "superpose_l21_l1", "mean"])
+def test_more_tasks_than_features_and_decompositions_equal_the_host(backend, penalty, rng):
+    # d <= T: the trace norm's prox takes the feature side (the school data's shape: d = 28, T = 139).
+    P = mtlx.penalties
+    pen = {"superpose_l1_trace": P.Superpose(P.L1(1.0), P.Trace(2.0)),
+           "superpose_l21_l1": P.Superpose(P.L21(1.0), P.L1(1.0))}.get(penalty, penalty)
+    X = rng.standard_normal((60, 3))
+    Y = X @ rng.standard_normal((3, 9)) + 0.3 * rng.standard_normal((60, 9))
+    host = mtlx.TaskData.from_shared(X, Y)
+    device = on_device(backend, "shared", X, Y)
+    options = dict(penalty=pen, alpha=0.05, fit_intercept=True, tol=1e-10, max_iter=50000)
+    ref = mtlx.solve(host, solver="fista", **options)
+    res = mtlx.solve(device, **options)
+    assert res.converged and ref.converged
+    np.testing.assert_allclose(to_host(res.W), ref.W, atol=1e-7 * np.abs(ref.W).max())
+    for part, ref_part in zip(res.components, ref.components):
+        np.testing.assert_allclose(to_host(part), ref_part, atol=1e-6 * np.abs(ref.W).max())
+    np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-10)

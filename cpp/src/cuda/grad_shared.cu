@@ -35,9 +35,11 @@ __global__ void shared_chunk_kernel(SharedTasks<Real> data, const Real* Z, const
       const Real z = Z[e] + bt;
       const Real y = data.Y[e];
       const Real s = data.sample_weight != nullptr ? data.sample_weight[e] : Real(1);
-      // A zero weight (a dropped row, a missing label) counts nothing, whatever the loss there.
-      const double value = s != Real(0) ? c * static_cast<double>(s) * fn.value(y, z) : 0.0;
-      const Real r = s != Real(0) ? static_cast<Real>(c * static_cast<double>(s * fn.deriv(y, z))) : Real(0);
+      // A zero weight (a dropped row, a missing label, a task of weight 0) counts nothing, whatever
+      // the loss there.
+      const bool counts = s != Real(0) && c != 0.0;
+      const double value = counts ? c * static_cast<double>(s) * fn.value(y, z) : 0.0;
+      const Real r = counts ? static_cast<Real>(c * static_cast<double>(s * fn.deriv(y, z))) : Real(0);
       loss += value;
       deriv += static_cast<double>(r);
       if (R != nullptr) R[e] = r;

@@ -37,8 +37,9 @@ __device__ RowTerms<Real> row_terms(const StackedTasks<Real>& data, std::int64_t
   const Real s = data.sample_weight != nullptr ? data.sample_weight[i] : Real(1);
   RowTerms<Real> out{0.0, Real(0)};
   visit_loss(static_cast<LossKind>(data.losses[t]), data.loss_params[t], [&](const auto& loss) {
-    // A zero weight drops the row whatever its loss (an infinite loss times 0 would be NaN).
-    if (s != Real(0)) {
+    // A zero weight drops the row whatever its loss (an infinite loss times 0 would be NaN); a task
+    // of weight 0 counts nothing (the CPU skips it).
+    if (s != Real(0) && c != 0.0) {
       out.value = c * static_cast<double>(s) * loss.value(yi, z);
       out.deriv = static_cast<Real>(c * static_cast<double>(s * loss.deriv(yi, z)));
     }

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from .arrays import HAS_CUDA, any_device_array, device_count, is_device_array, require_cuda, resolve_device
 
-__all__ = ["HAS_CUDA", "any_device_array", "backend_for", "device_count", "is_device_array", "place", "require_cuda",
-           "resolve_device", "to_host", "wrap_result"]
+__all__ = ["HAS_CUDA", "activated", "any_device_array", "backend_for", "device_count", "is_device_array", "place",
+           "require_cuda", "resolve_device", "to_host", "wrap_result"]
 
 
 def backend_for(index: int):
@@ -48,6 +48,16 @@ def place(data, device, comm=None):
     from .data import to_device
 
     return to_device(data, backend_for(index))
+
+
+def activated(data):
+    """A context in which the data's GPU is CuPy's current device (nothing for host data): every
+    CuPy operation of a device solve then runs on that device and its stream, in order with mtlx's
+    kernels."""
+    import contextlib
+
+    backend = getattr(data, "backend", None)
+    return backend.activate() if getattr(data, "device", None) is not None else contextlib.nullcontext()
 
 
 def to_host(a):

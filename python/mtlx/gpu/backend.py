@@ -89,11 +89,16 @@ class CudaBackend:
             return self.xp.ascontiguousarray(self.xp.asarray(a), dtype=dtype)
 
     def adopt(self, a, name: str):
-        """A device array of any producer as a CuPy array, without a copy."""
+        """A device array of any producer as a CuPy array, without a copy (on this device, else a
+        ValueError naming both devices)."""
         from .arrays import as_cupy
 
         with self._device:
-            return as_cupy(a, name, self.xp)
+            arr = as_cupy(a, name, self.xp)
+        if arr.device.id != self.index:
+            raise ValueError(f"{name} is on cuda:{arr.device.id} but the other arrays of this call are on "
+                             f"cuda:{self.index}: move it (with cupy.cuda.Device({self.index}): cupy.asarray(...))")
+        return arr
 
     def upload(self, dst, src: np.ndarray) -> None:
         """dst (device) <- src (host), same shape and dtype."""
@@ -109,18 +114,21 @@ class CudaBackend:
         with self._device:
             return self.xp.asnumpy(a)
 
-    @staticmethod
-    def _ptr(a) -> int:
-        return 0 if a is None else int(a.data.ptr)
+    def _ptr(self, a, dtype=None) -> int:
+        """The pointer of a C-contiguous array on this device (0 for None), of ``dtype`` when given:
+        the kernels index raw memory, so a wrong dtype, layout or device must never reach them."""
+        if a is None:
+            return 0
+        if not isinstance(a, self.xp.ndarray) or (dtype is not None and a.dtype != dtype) or \
+                not a.flags.c_contiguous or a.device.id != self.index:
+            raise TypeError(f"expected a C-contiguous {np.dtype(dtype) if dtype is not None else ''} array on "
+                            f"cuda:{self.index}, got {type(a).__name__} {getattr(a, 'dtype', '')} "
+                            f"{getattr(a, 'shape', '')}")
+        return int(a.data.ptr)
 
     def _ptr64(self, a) -> int:
-        """The pointer of a float64 C-contiguous array on this device (else a TypeError: the kernels
-        index raw memory, so a wrong layout must never reach them)."""
-        if not isinstance(a, self.xp.ndarray) or a.dtype != np.float64 or not a.flags.c_contiguous or \
-                a.device.id != self.index:
-            raise TypeError(f"expected a C-contiguous float64 array on cuda:{self.index}, got "
-                            f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}")
-        return int(a.data.ptr)
+        """:meth:`_ptr` of a float64 array (the iterate's dtype)."""
+        return self._ptr(a, np.float64)
 
     def _stream(self) -> int:
         return int(self.xp.cuda.get_current_stream().ptr)
@@ -128,23 +136,34 @@ class CudaBackend:
     # ------------------------------------------------------------------ kernels
     def loss_grad_stacked(self, store, plan, Wt, b, gWt, gb, work: Workspace) -> float:
         """The stacked kernel (``mtlx._core.cuda.loss_grad_stacked_*``): returns the loss; writes gWt, gb when given."""
-        p = self._ptr
-        fn = _core.cuda.loss_grad_stacked_f64 if store.X.dtype == np.float64 else _core.cuda.loss_grad_stacked_f32
+        real = store.X.dtype
+        fn = _core.cuda.loss_grad_stacked_f64 if real == np.float64 else _core.cuda.loss_grad_stacked_f32
+
+        def p(a, dtype=real):
+            return self._ptr(a, dtype)
+
+        i64, f64 = np.int64, np.float64
         with self._device:
-            return fn(p(store.X), p(store.y), p(store.losses), p(store.loss_params), p(store.weights),
-                      p(store.sample_weight), store.n_tasks, store.n_features, p(plan.chunk_begin),
-                      p(plan.chunk_task), p(plan.task_chunks), plan.n_chunks, p(Wt), p(b), p(gWt), p(gb),
-                      p(work.partial), p(work.chunk_loss), p(work.chunk_deriv), p(work.task_loss), p(work.total),
-                      self._stream())
+            return fn(p(store.X), p(store.y), p(store.losses, np.uint8), p(store.loss_params, f64),
+                      p(store.weights, f64), p(store.sample_weight), store.n_tasks, store.n_features,
+                      p(plan.chunk_begin, i64), p(plan.chunk_task, i64), p(plan.task_chunks, i64), plan.n_chunks,
+                      p(Wt), p(b), p(gWt), p(gb), p(work.partial, f64), p(work.chunk_loss, f64),
+                      p(work.chunk_deriv, f64), p(work.task_loss, f64), p(work.total, f64), self._stream())
 
     def shared_residuals(self, store, Z, b, R, gb, work: Workspace) -> float:
         """The shared-layout residual kernel: R = c s L'(Y, Z + b) (when R is given), gb, the loss."""
-        p = self._ptr
-        fn = _core.cuda.shared_residuals_f64 if store.Y.dtype == np.float64 else _core.cuda.shared_residuals_f32
+        real = store.Y.dtype
+        fn = _core.cuda.shared_residuals_f64 if real == np.float64 else _core.cuda.shared_residuals_f32
+
+        def p(a, dtype=real):
+            return self._ptr(a, dtype)
+
+        f64 = np.float64
         with self._device:
-            return fn(p(store.Y), p(store.losses), p(store.loss_params), p(store.weights), p(store.sample_weight),
-                      store.n_samples, store.n_tasks, p(Z), p(b), p(R), p(gb), p(work.chunk_loss),
-                      p(work.chunk_deriv), p(work.task_loss), p(work.total), self._stream())
+            return fn(p(store.Y), p(store.losses, np.uint8), p(store.loss_params, f64), p(store.weights, f64),
+                      p(store.sample_weight), store.n_samples, store.n_tasks, p(Z), p(b), p(R), p(gb),
+                      p(work.chunk_loss, f64), p(work.chunk_deriv, f64), p(work.task_loss, f64), p(work.total, f64),
+                      self._stream())
 
     def matmul(self, a, b, out) -> None:
         """out = a @ b on the device (cuBLAS)."""
@@ -244,17 +263,21 @@ class CudaBackend:
         s > tau, so its relative error is eps (s_max / s)^2; the value is the sum of the shrunk s."""
         xp = self.xp
         T, d = V.shape
-        if T == 0 or d == 0:
+        scale = float(xp.abs(V).max()) if V.size else 0.0
+        if not scale > 0:
             out[...] = 0.0
             return 0.0
+        # Scaled by the largest entry first (as on the host): the Gram matrix of a W of scale 1e200
+        # overflows and of 1e-170 underflows.
+        U = V / scale
         small_side = T <= d
-        G = V @ V.T if small_side else V.T @ V
+        G = U @ U.T if small_side else U.T @ U
         lam, Q = xp.linalg.eigh(G)
         s = xp.sqrt(xp.maximum(lam, 0.0))
-        shrunk = xp.maximum(s - tau, 0.0)
+        shrunk = xp.maximum(s - tau / scale, 0.0)
         coef = xp.where(s > 0, shrunk / xp.where(s > 0, s, 1.0), 0.0)
         if small_side:
-            out[...] = (Q * coef) @ (Q.T @ V)
+            out[...] = ((Q * coef) @ (Q.T @ U)) * scale
         else:
-            out[...] = ((V @ Q) * coef) @ Q.T
-        return float(shrunk.sum())
+            out[...] = (((U @ Q) * coef) @ Q.T) * scale
+        return float(shrunk.sum()) * scale

@@ -10,6 +10,8 @@ device; only their (T, d) results come back.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .._validate import check_task_ids, first_nonfinite_row, nonfinite_error
@@ -20,6 +22,15 @@ __all__ = ["DeviceTaskData", "device_from_shared", "device_from_stacked", "devic
 
 #: Rows per block when a statistic of X is accumulated in float64 on the device.
 _BLOCK_ROWS = 1 << 16
+
+
+def _on_its_device(method):
+    """Runs ``method`` with the data's GPU current (CuPy's operations on its device and stream)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.backend.activate():
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 class DeviceTaskData(TaskData):
@@ -55,6 +66,7 @@ class DeviceTaskData(TaskData):
         return super().__repr__()[:-1] + f", device=cuda:{self.device})"
 
     # ------------------------------------------------------------------ statistics of X, on the device
+    @_on_its_device
     def _dense_column_sums(self, lo: int, hi: int, w) -> np.ndarray:
         total = self.backend.zeros(self.n_features, np.float64, "a column sum")
         for start in range(lo, hi, _BLOCK_ROWS):
@@ -66,6 +78,7 @@ class DeviceTaskData(TaskData):
                 total += weights @ block.astype(np.float64)
         return self.backend.asnumpy(total)
 
+    @_on_its_device
     def column_sq_norms(self, centered: bool) -> np.ndarray:
         means = self.feature_means() if centered else None
         out = np.zeros((self.n_tasks, self.n_features))
@@ -88,6 +101,7 @@ class DeviceTaskData(TaskData):
         raise NotImplementedError("selecting rows of device data (cross-validation) runs on the host: pass numpy "
                                   "arrays, or cupy.asnumpy(...) them first")
 
+    @_on_its_device
     def _check_finite(self, n_threads) -> None:
         xp = self.backend.xp
         if self.X.size:

@@ -30,7 +30,7 @@ class Trace(Penalty):
     runs_on_device = True
 
     def prox(self, V, tau, out, ctx):
-        if V.shape[1] <= V.shape[0]:
+        if V.shape[1] <= V.shape[0] and not ctx.ops.on_device:  # (a device's prox picks its smaller side itself)
             # Scaled by the largest entry first: the Gram matrix of a W of scale 1e200 overflows
             # and of 1e-170 underflows (the prox then returned zeros).
             scale = float(np.abs(V).max()) if V.size else 0.0
