@@ -332,7 +332,8 @@ def distribute(data: TaskData | None, comm=None) -> TaskData:
     TaskData
         This rank's tasks (chosen by :func:`assign_tasks`), with their global ids as
         ``task_ids``; empty on a rank without tasks. The shared layout stays shared: every rank
-        receives X and the target columns of its tasks.
+        receives X and the target columns of its tasks. A sparse (CSR) X stays sparse: its
+        stored entries travel (int64 indices), never a dense copy.
     """
     comm = _world(comm)
     rank = comm.Get_rank()
@@ -341,21 +342,20 @@ def distribute(data: TaskData | None, comm=None) -> TaskData:
         if rank == 0:
             if not isinstance(data, TaskData):
                 raise TypeError(f"data on rank 0 must be an mtlx.TaskData, got {type(data).__name__}")
-            if data.sparse:
-                raise ValueError("distribute() sends dense rows: with a sparse X, build each rank's TaskData from "
-                                 "its own tasks (TaskData.from_tasks with CSR X_t and task_ids), which solve(comm=) "
-                                 "takes as it is")
             meta = (data.layout, data.n_features, data.dtype.str, data.X.shape[0], data.n_samples, data.task_ids,
-                    data.weighted)
+                    data.weighted, data.sparse)
     with watched(comm, "distribute's broadcast of the layout"):
-        layout, d, dtype, n_rows, n_samples, ids, weighted = comm.bcast(meta, root=0)
+        layout, d, dtype, n_rows, n_samples, ids, weighted, sparse = comm.bcast(meta, root=0)
     dtype = np.dtype(dtype)
     parts = assign_tasks(n_samples, comm.Get_size())
     mine = parts[rank]
     if layout == "shared":
-        X = data.X if rank == 0 else np.empty((n_rows, d), dtype=dtype)
-        with watched(comm, "distribute's broadcast of X"):
-            comm.Bcast(X, root=0)
+        if sparse:  # every rank receives the whole CSR X (its three arrays), as it would a dense one
+            X = _bcast_csr(comm, data.X if rank == 0 else None, (n_rows, d), dtype)
+        else:
+            X = data.X if rank == 0 else np.empty((n_rows, d), dtype=dtype)
+            with watched(comm, "distribute's broadcast of X"):
+                comm.Bcast(X, root=0)
         Y = _scatter_rows(comm, lambda r: np.ascontiguousarray(data.Y[:, parts[r]].T), (len(mine), n_rows), dtype).T
         S = None
         if weighted:  # the entry weights (sample weights, missing labels) of this rank's columns
@@ -365,7 +365,8 @@ def distribute(data: TaskData | None, comm=None) -> TaskData:
         local = TaskData(layout="shared", X=X, Y=np.ascontiguousarray(Y), task_ids=ids[mine], sample_weight=S)
         return local if len(mine) else TaskData.empty(d, dtype)
     m = int(n_samples[mine].sum())
-    X = _scatter_rows(comm, lambda r: _task_rows(data, parts[r], data.X), (m, d), dtype)
+    X = _scatter_csr_rows(comm, data, parts, (m, d), dtype) if sparse else \
+        _scatter_rows(comm, lambda r: _task_rows(data, parts[r], data.X), (m, d), dtype)
     y = _scatter_rows(comm, lambda r: _task_rows(data, parts[r], data.y), (m,), dtype)
     S = _scatter_rows(comm, lambda r: _task_rows(data, parts[r], data.sample_weight), (m,), dtype) if weighted else None
     if not len(mine):
@@ -379,6 +380,58 @@ def _task_rows(data: TaskData, tasks: np.ndarray, arr: np.ndarray) -> np.ndarray
     if len(tasks) == 0:
         return arr[:0]
     return np.concatenate([arr[data.offsets[t] : data.offsets[t + 1]] for t in tasks])
+
+
+def _csr_parts(X) -> tuple:
+    """(data, indices as int64, indptr as int64) of a CSR matrix: what travels."""
+    return (np.ascontiguousarray(X.data), np.ascontiguousarray(X.indices, dtype=np.int64),
+            np.ascontiguousarray(X.indptr, dtype=np.int64))
+
+
+def _csr_from(parts, shape, dtype):
+    import scipy.sparse as sp
+
+    values, indices, indptr = parts
+    X = sp.csr_matrix((values.astype(dtype, copy=False), indices, indptr), shape=shape)
+    X.check_format(full_check=True)  # what arrived indexes within its shape
+    return X
+
+
+def _bcast_csr(comm, X, shape, dtype):
+    """The CSR matrix X of rank 0 on every rank: its entry count, then its three arrays."""
+    parts = _csr_parts(X) if comm.Get_rank() == 0 else None
+    with watched(comm, "distribute's broadcast of X"):
+        nnz = comm.bcast(int(parts[0].size) if parts is not None else None, root=0)
+        if parts is None:
+            parts = (np.empty(nnz, dtype=dtype), np.empty(nnz, dtype=np.int64), np.empty(shape[0] + 1, dtype=np.int64))
+        for a in parts:
+            comm.Bcast(a, root=0)
+    return X if comm.Get_rank() == 0 else _csr_from(parts, shape, dtype)
+
+
+def _scatter_csr_rows(comm, data, parts, shape, dtype):
+    """Each rank's tasks' rows of rank 0's CSR X (one rank at a time, to bound rank 0's memory)."""
+    import scipy.sparse as sp
+
+    def rows_of(r):
+        tasks = parts[r]
+        if len(tasks) == 0:
+            return data.X[:0]
+        return sp.vstack([data.X[data.offsets[t]: data.offsets[t + 1]] for t in tasks], format="csr")
+
+    if comm.Get_rank() != 0:
+        with watched(comm, "distribute's receive of this rank's tasks"):
+            nnz = comm.recv(source=0, tag=72)
+            arrays = (np.empty(nnz, dtype=dtype), np.empty(nnz, dtype=np.int64), np.empty(shape[0] + 1, dtype=np.int64))
+            for a in arrays:
+                comm.Recv(a, source=0, tag=73)
+        return _csr_from(arrays, shape, dtype)
+    for r in range(1, comm.Get_size()):
+        arrays = _csr_parts(rows_of(r))
+        comm.send(int(arrays[0].size), dest=r, tag=72)
+        for a in arrays:
+            comm.Send(a, dest=r, tag=73)
+    return _csr_from(_csr_parts(rows_of(0)), shape, dtype)
 
 
 def _scatter_rows(comm, block_of_rank, shape, dtype) -> np.ndarray:

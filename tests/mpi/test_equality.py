@@ -58,21 +58,33 @@ def test_more_ranks_than_tasks(comm, penalty):
     assert rel_err(res, ref) < 1e-10
 
 
+def _sparsified(X, rng):
+    import scipy.sparse as sp
+
+    X = X * (rng.random(X.shape) < 0.4)  # about 60% zeros, stored as CSR
+    return sp.csr_matrix(X)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("layout", ["stacked", "shared"])
-def test_distribute_from_rank_0(comm, layout, shared_tmp):
+def test_distribute_from_rank_0(comm, layout, sparse, shared_tmp):
     rng = np.random.default_rng(4)
     if layout == "shared":
         X = rng.standard_normal((90, 5))
         Y = X @ rng.standard_normal((5, 4)) + 0.1 * rng.standard_normal((90, 4))
-        data = mtlx.TaskData.from_shared(X, Y)
+        data = mtlx.TaskData.from_shared(_sparsified(X, rng) if sparse else X, Y)
     else:
         tasks, sizes = make_problem(5, d=5, seed=7)
+        if sparse:
+            tasks = [(_sparsified(X_t, rng), y_t) for X_t, y_t in tasks]
         data = mtlx.TaskData.from_tasks(tasks)
+    assert data.sparse == sparse
     local = mtlx.distribute(data if comm.rank == 0 else None, comm)
     parts = mtlx.distributed.assign_tasks(data.n_samples, comm.size)
-    assert np.array_equal(local.task_ids, parts[comm.rank])
+    assert np.array_equal(local.task_ids, parts[comm.rank]) and local.sparse == sparse
+    dense = (lambda A: A.toarray()) if sparse else (lambda A: A)
     for pos, t in enumerate(local.task_ids):
-        assert np.array_equal(local.task(pos)[0], data.task(t)[0])
+        assert np.array_equal(dense(local.task(pos)[0]), dense(data.task(t)[0]))
         assert np.array_equal(local.task(pos)[1], data.task(t)[1])
     kw = dict(KW, penalty="trace", fit_intercept=True, task_weights=np.linspace(0.5, 1.5, data.n_tasks))
     ref = mtlx.solve(data, **kw)
