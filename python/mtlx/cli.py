@@ -90,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
                           "binary classification, any two labels per task: logistic, squared_hinge (linear SVM)")
     fit.add_argument("--sample-weight", metavar="FILE", default=None,
                      help="a .npy file of one non-negative weight per row of DATA, in its row order (default: the "
-                          "dataset's own sample_weight array, if any, else all 1)")
+                          "dataset's own sample_weight array, if any, else all 1); under MPI each rank reads its "
+                          "own rows' weights")
     fit.add_argument("--epsilon", type=_finite_positive, default=1.35,
                      help="threshold of the huber loss, in the targets' units (default 1.35)")
     fit.add_argument("--penalty", default="l21", type=_penalty, metavar="SPEC",
@@ -282,14 +283,14 @@ def _penalty(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _labels(path, comm):
+def _labels(path, comm, weights=None):
     """The raw arrays of a dataset whose targets are labels (strings...), or None for numbers.
 
     The estimators encode labels per task; TaskData holds numbers only, so such a dataset
     reaches the classifier as raw arrays (this rank's tasks under MPI).
     """
     from .distributed import assign_tasks
-    from .io import DatasetFile, task_sizes
+    from .io import DatasetFile, _weights_of_rows, task_sizes
 
     with DatasetFile(path) as ds:
         target = "y" if ds.layout == "stacked" else "Y"
@@ -301,7 +302,11 @@ def _labels(path, comm):
         if ds.layout != "stacked":
             raise ValueError(f"dataset {str(path)!r}: under MPI a labelled dataset must be stacked (X, y, task)")
         ids, sizes = task_sizes(path)
-        return ds.read(tasks=ids[assign_tasks(sizes, comm.Get_size())[comm.Get_rank()]]), ds.layout
+        mine = ids[assign_tasks(sizes, comm.Get_size())[comm.Get_rank()]]
+        arrays = ds.read(tasks=mine)
+        if weights is not None:  # this rank's rows of the --sample-weight file
+            arrays["sample_weight"] = np.asarray(_weights_of_rows(ds, weights, mine))
+        return arrays, ds.layout
 
 
 def _fit(args, comm) -> int:
@@ -322,18 +327,16 @@ def _fit(args, comm) -> int:
             raise ValueError(f"--checkpoint {args.checkpoint!r} is a file; give a folder")
     weights = None
     if args.sample_weight is not None:
-        with _agreement(comm):
-            if comm is not None:
-                raise ValueError("--sample-weight is for one process: under MPI store the weights in the dataset "
-                                 "(a sample_weight array, one per row), where each rank reads its own rows")
-        with _reading("sample weights", args.sample_weight):
-            weights = np.load(args.sample_weight, allow_pickle=False)
+        # One weight per row of the whole dataset; under MPI every rank maps the file (a .npy) and
+        # reads the weights of its own tasks' rows only.
+        with _reading("sample weights", args.sample_weight), _agreement(comm):
+            weights = np.load(args.sample_weight, allow_pickle=False, mmap_mode="r" if comm is not None else None)
     with _reading("dataset", args.data), _agreement(comm):
-        labelled = _labels(args.data, comm)
+        labelled = _labels(args.data, comm, weights)
     if labelled is None:
         with _reading("dataset", args.data):
             data = load_dataset(args.data, sample_weight=weights) if comm is None else \
-                _load_own_tasks(args.data, comm)
+                _load_own_tasks(args.data, comm, weights)
     elif args.loss in MultiTaskRegressor._losses:
         raise ValueError(f"dataset {args.data!r} holds labels, not numbers: fit it with --loss logistic or "
                          "--loss squared_hinge")
@@ -351,7 +354,8 @@ def _fit(args, comm) -> int:
         model._fit(data, **options)
     else:
         arrays, layout = labelled
-        weights = arrays.get("sample_weight") if weights is None else weights
+        # (under MPI, _labels put this rank's rows of the weights file in the arrays)
+        weights = arrays.get("sample_weight") if weights is None or comm is not None else weights
         if layout == "stacked":
             model._fit(arrays["X"], arrays["y"], task=arrays["task"], sample_weight=weights, **options)
         else:
@@ -384,7 +388,7 @@ def _mpi_world():
     return comm
 
 
-def _load_own_tasks(path, comm):
+def _load_own_tasks(path, comm, weights=None):
     """This rank's tasks of the dataset at ``path``: rows balanced over ranks by count, read alone."""
     from .data import TaskData
     from .distributed import agreed_errors, assign_tasks
@@ -394,7 +398,7 @@ def _load_own_tasks(path, comm):
         ids, sizes = task_sizes(path)
         mine = ids[assign_tasks(sizes, comm.Get_size())[comm.Get_rank()]]
         if len(mine):
-            return load_dataset(path, tasks=mine)
+            return load_dataset(path, tasks=mine, sample_weight=weights)
         with DatasetFile(path) as ds:
             X = ds["X"]
             dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64

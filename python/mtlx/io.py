@@ -269,11 +269,19 @@ class DatasetFile:
             arrays["sample_weight"] = self["sample_weight"]
         if tasks is None:
             return arrays
-        self._positions(ids, tasks)  # refuse unknown ids before reading any row
-        rows = np.flatnonzero(np.isin(arrays["task"], np.asarray(tasks)))
+        rows = self.task_rows(tasks)
         # Rows grouped by task (what save_dataset writes from a TaskData) come out as a few
         # contiguous ranges: slicing the memory map then reads exactly those rows from disk.
         return {name: _take_rows(array, rows) for name, array in arrays.items()}
+
+    def task_rows(self, tasks) -> np.ndarray:
+        """The rows of a stacked dataset that belong to ``tasks`` (ids), in the file's order; all rows
+        of a shared one (its tasks are columns). Unknown or repeated ids are an error."""
+        ids = self.task_ids()
+        self._positions(ids, tasks)  # refuse unknown ids before reading any row
+        if self.layout == "shared":
+            return np.arange(self["X"].shape[0])
+        return np.flatnonzero(np.isin(np.asarray(self["task"]), np.asarray(tasks)))
 
     def _positions(self, ids: np.ndarray, tasks) -> np.ndarray:
         """Position in ``ids`` of each of ``tasks``; unknown or repeated ids are an error."""
@@ -353,8 +361,9 @@ def load_dataset(path, tasks=None, *, sample_weight=None) -> TaskData:
         Load only these tasks (the rows of a stacked dataset that belong to them, or these
         columns of ``Y``); default all. The same checks apply as to a full load.
     sample_weight : array-like of shape (n_samples,), optional
-        One weight per row of the dataset, in its row order, in place of a stored
-        ``sample_weight`` array (whole datasets only: not with ``tasks``).
+        One weight per row of the whole dataset, in its row order, in place of a stored
+        ``sample_weight`` array; with ``tasks``, the rows of those tasks take theirs (a memory map
+        is read at those rows only).
 
     Returns
     -------
@@ -377,10 +386,7 @@ def load_dataset(path, tasks=None, *, sample_weight=None) -> TaskData:
                             "estimator's fit, which encodes labels")
         weights = arrays.get("sample_weight")
         if sample_weight is not None:
-            if tasks is not None:
-                raise ValueError(f"{ds}: sample_weight (one per row of the whole dataset) cannot go with tasks; store "
-                                 "the weights in the dataset as a sample_weight array instead")
-            weights = sample_weight
+            weights = _weights_of_rows(ds, sample_weight, tasks)
         try:
             if ds.layout == "shared":
                 return TaskData.from_shared(arrays["X"], arrays["Y"], task_ids=arrays["task_ids"],
@@ -388,6 +394,15 @@ def load_dataset(path, tasks=None, *, sample_weight=None) -> TaskData:
             return TaskData.from_stacked(arrays["X"], arrays["y"], arrays["task"], sample_weight=weights)
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"{ds}: {exc}") from None
+
+
+def _weights_of_rows(ds, sample_weight, tasks):
+    """The weights (one per row of the whole dataset) of the rows ``read(tasks)`` returns."""
+    n_rows = ds["X"].shape[0]
+    if np.ndim(sample_weight) != 1 or np.shape(sample_weight)[0] != n_rows:
+        raise ValueError(f"{ds}: sample_weight has shape {np.shape(sample_weight)}, expected ({n_rows},): one weight "
+                         "per row of the dataset, in its row order")
+    return sample_weight if tasks is None else _take_rows(sample_weight, ds.task_rows(tasks))
 
 
 def task_sizes(path):

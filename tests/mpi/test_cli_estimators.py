@@ -126,3 +126,34 @@ def test_multiclass_tasks_under_mpi_match_one_process(comm):
     assert model.coef_.shape == ref.coef_.shape == (3 + 1 + 4 + 3 + 1, 4)
     assert np.abs(model.coef_ - ref.coef_).max() <= 1e-8 * np.abs(ref.coef_).max()
     assert (model.predict(X_all, task=task_all) == ref.predict(X_all, task=task_all)).all()
+
+
+@pytest.mark.parametrize("labels", [False, True])
+def test_cli_sample_weight_file_under_mpi_matches_one_process(comm, shared_tmp, labels):
+    # The rows are shuffled in the file, so each rank's tasks' rows (and their weights) are scattered.
+    tasks, _ = make_problem(7, seed=22)
+    rng = np.random.default_rng(3)
+    X = np.vstack([X_t for X_t, _ in tasks])
+    y = np.concatenate([y_t for _, y_t in tasks])
+    task = np.repeat(np.arange(7) * 2, [len(y_t) for _, y_t in tasks])
+    order = rng.permutation(len(y))
+    X, y, task = X[order], y[order], task[order]
+    if labels:
+        y = np.where(y > 0, "yes", "no")
+    weights = rng.integers(0, 4, len(y)) + 0.5
+    folder, wfile, model_path = f"{shared_tmp}/dw", f"{shared_tmp}/w.npy", f"{shared_tmp}/mw.npz"
+    if comm.rank == 0:
+        save_dataset(folder, X, y, task)
+        np.save(wfile, weights)
+    comm.Barrier()
+    loss = "logistic" if labels else "squared"
+    rc = main(["fit", folder, "--loss", loss, "--sample-weight", wfile, "--penalty", "l21", "--alpha", "0.02",
+               "--intercept", "--tol", "1e-12", "--out", model_path])
+    assert comm.allgather(rc) == [0] * comm.size
+    comm.Barrier()
+    model = mtlx.load(model_path)
+    Model = mtlx.MultiTaskClassifier if labels else mtlx.MultiTaskRegressor
+    ref = Model(penalty="l21", alpha=0.02, tol=1e-12).fit(X, y, task=task, sample_weight=weights)
+    scale = np.abs(ref.coef_).max()
+    assert np.abs(model.coef_ - ref.coef_).max() <= 1e-10 * scale
+    assert np.abs(model.intercept_ - ref.intercept_).max() <= 1e-10 * max(scale, 1.0)
