@@ -78,6 +78,18 @@ class _Storable:
     cls: type
     extra_fitted: tuple = ()
     check_extra: Callable | None = None
+    #: The members every file of the class holds (default: the linear models' ``_FITTED``) and those
+    #: it holds when the fit made them.
+    fitted: tuple = _FITTED
+    optional: tuple = ()
+    #: ``members(model) -> {name: array}``, what save writes (default: the fitted attributes by name).
+    members: Callable | None = None
+    #: ``member_bytes(name, model)``: the most bytes a member takes, or None (default: the linear sizes).
+    member_bytes: Callable | None = None
+    #: ``check_fitted(model)``: check_model's part for the fitted arrays (default: the linear models').
+    check_fitted: Callable | None = None
+    #: ``rebuild(model)``: after load sets the members as attributes, the fitted state fit makes.
+    rebuild: Callable | None = None
     param_checks: dict = field(default_factory=dict)
 
     @property
@@ -91,12 +103,18 @@ def _estimator_classes() -> dict:
     """Every estimator class :func:`save` stores, by name: register a new class here, and only here."""
     from .cv import MultiTaskClassifierCV, MultiTaskRegressorCV
     from .estimators import MultiTaskClassifier, MultiTaskRegressor
+    from .trunk import storage
+    from .trunk.estimators import SharedTrunkClassifier, SharedTrunkRegressor
 
+    trunk = dict(fitted=storage.FITTED, optional=storage.OPTIONAL, members=storage.members,
+                 member_bytes=storage.max_bytes, check_fitted=storage.check, rebuild=storage.rebuild)
     entries = (
         _Storable(MultiTaskRegressor),
         _Storable(MultiTaskClassifier),
         _Storable(MultiTaskRegressorCV, **_cross_validated(scores="mse_path_")),
         _Storable(MultiTaskClassifierCV, **_cross_validated(scores="scores_path_")),
+        _Storable(SharedTrunkRegressor, **trunk),
+        _Storable(SharedTrunkClassifier, **trunk),
     )
     return {entry.cls.__name__: entry for entry in entries}
 
@@ -115,7 +133,7 @@ def save(model, path) -> None:
 
     Parameters
     ----------
-    model : MultiTaskRegressor, MultiTaskClassifier or MultiTaskRegressorCV
+    model : MultiTaskRegressor, MultiTaskClassifier, their CV variants, SharedTrunkRegressor or SharedTrunkClassifier
         A fitted estimator; it must pass :func:`check_model`, so that :func:`load` reads back
         every file ``save`` writes.
     path : str or os.PathLike
@@ -134,7 +152,10 @@ def save(model, path) -> None:
     penalty_arrays: dict = {}
     params = {name: _storable(name, value, penalty_arrays) for name, value in model.get_params(deep=False).items()}
     meta = {"format": _FORMAT, "mtlx_version": __version__, "estimator": type(model).__name__, "params": params}
-    arrays = {name: np.asarray(getattr(model, name)) for name in _FITTED + entry.extra_fitted}
+    if entry.members is not None:
+        arrays = entry.members(model)
+    else:
+        arrays = {name: np.asarray(getattr(model, name)) for name in entry.fitted + entry.extra_fitted}
     arrays.update(penalty_arrays)
     if hasattr(model, "feature_names_in_"):
         arrays["feature_names_in_"] = np.asarray(model.feature_names_in_, dtype=str)
@@ -182,8 +203,9 @@ def load(path):
 
     Returns
     -------
-    MultiTaskRegressor, MultiTaskClassifier or MultiTaskRegressorCV
-        Fitted, predicting exactly as the saved model did.
+    MultiTaskRegressor, MultiTaskClassifier, their CV variants, SharedTrunkRegressor or SharedTrunkClassifier
+        Fitted, predicting exactly as the saved model did (a shared-trunk network: its parameter
+        vector and heads, see :mod:`mtlx.trunk.storage`).
 
     Raises
     ------
@@ -229,7 +251,11 @@ def _read_model(archive, members: dict):
     _restore(model, {name: _read(archive, members, name, _UNSIZED_BYTES) for name in sorted(classes)})
     rest = [name for name in members if name not in _SCALARS and name != "__meta__"
             and not _PENALTY_MEMBERS.fullmatch(name) and name not in classes]
-    _restore(model, {name: _read(archive, members, name, _max_bytes(name, model)) for name in rest})
+    # (members that size others first: a trunk's out_dims_ fixes the length of its params_)
+    for name in sorted(rest, key=lambda n: n != "out_dims_"):
+        _restore(model, {name: _read(archive, members, name, _member_bytes(entry, name, model))})
+    if entry.rebuild is not None:
+        entry.rebuild(model)
     check_model(model)
     return model
 
@@ -239,6 +265,13 @@ def _read(archive, members: dict, name: str, max_bytes: int) -> np.ndarray:
         return read_npz_member(archive, members[name], max_bytes)
     except ValueError as exc:
         raise ValueError(f"array {name!r}: {exc}") from None
+
+
+def _member_bytes(entry: _Storable, name: str, model) -> int:
+    if entry.member_bytes is not None:
+        bound = entry.member_bytes(name, model)
+        return _UNSIZED_BYTES if bound is None else bound
+    return _max_bytes(name, model)
 
 
 def _max_bytes(name: str, model) -> int:
@@ -306,8 +339,8 @@ def _penalty_objects(params: dict, arrays: dict) -> dict:
 
 
 def _check_member_names(members: dict, entry: _Storable) -> None:
-    required = _FITTED + entry.extra_fitted
-    allowed = {"__meta__", "feature_names_in_", *required}
+    required = entry.fitted + entry.extra_fitted
+    allowed = {"__meta__", "feature_names_in_", *required, *entry.optional}
     for name in members:
         if _PENALTY_MEMBERS.fullmatch(name):
             continue
@@ -372,9 +405,24 @@ def check_model(model) -> None:
     entry = _entry_of(model)
     _check_counts(model)
     _check_params(model, entry)
-    T, d = model.n_tasks_, model.n_features_in_
     if entry.is_classifier:
         _check_classes(model)  # (they size coef_: K rows for a task of K classes)
+    if entry.check_fitted is not None:
+        entry.check_fitted(model)
+    else:
+        _check_linear(model)
+    if hasattr(model, "feature_names_in_"):
+        names = np.asarray(model.feature_names_in_)
+        if names.shape != (model.n_features_in_,) or not all(isinstance(name, str) for name in names.tolist()):
+            raise ValueError(f"feature_names_in_ must hold n_features_in_ = {model.n_features_in_} strings, got a "
+                             f"{names.dtype} array of shape {names.shape}")
+    if entry.check_extra is not None:
+        entry.check_extra(model)
+
+
+def _check_linear(model) -> None:
+    """The fitted arrays of a linear model: coef_, intercept_, tasks_, objective_history_."""
+    T, d = model.n_tasks_, model.n_features_in_
     C = _n_columns(model)
     rows = "n_tasks_" if C == T else "columns: one per binary task, K per task of K classes"
     _check_floats(model, "coef_", (C, d), f"({rows}, n_features_in_)")
@@ -388,13 +436,6 @@ def check_model(model) -> None:
     if history.ndim != 1 or history.size == 0 or history.dtype.kind != "f":
         raise ValueError(f"objective_history_ must be a non-empty 1-D float array, got a {history.dtype} array of "
                          f"shape {history.shape}")
-    if hasattr(model, "feature_names_in_"):
-        names = np.asarray(model.feature_names_in_)
-        if names.shape != (d,) or not all(isinstance(name, str) for name in names.tolist()):
-            raise ValueError(f"feature_names_in_ must hold n_features_in_ = {d} strings, got a {names.dtype} array of "
-                             f"shape {names.shape}")
-    if entry.check_extra is not None:
-        entry.check_extra(model)
 
 
 def _check_counts(model) -> None:
@@ -466,7 +507,8 @@ def _check_params(model, entry: _Storable) -> None:
     (a CV's folds and seed); TypeError becomes ValueError."""
     try:
         pen = model._check_params()
-        pen.check(model.n_features_in_, model.n_tasks_)
+        if pen is not None:  # (a linear model's penalty; a network has none)
+            pen.check(model.n_features_in_, model.n_tasks_)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"invalid parameters: {exc}") from None
     checks = {"task_weights": _task_weights, **entry.param_checks}

@@ -167,6 +167,12 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
             batch_size=self.batch_size, learning_rate=self.learning_rate, random_state=self.random_state,
             early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
             params0=self._warm_params(data), verbose=self.verbose, n_threads=self.n_threads, comm=self.comm)
+        self._set_fitted(res)
+        self._after_fit(res)
+        return self
+
+    def _set_fitted(self, res) -> None:
+        """The fitted attributes of a trained network (what fit sets, and mtlx.load from a file)."""
         self.result_ = res
         self.coefs_ = [np.array(W) for W, _ in res.trunk]
         self.intercepts_ = [np.array(b) for _, b in res.trunk]
@@ -181,8 +187,6 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
         self.n_iter_ = res.n_iter
         self.tasks_ = np.asarray(res.task_ids)
         self.n_tasks_ = len(self.tasks_)
-        self._after_fit(res)
-        return self
 
     def _check_params(self) -> None:
         check_architecture(self.hidden, self.task_hidden, self.activation)
@@ -197,6 +201,15 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
         for name in ("early_stopping", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"The {name!r} parameter must be a bool. Got {getattr(self, name)!r} instead.")
+        check_real(self.learning_rate, "learning_rate", 0.0, low_open=True)
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            check_int(self.batch_size, "batch_size", 1)
+        if not 0.0 < check_real(self.validation_fraction, "validation_fraction", 0.0, low_open=True) < 1.0:
+            raise ValueError(f"The 'validation_fraction' parameter must be in (0, 1). Got {self.validation_fraction!r} "
+                             "instead.")
+        if not (self.random_state is None or isinstance(self.random_state, (np.random.Generator,
+                                                                             np.random.RandomState))):
+            check_int(self.random_state, "random_state", 0)
         check_int(self.verbose, "verbose", 0)
         if self.n_threads is not None:
             check_int(self.n_threads, "n_threads", 1, MAX_THREADS)
