@@ -25,10 +25,15 @@ Solvers, every one from the raw arrays, one thread (``--threads``):
 * ``celer``: ``celer.homotopy.mtl_path`` (l21) or ``celer_path(..., "lasso")`` per task (l1);
 * ``skglm``: ``skglm.MultiTaskLasso`` (l21) or ``skglm.Lasso`` per task (l1).
 
+**Logistic cases** (labels sign(X W + noise), noise of the signal's scale): F = sum_t (1/n)
+sum_i log(1 + exp(-y_it x_i . w_t)) + alpha g(W), mtlx's default ``MultiTaskClassifier`` (proximal
+Newton with working sets, :mod:`mtlx.prox_newton`) against, for l1, the per-task peers
+(scikit-learn's ``LogisticRegression(penalty="l1", solver="liblinear", C = 1 / (n alpha))``,
+``celer.LogisticRegression``, ``skglm.SparseLogisticRegression``). No peer fits the multi-task
+logistic l21 problem: there mtlx's FISTA (``fista``) stands in, to show what the engine gains.
+
 Cases measured while the load exceeded ``--threads + --max-excess-load`` are rerun (see
-bench_sklearn.py). Logistic losses are not measured yet: mtlx has no coordinate-descent engine
-for them (issue 15's prox-Newton item), and FISTA is not competitive here.
-JSON to ``bench/results/bench_highdim.json``.
+bench_sklearn.py). JSON to ``bench/results/bench_highdim.json``.
 
 How to run
 ----------
@@ -36,6 +41,7 @@ How to run
 
     python bench/bench_highdim.py            # the issue's shape and the bars-sized one, l21, alpha_max / 10
     python bench/bench_highdim.py --full     # + n = 200, d = 50,000; Toeplitz; alpha_max / 100; l1
+    python bench/bench_highdim.py --loss logistic   # the logistic cases only
 """
 
 from __future__ import annotations
@@ -54,11 +60,13 @@ from sklearn.linear_model import Lasso, MultiTaskLasso
 import mtlx
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_highdim.json"
-#: (design, n, d, T, alpha / alpha_max, penalty): the default run, then what --full adds.
-CASES = [("iid", 500, 20_000, 50, 0.1, "l21"), ("iid", 300, 8_000, 30, 0.1, "l21")]
-FULL = [("iid", 500, 20_000, 50, 0.01, "l21"), ("iid", 200, 50_000, 20, 0.1, "l21"),
-        ("toeplitz", 500, 20_000, 50, 0.1, "l21"), ("iid", 500, 20_000, 50, 0.1, "l1"),
-        ("iid", 500, 20_000, 50, 0.01, "l1")]
+#: (design, n, d, T, alpha / alpha_max, penalty, loss): the default run, then what --full adds.
+CASES = [("iid", 500, 20_000, 50, 0.1, "l21", "squared"), ("iid", 300, 8_000, 30, 0.1, "l21", "squared"),
+         ("iid", 500, 20_000, 10, 0.1, "l1", "logistic"), ("iid", 500, 20_000, 10, 0.1, "l21", "logistic")]
+FULL = [("iid", 500, 20_000, 50, 0.01, "l21", "squared"), ("iid", 200, 50_000, 20, 0.1, "l21", "squared"),
+        ("toeplitz", 500, 20_000, 50, 0.1, "l21", "squared"), ("iid", 500, 20_000, 50, 0.1, "l1", "squared"),
+        ("iid", 500, 20_000, 50, 0.01, "l1", "squared"), ("iid", 500, 20_000, 50, 0.1, "l1", "logistic"),
+        ("iid", 500, 20_000, 50, 0.01, "l1", "logistic"), ("toeplitz", 500, 20_000, 10, 0.1, "l21", "logistic")]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,13 +74,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_timing_args(p)
     p.add_argument("--full", action="store_true", help="every case of issue 15 (an hour or more)")
+    p.add_argument("--loss", choices=("squared", "logistic"), default=None, help="only the cases of this loss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return p.parse_args(argv)
 
 
-def make_problem(design, n, d, T, seed):
-    """X (Gaussian, or AR(1) across features for "toeplitz"), W with 10% active rows, SNR 3."""
+def make_problem(design, n, d, T, seed, loss="squared"):
+    """X (Gaussian, or AR(1) across features for "toeplitz"), W with 10% active rows, SNR 3 (labels
+    sign(signal + noise of the signal's scale) for the logistic loss)."""
     rng = np.random.default_rng((seed, n, d, T))
     X = rng.standard_normal((n, d))
     if design == "toeplitz":  # x_j = rho x_{j-1} + sqrt(1 - rho^2) z_j: corr(x_i, x_j) = rho^|i - j|
@@ -83,25 +93,45 @@ def make_problem(design, n, d, T, seed):
     active = rng.choice(d, size=max(1, d // 10), replace=False)
     W[active] = rng.standard_normal((len(active), T))
     signal = X @ W
+    if loss == "logistic":
+        return X, np.where(signal + signal.std() * rng.standard_normal((n, T)) > 0, 1.0, -1.0)
     return X, signal + signal.std() / 3 * rng.standard_normal((n, T))
 
 
-def objective(X, Y, W, alpha, penalty) -> float:
-    """(1/2n) ||Y - XW||^2 + alpha g(W), in numpy."""
+def objective(X, Y, W, alpha, penalty, loss="squared") -> float:
+    """(1/2n) ||Y - XW||^2 + alpha g(W), or sum_t (1/n) sum_i log(1 + exp(-y z)) + alpha g(W), in numpy."""
+    if loss == "logistic":
+        return float(np.sum(np.logaddexp(0.0, -Y * (X @ W)))) / len(X) + alpha * PENALTY[penalty](W)
     return 0.5 * float(np.sum((Y - X @ W) ** 2)) / len(X) + alpha * PENALTY[penalty](W)
 
 
-def duality_gap(X, Y, W, alpha, penalty) -> float:
-    """F(W) - D(theta) at the rescaled residual (see bench_sklearn.duality_gap)."""
+def alpha_max(X, Y, penalty, loss="squared") -> float:
+    """The smallest alpha with W = 0 optimal (no intercepts): the dual norm of the gradient at 0."""
+    G = X.T @ (-0.5 * Y if loss == "logistic" else Y)  # the logistic loss's derivative at 0 is -y / 2
+    return DUAL_NORM[penalty](G) / len(X)
+
+
+def duality_gap(X, Y, W, alpha, penalty, loss="squared") -> float:
+    """F(W) - D(theta) at the rescaled residual (see bench_sklearn.duality_gap); for the logistic
+    loss, theta = -R / s with R the loss's derivative and D its conjugate (mtlx.prox_newton)."""
     n = len(X)
+    if loss == "logistic":
+        from scipy.special import expit, xlogy
+
+        p = expit(-Y * (X @ W))
+        s = max(1.0, DUAL_NORM[penalty](X.T @ (-Y * p)) / n / alpha)
+        q = p / s
+        return objective(X, Y, W, alpha, penalty, loss) + float(np.sum(xlogy(q, q) + xlogy(1 - q, 1 - q))) / n
     R = Y - X @ W
     scale = min(1.0, alpha / max(DUAL_NORM[penalty](X.T @ R) / n, 1e-300))
     U = scale * R
     return objective(X, Y, W, alpha, penalty) - (float(np.sum(U * Y)) - 0.5 * float(np.sum(U * U))) / n
 
 
-def solvers(penalty, threads, max_time) -> tuple[dict, dict]:
+def solvers(penalty, threads, max_time, loss="squared") -> tuple[dict, dict]:
     """({name: fit(X, Y, alpha, tol) -> W (d x T)}, {name: version or why skipped})."""
+    if loss == "logistic":
+        return logistic_solvers(penalty, threads, max_time)
 
     def mtlx_fit(X, Y, alpha, tol):
         return mtlx.MultiTaskRegressor(penalty=penalty, alpha=alpha, fit_intercept=False, tol=tol, max_iter=100_000,
@@ -147,11 +177,55 @@ def solvers(penalty, threads, max_time) -> tuple[dict, dict]:
     return fits, versions
 
 
-def warm_up(fits) -> None:
+def logistic_solvers(penalty, threads, max_time) -> tuple[dict, dict]:
+    """The logistic cases' solvers (see the module docstring), as :func:`solvers`."""
+    from sklearn.linear_model import LogisticRegression
+
+    def mtlx_fit(X, Y, alpha, tol):
+        return mtlx.MultiTaskClassifier(penalty=penalty, alpha=alpha, fit_intercept=False, tol=tol, max_iter=100_000,
+                                        n_threads=threads, callback=time_guard(max_time)).fit(X, Y).coef_.T
+
+    fits = {"mtlx": mtlx_fit}
+    versions = {"mtlx": mtlx.__version__, "sklearn": sklearn.__version__}
+    if penalty == "l21":
+        def fista_fit(X, Y, alpha, tol):
+            return mtlx.MultiTaskClassifier(penalty=penalty, alpha=alpha, fit_intercept=False, tol=tol, solver="fista",
+                                            max_iter=100_000, n_threads=threads,
+                                            callback=time_guard(max_time)).fit(X, Y).coef_.T
+
+        fits["fista"] = fista_fit
+        return fits, versions
+
+    def per_task(make):
+        return lambda X, Y, alpha, tol: np.column_stack([make(alpha, tol, len(X)).fit(X, Y[:, t]).coef_.ravel()
+                                                         for t in range(Y.shape[1])])
+
+    fits["sklearn"] = per_task(lambda alpha, tol, n: LogisticRegression(
+        penalty="l1", C=1.0 / (n * alpha), solver="liblinear", fit_intercept=False, tol=tol, max_iter=100_000))
+    try:
+        import celer
+
+        fits["celer"] = per_task(lambda alpha, tol, n: celer.LogisticRegression(
+            C=1.0 / (n * alpha), fit_intercept=False, tol=tol, max_iter=1000, max_epochs=100_000))
+        versions["celer"] = celer.__version__
+    except Exception as exc:
+        versions["celer"] = f"skipped: {exc!r}"
+    try:
+        import skglm
+
+        fits["skglm"] = per_task(lambda alpha, tol, n: skglm.SparseLogisticRegression(
+            alpha=alpha, fit_intercept=False, tol=tol, max_iter=1000))
+        versions["skglm"] = skglm.__version__
+    except Exception as exc:
+        versions["skglm"] = f"skipped: {exc!r}"
+    return fits, versions
+
+
+def warm_up(fits, loss="squared") -> None:
     """One fit of each solver on a small problem: imports, numba's compilation, first-call costs."""
-    X, Y = make_problem("iid", 40, 200, 3, 1)
+    X, Y = make_problem("iid", 40, 200, 3, 1, loss)
     for fit in fits.values():
-        fit(X, Y, 0.1 * DUAL_NORM["l21"](X.T @ Y) / len(X), 1e-4)
+        fit(X, Y, 0.1 * alpha_max(X, Y, "l21", loss), 1e-4)
 
 
 def first_reaching(summary, level):
@@ -161,24 +235,24 @@ def first_reaching(summary, level):
 
 
 def run_case(case, fits, args) -> dict:
-    design, n, d, T, ratio, penalty = case
-    X, Y = make_problem(design, n, d, T, args.seed)
-    alpha = ratio * DUAL_NORM[penalty](X.T @ Y) / n
+    design, n, d, T, ratio, penalty, loss = case
+    X, Y = make_problem(design, n, d, T, args.seed, loss)
+    alpha = ratio * alpha_max(X, Y, penalty, loss)
     refs = {"mtlx": fits["mtlx"](X, Y, alpha, args.ref_tol)}
-    F_refs = {k: objective(X, Y, W, alpha, penalty) for k, W in refs.items()}
+    F_refs = {k: objective(X, Y, W, alpha, penalty, loss) for k, W in refs.items()}
     best = min(F_refs, key=F_refs.get)
     F_star = F_refs[best]
-    row = dict(design=design, n=n, d=d, T=T, alpha_ratio=ratio, penalty=penalty, alpha=alpha, F_star=F_star,
-               ref_gap=duality_gap(X, Y, refs[best], alpha, penalty) / F_star, solvers={})
+    row = dict(design=design, n=n, d=d, T=T, alpha_ratio=ratio, penalty=penalty, loss=loss, alpha=alpha,
+               F_star=F_star, ref_gap=duality_gap(X, Y, refs[best], alpha, penalty, loss) / F_star, solvers={})
     for name, fit in fits.items():
         summary, W = time_to_target(lambda tol, fit=fit: fit(X, Y, alpha, tol),
-                                    lambda W: (objective(X, Y, W, alpha, penalty) - F_star) / F_star,
+                                    lambda W: (objective(X, Y, W, alpha, penalty, loss) - F_star) / F_star,
                                     args.target, args.max_time, args.repeats, args.repeat_below)
         summary["time_1e-6"] = first_reaching(summary, 1e-6)
         if W is not None:
             summary["active_rows"] = int(np.count_nonzero(np.linalg.norm(W, axis=1)))
         row["solvers"][name] = summary
-    peers = [s["time"] for k, s in row["solvers"].items() if k != "mtlx" and s["reached"]]
+    peers = [s["time"] for k, s in row["solvers"].items() if k not in ("mtlx", "fista") and s["reached"]]
     fastest = min(peers) if peers else float("nan")
     row["fastest_peer_time"] = fastest
     row["speedup_vs_fastest_peer"] = fastest / row["solvers"]["mtlx"]["time"]
@@ -187,7 +261,8 @@ def run_case(case, fits, args) -> dict:
 
 def print_case(r) -> None:
     load = r["load"]
-    print(f"\n{r['design']} n={r['n']} d={r['d']} T={r['T']} {r['penalty']} alpha = {r['alpha_ratio']:g} alpha_max"
+    print(f"\n{r['design']} n={r['n']} d={r['d']} T={r['T']} {r['loss']} {r['penalty']} alpha = {r['alpha_ratio']:g} "
+          "alpha_max"
           f"  F*={r['F_star']:.12g}  ref gap/F*={r['ref_gap']:.1e}  load {load['before'][0]:.2f}->"
           f"{load['after'][0]:.2f}{' (HIGH)' if load['high'] else ''}")
     print(f"  {'solver':8s} {'to 1e-6 s':>9s} {'to target s':>11s} {'tol':>8s} {'rel subopt':>10s} {'active':>7s}")
@@ -200,15 +275,15 @@ def print_case(r) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cases = CASES + (FULL if args.full else [])
+    cases = [c for c in CASES + (FULL if args.full else []) if args.loss in (None, c[-1])]
     rows, versions = [], {}
-    print(f"d >> n least squares, {args.threads} thread(s): time to (F - F*)/F* <= {args.target:g} (and 1e-6)")
+    print(f"d >> n, {args.threads} thread(s): time to (F - F*)/F* <= {args.target:g} (and 1e-6)")
     with blas_limit(args.threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # runs at loose tols stop early by design; accuracy is checked
-        for penalty in dict.fromkeys(c[-1] for c in cases):
-            fits, versions[penalty] = solvers(penalty, args.threads, args.max_time)
-            warm_up(fits)
-            for case in (c for c in cases if c[-1] == penalty):
+        for penalty, loss in dict.fromkeys(c[-2:] for c in cases):
+            fits, versions[f"{loss} {penalty}"] = solvers(penalty, args.threads, args.max_time, loss)
+            warm_up(fits, loss)
+            for case in (c for c in cases if c[-2:] == (penalty, loss)):
                 r = measured(lambda case=case, fits=fits: run_case(case, fits, args), args.threads, args)
                 rows.append(r)
                 print_case(r)

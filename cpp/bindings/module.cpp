@@ -506,6 +506,53 @@ void bind_coordinate_descent(py::module_& m) {
       "max_change, max_abs).");
 }
 
+void bind_newton_coordinate_descent(py::module_& m) {
+  m.def(
+      "cd_epochs_newton",
+      [](const carray<double>& X, const carray<double>& G, const carray<double>& H, const carray<double>& curv,
+         const std::optional<carray<double>>& g_b, const std::optional<carray<double>>& h_b, double alpha, double l2,
+         std::uint8_t penalty, carray<double> W, carray<double> Q, carray<double> db, std::int64_t max_epochs,
+         double tol) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D (k, n), got shape " + shape_of(X));
+        if (W.ndim() != 2) throw std::invalid_argument("W must be 2-D (k, T), got shape " + shape_of(W));
+        const py::ssize_t k = X.shape(0), n = X.shape(1), T = W.shape(1);
+        expect_shape(G, "G", {k, T});
+        expect_shape(H, "H", {T, n});
+        expect_shape(curv, "curv", {k, T});
+        expect_shape(W, "W", {k, T});
+        expect_shape(Q, "Q", {T, n});
+        expect_shape(db, "db", {T});
+        if (g_b.has_value() != h_b.has_value()) throw std::invalid_argument("g_b and h_b go together");
+        if (g_b) {
+          expect_shape(*g_b, "g_b", {T});
+          expect_shape(*h_b, "h_b", {T});
+        }
+        expect_writable(W, "W");
+        expect_writable(Q, "Q");
+        expect_writable(db, "db");
+        const auto kind = cd_penalty(penalty, alpha, l2);
+        const mtlx::cpu::NewtonCdProblem problem{
+            X.data(), G.data(), H.data(), curv.data(), g_b ? g_b->data() : nullptr, h_b ? h_b->data() : nullptr, k, n,
+            T,        alpha,    l2,       kind};
+        double* w = W.mutable_data();
+        double* q = Q.mutable_data();
+        double* d = db.mutable_data();
+        mtlx::cpu::CdResult result{};
+        {
+          py::gil_scoped_release release;
+          result = mtlx::cpu::cd_epochs_newton(problem, w, q, d, max_epochs, tol);
+        }
+        return py::make_tuple(result.epochs, result.max_change, result.max_abs);
+      },
+      py::arg("X").noconvert(), py::arg("G").noconvert(), py::arg("H").noconvert(), py::arg("curv").noconvert(),
+      py::arg("g_b").noconvert(), py::arg("h_b").noconvert(), py::arg("alpha"), py::arg("l2"), py::arg("penalty"),
+      py::arg("W").noconvert(), py::arg("Q").noconvert(), py::arg("db").noconvert(), py::arg("max_epochs"),
+      py::arg("tol"),
+      "Coordinate-descent epochs on the quadratic model of a proximal Newton step (mtlx/coordinate_descent.hpp: "
+      "NewtonCdProblem): W (k, T), Q = X_S (W - W0) + db (T, n) and db (T) updated in place; returns (epochs, "
+      "max_change, max_abs).");
+}
+
 void bind_sparse_coordinate_descent(py::module_& m) {
   m.def(
       "cd_epochs_residual_sparse",
@@ -1003,6 +1050,7 @@ PYBIND11_MODULE(_core, m) {
   bind_fista_ops<float>(m);
   bind_coordinate_descent(m);
   bind_sparse_coordinate_descent(m);
+  bind_newton_coordinate_descent(m);
   bind_csr<double, std::int32_t>(m);
   bind_csr<double, std::int64_t>(m);
   bind_csr<float, std::int32_t>(m);

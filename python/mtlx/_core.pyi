@@ -581,6 +581,28 @@ def cd_epochs_residual(
     with W. Returns (epochs, max_change, max_abs).
     """
 
+def cd_epochs_newton(
+    X: NDArray[np.float64],
+    G: NDArray[np.float64],
+    H: NDArray[np.float64],
+    curv: NDArray[np.float64],
+    g_b: NDArray[np.float64] | None,
+    h_b: NDArray[np.float64] | None,
+    alpha: _Float,
+    l2: _Float,
+    penalty: _Int,
+    W: NDArray[np.float64],
+    Q: NDArray[np.float64],
+    db: NDArray[np.float64],
+    max_epochs: _Int,
+    tol: _Float,
+) -> tuple[int, float, float]:
+    """Coordinate-descent epochs on the quadratic model of a proximal Newton step.
+
+    W (k, T), Q = X_S (W - W0) + db (T, n) and db (T) are updated in place (NewtonCdProblem in
+    mtlx/coordinate_descent.hpp). Returns (epochs, max_change, max_abs).
+    """
+
 def cd_epochs_residual_sparse(
     data: NDArray[np.float64],
     indices: NDArray[np.int64],

@@ -201,11 +201,13 @@ class _MultiTaskModel(BaseEstimator):
         enabled = bool(self.verbose) and is_root(self.comm)
         comm_kw = {} if self.comm is None else {"comm": self.comm}
         engine = self._solver_for(data, solve_options)
+        logistic = getattr(self, "loss", self._loss) == "logistic"  # (its cd engine, proximal Newton, takes b0)
         with IterationProgress(self.tol, enabled, self.callback, type(self).__name__) as progress:
             callback = progress if (enabled or self.callback is not None) else None
             res = solve(data, loss=self._column_losses(), penalty=self.penalty, alpha=self.alpha, l2=self.l2,
                         fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
-                        max_iter=self.max_iter, W0=W0, b0=b0 if engine != "cd" else None, callback=callback,
+                        max_iter=self.max_iter, W0=W0, b0=None if engine == "cd" and not logistic else b0,
+                        callback=callback,
                         solver=getattr(self, "solver", "auto"), n_threads=self.n_threads, **comm_kw,
                         **solve_options)
         logger.info("%s: %d tasks, %d features, %s by %s after %d iterations (F = %.10g, %.3f s)",
@@ -272,7 +274,7 @@ class _MultiTaskModel(BaseEstimator):
         """The engine ``solver`` asks for, checked against this fit (:func:`mtlx.solver.choose_solver`)."""
         return choose_solver(getattr(self, "solver", "auto"), data, self._loss_object(), get_penalty(self.penalty),
                              self.alpha, distributed=self.comm is not None, checkpoint=bool(solve_options),
-                             task_weights=self.task_weights, fit_intercept=self.fit_intercept)
+                             task_weights=self.task_weights, fit_intercept=self.fit_intercept, l2=self.l2)
 
     def _global_task_ids(self, data: TaskData) -> np.ndarray:
         """Ids of the tasks of all ranks in global (sorted) order; the local ids without MPI."""

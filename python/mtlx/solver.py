@@ -46,7 +46,8 @@ TRACE_FISTA_ITERATIONS = 300
 
 
 def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distributed: bool = False,
-                  checkpoint: bool = False, gram="auto", task_weights="mean", fit_intercept: bool = False) -> str:
+                  checkpoint: bool = False, gram="auto", task_weights="mean", fit_intercept: bool = False,
+                  l2: float = 0.0) -> str:
     """The engine for a fit: ``solver`` checked against the problem, or chosen by it ("auto").
 
     "auto", in one process without checkpoints:
@@ -67,8 +68,10 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
     3. for a trace norm (with smooth terms), "fista+factored": FISTA first, which on a
        well-conditioned problem converges in tens of cheap iterations, handing over to the
        factored quasi-Newton engine after :data:`TRACE_FISTA_ITERATIONS`;
-    4. FISTA for the rest (the logistic loss, smooth couplings such as a task graph or the mean
-       penalty), and always under MPI or with checkpoints.
+    4. for the logistic loss on every task with L1 or L21 on one dense float64 X shared by the
+       tasks (l2 = 0, alpha > 0), "cd": proximal Newton with working sets (:mod:`mtlx.prox_newton`);
+    5. FISTA for the rest (other logistic fits, smooth couplings such as a task graph or the
+       mean penalty), and always under MPI or with checkpoints.
 
     Verbosity and callbacks never change the choice.
     """
@@ -80,6 +83,9 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
         raise ValueError(f"The 'solver' parameter must be one of {SOLVERS}. Got {solver!r} instead.")
     if solver == "fista":
         return solver
+    newton = _logistic_newton(solver, data, loss, penalty, alpha, distributed or checkpoint, l2)
+    if newton is not None:
+        return newton
     where = "a single process without checkpoints" if (distributed or checkpoint) else None
     where = where or ("at least one feature" if data.n_features == 0 else None)
     where = where or ("data on the host (data on a GPU run FISTA)" if data.device is not None else None)
@@ -123,6 +129,31 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
     if not why_factored:
         return "fista+factored"
     return "fista"
+
+
+def _logistic(loss, data) -> bool:
+    """Whether every task's loss is logistic (the cd engine is then proximal Newton, which takes b0)."""
+    from .losses import resolve_losses
+
+    return data.n_tasks > 0 and all(x.name == "logistic" for x in resolve_losses(loss, data.n_tasks))
+
+
+def _logistic_newton(solver, data, loss, penalty, alpha, collective: bool, l2: float) -> str | None:
+    """For the logistic loss on every task: "cd" (proximal Newton with working sets,
+    :mod:`mtlx.prox_newton`) where it applies, "fista" under "auto" where it does not; None for
+    other losses (the rules above)."""
+    from . import prox_newton
+    from .losses import resolve_losses
+
+    losses = resolve_losses(loss, data.n_tasks) if data.n_tasks and not collective else []
+    if not losses or not all(x.name == "logistic" for x in losses) or solver not in ("auto", "cd"):
+        return None
+    why = ("at least one feature" if data.n_features == 0 else None) or \
+        ("data on the host (data on a GPU run FISTA)" if data.device is not None else None) or \
+        prox_newton.supports(data, losses, penalty, l2) or ("alpha > 0" if not alpha > 0 else None)
+    if solver == "cd" and why:
+        raise ValueError(f"solver='cd' with the logistic loss needs {why}; use solver='fista'")
+    return "fista" if why else "cd"
 
 
 #: "auto" prefers the engines whose cost follows the support or the rank (working sets, the
@@ -199,7 +230,9 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
     solver : {"auto", "fista", "cd", "factored", "admm"}, default "auto"
         The engine; "auto" chooses by the problem (see :func:`choose_solver`). FISTA (every
         formulation, MPI, checkpoints), working sets + coordinate descent (L1/L21 least squares;
-        ``tol`` is a relative duality gap, ``max_iter`` caps the epochs), quasi-Newton on the
+        for the logistic loss on a shared dense X, proximal Newton on working sets,
+        :mod:`mtlx.prox_newton`; ``tol`` is a relative duality gap, ``max_iter`` caps the
+        epochs), quasi-Newton on the
         factors of a trace norm (``tol`` is a relative duality gap where the loss gives a dual
         point, ``max_iter`` caps L-BFGS iterations), ADMM (least squares in the Gram form with a
         prox-only penalty; ``tol`` is a relative duality gap for norms, else its residuals, then
@@ -288,8 +321,8 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         return res
     if comm is None:
         engine = choose_solver(solver, data, loss, pen, alpha, checkpoint=checkpoint is not None, gram=gram,
-                               task_weights=task_weights, fit_intercept=bool(fit_intercept))
-        if engine == "cd" and solver == "auto" and b0 is not None:
+                               task_weights=task_weights, fit_intercept=bool(fit_intercept), l2=l2)
+        if engine == "cd" and solver == "auto" and b0 is not None and not _logistic(loss, data):
             # Coordinate descent sets the intercepts to their optimum itself: a warm start of them
             # is checked, then not needed.
             as_parameters(data, np.zeros((data.n_features, data.n_tasks)) if W0 is None else W0, b0, "W0", "b0")
@@ -421,6 +454,11 @@ def _other_engine(engine, data, loss, pen, alpha, l2, fit_intercept, task_weight
         rest.solver = "fista+factored"
         return rest
     with blas_threads(n_threads):
+        if engine == "cd" and all(x.name == "logistic" for x in resolve_losses(loss, data.n_tasks)):
+            from .prox_newton import solve_prox_newton
+
+            return solve_prox_newton(data, pen, alpha, fit_intercept, task_weights, tol, max_iter, W0, b0, callback,
+                                     start)
         if engine == "cd":
             from .working_set import solve_working_set
 

@@ -227,6 +227,64 @@ struct SparseResidualRows {
   }
 };
 
+/// Model gradients of a proximal Newton step (see NewtonCdProblem): g_jt + sum_i x_ij h_ti Q_ti.
+struct NewtonRows {
+  const NewtonCdProblem& p;
+  double* Q;   // T x n: X_S (W - W0) + db
+  double* db;  // T
+
+  double curvature(std::int64_t t, std::int64_t j) const { return p.curv[j * p.T + t]; }
+
+  void begin_row(std::int64_t) {}
+
+  void gradient(std::int64_t j, double* grad) const {
+    const double* x = p.X + j * p.n;
+    for (std::int64_t t = 0; t < p.T; ++t) {
+      const double* h = p.H + t * p.n;
+      const double* q = Q + t * p.n;
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (std::int64_t i = 0; i < p.n; ++i) s += x[i] * h[i] * q[i];
+      grad[t] = p.G[j * p.T + t] + s;
+    }
+  }
+
+  void moved(std::int64_t j, const double* delta) {
+    const double* x = p.X + j * p.n;
+    for (std::int64_t t = 0; t < p.T; ++t) {
+      const double dt = delta[t];
+      if (dt == 0.0) continue;
+      double* q = Q + t * p.n;
+#pragma omp simd
+      for (std::int64_t i = 0; i < p.n; ++i) q[i] += x[i] * dt;
+    }
+  }
+
+  void finish() {}
+
+  /// The exact minimization of the model over each intercept (the others fixed); returns the
+  /// largest move.
+  double intercept_steps() {
+    if (p.g_b == nullptr) return 0.0;
+    double largest = 0.0;
+    for (std::int64_t t = 0; t < p.T; ++t) {
+      if (!(p.h_b[t] > 0.0)) continue;
+      const double* h = p.H + t * p.n;
+      double* q = Q + t * p.n;
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (std::int64_t i = 0; i < p.n; ++i) s += h[i] * q[i];
+      const double step = -(p.g_b[t] + s) / p.h_b[t];
+      if (step == 0.0) continue;
+#pragma omp simd
+      for (std::int64_t i = 0; i < p.n; ++i) q[i] += step;
+      db[t] += step;
+      largest = std::max(largest, std::fabs(step));
+    }
+    return largest;
+  }
+};
+
 /// The new row j for l2,1: one proximal-gradient step on the row with step 1 / L_j,
 /// L_j = max_t c_t H_t(j, j) + l2 (exact block minimization when the curvatures agree, as
 /// for shared input with equal task weights). Writes delta = new - old.
@@ -323,6 +381,22 @@ MTLX_WIDEST_VECTORS
 CdResult cd_epochs_residual(const ResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs, double tol) {
   ResidualRows rows(p, R);
   return epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
+}
+
+MTLX_WIDEST_VECTORS
+CdResult cd_epochs_newton(const NewtonCdProblem& p, double* W, double* Q, double* db, std::int64_t max_epochs,
+                          double tol) {
+  NewtonRows rows{p, Q, db};
+  CdResult result{0, 0.0, 0.0};
+  while (result.epochs < max_epochs) {
+    const double intercept_move = rows.intercept_steps();
+    const CdResult epoch = epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, 1, 0.0);
+    ++result.epochs;
+    result.max_change = std::max(epoch.max_change, intercept_move);
+    result.max_abs = epoch.max_abs;
+    if (epoch.max_change <= tol * epoch.max_abs && intercept_move <= tol * std::max(epoch.max_abs, 1.0)) break;
+  }
+  return result;
 }
 
 CdResult cd_epochs_residual_sparse(const SparseResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs,

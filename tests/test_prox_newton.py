@@ -1,0 +1,109 @@
+"""Proximal Newton with working sets (mtlx.prox_newton): the logistic loss with L1 or L21 on a
+shared X, against FISTA at a tight tolerance and against cvxpy, its duality gap a true bound."""
+
+import numpy as np
+import pytest
+
+import mtlx
+from mtlx.penalties import get_penalty
+from mtlx.prox_newton import ProxNewtonSolver
+
+
+def _problem(rng, n, d, T, missing=False, weights=False):
+    X = rng.standard_normal((n, d))
+    W = np.zeros((d, T))
+    W[:4] = rng.standard_normal((4, T)) * 2
+    Y = np.where(X @ W + 0.5 * rng.standard_normal((n, T)) > 0, 1.0, -1.0)
+    if missing:
+        Y[rng.random(Y.shape) < 0.15] = np.nan
+    s = rng.uniform(0.5, 2.0, n) if weights else None
+    return mtlx.TaskData.from_shared(X, Y, sample_weight=s)
+
+
+def _objective(data, res, penalty, alpha):
+    """F in numpy, from the returned W and b (independently of both engines)."""
+    from mtlx._validate import resolve_task_weights
+
+    c = resolve_task_weights("mean", data.weight_totals)
+    S = np.ones_like(data.Y) if data.sample_weight is None else data.sample_weight
+    Z = data.X @ res.W + res.b
+    loss = float(np.sum(S * c * np.logaddexp(0.0, -data.Y * Z)))
+    g = np.sqrt((res.W**2).sum(axis=1)).sum() if penalty == "l21" else np.abs(res.W).sum()
+    return loss + alpha * g
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21"])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+@pytest.mark.parametrize("shape, extras", [((40, 120, 3), {}), ((200, 15, 4), {}),
+                                            ((60, 80, 3), {"missing": True, "weights": True})])
+def test_equals_fista_at_a_tight_tolerance(rng, penalty, fit_intercept, shape, extras):
+    data = _problem(rng, *shape, **extras)
+    alpha = 0.1 * mtlx.alpha_max(data, penalty, loss="logistic", fit_intercept=fit_intercept)
+    kw = dict(loss="logistic", penalty=penalty, alpha=alpha, fit_intercept=fit_intercept)
+    res = mtlx.solve(data, solver="cd", tol=1e-12, **kw)
+    ref = mtlx.solve(data, solver="fista", tol=1e-12, max_iter=200_000, **kw)
+    assert res.solver == "cd" and res.converged
+    F, F_ref = _objective(data, res, penalty, alpha), _objective(data, ref, penalty, alpha)
+    assert F == pytest.approx(res.objective, rel=1e-12)
+    assert F <= F_ref * (1 + 1e-10)  # at least as low as FISTA's optimum
+    np.testing.assert_allclose(res.W, ref.W, atol=1e-5 * np.abs(ref.W).max())
+    np.testing.assert_allclose(res.b, ref.b, atol=1e-5 * max(np.abs(ref.b).max(), 1.0))
+    # the same support
+    assert np.array_equal(np.abs(res.W).sum(axis=1) > 1e-8, np.abs(ref.W).sum(axis=1) > 1e-8)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21"])
+def test_the_duality_gap_bounds_the_distance_to_cvxpy(rng, penalty):
+    cp = pytest.importorskip("cvxpy")
+    data = _problem(rng, 30, 50, 3)
+    alpha = 0.05 * mtlx.alpha_max(data, penalty, loss="logistic", fit_intercept=True)
+    solver = ProxNewtonSolver(data, get_penalty(penalty), fit_intercept=True)
+    n, d, T = 30, 50, 3
+    W, b = cp.Variable((d, T)), cp.Variable(T)
+    Z = data.X @ W + np.ones((n, 1)) @ cp.reshape(b, (1, T), order="C")
+    loss = cp.sum(cp.multiply(1.0 / n, cp.logistic(cp.multiply(-data.Y, Z))))
+    g = cp.sum(cp.norm(W, 2, axis=1)) if penalty == "l21" else cp.sum(cp.abs(W))
+    F_star = cp.Problem(cp.Minimize(loss + alpha * g)).solve(solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12,
+                                                              tol_feas=1e-12)
+    for tol in (1e-2, 1e-4, 1e-8):
+        _, _, info = solver.solve(alpha, tol=tol)
+        assert info["converged"] and info["gap"] <= tol * info["primal"]
+        assert info["primal"] - F_star <= info["gap"] + 1e-9 * F_star  # a true bound (cvxpy's own error aside)
+        assert info["primal"] >= F_star - 1e-8 * F_star
+
+
+def test_the_classifier_takes_it_and_auto_chooses_it(rng):
+    data = _problem(rng, 50, 100, 3)
+    labels = np.where(data.Y > 0, "yes", "no")
+    clf = mtlx.MultiTaskClassifier(alpha=0.02, tol=1e-10).fit(data.X, labels)
+    assert clf.solver_ == "cd"
+    ref = mtlx.MultiTaskClassifier(alpha=0.02, tol=1e-12, solver="fista", max_iter=200_000).fit(data.X, labels)
+    np.testing.assert_allclose(clf.coef_, ref.coef_, atol=1e-5 * np.abs(ref.coef_).max())
+    assert np.mean(clf.predict(data.X) == ref.predict(data.X)) == 1.0
+
+
+def test_where_it_does_not_apply_cd_says_why_and_auto_runs_fista(rng):
+    data = _problem(rng, 30, 20, 2)
+    with pytest.raises(ValueError, match="solver='cd' with the logistic loss needs l2 = 0"):
+        mtlx.solve(data, loss="logistic", penalty="l21", alpha=0.01, l2=0.1, solver="cd")
+    with pytest.raises(ValueError, match=r"needs the penalty L1 or L21 \(this fit: Trace"):
+        mtlx.solve(data, loss="logistic", penalty="trace", alpha=0.01, solver="cd")
+    stacked = mtlx.TaskData.from_tasks([(data.X, data.Y[:, 0]), (data.X[:10], data.Y[:10, 1])])
+    with pytest.raises(ValueError, match="needs one dense X shared by the tasks"):
+        mtlx.solve(stacked, loss="logistic", penalty="l1", alpha=0.01, solver="cd")
+    assert mtlx.solve(stacked, loss="logistic", penalty="l1", alpha=0.01).solver == "fista"
+
+
+def test_a_warm_started_path_of_alphas(rng):
+    data = _problem(rng, 40, 150, 3)
+    top = mtlx.alpha_max(data, "l21", loss="logistic", fit_intercept=True)
+    solver = ProxNewtonSolver(data, get_penalty("l21"), fit_intercept=True)
+    W = b = None
+    alphas = top * np.geomspace(0.9, 0.05, 6)
+    for alpha in alphas:
+        W, b, info = solver.solve(alpha, W, b, tol=1e-10)
+        assert info["converged"]
+    W_cold, b_cold, _ = solver.solve(alphas[-1], tol=1e-10)  # the warm start ends where a cold one does
+    np.testing.assert_allclose(W, W_cold, atol=1e-6 * np.abs(W_cold).max())
+    np.testing.assert_allclose(b, b_cold, atol=1e-6)
+    assert np.sum(np.abs(W).sum(axis=1) > 0) > 0
