@@ -14,6 +14,9 @@
 namespace mtlx::cpu {
 namespace {
 
+/// Tasks a row step keeps on the stack (beyond, the l2,1 row step falls back to one step size).
+constexpr std::int64_t kMaxRowTasks = 1024;
+
 /// Gradients from Gram statistics: grad_t = c_t (H_t w_t)[j] - B(j, t) (+ l2 w_t, added by the step).
 struct GramRows {
   const CdProblem& p;
@@ -285,9 +288,48 @@ struct NewtonRows {
   }
 };
 
-/// The new row j for l2,1: one proximal-gradient step on the row with step 1 / L_j,
-/// L_j = max_t c_t H_t(j, j) + l2 (exact block minimization when the curvatures agree, as
-/// for shared input with equal task weights). Writes delta = new - old.
+/// The minimizer over u of sum_t a_t (u_t - z_t)^2 / 2 + lambda ||u||_2 (a_t > 0): the prox of the
+/// group norm in the metric diag(a). u = 0 when ||a z|| <= lambda; else u_t = a_t z_t r / (a_t r +
+/// lambda) with r = ||u|| the root of psi(r) = sum_t (a_t z_t / (a_t r + lambda))^2 - 1. psi is
+/// convex and decreasing, so Newton's method from a point left of the root stays left of it and
+/// converges monotonically (quadratically near it): it starts at (||a z|| - lambda) / max_t a_t,
+/// where psi >= 0, the root itself when the a_t are equal (block soft thresholding, one step).
+/// Writes u into `out`.
+inline void weighted_group_prox(const double* a, const double* z, std::int64_t T, double lambda, double* out) {
+  double norm_sq = 0.0, a_max = 0.0;
+  for (std::int64_t t = 0; t < T; ++t) {
+    norm_sq += (a[t] * z[t]) * (a[t] * z[t]);
+    a_max = std::max(a_max, a[t]);
+  }
+  const double norm = std::sqrt(norm_sq);
+  if (!(norm > lambda)) {
+    for (std::int64_t t = 0; t < T; ++t) out[t] = 0.0;
+    return;
+  }
+  double r = (norm - lambda) / a_max;
+  for (int iteration = 0; iteration < 60; ++iteration) {
+    double psi = -1.0, slope = 0.0;
+    for (std::int64_t t = 0; t < T; ++t) {
+      const double denominator = a[t] * r + lambda;
+      const double q = a[t] * z[t] / denominator;
+      psi += q * q;
+      slope -= 2.0 * q * q * a[t] / denominator;
+    }
+    if (!(psi > 0.0) || !(slope < 0.0)) break;  // at the root (to rounding)
+    const double step = -psi / slope;
+    r += step;
+    if (step <= 1e-14 * r) break;
+  }
+  for (std::int64_t t = 0; t < T; ++t) out[t] = a[t] * z[t] * r / (a[t] * r + lambda);
+}
+
+/// The new row j for l2,1: the exact minimization over the row of the separable quadratic model
+/// sum_t (grad_t d_t + (h_t + l2) d_t^2 / 2) + alpha ||w + d|| with h_t the task's curvature
+/// c_t H_t(j, j) (weighted_group_prox). The per-task curvatures of a row differ when tasks have
+/// their own rows, weights or a loss's curvature (logistic): one step 1 / max_t h_t, as before,
+/// moved the tasks of lower curvature by a fraction of their way (issue 15: on school and on
+/// logistic l21 the epochs crawled). A task of zero curvature (and no ridge) has its entry 0.
+/// Writes delta = new - old.
 template <class Rows>
 void row_step_l21(const Rows& rows, std::int64_t T, double alpha, double l2, std::int64_t j, const double* w,
                   double* grad, double* delta) {
@@ -299,13 +341,26 @@ void row_step_l21(const Rows& rows, std::int64_t T, double alpha, double l2, std
     return;
   }
   rows.gradient(j, grad);
-  double norm_sq = 0.0;
-  for (std::int64_t t = 0; t < T; ++t) {
-    grad[t] = w[t] - (grad[t] + l2 * w[t]) / L;  // the unshrunk row
-    norm_sq += grad[t] * grad[t];
+  double a[kMaxRowTasks], z[kMaxRowTasks], u[kMaxRowTasks];
+  if (T > kMaxRowTasks) {  // (rows of more tasks than the stack buffers: the step of the largest curvature)
+    double norm_sq = 0.0;
+    for (std::int64_t t = 0; t < T; ++t) {
+      grad[t] = w[t] - (grad[t] + l2 * w[t]) / L;  // the unshrunk row
+      norm_sq += grad[t] * grad[t];
+    }
+    const double factor = group_shrink_factor(std::sqrt(norm_sq), alpha / L);
+    for (std::int64_t t = 0; t < T; ++t) delta[t] = factor * grad[t] - w[t];
+    return;
   }
-  const double factor = group_shrink_factor(std::sqrt(norm_sq), alpha / L);
-  for (std::int64_t t = 0; t < T; ++t) delta[t] = factor * grad[t] - w[t];
+  for (std::int64_t t = 0; t < T; ++t) {
+    // A task without curvature stays at 0 (its entry has no quadratic to minimize: the row's
+    // minimizer is 0 there or unbounded; the penalty keeps it 0 only for a zero gradient, and a
+    // floor of L * 1e-12 keeps the step finite otherwise).
+    a[t] = std::max(rows.curvature(t, j) + l2, 1e-12 * L);
+    z[t] = w[t] - (grad[t] + l2 * w[t]) / a[t];
+  }
+  weighted_group_prox(a, z, T, alpha, u);
+  for (std::int64_t t = 0; t < T; ++t) delta[t] = u[t] - w[t];
 }
 
 /// The new row j for l1: each entry minimized exactly (its own curvature c_t H_t(j, j) + l2).
