@@ -346,3 +346,27 @@ def test_wide_problem_is_bitwise_independent_of_the_thread_count(monkeypatch, pe
     assert runs[0].converged
     np.testing.assert_array_equal(runs[0].W, runs[1].W)
     np.testing.assert_array_equal(runs[0].b, runs[1].b)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_an_l21_row_step_is_the_exact_minimizer_when_task_curvatures_differ(rng, l2):
+    """One feature, tasks of different curvatures c_t H_t: one epoch reaches the optimum of
+    sum_t c_t (h_t w_t^2 / 2 - w_t b_t) + l2 ||w||^2 / 2 + alpha ||w||, checked against cvxpy."""
+    cp = pytest.importorskip("cvxpy")
+    from mtlx import _core
+
+    T = 6
+    h = rng.uniform(0.05, 20.0, T)  # per-task Gram entries (one feature)
+    b = rng.standard_normal(T) * 3
+    c = rng.uniform(0.5, 2.0, T)
+    alpha = 0.4 * float(np.linalg.norm(c * b))
+    H = h.reshape(T, 1, 1).copy()
+    W = np.zeros((1, T))
+    Q = np.zeros((1, T))  # [H_t w_t]_t at W = 0
+    _core.cd_epochs(H, (c * b).reshape(1, T).copy(), c, alpha, l2, int(_core.PenaltyKind.l21), W, Q, 1, 0.0)
+    w = cp.Variable(T)
+    objective = cp.sum(cp.multiply(c * h / 2, cp.square(w)) - cp.multiply(c * b, w)) + l2 / 2 * cp.sum_squares(w) \
+        + alpha * cp.norm(w, 2)
+    cp.Problem(cp.Minimize(objective)).solve(solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    np.testing.assert_allclose(W[0], w.value, atol=1e-7 * np.abs(w.value).max())
+    assert np.abs(W[0]).max() > 0  # (alpha below the threshold: a non-trivial row)
