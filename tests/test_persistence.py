@@ -269,7 +269,7 @@ def test_intercepts_of_a_fit_without_intercepts_are_zero(tmp_path, stacked_rows)
     ({"classes_1": np.array(["up", "down"])}, r"classes_ of task 1 is \['up', 'down'\]: distinct labels in sorted"),
     ({"classes_0": np.array(["up", "up"])}, "classes_ of task 0 is .*distinct labels in sorted"),
     ({"classes_2": np.array([0.0, np.nan])}, "classes_ of task 2 contains NaN"),
-    ({"classes_2": None}, r"stores the labels \['classes_0', 'classes_1', 'classes_2'\], found \['classes_0', 'class"),
+    ({"classes_2": None}, r"stores 3 labels arrays \(classes_0 ...\), found \['classes_0', 'classes_1'\]"),
     ({"classes_3": np.array(["a", "b"])}, r"found \['classes_0', 'classes_1', 'classes_2', 'classes_3'\]"),
     ({"classes_01": np.array(["a", "b"])}, "unexpected array 'classes_01'"),
     ({"fit_layout_": "single"}, "fit_layout_ is 'single' but n_tasks_ is 3"),

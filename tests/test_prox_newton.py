@@ -88,10 +88,39 @@ def test_where_it_does_not_apply_cd_says_why_and_auto_runs_fista(rng):
         mtlx.solve(data, loss="logistic", penalty="l21", alpha=0.01, l2=0.1, solver="cd")
     with pytest.raises(ValueError, match=r"needs the penalty L1 or L21 \(this fit: Trace"):
         mtlx.solve(data, loss="logistic", penalty="trace", alpha=0.01, solver="cd")
-    stacked = mtlx.TaskData.from_tasks([(data.X, data.Y[:, 0]), (data.X[:10], data.Y[:10, 1])])
-    with pytest.raises(ValueError, match="needs one dense X shared by the tasks"):
-        mtlx.solve(stacked, loss="logistic", penalty="l1", alpha=0.01, solver="cd")
-    assert mtlx.solve(stacked, loss="logistic", penalty="l1", alpha=0.01).solver == "fista"
+    import scipy.sparse as sp
+
+    sparse = mtlx.TaskData.from_shared(sp.csr_matrix(data.X), data.Y)
+    with pytest.raises(ValueError, match="with the logistic loss needs a dense X"):
+        mtlx.solve(sparse, loss="logistic", penalty="l1", alpha=0.01, solver="cd")
+    assert mtlx.solve(sparse, loss="logistic", penalty="l1", alpha=0.01).solver == "fista"
+    float32 = mtlx.TaskData.from_shared(data.X.astype(np.float32), data.Y.astype(np.float32))
+    assert mtlx.solve(float32, loss="logistic", penalty="l1", alpha=0.01).solver == "fista"
+
+
+@pytest.mark.filterwarnings("ignore:mtlx.solve stalled")  # (the FISTA reference, at tol 1e-12)
+@pytest.mark.parametrize("penalty", ["l1", "l21"])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_stacked_tasks_with_their_own_rows_equal_fista(rng, penalty, fit_intercept, weighted):
+    d, sizes = 70, (12, 40, 25)
+    w_true = np.zeros(d)
+    w_true[:5] = 2.0
+    tasks = []
+    for m in sizes:
+        Z = rng.standard_normal((m, d))
+        labels = np.where(Z @ (w_true + 0.3 * rng.standard_normal(d)) + rng.standard_normal(m) > 0, 1.0, -1.0)
+        tasks.append((Z + rng.uniform(-2, 2, d), labels))  # shifted columns: the per-task centering matters
+    weights = [rng.uniform(0.2, 2.0, m) for m in sizes] if weighted else None
+    data = mtlx.TaskData.from_tasks(tasks, sample_weight=weights)
+    alpha = 0.1 * mtlx.alpha_max(data, penalty, loss="logistic", fit_intercept=fit_intercept)
+    kw = dict(loss="logistic", penalty=penalty, alpha=alpha, fit_intercept=fit_intercept)
+    res = mtlx.solve(data, tol=1e-12, **kw)
+    ref = mtlx.solve(data, solver="fista", tol=1e-12, max_iter=300_000, **kw)
+    assert res.solver == "cd" and res.converged
+    assert res.objective <= ref.objective * (1 + 1e-10)
+    np.testing.assert_allclose(res.W, ref.W, atol=1e-5 * np.abs(ref.W).max())
+    np.testing.assert_allclose(res.b, ref.b, atol=1e-5 * max(np.abs(ref.b).max(), 1.0))
 
 
 def test_a_warm_started_path_of_alphas(rng):
@@ -107,3 +136,29 @@ def test_a_warm_started_path_of_alphas(rng):
     np.testing.assert_allclose(W, W_cold, atol=1e-6 * np.abs(W_cold).max())
     np.testing.assert_allclose(b, b_cold, atol=1e-6)
     assert np.sum(np.abs(W).sum(axis=1) > 0) > 0
+
+
+def test_where_newton_steps_stop_helping_fista_finishes(recwarn):
+    """Features of scales 1e-3..1e3 far from centered, no intercepts, a small alpha (a review's
+    case): the Newton steps stall, FISTA goes on from their point, and the result is FISTA's."""
+    rng = np.random.default_rng(3)
+    n, d, T = 60, 80, 2
+    X = rng.standard_normal((n, d)) * 10 ** rng.uniform(-3, 3, d) + rng.uniform(-1e3, 1e3, d)
+    W = np.zeros((d, T))
+    W[:5] = rng.standard_normal((5, T))
+    Y = np.where((X - X.mean(0)) / X.std(0) @ W + 0.1 * rng.standard_normal((n, T)) > 0, 1.0, -1.0)
+    data = mtlx.TaskData.from_shared(X, Y)
+    alpha = 1e-3 * mtlx.alpha_max(data, "l1", loss="logistic")
+    res = mtlx.solve(data, loss="logistic", penalty="l1", alpha=alpha, tol=1e-10, max_iter=100_000)
+    ref = mtlx.solve(data, loss="logistic", penalty="l1", alpha=alpha, tol=1e-10, max_iter=100_000, solver="fista")
+    assert res.solver in ("cd", "cd+fista")
+    assert res.objective <= ref.objective * (1 + 1e-6)
+
+
+def test_a_saturating_warm_start_comes_back(rng):
+    data = _problem(rng, 40, 60, 3)
+    alpha = 0.1 * mtlx.alpha_max(data, "l1", loss="logistic", fit_intercept=True)
+    kw = dict(loss="logistic", penalty="l1", alpha=alpha, fit_intercept=True, tol=1e-10)
+    ref = mtlx.solve(data, **kw)
+    res = mtlx.solve(data, W0=100 * rng.standard_normal((60, 3)), b0=np.full(3, 1e6), max_iter=200_000, **kw)
+    assert res.objective == pytest.approx(ref.objective, rel=1e-8)

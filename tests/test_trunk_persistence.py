@@ -104,3 +104,28 @@ def test_the_architecture_of_the_parameters_is_checked(trunk_file):
     rewrite(trunk_file, __meta__=np.asarray(json.dumps(meta)))
     with pytest.raises(ValueError, match=r"params_ must be a float array of shape \(84,\)"):
         mtlx.load(trunk_file)
+
+
+def test_widths_given_as_an_int_or_numpy_integers_round_trip(tmp_path, data):
+    X, Y = data
+    for options in (dict(hidden=8), dict(hidden=(np.int64(6),), task_hidden=np.int64(3))):
+        model = mtlx.SharedTrunkRegressor(max_iter=5, **options).fit(X, Y)
+        mtlx.save(model, tmp_path / "w.npz")
+        np.testing.assert_array_equal(mtlx.load(tmp_path / "w.npz").predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(hidden=None), "the architecture: hidden must be a tuple of layer widths"),
+    (dict(hidden=[]), "the architecture: hidden must hold at least one layer width"),
+    (dict(hidden=[10**30]), "the architecture"),
+    (dict(activation="foo"), "activation must be one of"),
+    (dict(hidden=[[8]]), "hidden widths must be positive integers"),
+])
+def test_an_architecture_fit_would_refuse_is_a_value_error(trunk_file, params, message):
+    import json
+
+    meta = json.loads(members(trunk_file)["__meta__"].item())
+    meta["params"].update(params)
+    rewrite(trunk_file, __meta__=np.asarray(json.dumps(meta)))
+    with pytest.raises(ValueError, match=message):
+        mtlx.load(trunk_file)

@@ -512,15 +512,26 @@ void bind_newton_coordinate_descent(py::module_& m) {
       [](const carray<double>& X, const carray<double>& G, const carray<double>& H, const carray<double>& curv,
          const std::optional<carray<double>>& g_b, const std::optional<carray<double>>& h_b, double alpha, double l2,
          std::uint8_t penalty, carray<double> W, carray<double> Q, carray<double> db, std::int64_t max_epochs,
-         double tol) {
+         double tol, const std::optional<carray<std::int64_t>>& offsets) {
         if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D (k, n), got shape " + shape_of(X));
         if (W.ndim() != 2) throw std::invalid_argument("W must be 2-D (k, T), got shape " + shape_of(W));
         const py::ssize_t k = X.shape(0), n = X.shape(1), T = W.shape(1);
         expect_shape(G, "G", {k, T});
-        expect_shape(H, "H", {T, n});
+        if (offsets) {  // stacked tasks: one entry of H and Q per row, the offsets checked to index within n
+          expect_shape(*offsets, "offsets", {T + 1});
+          const std::int64_t* o = offsets->data();
+          if (o[0] != 0 || o[T] != n) throw std::invalid_argument("offsets must run from 0 to n");
+          for (py::ssize_t t = 0; t < T; ++t) {
+            if (o[t + 1] < o[t]) throw std::invalid_argument("offsets must be non-decreasing");
+          }
+          expect_shape(H, "H", {n});
+          expect_shape(Q, "Q", {n});
+        } else {
+          expect_shape(H, "H", {T, n});
+          expect_shape(Q, "Q", {T, n});
+        }
         expect_shape(curv, "curv", {k, T});
         expect_shape(W, "W", {k, T});
-        expect_shape(Q, "Q", {T, n});
         expect_shape(db, "db", {T});
         if (g_b.has_value() != h_b.has_value()) throw std::invalid_argument("g_b and h_b go together");
         if (g_b) {
@@ -531,9 +542,19 @@ void bind_newton_coordinate_descent(py::module_& m) {
         expect_writable(Q, "Q");
         expect_writable(db, "db");
         const auto kind = cd_penalty(penalty, alpha, l2);
-        const mtlx::cpu::NewtonCdProblem problem{
-            X.data(), G.data(), H.data(), curv.data(), g_b ? g_b->data() : nullptr, h_b ? h_b->data() : nullptr, k, n,
-            T,        alpha,    l2,       kind};
+        const mtlx::cpu::NewtonCdProblem problem{X.data(),
+                                                 G.data(),
+                                                 H.data(),
+                                                 curv.data(),
+                                                 g_b ? g_b->data() : nullptr,
+                                                 h_b ? h_b->data() : nullptr,
+                                                 k,
+                                                 n,
+                                                 T,
+                                                 alpha,
+                                                 l2,
+                                                 kind,
+                                                 offsets ? offsets->data() : nullptr};
         double* w = W.mutable_data();
         double* q = Q.mutable_data();
         double* d = db.mutable_data();
@@ -547,9 +568,10 @@ void bind_newton_coordinate_descent(py::module_& m) {
       py::arg("X").noconvert(), py::arg("G").noconvert(), py::arg("H").noconvert(), py::arg("curv").noconvert(),
       py::arg("g_b").noconvert(), py::arg("h_b").noconvert(), py::arg("alpha"), py::arg("l2"), py::arg("penalty"),
       py::arg("W").noconvert(), py::arg("Q").noconvert(), py::arg("db").noconvert(), py::arg("max_epochs"),
-      py::arg("tol"),
+      py::arg("tol"), py::arg("offsets").noconvert() = py::none(),
       "Coordinate-descent epochs on the quadratic model of a proximal Newton step (mtlx/coordinate_descent.hpp: "
-      "NewtonCdProblem): W (k, T), Q = X_S (W - W0) + db (T, n) and db (T) updated in place; returns (epochs, "
+      "NewtonCdProblem): W (k, T), Q = X_S (W - W0) + db ((T, n), or (n,) with stacked offsets) and db (T) updated in "
+      "place; returns (epochs, "
       "max_change, max_abs).");
 }
 

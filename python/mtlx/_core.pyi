@@ -596,10 +596,12 @@ def cd_epochs_newton(
     db: NDArray[np.float64],
     max_epochs: _Int,
     tol: _Float,
+    offsets: NDArray[np.int64] | None = None,
 ) -> tuple[int, float, float]:
     """Coordinate-descent epochs on the quadratic model of a proximal Newton step.
 
-    W (k, T), Q = X_S (W - W0) + db (T, n) and db (T) are updated in place (NewtonCdProblem in
+    W (k, T), Q = X_S (W - W0) + db ((T, n); (n,) for stacked tasks, whose row ``offsets`` are
+    given) and db (T) are updated in place (NewtonCdProblem in
     mtlx/coordinate_descent.hpp). Returns (epochs, max_change, max_abs).
     """
 

@@ -180,16 +180,26 @@ def _storable(name: str, value, arrays: dict):
         return None
     if isinstance(value, Penalty):
         return {_PENALTY_KEY: to_data(value, arrays, _PENALTY_PREFIX.rstrip("_"))}
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
+    if isinstance(value, (np.ndarray, np.generic, tuple, list)):
+        value = _plain(value)
     try:
         json.dumps(value)
     except (TypeError, ValueError):
         warnings.warn(f"parameter {name}={_short(value)} cannot be stored as data; the loaded model has {name}=None",
                       UserWarning, stacklevel=3)
         return None
+    return value
+
+
+def _plain(value):
+    """Arrays, numpy scalars and tuples (nested) as the lists and Python numbers JSON holds (a
+    network's ``hidden=(np.int64(8),)`` was dropped as unstorable)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -243,10 +253,15 @@ def _read_model(archive, members: dict):
     _restore(model, {name: _read(archive, members, name, _SCALAR_BYTES) for name in _SCALARS})
     _check_counts(model)
     classes = {name for name in members if _CLASSES.fullmatch(name)}
-    expected = {f"classes_{t}" for t in range(1 if model.fit_layout_ == "single" else model.n_tasks_)}
+    n_labels = 1 if model.fit_layout_ == "single" else model.n_tasks_
+    # (compared with the members there are before the names are listed: an n_tasks_ of 10^12 in a
+    # small file must not make a set of 10^12 names)
+    expected = {f"classes_{t}" for t in range(n_labels)} if entry.is_classifier and n_labels == len(classes) \
+        else None
     if entry.is_classifier and classes != expected:
-        raise ValueError(f"a classifier of {model.n_tasks_} task(s) in the {model.fit_layout_!r} layout stores the "
-                         f"labels {sorted(expected)}, found {sorted(classes)}")
+        wanted = f"{n_labels} labels arrays (classes_0 ...)" if expected is None else f"the labels {sorted(expected)}"
+        raise ValueError(f"a classifier of {model.n_tasks_} task(s) in the {model.fit_layout_!r} layout stores "
+                         f"{wanted}, found {sorted(classes)[:10]}")
     # The labels first: a task of K classes owns K rows of coef_, so they size the coefficients.
     _restore(model, {name: _read(archive, members, name, _UNSIZED_BYTES) for name in sorted(classes)})
     rest = [name for name in members if name not in _SCALARS and name != "__meta__"

@@ -1,9 +1,11 @@
-"""Proximal Newton with working sets: the logistic loss with an l1 or l2,1 penalty on a shared X.
+"""Proximal Newton with working sets: the logistic loss with an l1 or l2,1 penalty.
 
     F(W, b) = sum_t c_t sum_i s_it log(1 + exp(-y_it (x_i . w_t + b_t))) + alpha g(W)
 
 Classification in high dimension (d >> n), where proximal-gradient steps crawl: the method of
-skglm's ``ProxNewton`` (Bertrand, Klopfenstein et al. 2022), for several tasks and row groups.
+skglm's ``ProxNewton`` (Bertrand, Klopfenstein et al. 2022), for several tasks, on one dense X
+shared by the tasks or on tasks with rows of their own (``_SharedRows``, ``_StackedRows``: the
+few operations that differ between the layouts).
 Each outer iteration
 
 1. moves the intercepts to their optimum (one-dimensional Newton steps: the dual point below is
@@ -44,6 +46,8 @@ MODEL_EPOCHS = 100
 MODEL_TOL = 1e-4
 #: How many halvings of the step the line search tries.
 MAX_HALVINGS = 40
+#: Newton steps without the gap halving after which the engine has stalled (and hands over).
+NO_PROGRESS = 25
 
 
 def supports(data, losses, penalty, l2: float) -> str | None:
@@ -51,8 +55,8 @@ def supports(data, losses, penalty, l2: float) -> str | None:
     from .penalties.l1 import L1
     from .penalties.l21 import L21
 
-    if data.layout != "shared" or data.sparse:
-        return "one dense X shared by the tasks"
+    if data.sparse:
+        return "a dense X"
     if data.dtype != np.float64:
         return "float64 data"
     if not all(loss.name == "logistic" for loss in losses):
@@ -64,13 +68,100 @@ def supports(data, losses, penalty, l2: float) -> str | None:
     return None
 
 
+class _SharedRows:
+    """One X (n x d) for every task: margins, targets and weights are (n, T) arrays."""
+
+    def __init__(self, X, data):
+        self.X, self.T = X, data.n_tasks
+        self.targets = data.Y.astype(np.float64)
+        self.entry_weights = np.ones_like(self.targets) if data.sample_weight is None else \
+            data.sample_weight.astype(np.float64)
+
+    def per_entry(self, c):
+        return self.entry_weights * np.asarray(c, dtype=np.float64)[None, :]
+
+    def margins(self, W, b):
+        return self.X @ W + b[None, :]
+
+    def gradient(self, R):
+        return self.X.T @ R
+
+    def task_sums(self, A):
+        return A.sum(axis=0)
+
+    def with_intercepts(self, Z, step):
+        return Z + step[None, :]
+
+    def kernel_H(self, H):
+        return np.ascontiguousarray(H.T), None
+
+    def curvatures(self, Xs, H):
+        return np.ascontiguousarray((Xs * Xs) @ H)
+
+    def moves(self, Xs, delta, db):
+        """The margins' move (n, T) of a step (delta on the working set's rows of W, db)."""
+        return Xs.T @ delta + db[None, :]
+
+    def means(self, X):
+        return X.mean(axis=0)[:, None] * np.ones(self.T)  # d x T: one mean for every task
+
+
+class _StackedRows:
+    """Each task its own rows (offsets): margins, targets and weights are one entry per row."""
+
+    def __init__(self, X, data):
+        self.X, self.T = X, data.n_tasks
+        self.offsets = np.asarray(data.offsets, dtype=np.int64)
+        self.targets = data.y.astype(np.float64)
+        self.entry_weights = np.ones_like(self.targets) if data.sample_weight is None else \
+            data.sample_weight.astype(np.float64)
+        self.task = np.repeat(np.arange(self.T), np.diff(self.offsets))
+
+    def rows(self, t):
+        return slice(int(self.offsets[t]), int(self.offsets[t + 1]))
+
+    def per_entry(self, c):
+        return self.entry_weights * np.asarray(c, dtype=np.float64)[self.task]
+
+    def margins(self, W, b):
+        Z = np.empty(len(self.targets))
+        for t in range(self.T):
+            Z[self.rows(t)] = self.X[self.rows(t)] @ W[:, t] + b[t]
+        return Z
+
+    def gradient(self, R):
+        return np.column_stack([self.X[self.rows(t)].T @ R[self.rows(t)] for t in range(self.T)])
+
+    def task_sums(self, A):
+        return np.add.reduceat(A, self.offsets[:-1]) if len(A) else np.zeros(self.T)
+
+    def with_intercepts(self, Z, step):
+        return Z + step[self.task]
+
+    def kernel_H(self, H):
+        return np.ascontiguousarray(H), self.offsets
+
+    def curvatures(self, Xs, H):
+        return np.ascontiguousarray(np.column_stack([(Xs[:, self.rows(t)] ** 2) @ H[self.rows(t)]
+                                                     for t in range(self.T)]))
+
+    def moves(self, Xs, delta, db):
+        Q = np.empty(len(self.targets))
+        for t in range(self.T):
+            Q[self.rows(t)] = Xs[:, self.rows(t)].T @ delta[:, t] + db[t]
+        return Q
+
+    def means(self, X):
+        return np.column_stack([X[self.rows(t)].mean(axis=0) for t in range(self.T)])  # d x T
+
+
 class ProxNewtonSolver:
     """The problem of one dataset, solved for any alpha (warm starts along a path).
 
     Parameters
     ----------
     data : TaskData
-        Shared layout, dense float64, logistic labels (-1/+1).
+        Dense float64, logistic labels (-1/+1); one X shared by the tasks or stacked tasks.
     penalty : L1 or L21
     fit_intercept : bool
     task_weights : {"mean", "sum"} or array_like
@@ -80,21 +171,23 @@ class ProxNewtonSolver:
         from ._validate import resolve_task_weights
 
         self.fit_intercept = bool(fit_intercept)
-        # With intercepts, the columns are centered (one copy of X; b' = b + xbar . w_t is the
-        # intercept of the centered features, the margins unchanged): a feature of mean 500 and
-        # spread 1000 made the intercept and its coefficient a valley coordinate descent crawled
-        # along (50,000 epochs short of 1e-9).
-        self.xbar = data.X.mean(axis=0) if self.fit_intercept else None
-        self.X = np.ascontiguousarray(data.X - self.xbar if self.fit_intercept else data.X, dtype=np.float64)
-        self.Y = data.Y.astype(np.float64)
-        c = resolve_task_weights(task_weights, data.weight_totals)
-        S = np.ones_like(self.Y) if data.sample_weight is None else data.sample_weight.astype(np.float64)
-        self.weights = S * np.asarray(c, dtype=np.float64)[None, :]  # n x T: c_t s_it
+        X = np.asarray(data.X, dtype=np.float64)
+        self.rows = (_SharedRows if data.layout == "shared" else _StackedRows)(X, data)
+        # With intercepts, the columns are centered, per task for stacked tasks (one copy of X;
+        # b' = b + xbar_t . w_t is the intercept of the centered features, the margins unchanged):
+        # a feature of mean 500 and spread 1000 made the intercept and its coefficient a valley
+        # coordinate descent crawled along (50,000 epochs short of 1e-9).
+        self.xbar = self.rows.means(X) if self.fit_intercept else None  # d x T
+        if self.fit_intercept:
+            X = X - (self.xbar[:, 0] if data.layout == "shared" else self.xbar[:, self.rows.task].T)
+        self.X = self.rows.X = np.ascontiguousarray(X)
+        self.Y = self.rows.targets
+        self.weights = self.rows.per_entry(resolve_task_weights(task_weights, data.weight_totals))  # c_t s_i
         self.penalty = penalty
         self.code = int(penalty.cd_kind)
         self.w = float(penalty.w)  # the penalty's relative weight (alpha multiplies w g)
         self.n, self.d = self.X.shape
-        self.T = self.Y.shape[1]
+        self.T = data.n_tasks
 
     # ------------------------------------------------------------------ the objective
     def loss(self, Z: np.ndarray) -> float:
@@ -138,19 +231,23 @@ class ProxNewtonSolver:
         warm start far off (margins saturated, curvature near 0) overshot without end."""
         if not self.fit_intercept:
             return
-        scale = np.maximum(self.weights.sum(axis=0), np.finfo(float).tiny)
+        scale = np.maximum(self.rows.task_sums(self.weights), np.finfo(float).tiny)
         values = self._task_losses(Z)
+        unit = np.ones(self.T)  # the downhill step where the margins saturate, doubled while they stay so
         for _ in range(200):
             R, H = self._derivatives(Z)
-            g, h = R.sum(axis=0), H.sum(axis=0)
+            g, h = self.rows.task_sums(R), self.rows.task_sums(H)
             moving = np.abs(g) > 1e-15 * scale
             if not moving.any():
                 return
-            # Newton where the curvature is there; a unit step downhill where the margins saturate.
-            step = np.where(h > 1e-12 * scale, -g / np.maximum(h, 1e-300), -np.sign(g))
+            # Newton where the curvature is there; a growing step downhill where the margins saturate
+            # (a warm start's intercept 1e6 off comes back in tens of steps, not a million).
+            saturated = h <= 1e-12 * scale
+            step = np.where(saturated, -np.sign(g) * unit, -g / np.maximum(h, 1e-300))
+            unit = np.where(saturated, 2.0 * unit, 1.0)
             step[~moving] = 0.0
             for _ in range(60):
-                trial = self._task_losses(Z + step[None, :])
+                trial = self._task_losses(self.rows.with_intercepts(Z, step))
                 worse = trial > values + 1e-15 * np.abs(values)
                 if not worse.any():
                     break
@@ -158,12 +255,12 @@ class ProxNewtonSolver:
             if not np.any(step):
                 return
             b += step
-            Z += step[None, :]
+            Z[...] = self.rows.with_intercepts(Z, step)
             values = self._task_losses(Z)
 
     def _task_losses(self, Z: np.ndarray) -> np.ndarray:
         """Each task's weighted loss (T,)."""
-        return np.sum(self.weights * np.logaddexp(0.0, -self.Y * Z), axis=0)
+        return self.rows.task_sums(self.weights * np.logaddexp(0.0, -self.Y * Z))
 
     def dual(self, Z: np.ndarray, G: np.ndarray, alpha: float) -> float:
         """D at theta = -R / s (see the module docstring)."""
@@ -172,37 +269,50 @@ class ProxNewtonSolver:
         return -float(np.sum(self.weights * (xlogy(p, p) + xlogy(1.0 - p, 1.0 - p))))
 
     # ------------------------------------------------------------------ the solve
-    def solve(self, alpha: float, W0=None, b0=None, *, tol=1e-6, max_outer=100, max_epochs=10_000, callback=None):
-        """(W (d x T), b (T), info) at the optimum for ``alpha`` (relative gap at most tol)."""
+    def solve(self, alpha: float, W0=None, b0=None, *, tol=1e-6, max_outer=1000, max_epochs=10_000, callback=None):
+        """(W (d x T), b (T), info) at the optimum for ``alpha`` (relative gap at most tol).
+
+        ``info["stuck"]``: the line search found no descent along a Newton step, or the gap did
+        not fall for :data:`NO_PROGRESS` steps (badly scaled features far from centered, margins
+        saturated by a warm start): the caller hands over to another engine (see
+        :func:`solve_prox_newton`). ``primal`` and ``gap`` are those of the returned point.
+        """
         from .results import SolverState
 
-        X, d, T = self.X, self.d, self.T
+        d, T = self.d, self.T
         W = np.zeros((d, T)) if W0 is None else np.array(W0, dtype=np.float64)
         b = np.zeros(T) if b0 is None else np.array(b0, dtype=np.float64)
         if not self.fit_intercept:
             b[:] = 0.0
         else:
-            b += self.xbar @ W  # the intercepts of the centered features
-        Z = X @ W + b[None, :]
-        history, epochs, gap, primal, converged, stopped = [], 0, np.inf, np.inf, False, False
+            b += np.einsum("jt,jt->t", self.xbar, W)  # the intercepts of the centered features
+        Z = self.rows.margins(W, b)
+        history, epochs, gap, primal, converged, stopped, stuck = [], 0, np.inf, np.inf, False, False, False
         model_tol = MODEL_TOL
         outer = 0
-        for outer in range(1, max_outer + 1):
+        best_gap, best_at = np.inf, 0
+        while True:
+            outer += 1
             self._intercepts_to_optimum(Z, b)
             R, H = self._derivatives(Z)
-            G = X.T @ R
+            G = self.rows.gradient(R)
             primal = self.loss(Z) + alpha * self.penalty_value(W)
             gap = max(primal - self.dual(Z, G, alpha), 0.0)
             history.append(primal)
             if callback is not None:
                 try:
-                    b_user = b - self.xbar @ W if self.fit_intercept else b.copy()
+                    b_user = b - np.einsum("jt,jt->t", self.xbar, W) if self.fit_intercept else b.copy()
                     callback(SolverState(outer, W.copy(), b_user, primal, np.nan, gap / max(primal, 1e-300), np.nan))
                 except StopIteration:
                     stopped = True
                     break
-            if gap <= tol * primal or epochs >= max_epochs:
+            if gap <= tol * primal or epochs >= max_epochs or outer > max_outer or stuck:
                 converged = gap <= tol * primal
+                break
+            if gap < 0.5 * best_gap:
+                best_gap, best_at = gap, outer
+            elif outer - best_at >= NO_PROGRESS:
+                stuck = True
                 break
             # The working set: the support, then the rows of G that violate optimality most.
             support = np.flatnonzero(np.any(W != 0, axis=1))
@@ -210,57 +320,61 @@ class ProxNewtonSolver:
             score[support] = np.inf
             size = min(d, max(FIRST_WORKING_SET, 2 * support.size))
             ws = np.sort(np.argpartition(-score, size - 1)[:size]) if size < d else np.arange(d)
-            epochs += self._newton_step(alpha, ws, W, b, Z, G, R, H, model_tol, min(MODEL_EPOCHS, max_epochs - epochs))
+            n_epochs, moved = self._newton_step(alpha, ws, W, b, Z, G, R, H, model_tol,
+                                                min(MODEL_EPOCHS, max_epochs - epochs))
+            epochs += n_epochs
+            stuck = not moved  # (the loop evaluates the point once more, then stops)
             model_tol = max(min(model_tol, 1e-3 * gap / max(primal, 1e-300)), 1e-14)
-        info = dict(converged=converged, stopped=stopped, gap=gap, primal=primal, outer=outer, epochs=epochs,
-                    history=np.asarray(history))
+        info = dict(converged=converged, stopped=stopped, stuck=stuck and not converged, gap=gap, primal=primal,
+                    outer=outer, epochs=epochs, history=np.asarray(history))
         if self.fit_intercept:
-            b -= self.xbar @ W  # back to the user's features
+            b -= np.einsum("jt,jt->t", self.xbar, W)  # back to the user's features
         return W, b, info
 
-    def _newton_step(self, alpha, ws, W, b, Z, G, R, H, model_tol, max_epochs) -> int:
-        """Minimize the model on ``ws``, then line-search along the step; W, b, Z updated in place."""
-        n, T = self.n, self.T
+    def _newton_step(self, alpha, ws, W, b, Z, G, R, H, model_tol, max_epochs) -> tuple:
+        """Minimize the model on ``ws``, then line-search along the step; W, b, Z updated in place.
+        Returns (epochs, whether the point moved)."""
+        T = self.T
         Xs = np.ascontiguousarray(self.X[:, ws].T)  # k x n: each column contiguous
-        Ht = np.ascontiguousarray(H.T)
-        curv = np.ascontiguousarray((Xs * Xs) @ Ht.T)  # k x T
+        H_kernel, offsets = self.rows.kernel_H(H)
+        curv = self.rows.curvatures(Xs, H)  # k x T
         Gs = np.ascontiguousarray(G[ws])
         W_old = W[ws].copy()
         W_new = W_old.copy()
-        Q = np.zeros((T, n))
+        Q = np.zeros_like(H_kernel)
         db = np.zeros(T)
         g_b = h_b = None
         if self.fit_intercept:
-            g_b, h_b = np.ascontiguousarray(R.sum(axis=0)), np.ascontiguousarray(H.sum(axis=0))
-        n_epochs, _, _ = _core.cd_epochs_newton(Xs, Gs, Ht, curv, g_b, h_b, alpha * self.w, 0.0, self.code, W_new,
-                                                Q, db, max(int(max_epochs), 1), model_tol)
+            g_b = np.ascontiguousarray(self.rows.task_sums(R))
+            h_b = np.ascontiguousarray(self.rows.task_sums(H))
+        n_epochs, _, _ = _core.cd_epochs_newton(Xs, Gs, H_kernel, curv, g_b, h_b, alpha * self.w, 0.0, self.code,
+                                                W_new, Q, db, max(int(max_epochs), 1), model_tol, offsets)
         delta = W_new - W_old
         # The margins' move from the step as W will hold it (W_old + s delta, delta rounded to W's
         # scale), not the kernel's running Q: with Q, the line search's loss term and penalty term
         # described two different steps, 1e-7 apart relative near the optimum, and it stalled there.
-        Q = (Xs.T @ delta).T + db[:, None]
+        Q = self.rows.moves(Xs, delta, db)
         # Backtracking on the directional derivative (skglm's rule): the step is taken when
         # g(W + s D) - g(W) + s <grad f(W + s D), D> < 0. Both terms are formed without
         # differences of large numbers (the penalty's change entry by entry or row by row, the
         # loss's derivative from the residuals at the trial point), so the test stays meaningful
         # where F itself no longer changes in its last digit: near the optimum the steps keep
         # converging (quadratically) instead of stalling at the precision of F.
-        QT = Q.T
         step = 1.0
         for _ in range(MAX_HALVINGS):
-            Z_try = Z + step * QT
+            Z_try = Z + step * Q
             R_try, _ = self._derivatives(Z_try)
-            slope = float(np.vdot(R_try, QT))
+            slope = float(np.vdot(R_try, Q))
             if alpha * self.penalty_change(W_old, step * delta) + step * slope < 0.0:
                 break
             step *= 0.5
         else:
-            return int(n_epochs)  # no descent along the step: keep the point
+            return int(n_epochs), False  # no descent along the step: keep the point
         W_try = W_old + step * delta
         W[ws] = W_try
         b += step * db
         Z[...] = Z_try
-        return int(n_epochs)
+        return int(n_epochs), True
 
 
 def solve_prox_newton(data, penalty, alpha: float, fit_intercept: bool, task_weights, tol: float, max_iter: int,
@@ -285,6 +399,17 @@ def solve_prox_newton(data, penalty, alpha: float, fit_intercept: bool, task_wei
                                       "W0", "b0")
         W_start = rows.T.astype(np.float64)
     W, b, info = solver.solve(alpha, W_start, b_start, tol=tol, max_epochs=max_iter, callback=callback)
+    if info["stuck"]:
+        # Newton's steps stopped helping (features of wildly different scales far from centered
+        # without intercepts, or margins saturated by a warm start): FISTA goes on from the point
+        # reached, so that the engine never ends worse than FISTA would.
+        from .solver import solve
+
+        rest = solve(data, "logistic", penalty, alpha, 0.0, fit_intercept, task_weights, tol, max_iter, W0=W,
+                     b0=b if fit_intercept else None, callback=callback, solver="fista")
+        rest.solver, rest.n_iter = "cd+fista", rest.n_iter + int(info["epochs"])
+        rest.time = time.perf_counter() - start
+        return rest
     if info["converged"]:
         message = f"duality gap {info['gap']:.3g} <= tol * F"
     elif info["stopped"]:

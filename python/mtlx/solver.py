@@ -68,8 +68,9 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
     3. for a trace norm (with smooth terms), "fista+factored": FISTA first, which on a
        well-conditioned problem converges in tens of cheap iterations, handing over to the
        factored quasi-Newton engine after :data:`TRACE_FISTA_ITERATIONS`;
-    4. for the logistic loss on every task with L1 or L21 on one dense float64 X shared by the
-       tasks (l2 = 0, alpha > 0), "cd": proximal Newton with working sets (:mod:`mtlx.prox_newton`);
+    4. for the logistic loss on every task with L1 or L21 on a dense float64 X (shared, or each
+       task its own rows; l2 = 0, alpha > 0), "cd": proximal Newton with working sets
+       (:mod:`mtlx.prox_newton`);
     5. FISTA for the rest (other logistic fits, smooth couplings such as a task graph or the
        mean penalty), and always under MPI or with checkpoints.
 
@@ -230,7 +231,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
     solver : {"auto", "fista", "cd", "factored", "admm"}, default "auto"
         The engine; "auto" chooses by the problem (see :func:`choose_solver`). FISTA (every
         formulation, MPI, checkpoints), working sets + coordinate descent (L1/L21 least squares;
-        for the logistic loss on a shared dense X, proximal Newton on working sets,
+        for the logistic loss on a dense X, proximal Newton on working sets,
         :mod:`mtlx.prox_newton`; ``tol`` is a relative duality gap, ``max_iter`` caps the
         epochs), quasi-Newton on the
         factors of a trace norm (``tol`` is a relative duality gap where the loss gives a dual

@@ -84,26 +84,29 @@ CdResult cd_epochs_residual_sparse(const SparseResidualCdProblem& problem, doubl
                                    std::int64_t max_epochs, double tol);
 
 /// The inner problem of a proximal Newton step (mtlx/prox_newton.py): the quadratic model of a
-/// smooth loss at an expansion point (W0, b0), on k working-set columns of a shared X,
-///   sum_t [ g_t'(w_t - w0_t) + gb_t db_t + 0.5 sum_i h_ti (x_i'(w_t - w0_t) + db_t)^2 ]
+/// smooth loss at an expansion point (W0, b0), on k working-set columns of the data,
+///   sum_t [ g_t'(w_t - w0_t) + gb_t db_t + 0.5 sum_{i of t} h_i (x_i'(w_t - w0_t) + db_t)^2 ]
 ///   + (l2 / 2) ||W||_F^2 + alpha g(W),
 /// g the loss's gradient and h its per-entry curvature at the expansion point (task and sample
-/// weights included), db the intercepts' move (unpenalized). Q = X_S(W - W0) + db (T x n) is kept
-/// up to date, so a row's model gradient costs O(n T). Every array is float64, C-contiguous.
+/// weights included), db the intercepts' move (unpenalized). Q = X_S(W - W0) + db is kept up to
+/// date, so a row's model gradient costs O(rows): with one X shared by the tasks (offsets null),
+/// H and Q are T x n, task t's row t; with stacked tasks (offsets), H and Q have one entry per
+/// row of X, task t's rows offsets[t] .. offsets[t+1]-1. Every array is float64, C-contiguous.
 struct NewtonCdProblem {
   const double* X;     ///< k x n: row j is working-set column j, contiguous
   const double* G;     ///< k x T: the loss's gradient at the expansion point
-  const double* H;     ///< T x n: the loss's curvature h_ti >= 0 at the expansion point
-  const double* curv;  ///< k x T: sum_i h_ti x_ij^2
+  const double* H;     ///< T x n (shared) or n (stacked): the loss's curvature h >= 0 there
+  const double* curv;  ///< k x T: sum over task t's rows of h_i x_ij^2
   const double* g_b;   ///< T: the intercepts' gradient at the expansion point (null: no intercepts)
-  const double* h_b;   ///< T: sum_i h_ti (with g_b)
+  const double* h_b;   ///< T: sum over task t's rows of h_i (with g_b)
   std::int64_t k, n, T;
   double alpha, l2;
   PenaltyKind penalty;
+  const std::int64_t* offsets = nullptr;  ///< T + 1 row offsets of stacked tasks (null: one shared X)
 };
 
 /// Epochs of the model: each begins with the exact step of every intercept, then the rows as
-/// cd_epochs. W (k x T) holds the current point (W0 at the start), Q (T x n) and db (T) the
+/// cd_epochs. W (k x T) holds the current point (W0 at the start), Q (as H) and db (T) the
 /// moves so far (zeros at the start); all are updated in place.
 CdResult cd_epochs_newton(const NewtonCdProblem& problem, double* W, double* Q, double* db, std::int64_t max_epochs,
                           double tol);

@@ -233,8 +233,14 @@ struct SparseResidualRows {
 /// Model gradients of a proximal Newton step (see NewtonCdProblem): g_jt + sum_i x_ij h_ti Q_ti.
 struct NewtonRows {
   const NewtonCdProblem& p;
-  double* Q;   // T x n: X_S (W - W0) + db
+  double* Q;   // as H: X_S (W - W0) + db
   double* db;  // T
+
+  /// Task t's entries of H and Q, and its rows of X: [lo, hi) in a per-task row (shared X) or
+  /// in the stacked rows.
+  std::int64_t base(std::int64_t t) const { return p.offsets ? 0 : t * p.n; }
+  std::int64_t lo(std::int64_t t) const { return p.offsets ? p.offsets[t] : 0; }
+  std::int64_t hi(std::int64_t t) const { return p.offsets ? p.offsets[t + 1] : p.n; }
 
   double curvature(std::int64_t t, std::int64_t j) const { return p.curv[j * p.T + t]; }
 
@@ -243,11 +249,12 @@ struct NewtonRows {
   void gradient(std::int64_t j, double* grad) const {
     const double* x = p.X + j * p.n;
     for (std::int64_t t = 0; t < p.T; ++t) {
-      const double* h = p.H + t * p.n;
-      const double* q = Q + t * p.n;
+      const double* h = p.H + base(t);
+      const double* q = Q + base(t);
       double s = 0.0;
+      const std::int64_t a = lo(t), b = hi(t);
 #pragma omp simd reduction(+ : s)
-      for (std::int64_t i = 0; i < p.n; ++i) s += x[i] * h[i] * q[i];
+      for (std::int64_t i = a; i < b; ++i) s += x[i] * h[i] * q[i];
       grad[t] = p.G[j * p.T + t] + s;
     }
   }
@@ -257,9 +264,10 @@ struct NewtonRows {
     for (std::int64_t t = 0; t < p.T; ++t) {
       const double dt = delta[t];
       if (dt == 0.0) continue;
-      double* q = Q + t * p.n;
+      double* q = Q + base(t);
+      const std::int64_t a = lo(t), b = hi(t);
 #pragma omp simd
-      for (std::int64_t i = 0; i < p.n; ++i) q[i] += x[i] * dt;
+      for (std::int64_t i = a; i < b; ++i) q[i] += x[i] * dt;
     }
   }
 
@@ -272,15 +280,16 @@ struct NewtonRows {
     double largest = 0.0;
     for (std::int64_t t = 0; t < p.T; ++t) {
       if (!(p.h_b[t] > 0.0)) continue;
-      const double* h = p.H + t * p.n;
-      double* q = Q + t * p.n;
+      const double* h = p.H + base(t);
+      double* q = Q + base(t);
+      const std::int64_t a = lo(t), b = hi(t);
       double s = 0.0;
 #pragma omp simd reduction(+ : s)
-      for (std::int64_t i = 0; i < p.n; ++i) s += h[i] * q[i];
+      for (std::int64_t i = a; i < b; ++i) s += h[i] * q[i];
       const double step = -(p.g_b[t] + s) / p.h_b[t];
       if (step == 0.0) continue;
 #pragma omp simd
-      for (std::int64_t i = 0; i < p.n; ++i) q[i] += step;
+      for (std::int64_t i = a; i < b; ++i) q[i] += step;
       db[t] += step;
       largest = std::max(largest, std::fabs(step));
     }

@@ -25,10 +25,25 @@ _HEADER = 4096  # an .npy header (numpy writes 128)
 _LABEL = 4096
 
 
+def _architecture(model):
+    """The estimator's (hidden, task_hidden, activation) as fit normalizes them; a file's values that
+    fit would refuse (or that overflow) are a ValueError naming them."""
+    from .fit import check_architecture
+
+    try:
+        hidden, task_hidden = check_architecture(model.hidden, model.task_hidden, model.activation)
+        if sum(hidden) + sum(task_hidden) > 2**40:
+            raise ValueError(f"layer widths {hidden} and {task_hidden} beyond any network")
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"the architecture: {exc}") from None
+    return hidden, task_hidden, model.activation
+
+
 def _network(model):
     from .network import TrunkNetwork
 
-    return TrunkNetwork(model.n_features_in_, model.hidden, model.task_hidden, model.activation, model.out_dims_)
+    hidden, task_hidden, activation = _architecture(model)
+    return TrunkNetwork(model.n_features_in_, hidden, task_hidden, activation, model.out_dims_)
 
 
 def members(model) -> dict:
@@ -86,6 +101,8 @@ def rebuild(model) -> None:
     task_loss = _floats(model.task_loss_, "task_loss_", (curve.size, model.n_tasks_), finite=False)
     history = {"objective": curve, "task_loss": task_loss}
     if hasattr(model, "validation_"):
+        if not (model.early_stopping and model.solver == "adam"):
+            raise ValueError("validation_ is stored only by an Adam fit with early_stopping=True")
         history["validation"] = _floats(model.validation_, "validation_", (curve.size,), finite=False)
     log_vars = _floats(model.log_vars_, "log_vars_", (model.n_tasks_,)) if hasattr(model, "log_vars_") else None
     if (log_vars is not None) != (model.task_weighting == "uncertainty"):
@@ -113,8 +130,7 @@ def check(model) -> None:
     if res is None:
         raise ValueError("result_ is missing: the model is not fitted")
     net = res.network
-    hidden = tuple(int(h) for h in np.atleast_1d(model.hidden))
-    task_hidden = tuple(int(h) for h in np.atleast_1d(model.task_hidden)) if np.size(model.task_hidden) else ()
+    hidden, task_hidden, _ = _architecture(model)
     if (net.n_features, net.hidden, net.task_hidden, net.activation) != \
             (model.n_features_in_, hidden, task_hidden, model.activation):
         raise ValueError(f"the network ({net.n_features} inputs, hidden {net.hidden}, task_hidden {net.task_hidden}, "
