@@ -214,33 +214,14 @@ class TaskData:
 
             return device_from_shared(backend, X, Y, task_ids, sample_weight)
         X = _as_inputs(X, "")
-        Y = as_real_array(Y, "Y")
-        if Y.ndim == 1:
-            Y = Y[:, None]
-        if Y.ndim != 2:
-            raise ValueError(f"Y must be 2-D (n_samples, n_tasks), got shape {Y.shape}")
-        if X.shape[0] != Y.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
-        if X.shape[0] == 0:
-            raise ValueError("X has 0 rows; at least one sample is required")
-        if Y.shape[1] == 0:
-            raise ValueError("Y has 0 columns; at least one task is required")
+        Y = _target_matrix(as_real_array(Y, "Y"), X.shape[0])
         dtype = core_dtype([_values(X), Y])
         X = _csr(X, dtype) if sp.issparse(X) else np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(Y, dtype=dtype)
         rows = None if sample_weight is None else _row_weights(sample_weight, X.shape[0], "").astype(dtype)
-        missing = np.isnan(Y) if Y.dtype.kind == "f" else None
-        entries = None
-        if missing is not None and missing.any():
-            # Labelled entries keep their row weight, unlabelled ones weigh 0; the core reads a
-            # placeholder 0 target there (in every loss's domain), never the NaN.
-            entries = np.where(missing, 0.0, 1.0 if rows is None else rows[:, None]).astype(dtype)
-            Y = np.where(missing, 0.0, Y).astype(dtype)
-        elif rows is not None:
-            entries = np.ascontiguousarray(np.broadcast_to(rows[:, None], Y.shape))
+        Y, entries, row_weight = _labelled_entries(Y, rows)
         ids = _resolve_task_ids(task_ids, Y.shape[1])
-        data = cls(layout="shared", X=X, Y=Y, task_ids=ids, sample_weight=entries,
-                   row_weight=rows if missing is None or not missing.any() else None)
+        data = cls(layout="shared", X=X, Y=Y, task_ids=ids, sample_weight=entries, row_weight=row_weight)
         data._check_finite(n_threads)
         data._check_weight_totals()
         return data
@@ -492,6 +473,33 @@ def _device_backend(*arrays):
     from .gpu import backend_for
 
     return backend_for(int(gpu_arrays.as_cupy(array, "X", cupy).device.id))
+
+
+def _target_matrix(Y: np.ndarray, n_rows: int) -> np.ndarray:
+    """The shared layout's Y as (n, T) (a 1-D Y is one task), checked against X's ``n_rows``."""
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if Y.ndim != 2:
+        raise ValueError(f"Y must be 2-D (n_samples, n_tasks), got shape {Y.shape}")
+    if n_rows != Y.shape[0]:
+        raise ValueError(f"X has {n_rows} rows but Y has {Y.shape[0]}")
+    if n_rows == 0:
+        raise ValueError("X has 0 rows; at least one sample is required")
+    if Y.shape[1] == 0:
+        raise ValueError("Y has 0 columns; at least one task is required")
+    return Y
+
+
+def _labelled_entries(Y: np.ndarray, rows):
+    """(Y, entry weights or None, common row weights or None) of the shared layout: NaN in Y marks
+    a row not labelled for that task. Labelled entries keep their row weight, unlabelled ones weigh
+    0; the core reads a placeholder 0 target there (in every loss's domain), never the NaN."""
+    missing = np.isnan(Y) if Y.dtype.kind == "f" else np.zeros(Y.shape, dtype=bool)
+    if missing.any():
+        entries = np.where(missing, 0.0, 1.0 if rows is None else rows[:, None]).astype(Y.dtype)
+        return np.where(missing, 0.0, Y).astype(Y.dtype), entries, None
+    entries = None if rows is None else np.ascontiguousarray(np.broadcast_to(rows[:, None], Y.shape))
+    return Y, entries, rows
 
 
 def _as_target_vector(y, where: str) -> np.ndarray:

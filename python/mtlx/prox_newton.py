@@ -384,7 +384,7 @@ def solve_prox_newton(data, penalty, alpha: float, fit_intercept: bool, task_wei
     import warnings
 
     from .objective import SmoothLoss, as_parameters
-    from .results import SolveResult, convergence_warning
+    from .results import convergence_warning, gap_result
 
     start = time.perf_counter() if start is None else start
     # The labels checked (each logistic task's in {-1, +1}) and the intercepts bounded (two classes
@@ -418,10 +418,4 @@ def solve_prox_newton(data, penalty, alpha: float, fit_intercept: bool, task_wei
         message = f"did not converge: gap {info['gap']:.3g} > tol * F after {info['epochs']} epochs"
         warnings.warn(f"mtlx.solve (proximal Newton) {message}; raise max_iter or tol", convergence_warning(),
                       stacklevel=4)
-    dtype = data.dtype
-    return SolveResult(W=W.astype(dtype, copy=False), b=b.astype(dtype), objective=float(info["primal"]),
-                       history=info["history"], n_iter=int(info["epochs"]), converged=bool(info["converged"]),
-                       optimality=float(info["gap"] / max(abs(info["primal"]), np.finfo(float).tiny)),
-                       rel_change=np.nan, n_evals=int(info["outer"]), step=np.nan,
-                       time=time.perf_counter() - start, message=message, task_ids=data.task_ids.copy(),
-                       components=(W.astype(dtype, copy=False),), solver="cd")
+    return gap_result(data, W, b, info, message, time.perf_counter() - start, "cd")

@@ -111,3 +111,14 @@ class SolveResult:
     allreduce_bytes: int = 0
     components: tuple = ()
     solver: str = "fista"
+
+
+def gap_result(data, W, b, info: dict, message: str, seconds: float, solver: str) -> "SolveResult":
+    """The SolveResult of an engine certified by a duality gap (working sets, proximal Newton):
+    ``info`` holds primal, gap, history, epochs (n_iter), outer (n_evals) and converged."""
+    dtype = data.dtype
+    return SolveResult(W=W.astype(dtype, copy=False), b=b.astype(dtype), objective=float(info["primal"]),
+                       history=info["history"], n_iter=int(info["epochs"]), converged=bool(info["converged"]),
+                       optimality=float(info["gap"] / max(abs(info["primal"]), np.finfo(float).tiny)),
+                       rel_change=np.nan, n_evals=int(info["outer"]), step=np.nan, time=seconds, message=message,
+                       task_ids=data.task_ids.copy(), components=(W.astype(dtype, copy=False),), solver=solver)

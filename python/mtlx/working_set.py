@@ -40,7 +40,7 @@ from ._validate import check_int, resolve_task_weights
 from .data import TaskData
 from .objective import as_parameters, loss_grad
 from .penalties import Penalty, get_penalty
-from .results import SolveResult, SolverState, convergence_warning
+from .results import SolveResult, SolverState, convergence_warning, gap_result
 from .solver import check_options
 
 __all__ = ["WorkingSetSolver", "certificate", "fits", "solve_working_set"]
@@ -651,10 +651,4 @@ def solve_working_set(data: TaskData, penalty="l21", alpha=0.1, l2=0.0, fit_inte
         warnings.warn(f"mtlx.solve_working_set {message}; raise max_iter (or max_gap_checks) or tol",
                       convergence_warning(), stacklevel=3)
     log.debug("working-set CD, %d epochs, %d gap checks, %s", info["epochs"], info["outer"], message)
-    dtype = data.dtype
-    return SolveResult(W=W.astype(dtype, copy=False), b=b.astype(dtype), objective=float(info["primal"]),
-                       history=info["history"], n_iter=int(info["epochs"]), converged=bool(info["converged"]),
-                       optimality=float(info["gap"] / max(abs(info["primal"]), np.finfo(float).tiny)),
-                       rel_change=np.nan, n_evals=int(info["outer"]), step=np.nan,
-                       time=time.perf_counter() - start, message=message, task_ids=data.task_ids.copy(),
-                       components=(W.astype(dtype, copy=False),), solver="cd")
+    return gap_result(data, W, b, info, message, time.perf_counter() - start, "cd")

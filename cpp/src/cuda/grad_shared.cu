@@ -67,12 +67,7 @@ double shared_residuals(const SharedTasks<Real>& data, const Real* Z, const Real
                                                                            n_chunks, T, work.task_loss, gb);
     check_launch("task_scalars_kernel");
   }
-  total_kernel<<<1, 1, 0, s>>>(work.task_loss, T, work.total);
-  check_launch("total_kernel");
-  double total = 0.0;
-  check(cudaMemcpyAsync(&total, work.total, sizeof total, cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
-  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
-  return total;
+  return total_loss(work, T, s);
 }
 
 template double shared_residuals<double>(const SharedTasks<double>&, const double*, const double*, double*, double*,

@@ -47,6 +47,18 @@ __device__ RowTerms<Real> row_terms(const StackedTasks<Real>& data, std::int64_t
   return out;
 }
 
+/// The chunk's loss and derivative sums, in row order (one thread).
+template <class Real>
+__device__ void chunk_sums(const double* v, const Real* r, int n_rows, double* loss, double* deriv) {
+  double l = 0.0, g = 0.0;
+  for (int q = 0; q < n_rows; ++q) {
+    l += v[q];
+    g += static_cast<double>(r[q]);
+  }
+  *loss = l;
+  *deriv = g;
+}
+
 /// x . w over a warp: lanes stride the features, then a butterfly (every lane gets the sum).
 template <class Real>
 __device__ Real warp_dot(const Real* x, const Real* w, std::int64_t d, int lane) {
@@ -95,15 +107,7 @@ __global__ void stacked_warp_kernel(StackedTasks<Real> data, ChunkPlan plan, con
       partial[k * d + j] = static_cast<double>(sum);
     }
   }
-  if (threadIdx.x == 0) {
-    double loss = 0.0, deriv = 0.0;
-    for (int q = 0; q < n_rows; ++q) {
-      loss += v[q];
-      deriv += static_cast<double>(r[q]);
-    }
-    chunk_loss[k] = loss;
-    chunk_deriv[k] = deriv;
-  }
+  if (threadIdx.x == 0) chunk_sums(v, r, n_rows, chunk_loss + k, chunk_deriv + k);
 }
 
 template <class Real>
@@ -136,15 +140,7 @@ __global__ void stacked_chunk_kernel(StackedTasks<Real> data, ChunkPlan plan, co
       partial[k * d + j] = static_cast<double>(acc);
     }
   }
-  if (threadIdx.x == 0) {
-    double loss = 0.0, deriv = 0.0;
-    for (int q = 0; q < n_rows; ++q) {
-      loss += v[q];
-      deriv += static_cast<double>(r[q]);
-    }
-    chunk_loss[k] = loss;
-    chunk_deriv[k] = deriv;
-  }
+  if (threadIdx.x == 0) chunk_sums(v, r, n_rows, chunk_loss + k, chunk_deriv + k);
 }
 
 /// gWt[t, j] = sum of partial[k, j] over task t's chunks, in chunk order (threads over j).
@@ -192,12 +188,7 @@ double loss_grad_stacked(const StackedTasks<Real>& data, const ChunkPlan& plan, 
                                                       plan.n_chunks, T, work.task_loss, with_grad ? grad.gb : nullptr);
     check_launch("task_scalars_kernel");
   }
-  total_kernel<<<1, 1, 0, s>>>(work.task_loss, T, work.total);
-  check_launch("total_kernel");
-  double total = 0.0;
-  check(cudaMemcpyAsync(&total, work.total, sizeof total, cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
-  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
-  return total;
+  return total_loss(work, T, s);
 }
 
 template double loss_grad_stacked<double>(const StackedTasks<double>&, const ChunkPlan&, const double*, const double*,

@@ -1,7 +1,12 @@
 // The fixed-order reductions the stacked and shared kernels share.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <cstdint>
+
+#include "check.cuh"
+#include "mtlx/cuda.hpp"
 
 namespace mtlx::cuda {
 
@@ -37,6 +42,16 @@ __global__ void total_kernel(const double* task_loss, std::int64_t n_tasks, doub
   double s = 0.0;
   for (std::int64_t t = 0; t < n_tasks; ++t) s += task_loss[t];
   total[0] = s;
+}
+
+/// The total over tasks (one kernel), brought to the host: the one scalar an evaluation returns.
+inline double total_loss(const Workspace& work, std::int64_t n_tasks, cudaStream_t s) {
+  total_kernel<<<1, 1, 0, s>>>(work.task_loss, n_tasks, work.total);
+  check_launch("total_kernel");
+  double total = 0.0;
+  check(cudaMemcpyAsync(&total, work.total, sizeof total, cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync");
+  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  return total;
 }
 }  // namespace
 

@@ -15,7 +15,7 @@ import functools
 import numpy as np
 
 from .._validate import check_task_ids, first_nonfinite_row, nonfinite_error
-from ..data import TaskData, _resolve_task_ids, _row_weights
+from ..data import TaskData, _labelled_entries, _resolve_task_ids, _row_weights, _target_matrix
 from .arrays import as_device_matrix, as_device_vector, check_not_mixed, is_device_array
 
 __all__ = ["DeviceTaskData", "device_from_shared", "device_from_stacked", "device_from_tasks", "to_device"]
@@ -225,29 +225,13 @@ def device_from_shared(backend, X, Y, task_ids, sample_weight) -> DeviceTaskData
     Y = _host(backend, Y, "Y")
     if Y.dtype.kind not in "fiub":
         raise TypeError(f"Y is a device array of dtype {Y.dtype}; expected real numbers")
-    Y = Y.astype(X.dtype)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if Y.ndim != 2:
-        raise ValueError(f"Y must be 2-D (n_samples, n_tasks), got shape {Y.shape}")
-    if X.shape[0] != Y.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
-    if X.shape[0] == 0:
-        raise ValueError("X has 0 rows; at least one sample is required")
-    if Y.shape[1] == 0:
-        raise ValueError("Y has 0 columns; at least one task is required")
+    Y = _target_matrix(Y.astype(X.dtype), X.shape[0])
     rows = None if sample_weight is None else \
         _row_weights(_host(backend, sample_weight, "sample_weight"), X.shape[0], "").astype(X.dtype)
-    missing = np.isnan(Y)
-    entries = None
-    if missing.any():  # as on the host: weight 0 and a placeholder 0 target where a label is missing
-        entries = np.where(missing, 0.0, 1.0 if rows is None else rows[:, None]).astype(X.dtype)
-        Y = np.where(missing, 0.0, Y).astype(X.dtype)
-    elif rows is not None:
-        entries = np.ascontiguousarray(np.broadcast_to(rows[:, None], Y.shape))
+    Y, entries, row_weight = _labelled_entries(Y, rows)  # (as on the host: missing labels weigh 0)
     data = DeviceTaskData(backend, from_device=True, layout="shared", X=X, Y=np.ascontiguousarray(Y),
                           task_ids=_resolve_task_ids(task_ids, Y.shape[1]), sample_weight=entries,
-                          row_weight=rows if not missing.any() else None)
+                          row_weight=row_weight)
     data._check_finite(None)
     data._check_weight_totals()
     return data
