@@ -68,6 +68,26 @@ __device__ Real warp_dot(const Real* x, const Real* w, std::int64_t d, int lane)
   return acc;
 }
 
+/// This block's chunk: its index, task, rows, the task's coefficients and intercept, and the
+/// thread's lane and warp.
+template <class Real>
+struct Chunk {
+  std::int64_t k, t, row0, d;
+  int n_rows, lane, warp;
+  const Real* w;
+  Real bt;
+  __device__ Chunk(const StackedTasks<Real>& data, const ChunkPlan& plan, const Real* Wt, const Real* b)
+      : k(blockIdx.x),
+        t(plan.chunk_task[blockIdx.x]),
+        row0(plan.chunk_begin[blockIdx.x]),
+        d(data.n_features),
+        n_rows(static_cast<int>(plan.chunk_begin[blockIdx.x + 1] - plan.chunk_begin[blockIdx.x])),
+        lane(static_cast<int>(threadIdx.x & 31)),
+        warp(static_cast<int>(threadIdx.x >> 5)),
+        w(Wt + plan.chunk_task[blockIdx.x] * data.n_features),
+        bt(b != nullptr ? b[plan.chunk_task[blockIdx.x]] : Real(0)) {}
+};
+
 /// The narrow-row kernel (see the file comment); dynamic shared memory: kWarps x d Reals.
 template <class Real>
 __global__ void stacked_warp_kernel(StackedTasks<Real> data, ChunkPlan plan, const Real* Wt, const Real* b,
@@ -76,14 +96,11 @@ __global__ void stacked_warp_kernel(StackedTasks<Real> data, ChunkPlan plan, con
   Real* acc = reinterpret_cast<Real*>(shared_bytes);
   __shared__ Real r[kChunkRows];
   __shared__ double v[kChunkRows];
-  const std::int64_t k = blockIdx.x;
-  const std::int64_t t = plan.chunk_task[k];
-  const std::int64_t row0 = plan.chunk_begin[k];
-  const int n_rows = static_cast<int>(plan.chunk_begin[k + 1] - row0);
-  const std::int64_t d = data.n_features;
-  const Real* w = Wt + t * d;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const Real bt = b != nullptr ? b[t] : Real(0);
+  const Chunk<Real> c(data, plan, Wt, b);
+  const std::int64_t k = c.k, t = c.t, row0 = c.row0, d = c.d;
+  const int n_rows = c.n_rows, lane = c.lane, warp = c.warp;
+  const Real* w = c.w;
+  const Real bt = c.bt;
   if (with_grad)
     for (std::int64_t j = threadIdx.x; j < kWarps * d; j += blockDim.x) acc[j] = Real(0);
   __syncthreads();
@@ -115,14 +132,11 @@ __global__ void stacked_chunk_kernel(StackedTasks<Real> data, ChunkPlan plan, co
                                      bool with_grad, double* partial, double* chunk_loss, double* chunk_deriv) {
   __shared__ Real r[kChunkRows];
   __shared__ double v[kChunkRows];
-  const std::int64_t k = blockIdx.x;
-  const std::int64_t t = plan.chunk_task[k];
-  const std::int64_t row0 = plan.chunk_begin[k];
-  const int n_rows = static_cast<int>(plan.chunk_begin[k + 1] - row0);
-  const std::int64_t d = data.n_features;
-  const Real* w = Wt + t * d;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const Real bt = b != nullptr ? b[t] : Real(0);
+  const Chunk<Real> c(data, plan, Wt, b);
+  const std::int64_t k = c.k, t = c.t, row0 = c.row0, d = c.d;
+  const int n_rows = c.n_rows, lane = c.lane, warp = c.warp;
+  const Real* w = c.w;
+  const Real bt = c.bt;
   for (int q = warp; q < n_rows; q += kWarps) {
     const std::int64_t i = row0 + q;
     const RowTerms<Real> terms = row_terms(data, t, i, warp_dot(data.X + i * d, w, d, lane) + bt);
