@@ -141,9 +141,7 @@ class TaskData:
                 if s_t is not None:
                     weights[offsets[t]: offsets[t + 1]] = _row_weights(s_t, int(counts[t]), f"task {ids[t]}")
         data = cls(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids, sample_weight=weights)
-        data._check_finite(n_threads)
-        data._check_weight_totals()
-        return data
+        return data._checked(n_threads)
 
     @classmethod
     def from_stacked(cls, X, y, task, *, sample_weight=None, n_threads: int | None = None) -> TaskData:
@@ -166,33 +164,16 @@ class TaskData:
             return device_from_stacked(backend, X, y, task, sample_weight)
         X = _as_inputs(X, "")
         y = _as_target_vector(y, "")
-        if np.ndim(task) != 1:
-            raise ValueError(f"task must be 1-D (one id per row), got shape {np.shape(task)}")
-        task = check_task_ids(task, name="task")
-        if not (X.shape[0] == y.shape[0] == task.shape[0]):
-            raise ValueError(
-                f"X has {X.shape[0]} rows, y has {y.shape[0]} entries and task has {task.shape[0]}; they must match"
-            )
-        if X.shape[0] == 0:
-            raise ValueError("X has 0 rows; at least one sample is required")
-        ids, inverse, counts = np.unique(task, return_inverse=True, return_counts=True)
+        ids, order, offsets = _group_by_task(task, X.shape[0], y.shape[0])
         dtype = core_dtype([_values(X), y])
-        if np.all(inverse[1:] >= inverse[:-1]):
-            order = slice(None)
-        else:
-            order = np.argsort(inverse, kind="stable")
         weights = None
         if sample_weight is not None:
             weights = np.ascontiguousarray(_row_weights(sample_weight, X.shape[0], "")[order], dtype=dtype)
         X = _csr(X if isinstance(order, slice) else X[order], dtype) if sp.issparse(X) else \
             np.ascontiguousarray(X[order], dtype=dtype)
         y = np.ascontiguousarray(y[order], dtype=dtype)
-        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
         data = cls(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids, sample_weight=weights)
-        data._check_finite(n_threads)
-        data._check_weight_totals()
-        return data
+        return data._checked(n_threads)
 
     @classmethod
     def from_shared(cls, X, Y, task_ids=None, *, sample_weight=None, n_threads: int | None = None) -> TaskData:
@@ -222,9 +203,7 @@ class TaskData:
         Y, entries, row_weight = _labelled_entries(Y, rows)
         ids = _resolve_task_ids(task_ids, Y.shape[1])
         data = cls(layout="shared", X=X, Y=Y, task_ids=ids, sample_weight=entries, row_weight=row_weight)
-        data._check_finite(n_threads)
-        data._check_weight_totals()
-        return data
+        return data._checked(n_threads)
 
     @classmethod
     def empty(cls, n_features: int = 0, dtype=np.float64) -> TaskData:
@@ -431,6 +410,12 @@ class TaskData:
             raise ValueError(f"task {self.task_ids[t]}: {why}; every task needs at least one row to fit")
 
     # ------------------------------------------------------------------ checks
+    def _checked(self, n_threads) -> TaskData:
+        """Itself, once its values are finite and every task has weight (what each constructor ends with)."""
+        self._check_finite(n_threads)
+        self._check_weight_totals()
+        return self
+
     def _check_finite(self, n_threads) -> None:
         nt = resolve_n_threads(n_threads)
         targets = ("Y", self.Y) if self.layout == "shared" else ("y", self.y)
@@ -473,6 +458,24 @@ def _device_backend(*arrays):
     from .gpu import backend_for
 
     return backend_for(int(gpu_arrays.as_cupy(array, "X", cupy).device.id))
+
+
+def _group_by_task(task, n_rows: int, n_targets: int):
+    """(sorted task ids, the row order grouping them (a slice when already grouped), offsets) of the
+    stacked layout's task column, checked against X's ``n_rows`` and y's ``n_targets``."""
+    if np.ndim(task) != 1:
+        raise ValueError(f"task must be 1-D (one id per row), got shape {np.shape(task)}")
+    task = check_task_ids(task, name="task")
+    if not (n_rows == n_targets == task.shape[0]):
+        raise ValueError(f"X has {n_rows} rows, y has {n_targets} entries and task has {task.shape[0]}; they must "
+                         "match")
+    if n_rows == 0:
+        raise ValueError("X has 0 rows; at least one sample is required")
+    ids, inverse, counts = np.unique(task, return_inverse=True, return_counts=True)
+    order = slice(None) if np.all(inverse[1:] >= inverse[:-1]) else np.argsort(inverse, kind="stable")
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return ids, order, offsets
 
 
 def _target_matrix(Y: np.ndarray, n_rows: int) -> np.ndarray:

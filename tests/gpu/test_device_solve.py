@@ -187,3 +187,28 @@ def test_more_tasks_than_features_and_decompositions_equal_the_host(backend, pen
     for part, ref_part in zip(res.components, ref.components):
         np.testing.assert_allclose(to_host(part), ref_part, atol=1e-6 * np.abs(ref.W).max())
     np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-10)
+
+
+@pytest.mark.parametrize("layout,weighted,missing", CASES)
+def test_the_device_array_constructors_build_the_host_store(layout, weighted, missing, rng):
+    """TaskData.from_* of device arrays (their code, run on the host emulation's arrays) hold what the
+    host constructors hold: rows grouped by task, targets, weights, missing labels, ids."""
+    from mtlx.gpu.data import device_from_shared, device_from_stacked, device_from_tasks
+
+    from device_backends import HostEmulation
+
+    args, kwargs = _problem(rng, layout, np.float64, weighted, missing)
+    host = getattr(mtlx.TaskData, f"from_{layout}")(*args, **kwargs)
+    backend, s = HostEmulation(), kwargs.get("sample_weight")
+    device = {"tasks": lambda: device_from_tasks(backend, args[0], None, s),
+              "stacked": lambda: device_from_stacked(backend, *args, s),
+              "shared": lambda: device_from_shared(backend, *args, None, s)}[layout]()
+    assert device.layout == host.layout
+    np.testing.assert_array_equal(to_host(device.X), host.X)
+    np.testing.assert_array_equal(device.task_ids, host.task_ids)
+    for name in ("y", "Y", "offsets", "sample_weight", "row_weight"):
+        a, b = getattr(device, name), getattr(host, name)
+        assert (a is None) == (b is None), name
+        if b is not None:
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(to_host(device.device_targets), host.Y if layout == "shared" else host.y)

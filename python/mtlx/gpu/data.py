@@ -14,8 +14,8 @@ import functools
 
 import numpy as np
 
-from .._validate import check_task_ids, first_nonfinite_row, nonfinite_error
-from ..data import TaskData, _labelled_entries, _resolve_task_ids, _row_weights, _target_matrix
+from .._validate import first_nonfinite_row, nonfinite_error
+from ..data import TaskData, _group_by_task, _labelled_entries, _resolve_task_ids, _row_weights, _target_matrix
 from .arrays import as_device_matrix, as_device_vector, check_not_mixed, is_device_array
 
 __all__ = ["DeviceTaskData", "device_from_shared", "device_from_stacked", "device_from_tasks", "to_device"]
@@ -180,42 +180,27 @@ def device_from_tasks(backend, tasks, task_ids, sample_weight) -> DeviceTaskData
                 weights[offsets[t]: offsets[t + 1]] = _row_weights(s_host, int(counts[t]), f"task {ids[t]}")
     data = DeviceTaskData(backend, from_device=True, layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids,
                           sample_weight=weights)
-    data._check_finite(None)
-    data._check_weight_totals()
-    return data
+    return data._checked(None)
 
 
 def device_from_stacked(backend, X, y, task, sample_weight) -> DeviceTaskData:
     """:meth:`TaskData.from_stacked` of device arrays (``task`` may be a host or a device array)."""
     check_not_mixed({"X": X, "y": y, "sample_weight": sample_weight})
     X = as_device_matrix(X, "X", backend)
-    y = _host(backend, as_device_vector(y, "y", backend, X.dtype))
+    y = _host(backend, as_device_vector(y, "y", backend, X.dtype), "y")
     task = _host(backend, task, "task") if is_device_array(task) else np.asarray(task)
-    if np.ndim(task) != 1:
-        raise ValueError(f"task must be 1-D (one id per row), got shape {np.shape(task)}")
-    task = check_task_ids(task, name="task")
-    if not (X.shape[0] == y.shape[0] == task.shape[0]):
-        raise ValueError(f"X has {X.shape[0]} rows, y has {y.shape[0]} entries and task has {task.shape[0]}; they "
-                         "must match")
-    if X.shape[0] == 0:
-        raise ValueError("X has 0 rows; at least one sample is required")
-    ids, inverse, counts = np.unique(task, return_inverse=True, return_counts=True)
+    ids, order, offsets = _group_by_task(task, X.shape[0], y.shape[0])
     weights = None if sample_weight is None else \
         _row_weights(_host(backend, sample_weight, "sample_weight"), X.shape[0], "")
-    if not np.all(inverse[1:] >= inverse[:-1]):
-        order = np.argsort(inverse, kind="stable")
+    if not isinstance(order, slice):
         with backend.activate():
             X = X[backend.asarray(order)]  # grouping the rows by task: one gather, on the device
         y = y[order]
         weights = None if weights is None else weights[order]
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
     data = DeviceTaskData(backend, from_device=True, layout="stacked", X=X, y=np.ascontiguousarray(y),
                           offsets=offsets, task_ids=ids,
                           sample_weight=None if weights is None else np.ascontiguousarray(weights, dtype=X.dtype))
-    data._check_finite(None)
-    data._check_weight_totals()
-    return data
+    return data._checked(None)
 
 
 def device_from_shared(backend, X, Y, task_ids, sample_weight) -> DeviceTaskData:
@@ -232,6 +217,4 @@ def device_from_shared(backend, X, Y, task_ids, sample_weight) -> DeviceTaskData
     data = DeviceTaskData(backend, from_device=True, layout="shared", X=X, Y=np.ascontiguousarray(Y),
                           task_ids=_resolve_task_ids(task_ids, Y.shape[1]), sample_weight=entries,
                           row_weight=row_weight)
-    data._check_finite(None)
-    data._check_weight_totals()
-    return data
+    return data._checked(None)
