@@ -50,8 +50,8 @@ MAX_HALVINGS = 40
 NO_PROGRESS = 25
 
 
-def supports(data, losses, penalty, l2: float) -> str | None:
-    """Why this engine cannot solve the problem, or None when it can."""
+def supports(data, penalty, l2: float) -> str | None:
+    """Why this engine cannot solve a problem of logistic tasks, or None when it can."""
     from .penalties.l1 import L1
     from .penalties.l21 import L21
 
@@ -59,8 +59,6 @@ def supports(data, losses, penalty, l2: float) -> str | None:
         return "a dense X"
     if data.dtype != np.float64:
         return "float64 data"
-    if not all(loss.name == "logistic" for loss in losses):
-        return "the logistic loss for every task"
     if type(penalty) not in (L1, L21):
         return f"the penalty L1 or L21 (this fit: {penalty!r})"
     if l2 != 0.0:

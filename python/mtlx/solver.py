@@ -144,14 +144,12 @@ def _logistic_newton(solver, data, loss, penalty, alpha, collective: bool, l2: f
     :mod:`mtlx.prox_newton`) where it applies, "fista" under "auto" where it does not; None for
     other losses (the rules above)."""
     from . import prox_newton
-    from .losses import resolve_losses
 
-    losses = resolve_losses(loss, data.n_tasks) if data.n_tasks and not collective else []
-    if not losses or not all(x.name == "logistic" for x in losses) or solver not in ("auto", "cd"):
+    if collective or solver not in ("auto", "cd") or not _logistic(loss, data):
         return None
     why = ("at least one feature" if data.n_features == 0 else None) or \
         ("data on the host (data on a GPU run FISTA)" if data.device is not None else None) or \
-        prox_newton.supports(data, losses, penalty, l2) or ("alpha > 0" if not alpha > 0 else None)
+        prox_newton.supports(data, penalty, l2) or ("alpha > 0" if not alpha > 0 else None)
     if solver == "cd" and why:
         raise ValueError(f"solver='cd' with the logistic loss needs {why}; use solver='fista'")
     return "fista" if why else "cd"
@@ -455,7 +453,7 @@ def _other_engine(engine, data, loss, pen, alpha, l2, fit_intercept, task_weight
         rest.solver = "fista+factored"
         return rest
     with blas_threads(n_threads):
-        if engine == "cd" and all(x.name == "logistic" for x in resolve_losses(loss, data.n_tasks)):
+        if engine == "cd" and _logistic(loss, data):
             from .prox_newton import solve_prox_newton
 
             return solve_prox_newton(data, pen, alpha, fit_intercept, task_weights, tol, max_iter, W0, b0, callback,

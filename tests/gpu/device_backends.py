@@ -108,7 +108,6 @@ def _device(a):
 class HostEmulation:
     """The backend interface of mtlx.gpu.backend.CudaBackend on the host (see the module docstring)."""
 
-    name = "host-emulation"
     index = 0
     chunk_rows = 5  # small, so that tasks of a few rows span several chunks
     xp = np

@@ -86,6 +86,17 @@ struct Chunk {
         warp(static_cast<int>(threadIdx.x >> 5)),
         w(Wt + plan.chunk_task[blockIdx.x] * data.n_features),
         bt(b != nullptr ? b[plan.chunk_task[blockIdx.x]] : Real(0)) {}
+
+  /// Row q of the chunk, by this warp: its margin and loss terms (all lanes), v[q] and r[q] stored by lane 0.
+  __device__ RowTerms<Real> row(const StackedTasks<Real>& data, int q, double* v, Real* r) const {
+    const std::int64_t i = row0 + q;
+    const RowTerms<Real> terms = row_terms(data, t, i, warp_dot(data.X + i * d, w, d, lane) + bt);
+    if (lane == 0) {
+      v[q] = terms.value;
+      r[q] = terms.deriv;
+    }
+    return terms;
+  }
 };
 
 /// The narrow-row kernel (see the file comment); dynamic shared memory: kWarps x d Reals.
@@ -97,24 +108,18 @@ __global__ void stacked_warp_kernel(StackedTasks<Real> data, ChunkPlan plan, con
   __shared__ Real r[kChunkRows];
   __shared__ double v[kChunkRows];
   const Chunk<Real> c(data, plan, Wt, b);
-  const std::int64_t k = c.k, t = c.t, row0 = c.row0, d = c.d;
-  const int n_rows = c.n_rows, lane = c.lane, warp = c.warp;
-  const Real* w = c.w;
-  const Real bt = c.bt;
+  const std::int64_t k = c.k, row0 = c.row0, d = c.d;
+  const int n_rows = c.n_rows;
   if (with_grad)
     for (std::int64_t j = threadIdx.x; j < kWarps * d; j += blockDim.x) acc[j] = Real(0);
   __syncthreads();
-  Real* mine = acc + warp * d;
-  for (int q = warp; q < n_rows; q += kWarps) {
-    const std::int64_t i = row0 + q;
-    const Real* x = data.X + i * d;
-    const RowTerms<Real> terms = row_terms(data, t, i, warp_dot(x, w, d, lane) + bt);
-    if (lane == 0) {
-      v[q] = terms.value;
-      r[q] = terms.deriv;
+  Real* mine = acc + c.warp * d;
+  for (int q = c.warp; q < n_rows; q += kWarps) {
+    const RowTerms<Real> terms = c.row(data, q, v, r);
+    if (with_grad) {
+      const Real* x = data.X + (row0 + q) * d;  // (just read by the margin: an L1 hit)
+      for (std::int64_t j = c.lane; j < d; j += 32) mine[j] += terms.deriv * x[j];
     }
-    if (with_grad)
-      for (std::int64_t j = lane; j < d; j += 32) mine[j] += terms.deriv * x[j];
   }
   __syncthreads();
   if (with_grad) {
@@ -133,18 +138,9 @@ __global__ void stacked_chunk_kernel(StackedTasks<Real> data, ChunkPlan plan, co
   __shared__ Real r[kChunkRows];
   __shared__ double v[kChunkRows];
   const Chunk<Real> c(data, plan, Wt, b);
-  const std::int64_t k = c.k, t = c.t, row0 = c.row0, d = c.d;
-  const int n_rows = c.n_rows, lane = c.lane, warp = c.warp;
-  const Real* w = c.w;
-  const Real bt = c.bt;
-  for (int q = warp; q < n_rows; q += kWarps) {
-    const std::int64_t i = row0 + q;
-    const RowTerms<Real> terms = row_terms(data, t, i, warp_dot(data.X + i * d, w, d, lane) + bt);
-    if (lane == 0) {
-      v[q] = terms.value;
-      r[q] = terms.deriv;
-    }
-  }
+  const std::int64_t k = c.k, row0 = c.row0, d = c.d;
+  const int n_rows = c.n_rows;
+  for (int q = c.warp; q < n_rows; q += kWarps) c.row(data, q, v, r);
   __syncthreads();
   if (with_grad) {
     const Real* X0 = data.X + row0 * d;

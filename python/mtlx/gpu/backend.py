@@ -38,7 +38,6 @@ class CudaBackend:
         The CUDA device (already checked to exist, :func:`mtlx.gpu.arrays.resolve_device`).
     """
 
-    name = "cuda"
     on_device = True
     #: Rows per chunk of the stacked kernel (mtlx/cuda.hpp: kChunkRows).
     chunk_rows = int(_core.cuda.CHUNK_ROWS) if _core.HAS_CUDA else 64
@@ -169,10 +168,6 @@ class CudaBackend:
         """out = a @ b on the device (cuBLAS)."""
         with self._device:
             self.xp.matmul(a, b, out=out)
-
-    def synchronize(self) -> None:
-        with self._device:
-            self.xp.cuda.get_current_stream().synchronize()
 
     # ------------------------------------------------------------------ the solve's ops (mtlx._ops)
     def resident(self, a) -> bool:

@@ -59,10 +59,6 @@ class DeviceSmoothLoss(SmoothLoss):
             loss_params=be.asarray(np.asarray(self.loss_params, dtype=np.float64)),
             weights=be.asarray(np.asarray(self._core_weights, dtype=np.float64)),
             sample_weight=data.device_sample_weight, n_tasks=T, n_features=d, n_samples=n)
-        self._Wt = be.empty((T, d), dtype, "W")
-        self._b = be.empty((T,), dtype, "the intercepts")
-        self._gWt = be.empty((T, d), dtype, "the gradient of W")
-        self._gb = be.empty((T,), dtype, "the gradient of the intercepts")
         if shared:
             n_chunks = (n + be.chunk_rows - 1) // be.chunk_rows
             self._Z = be.empty((n, T), dtype, "the margins X W'")
@@ -86,13 +82,14 @@ class DeviceSmoothLoss(SmoothLoss):
         be = self.backend
         resident = be.resident(Wt)
         if not resident:
-            be.upload(self._Wt, Wt)
+            buffers = self._host_call_buffers(Wt)
+            be.upload(buffers.Wt, Wt)
             if b is not None:
-                be.upload(self._b, b)
-                b = self._b
-            Wt = self._Wt
+                be.upload(buffers.b, b)
+                b = buffers.b
+            Wt = buffers.Wt
         want = gWt is not None
-        gWt_dev, gb_dev = ((gWt, gb) if resident else (self._gWt, self._gb)) if want else (None, None)
+        gWt_dev, gb_dev = ((gWt, gb) if resident else (buffers.gWt, buffers.gb)) if want else (None, None)
         store = self._store
         if self._plan is not None:
             value = be.loss_grad_stacked(store, self._plan, Wt, b, gWt_dev, gb_dev, self._work)
@@ -102,6 +99,16 @@ class DeviceSmoothLoss(SmoothLoss):
             if want:
                 be.matmul(self._R.T, store.X, gWt_dev)
         if want and not resident:
-            be.download(self._gWt, gWt)
-            be.download(self._gb, gb)
+            be.download(buffers.gWt, gWt)
+            be.download(buffers.gb, gb)
         return float(value)
+
+    def _host_call_buffers(self, Wt):
+        """Device copies of host parameters and their gradient (a ``loss_grad`` call), made on the first
+        such call: a device-resident solve passes its own arrays and never needs them."""
+        if not hasattr(self, "_buffers"):
+            be, (T, d), dtype = self.backend, Wt.shape, Wt.dtype
+            self._buffers = SimpleNamespace(Wt=be.empty((T, d), dtype, "W"), b=be.empty((T,), dtype, "the intercepts"),
+                                            gWt=be.empty((T, d), dtype, "the gradient of W"),
+                                            gb=be.empty((T,), dtype, "the gradient of the intercepts"))
+        return self._buffers
