@@ -2,8 +2,9 @@
 
 ``HostEmulation`` is the device backend's interface on the host: numpy arrays, and the arithmetic
 of the CUDA kernels (mtlx/cuda.hpp) written independently in numpy, chunk by chunk in the plan's
-order. It runs all of mtlx.gpu's glue (device data, chunk plans, buffers, the solve) on machines
-without a GPU; ``cuda`` runs the real kernels and skips unless CuPy sees a device.
+order, from the losses' and proxes' references of tests/reference.py. It runs all of mtlx.gpu's
+glue (device data, chunk plans, buffers, the solve) on machines without a GPU; ``cuda`` runs the
+real kernels and skips unless CuPy sees a device.
 """
 
 import contextlib
@@ -15,40 +16,20 @@ import pytest
 import mtlx
 from mtlx import _core
 
+from reference import LOSS_REFS, PROX_REF, penalty_ref
+
 K = _core.LossKind
 K_PEN = _core.PenaltyKind
 
 
-def loss_value(code, param, y, z):
+def loss_terms(code, param, y, z):
+    """(value, derivative) of loss ``code`` at (y, z), by the numpy references of tests/reference.py."""
+    name = K(code).name
+    value, deriv = LOSS_REFS[name]
     y, z = y.astype(np.float64), z.astype(np.float64)
-    if code == int(K.squared):
-        return 0.5 * (z - y) ** 2
-    if code == int(K.logistic):
-        return np.logaddexp(0.0, -y * z)
-    if code == int(K.huber):
-        a = np.abs(y - z)
-        return np.where(a <= param, a * a, param * (2.0 * a - param))
-    if code == int(K.squared_hinge):
-        return np.maximum(0.0, 1.0 - y * z) ** 2
-    if code == int(K.poisson):
-        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
-        return np.exp(z) - y * z + ylogy - y
-    raise AssertionError(code)
-
-
-def loss_deriv(code, param, y, z):
-    y, z = y.astype(np.float64), z.astype(np.float64)
-    if code == int(K.squared):
-        return z - y
-    if code == int(K.logistic):
-        return -y / (1.0 + np.exp(y * z))
-    if code == int(K.huber):
-        return -2.0 * np.clip(y - z, -param, param)
-    if code == int(K.squared_hinge):
-        return -2.0 * y * np.maximum(0.0, 1.0 - y * z)
-    if code == int(K.poisson):
-        return np.exp(z) - y
-    raise AssertionError(code)
+    if name == "huber":
+        return value(y, z, param), deriv(y, z, param)
+    return value(y, z), deriv(y, z)
 
 
 def _plain(a):
@@ -188,41 +169,21 @@ class HostEmulation:
         return float((_plain(g_new) + g_y) @ _plain(move))
 
     def prox(self, kind, V, tau, out, n_threads):
-        V, out = _plain(V), _plain(out)
-        if kind == K_PEN.l1:
-            out[...] = np.sign(V) * np.maximum(np.abs(V) - tau, 0.0)
-        elif kind == K_PEN.l21:
-            norms = np.linalg.norm(V, axis=0)
-            out[...] = V * np.where(norms > tau, 1.0 - tau / np.where(norms > 0, norms, 1.0), 0.0)
-        elif kind == K_PEN.mean:
-            mean = V.mean(axis=0)
-            out[...] = mean + (V - mean) / (1.0 + tau)
-        elif kind == K_PEN.trace:
-            U, sv, Vt = np.linalg.svd(V, full_matrices=False)
-            out[...] = (U * np.maximum(sv - tau, 0.0)) @ Vt
-        else:
-            raise AssertionError(kind)
+        # (V is the block's T x d storage; the references take W = V' of shape d x T)
+        _plain(out)[...] = PROX_REF[K_PEN(kind).name](_plain(V).T, tau).T
         return self.penalty_value(kind, out, n_threads)
 
     def penalty_value(self, kind, V, n_threads):
-        V = _plain(V)
-        if kind == K_PEN.l1:
-            return float(np.abs(V).sum())
-        if kind == K_PEN.l21:
-            return float(np.linalg.norm(V, axis=0).sum())
-        if kind == K_PEN.mean:
-            return 0.5 * float(((V - V.mean(axis=0)) ** 2).sum())
-        if kind == K_PEN.trace:
-            return float(np.linalg.svd(V, compute_uv=False).sum())
-        raise AssertionError(kind)
+        return float(penalty_ref(_plain(V).T, K_PEN(kind).name))
 
     # -- the loss kernels, written out in numpy ------------------------------------------------
     def _terms(self, store, t, y, z, s):
         code, param, c = int(store.losses[t]), float(store.loss_params[t]), float(store.weights[t])
         keep = np.full(z.shape, c != 0.0) if s is None else (s != 0) & (c != 0.0)
         scale = c * (1.0 if s is None else s.astype(np.float64))
-        v = np.where(keep, scale * loss_value(code, param, y, z), 0.0)
-        r = np.where(keep, scale * loss_deriv(code, param, y, z), 0.0)
+        value, deriv = loss_terms(code, param, y, z)
+        v = np.where(keep, scale * value, 0.0)
+        r = np.where(keep, scale * deriv, 0.0)
         return v, r
 
     def loss_grad_stacked(self, store, plan, Wt, b, gWt, gb, work):
