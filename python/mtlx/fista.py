@@ -235,7 +235,10 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
             stopped_by_callback = True
             n_iter -= 1
             break
-        L_seen = 2.0 * excess / dd if excess > slack and dd > 0 else 0.0
+        if excess > slack and dd > 0:
+            L_seen = 2.0 * excess / dd
+        # else: the curvature along this step is below F's rounding noise; keep the last one measured
+        # (forgetting it let L fall 2% per iteration near the optimum until the steps overshot).
 
         F_new = f_new + g_new
         history.append(F_new)
@@ -255,7 +258,7 @@ def fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter: int, callb
             optimality = max(optimality, step / scale if scale > 0 else (0.0 if step == 0 else math.inf))
 
         # Momentum, reset when it points against the last step or F went up (O'Donoghue-Candes).
-        if dot_move < 0.0 or F_new > F:
+        if dot_move < 0.0 or F_new > F + noise * abs(F):
             t = 1.0
             ops.copyto(y, x_new)
             if quadratic or speculative:
