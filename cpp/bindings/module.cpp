@@ -663,22 +663,85 @@ void bind_csr(py::module_& m) {
         const double* r = R.data();
         double* o = out.mutable_data();
         py::gil_scoped_release release;
-        // out (T x d) (+)= R X: row i's entries scattered once per task, in row order (deterministic).
-        if (!accumulate) std::fill(o, o + T * n_cols, 0.0);
+        // out (T x d) (+)= R X, row i's entries scattered in row order (deterministic: each out
+        // entry sums over i ascending). Into a d x T scratch, a stored entry adding one contiguous
+        // run of T values (scattered into the T x d out directly, each entry touched T lines d
+        // apart: 3x slower on a 100,000 x 50,000 X at 0.1%, T = 20); then transposed into out.
+        std::vector<double> scratch(static_cast<std::size_t>(n_cols * T), 0.0), ri(static_cast<std::size_t>(T));
         for (std::int64_t i = 0; i < X.n_rows; ++i) {
           const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]),
                              hi = static_cast<std::int64_t>(X.indptr[i + 1]);
-          for (std::int64_t t = 0; t < T; ++t) {
-            const double rti = r[t * X.n_rows + i];
-            if (rti == 0.0) continue;
-            double* ot = o + t * n_cols;
-            for (std::int64_t q = lo; q < hi; ++q) ot[X.indices[q]] += static_cast<double>(X.data[q]) * rti;
+          if (lo == hi) continue;
+          for (std::int64_t t = 0; t < T; ++t) ri[static_cast<std::size_t>(t)] = r[t * X.n_rows + i];
+          for (std::int64_t q = lo; q < hi; ++q) {
+            const double v = static_cast<double>(X.data[q]);
+            double* sj = scratch.data() + static_cast<std::int64_t>(X.indices[q]) * T;
+            for (std::int64_t t = 0; t < T; ++t) sj[t] += v * ri[static_cast<std::size_t>(t)];
+          }
+        }
+        for (std::int64_t t = 0; t < T; ++t) {
+          double* ot = o + t * n_cols;
+          if (accumulate) {
+            for (std::int64_t j = 0; j < n_cols; ++j) ot[j] += scratch[static_cast<std::size_t>(j * T + t)];
+          } else {
+            for (std::int64_t j = 0; j < n_cols; ++j) ot[j] = scratch[static_cast<std::size_t>(j * T + t)];
           }
         }
       },
       py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
       py::arg("R").noconvert(), py::arg("out").noconvert(), py::arg("accumulate") = false,
       "out = R X (out += R X with accumulate) for a CSR X (n x d) and R (T x n), float64: X' R' without a copy.");
+  m.def(
+      "csr_select_columns",
+      [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
+               const carray<std::int64_t>& position, std::int64_t k) {
+        const auto X = csr_of(data, indices, indptr, n_cols);
+        expect_shape(position, "position", {n_cols});
+        if (k < 0) throw std::invalid_argument("k must be >= 0");
+        const std::int64_t* pos = position.data();
+        for (std::int64_t j = 0; j < n_cols; ++j) {
+          if (pos[j] >= k) throw std::invalid_argument("position holds an entry >= k");
+        }
+        py::array_t<std::int64_t> out_indptr(k + 1);
+        std::int64_t* ip = out_indptr.mutable_data();
+        std::int64_t total = 0;
+        {
+          py::gil_scoped_release release;
+          std::fill(ip, ip + k + 1, std::int64_t{0});
+          for (std::int64_t q = 0; q < static_cast<std::int64_t>(X.indptr[X.n_rows]); ++q) {
+            const std::int64_t p = pos[X.indices[q]];
+            if (p >= 0) ++ip[p + 1];
+          }
+          for (std::int64_t j = 0; j < k; ++j) ip[j + 1] += ip[j];
+          total = ip[k];
+        }
+        py::array_t<double> out_data(total);
+        py::array_t<std::int64_t> out_rows(total);
+        double* od = out_data.mutable_data();
+        std::int64_t* orow = out_rows.mutable_data();
+        {
+          py::gil_scoped_release release;
+          // A counting sort by selected column, rows visited in order: each output row (a selected
+          // column) lists its entries by ascending row, in one pass over X (scipy's column indexing
+          // sorted and made temporaries the size of X).
+          std::vector<std::int64_t> next(ip, ip + k);
+          for (std::int64_t i = 0; i < X.n_rows; ++i) {
+            const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]),
+                               hi = static_cast<std::int64_t>(X.indptr[i + 1]);
+            for (std::int64_t q = lo; q < hi; ++q) {
+              const std::int64_t p = pos[X.indices[q]];
+              if (p < 0) continue;
+              const std::int64_t at = next[static_cast<std::size_t>(p)]++;
+              od[at] = static_cast<double>(X.data[q]);
+              orow[at] = i;
+            }
+          }
+        }
+        return py::make_tuple(out_data, out_rows, out_indptr);
+      },
+      py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
+      py::arg("position").noconvert(), py::arg("k"),
+      "Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR: (data, indices, indptr).");
   m.def(
       "csr_times_transposed",
       [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
@@ -692,15 +755,23 @@ void bind_csr(py::module_& m) {
         const double* r = R.data();
         double* o = out.mutable_data();
         py::gil_scoped_release release;
-        // out (n_rows x T) = X R': row i of X against every row of R, from the stored entries.
+        // out (n_rows x T) = X R': row i of X against every row of R, from the stored entries
+        // (each sum over the row's entries in order). R is first copied to n_cols x T, so that a
+        // stored entry reads one contiguous run of T values rather than T values n_cols apart.
+        std::vector<double> columns(static_cast<std::size_t>(n_cols * T));
+        for (std::int64_t t = 0; t < T; ++t) {
+          const double* rt = r + t * n_cols;
+          for (std::int64_t j = 0; j < n_cols; ++j) columns[static_cast<std::size_t>(j * T + t)] = rt[j];
+        }
         for (std::int64_t i = 0; i < X.n_rows; ++i) {
           const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]),
                              hi = static_cast<std::int64_t>(X.indptr[i + 1]);
-          for (std::int64_t t = 0; t < T; ++t) {
-            const double* rt = r + t * n_cols;
-            double s = 0.0;
-            for (std::int64_t q = lo; q < hi; ++q) s += static_cast<double>(X.data[q]) * rt[X.indices[q]];
-            o[i * T + t] = s;
+          double* oi = o + i * T;
+          for (std::int64_t t = 0; t < T; ++t) oi[t] = 0.0;
+          for (std::int64_t q = lo; q < hi; ++q) {
+            const double v = static_cast<double>(X.data[q]);
+            const double* cj = columns.data() + static_cast<std::int64_t>(X.indices[q]) * T;
+            for (std::int64_t t = 0; t < T; ++t) oi[t] += v * cj[t];
           }
         }
       },

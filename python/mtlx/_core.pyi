@@ -177,6 +177,44 @@ def csr_transpose_times(
     accumulate: bool = False,
 ) -> None: ...
 @overload
+def csr_select_columns(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    position: NDArray[np.int64],
+    k: _Int,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+    """Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR: (data, indices, indptr)."""
+
+@overload
+def csr_select_columns(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    position: NDArray[np.int64],
+    k: _Int,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]: ...
+@overload
+def csr_select_columns(
+    data: NDArray[np.float32],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    position: NDArray[np.int64],
+    k: _Int,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]: ...
+@overload
+def csr_select_columns(
+    data: NDArray[np.float32],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    position: NDArray[np.int64],
+    k: _Int,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]: ...
+@overload
 def csr_times_transposed(
     data: NDArray[np.float64],
     indices: NDArray[np.int32],

@@ -166,21 +166,32 @@ struct ResidualRows {
 /// R_s and an offset u (T) shared by every row, the residual is R = R_s + u 1'; sums_t = 1' R_s(t, :).
 /// Then (x_j - xbar_j 1)' r_t = x_j' r_s,t + colsum_j u_t - xbar_j (sums_t + n u_t), and a move
 /// delta of row j is r_s,t -= x_j delta_t (the stored entries only), u_t += xbar_j delta_t.
+///
+/// The epochs work on a row-major copy of R (n x T: a sample's T residuals side by side): a
+/// stored entry x_ij then reads and updates one contiguous run of T values instead of T values n
+/// apart (the caller's T x n layout made every entry T cache misses; 3.3x slower epochs on a
+/// 100,000 x 50,000 X at 0.1%, T = 20). The copy costs O(n T) per call against the epochs'
+/// O(nnz_S T) each; R is written back at the end (write_back).
 struct SparseResidualRows {
   const SparseResidualCdProblem& p;
-  double* R;  // T x n: the stored part R_s
+  double* R;                 // T x n: the caller's residuals, written back at the end
+  std::vector<double> rows;  // n x T: the stored part R_s, row i at i * T
   std::vector<double> u, sums;
 
   SparseResidualRows(const SparseResidualCdProblem& problem, double* residuals)
       : p(problem),
         R(residuals),
+        rows(static_cast<std::size_t>(problem.n * problem.T)),
         u(static_cast<std::size_t>(problem.T), 0.0),
         sums(static_cast<std::size_t>(problem.T), 0.0) {
-    if (!p.xbar) return;
-    for (std::int64_t t = 0; t < p.T; ++t) {
+    const std::int64_t n = p.n, T = p.T;
+    for (std::int64_t t = 0; t < T; ++t) {
+      const double* r = R + t * n;
       double s = 0.0;
-      const double* r = R + t * p.n;
-      for (std::int64_t i = 0; i < p.n; ++i) s += r[i];
+      for (std::int64_t i = 0; i < n; ++i) {
+        rows[static_cast<std::size_t>(i * T + t)] = r[i];
+        s += r[i];
+      }
       sums[static_cast<std::size_t>(t)] = s;
     }
   }
@@ -188,11 +199,15 @@ struct SparseResidualRows {
   double curvature(std::int64_t t, std::int64_t j) const { return p.c[t] * p.sq_norms[j]; }
 
   void gradient(std::int64_t j, double* grad) const {
-    const std::int64_t lo = p.indptr[j], hi = p.indptr[j + 1];
-    for (std::int64_t t = 0; t < p.T; ++t) {
-      const double* r = R + t * p.n;
-      double s = 0.0;
-      for (std::int64_t q = lo; q < hi; ++q) s += p.data[q] * r[p.indices[q]];
+    const std::int64_t lo = p.indptr[j], hi = p.indptr[j + 1], T = p.T;
+    for (std::int64_t t = 0; t < T; ++t) grad[t] = 0.0;
+    for (std::int64_t q = lo; q < hi; ++q) {
+      const double v = p.data[q];
+      const double* r = rows.data() + p.indices[q] * T;
+      for (std::int64_t t = 0; t < T; ++t) grad[t] += v * r[t];
+    }
+    for (std::int64_t t = 0; t < T; ++t) {
+      double s = grad[t];
       if (p.xbar) {
         const double ut = u[static_cast<std::size_t>(t)];
         s += p.col_sums[j] * ut - p.xbar[j] * (sums[static_cast<std::size_t>(t)] + static_cast<double>(p.n) * ut);
@@ -204,28 +219,41 @@ struct SparseResidualRows {
   void begin_row(std::int64_t) {}
 
   void moved(std::int64_t j, const double* delta) {
-    const std::int64_t lo = p.indptr[j], hi = p.indptr[j + 1];
-    for (std::int64_t t = 0; t < p.T; ++t) {
-      const double dt = delta[t];
-      if (dt == 0.0) continue;
-      double* r = R + t * p.n;
-      for (std::int64_t q = lo; q < hi; ++q) r[p.indices[q]] -= p.data[q] * dt;
-      if (p.xbar) {
-        u[static_cast<std::size_t>(t)] += p.xbar[j] * dt;
-        sums[static_cast<std::size_t>(t)] -= p.col_sums[j] * dt;
+    const std::int64_t lo = p.indptr[j], hi = p.indptr[j + 1], T = p.T;
+    for (std::int64_t q = lo; q < hi; ++q) {
+      const double v = p.data[q];
+      double* r = rows.data() + p.indices[q] * T;
+      for (std::int64_t t = 0; t < T; ++t) r[t] -= v * delta[t];
+    }
+    if (p.xbar) {
+      for (std::int64_t t = 0; t < T; ++t) {
+        u[static_cast<std::size_t>(t)] += p.xbar[j] * delta[t];
+        sums[static_cast<std::size_t>(t)] -= p.col_sums[j] * delta[t];
       }
     }
   }
 
-  /// Applies the offset: R = R_s + u 1' again (a consistent residual on exit).
+  /// Folds the offset into R_s after every epoch (with centering only), so that it never grows far
+  /// beyond R_s.
   void finish() {
-    for (std::int64_t t = 0; t < p.T; ++t) {
-      const double ut = u[static_cast<std::size_t>(t)];
-      if (ut == 0.0) continue;
-      double* r = R + t * p.n;
-      for (std::int64_t i = 0; i < p.n; ++i) r[i] += ut;
-      sums[static_cast<std::size_t>(t)] += ut * static_cast<double>(p.n);
+    if (!p.xbar) return;
+    const std::int64_t n = p.n, T = p.T;
+    for (std::int64_t i = 0; i < n; ++i) {
+      double* r = rows.data() + i * T;
+      for (std::int64_t t = 0; t < T; ++t) r[t] += u[static_cast<std::size_t>(t)];
+    }
+    for (std::int64_t t = 0; t < T; ++t) {
+      sums[static_cast<std::size_t>(t)] += u[static_cast<std::size_t>(t)] * static_cast<double>(n);
       u[static_cast<std::size_t>(t)] = 0.0;
+    }
+  }
+
+  /// The residuals back into the caller's T x n layout (after the last epoch's finish()).
+  void write_back() const {
+    const std::int64_t n = p.n, T = p.T;
+    for (std::int64_t t = 0; t < T; ++t) {
+      double* r = R + t * n;
+      for (std::int64_t i = 0; i < n; ++i) r[i] = rows[static_cast<std::size_t>(i * T + t)];
     }
   }
 };
@@ -463,10 +491,13 @@ CdResult cd_epochs_newton(const NewtonCdProblem& p, double* W, double* Q, double
   return result;
 }
 
+MTLX_WIDEST_VECTORS
 CdResult cd_epochs_residual_sparse(const SparseResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs,
                                    double tol) {
   SparseResidualRows rows(p, R);
-  return epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
+  const CdResult result = epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
+  rows.write_back();
+  return result;
 }
 
 }  // namespace mtlx::cpu
