@@ -172,7 +172,8 @@ def test_sparse_residual_epochs_match_the_dense_kernel(rng, penalty, intercept):
     code = int(get_penalty(penalty).cd_kind)
     out = []
     for cols in (sparse_cols, dense_cols):
-        W, R = W0.copy(), R0.copy()
+        # (the sparse kernels take R row-major behind its (T, n) view: Fortran order here)
+        W, R = W0.copy(), (np.asfortranarray(R0) if cols is sparse_cols else R0.copy())
         for _ in range(3):
             cols.epochs(c, 0.05, 0.0, code, W, R)
         out.append((W, R))
@@ -254,23 +255,31 @@ def test_csr_column_gather_and_products_match_scipy(rng, dtype, index):
     features = np.array([d - 1, 4, 17, 0, 33, d - 2, 8, 21, 40])  # any order; two empty columns
     position = np.full(d, -1, dtype=np.int64)
     position[features] = np.arange(k)
-    data, rows, indptr = _core.csr_select_columns(X.data, X.indices, X.indptr, d, position, k)
+    data, rows, indptr, sums, squares = _core.csr_select_columns(X.data, X.indices, X.indptr, d, position, k)
     gathered = sp.csr_matrix((data, rows, indptr), shape=(k, n))
     assert gathered.has_sorted_indices and data.dtype == np.float64 and rows.dtype == np.int64
-    np.testing.assert_array_equal(gathered.toarray(), X[:, features].T.toarray().astype(np.float64))
+    expected = X[:, features].T.toarray().astype(np.float64)
+    np.testing.assert_array_equal(gathered.toarray(), expected)
+    np.testing.assert_allclose(sums, expected.sum(axis=1), rtol=1e-14)
+    np.testing.assert_allclose(squares, (expected**2).sum(axis=1), rtol=1e-14)
     with pytest.raises(ValueError, match="position"):
         _core.csr_select_columns(X.data, X.indices, X.indptr, d, position[:-1], k)
 
-    R = rng.standard_normal((4, n))
-    out = np.empty((4, d))
+    dense = X.toarray().astype(np.float64)
+    R = rng.standard_normal((n, 4))
+    out = np.empty((d, 4))
     _core.csr_transpose_times(X.data, X.indices, X.indptr, d, R, out)
-    np.testing.assert_allclose(out, R @ X.toarray().astype(np.float64), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(out, dense.T @ R, rtol=1e-13, atol=1e-13)
     _core.csr_transpose_times(X.data, X.indices, X.indptr, d, R, out, True)
-    np.testing.assert_allclose(out, 2 * R @ X.toarray().astype(np.float64), rtol=1e-13, atol=1e-13)
-    V = rng.standard_normal((4, d))
+    np.testing.assert_allclose(out, 2 * dense.T @ R, rtol=1e-13, atol=1e-13)
+    V = rng.standard_normal((d, 4))
     prod = np.empty((n, 4))
-    _core.csr_times_transposed(X.data, X.indices, X.indptr, d, V, prod)
-    np.testing.assert_allclose(prod, X.toarray().astype(np.float64) @ V.T, rtol=1e-13, atol=1e-13)
+    _core.csr_times(X.data, X.indices, X.indptr, d, V, prod)
+    np.testing.assert_allclose(prod, dense @ V, rtol=1e-13, atol=1e-13)
+    _core.csr_times(X.data, X.indices, X.indptr, d, V, prod, True)
+    np.testing.assert_allclose(prod, 2 * dense @ V, rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match=r"R must be \(n_rows, T\)"):
+        _core.csr_transpose_times(X.data, X.indices, X.indptr, d, R.T.copy(), out)
 
 
 @pytest.mark.parametrize("penalty", ["l21", "l1"])

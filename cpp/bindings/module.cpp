@@ -583,14 +583,14 @@ void bind_sparse_coordinate_descent(py::module_& m) {
          const carray<double>& c, double alpha, double l2, std::uint8_t penalty, carray<double> W, carray<double> R,
          std::int64_t max_epochs, double tol) {
         if (W.ndim() != 2) throw std::invalid_argument("W must be 2-D (k, T), got shape " + shape_of(W));
-        if (R.ndim() != 2) throw std::invalid_argument("R must be 2-D (T, n), got shape " + shape_of(R));
-        const py::ssize_t k = W.shape(0), T = W.shape(1), n = R.shape(1);
+        if (R.ndim() != 2) throw std::invalid_argument("R must be 2-D (n, T), got shape " + shape_of(R));
+        const py::ssize_t k = W.shape(0), T = W.shape(1), n = R.shape(0);
         expect_shape(indptr, "indptr", {k + 1});
         expect_shape(indices, "indices", {data.shape(0)});
         expect_shape(col_sums, "col_sums", {k});
         expect_shape(sq_norms, "sq_norms", {k});
         expect_shape(c, "c", {T});
-        expect_shape(R, "R", {T, n});
+        expect_shape(R, "R", {n, T});
         if (xbar) expect_shape(*xbar, "xbar", {k});
         expect_writable(W, "W");
         expect_writable(R, "R");
@@ -630,8 +630,8 @@ void bind_sparse_coordinate_descent(py::module_& m) {
       py::arg("xbar").noconvert(), py::arg("col_sums").noconvert(), py::arg("sq_norms").noconvert(),
       py::arg("c").noconvert(), py::arg("alpha"), py::arg("l2"), py::arg("penalty"), py::arg("W").noconvert(),
       py::arg("R").noconvert(), py::arg("max_epochs"), py::arg("tol"),
-      "Coordinate-descent epochs on the residuals of a sparse working set (its columns as CSR rows, centered "
-      "implicitly by xbar); returns (epochs, max_change, max_abs).");
+      "Coordinate-descent epochs on the residuals R (n x T, row-major) of a sparse working set (its columns as "
+      "CSR rows, centered implicitly by xbar); returns (epochs, max_change, max_abs).");
 }
 
 // The CSR kernels for one (dtype, index dtype) pair. The Python layer checked the matrix once
@@ -655,42 +655,62 @@ void bind_csr(py::module_& m) {
       [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
                const carray<double>& R, carray<double> out, bool accumulate) {
         const auto X = csr_of(data, indices, indptr, n_cols);
-        if (R.ndim() != 2 || R.shape(1) != X.n_rows)
-          throw std::invalid_argument("R must be (T, n_rows), got shape " + shape_of(R));
-        const py::ssize_t T = R.shape(0);
-        expect_shape(out, "out", {T, n_cols});
+        if (R.ndim() != 2 || R.shape(0) != X.n_rows)
+          throw std::invalid_argument("R must be (n_rows, T), got shape " + shape_of(R));
+        const py::ssize_t T = R.shape(1);
+        expect_shape(out, "out", {n_cols, T});
         expect_writable(out, "out");
         const double* r = R.data();
         double* o = out.mutable_data();
         py::gil_scoped_release release;
-        // out (T x d) (+)= R X, row i's entries scattered in row order (deterministic: each out
-        // entry sums over i ascending). Into a d x T scratch, a stored entry adding one contiguous
-        // run of T values (scattered into the T x d out directly, each entry touched T lines d
-        // apart: 3x slower on a 100,000 x 50,000 X at 0.1%, T = 20); then transposed into out.
-        std::vector<double> scratch(static_cast<std::size_t>(n_cols * T), 0.0), ri(static_cast<std::size_t>(T));
+        // out (d x T) (+)= X' R, row i's entries scattered in row order (deterministic: each out
+        // entry sums over i ascending). Both row-major: a stored entry reads and adds one
+        // contiguous run of T values (the task-major layout touched T lines n and d apart per
+        // entry: 3x slower on a 100,000 x 50,000 X at 0.1%, T = 20).
+        if (!accumulate) std::fill(o, o + n_cols * T, 0.0);
         for (std::int64_t i = 0; i < X.n_rows; ++i) {
           const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]),
                              hi = static_cast<std::int64_t>(X.indptr[i + 1]);
-          if (lo == hi) continue;
-          for (std::int64_t t = 0; t < T; ++t) ri[static_cast<std::size_t>(t)] = r[t * X.n_rows + i];
+          const double* ri = r + i * T;
           for (std::int64_t q = lo; q < hi; ++q) {
             const double v = static_cast<double>(X.data[q]);
-            double* sj = scratch.data() + static_cast<std::int64_t>(X.indices[q]) * T;
-            for (std::int64_t t = 0; t < T; ++t) sj[t] += v * ri[static_cast<std::size_t>(t)];
-          }
-        }
-        for (std::int64_t t = 0; t < T; ++t) {
-          double* ot = o + t * n_cols;
-          if (accumulate) {
-            for (std::int64_t j = 0; j < n_cols; ++j) ot[j] += scratch[static_cast<std::size_t>(j * T + t)];
-          } else {
-            for (std::int64_t j = 0; j < n_cols; ++j) ot[j] = scratch[static_cast<std::size_t>(j * T + t)];
+            double* oj = o + static_cast<std::int64_t>(X.indices[q]) * T;
+            for (std::int64_t t = 0; t < T; ++t) oj[t] += v * ri[t];
           }
         }
       },
       py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
       py::arg("R").noconvert(), py::arg("out").noconvert(), py::arg("accumulate") = false,
-      "out = R X (out += R X with accumulate) for a CSR X (n x d) and R (T x n), float64: X' R' without a copy.");
+      "out = X' R (out += X' R with accumulate) for a CSR X (n x d), R (n x T) and out (d x T), float64.");
+  m.def(
+      "csr_times",
+      [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
+               const carray<double>& V, carray<double> out, bool accumulate) {
+        const auto X = csr_of(data, indices, indptr, n_cols);
+        if (V.ndim() != 2 || V.shape(0) != n_cols)
+          throw std::invalid_argument("V must be (n_cols, T), got shape " + shape_of(V));
+        const py::ssize_t T = V.shape(1);
+        expect_shape(out, "out", {X.n_rows, T});
+        expect_writable(out, "out");
+        const double* v = V.data();
+        double* o = out.mutable_data();
+        py::gil_scoped_release release;
+        // out (n x T) (+)= X V: row i's sum over its entries in order, each a contiguous run of V.
+        for (std::int64_t i = 0; i < X.n_rows; ++i) {
+          const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]),
+                             hi = static_cast<std::int64_t>(X.indptr[i + 1]);
+          double* oi = o + i * T;
+          if (!accumulate) std::fill(oi, oi + T, 0.0);
+          for (std::int64_t q = lo; q < hi; ++q) {
+            const double x = static_cast<double>(X.data[q]);
+            const double* vj = v + static_cast<std::int64_t>(X.indices[q]) * T;
+            for (std::int64_t t = 0; t < T; ++t) oi[t] += x * vj[t];
+          }
+        }
+      },
+      py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
+      py::arg("V").noconvert(), py::arg("out").noconvert(), py::arg("accumulate") = false,
+      "out = X V (out += X V with accumulate) for a CSR X (n x d), V (d x T) and out (n x T), float64.");
   m.def(
       "csr_select_columns",
       [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
@@ -715,9 +735,11 @@ void bind_csr(py::module_& m) {
           for (std::int64_t j = 0; j < k; ++j) ip[j + 1] += ip[j];
           total = ip[k];
         }
-        py::array_t<double> out_data(total);
+        py::array_t<double> out_data(total), sums(k), squares(k);
         py::array_t<std::int64_t> out_rows(total);
         double* od = out_data.mutable_data();
+        double* os = sums.mutable_data();
+        double* oq = squares.mutable_data();
         std::int64_t* orow = out_rows.mutable_data();
         {
           py::gil_scoped_release release;
@@ -736,48 +758,23 @@ void bind_csr(py::module_& m) {
               orow[at] = i;
             }
           }
+          // Each selected column's sum and sum of squares, its entries added by ascending row.
+          for (std::int64_t j = 0; j < k; ++j) {
+            double s = 0.0, s2 = 0.0;
+            for (std::int64_t q = ip[j]; q < ip[j + 1]; ++q) {
+              s += od[q];
+              s2 += od[q] * od[q];
+            }
+            os[j] = s;
+            oq[j] = s2;
+          }
         }
-        return py::make_tuple(out_data, out_rows, out_indptr);
+        return py::make_tuple(out_data, out_rows, out_indptr, sums, squares);
       },
       py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
       py::arg("position").noconvert(), py::arg("k"),
-      "Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR: (data, indices, indptr).");
-  m.def(
-      "csr_times_transposed",
-      [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
-               const carray<double>& R, carray<double> out) {
-        const auto X = csr_of(data, indices, indptr, n_cols);
-        if (R.ndim() != 2 || R.shape(1) != n_cols)
-          throw std::invalid_argument("R must be (T, n_cols), got shape " + shape_of(R));
-        const py::ssize_t T = R.shape(0);
-        expect_shape(out, "out", {X.n_rows, T});
-        expect_writable(out, "out");
-        const double* r = R.data();
-        double* o = out.mutable_data();
-        py::gil_scoped_release release;
-        // out (n_rows x T) = X R': row i of X against every row of R, from the stored entries
-        // (each sum over the row's entries in order). R is first copied to n_cols x T, so that a
-        // stored entry reads one contiguous run of T values rather than T values n_cols apart.
-        std::vector<double> columns(static_cast<std::size_t>(n_cols * T));
-        for (std::int64_t t = 0; t < T; ++t) {
-          const double* rt = r + t * n_cols;
-          for (std::int64_t j = 0; j < n_cols; ++j) columns[static_cast<std::size_t>(j * T + t)] = rt[j];
-        }
-        for (std::int64_t i = 0; i < X.n_rows; ++i) {
-          const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]),
-                             hi = static_cast<std::int64_t>(X.indptr[i + 1]);
-          double* oi = o + i * T;
-          for (std::int64_t t = 0; t < T; ++t) oi[t] = 0.0;
-          for (std::int64_t q = lo; q < hi; ++q) {
-            const double v = static_cast<double>(X.data[q]);
-            const double* cj = columns.data() + static_cast<std::int64_t>(X.indices[q]) * T;
-            for (std::int64_t t = 0; t < T; ++t) oi[t] += v * cj[t];
-          }
-        }
-      },
-      py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
-      py::arg("R").noconvert(), py::arg("out").noconvert(),
-      "out = X R' for a CSR X (n x d) and R (T x d), float64, without a copy of R.");
+      "Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR, with sums and squared "
+      "norms.");
   m.def(
       "loss_grad_csr_stacked",
       [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,

@@ -79,6 +79,10 @@ def column_products(left_of_block, X: np.ndarray, out: np.ndarray, n_threads: in
     return out
 
 
+#: Blocks per task of row_sums's thread pool.
+_RUN_BLOCKS = 64
+
+
 def row_sums(term_of_block, n_rows: int, row_bytes: int, width: int, n_threads: int) -> np.ndarray:
     """``sum_blocks term(lo, hi)`` of a small (width,) term per block of rows, added in block order.
 
@@ -92,9 +96,16 @@ def row_sums(term_of_block, n_rows: int, row_bytes: int, width: int, n_threads: 
             for i, (lo, hi) in enumerate(blocks):
                 parts[i] = term_of_block(lo, hi)
         else:
-            with ThreadPoolExecutor(min(n_threads, len(blocks))) as pool:
-                for i, term in enumerate(pool.map(lambda b: term_of_block(*b), blocks)):
-                    parts[i] = term
+            # Threads take runs of consecutive blocks: one future per block held every block's
+            # future and result at once (15,625 blocks of a 10^6-row sparse fit: 31 MB).
+            runs = [range(a, min(a + _RUN_BLOCKS, len(blocks))) for a in range(0, len(blocks), _RUN_BLOCKS)]
+
+            def run(indices):
+                for i in indices:
+                    parts[i] = term_of_block(*blocks[i])
+
+            with ThreadPoolExecutor(min(n_threads, len(runs))) as pool:
+                list(pool.map(run, runs))
     total = np.zeros(width)
     for part in parts:
         total += part

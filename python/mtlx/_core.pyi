@@ -144,7 +144,7 @@ def csr_transpose_times(
     out: NDArray[np.float64],
     accumulate: bool = False,
 ) -> None:
-    """out = R X (out += R X with accumulate) for a CSR X (n x d) and R (T x n), float64: X' R' without a copy."""
+    """out = X' R (out += X' R with accumulate) for a CSR X (n x d), R (n x T) and out (d x T), float64."""
 
 @overload
 def csr_transpose_times(
@@ -184,8 +184,8 @@ def csr_select_columns(
     n_cols: _Int,
     position: NDArray[np.int64],
     k: _Int,
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
-    """Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR: (data, indices, indptr)."""
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR, with sums and squared norms."""
 
 @overload
 def csr_select_columns(
@@ -195,7 +195,7 @@ def csr_select_columns(
     n_cols: _Int,
     position: NDArray[np.int64],
     k: _Int,
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]: ...
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]: ...
 @overload
 def csr_select_columns(
     data: NDArray[np.float32],
@@ -204,7 +204,7 @@ def csr_select_columns(
     n_cols: _Int,
     position: NDArray[np.int64],
     k: _Int,
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]: ...
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]: ...
 @overload
 def csr_select_columns(
     data: NDArray[np.float32],
@@ -213,44 +213,48 @@ def csr_select_columns(
     n_cols: _Int,
     position: NDArray[np.int64],
     k: _Int,
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]: ...
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]: ...
 @overload
-def csr_times_transposed(
+def csr_times(
     data: NDArray[np.float64],
     indices: NDArray[np.int32],
     indptr: NDArray[np.int32],
     n_cols: _Int,
-    R: NDArray[np.float64],
+    V: NDArray[np.float64],
     out: NDArray[np.float64],
+    accumulate: bool = False,
 ) -> None:
-    """out = X R' for a CSR X (n x d) and R (T x d), float64, without a copy of R."""
+    """out = X V (out += X V with accumulate) for a CSR X (n x d), V (d x T) and out (n x T), float64."""
 
 @overload
-def csr_times_transposed(
+def csr_times(
     data: NDArray[np.float64],
     indices: NDArray[np.int64],
     indptr: NDArray[np.int64],
     n_cols: _Int,
-    R: NDArray[np.float64],
+    V: NDArray[np.float64],
     out: NDArray[np.float64],
+    accumulate: bool = False,
 ) -> None: ...
 @overload
-def csr_times_transposed(
+def csr_times(
     data: NDArray[np.float32],
     indices: NDArray[np.int32],
     indptr: NDArray[np.int32],
     n_cols: _Int,
-    R: NDArray[np.float64],
+    V: NDArray[np.float64],
     out: NDArray[np.float64],
+    accumulate: bool = False,
 ) -> None: ...
 @overload
-def csr_times_transposed(
+def csr_times(
     data: NDArray[np.float32],
     indices: NDArray[np.int64],
     indptr: NDArray[np.int64],
     n_cols: _Int,
-    R: NDArray[np.float64],
+    V: NDArray[np.float64],
     out: NDArray[np.float64],
+    accumulate: bool = False,
 ) -> None: ...
 @overload
 def loss_grad_csr_stacked(
@@ -659,7 +663,7 @@ def cd_epochs_residual_sparse(
     max_epochs: _Int,
     tol: _Float,
 ) -> tuple[int, float, float]:
-    """Coordinate-descent epochs on the residuals of a sparse working set.
+    """Coordinate-descent epochs on the residuals R (n x T, row-major) of a sparse working set.
 
     Its columns as CSR rows, centered implicitly by xbar; returns (epochs, max_change, max_abs).
     """

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["ANDERSON_K", "CHECK_EVERY", "DenseColumns", "SparseColumns", "solve_residual"]
+__all__ = ["ANDERSON_K", "CHECK_EVERY", "DenseColumns", "SparseColumns", "sample_major", "solve_residual"]
 
 #: Epochs between two extrapolations, each from the K + 1 iterates around them (skglm's default).
 ANDERSON_K = 5
@@ -77,65 +77,78 @@ class SparseColumns:
         (a counting sort by column: memory of the selected entries only; scipy's column indexing
         made temporaries of X's size, 80 MB for 10^7 entries, and the earlier numpy gather spent
         a third of a sparse solve sorting)."""
-        import scipy.sparse as sp
-
         position = np.full(X.shape[1], -1, dtype=np.int64)
         position[features] = np.arange(len(features))
-        data, rows, indptr = _core.csr_select_columns(X.data, X.indices, X.indptr, X.shape[1], position, len(features))
-        return cls._of_rows(sp.csr_matrix((data, rows, indptr), shape=(len(features), X.shape[0])), xbar)
-
-    def __init__(self, X_S, xbar):
-        self._set_rows(X_S.T.tocsr(), X_S.shape[0], xbar)  # column j of X_S as row j: contiguous for the epochs
-
-    @classmethod
-    def _of_rows(cls, rows, xbar) -> SparseColumns:
-        """From the columns already laid out as the rows of a (k, n) CSR matrix."""
+        data, rows, indptr, sums, squares = _core.csr_select_columns(X.data, X.indices, X.indptr, X.shape[1], position,
+                                                                     len(features))
         self = cls.__new__(cls)
-        self._set_rows(rows, rows.shape[1], xbar)
+        # (kept as plain arrays: a scipy matrix made of them would downcast the indices to int32)
+        self._set_rows(data, rows, indptr, X.shape[0], xbar, sums, squares)
         return self
 
-    def _set_rows(self, rows, n: int, xbar) -> None:
+    def __init__(self, X_S, xbar):
+        rows = X_S.T.tocsr()  # column j of X_S as row j: contiguous for the epochs
         rows.sum_duplicates()
-        rows.indices = rows.indices.astype(np.int64, copy=False)  # one index dtype for the native kernels
-        rows.indptr = rows.indptr.astype(np.int64, copy=False)
-        rows.data = rows.data.astype(np.float64, copy=False)
-        self.data, self.indices, self.indptr = rows.data, rows.indices, rows.indptr
-        self.rows, self.n = rows, n
+        self._set_rows(rows.data.astype(np.float64), rows.indices.astype(np.int64), rows.indptr.astype(np.int64),
+                       X_S.shape[0], xbar)
+
+    def _set_rows(self, data, indices, indptr, n: int, xbar, sums=None, squares=None) -> None:
+        """From the columns laid out as the rows of a (k, n) CSR matrix, float64 entries and int64
+        indices (with their sums and squared norms when the gather computed them)."""
+        self.data, self.indices, self.indptr, self.n = data, indices, indptr, n
         self.xbar = None if xbar is None else np.ascontiguousarray(xbar, dtype=np.float64)
-        self.col_sums = np.asarray(rows.sum(axis=1), dtype=np.float64).ravel()
-        squares = np.asarray(rows.multiply(rows).sum(axis=1), dtype=np.float64).ravel()
+        if sums is None:
+            k = len(indptr) - 1
+            column_of = np.repeat(np.arange(k), np.diff(indptr))
+            sums = np.bincount(column_of, weights=data, minlength=k)
+            squares = np.bincount(column_of, weights=data * data, minlength=k)
+        self.col_sums = sums
         self.sq_norms = squares if self.xbar is None else np.maximum(
             squares - 2.0 * self.xbar * self.col_sums + self.n * self.xbar**2, 0.0)
 
     #: Epochs cost far less than a pass over R (see :func:`_solve_batched`).
     batched = True
 
+    @staticmethod
+    def empty_residuals(n: int, T: int) -> np.ndarray:
+        """An uninitialized R of shape (T, n) as these columns take it: the transposed view of a
+        row-major (n, T) array (a sample's T residuals side by side, what the kernels read)."""
+        return np.empty((n, T)).T
+
     def epochs(self, c, alpha, l2, code, WS, R, count=1):
         return _core.cd_epochs_residual_sparse(self.data, self.indices, self.indptr, self.xbar, self.col_sums,
-                                               self.sq_norms, c, alpha, l2, code, WS, R, count, 0.0)
+                                               self.sq_norms, c, alpha, l2, code, WS, sample_major(R), count, 0.0)
 
     def products(self, R: np.ndarray) -> np.ndarray:
-        # From the stored entries, natively: scipy's product with R.T would first copy R (n x T).
-        rows = self.rows
-        out = np.empty((rows.shape[0], R.shape[0]))
-        _core.csr_times_transposed(rows.data, rows.indices, rows.indptr, self.n, np.ascontiguousarray(R), out)
+        # From the stored entries, natively (R as :meth:`empty_residuals` makes it: no copy).
+        out = np.empty((len(self.indptr) - 1, R.shape[0]))
+        _core.csr_times(self.data, self.indices, self.indptr, self.n, np.ascontiguousarray(R.T), out)
         if self.xbar is not None:
             out -= np.outer(self.xbar, R.sum(axis=1))
         return out
 
     def times(self, V: np.ndarray) -> np.ndarray:
-        out = np.empty((V.shape[1], self.n))
+        out = self.empty_residuals(self.n, V.shape[1])
         self.subtract_times(V, out, accumulate=False, sign=1.0)
         return out
 
     def subtract_times(self, V: np.ndarray, R: np.ndarray, accumulate: bool = True, sign: float = -1.0) -> None:
         """R -= (X_S,c V)' in place (T, n) (or R = (X_S,c V)' without ``accumulate``, sign 1): the
-        stored entries scattered straight into R, no (n, T) temporary."""
-        rows = self.rows
-        _core.csr_transpose_times(rows.data, rows.indices, rows.indptr, self.n, np.ascontiguousarray(sign * V.T), R,
-                                  accumulate)
+        stored entries scattered straight into R (as :meth:`empty_residuals` makes it), no temporary."""
+        _core.csr_transpose_times(self.data, self.indices, self.indptr, self.n, np.ascontiguousarray(sign * V),
+                                  sample_major(R), accumulate)
         if self.xbar is not None:
             R -= (sign * (self.xbar @ V))[:, None]
+
+
+def sample_major(R: np.ndarray) -> np.ndarray:
+    """The row-major (n, T) array behind residuals R of shape (T, n) (``R.T``, no copy); a
+    ValueError for any other layout (the sparse kernels would otherwise work on a copy)."""
+    rows = R.T
+    if not (rows.flags.c_contiguous and rows.dtype == np.float64):
+        raise ValueError("sparse working sets need R of shape (T, n) as the transposed view of a C-contiguous "
+                         "float64 (n, T) array (SparseColumns.empty_residuals)")
+    return rows
 
 
 def _smooth(R: np.ndarray, WS: np.ndarray, c: np.ndarray, l2: float) -> float:

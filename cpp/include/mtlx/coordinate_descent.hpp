@@ -78,8 +78,8 @@ struct SparseResidualCdProblem {
   PenaltyKind penalty;
 };
 
-/// Epochs as cd_epochs_residual for a sparse working set; R (T x n) holds Y - ybar - X_S,c W on
-/// entry and on exit.
+/// Epochs as cd_epochs_residual for a sparse working set; R, row-major n x T (a sample's T
+/// residuals side by side), holds Y - ybar - X_S,c W on entry and on exit.
 CdResult cd_epochs_residual_sparse(const SparseResidualCdProblem& problem, double* W, double* R,
                                    std::int64_t max_epochs, double tol);
 

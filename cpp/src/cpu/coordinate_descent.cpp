@@ -163,36 +163,27 @@ struct ResidualRows {
 };
 
 /// Gradients from the residuals of a sparse working set, centered implicitly. With the stored part
-/// R_s and an offset u (T) shared by every row, the residual is R = R_s + u 1'; sums_t = 1' R_s(t, :).
+/// R_s and an offset u (T) shared by every row, the residual is R = R_s + u 1'; sums_t = 1' R_s(:, t).
 /// Then (x_j - xbar_j 1)' r_t = x_j' r_s,t + colsum_j u_t - xbar_j (sums_t + n u_t), and a move
 /// delta of row j is r_s,t -= x_j delta_t (the stored entries only), u_t += xbar_j delta_t.
 ///
-/// The epochs work on a row-major copy of R (n x T: a sample's T residuals side by side): a
-/// stored entry x_ij then reads and updates one contiguous run of T values instead of T values n
-/// apart (the caller's T x n layout made every entry T cache misses; 3.3x slower epochs on a
-/// 100,000 x 50,000 X at 0.1%, T = 20). The copy costs O(n T) per call against the epochs'
-/// O(nnz_S T) each; R is written back at the end (write_back).
+/// R is row-major (n x T: a sample's T residuals side by side), so that a stored entry x_ij reads
+/// and updates one contiguous run of T values (the task-major layout, T values n apart, made the
+/// epochs 3.3x slower on a 100,000 x 50,000 X at 0.1%, T = 20).
 struct SparseResidualRows {
   const SparseResidualCdProblem& p;
-  double* R;                 // T x n: the caller's residuals, written back at the end
-  std::vector<double> rows;  // n x T: the stored part R_s, row i at i * T
+  double* R;  // n x T: the stored part R_s
   std::vector<double> u, sums;
 
   SparseResidualRows(const SparseResidualCdProblem& problem, double* residuals)
       : p(problem),
         R(residuals),
-        rows(static_cast<std::size_t>(problem.n * problem.T)),
         u(static_cast<std::size_t>(problem.T), 0.0),
         sums(static_cast<std::size_t>(problem.T), 0.0) {
-    const std::int64_t n = p.n, T = p.T;
-    for (std::int64_t t = 0; t < T; ++t) {
-      const double* r = R + t * n;
-      double s = 0.0;
-      for (std::int64_t i = 0; i < n; ++i) {
-        rows[static_cast<std::size_t>(i * T + t)] = r[i];
-        s += r[i];
-      }
-      sums[static_cast<std::size_t>(t)] = s;
+    if (!p.xbar) return;
+    for (std::int64_t i = 0; i < p.n; ++i) {
+      const double* r = R + i * p.T;
+      for (std::int64_t t = 0; t < p.T; ++t) sums[static_cast<std::size_t>(t)] += r[t];
     }
   }
 
@@ -203,7 +194,7 @@ struct SparseResidualRows {
     for (std::int64_t t = 0; t < T; ++t) grad[t] = 0.0;
     for (std::int64_t q = lo; q < hi; ++q) {
       const double v = p.data[q];
-      const double* r = rows.data() + p.indices[q] * T;
+      const double* r = R + p.indices[q] * T;
       for (std::int64_t t = 0; t < T; ++t) grad[t] += v * r[t];
     }
     for (std::int64_t t = 0; t < T; ++t) {
@@ -222,7 +213,7 @@ struct SparseResidualRows {
     const std::int64_t lo = p.indptr[j], hi = p.indptr[j + 1], T = p.T;
     for (std::int64_t q = lo; q < hi; ++q) {
       const double v = p.data[q];
-      double* r = rows.data() + p.indices[q] * T;
+      double* r = R + p.indices[q] * T;
       for (std::int64_t t = 0; t < T; ++t) r[t] -= v * delta[t];
     }
     if (p.xbar) {
@@ -233,27 +224,16 @@ struct SparseResidualRows {
     }
   }
 
-  /// Folds the offset into R_s after every epoch (with centering only), so that it never grows far
-  /// beyond R_s.
+  /// Applies the offset: R = R_s + u 1' again (a consistent residual after every epoch).
   void finish() {
     if (!p.xbar) return;
-    const std::int64_t n = p.n, T = p.T;
-    for (std::int64_t i = 0; i < n; ++i) {
-      double* r = rows.data() + i * T;
-      for (std::int64_t t = 0; t < T; ++t) r[t] += u[static_cast<std::size_t>(t)];
+    for (std::int64_t i = 0; i < p.n; ++i) {
+      double* r = R + i * p.T;
+      for (std::int64_t t = 0; t < p.T; ++t) r[t] += u[static_cast<std::size_t>(t)];
     }
-    for (std::int64_t t = 0; t < T; ++t) {
-      sums[static_cast<std::size_t>(t)] += u[static_cast<std::size_t>(t)] * static_cast<double>(n);
+    for (std::int64_t t = 0; t < p.T; ++t) {
+      sums[static_cast<std::size_t>(t)] += u[static_cast<std::size_t>(t)] * static_cast<double>(p.n);
       u[static_cast<std::size_t>(t)] = 0.0;
-    }
-  }
-
-  /// The residuals back into the caller's T x n layout (after the last epoch's finish()).
-  void write_back() const {
-    const std::int64_t n = p.n, T = p.T;
-    for (std::int64_t t = 0; t < T; ++t) {
-      double* r = R + t * n;
-      for (std::int64_t i = 0; i < n; ++i) r[i] = rows[static_cast<std::size_t>(i * T + t)];
     }
   }
 };
@@ -495,9 +475,7 @@ MTLX_WIDEST_VECTORS
 CdResult cd_epochs_residual_sparse(const SparseResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs,
                                    double tol) {
   SparseResidualRows rows(p, R);
-  const CdResult result = epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
-  rows.write_back();
-  return result;
+  return epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
 }
 
 }  // namespace mtlx::cpu
