@@ -20,7 +20,7 @@ bench_sklearn.py, F recomputed with scipy from the returned W; F* is the lowest 
 by mtlx and scikit-learn (``ref_gap``: its duality gap, a bound on its own error). One thread.
 
 * ``mtlx``: ``mtlx.MultiTaskRegressor(penalty="l21", fit_intercept=False, tol=tol)`` on the CSR
-  matrix (kept sparse: the core's CSR kernels; on a sparse X its engine is FISTA);
+  matrix (kept sparse: the working-set coordinate descent on the residuals, from the stored entries);
 * ``sklearn``: ``MultiTaskElasticNet(l1_ratio=1.0)`` on the same CSR matrix;
 * ``skglm``: ``skglm.MultiTaskLasso`` on the same matrix.
 
