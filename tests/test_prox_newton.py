@@ -162,3 +162,47 @@ def test_a_saturating_warm_start_comes_back(rng):
     ref = mtlx.solve(data, **kw)
     res = mtlx.solve(data, W0=100 * rng.standard_normal((60, 3)), b0=np.full(3, 1e6), max_iter=200_000, **kw)
     assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_l1_per_task_working_sets_reach_each_tasks_lasso(rng, monkeypatch, fit_intercept):
+    """l1 couples no tasks: each task's Newton model visits its own working set (its support and
+    its most violating entries), and each column of W is that task's own l1 logistic regression
+    (scikit-learn's liblinear, the independent reference)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mtlx import _core
+
+    n, d, T = 80, 400, 4
+    X = rng.standard_normal((n, d))
+    W_true = np.zeros((d, T))
+    for t in range(T):  # disjoint supports: the union is T times each task's
+        W_true[10 * t:10 * t + 5, t] = 2.0 * rng.standard_normal(5)
+    Y = np.where(X @ W_true + 0.3 * rng.standard_normal((n, T)) > 0, 1.0, -1.0)
+    data = mtlx.TaskData.from_shared(X, Y)
+    alpha = 0.1 * mtlx.alpha_max(data, "l1", loss="logistic", fit_intercept=fit_intercept)
+    densities = []
+    kernel = _core.cd_epochs_newton
+
+    def recording(*args, **kwargs):
+        active = args[15] if len(args) > 15 else kwargs.get("active")
+        densities.append(1.0 if active is None else float(np.mean(active)))
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(_core, "cd_epochs_newton", recording)
+    res = mtlx.solve(data, loss="logistic", penalty="l1", alpha=alpha, fit_intercept=fit_intercept, solver="cd",
+                     tol=1e-12)
+    assert res.solver == "cd" and res.converged
+    assert densities and max(densities) < 0.9  # the models' entries were per task, not whole rows
+    if fit_intercept:  # (liblinear penalizes its intercept: FISTA, per task, is the reference here)
+        for t in range(T):
+            one = mtlx.solve(mtlx.TaskData.from_shared(X, Y[:, [t]]), loss="logistic", penalty="l1", alpha=alpha,
+                             fit_intercept=True, solver="fista", tol=1e-13, max_iter=200_000)
+            np.testing.assert_allclose(res.W[:, t], one.W[:, 0], atol=1e-6 * np.abs(one.W).max())
+            assert res.b[t] == pytest.approx(one.b[0], abs=1e-6)
+        return
+    for t in range(T):
+        # mtlx: (1/n) sum_i log(1 + exp(-y z)) + alpha ||w||_1, i.e. liblinear's C = 1 / (n alpha)
+        ref = LogisticRegression(l1_ratio=1.0, C=1.0 / (n * alpha), solver="liblinear", tol=1e-10, max_iter=20_000,
+                                 fit_intercept=False).fit(X, Y[:, t])
+        np.testing.assert_allclose(res.W[:, t], ref.coef_.ravel(), atol=1e-6 * np.abs(ref.coef_).max())

@@ -512,7 +512,8 @@ void bind_newton_coordinate_descent(py::module_& m) {
       [](const carray<double>& X, const carray<double>& G, const carray<double>& H, const carray<double>& curv,
          const std::optional<carray<double>>& g_b, const std::optional<carray<double>>& h_b, double alpha, double l2,
          std::uint8_t penalty, carray<double> W, carray<double> Q, carray<double> db, std::int64_t max_epochs,
-         double tol, const std::optional<carray<std::int64_t>>& offsets) {
+         double tol, const std::optional<carray<std::int64_t>>& offsets,
+         const std::optional<carray<std::uint8_t>>& active) {
         if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D (k, n), got shape " + shape_of(X));
         if (W.ndim() != 2) throw std::invalid_argument("W must be 2-D (k, T), got shape " + shape_of(W));
         const py::ssize_t k = X.shape(0), n = X.shape(1), T = W.shape(1);
@@ -533,6 +534,7 @@ void bind_newton_coordinate_descent(py::module_& m) {
         expect_shape(curv, "curv", {k, T});
         expect_shape(W, "W", {k, T});
         expect_shape(db, "db", {T});
+        if (active) expect_shape(*active, "active", {k, T});
         if (g_b.has_value() != h_b.has_value()) throw std::invalid_argument("g_b and h_b go together");
         if (g_b) {
           expect_shape(*g_b, "g_b", {T});
@@ -542,6 +544,8 @@ void bind_newton_coordinate_descent(py::module_& m) {
         expect_writable(Q, "Q");
         expect_writable(db, "db");
         const auto kind = cd_penalty(penalty, alpha, l2);
+        if (active && kind != mtlx::PenaltyKind::l1)
+          throw std::invalid_argument("active (per-task working sets) is for l1 only");
         const mtlx::cpu::NewtonCdProblem problem{X.data(),
                                                  G.data(),
                                                  H.data(),
@@ -554,7 +558,8 @@ void bind_newton_coordinate_descent(py::module_& m) {
                                                  alpha,
                                                  l2,
                                                  kind,
-                                                 offsets ? offsets->data() : nullptr};
+                                                 offsets ? offsets->data() : nullptr,
+                                                 active ? active->data() : nullptr};
         double* w = W.mutable_data();
         double* q = Q.mutable_data();
         double* d = db.mutable_data();
@@ -568,7 +573,7 @@ void bind_newton_coordinate_descent(py::module_& m) {
       py::arg("X").noconvert(), py::arg("G").noconvert(), py::arg("H").noconvert(), py::arg("curv").noconvert(),
       py::arg("g_b").noconvert(), py::arg("h_b").noconvert(), py::arg("alpha"), py::arg("l2"), py::arg("penalty"),
       py::arg("W").noconvert(), py::arg("Q").noconvert(), py::arg("db").noconvert(), py::arg("max_epochs"),
-      py::arg("tol"), py::arg("offsets").noconvert() = py::none(),
+      py::arg("tol"), py::arg("offsets").noconvert() = py::none(), py::arg("active").noconvert() = py::none(),
       "Coordinate-descent epochs on the quadratic model of a proximal Newton step (mtlx/coordinate_descent.hpp: "
       "NewtonCdProblem): W (k, T), Q = X_S (W - W0) + db ((T, n), or (n,) with stacked offsets) and db (T) updated in "
       "place; returns (epochs, "

@@ -639,6 +639,7 @@ def cd_epochs_newton(
     max_epochs: _Int,
     tol: _Float,
     offsets: NDArray[np.int64] | None = None,
+    active: NDArray[np.uint8] | None = None,
 ) -> tuple[int, float, float]:
     """Coordinate-descent epochs on the quadratic model of a proximal Newton step.
 

@@ -312,14 +312,9 @@ class ProxNewtonSolver:
             elif outer - best_at >= NO_PROGRESS:
                 stuck = True
                 break
-            # The working set: the support, then the rows of G that violate optimality most.
-            support = np.flatnonzero(np.any(W != 0, axis=1))
-            score = self.row_dual_norms(G) / alpha
-            score[support] = np.inf
-            size = min(d, max(FIRST_WORKING_SET, 2 * support.size))
-            ws = np.sort(np.argpartition(-score, size - 1)[:size]) if size < d else np.arange(d)
+            ws, active = self._working_set(W, G, alpha)
             n_epochs, moved = self._newton_step(alpha, ws, W, b, Z, G, R, H, model_tol,
-                                                min(MODEL_EPOCHS, max_epochs - epochs))
+                                                min(MODEL_EPOCHS, max_epochs - epochs), active)
             epochs += n_epochs
             stuck = not moved  # (the loop evaluates the point once more, then stops)
             model_tol = max(min(model_tol, 1e-3 * gap / max(primal, 1e-300)), 1e-14)
@@ -329,9 +324,35 @@ class ProxNewtonSolver:
             b -= np.einsum("jt,jt->t", self.xbar, W)  # back to the user's features
         return W, b, info
 
-    def _newton_step(self, alpha, ws, W, b, Z, G, R, H, model_tol, max_epochs) -> tuple:
-        """Minimize the model on ``ws``, then line-search along the step; W, b, Z updated in place.
-        Returns (epochs, whether the point moved)."""
+    def _working_set(self, W, G, alpha) -> tuple:
+        """(rows, active): the rows of the next Newton step's model, and for l1 the entries of each
+        task among them (None: every entry of the rows).
+
+        l21: the support, then the rows of G that violate optimality most, twice the support in
+        all. l1 couples no tasks, so each task gets its own working set by the same rule (its
+        support, then its most violating entries), and the model's epochs visit only those
+        entries: on independent lassos (n = 500, d = 20,000, T = 10) each task's support was a
+        ninth of the union of supports, so row working sets made the epochs nine times longer.
+        """
+        d = self.d
+        if self.code == int(_core.PenaltyKind.l21):
+            support = np.flatnonzero(np.any(W != 0, axis=1))
+            score = self.row_dual_norms(G) / alpha
+            score[support] = np.inf
+            size = min(d, max(FIRST_WORKING_SET, 2 * support.size))
+            return (np.sort(np.argpartition(-score, size - 1)[:size]) if size < d else np.arange(d)), None
+        score = np.abs(G)
+        score[W != 0] = np.inf
+        chosen = np.zeros(W.shape, dtype=bool)
+        for t in range(self.T):
+            size = min(d, max(FIRST_WORKING_SET, 2 * int(np.count_nonzero(W[:, t]))))
+            chosen[np.argpartition(-score[:, t], size - 1)[:size] if size < d else slice(None), t] = True
+        ws = np.flatnonzero(np.any(chosen, axis=1))
+        return ws, np.ascontiguousarray(chosen[ws], dtype=np.uint8)
+
+    def _newton_step(self, alpha, ws, W, b, Z, G, R, H, model_tol, max_epochs, active=None) -> tuple:
+        """Minimize the model on ``ws`` (on its ``active`` entries, k x T, when given), then
+        line-search along the step; W, b, Z updated in place. Returns (epochs, whether the point moved)."""
         T = self.T
         Xs = np.ascontiguousarray(self.X[:, ws].T)  # k x n: each column contiguous
         H_kernel, offsets = self.rows.kernel_H(H)
@@ -346,7 +367,7 @@ class ProxNewtonSolver:
             g_b = np.ascontiguousarray(self.rows.task_sums(R))
             h_b = np.ascontiguousarray(self.rows.task_sums(H))
         n_epochs, _, _ = _core.cd_epochs_newton(Xs, Gs, H_kernel, curv, g_b, h_b, alpha * self.w, 0.0, self.code,
-                                                W_new, Q, db, max(int(max_epochs), 1), model_tol, offsets)
+                                                W_new, Q, db, max(int(max_epochs), 1), model_tol, offsets, active)
         delta = W_new - W_old
         # The margins' move from the step as W will hold it (W_old + s delta, delta rounded to W's
         # scale), not the kernel's running Q: with Q, the line search's loss term and penalty term

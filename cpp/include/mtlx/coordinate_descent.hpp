@@ -103,6 +103,10 @@ struct NewtonCdProblem {
   double alpha, l2;
   PenaltyKind penalty;
   const std::int64_t* offsets = nullptr;  ///< T + 1 row offsets of stacked tasks (null: one shared X)
+  /// k x T: with l1, the entries the epochs update (1) and leave as they are (0): per-task working
+  /// sets, whose tasks' supports differ (independent lassos: each task's rows are a tenth of the
+  /// union). Null: every entry.
+  const std::uint8_t* active = nullptr;
 };
 
 /// Epochs of the model: each begins with the exact step of every intercept, then the rows as

@@ -26,6 +26,7 @@ struct GramRows {
     const std::int64_t g = p.n_gram == 1 ? 0 : t;
     return p.c[t] * p.H[(g * p.k + j) * p.k + j];
   }
+  bool active(std::int64_t, std::int64_t) const { return true; }
 
   void gradient(std::int64_t j, double* grad) const {
     const double* q = Q + j * p.T;
@@ -84,6 +85,7 @@ struct ResidualRows {
         moves(static_cast<std::size_t>(kBlock * problem.T)) {}
 
   double curvature(std::int64_t t, std::int64_t j) const { return p.c[t] * p.sq_norms[j]; }
+  bool active(std::int64_t, std::int64_t) const { return true; }
 
   /// Before row j's step: its block's gradients, from one pass over R when j opens a block.
   void begin_row(std::int64_t j) {
@@ -188,6 +190,7 @@ struct SparseResidualRows {
   }
 
   double curvature(std::int64_t t, std::int64_t j) const { return p.c[t] * p.sq_norms[j]; }
+  bool active(std::int64_t, std::int64_t) const { return true; }
 
   void gradient(std::int64_t j, double* grad) const {
     const std::int64_t lo = p.indptr[j], hi = p.indptr[j + 1], T = p.T;
@@ -251,12 +254,18 @@ struct NewtonRows {
   std::int64_t hi(std::int64_t t) const { return p.offsets ? p.offsets[t + 1] : p.n; }
 
   double curvature(std::int64_t t, std::int64_t j) const { return p.curv[j * p.T + t]; }
+  /// Whether entry (j, t) is in the working set (all entries without a mask).
+  bool active(std::int64_t j, std::int64_t t) const { return !p.active || p.active[j * p.T + t] != 0; }
 
   void begin_row(std::int64_t) {}
 
   void gradient(std::int64_t j, double* grad) const {
     const double* x = p.X + j * p.n;
     for (std::int64_t t = 0; t < p.T; ++t) {
+      if (!active(j, t)) {  // (outside the working set: row_step_l1 leaves the entry alone)
+        grad[t] = 0.0;
+        continue;
+      }
       const double* h = p.H + base(t);
       const double* q = Q + base(t);
       double s = 0.0;
@@ -386,6 +395,10 @@ void row_step_l1(const Rows& rows, std::int64_t T, double alpha, double l2, std:
                  double* grad, double* delta) {
   rows.gradient(j, grad);
   for (std::int64_t t = 0; t < T; ++t) {
+    if (!rows.active(j, t)) {  // an entry outside a per-task working set (see NewtonCdProblem::active)
+      delta[t] = 0.0;
+      continue;
+    }
     const double h = rows.curvature(t, j) + l2;
     if (!(h > 0.0)) {
       delta[t] = -w[t];
