@@ -372,3 +372,33 @@ def test_an_l21_row_step_is_the_exact_minimizer_when_task_curvatures_differ(rng,
     cp.Problem(cp.Minimize(objective)).solve(solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
     np.testing.assert_allclose(W[0], w.value, atol=1e-7 * np.abs(w.value).max())
     assert np.abs(W[0]).max() > 0  # (alpha below the threshold: a non-trivial row)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_l1_on_a_wide_shared_x_gives_each_task_its_own_working_set(rng, monkeypatch, fit_intercept):
+    """l1 couples no tasks: with d >> n the residual epochs keep to each task's own entries (its
+    support and its entries nearest their bound), and each column is that task's own lasso
+    (scikit-learn's Lasso, the independent reference)."""
+    n, d, T = 60, 1500, 5
+    X = rng.standard_normal((n, d))
+    W_true = np.zeros((d, T))
+    for t in range(T):  # disjoint supports
+        W_true[20 * t:20 * t + 6, t] = rng.standard_normal(6)
+    Y = X @ W_true + 0.1 * rng.standard_normal((n, T)) + 3.0 * fit_intercept
+    data = mtlx.TaskData.from_shared(X, Y)
+    alpha = 0.05 * mtlx.alpha_max(data, "l1", fit_intercept=fit_intercept)
+    densities = []
+    kernel = _core.cd_epochs_residual
+
+    def recording(*args):
+        densities.append(1.0 if len(args) < 11 or args[10] is None else float(np.mean(args[10])))
+        return kernel(*args)
+
+    monkeypatch.setattr(_core, "cd_epochs_residual", recording)
+    res = mtlx.solve(data, penalty="l1", alpha=alpha, fit_intercept=fit_intercept, solver="cd", tol=1e-12)
+    assert res.solver == "cd" and res.converged
+    assert densities and max(densities) < 0.8  # per-task entries, not whole rows
+    for t in range(T):
+        ref = Lasso(alpha=alpha, fit_intercept=fit_intercept, tol=1e-14, max_iter=1_000_000).fit(X, Y[:, t])
+        np.testing.assert_allclose(res.W[:, t], ref.coef_, atol=1e-8 * np.abs(ref.coef_).max())
+        assert res.b[t] == pytest.approx(ref.intercept_, abs=1e-8 * max(1.0, abs(ref.intercept_)))

@@ -477,7 +477,8 @@ void bind_coordinate_descent(py::module_& m) {
   m.def(
       "cd_epochs_residual",
       [](const carray<double>& X, const carray<double>& sq_norms, const carray<double>& c, double alpha, double l2,
-         std::uint8_t penalty, carray<double> W, carray<double> R, std::int64_t max_epochs, double tol) {
+         std::uint8_t penalty, carray<double> W, carray<double> R, std::int64_t max_epochs, double tol,
+         const std::optional<carray<std::uint8_t>>& active) {
         if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D (k, n), got shape " + shape_of(X));
         if (W.ndim() != 2) throw std::invalid_argument("W must be 2-D (k, T), got shape " + shape_of(W));
         const py::ssize_t k = X.shape(0), n = X.shape(1), T = W.shape(1);
@@ -488,7 +489,13 @@ void bind_coordinate_descent(py::module_& m) {
         expect_writable(W, "W");
         expect_writable(R, "R");
         const auto kind = cd_penalty(penalty, alpha, l2);
-        const mtlx::cpu::ResidualCdProblem problem{X.data(), sq_norms.data(), c.data(), k, n, T, alpha, l2, kind};
+        if (active) {
+          expect_shape(*active, "active", {k, T});
+          if (kind != mtlx::PenaltyKind::l1)
+            throw std::invalid_argument("active (per-task working sets) is for l1 only");
+        }
+        const mtlx::cpu::ResidualCdProblem problem{
+            X.data(), sq_norms.data(), c.data(), k, n, T, alpha, l2, kind, active ? active->data() : nullptr};
         double* w = W.mutable_data();
         double* r = R.mutable_data();
         mtlx::cpu::CdResult result{};
@@ -500,10 +507,10 @@ void bind_coordinate_descent(py::module_& m) {
       },
       py::arg("X").noconvert(), py::arg("sq_norms").noconvert(), py::arg("c").noconvert(), py::arg("alpha"),
       py::arg("l2"), py::arg("penalty"), py::arg("W").noconvert(), py::arg("R").noconvert(), py::arg("max_epochs"),
-      py::arg("tol"),
+      py::arg("tol"), py::arg("active").noconvert() = py::none(),
       "Block coordinate descent epochs from the data (l1 / l21 least squares, shared X): X holds the working "
-      "set's columns as rows (k, n), R = Y - X_S W (T, n) is kept consistent with W; returns (epochs, "
-      "max_change, max_abs).");
+      "set's columns as rows (k, n), R = Y - X_S W (T, n) is kept consistent with W; with l1, active (k, T) "
+      "limits the epochs to those entries; returns (epochs, max_change, max_abs).");
 }
 
 void bind_newton_coordinate_descent(py::module_& m) {

@@ -616,11 +616,13 @@ def cd_epochs_residual(
     R: NDArray[np.float64],
     max_epochs: _Int,
     tol: _Float,
+    active: NDArray[np.uint8] | None = None,
 ) -> tuple[int, float, float]:
     """Block coordinate descent epochs from the data (l1 / l21 least squares, shared X).
 
     X holds the working set's columns as rows (k, n); R = Y - X_S W (T, n) is kept consistent
-    with W. Returns (epochs, max_change, max_abs).
+    with W; with l1, active (k, T) limits the epochs to those entries. Returns (epochs,
+    max_change, max_abs).
     """
 
 def cd_epochs_newton(

@@ -43,9 +43,10 @@ class DenseColumns:
     #: Epochs cost about a pass over R: Anderson acceleration and dual extrapolation pay.
     batched = False
 
-    def epochs(self, c, alpha, l2, code, WS, R, count=1):
-        """``count`` coordinate-descent epochs in place: (epochs, max_change, max_abs)."""
-        return _core.cd_epochs_residual(self.columns, self.sq_norms, c, alpha, l2, code, WS, R, count, 0.0)
+    def epochs(self, c, alpha, l2, code, WS, R, count=1, entries=None):
+        """``count`` coordinate-descent epochs in place (on ``entries`` only, l1, when given):
+        (epochs, max_change, max_abs)."""
+        return _core.cd_epochs_residual(self.columns, self.sq_norms, c, alpha, l2, code, WS, R, count, 0.0, entries)
 
     def products(self, R: np.ndarray) -> np.ndarray:
         """X_S,c' R' as (k, T) for R of shape (T, n)."""
@@ -178,7 +179,7 @@ def _extrapolate(iterates: list) -> np.ndarray | None:
 
 
 def solve_residual(columns, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha: float, l2: float,
-                   penalty, certificate, stop_gap: float, max_epochs: int) -> tuple:
+                   penalty, certificate, stop_gap: float, max_epochs: int, entries=None) -> tuple:
     """Minimizes the working-set problem in place (``WS`` and its residuals ``R``).
 
     Parameters
@@ -198,6 +199,9 @@ def solve_residual(columns, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha:
     stop_gap : float
         Stop once the subproblem's gap is at most this.
     max_epochs : int
+    entries : ndarray of shape (k, T), uint8, optional
+        With l1 on dense columns: the entries each task's working set holds; the epochs and the
+        subproblem (its gap) keep to them, the other entries staying 0.
 
     Returns
     -------
@@ -209,12 +213,15 @@ def solve_residual(columns, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha:
     """
     code = int(penalty.cd_kind)
     if getattr(columns, "batched", False):
+        if entries is not None:
+            raise ValueError("per-task entries are for dense columns (the sparse epochs update whole rows)")
         return _solve_batched(columns, R, WS, c, alpha, l2, code, certificate, stop_gap, max_epochs)
+    keep = None if entries is None else entries.astype(bool)
     iterates = [WS.copy()]
     residuals = deque([R.copy()], maxlen=ANDERSON_K + 1)  # for the dual extrapolation
     epochs = 0
     while epochs < max_epochs:
-        ran, max_change, _ = columns.epochs(c, alpha, l2, code, WS, R)
+        ran, max_change, _ = columns.epochs(c, alpha, l2, code, WS, R, 1, entries)
         epochs += ran
         if max_change == 0.0:  # a fixed point of the epochs: nothing left to do here
             break
@@ -232,6 +239,8 @@ def solve_residual(columns, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha:
             iterates = [WS.copy()]
         if epochs % CHECK_EVERY == 0 or epochs >= max_epochs:
             corr = c * columns.products(R) - l2 * WS
+            if keep is not None:  # the subproblem is over the kept entries: the others are 0 by constraint
+                corr[~keep] = 0.0
             if certificate(_smooth(R, WS, c, l2), corr, WS) <= stop_gap:
                 break
     extrapolated = _extrapolate(list(residuals)) if len(residuals) == ANDERSON_K + 1 else None

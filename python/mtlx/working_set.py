@@ -162,6 +162,26 @@ def _sparse_transpose_times(X, rows_of, block: int = 1 << 16) -> np.ndarray:
     return out
 
 
+def _per_task_working_sets(WA: np.ndarray, corr: np.ndarray, alive: np.ndarray, growth: float, floor: int):
+    """(rows, entries) for l1: each task's support and then its entries of the gradient nearest
+    their bound (growth times its support, at least ``floor``), as the union of rows (ascending)
+    and, per row, the tasks whose sets hold it (uint8, len(rows) x T).
+
+    l1 couples no tasks: working sets of whole rows (a multiple of the union of the supports)
+    made every epoch visit each task's entry of every row; on independent lassos with n = 500,
+    d = 20,000, T = 50 each task's support (about 400) was a thirtieth of the union (12,300).
+    """
+    score = np.abs(corr)
+    score[WA != 0] = np.inf
+    chosen = np.zeros(WA.shape, dtype=bool)
+    k = alive.size
+    for t in range(WA.shape[1]):
+        size = min(k, max(floor, int(growth * np.count_nonzero(WA[:, t]))))
+        chosen[np.argpartition(-score[:, t], size - 1)[:size] if size < k else slice(None), t] = True
+    rows = np.flatnonzero(chosen.any(axis=1))
+    return alive[rows], np.ascontiguousarray(chosen[rows], dtype=np.uint8)
+
+
 class WorkingSetSolver:
     """Least squares with l1 or l2,1 on one dataset, for any number of alphas (a path).
 
@@ -234,6 +254,9 @@ class WorkingSetSolver:
         self._n_cols = 0
         self._last_columns = (None, None)  # the last residual epochs' working set and its columns
         self._residual_buffer = None  # see _residuals
+        # l1 couples no tasks: on a shared X each task gets its own working set (see _per_task_working_sets).
+        self._per_task_sets = (getattr(self.penalty, "cd_kind", None) == _core.PenaltyKind.l1
+                               and data.layout == "shared" and not data.sparse and T > 1)
 
     # -- statistics ---------------------------------------------------------------------------
 
@@ -493,11 +516,13 @@ class WorkingSetSolver:
         return corr, cry, 0.5 * float(np.einsum("ti,ti->t", r, r) @ self.c)
 
     def _epochs(self, W: np.ndarray, ws: np.ndarray, alpha: float, code: int, max_epochs: int, inner_tol: float,
-                stop_gap: float):
+                stop_gap: float, entries: np.ndarray | None = None):
         """Coordinate-descent epochs on the working set ``ws``; returns its new rows and the epochs run.
 
         Gram epochs stop on ``inner_tol`` (the largest change against the largest entry); residual
-        epochs on the subproblem's duality gap, ``stop_gap`` (:mod:`mtlx._residual_cd`).
+        epochs on the subproblem's duality gap, ``stop_gap`` (:mod:`mtlx._residual_cd`). ``entries``
+        (len(ws) x T, l1): each task's own working set among the rows, which dense residual epochs
+        keep to (the others update whole rows: correct, and no slower than before).
         """
         WS = np.ascontiguousarray(W[ws])
         self._residual_epochs = self._residual_pays(ws)
@@ -512,7 +537,8 @@ class WorkingSetSolver:
                 return certificate(f, corr, WS_now, alpha, self.penalty, scale)[1]
 
             ran, self._extrapolated = solve_residual(columns, R, WS, self.c, float(alpha), self.l2, self.penalty,
-                                                     subproblem_gap, stop_gap, int(max_epochs))
+                                                     subproblem_gap, stop_gap, int(max_epochs),
+                                                     None if self.data.sparse else entries)
             return WS, ran
         self._add_columns(ws)
         H = np.ascontiguousarray(self._gram_block(ws, ws))
@@ -615,23 +641,30 @@ class WorkingSetSolver:
             if screening:
                 keep = bound >= alpha
                 dropped = alive[~keep]
-                alive, score = alive[keep], score[keep]
+                alive, score, corr = alive[keep], score[keep], corr[keep]
                 if np.any(W[dropped] != 0):  # proven zero: go on from the projected point
                     W[dropped] = 0.0
                     continue
             if gap <= tol * primal:
                 converged = True
                 break
+            entries = None
             if working_set:
-                is_active = np.any(W[alive] != 0, axis=1)
                 # A multiple of the support (skglm: twice), not of the last working set: doubling
                 # with every gap check grew the sets to every surviving feature within one alpha
                 # of a dense path (support 1,000 of d = 20,000: 37 s per alpha).
                 growth = _WS_GROWTH_RESIDUAL if self._residual_epochs else _WS_GROWTH
-                ws_size = min(alive.size, max(10, int(growth * int(is_active.sum())), self._balanced_size(alive)))
-                # Rank by how close each constraint is to its bound (celer's priority).
-                priority = np.where(is_active, np.inf, score)
-                ws = np.sort(alive[np.argsort(-priority, kind="stable")[:ws_size]])
+                floor = max(10, self._balanced_size(alive))
+                if self._per_task_sets:
+                    ws, entries = _per_task_working_sets(W[alive], corr, alive, growth, floor)
+                    if not self._residual_pays(ws):  # Gram epochs update whole rows: the rows' rule below
+                        entries = None
+                if entries is None:
+                    is_active = np.any(W[alive] != 0, axis=1)
+                    ws_size = min(alive.size, max(floor, int(growth * int(is_active.sum()))))
+                    # Rank by how close each constraint is to its bound (celer's priority).
+                    priority = np.where(is_active, np.inf, score)
+                    ws = np.sort(alive[np.argsort(-priority, kind="stable")[:ws_size]])
             else:
                 ws = alive
             if epochs >= max_epochs:
@@ -639,7 +672,7 @@ class WorkingSetSolver:
             # The subproblem need not be solved beyond a fraction of the whole problem's gap (celer's 0.3),
             # nor beyond what certifies tol.
             stop_gap = max(0.3 * gap, 0.5 * tol * primal)
-            WS, ran = self._epochs(W, ws, alpha, code, max_epochs - epochs, inner_tol, stop_gap)
+            WS, ran = self._epochs(W, ws, alpha, code, max_epochs - epochs, inner_tol, stop_gap, entries)
             epochs += ran
             W[:] = 0.0
             W[ws] = WS

@@ -55,6 +55,9 @@ struct ResidualCdProblem {
   double alpha;            ///< strength of g
   double l2;               ///< ridge strength
   PenaltyKind penalty;     ///< l1 or l21
+  /// k x T: with l1, the entries the epochs update (1) and leave as they are (0): per-task working
+  /// sets (independent lassos: each task's support a small part of the union). Null: every entry.
+  const std::uint8_t* active = nullptr;
 };
 
 /// Epochs as cd_epochs, with R (T x n) holding Y - X_S W on entry; it is kept consistent with W.

@@ -85,7 +85,7 @@ struct ResidualRows {
         moves(static_cast<std::size_t>(kBlock * problem.T)) {}
 
   double curvature(std::int64_t t, std::int64_t j) const { return p.c[t] * p.sq_norms[j]; }
-  bool active(std::int64_t, std::int64_t) const { return true; }
+  bool active(std::int64_t j, std::int64_t t) const { return !p.active || p.active[j * p.T + t] != 0; }
 
   /// Before row j's step: its block's gradients, from one pass over R when j opens a block.
   void begin_row(std::int64_t j) {
@@ -118,6 +118,7 @@ struct ResidualRows {
       for (std::int64_t t = 0; t < T; ++t) {
         double d[kBlock];  // zero for rows that did not move and for the padding of a short block
         for (std::int64_t a = 0; a < kBlock; ++a) d[a] = a < size ? moves[static_cast<std::size_t>(a * T + t)] : 0.0;
+        if (d[0] == 0.0 && d[1] == 0.0 && d[2] == 0.0 && d[3] == 0.0) continue;  // (task t's rows all still)
         double* r = R + t * n;
         // One fused pass (the block's rows together) instead of one per row.
 #pragma omp simd
@@ -148,6 +149,12 @@ struct ResidualRows {
       }
     }
     for (std::int64_t t = 0; t < T; ++t) {
+      bool any = false;  // with per-task working sets, most blocks hold no entry of task t
+      for (std::int64_t a = 0; a < size && !any; ++a) any = active(first + a, t);
+      if (!any) {
+        for (std::int64_t a = 0; a < size; ++a) grads[static_cast<std::size_t>(a * T + t)] = 0.0;
+        continue;
+      }
       const double* r = R + t * n;
       double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;  // kBlock = 4 (padded rows repeat the last)
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
@@ -443,6 +450,53 @@ CdResult epochs(Rows& rows, std::int64_t k, std::int64_t T, double alpha, double
   return result;
 }
 
+/// Epochs of l1 on per-task working sets (ResidualCdProblem::active): l1 couples no tasks, so each
+/// entry's step needs only its own task's residual row r_t: a row x_j is read once and stepped
+/// for the tasks whose sets hold it (each task's entries still in ascending rows, as row_step_l1
+/// takes them). The row-blocked epochs computed whole blocks of four rows for every task in which
+/// any of them was active; visiting tasks in the outer loop read every row once per task.
+CdResult epochs_per_task_l1(const ResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs, double tol) {
+  const std::int64_t k = p.k, n = p.n, T = p.T;
+  std::vector<std::int64_t> start(static_cast<std::size_t>(k + 1), 0), tasks;
+  for (std::int64_t j = 0; j < k; ++j) {
+    for (std::int64_t t = 0; t < T; ++t) {
+      if (p.active[j * T + t] != 0) tasks.push_back(t);
+    }
+    start[static_cast<std::size_t>(j + 1)] = static_cast<std::int64_t>(tasks.size());
+  }
+  CdResult result{0, 0.0, 0.0};
+  while (result.epochs < max_epochs) {
+    double max_change = 0.0;
+    for (std::int64_t j = 0; j < k; ++j) {
+      const double* x = p.X + j * n;
+      for (std::int64_t q = start[static_cast<std::size_t>(j)]; q < start[static_cast<std::size_t>(j + 1)]; ++q) {
+        const std::int64_t t = tasks[static_cast<std::size_t>(q)];
+        double* r = R + t * n;
+        double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
+        for (std::int64_t i = 0; i < n; ++i) dot += x[i] * r[i];
+        double& w = W[j * T + t];
+        const double grad = -p.c[t] * dot;
+        const double h = p.c[t] * p.sq_norms[j] + p.l2;
+        const double next = h > 0.0 ? soft_threshold(w - (grad + p.l2 * w) / h, p.alpha / h) : 0.0;
+        const double delta = next - w;
+        if (delta == 0.0) continue;
+        w = next;
+        max_change = std::max(max_change, std::fabs(delta));
+#pragma omp simd
+        for (std::int64_t i = 0; i < n; ++i) r[i] -= delta * x[i];
+      }
+    }
+    double max_abs = 0.0;
+    for (std::int64_t q = 0; q < k * T; ++q) max_abs = std::max(max_abs, std::fabs(W[q]));
+    ++result.epochs;
+    result.max_change = max_change;
+    result.max_abs = max_abs;
+    if (max_change <= tol * max_abs) break;
+  }
+  return result;
+}
+
 }  // namespace
 
 // The epochs are compiled for AVX2 and AVX-512 beside the portable baseline, the best picked at
@@ -464,6 +518,7 @@ CdResult cd_epochs(const CdProblem& p, double* W, double* Q, std::int64_t max_ep
 
 MTLX_WIDEST_VECTORS
 CdResult cd_epochs_residual(const ResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs, double tol) {
+  if (p.active != nullptr && p.penalty == PenaltyKind::l1) return epochs_per_task_l1(p, W, R, max_epochs, tol);
   ResidualRows rows(p, R);
   return epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
 }
