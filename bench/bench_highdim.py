@@ -75,6 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_timing_args(p)
     p.add_argument("--full", action="store_true", help="every case of issue 15 (an hour or more)")
     p.add_argument("--loss", choices=("squared", "logistic"), default=None, help="only the cases of this loss")
+    p.add_argument("--penalty", choices=("l1", "l21"), default=None, help="only the cases of this penalty")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return p.parse_args(argv)
@@ -279,7 +280,8 @@ def print_case(r) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cases = [c for c in CASES + (FULL if args.full else []) if args.loss in (None, c[-1])]
+    cases = [c for c in CASES + (FULL if args.full else []) if args.loss in (None, c[-1])
+             and args.penalty in (None, c[-2])]
     rows, versions = [], {}
     print(f"d >> n, {args.threads} thread(s): time to (F - F*)/F* <= {args.target:g} (and 1e-6)")
     with blas_limit(args.threads), warnings.catch_warnings():
