@@ -217,7 +217,11 @@ def solve_residual(columns, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha:
             raise ValueError("per-task entries are for dense columns (the sparse epochs update whole rows)")
         return _solve_batched(columns, R, WS, c, alpha, l2, code, certificate, stop_gap, max_epochs)
     keep = None if entries is None else entries.astype(bool)
-    iterates = [WS.copy()]
+
+    def point(WS):  # the iterate Anderson extrapolates: the kept entries only (the others stay 0)
+        return WS.copy() if keep is None else WS[keep]
+
+    iterates = [point(WS)]
     residuals = deque([R.copy()], maxlen=ANDERSON_K + 1)  # for the dual extrapolation
     epochs = 0
     while epochs < max_epochs:
@@ -226,9 +230,12 @@ def solve_residual(columns, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha:
         if max_change == 0.0:  # a fixed point of the epochs: nothing left to do here
             break
         residuals.append(R.copy())
-        iterates.append(WS.copy())
+        iterates.append(point(WS))
         if len(iterates) == ANDERSON_K + 1:
             accelerated = _extrapolate(iterates)
+            if accelerated is not None and keep is not None:
+                accelerated, kept = np.zeros_like(WS), accelerated
+                accelerated[keep] = kept
             if accelerated is not None:
                 R_acc = R - columns.times(accelerated - WS)
                 if _value(R_acc, accelerated, c, alpha, l2, penalty) < _value(R, WS, c, alpha, l2, penalty):
@@ -236,7 +243,7 @@ def solve_residual(columns, R: np.ndarray, WS: np.ndarray, c: np.ndarray, alpha:
                     R[...] = R_acc
                     residuals.clear()  # the dual extrapolation needs residuals of consecutive plain epochs
                     residuals.append(R.copy())
-            iterates = [WS.copy()]
+            iterates = [point(WS)]
         if epochs % CHECK_EVERY == 0 or epochs >= max_epochs:
             corr = c * columns.products(R) - l2 * WS
             if keep is not None:  # the subproblem is over the kept entries: the others are 0 by constraint
