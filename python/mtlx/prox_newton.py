@@ -34,6 +34,7 @@ import numpy as np
 from scipy.special import expit, xlogy
 
 from . import _core
+from ._per_task_sets import per_task_working_sets
 
 __all__ = ["ProxNewtonSolver", "solve_prox_newton", "supports"]
 
@@ -329,10 +330,8 @@ class ProxNewtonSolver:
         task among them (None: every entry of the rows).
 
         l21: the support, then the rows of G that violate optimality most, twice the support in
-        all. l1 couples no tasks, so each task gets its own working set by the same rule (its
-        support, then its most violating entries), and the model's epochs visit only those
-        entries: on independent lassos (n = 500, d = 20,000, T = 10) each task's support was a
-        ninth of the union of supports, so row working sets made the epochs nine times longer.
+        all. l1 couples no tasks, so each task gets its own working set by the same rule
+        (:mod:`mtlx._per_task_sets`), and the model's epochs visit only those entries.
         """
         d = self.d
         if self.code == int(_core.PenaltyKind.l21):
@@ -341,14 +340,7 @@ class ProxNewtonSolver:
             score[support] = np.inf
             size = min(d, max(FIRST_WORKING_SET, 2 * support.size))
             return (np.sort(np.argpartition(-score, size - 1)[:size]) if size < d else np.arange(d)), None
-        score = np.abs(G)
-        score[W != 0] = np.inf
-        chosen = np.zeros(W.shape, dtype=bool)
-        for t in range(self.T):
-            size = min(d, max(FIRST_WORKING_SET, 2 * int(np.count_nonzero(W[:, t]))))
-            chosen[np.argpartition(-score[:, t], size - 1)[:size] if size < d else slice(None), t] = True
-        ws = np.flatnonzero(np.any(chosen, axis=1))
-        return ws, np.ascontiguousarray(chosen[ws], dtype=np.uint8)
+        return per_task_working_sets(W, G, np.arange(d), 2.0, FIRST_WORKING_SET)
 
     def _newton_step(self, alpha, ws, W, b, Z, G, R, H, model_tol, max_epochs, active=None) -> tuple:
         """Minimize the model on ``ws`` (on its ``active`` entries, k x T, when given), then

@@ -35,6 +35,7 @@ import numpy as np
 from . import _core
 from ._blocked import column_chunks, column_products, row_sums
 from ._config import blas_threads, resolve_n_threads
+from ._per_task_sets import per_task_working_sets
 from ._residual_cd import DenseColumns, SparseColumns, sample_major, solve_residual
 from ._validate import check_int, resolve_task_weights
 from .data import TaskData
@@ -162,26 +163,6 @@ def _sparse_transpose_times(X, rows_of, block: int = 1 << 16) -> np.ndarray:
     return out
 
 
-def _per_task_working_sets(WA: np.ndarray, corr: np.ndarray, alive: np.ndarray, growth: float, floor: int):
-    """(rows, entries) for l1: each task's support and then its entries of the gradient nearest
-    their bound (growth times its support, at least ``floor``), as the union of rows (ascending)
-    and, per row, the tasks whose sets hold it (uint8, len(rows) x T).
-
-    l1 couples no tasks: working sets of whole rows (a multiple of the union of the supports)
-    made every epoch visit each task's entry of every row; on independent lassos with n = 500,
-    d = 20,000, T = 50 each task's support (about 400) was a thirtieth of the union (12,300).
-    """
-    score = np.abs(corr)
-    score[WA != 0] = np.inf
-    chosen = np.zeros(WA.shape, dtype=bool)
-    k = alive.size
-    for t in range(WA.shape[1]):
-        size = min(k, max(floor, int(growth * np.count_nonzero(WA[:, t]))))
-        chosen[np.argpartition(-score[:, t], size - 1)[:size] if size < k else slice(None), t] = True
-    rows = np.flatnonzero(chosen.any(axis=1))
-    return alive[rows], np.ascontiguousarray(chosen[rows], dtype=np.uint8)
-
-
 class WorkingSetSolver:
     """Least squares with l1 or l2,1 on one dataset, for any number of alphas (a path).
 
@@ -254,7 +235,7 @@ class WorkingSetSolver:
         self._n_cols = 0
         self._last_columns = (None, None)  # the last residual epochs' working set and its columns
         self._residual_buffer = None  # see _residuals
-        # l1 couples no tasks: on a shared X each task gets its own working set (see _per_task_working_sets).
+        # l1 couples no tasks: on a shared X each task gets its own working set (mtlx._per_task_sets).
         self._per_task_sets = (getattr(self.penalty, "cd_kind", None) == _core.PenaltyKind.l1
                                and data.layout == "shared" and not data.sparse and T > 1)
 
@@ -656,7 +637,7 @@ class WorkingSetSolver:
                 growth = _WS_GROWTH_RESIDUAL if self._residual_epochs else _WS_GROWTH
                 floor = max(10, self._balanced_size(alive))
                 if self._per_task_sets:
-                    ws, entries = _per_task_working_sets(W[alive], corr, alive, growth, floor)
+                    ws, entries = per_task_working_sets(W[alive], corr, alive, growth, floor)
                     if not self._residual_pays(ws):  # Gram epochs update whole rows: the rows' rule below
                         entries = None
                 if entries is None:

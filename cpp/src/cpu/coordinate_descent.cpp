@@ -85,7 +85,8 @@ struct ResidualRows {
         moves(static_cast<std::size_t>(kBlock * problem.T)) {}
 
   double curvature(std::int64_t t, std::int64_t j) const { return p.c[t] * p.sq_norms[j]; }
-  bool active(std::int64_t j, std::int64_t t) const { return !p.active || p.active[j * p.T + t] != 0; }
+  /// (Every entry: epochs on a per-task mask take epochs_per_task_l1 instead.)
+  bool active(std::int64_t, std::int64_t) const { return true; }
 
   /// Before row j's step: its block's gradients, from one pass over R when j opens a block.
   void begin_row(std::int64_t j) {
@@ -149,12 +150,6 @@ struct ResidualRows {
       }
     }
     for (std::int64_t t = 0; t < T; ++t) {
-      bool any = false;  // with per-task working sets, most blocks hold no entry of task t
-      for (std::int64_t a = 0; a < size && !any; ++a) any = active(first + a, t);
-      if (!any) {
-        for (std::int64_t a = 0; a < size; ++a) grads[static_cast<std::size_t>(a * T + t)] = 0.0;
-        continue;
-      }
       const double* r = R + t * n;
       double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;  // kBlock = 4 (padded rows repeat the last)
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
@@ -396,6 +391,14 @@ void row_step_l21(const Rows& rows, std::int64_t T, double alpha, double l2, std
   for (std::int64_t t = 0; t < T; ++t) delta[t] = u[t] - w[t];
 }
 
+/// An l1 entry minimized exactly: w's new value for the gradient grad at w and the curvature h
+/// (without ridge); 0 for a zero curvature without ridge.
+inline double l1_entry(double w, double grad, double h, double alpha, double l2) {
+  h += l2;
+  if (!(h > 0.0)) return 0.0;
+  return soft_threshold(w - (grad + l2 * w) / h, alpha / h);
+}
+
 /// The new row j for l1: each entry minimized exactly (its own curvature c_t H_t(j, j) + l2).
 template <class Rows>
 void row_step_l1(const Rows& rows, std::int64_t T, double alpha, double l2, std::int64_t j, const double* w,
@@ -406,12 +409,7 @@ void row_step_l1(const Rows& rows, std::int64_t T, double alpha, double l2, std:
       delta[t] = 0.0;
       continue;
     }
-    const double h = rows.curvature(t, j) + l2;
-    if (!(h > 0.0)) {
-      delta[t] = -w[t];
-      continue;
-    }
-    delta[t] = soft_threshold(w[t] - (grad[t] + l2 * w[t]) / h, alpha / h) - w[t];
+    delta[t] = l1_entry(w[t], grad[t], rows.curvature(t, j), alpha, l2) - w[t];
   }
 }
 
@@ -452,9 +450,10 @@ CdResult epochs(Rows& rows, std::int64_t k, std::int64_t T, double alpha, double
 
 /// Epochs of l1 on per-task working sets (ResidualCdProblem::active): l1 couples no tasks, so each
 /// entry's step needs only its own task's residual row r_t: a row x_j is read once and stepped
-/// for the tasks whose sets hold it (each task's entries still in ascending rows, as row_step_l1
-/// takes them). The row-blocked epochs computed whole blocks of four rows for every task in which
-/// any of them was active; visiting tasks in the outer loop read every row once per task.
+/// for the tasks whose sets hold it (each task's entries still in ascending rows, each step
+/// l1_entry as in row_step_l1). The row-blocked epochs computed whole blocks of four rows for
+/// every task in which any of them was active; visiting tasks in the outer loop read every row
+/// once per task.
 CdResult epochs_per_task_l1(const ResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs, double tol) {
   const std::int64_t k = p.k, n = p.n, T = p.T;
   std::vector<std::int64_t> start(static_cast<std::size_t>(k + 1), 0), tasks;
@@ -476,9 +475,7 @@ CdResult epochs_per_task_l1(const ResidualCdProblem& p, double* W, double* R, st
 #pragma omp simd reduction(+ : dot)
         for (std::int64_t i = 0; i < n; ++i) dot += x[i] * r[i];
         double& w = W[j * T + t];
-        const double grad = -p.c[t] * dot;
-        const double h = p.c[t] * p.sq_norms[j] + p.l2;
-        const double next = h > 0.0 ? soft_threshold(w - (grad + p.l2 * w) / h, p.alpha / h) : 0.0;
+        const double next = l1_entry(w, -p.c[t] * dot, p.c[t] * p.sq_norms[j], p.alpha, p.l2);
         const double delta = next - w;
         if (delta == 0.0) continue;
         w = next;
