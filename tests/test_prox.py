@@ -67,3 +67,25 @@ def test_prox_does_not_modify_input_and_accepts_c_order(rng):
     out = mtlx.prox(W, "l1", step=1.0, alpha=0.5)
     np.testing.assert_array_equal(W, keep)
     np.testing.assert_allclose(out, PROX_REF["l1"](keep, 0.5))
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_scaled_norms_match_numpy_and_survive_overflow_and_underflow(axis):
+    """The penalties' row / column norms (natively where the axis is contiguous) against numpy's
+    norm, on rows whose squares overflow (1e200), underflow (1e-170), are zero, or hold NaN/inf."""
+    from mtlx.penalties._statistics import scaled_norms
+
+    rng = np.random.default_rng(4)
+    M = rng.standard_normal((7, 9))
+    M[1] = 0.0
+    M[2] *= 1e-170
+    M[3] *= 1e200
+    M[4, 2] = np.nan
+    M[5, 3] = np.inf
+    M[6, :4] = 0.0
+    expected = np.array([np.linalg.norm(row / np.abs(row).max()) * np.abs(row).max() if np.abs(row).max() > 0
+                         else 0.0 for row in M[[0, 1, 2, 3, 6]]])
+    for layout in (M, np.asfortranarray(M)):  # native and numpy paths, both axes
+        got = scaled_norms(layout if axis == 1 else layout.T, axis=axis)
+        np.testing.assert_allclose(got[[0, 1, 2, 3, 6]], expected, rtol=1e-15)
+        assert np.isnan(got[4]) and got[5] == np.inf

@@ -282,6 +282,29 @@ def test_csr_column_gather_and_products_match_scipy(rng, dtype, index):
         _core.csr_transpose_times(X.data, X.indices, X.indptr, d, R.T.copy(), out)
 
 
+def test_csr_products_are_bitwise_the_same_for_any_thread_count(rng):
+    """Threads split the output (rows of X V, feature ranges of X' R), each entry summed in
+    storage order: 1, 2 and 3 threads give identical bits, and scipy's products to rounding."""
+    from mtlx import _core
+
+    n, d, T = 3000, 2000, 8  # 60,000 entries x T: past the threshold where threads start
+    X = sp.random(n, d, density=0.01, random_state=rng, format="csr", dtype=np.float64)
+    R, V = rng.standard_normal((n, T)), rng.standard_normal((d, T))
+    transposed, products = [], []
+    for n_threads in (1, 2, 3):
+        out = np.empty((d, T))
+        _core.csr_transpose_times(X.data, X.indices, X.indptr, d, R, out, False, n_threads)
+        transposed.append(out)
+        prod = np.empty((n, T))
+        _core.csr_times(X.data, X.indices, X.indptr, d, V, prod, False, n_threads)
+        products.append(prod)
+    for out, prod in zip(transposed[1:], products[1:]):
+        np.testing.assert_array_equal(out, transposed[0])
+        np.testing.assert_array_equal(prod, products[0])
+    np.testing.assert_allclose(transposed[0], X.T @ R, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(products[0], X @ V, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("penalty", ["l21", "l1"])
 @pytest.mark.parametrize("intercept", [False, True])
 def test_working_sets_on_wide_sparse_x_match_scikit_learn(rng, penalty, intercept):

@@ -18,6 +18,7 @@
 #endif
 
 #include "mtlx/coordinate_descent.hpp"
+#include "mtlx/csr_products.hpp"
 #include "mtlx/exact_sum.hpp"
 #include "mtlx/fista_ops.hpp"
 #include "mtlx/grad.hpp"
@@ -25,6 +26,7 @@
 #include "mtlx/gram.hpp"
 #include "mtlx/lapack.hpp"
 #include "mtlx/prox.hpp"
+#include "mtlx/row_norms.hpp"
 #include "mtlx/trunk.hpp"
 
 namespace py = pybind11;
@@ -665,63 +667,36 @@ void bind_csr(py::module_& m) {
   m.def(
       "csr_transpose_times",
       [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
-               const carray<double>& R, carray<double> out, bool accumulate) {
+               const carray<double>& R, carray<double> out, bool accumulate, int n_threads) {
         const auto X = csr_of(data, indices, indptr, n_cols);
         if (R.ndim() != 2 || R.shape(0) != X.n_rows)
           throw std::invalid_argument("R must be (n_rows, T), got shape " + shape_of(R));
-        const py::ssize_t T = R.shape(1);
-        expect_shape(out, "out", {n_cols, T});
+        expect_shape(out, "out", {n_cols, R.shape(1)});
         expect_writable(out, "out");
         const double* r = R.data();
         double* o = out.mutable_data();
         py::gil_scoped_release release;
-        // out (d x T) (+)= X' R, row i's entries scattered in row order (deterministic: each out
-        // entry sums over i ascending). Both row-major: a stored entry reads and adds one
-        // contiguous run of T values (the task-major layout touched T lines n and d apart per
-        // entry: 3x slower on a 100,000 x 50,000 X at 0.1%, T = 20).
-        if (!accumulate) std::fill(o, o + n_cols * T, 0.0);
-        for (std::int64_t i = 0; i < X.n_rows; ++i) {
-          const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]),
-                             hi = static_cast<std::int64_t>(X.indptr[i + 1]);
-          const double* ri = r + i * T;
-          for (std::int64_t q = lo; q < hi; ++q) {
-            const double v = static_cast<double>(X.data[q]);
-            double* oj = o + static_cast<std::int64_t>(X.indices[q]) * T;
-            for (std::int64_t t = 0; t < T; ++t) oj[t] += v * ri[t];
-          }
-        }
+        mtlx::cpu::csr_transpose_times(X, r, R.shape(1), o, accumulate, n_threads);
       },
       py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
-      py::arg("R").noconvert(), py::arg("out").noconvert(), py::arg("accumulate") = false,
+      py::arg("R").noconvert(), py::arg("out").noconvert(), py::arg("accumulate") = false, py::arg("n_threads") = 1,
       "out = X' R (out += X' R with accumulate) for a CSR X (n x d), R (n x T) and out (d x T), float64.");
   m.def(
       "csr_times",
       [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
-               const carray<double>& V, carray<double> out, bool accumulate) {
+               const carray<double>& V, carray<double> out, bool accumulate, int n_threads) {
         const auto X = csr_of(data, indices, indptr, n_cols);
         if (V.ndim() != 2 || V.shape(0) != n_cols)
           throw std::invalid_argument("V must be (n_cols, T), got shape " + shape_of(V));
-        const py::ssize_t T = V.shape(1);
-        expect_shape(out, "out", {X.n_rows, T});
+        expect_shape(out, "out", {X.n_rows, V.shape(1)});
         expect_writable(out, "out");
         const double* v = V.data();
         double* o = out.mutable_data();
         py::gil_scoped_release release;
-        // out (n x T) (+)= X V: row i's sum over its entries in order, each a contiguous run of V.
-        for (std::int64_t i = 0; i < X.n_rows; ++i) {
-          const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]),
-                             hi = static_cast<std::int64_t>(X.indptr[i + 1]);
-          double* oi = o + i * T;
-          if (!accumulate) std::fill(oi, oi + T, 0.0);
-          for (std::int64_t q = lo; q < hi; ++q) {
-            const double x = static_cast<double>(X.data[q]);
-            const double* vj = v + static_cast<std::int64_t>(X.indices[q]) * T;
-            for (std::int64_t t = 0; t < T; ++t) oi[t] += x * vj[t];
-          }
-        }
+        mtlx::cpu::csr_times(X, v, V.shape(1), o, accumulate, n_threads);
       },
       py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
-      py::arg("V").noconvert(), py::arg("out").noconvert(), py::arg("accumulate") = false,
+      py::arg("V").noconvert(), py::arg("out").noconvert(), py::arg("accumulate") = false, py::arg("n_threads") = 1,
       "out = X V (out += X V with accumulate) for a CSR X (n x d), V (d x T) and out (n x T), float64.");
   m.def(
       "csr_select_columns",
@@ -736,50 +711,20 @@ void bind_csr(py::module_& m) {
         }
         py::array_t<std::int64_t> out_indptr(k + 1);
         std::int64_t* ip = out_indptr.mutable_data();
-        std::int64_t total = 0;
         {
           py::gil_scoped_release release;
-          std::fill(ip, ip + k + 1, std::int64_t{0});
-          for (std::int64_t q = 0; q < static_cast<std::int64_t>(X.indptr[X.n_rows]); ++q) {
-            const std::int64_t p = pos[X.indices[q]];
-            if (p >= 0) ++ip[p + 1];
-          }
-          for (std::int64_t j = 0; j < k; ++j) ip[j + 1] += ip[j];
-          total = ip[k];
+          mtlx::cpu::csr_selected_column_starts(X, pos, k, ip);
         }
-        py::array_t<double> out_data(total), sums(k), squares(k);
-        py::array_t<std::int64_t> out_rows(total);
+        // Written in place by the gather: the columns' entries exist once (no vector copied out).
+        py::array_t<double> out_data(ip[k]), sums(k), squares(k);
+        py::array_t<std::int64_t> out_rows(ip[k]);
         double* od = out_data.mutable_data();
+        std::int64_t* orow = out_rows.mutable_data();
         double* os = sums.mutable_data();
         double* oq = squares.mutable_data();
-        std::int64_t* orow = out_rows.mutable_data();
         {
           py::gil_scoped_release release;
-          // A counting sort by selected column, rows visited in order: each output row (a selected
-          // column) lists its entries by ascending row, in one pass over X (scipy's column indexing
-          // sorted and made temporaries the size of X).
-          std::vector<std::int64_t> next(ip, ip + k);
-          for (std::int64_t i = 0; i < X.n_rows; ++i) {
-            const std::int64_t lo = static_cast<std::int64_t>(X.indptr[i]),
-                               hi = static_cast<std::int64_t>(X.indptr[i + 1]);
-            for (std::int64_t q = lo; q < hi; ++q) {
-              const std::int64_t p = pos[X.indices[q]];
-              if (p < 0) continue;
-              const std::int64_t at = next[static_cast<std::size_t>(p)]++;
-              od[at] = static_cast<double>(X.data[q]);
-              orow[at] = i;
-            }
-          }
-          // Each selected column's sum and sum of squares, its entries added by ascending row.
-          for (std::int64_t j = 0; j < k; ++j) {
-            double s = 0.0, s2 = 0.0;
-            for (std::int64_t q = ip[j]; q < ip[j + 1]; ++q) {
-              s += od[q];
-              s2 += od[q] * od[q];
-            }
-            os[j] = s;
-            oq[j] = s2;
-          }
+          mtlx::cpu::csr_gather_columns(X, pos, k, ip, od, orow, os, oq);
         }
         return py::make_tuple(out_data, out_rows, out_indptr, sums, squares);
       },
@@ -1210,6 +1155,21 @@ PYBIND11_MODULE(_core, m) {
       py::arg("name"), py::arg("capsule"), "Registers a BLAS/LAPACK routine from a scipy cython_blas/lapack capsule.");
   m.def("lapack_ready", &mtlx::lapack::ready, "True once every BLAS/LAPACK routine the core uses is registered.");
   m.def("active_isa", &mtlx::cpu::active_isa, "Instruction set of the streaming kernels chosen for this CPU.");
+  m.def(
+      "row_norms",
+      [](const carray<double>& M) {
+        if (M.ndim() != 2) throw std::invalid_argument("M must be 2-D, got shape " + shape_of(M));
+        py::array_t<double> out(M.shape(0));
+        const double* m = M.data();
+        double* o = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          mtlx::cpu::row_norms(m, M.shape(0), M.shape(1), o);
+        }
+        return out;
+      },
+      py::arg("M").noconvert(),
+      "Euclidean norms of the rows of M (C-contiguous float64), safe from overflow and underflow.");
   m.def(
       "max_threads",
       []() {

@@ -143,6 +143,7 @@ def csr_transpose_times(
     R: NDArray[np.float64],
     out: NDArray[np.float64],
     accumulate: bool = False,
+    n_threads: _Int = 1,
 ) -> None:
     """out = X' R (out += X' R with accumulate) for a CSR X (n x d), R (n x T) and out (d x T), float64."""
 
@@ -155,6 +156,7 @@ def csr_transpose_times(
     R: NDArray[np.float64],
     out: NDArray[np.float64],
     accumulate: bool = False,
+    n_threads: _Int = 1,
 ) -> None: ...
 @overload
 def csr_transpose_times(
@@ -165,6 +167,7 @@ def csr_transpose_times(
     R: NDArray[np.float64],
     out: NDArray[np.float64],
     accumulate: bool = False,
+    n_threads: _Int = 1,
 ) -> None: ...
 @overload
 def csr_transpose_times(
@@ -175,6 +178,7 @@ def csr_transpose_times(
     R: NDArray[np.float64],
     out: NDArray[np.float64],
     accumulate: bool = False,
+    n_threads: _Int = 1,
 ) -> None: ...
 @overload
 def csr_select_columns(
@@ -223,6 +227,7 @@ def csr_times(
     V: NDArray[np.float64],
     out: NDArray[np.float64],
     accumulate: bool = False,
+    n_threads: _Int = 1,
 ) -> None:
     """out = X V (out += X V with accumulate) for a CSR X (n x d), V (d x T) and out (n x T), float64."""
 
@@ -235,6 +240,7 @@ def csr_times(
     V: NDArray[np.float64],
     out: NDArray[np.float64],
     accumulate: bool = False,
+    n_threads: _Int = 1,
 ) -> None: ...
 @overload
 def csr_times(
@@ -245,6 +251,7 @@ def csr_times(
     V: NDArray[np.float64],
     out: NDArray[np.float64],
     accumulate: bool = False,
+    n_threads: _Int = 1,
 ) -> None: ...
 @overload
 def csr_times(
@@ -255,6 +262,7 @@ def csr_times(
     V: NDArray[np.float64],
     out: NDArray[np.float64],
     accumulate: bool = False,
+    n_threads: _Int = 1,
 ) -> None: ...
 @overload
 def loss_grad_csr_stacked(
@@ -865,6 +873,9 @@ def lapack_ready() -> bool:
 
 def active_isa() -> str:
     """Instruction set of the streaming kernels chosen for this CPU."""
+
+def row_norms(M: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Euclidean norms of the rows of M (C-contiguous float64), safe from overflow and underflow."""
 
 def max_threads() -> int:
     """Threads the core's OpenMP loops would use by default."""

@@ -70,10 +70,12 @@ class SparseColumns:
         The working set's columns.
     xbar : ndarray of shape (k,) or None
         Their means, subtracted (None: no centering).
+    n_threads : int, default=1
+        Threads of the products with the columns (results bitwise the same for any count).
     """
 
     @classmethod
-    def of(cls, X, features: np.ndarray, xbar) -> SparseColumns:
+    def of(cls, X, features: np.ndarray, xbar, n_threads: int = 1) -> SparseColumns:
         """The columns ``features`` of a CSR X, gathered natively in one pass over its stored entries
         (a counting sort by column: memory of the selected entries only; scipy's column indexing
         made temporaries of X's size, 80 MB for 10^7 entries, and the earlier numpy gather spent
@@ -85,9 +87,11 @@ class SparseColumns:
         self = cls.__new__(cls)
         # (kept as plain arrays: a scipy matrix made of them would downcast the indices to int32)
         self._set_rows(data, rows, indptr, X.shape[0], xbar, sums, squares)
+        self.n_threads = n_threads
         return self
 
-    def __init__(self, X_S, xbar):
+    def __init__(self, X_S, xbar, n_threads: int = 1):
+        self.n_threads = n_threads
         rows = X_S.T.tocsr()  # column j of X_S as row j: contiguous for the epochs
         rows.sum_duplicates()
         self._set_rows(rows.data.astype(np.float64), rows.indices.astype(np.int64), rows.indptr.astype(np.int64),
@@ -123,7 +127,8 @@ class SparseColumns:
     def products(self, R: np.ndarray) -> np.ndarray:
         # From the stored entries, natively (R as :meth:`empty_residuals` makes it: no copy).
         out = np.empty((len(self.indptr) - 1, R.shape[0]))
-        _core.csr_times(self.data, self.indices, self.indptr, self.n, np.ascontiguousarray(R.T), out)
+        _core.csr_times(self.data, self.indices, self.indptr, self.n, np.ascontiguousarray(R.T), out,
+                        n_threads=self.n_threads)
         if self.xbar is not None:
             out -= np.outer(self.xbar, R.sum(axis=1))
         return out
@@ -137,7 +142,7 @@ class SparseColumns:
         """R -= (X_S,c V)' in place (T, n) (or R = (X_S,c V)' without ``accumulate``, sign 1): the
         stored entries scattered straight into R (as :meth:`empty_residuals` makes it), no temporary."""
         _core.csr_transpose_times(self.data, self.indices, self.indptr, self.n, np.ascontiguousarray(sign * V),
-                                  sample_major(R), accumulate)
+                                  sample_major(R), accumulate, self.n_threads)
         if self.xbar is not None:
             R -= (sign * (self.xbar @ V))[:, None]
 

@@ -148,7 +148,7 @@ def fits(data: TaskData) -> bool:
     return data.layout == "shared" or rows * float(data.n_features) ** 2 * 8 <= MAX_STACKED_GRAM_BYTES
 
 
-def _sparse_transpose_times(X, rows_of, block: int = 1 << 16) -> np.ndarray:
+def _sparse_transpose_times(X, rows_of, n_threads: int, block: int = 1 << 16) -> np.ndarray:
     """``X' M`` (d, T) for a CSR X and M given by blocks, ``rows_of(lo, hi)`` its rows lo..hi-1
     (float64): a block of M at a time, so that a centered copy of Y is never whole (n x T)."""
     n, d = X.shape
@@ -159,7 +159,8 @@ def _sparse_transpose_times(X, rows_of, block: int = 1 << 16) -> np.ndarray:
         M = np.ascontiguousarray(rows_of(lo, hi), dtype=np.float64)
         if out is None:
             out = np.zeros((d, M.shape[1]))
-        _core.csr_transpose_times(X.data[a:b], X.indices[a:b], X.indptr[lo:hi + 1] - X.indptr[lo], d, M, out, True)
+        _core.csr_transpose_times(X.data[a:b], X.indices[a:b], X.indptr[lo:hi + 1] - X.indptr[lo], d, M, out, True,
+                                  n_threads)
     return out
 
 
@@ -214,7 +215,7 @@ class WorkingSetSolver:
                     return data.Y[lo:hi] - ybar
 
                 if data.sparse:  # X' (Y - ybar) from the stored entries, over blocks of rows
-                    B = _sparse_transpose_times(data.X, centered_Y)
+                    B = _sparse_transpose_times(data.X, centered_Y, self.n_threads)
                 else:
                     B = np.zeros((T, d))
                     column_products(lambda lo, hi: centered_Y(lo, hi).T, data.X, B, self.n_threads)
@@ -433,7 +434,8 @@ class WorkingSetSolver:
         """The columns X[:, features] - xbar: dense (k, n) with each column contiguous, or a sparse
         X's columns centered implicitly (:mod:`mtlx._residual_cd`)."""
         if self.data.sparse:
-            return SparseColumns.of(self.data.X, features, self.xbar[0, features] if self.fit_intercept else None)
+            return SparseColumns.of(self.data.X, features, self.xbar[0, features] if self.fit_intercept else None,
+                                    self.n_threads)
         cols = self.data.X[:, features].T.astype(np.float64, order="C")
         if self.fit_intercept:
             cols -= self.xbar[0, features][:, None]
@@ -461,7 +463,8 @@ class WorkingSetSolver:
             if self.data.sparse:  # one pass over the stored entries, R row-major behind its (T, n) view: no copy
                 X = self.data.X
                 XR = np.empty((X.shape[1], R.shape[0]))
-                _core.csr_transpose_times(X.data, X.indices, X.indptr, X.shape[1], sample_major(R), XR)
+                _core.csr_transpose_times(X.data, X.indices, X.indptr, X.shape[1], sample_major(R), XR,
+                                          n_threads=self.n_threads)
                 if self.fit_intercept:  # X_c' R = X' R - xbar (1' R): 1' R is 0 in exact arithmetic, not in floats
                     XR -= np.outer(self.xbar[0], R.sum(axis=1))
                 return XR

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <vector>
 
+#include "widest_vectors.hpp"
+
 namespace mtlx::cpu {
 namespace {
 
@@ -175,6 +177,7 @@ struct ResidualRows {
 /// and updates one contiguous run of T values (the task-major layout, T values n apart, made the
 /// epochs 3.3x slower on a 100,000 x 50,000 X at 0.1%, T = 20).
 struct SparseResidualRows {
+  static constexpr std::int64_t kPrefetchAhead = 16;
   const SparseResidualCdProblem& p;
   double* R;  // n x T: the stored part R_s
   std::vector<double> u, sums;
@@ -198,6 +201,12 @@ struct SparseResidualRows {
     const std::int64_t lo = p.indptr[j], hi = p.indptr[j + 1], T = p.T;
     for (std::int64_t t = 0; t < T; ++t) grad[t] = 0.0;
     for (std::int64_t q = lo; q < hi; ++q) {
+      // The residual row of the entry kPrefetchAhead on is fetched while this one is read: the
+      // rows a column holds are scattered over R (moved() then finds them cached).
+      if (q + kPrefetchAhead < hi) {
+        const double* ahead = R + p.indices[q + kPrefetchAhead] * T;
+        for (std::int64_t t = 0; t < T; t += 8) __builtin_prefetch(ahead + t);
+      }
       const double v = p.data[q];
       const double* r = R + p.indices[q] * T;
       for (std::int64_t t = 0; t < T; ++t) grad[t] += v * r[t];
@@ -495,17 +504,6 @@ CdResult epochs_per_task_l1(const ResidualCdProblem& p, double* W, double* R, st
 }
 
 }  // namespace
-
-// The epochs are compiled for AVX2 and AVX-512 beside the portable baseline, the best picked at
-// load time (an ifunc; the whole call tree is inlined into each clone): the baseline's 2-wide
-// vectors without FMA ran the residual epochs at a third of the speed. (Not under AddressSanitizer,
-// whose runtime does not take ifuncs before it starts.)
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define MTLX_WIDEST_VECTORS __attribute__((target_clones("default", "avx2", "arch=x86-64-v4"), flatten))
-#else
-#define MTLX_WIDEST_VECTORS
-#endif
 
 MTLX_WIDEST_VECTORS
 CdResult cd_epochs(const CdProblem& p, double* W, double* Q, std::int64_t max_epochs, double tol) {

@@ -1,0 +1,40 @@
+/// \file csr_products.hpp
+/// Products of a CSR matrix with dense row-major blocks, and its column gather: the passes over a
+/// sparse X that the working-set engine makes (gap checks, residuals, the working set's columns).
+///
+/// Every product is bitwise the same for any thread count: threads split the output (rows of
+/// X V, column ranges of X' R), and each output entry is summed over X's entries in storage order.
+#pragma once
+
+#include <cstdint>
+
+#include "mtlx/grad_sparse.hpp"
+
+namespace mtlx::cpu {
+
+/// out (d x T, row-major) = X' R, or out += X' R with `accumulate`, for R (n x T, row-major).
+template <class Real, class Index>
+void csr_transpose_times(const CsrMatrix<Real, Index>& X, const double* R, std::int64_t T, double* out, bool accumulate,
+                         int n_threads);
+
+/// out (n x T, row-major) = X V, or out += X V with `accumulate`, for V (d x T, row-major).
+template <class Real, class Index>
+void csr_times(const CsrMatrix<Real, Index>& X, const double* V, std::int64_t T, double* out, bool accumulate,
+               int n_threads);
+
+/// Where each selected column starts among the gathered entries: `position` (n_cols entries, each
+/// < k) sends column j to row position[j] of a k x n CSR matrix (position[j] < 0: not selected);
+/// indptr (k + 1) receives that matrix's row pointers.
+template <class Real, class Index>
+void csr_selected_column_starts(const CsrMatrix<Real, Index>& X, const std::int64_t* position, std::int64_t k,
+                                std::int64_t* indptr);
+
+/// The selected columns gathered by a counting sort (one pass over X's entries, memory of the
+/// selected entries only) into the k x n CSR matrix whose `indptr` csr_selected_column_starts
+/// gave: each row lists its entries by ascending row of X (`rows`, their values in `data`), with
+/// the column's sum and sum of squares.
+template <class Real, class Index>
+void csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* position, std::int64_t k,
+                        const std::int64_t* indptr, double* data, std::int64_t* rows, double* sums, double* squares);
+
+}  // namespace mtlx::cpu
