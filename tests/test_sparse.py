@@ -331,3 +331,62 @@ def test_working_sets_on_wide_sparse_x_match_scikit_learn(rng, penalty, intercep
         W_ref, b_ref = np.column_stack([f.coef_ for f in fits]), np.array([f.intercept_ for f in fits])
     np.testing.assert_allclose(res.W, W_ref, atol=1e-7 * np.abs(W_ref).max())
     np.testing.assert_allclose(res.b, b_ref, atol=1e-7 * np.abs(W_ref).max())
+
+
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+def test_csr_gram_rows_match_scipy_for_any_thread_count(rng, index):
+    """The Gram rows X_S' X from the gathered columns, against scipy's product, bitwise the same on
+    1 and 2 threads."""
+    from mtlx import _core
+
+    n, d = 400, 300
+    X = sp.random(n, d, density=0.05, random_state=rng, format="csr", dtype=np.float64)
+    X.indices, X.indptr = X.indices.astype(index), X.indptr.astype(index)
+    features = np.array([7, 0, 299, 150, 42])
+    position = np.full(d, -1, dtype=np.int64)
+    position[features] = np.arange(len(features))
+    data, rows, indptr, _, _ = _core.csr_select_columns(X.data, X.indices, X.indptr, d, position, len(features))
+    outs = []
+    for n_threads in (1, 2):
+        out = np.full((len(features), d), np.nan)
+        _core.csr_gram_rows(data, rows, indptr, X.data, X.indices, X.indptr, d, out, n_threads)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], (X[:, features].T @ X).toarray(), rtol=1e-13, atol=1e-14)
+    with pytest.raises(ValueError, match="out"):
+        _core.csr_gram_rows(data, rows, indptr, X.data, X.indices, X.indptr, d, np.empty((2, d)))
+
+
+@pytest.mark.parametrize("penalty", ["l21", "l1"])
+@pytest.mark.parametrize("intercept", [False, True])
+def test_sparse_gram_and_residual_epochs_reach_the_dense_optimum(rng, monkeypatch, penalty, intercept):
+    """n > d text-like data: the cost model takes Gram rows of the sparse X (no pass over X per gap
+    check); forced either way, both forms give the dense X's solution."""
+    from mtlx import working_set
+
+    n, d = 900, 150
+    X = sp.random(n, d, density=0.04, random_state=rng, format="csr")
+    W_true = np.zeros((d, T))
+    W_true[rng.choice(d, 12, replace=False)] = rng.standard_normal((12, T))
+    Y = X @ W_true + 0.05 * rng.standard_normal((n, T))
+    alpha = 0.05 * np.abs(X.T @ (Y - intercept * Y.mean(axis=0))).max() / n
+    kwargs = dict(penalty=penalty, alpha=alpha, fit_intercept=intercept, tol=1e-13, solver="cd")
+    dense = mtlx.solve(mtlx.TaskData.from_shared(X.toarray(), Y), **kwargs)
+    used = []
+    residual_pays = working_set.WorkingSetSolver._residual_pays
+
+    def spy(self, ws):
+        used.append(residual_pays(self, ws))
+        return used[-1]
+
+    monkeypatch.setattr(working_set.WorkingSetSolver, "_residual_pays", spy)
+    chosen = mtlx.solve(mtlx.TaskData.from_shared(X, Y), **kwargs)
+    assert used and not any(used)  # Gram epochs on every working set
+    for forced in (True, False):
+        monkeypatch.setattr(working_set.WorkingSetSolver, "_residual_pays", lambda self, ws, f=forced: f)
+        monkeypatch.setattr(working_set.WorkingSetSolver, "_data_pass_pays", lambda self, s, f=forced: f)
+        res = mtlx.solve(mtlx.TaskData.from_shared(X, Y), **kwargs)
+        for got in (res, chosen):
+            assert got.converged
+            np.testing.assert_allclose(got.W, dense.W, atol=1e-9 * np.abs(dense.W).max())
+            np.testing.assert_allclose(got.b, dense.b, atol=1e-9 * np.abs(dense.W).max())

@@ -699,6 +699,33 @@ void bind_csr(py::module_& m) {
       py::arg("V").noconvert(), py::arg("out").noconvert(), py::arg("accumulate") = false, py::arg("n_threads") = 1,
       "out = X V (out += X V with accumulate) for a CSR X (n x d), V (d x T) and out (n x T), float64.");
   m.def(
+      "csr_gram_rows",
+      [csr_of](const carray<double>& c_data, const carray<std::int64_t>& c_indices,
+               const carray<std::int64_t>& c_indptr, const carray<Real>& data, const carray<Index>& indices,
+               const carray<Index>& indptr, std::int64_t n_cols, carray<double> out, int n_threads) {
+        const auto X = csr_of(data, indices, indptr, n_cols);
+        if (c_data.ndim() != 1 || c_indices.ndim() != 1 || c_indptr.ndim() != 1 || c_indptr.shape(0) < 1 ||
+            c_indices.shape(0) != c_data.shape(0) || c_indptr.data()[0] != 0 ||
+            c_indptr.data()[c_indptr.shape(0) - 1] != c_data.shape(0))
+          throw std::invalid_argument("c_data, c_indices and c_indptr must form a CSR matrix");
+        const std::int64_t k = c_indptr.shape(0) - 1;
+        const std::int64_t* ci = c_indices.data();
+        for (std::int64_t q = 0; q < c_indices.shape(0); ++q) {
+          if (ci[q] < 0 || ci[q] >= X.n_rows) throw std::invalid_argument("c_indices holds a row outside X");
+        }
+        expect_shape(out, "out", {k, n_cols});
+        expect_writable(out, "out");
+        const mtlx::CsrMatrix<double, std::int64_t> C{c_data.data(), ci, c_indptr.data(), k, X.n_rows};
+        double* o = out.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::csr_gram_rows(C, X, o, n_threads);
+      },
+      py::arg("c_data").noconvert(), py::arg("c_indices").noconvert(), py::arg("c_indptr").noconvert(),
+      py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
+      py::arg("out").noconvert(), py::arg("n_threads") = 1,
+      "out (k x n_cols) = C X for C (k x n) in CSR (float64, int64 indices) and a CSR X (n x n_cols): with C "
+      "the gathered columns X_S', the Gram rows X_S' X.");
+  m.def(
       "csr_select_columns",
       [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
                const carray<std::int64_t>& position, std::int64_t k) {

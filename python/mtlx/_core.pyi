@@ -181,6 +181,57 @@ def csr_transpose_times(
     n_threads: _Int = 1,
 ) -> None: ...
 @overload
+def csr_gram_rows(
+    c_data: NDArray[np.float64],
+    c_indices: NDArray[np.int64],
+    c_indptr: NDArray[np.int64],
+    data: NDArray[np.float64],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    out: NDArray[np.float64],
+    n_threads: _Int = 1,
+) -> None:
+    """out (k x n_cols) = C X for C (k x n) in CSR (float64, int64 indices) and a CSR X (n x n_cols): with C the
+    gathered columns X_S', the Gram rows X_S' X."""
+
+@overload
+def csr_gram_rows(
+    c_data: NDArray[np.float64],
+    c_indices: NDArray[np.int64],
+    c_indptr: NDArray[np.int64],
+    data: NDArray[np.float64],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    out: NDArray[np.float64],
+    n_threads: _Int = 1,
+) -> None: ...
+@overload
+def csr_gram_rows(
+    c_data: NDArray[np.float64],
+    c_indices: NDArray[np.int64],
+    c_indptr: NDArray[np.int64],
+    data: NDArray[np.float32],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
+    n_cols: _Int,
+    out: NDArray[np.float64],
+    n_threads: _Int = 1,
+) -> None: ...
+@overload
+def csr_gram_rows(
+    c_data: NDArray[np.float64],
+    c_indices: NDArray[np.int64],
+    c_indptr: NDArray[np.int64],
+    data: NDArray[np.float32],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    n_cols: _Int,
+    out: NDArray[np.float64],
+    n_threads: _Int = 1,
+) -> None: ...
+@overload
 def csr_select_columns(
     data: NDArray[np.float64],
     indices: NDArray[np.int32],

@@ -236,6 +236,7 @@ class WorkingSetSolver:
         self._n_cols = 0
         self._last_columns = (None, None)  # the last residual epochs' working set and its columns
         self._residual_buffer = None  # see _residuals
+        self._column_counts = None  # a sparse X's stored entries per column, when the cost model asks
         # l1 couples no tasks: on a shared X each task gets its own working set (mtlx._per_task_sets).
         self._per_task_sets = (getattr(self.penalty, "cd_kind", None) == _core.PenaltyKind.l1
                                and data.layout == "shared" and not data.sparse and T > 1)
@@ -291,15 +292,17 @@ class WorkingSetSolver:
             self._H = grown
         rows = slice(self._n_cols, need)
         if data.sparse:
-            # (X_S - 1 xbar_S')' X = X_S' X - xbar_S (1' X): a sparse product, then the dense correction.
+            # (X_S - 1 xbar_S')' X = X_S' X - xbar_S (1' X): the columns gathered natively (one pass
+            # over X), their product with X written straight into the cache (scipy's X[:, S].T @ X
+            # converted formats three times: 3 ms a call on the newsgroups tasks), then the dense
+            # centering correction.
             for g in range(self.n_gram):
                 X_g = data.X if data.layout == "shared" else data.X[self._task_rows(g)]
-                product = (X_g[:, new].T @ X_g).tocoo()  # the Gram rows (k x d), not X: filled densely
-                block = self._H[g, rows]
-                block[:] = 0.0
-                block[product.row, product.col] = product.data
-                if self.fit_intercept:
-                    self._H[g, rows] -= np.outer(self.xbar[g, new], np.asarray(X_g.sum(axis=0)).ravel())
+                columns = SparseColumns.of(X_g, new, None)
+                _core.csr_gram_rows(columns.data, columns.indices, columns.indptr, X_g.data, X_g.indices,
+                                    X_g.indptr, d, self._H[g, rows], self.n_threads)
+                if self.fit_intercept:  # 1' X = m xbar (m rows): no second pass over X
+                    self._H[g, rows] -= X_g.shape[0] * np.outer(self.xbar[g, new], self.xbar[g])
         elif data.layout == "shared":
             xbar = self.xbar[0, new]
 
@@ -401,8 +404,11 @@ class WorkingSetSolver:
             return False
         n, d, T = self.data.X.shape[0], self.data.n_features, self.data.n_tasks
         s = support.size
-        if self.data.sparse:  # X' R from the stored entries: nnz T, against the support's sparse Gram rows
-            return True
+        if self.data.sparse:  # X' R from the stored entries (and R from the support's), against Gram rows
+            if not self._sparse_gram_fits(support):
+                return True
+            data_pass = (self.data.X.nnz + self._stored(support)) * T
+            return data_pass < self._sparse_gram_rows_cost(support) + s * d * T
         return n * (s + d) * T < n * self._uncached(support) * d + s * d * T
 
     def _residual_pays(self, ws: np.ndarray) -> bool:
@@ -411,12 +417,42 @@ class WorkingSetSolver:
         Gram row and ``k^2 T`` per epoch."""
         if self.data.layout != "shared":
             return False
-        if self.data.sparse:  # epochs from the stored entries: O(nnz_S T), far below the Gram block's k^2 T
-            return True
+        if self.data.sparse:  # a gather pass over X, then O(nnz_S T) epochs, against Gram rows and k^2 T epochs
+            if not self._sparse_gram_fits(ws):
+                return True
+            T, k, stored = self.data.n_tasks, ws.size, self._stored(ws)
+            residual = self.data.X.nnz + stored * (1 + T) + 2 * stored * T * _EPOCHS_GUESS
+            return residual < self._sparse_gram_rows_cost(ws) + k * k * T * _EPOCHS_GUESS
         n, d, T, k = self.data.X.shape[0], self.data.n_features, self.data.n_tasks, ws.size
         residual = n * k * (1 + T) + 2 * n * k * T * _EPOCHS_GUESS
         gram = n * self._uncached(ws) * d + k * k * T * _EPOCHS_GUESS
         return residual < gram
+
+    # -- the sparse cost model: Gram rows where working sets stay small (n > d text, few features) --
+
+    def _stored(self, features: np.ndarray) -> int:
+        """Stored entries of a sparse X in the columns ``features``."""
+        if self._column_counts is None:
+            self._column_counts = np.bincount(self.data.X.indices, minlength=self.data.n_features)
+        return int(self._column_counts[features].sum())
+
+    def _sparse_gram_rows_cost(self, features: np.ndarray) -> float:
+        """The sparse product ``X_new' X`` of the features without cached Gram rows: each stored
+        entry of their columns meets the entries of its row of X (nnz / n of them on average)."""
+        new = features[self._pos[features] < 0]
+        if new.size == 0:
+            return 0.0
+        X = self.data.X  # (the gather's pass over X's entries, the product, the rows' initialisation)
+        return X.nnz + self._stored(new) * (X.nnz / max(X.shape[0], 1)) + new.size * self.data.n_features
+
+    def _sparse_gram_fits(self, features: np.ndarray) -> bool:
+        """Whether the Gram cache, with the rows of ``features`` added, stays within half of X's own
+        arrays (32 MB at least, MAX_STACKED_GRAM_BYTES at most): dense rows of d numbers each, which
+        a sparse X's storage does not bound (the memory target is 1.5x X)."""
+        X = self.data.X
+        budget = min(MAX_STACKED_GRAM_BYTES, max(32 * 2**20, (X.data.nbytes + X.indices.nbytes) // 2))
+        rows = self._n_cols + self._uncached(features)
+        return rows * self.data.n_features * 8 <= budget
 
     def _balanced_size(self, alive: np.ndarray) -> int:
         """The smallest working set worth a gap check with residual epochs: one whose epochs
@@ -441,16 +477,20 @@ class WorkingSetSolver:
             cols -= self.xbar[0, features][:, None]
         return DenseColumns(cols)
 
+    def _residual_storage(self) -> np.ndarray:
+        """The (T, n) buffer every residual of a solve is written to (each is dead before the next is
+        made; the dual extrapolation keeps copies): a fresh one per gap check and working set left
+        the allocator's freed copies resident (+18 MB peak on a 10^6-row sparse fit). A sparse X's
+        is the transposed view of a row-major (n, T) array, as its kernels take it."""
+        if self._residual_buffer is None:
+            n, T = self.data.X.shape[0], self.data.n_tasks
+            self._residual_buffer = SparseColumns.empty_residuals(n, T) if self.data.sparse else np.empty((T, n))
+        return self._residual_buffer
+
     def _residuals(self, columns, WS: np.ndarray) -> np.ndarray:
         """R = (Y - ybar) - X_S W_S as (T, n), from the support's centered columns (a sparse X's:
         the transposed view of a row-major array, :meth:`SparseColumns.empty_residuals`)."""
-        n, T = self.data.X.shape[0], self.data.n_tasks
-        if self._residual_buffer is None:
-            # One n x T buffer for every residual of a solve (each is dead before the next is
-            # made; the dual extrapolation keeps copies): a fresh one per gap check and working set
-            # left the allocator's freed copies resident (+18 MB peak on a 10^6-row sparse fit).
-            self._residual_buffer = SparseColumns.empty_residuals(n, T) if self.data.sparse else np.empty((T, n))
-        R = self._residual_buffer
+        R = self._residual_storage()
         np.subtract(self.data.Y.T, self.ybar[:, None], out=R)  # (no n x T temporary beside R)
         if WS.size:
             columns.subtract_times(WS, R)
@@ -535,6 +575,18 @@ class WorkingSetSolver:
         """sum_t c_t 0.5 ||y_t - X_t[:, S] w_t - b_t||^2 by one core pass over the support."""
         data = self.data
         b = self.intercepts_of(support, WS)
+        if data.layout == "shared" and data.sparse:
+            # X_S W_S from the stored entries in one pass (W zero off the support), into the
+            # residual buffer (scipy's row blocks and column selection took a third of a
+            # newsgroups fit).
+            W = np.zeros((data.n_features, data.n_tasks))
+            W[support] = WS
+            R = sample_major(self._residual_storage())
+            X = data.X
+            _core.csr_times(X.data, X.indices, X.indptr, X.shape[1], W, R, False, self.n_threads)
+            np.subtract(data.Y, R, out=R)
+            R -= b
+            return 0.5 * float(np.einsum("it,it->t", R, R) @ self.c)
         if data.layout == "shared":  # residuals over blocks of rows and the support's columns
             def squares(lo, hi):
                 R = data.Y[lo:hi] - np.asarray(data.X[lo:hi][:, support] @ WS) - b

@@ -22,6 +22,14 @@ template <class Real, class Index>
 void csr_times(const CsrMatrix<Real, Index>& X, const double* V, std::int64_t T, double* out, bool accumulate,
                int n_threads);
 
+/// out (k x d, row-major) = C X for a k x n CSR matrix C (double entries, int64 column indices:
+/// the selected columns of X as csr_gather_columns lays them out) and X (n x d): with C = X_S',
+/// the Gram rows X_S' X, dense, written straight into the working-set engine's cache. Output rows
+/// are independent (threads split them): bitwise the same for any thread count.
+template <class Real, class Index>
+void csr_gram_rows(const CsrMatrix<double, std::int64_t>& C, const CsrMatrix<Real, Index>& X, double* out,
+                   int n_threads);
+
 /// Where each selected column starts among the gathered entries: `position` (n_cols entries, each
 /// < k) sends column j to row position[j] of a k x n CSR matrix (position[j] < 0: not selected);
 /// indptr (k + 1) receives that matrix's row pointers.

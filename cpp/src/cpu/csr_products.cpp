@@ -88,6 +88,27 @@ MTLX_WIDEST_VECTORS void csr_times(const CsrMatrix<Real, Index>& X, const double
 }
 
 template <class Real, class Index>
+void csr_gram_rows(const CsrMatrix<double, std::int64_t>& C, const CsrMatrix<Real, Index>& X, double* out,
+                   int n_threads) {
+  const std::int64_t k = C.n_rows, d = X.n_cols;
+  const std::int64_t work =
+      k > 0 ? C.indptr[k] * std::max<std::int64_t>(1, at(X.indptr, X.n_rows) / std::max<std::int64_t>(X.n_rows, 1)) : 0;
+  const int used = threads_for(work, 1, n_threads);
+  // Row p of the output: the rows of X that column p of X_S meets, scaled and added in order.
+#pragma omp parallel for num_threads(used) schedule(dynamic, 1) if (used > 1)
+  for (std::int64_t p = 0; p < k; ++p) {
+    double* __restrict op = out + p * d;
+    std::fill(op, op + d, 0.0);
+    for (std::int64_t q = C.indptr[p]; q < C.indptr[p + 1]; ++q) {
+      const std::int64_t i = C.indices[q];
+      const double v = C.data[q];
+      for (std::int64_t e = at(X.indptr, i); e < at(X.indptr, i + 1); ++e)
+        op[at(X.indices, e)] += v * static_cast<double>(X.data[e]);
+    }
+  }
+}
+
+template <class Real, class Index>
 void csr_selected_column_starts(const CsrMatrix<Real, Index>& X, const std::int64_t* position, std::int64_t k,
                                 std::int64_t* indptr) {
   std::fill(indptr, indptr + k + 1, std::int64_t{0});
@@ -130,6 +151,8 @@ void csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* pos
                                                  bool, int);                                                          \
   template void csr_times<Real, Index>(const CsrMatrix<Real, Index>&, const double*, std::int64_t, double*, bool,     \
                                        int);                                                                          \
+  template void csr_gram_rows<Real, Index>(const CsrMatrix<double, std::int64_t>&, const CsrMatrix<Real, Index>&,     \
+                                           double*, int);                                                             \
   template void csr_selected_column_starts<Real, Index>(const CsrMatrix<Real, Index>&, const std::int64_t*,           \
                                                         std::int64_t, std::int64_t*);                                 \
   template void csr_gather_columns<Real, Index>(const CsrMatrix<Real, Index>&, const std::int64_t*, std::int64_t,     \
