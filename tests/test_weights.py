@@ -137,6 +137,53 @@ def test_missing_labels_are_the_labelled_rows_as_separate_tasks(shared, loss, pe
     assert_same_fit(a, b, atol=1e-8)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("penalty", ["l21", "l1"])
+def test_working_sets_weigh_missing_labels_and_sparse_rows_natively(shared, sparse, penalty):
+    """Missing labels (dense or sparse X) and row weights of a sparse X run in working sets, the
+    engine weighing its per-task Gram rows (X' S_t X, X never copied per task): the labelled rows
+    fit as separate tasks, and repeated rows, give the same fit to 1e-10."""
+    import scipy.sparse as sp
+
+    X, Y, s = shared
+    to_x = sp.csr_matrix if sparse else np.asarray
+    missing = np.random.default_rng(7).random(Y.shape) < 0.3
+    kw = dict(penalty=penalty, alpha=0.03, fit_intercept=True, tol=1e-13)
+    a = mtlx.solve(mtlx.TaskData.from_shared(to_x(X), np.where(missing, np.nan, Y), sample_weight=s), **kw)
+    pairs = [(X[~missing[:, t]], Y[~missing[:, t], t]) for t in range(T)]
+    b = mtlx.solve(mtlx.TaskData.from_tasks(pairs, sample_weight=[s[~missing[:, t]] for t in range(T)]),
+                   solver="fista", max_iter=500_000, **kw)
+    assert a.solver == "cd" and a.converged
+    assert_same_fit(a, b, atol=1e-8)
+    if sparse:  # row weights of a sparse X (no scaled copy of X is possible): against repeated rows
+        rep = np.repeat(np.arange(len(s)), s.astype(int))
+        task = np.arange(len(s)) % T
+        # ("auto" leaves per-task rows with few features to ADMM's Gram form where it can, FISTA
+        # here: solver="cd" asks for the working sets)
+        for weighted, repeated, solver in [
+            (mtlx.TaskData.from_shared(to_x(X), Y, sample_weight=s), mtlx.TaskData.from_shared(X[rep], Y[rep]),
+             "auto"),
+            (mtlx.TaskData.from_stacked(to_x(X), Y[:, 0], task, sample_weight=s),
+             mtlx.TaskData.from_stacked(X[rep], Y[rep, 0], task[rep]), "cd")]:
+            c = mtlx.solve(weighted, solver=solver, **kw)
+            assert c.solver == "cd" and c.converged
+            assert_same_fit(c, mtlx.solve(repeated, **kw), atol=1e-10)
+
+
+def test_path_with_missing_labels_runs_in_working_sets(shared):
+    """mtlx.path on shared X with NaN targets: each alpha certified by the working-set engine,
+    the same path as the labelled rows fit as separate tasks."""
+    X, Y, _ = shared
+    missing = np.random.default_rng(8).random(Y.shape) < 0.3
+    a = mtlx.path(mtlx.TaskData.from_shared(X, np.where(missing, np.nan, Y)), "l21", alphas=5, fit_intercept=True,
+                  tol=1e-12)
+    pairs = [(X[~missing[:, t]], Y[~missing[:, t], t]) for t in range(T)]
+    b = mtlx.path(mtlx.TaskData.from_tasks(pairs), "l21", alphas=a.alphas, fit_intercept=True, tol=1e-12)
+    assert np.all(np.isfinite(a.gaps)) and np.all(a.gaps <= 1e-12 * a.objectives + 1e-15)
+    np.testing.assert_allclose(a.coefs, b.coefs, atol=1e-8)
+    np.testing.assert_allclose(a.intercepts, b.intercepts, atol=1e-8)
+
+
 def test_missing_labels_in_the_estimators(shared):
     X, Y, _ = shared
     missing = np.random.default_rng(6).random(Y.shape) < 0.25
@@ -207,7 +254,7 @@ def test_bad_weights_and_unlabelled_tasks_are_named(shared):
     with pytest.raises(ValueError, match="sample_weight must be None when X is a TaskData"):
         mtlx.MultiTaskRegressor().fit(mtlx.TaskData.from_shared(X, Y), sample_weight=s)
     with pytest.raises(ValueError, match="gram=True needs unweighted data"):
-        mtlx.solve(mtlx.TaskData.from_shared(X, np.where(Y > 2, np.nan, Y)), gram=True)
+        mtlx.solve(mtlx.TaskData.from_shared(X, np.where(Y > 2, np.nan, Y)), solver="fista", gram=True)
 
 
 def test_cv_estimators_weigh_folds_and_scores(shared):

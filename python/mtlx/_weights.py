@@ -7,7 +7,9 @@ the loss left is the centered one), whatever the penalty on W. So working sets, 
 form, the factored engine and the duality-gap certificate take weighted least squares unchanged,
 at the price of one scaled copy of X (as scikit-learn's linear models make for sample weights).
 Per-entry weights of the shared layout (missing labels) differ per task and would need X once
-per task: those stay in the direct kernels, which weight each entry.
+per task, and a sparse X cannot be centred without densifying it: for those the working-set
+engine weighs its per-task Gram rows itself (X' S_t X), and the other engines' kernels weigh
+each entry.
 """
 
 from __future__ import annotations

@@ -305,7 +305,8 @@ def _path(data: TaskData, penalty, *, loss, alphas, n_alphas, eps, l2, fit_inter
         equivalent = UnweightedEquivalent(data, task_weights, fit_intercept)
         data, task_weights, fit_intercept = equivalent.data, equivalent.task_weights, False
     engine = None
-    if all(x.quadratic for x in losses) and not unsupported(pen) and not data.weighted and data.device is None:
+    # (weighted data left here has per-entry weights or a sparse X: the engine weighs its Gram rows)
+    if all(x.quadratic for x in losses) and not unsupported(pen) and data.device is None:
         if fits(data):
             engine = WorkingSetSolver(data, pen, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights,
                                       n_threads=n_threads)

@@ -90,18 +90,19 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
     where = "a single process without checkpoints" if (distributed or checkpoint) else None
     where = where or ("at least one feature" if data.n_features == 0 else None)
     where = where or ("data on the host (data on a GPU run FISTA)" if data.device is not None else None)
-    where = where or ("data without per-entry weights (missing labels) or weighted rows of a loss other than "
-                      "squared" if data.weighted else None)
-
-    if where and solver == "auto":
-        return "fista"  # (under MPI, ``loss`` lists every rank's tasks: not checked against this rank's)
-    losses = resolve_losses(loss, data.n_tasks) if data.n_tasks else []
+    # (solve() hands dense row-weighted least squares over as an unweighted problem, mtlx._weights:
+    # weighted data here has per-entry weights (missing labels), a sparse X, or another loss.)
+    weighted = ("data without sample weights or missing labels (row weights of a dense X are rescaled "
+                "by mtlx.solve)" if data.weighted else None)
+    losses = resolve_losses(loss, data.n_tasks) if data.n_tasks and not where else []
     squared = all(x.quadratic for x in losses)
+    if (where or (weighted and not squared)) and solver == "auto":
+        return "fista"  # (under MPI, ``loss`` lists every rank's tasks: not checked against this rank's)
     why_cd = where or (f"the squared loss with penalty L1 or L21 (this fit: {penalty!r})"
                        if not squared or working_set.unsupported(penalty) else None) or \
         ("alpha > 0 (its duality-gap certificate has no dual feasible point at alpha = 0)" if not alpha > 0 else None)
     dense_only = "a dense X (it reads dense rows; a sparse X runs in working sets or FISTA)" if data.sparse else None
-    why_factored = where or dense_only or (f"a trace norm (with smooth terms) (this fit: {penalty!r})"
+    why_factored = where or weighted or dense_only or (f"a trace norm (with smooth terms) (this fit: {penalty!r})"
                              if factored.unsupported(penalty) else None) or \
         ("alpha > 0 (at alpha = 0 there is no trace norm to factor)" if not alpha > 0 else None)
     if solver == "cd":
@@ -113,7 +114,7 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
             raise ValueError(f"solver='factored' needs {why_factored}; use solver='fista'")
         return solver
     gram_form = gram is True or (gram == "auto" and data.n_tasks > 0 and gram_preferred(data))
-    why_admm = where or dense_only or (None if squared else "the squared loss for every task") or \
+    why_admm = where or weighted or dense_only or (None if squared else "the squared loss for every task") or \
         (None if gram_form else "the squared loss in the Gram form (gram=True, or 'auto' where it pays)") or \
         ("alpha > 0" if not alpha > 0 else None) or admm.unsupported_penalty(penalty)
     if solver == "admm":

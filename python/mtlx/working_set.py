@@ -142,10 +142,11 @@ def unsupported(penalty: Penalty) -> str:
 
 
 def fits(data: TaskData) -> bool:
-    """Whether the Gram-row cache stays bounded: always for shared X (at most d x d), for
-    per-task X while T d^2 doubles fit in :data:`MAX_STACKED_GRAM_BYTES`."""
-    rows = 1 if data.layout == "shared" else data.n_tasks
-    return data.layout == "shared" or rows * float(data.n_features) ** 2 * 8 <= MAX_STACKED_GRAM_BYTES
+    """Whether the Gram-row cache stays bounded: always for one Gram matrix (shared X, at most
+    d x d), for one per task (per-task X, or per-entry weights such as missing labels) while
+    T d^2 doubles fit in :data:`MAX_STACKED_GRAM_BYTES`."""
+    rows = len(data._groups())  # (one per task for per-task rows or per-entry weights)
+    return rows == 1 or rows * float(data.n_features) ** 2 * 8 <= MAX_STACKED_GRAM_BYTES
 
 
 def _sparse_transpose_times(X, rows_of, n_threads: int, block: int = 1 << 16) -> np.ndarray:
@@ -187,10 +188,6 @@ class WorkingSetSolver:
         why_not = unsupported(penalty)
         if why_not:
             raise ValueError(f"working-set coordinate descent: {why_not}")
-        if data.weighted:
-            raise ValueError("working-set coordinate descent reads unweighted Gram statistics: mtlx.solve and "
-                             "mtlx.path turn row weights into an unweighted problem (mtlx._weights); missing labels "
-                             "of shared X are solved by FISTA")
         if data.dtype != np.float64:
             # Gaps are certified to 1e-6 and below: the statistics need float64, and BLAS would
             # otherwise round every product to float32. One copy, made here, not per product.
@@ -198,16 +195,22 @@ class WorkingSetSolver:
             data = TaskData(layout=data.layout, X=data.X.astype(np.float64),  # (a sparse X stays sparse)
                             y=None if data.y is None else data.y.astype(np.float64),
                             Y=None if data.Y is None else data.Y.astype(np.float64), offsets=data.offsets,
-                            task_ids=data.task_ids)
+                            task_ids=data.task_ids,
+                            sample_weight=None if data.sample_weight is None else data.sample_weight.astype(np.float64),
+                            row_weight=None if data.row_weight is None else data.row_weight.astype(np.float64))
         self.data, self.penalty, self.l2 = data, penalty, float(l2)
         self.fit_intercept, self.task_weights = bool(fit_intercept), task_weights
         self.n_threads = resolve_n_threads(n_threads, float(data.X.size))
-        self.c = resolve_task_weights(task_weights, data.n_samples)
+        self.c = resolve_task_weights(task_weights, data.weight_totals)
         d, T = data.n_features, data.n_tasks
-        self.n_gram = 1 if data.layout == "shared" else T
+        # One Gram matrix per group of tasks sharing rows and weights (TaskData._groups): one for
+        # shared X (with common row weights or none), one per task for per-task rows or per-entry
+        # weights (missing labels): X' S_t X, never X copied per task.
+        self._groups = data._groups()
+        self.n_gram = len(self._groups)
         with blas_threads(1):
             self._center()
-            if data.layout == "shared":
+            if data.layout == "shared" and not data.weighted:
                 # B = X' (Y - ybar) C and f(0), over blocks of rows (no n x T copy of Y).
                 ybar = self.ybar
 
@@ -225,7 +228,8 @@ class WorkingSetSolver:
                               data.X.shape[0], 3 * 8 * T, T, self.n_threads)  # (the blocks touch Y only)
                 self.value_at_zero = 0.5 * float(sq @ self.c)
             else:
-                # Minus the gradient at W = 0 with b = ybar: one core pass over the tasks' rows.
+                # Minus the gradient at W = 0 with b = ybar: one core pass over the tasks' rows
+                # (the core weighs every row, or entry, by its sample weight).
                 f0, g0, _ = loss_grad(data, np.zeros((d, T), dtype=data.dtype), self.ybar.astype(data.dtype),
                                       "squared", task_weights, n_threads=self.n_threads)
                 self.B = np.ascontiguousarray(-g0, dtype=np.float64)
@@ -239,7 +243,7 @@ class WorkingSetSolver:
         self._column_counts = None  # a sparse X's stored entries per column, when the cost model asks
         # l1 couples no tasks: on a shared X each task gets its own working set (mtlx._per_task_sets).
         self._per_task_sets = (getattr(self.penalty, "cd_kind", None) == _core.PenaltyKind.l1
-                               and data.layout == "shared" and not data.sparse and T > 1)
+                               and data.layout == "shared" and not data.sparse and not data.weighted and T > 1)
 
     # -- statistics ---------------------------------------------------------------------------
 
@@ -254,16 +258,19 @@ class WorkingSetSolver:
         self.ybar = np.zeros(T)
         if not self.fit_intercept:
             return
-        self.xbar[:] = data.feature_means()[: self.n_gram]
-        if data.layout == "shared":
+        means = data.feature_means()  # (weighted by the sample weights, over labelled rows)
+        self.xbar[:] = [means[tasks[0]] for _, _, tasks in self._groups]
+        if data.layout == "shared" and not data.weighted:
             self.ybar[:] = data.Y.mean(axis=0, dtype=np.float64)
+        elif data.layout == "shared":  # (an unlabelled entry holds 0 at weight 0)
+            self.ybar[:] = [np.average(data.Y[:, t], weights=data.sample_weight[:, t]) for t in range(T)]
         else:
-            self.ybar[:] = [data.targets(t).mean(dtype=np.float64) for t in range(T)]
+            self.ybar[:] = [np.average(data.targets(t), weights=data.task_weights_of(t)) for t in range(T)]
 
     def _centered_sq_norms(self) -> np.ndarray:
         """||x_tj - xbar_tj||^2 as (d, T), accumulated over centered blocks of rows."""
         data, d, T = self.data, self.data.n_features, self.data.n_tasks
-        if data.sparse:  # from the stored entries (TaskData.column_sq_norms: no centered copy)
+        if data.sparse or data.weighted:  # TaskData.column_sq_norms: weighted, no centered copy
             return np.ascontiguousarray(data.column_sq_norms(centered=self.fit_intercept).T)
         out = np.zeros((self.n_gram, d))
         ranges = [slice(0, data.X.shape[0])] if data.layout == "shared" else [self._task_rows(t) for t in range(T)]
@@ -292,28 +299,37 @@ class WorkingSetSolver:
             self._H = grown
         rows = slice(self._n_cols, need)
         if data.sparse:
-            # (X_S - 1 xbar_S')' X = X_S' X - xbar_S (1' X): the columns gathered natively (one pass
-            # over X), their product with X written straight into the cache (scipy's X[:, S].T @ X
-            # converted formats three times: 3 ms a call on the newsgroups tasks), then the dense
-            # centering correction.
-            for g in range(self.n_gram):
-                X_g = data.X if data.layout == "shared" else data.X[self._task_rows(g)]
+            # (X_S - 1 xbar_S')' S X = X_S' S X - xbar_S (1' S X): the columns gathered natively (one
+            # pass over X), scaled by their rows' weights, their product with X written straight
+            # into the cache (scipy's X[:, S].T @ X converted formats three times: 3 ms a call on
+            # the newsgroups tasks), then the dense centering correction (1' S X = (1' s) xbar).
+            for g, ((lo, hi), w, _) in enumerate(self._groups):
+                X_g = data.X if (lo, hi) == (0, data.X.shape[0]) else data.X[lo:hi]
                 columns = SparseColumns.of(X_g, new, None)
-                _core.csr_gram_rows(columns.data, columns.indices, columns.indptr, X_g.data, X_g.indices,
-                                    X_g.indptr, d, self._H[g, rows], self.n_threads)
-                if self.fit_intercept:  # 1' X = m xbar (m rows): no second pass over X
-                    self._H[g, rows] -= X_g.shape[0] * np.outer(self.xbar[g, new], self.xbar[g])
-        elif data.layout == "shared":
-            xbar = self.xbar[0, new]
+                scaled = columns.data if w is None else columns.data * w[columns.indices]
+                _core.csr_gram_rows(scaled, columns.indices, columns.indptr, X_g.data, X_g.indices, X_g.indptr, d,
+                                    self._H[g, rows], self.n_threads)
+                if self.fit_intercept:
+                    total = X_g.shape[0] if w is None else float(np.sum(w, dtype=np.float64))
+                    self._H[g, rows] -= total * np.outer(self.xbar[g, new], self.xbar[g])
+        elif data.layout == "shared":  # one pass over X per group (per task with missing labels)
+            for g, (_, w, _) in enumerate(self._groups):
+                def left(lo, hi, w=w, xbar=self.xbar[g, new]):  # a block's selected columns, centered, weighted
+                    block = data.X[lo:hi, new] - xbar
+                    if w is not None:
+                        block *= w[lo:hi, None]
+                    return np.ascontiguousarray(block.T)
 
-            def left(lo, hi):  # one block's selected columns, centered, transposed: a copy of the block's size
-                return np.ascontiguousarray((data.X[lo:hi, new] - xbar).T)
-
-            column_products(left, data.X, self._H[0, rows], self.n_threads)
+                column_products(left, data.X, self._H[g, rows], self.n_threads)
         else:
-            self._per_task(lambda g: np.matmul(np.ascontiguousarray(
-                (data.X[self._task_rows(g)][:, new] - self.xbar[g, new]).T), data.X[self._task_rows(g)],
-                out=self._H[g, rows]))
+            def task_rows(g):
+                (lo, hi), w, _ = self._groups[g]
+                left = data.X[lo:hi, new] - self.xbar[g, new]
+                if w is not None:
+                    left *= w[:, None]
+                np.matmul(np.ascontiguousarray(left.T), data.X[lo:hi], out=self._H[g, rows])
+
+            self._per_task(task_rows)
         self._pos[new] = np.arange(self._n_cols, need)
         self._n_cols = need
 
@@ -400,7 +416,7 @@ class WorkingSetSolver:
     def _data_pass_pays(self, support: np.ndarray) -> bool:
         """Whether ``X' R`` in one pass (shared X) is cheaper than the Gram rows of the support:
         their missing rows cost ``n d`` each, then ``s d T`` for the products, against ``n (s + d) T``."""
-        if self.data.layout != "shared":
+        if self.data.layout != "shared" or self.data.weighted:  # (the passes below weigh nothing)
             return False
         n, d, T = self.data.X.shape[0], self.data.n_features, self.data.n_tasks
         s = support.size
@@ -415,7 +431,7 @@ class WorkingSetSolver:
         """Whether epochs on the residuals beat epochs on the Gram block for this working set (shared
         X): ``n k`` to copy its columns and ``2 n k T`` per epoch, against ``n d`` for each missing
         Gram row and ``k^2 T`` per epoch."""
-        if self.data.layout != "shared":
+        if self.data.layout != "shared" or self.data.weighted:  # (the residual epochs weigh nothing)
             return False
         if self.data.sparse:  # a gather pass over X, then O(nnz_S T) epochs, against Gram rows and k^2 T epochs
             if not self._sparse_gram_fits(ws):
@@ -586,10 +602,14 @@ class WorkingSetSolver:
             _core.csr_times(X.data, X.indices, X.indptr, X.shape[1], W, R, False, self.n_threads)
             np.subtract(data.Y, R, out=R)
             R -= b
+            if data.weighted:
+                return 0.5 * float(np.einsum("it,it,it->t", R, R, data.sample_weight) @ self.c)
             return 0.5 * float(np.einsum("it,it->t", R, R) @ self.c)
         if data.layout == "shared":  # residuals over blocks of rows and the support's columns
             def squares(lo, hi):
                 R = data.Y[lo:hi] - np.asarray(data.X[lo:hi][:, support] @ WS) - b
+                if data.weighted:
+                    return np.einsum("ij,ij,ij->j", R, R, data.sample_weight[lo:hi])
                 return np.einsum("ij,ij->j", R, R)
 
             n = data.X.shape[0]
@@ -602,7 +622,8 @@ class WorkingSetSolver:
         def task_squares(t):
             X_t, y_t = data.task(t)
             r = y_t - np.asarray(X_t[:, support] @ WS[:, t]).ravel() - b[t]
-            sq[t] = float(r @ r)
+            w = data.task_weights_of(t)
+            sq[t] = float(r @ r) if w is None else float(w @ (r * r))
 
         self._per_task(task_squares)
         return 0.5 * float(sq @ self.c)
