@@ -303,9 +303,12 @@ class WorkingSetSolver:
             # pass over X), scaled by their rows' weights, their product with X written straight
             # into the cache (scipy's X[:, S].T @ X converted formats three times: 3 ms a call on
             # the newsgroups tasks), then the dense centering correction (1' S X = (1' s) xbar).
+            columns = None
             for g, ((lo, hi), w, _) in enumerate(self._groups):
-                X_g = data.X if (lo, hi) == (0, data.X.shape[0]) else data.X[lo:hi]
-                columns = SparseColumns.of(X_g, new, None)
+                shared = (lo, hi) == (0, data.X.shape[0])
+                X_g = data.X if shared else data.X[lo:hi]
+                if columns is None or not shared:  # (tasks with missing labels share one gather)
+                    columns = SparseColumns.of(X_g, new, None)
                 scaled = columns.data if w is None else columns.data * w[columns.indices]
                 _core.csr_gram_rows(scaled, columns.indices, columns.indptr, X_g.data, X_g.indices, X_g.indptr, d,
                                     self._H[g, rows], self.n_threads)
