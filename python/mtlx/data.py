@@ -325,7 +325,7 @@ class TaskData:
     def _entry_weighted_dense(self) -> bool:
         """A dense shared X whose weights differ per task (missing labels)."""
         return self.layout == "shared" and not self.sparse and self.sample_weight is not None \
-            and self.row_weight is None and self.n_tasks > 0
+            and self.row_weight is None and self.n_tasks > 0 and self.device is None
 
     def _entry_weighted_moments(self, centered: bool):
         """(means, sums of squares), float64 (T, d), of a dense shared X with per-entry weights S
