@@ -168,6 +168,50 @@ struct ResidualRows {
   }
 };
 
+/// Gradients from the residuals R (T x n) one row at a time, for few tasks: row j's gradient is
+/// x_j' r_t, and its move updates R at once (r_t -= delta_t x_j, x_j and r_t still in L1). With
+/// one task (a lasso) ResidualRows' blocks spent more on their four rows' Gram (six dot products
+/// per block) than on the gradients: an epoch of 1,000 rows of n = 500 took 0.65 ms, now 0.18 ms.
+struct SingleResidualRows {
+  const ResidualCdProblem& p;
+  double* R;  // T x n
+
+  double curvature(std::int64_t t, std::int64_t j) const { return p.c[t] * p.sq_norms[j]; }
+  bool active(std::int64_t, std::int64_t) const { return true; }
+  void begin_row(std::int64_t) {}
+
+  void gradient(std::int64_t j, double* grad) const {
+    const std::int64_t n = p.n;
+    const double* x = p.X + j * n;
+    for (std::int64_t t = 0; t < p.T; ++t) {
+      const double* r = R + t * n;
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (std::int64_t i = 0; i < n; ++i) s += x[i] * r[i];
+      grad[t] = -p.c[t] * s;
+    }
+  }
+
+  void moved(std::int64_t j, const double* delta) {
+    const std::int64_t n = p.n;
+    const double* x = p.X + j * n;
+    for (std::int64_t t = 0; t < p.T; ++t) {
+      if (delta[t] == 0.0) continue;
+      double* r = R + t * n;
+      const double d = delta[t];
+#pragma omp simd
+      for (std::int64_t i = 0; i < n; ++i) r[i] -= d * x[i];
+    }
+  }
+
+  void finish() {}
+};
+
+/// Tasks up to which residual epochs go one row at a time (SingleResidualRows): past them the
+/// blocks' single pass over R per four rows saves more than their Gram costs (1,000 rows of
+/// n = 500: 0.57 against 0.90 ms an epoch at T = 4, even at T = 8, 6.9 against 4.0 at T = 50).
+constexpr std::int64_t kRowAtATimeTasks = 6;
+
 /// Gradients from the residuals of a sparse working set, centered implicitly. With the stored part
 /// R_s and an offset u (T) shared by every row, the residual is R = R_s + u 1'; sums_t = 1' R_s(:, t).
 /// Then (x_j - xbar_j 1)' r_t = x_j' r_s,t + colsum_j u_t - xbar_j (sums_t + n u_t), and a move
@@ -514,6 +558,10 @@ CdResult cd_epochs(const CdProblem& p, double* W, double* Q, std::int64_t max_ep
 MTLX_WIDEST_VECTORS
 CdResult cd_epochs_residual(const ResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs, double tol) {
   if (p.active != nullptr && p.penalty == PenaltyKind::l1) return epochs_per_task_l1(p, W, R, max_epochs, tol);
+  if (p.T <= kRowAtATimeTasks) {
+    SingleResidualRows rows{p, R};
+    return epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
+  }
   ResidualRows rows(p, R);
   return epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
 }
