@@ -395,10 +395,55 @@ def test_l1_on_a_wide_shared_x_gives_each_task_its_own_working_set(rng, monkeypa
         return kernel(*args)
 
     monkeypatch.setattr(_core, "cd_epochs_residual", recording)
-    res = mtlx.solve(data, penalty="l1", alpha=alpha, fit_intercept=fit_intercept, solver="cd", tol=1e-12)
-    assert res.solver == "cd" and res.converged
+    # (the engine on all tasks at once: mtlx.solve solves such lassos task by task, tested below)
+    solver = WorkingSetSolver(data, "l1", fit_intercept=fit_intercept)
+    W, info = solver.solve(alpha, tol=1e-12)
+    b = solver.intercepts_of(np.arange(d), W)
+    assert info["converged"]
     assert densities and max(densities) < 0.8  # per-task entries, not whole rows
     for t in range(T):
         ref = Lasso(alpha=alpha, fit_intercept=fit_intercept, tol=1e-14, max_iter=1_000_000).fit(X, Y[:, t])
+        np.testing.assert_allclose(W[:, t], ref.coef_, atol=1e-8 * np.abs(ref.coef_).max())
+        assert b[t] == pytest.approx(ref.intercept_, abs=1e-8 * max(1.0, abs(ref.intercept_)))
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_l1_on_a_wide_shared_x_is_solved_task_by_task(rng, monkeypatch, fit_intercept):
+    """Independent lassos with d > n: mtlx.solve and mtlx.path run one single-task working-set
+    solve per task (every epoch call sees one task), certify the sum of the tasks' gaps, and land
+    on each task's own lasso (scikit-learn's Lasso) and, along a path, on the union engine's."""
+    n, d, T = 50, 900, 4
+    X = rng.standard_normal((n, d)) + 2.0
+    W_true = np.zeros((d, T))
+    for t in range(T):
+        W_true[30 * t:30 * t + 5, t] = rng.standard_normal(5)
+    Y = X @ W_true + 0.1 * rng.standard_normal((n, T)) + 3.0 * fit_intercept
+    data = mtlx.TaskData.from_shared(X, Y)
+    alpha = 0.05 * mtlx.alpha_max(data, "l1", fit_intercept=fit_intercept)
+    tasks_per_call = []
+    kernel = _core.cd_epochs_residual
+
+    def recording(*args):
+        tasks_per_call.append(args[6].shape[1])
+        return kernel(*args)
+
+    monkeypatch.setattr(_core, "cd_epochs_residual", recording)
+    weights = np.array([1.0, 2.0, 0.5, 1.0])
+    res = mtlx.solve(data, penalty="l1", alpha=alpha, fit_intercept=fit_intercept, solver="cd", tol=1e-12,
+                     task_weights=weights / n)
+    assert res.solver == "cd" and res.converged and res.optimality <= 1e-12
+    assert tasks_per_call and set(tasks_per_call) == {1}
+    assert len(res.history) == res.n_evals and res.objective == pytest.approx(res.history[-1])
+    for t, c in enumerate(weights):
+        # c (1/2n) ||y_t - X w_t||^2 + alpha ||w_t||_1 is scikit-learn's lasso at alpha / c
+        ref = Lasso(alpha=alpha / c, fit_intercept=fit_intercept, tol=1e-14, max_iter=1_000_000).fit(X, Y[:, t])
         np.testing.assert_allclose(res.W[:, t], ref.coef_, atol=1e-8 * np.abs(ref.coef_).max())
         assert res.b[t] == pytest.approx(ref.intercept_, abs=1e-8 * max(1.0, abs(ref.intercept_)))
+    monkeypatch.setattr(_core, "cd_epochs_residual", kernel)
+    path = mtlx.path(data, "l1", alphas=4, eps=0.05, fit_intercept=fit_intercept, tol=1e-12)
+    union = WorkingSetSolver(data, "l1", fit_intercept=fit_intercept)
+    W = None
+    for k, a in enumerate(path.alphas):
+        W, info = union.solve(a, W, tol=1e-12)
+        np.testing.assert_allclose(path.coefs[k], W, atol=1e-8 * max(np.abs(W).max(), 1.0))
+        assert path.gaps[k] <= 1e-12 * path.objectives[k]

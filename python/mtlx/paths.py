@@ -34,6 +34,8 @@ import numpy as np
 
 from . import gpu
 from ._config import resolve_n_threads
+from ._task_by_task import TaskByTaskSolver
+from ._task_by_task import applies as by_task_applies
 from ._validate import check_int, check_real
 from ._weights import UnweightedEquivalent, applies
 from .data import TaskData
@@ -308,8 +310,8 @@ def _path(data: TaskData, penalty, *, loss, alphas, n_alphas, eps, l2, fit_inter
     # (weighted data left here has per-entry weights or a sparse X: the engine weighs its Gram rows)
     if all(x.quadratic for x in losses) and not unsupported(pen) and data.device is None:
         if fits(data):
-            engine = WorkingSetSolver(data, pen, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights,
-                                      n_threads=n_threads)
+            kind = TaskByTaskSolver if by_task_applies(data, pen) else WorkingSetSolver
+            engine = kind(data, pen, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights, n_threads=n_threads)
         else:
             log.warning("mtlx.path: per-task Gram rows of %d tasks x %d features would exceed %.0f MiB; solving "
                         "each alpha by FISTA on all features (no screening, no gap certificate)", T, d,

@@ -777,8 +777,10 @@ def solve_working_set(data: TaskData, penalty="l21", alpha=0.1, l2=0.0, fit_inte
     max_gap_checks = check_int(max_gap_checks, "max_gap_checks", 1)
     if not isinstance(data, TaskData):
         raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
-    solver = WorkingSetSolver(data, penalty, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights,
-                              n_threads=n_threads)
+    from . import _task_by_task
+
+    engine = _task_by_task.TaskByTaskSolver if _task_by_task.applies(data, penalty) else WorkingSetSolver
+    solver = engine(data, penalty, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights, n_threads=n_threads)
     if W0 is not None:
         W0 = as_parameters(data, W0, None, "W0")[0].T
     W, info = solver.solve(alpha, W0, tol=tol, max_outer=max_gap_checks, max_epochs=max_iter, callback=callback)
