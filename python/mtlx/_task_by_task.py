@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import resolve_task_weights
 from .data import TaskData
 from .results import SolverState
 
@@ -46,15 +45,12 @@ class TaskByTaskSolver:
                  n_threads: int | None = None):
         from .working_set import WorkingSetSolver
 
-        c = resolve_task_weights(task_weights, data.weight_totals)
+        # One solver computes every task's statistics (means, norms, X' Y: a pass over X each),
+        # then hands each task its share (WorkingSetSolver.task_view): no pass over X per task.
+        union = WorkingSetSolver(data, penalty, l2=l2, fit_intercept=fit_intercept, task_weights=task_weights,
+                                 n_threads=n_threads)
         self.n_tasks, self.n_features = data.n_tasks, data.n_features
-        X = data.X if data.dtype == np.float64 else data.X.astype(np.float64)  # (once, not once per task)
-        def task(t):
-            y_t = np.ascontiguousarray(data.Y[:, t:t + 1], dtype=np.float64)
-            return TaskData(layout="shared", X=X, Y=y_t, task_ids=data.task_ids[t:t + 1])
-
-        self.solvers = [WorkingSetSolver(task(t), penalty, l2=l2, fit_intercept=fit_intercept, task_weights=c[t:t + 1],
-                                         n_threads=n_threads) for t in range(data.n_tasks)]
+        self.solvers = [union.task_view(t) for t in range(data.n_tasks)]
 
     def intercepts_of(self, support: np.ndarray, WS: np.ndarray) -> np.ndarray:
         """b_t = ybar_t - xbar . w_t for every task."""

@@ -226,7 +226,8 @@ class WorkingSetSolver:
                 self.B = np.ascontiguousarray(B * self.c)
                 sq = row_sums(lambda lo, hi: np.einsum("ij,ij->j", centered_Y(lo, hi), centered_Y(lo, hi)),
                               data.X.shape[0], 3 * 8 * T, T, self.n_threads)  # (the blocks touch Y only)
-                self.value_at_zero = 0.5 * float(sq @ self.c)
+                self._values_at_zero = 0.5 * sq * self.c  # (per task: see task_view)
+                self.value_at_zero = float(np.sum(self._values_at_zero))
             else:
                 # Minus the gradient at W = 0 with b = ybar: one core pass over the tasks' rows
                 # (the core weighs every row, or entry, by its sample weight).
@@ -235,6 +236,11 @@ class WorkingSetSolver:
                 self.B = np.ascontiguousarray(-g0, dtype=np.float64)
                 self.value_at_zero = float(f0)
             self.radius_scale = np.sqrt(self.c * self._centered_sq_norms() + self.l2)
+        self._start_caches()
+
+    def _start_caches(self) -> None:
+        """The state a solve builds up: the Gram cache, the last working set's columns, buffers."""
+        data, d, T = self.data, self.data.n_features, self.data.n_tasks
         self._pos = np.full(d, -1, dtype=np.int64)  # feature -> column of the Gram cache
         self._H = np.empty((self.n_gram, 0, d))
         self._n_cols = 0
@@ -244,6 +250,28 @@ class WorkingSetSolver:
         # l1 couples no tasks: on a shared X each task gets its own working set (mtlx._per_task_sets).
         self._per_task_sets = (getattr(self.penalty, "cd_kind", None) == _core.PenaltyKind.l1
                                and data.layout == "shared" and not data.sparse and not data.weighted and T > 1)
+
+    def task_view(self, t: int) -> WorkingSetSolver:
+        """The solver of task ``t`` alone, for one unweighted shared X, from this solver's statistics
+        (no pass over X: a solver per task computed the same means, norms and X' y T times)."""
+        data = self.data
+        if data.layout != "shared" or data.weighted:
+            raise ValueError("task_view needs one unweighted X shared by the tasks")
+        view = WorkingSetSolver.__new__(WorkingSetSolver)
+        view.data = TaskData(layout="shared", X=data.X, Y=np.ascontiguousarray(data.Y[:, t:t + 1]),
+                             task_ids=data.task_ids[t:t + 1])
+        view.penalty, view.l2, view.fit_intercept, view.n_threads = self.penalty, self.l2, self.fit_intercept, \
+            self.n_threads
+        view.c = self.c[t:t + 1].copy()
+        view.task_weights = view.c
+        view._groups, view.n_gram = view.data._groups(), 1
+        view.xbar, view.ybar = self.xbar, self.ybar[t:t + 1].copy()
+        view.B = np.ascontiguousarray(self.B[:, t:t + 1])
+        view._values_at_zero = self._values_at_zero[t:t + 1].copy()
+        view.value_at_zero = float(view._values_at_zero[0])
+        view.radius_scale = np.ascontiguousarray(self.radius_scale[:, t:t + 1])
+        view._start_caches()
+        return view
 
     # -- statistics ---------------------------------------------------------------------------
 
