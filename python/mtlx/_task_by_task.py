@@ -80,8 +80,7 @@ class TaskByTaskSolver:
             W_t, info = solver.solve(alpha, W[:, t:t + 1], tol=tol, screening=screening, working_set=working_set,
                                      max_outer=max_outer, max_epochs=max_epochs, callback=task_callback)
             W[:, t] = W_t[:, 0]
-            # (the columns and residuals of a task's last working set are not needed by the next)
-            solver._last_columns, solver._residual_buffer = (None, None), None
+            solver.release_buffers()  # (a task's last working set and residuals are not needed by the next)
             infos.append(info)
             done += float(info["primal"])
             if info["stopped"]:

@@ -289,7 +289,7 @@ class TaskData:
         Accumulated in float64 in blocks of rows (no float64 copy of a float32 X).
         """
         if self._entry_weighted_dense():
-            return self._entry_weighted_moments(centered=False)[0]
+            return self._entry_weighted_moments(centered=False, with_squares=False)[0]
         out = np.zeros((self.n_tasks, self.n_features))
         for (lo, hi), w, tasks in self._groups():
             total = self._sparse_column_sums(lo, hi, w, power=1) if self.sparse else self._dense_column_sums(lo, hi, w)
@@ -297,15 +297,17 @@ class TaskData:
             out[tasks] = total / size if size > 0 else 0.0
         return out
 
-    def column_sq_norms(self, centered: bool) -> np.ndarray:
+    def column_sq_norms(self, centered: bool, means=None) -> np.ndarray:
         """``sum_i s_i (X_t[i, j] - xbar_tj)^2`` (or uncentered), float64 of shape (T, d).
 
         One pass over X in blocks of rows (no centered copy of X); shared X with common weights
-        computes one row and repeats it.
+        computes one row and repeats it. ``means``: :meth:`feature_means`, where the caller has them
+        (otherwise computed here, one more pass).
         """
         if self._entry_weighted_dense():
             return self._entry_weighted_moments(centered)[1]
-        means = self.feature_means() if centered else None
+        if centered and means is None:
+            means = self.feature_means()
         out = np.zeros((self.n_tasks, self.n_features))
         if self.sparse:
             return self._sparse_column_sq_norms(means, out)
@@ -327,10 +329,11 @@ class TaskData:
         return self.layout == "shared" and not self.sparse and self.sample_weight is not None \
             and self.row_weight is None and self.n_tasks > 0 and self.device is None
 
-    def _entry_weighted_moments(self, centered: bool):
+    def _entry_weighted_moments(self, centered: bool, with_squares: bool = True):
         """(means, sums of squares), float64 (T, d), of a dense shared X with per-entry weights S
-        (n x T): each block of rows multiplied by all T weight columns at once (S' X, S' (X o X);
-        a pass per task made the working-set engine's set-up 20 passes at T = 20). Centred, the
+        (n x T; the squares only ``with_squares``): each block of rows multiplied by all T weight
+        columns at once (S' X, S' (X o X); a pass per task made the working-set engine's set-up 20
+        passes at T = 20). Centred, the
         squares are taken about X's plain mean c, then moved to each task's mean m_t:
         sum_i s_i (x_i - m_t)^2 = sum_i s_i (x_i - c)^2 - (1' s) (m_t - c)^2, with little cancellation
         where the tasks' means lie near c."""
@@ -342,7 +345,8 @@ class TaskData:
             block = self.X[start:start + _BLOCK_ROWS].astype(np.float64) - shift
             weights = self.sample_weight[start:start + _BLOCK_ROWS].astype(np.float64).T
             sums += weights @ block
-            squares += weights @ (block * block)
+            if with_squares:
+                squares += weights @ (block * block)
         totals = self.weight_totals[:, None]
         offset = np.divide(sums, totals, out=np.zeros_like(sums), where=totals > 0)  # m_t - c
         if centered:

@@ -48,8 +48,6 @@ __all__ = ["WorkingSetSolver", "certificate", "fits", "solve_working_set"]
 
 log = logging.getLogger("mtlx")
 
-#: Rows of X per block when a statistic is accumulated over a centered copy.
-_BLOCK_ROWS = 4096
 
 #: A working set holds this many times the support: skglm's 2 on Gram rows; 1.5 once the epochs run
 #: on the residuals, where each row outside the support costs a pass over R every epoch (issue 15's
@@ -251,6 +249,11 @@ class WorkingSetSolver:
         self._per_task_sets = (getattr(self.penalty, "cd_kind", None) == _core.PenaltyKind.l1
                                and data.layout == "shared" and not data.sparse and not data.weighted and T > 1)
 
+    def release_buffers(self) -> None:
+        """Frees the last working set's columns and the residual buffer (made again when needed),
+        keeping the Gram cache and the statistics: between the solves of :mod:`mtlx._task_by_task`."""
+        self._last_columns, self._residual_buffer = (None, None), None
+
     def task_view(self, t: int) -> WorkingSetSolver:
         """The solver of task ``t`` alone, for one unweighted shared X, from this solver's statistics
         (no pass over X: a solver per task computed the same means, norms and X' y T times)."""
@@ -275,19 +278,16 @@ class WorkingSetSolver:
 
     # -- statistics ---------------------------------------------------------------------------
 
-    def _task_rows(self, t: int) -> slice:
-        o = self.data.offsets
-        return slice(int(o[t]), int(o[t + 1]))
-
     def _center(self) -> None:
         """xbar (n_gram x d) and ybar (T,): zeros without intercepts."""
         data, d, T = self.data, self.data.n_features, self.data.n_tasks
         self.xbar = np.zeros((self.n_gram, d))
         self.ybar = np.zeros(T)
+        self._means = None  # every task's means (T, d), for the centered norms
         if not self.fit_intercept:
             return
-        means = data.feature_means()  # (weighted by the sample weights, over labelled rows)
-        self.xbar[:] = [means[tasks[0]] for _, _, tasks in self._groups]
+        self._means = data.feature_means()  # (weighted by the sample weights, over labelled rows)
+        self.xbar[:] = [self._means[tasks[0]] for _, _, tasks in self._groups]
         if data.layout == "shared" and not data.weighted:
             self.ybar[:] = data.Y.mean(axis=0, dtype=np.float64)
         elif data.layout == "shared":  # (an unlabelled entry holds 0 at weight 0)
@@ -296,19 +296,9 @@ class WorkingSetSolver:
             self.ybar[:] = [np.average(data.targets(t), weights=data.task_weights_of(t)) for t in range(T)]
 
     def _centered_sq_norms(self) -> np.ndarray:
-        """||x_tj - xbar_tj||^2 as (d, T), accumulated over centered blocks of rows."""
-        data, d, T = self.data, self.data.n_features, self.data.n_tasks
-        if data.sparse or data.weighted:  # TaskData.column_sq_norms: weighted, no centered copy
-            return np.ascontiguousarray(data.column_sq_norms(centered=self.fit_intercept).T)
-        out = np.zeros((self.n_gram, d))
-        ranges = [slice(0, data.X.shape[0])] if data.layout == "shared" else [self._task_rows(t) for t in range(T)]
-        for g, rows in enumerate(ranges):
-            for start in range(rows.start, rows.stop, _BLOCK_ROWS):
-                block = data.X[start:min(start + _BLOCK_ROWS, rows.stop)]
-                if self.fit_intercept:
-                    block = block - self.xbar[g]
-                out[g] += np.einsum("ij,ij->j", block, block, dtype=np.float64)
-        return np.broadcast_to(out.T, (d, T)) if self.n_gram == 1 else out.T.copy()
+        """||x_tj - xbar_tj||^2 as (d, T), weighted by the sample weights (TaskData.column_sq_norms:
+        blocks of rows, no centered copy of X), centered by the means :meth:`_center` took."""
+        return np.ascontiguousarray(self.data.column_sq_norms(centered=self.fit_intercept, means=self._means).T)
 
     def _add_columns(self, features: np.ndarray) -> None:
         """Caches the Gram rows (X_t[:, S] - xbar_t[S])' X_t of the features not cached yet.
