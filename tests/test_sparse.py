@@ -152,9 +152,11 @@ def test_newsgroups_ship_sparse_and_fit_as_dense():
 # ----------------------------------------------------------------------------- working sets on a sparse X
 @pytest.mark.parametrize("penalty", ["l21", "l1"])
 @pytest.mark.parametrize("intercept", [False, True])
-def test_sparse_residual_epochs_match_the_dense_kernel(rng, penalty, intercept):
-    """One epoch of the sparse kernel (centering implicit) against the dense kernel on the centered columns."""
-    from mtlx import _core
+@pytest.mark.parametrize("columns_from", ["scipy", np.int32, np.int64])
+def test_sparse_residual_epochs_match_the_dense_kernel(rng, penalty, intercept, columns_from):
+    """One epoch of the sparse kernel (centering implicit) against the dense kernel on the centered
+    columns: columns from a scipy matrix (int64 indices) or gathered from an int32 / int64 CSR X
+    (the gathered columns keep X's index type)."""
     from mtlx._residual_cd import DenseColumns, SparseColumns
     from mtlx.penalties import get_penalty
 
@@ -162,7 +164,13 @@ def test_sparse_residual_epochs_match_the_dense_kernel(rng, penalty, intercept):
     Y = targets("squared", Z, rng)
     ws = np.arange(0, D, 3)
     xbar = np.asarray(X.mean(axis=0)).ravel()[ws] if intercept else None
-    sparse_cols = SparseColumns(X[:, ws], xbar)
+    if columns_from == "scipy":
+        sparse_cols = SparseColumns(X[:, ws], xbar)
+    else:
+        X = X.tocsr()
+        X.indices, X.indptr = X.indices.astype(columns_from), X.indptr.astype(columns_from)
+        sparse_cols = SparseColumns.of(X, ws, xbar)
+        assert sparse_cols.indices.dtype == columns_from
     dense = X[:, ws].toarray() - (xbar if intercept else 0.0)
     dense_cols = DenseColumns(np.ascontiguousarray(dense.T))
     np.testing.assert_allclose(sparse_cols.sq_norms, dense_cols.sq_norms, rtol=1e-12)
@@ -181,7 +189,6 @@ def test_sparse_residual_epochs_match_the_dense_kernel(rng, penalty, intercept):
     np.testing.assert_allclose(out[0][0], out[1][0], atol=1e-12)
     np.testing.assert_allclose(out[0][1], out[1][1], atol=1e-12)
     np.testing.assert_allclose(sparse_cols.products(R0), dense_cols.products(R0), atol=1e-12)
-    assert _core.cd_epochs_residual_sparse is not None
 
 
 @pytest.mark.parametrize("penalty", ["l21", "l1"])
@@ -257,7 +264,8 @@ def test_csr_column_gather_and_products_match_scipy(rng, dtype, index):
     position[features] = np.arange(k)
     data, rows, indptr, sums, squares = _core.csr_select_columns(X.data, X.indices, X.indptr, d, position, k)
     gathered = sp.csr_matrix((data, rows, indptr), shape=(k, n))
-    assert gathered.has_sorted_indices and data.dtype == np.float64 and rows.dtype == np.int64
+    # (the rows keep X's index type: int32 X, int32 rows, a third less memory than int64)
+    assert gathered.has_sorted_indices and data.dtype == np.float64 and rows.dtype == indptr.dtype == index
     expected = X[:, features].T.toarray().astype(np.float64)
     np.testing.assert_array_equal(gathered.toarray(), expected)
     np.testing.assert_allclose(sums, expected.sum(axis=1), rtol=1e-14)

@@ -9,9 +9,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -589,10 +594,12 @@ void bind_newton_coordinate_descent(py::module_& m) {
       "max_change, max_abs).");
 }
 
+// For the gathered columns of a sparse X, in its index type (int32 or int64).
+template <class Index>
 void bind_sparse_coordinate_descent(py::module_& m) {
   m.def(
       "cd_epochs_residual_sparse",
-      [](const carray<double>& data, const carray<std::int64_t>& indices, const carray<std::int64_t>& indptr,
+      [](const carray<double>& data, const carray<Index>& indices, const carray<Index>& indptr,
          const std::optional<carray<double>>& xbar, const carray<double>& col_sums, const carray<double>& sq_norms,
          const carray<double>& c, double alpha, double l2, std::uint8_t penalty, carray<double> W, carray<double> R,
          std::int64_t max_epochs, double tol) {
@@ -608,7 +615,7 @@ void bind_sparse_coordinate_descent(py::module_& m) {
         if (xbar) expect_shape(*xbar, "xbar", {k});
         expect_writable(W, "W");
         expect_writable(R, "R");
-        const std::int64_t* ip = indptr.data();
+        const Index* ip = indptr.data();
         if (ip[0] != 0 || ip[k] != data.shape(0)) throw std::invalid_argument("indptr must run from 0 to nnz");
         for (py::ssize_t j = 0; j < k; ++j) {
           if (ip[j + 1] < ip[j]) throw std::invalid_argument("indptr must be non-decreasing");
@@ -618,19 +625,19 @@ void bind_sparse_coordinate_descent(py::module_& m) {
             throw std::invalid_argument("a row index is out of range");
         }
         const auto kind = cd_penalty(penalty, alpha, l2);
-        const mtlx::cpu::SparseResidualCdProblem problem{data.data(),
-                                                         indices.data(),
-                                                         ip,
-                                                         xbar ? xbar->data() : nullptr,
-                                                         col_sums.data(),
-                                                         sq_norms.data(),
-                                                         c.data(),
-                                                         k,
-                                                         n,
-                                                         T,
-                                                         alpha,
-                                                         l2,
-                                                         kind};
+        const mtlx::cpu::SparseResidualCdProblem<Index> problem{data.data(),
+                                                                indices.data(),
+                                                                ip,
+                                                                xbar ? xbar->data() : nullptr,
+                                                                col_sums.data(),
+                                                                sq_norms.data(),
+                                                                c.data(),
+                                                                k,
+                                                                n,
+                                                                T,
+                                                                alpha,
+                                                                l2,
+                                                                kind};
         double* w = W.mutable_data();
         double* r = R.mutable_data();
         mtlx::cpu::CdResult result{};
@@ -700,22 +707,22 @@ void bind_csr(py::module_& m) {
       "out = X V (out += X V with accumulate) for a CSR X (n x d), V (d x T) and out (n x T), float64.");
   m.def(
       "csr_gram_rows",
-      [csr_of](const carray<double>& c_data, const carray<std::int64_t>& c_indices,
-               const carray<std::int64_t>& c_indptr, const carray<Real>& data, const carray<Index>& indices,
-               const carray<Index>& indptr, std::int64_t n_cols, carray<double> out, int n_threads) {
+      [csr_of](const carray<double>& c_data, const carray<Index>& c_indices, const carray<Index>& c_indptr,
+               const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
+               carray<double> out, int n_threads) {
         const auto X = csr_of(data, indices, indptr, n_cols);
         if (c_data.ndim() != 1 || c_indices.ndim() != 1 || c_indptr.ndim() != 1 || c_indptr.shape(0) < 1 ||
             c_indices.shape(0) != c_data.shape(0) || c_indptr.data()[0] != 0 ||
             c_indptr.data()[c_indptr.shape(0) - 1] != c_data.shape(0))
           throw std::invalid_argument("c_data, c_indices and c_indptr must form a CSR matrix");
         const std::int64_t k = c_indptr.shape(0) - 1;
-        const std::int64_t* ci = c_indices.data();
+        const Index* ci = c_indices.data();
         for (std::int64_t q = 0; q < c_indices.shape(0); ++q) {
           if (ci[q] < 0 || ci[q] >= X.n_rows) throw std::invalid_argument("c_indices holds a row outside X");
         }
         expect_shape(out, "out", {k, n_cols});
         expect_writable(out, "out");
-        const mtlx::CsrMatrix<double, std::int64_t> C{c_data.data(), ci, c_indptr.data(), k, X.n_rows};
+        const mtlx::CsrMatrix<double, Index> C{c_data.data(), ci, c_indptr.data(), k, X.n_rows};
         double* o = out.mutable_data();
         py::gil_scoped_release release;
         mtlx::cpu::csr_gram_rows(C, X, o, n_threads);
@@ -723,7 +730,7 @@ void bind_csr(py::module_& m) {
       py::arg("c_data").noconvert(), py::arg("c_indices").noconvert(), py::arg("c_indptr").noconvert(),
       py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
       py::arg("out").noconvert(), py::arg("n_threads") = 1,
-      "out (k x n_cols) = C X for C (k x n) in CSR (float64, int64 indices) and a CSR X (n x n_cols): with C "
+      "out (k x n_cols) = C X for C (k x n) in CSR (float64 entries, X's index type) and a CSR X (n x n_cols): with C "
       "the gathered columns X_S', the Gram rows X_S' X.");
   m.def(
       "csr_select_columns",
@@ -736,17 +743,20 @@ void bind_csr(py::module_& m) {
         for (std::int64_t j = 0; j < n_cols; ++j) {
           if (pos[j] >= k) throw std::invalid_argument("position holds an entry >= k");
         }
-        py::array_t<std::int64_t> out_indptr(k + 1);
-        std::int64_t* ip = out_indptr.mutable_data();
+        // The gathered columns keep X's index type: their rows must fit it (X's entries do).
+        if (X.n_rows > static_cast<std::int64_t>(std::numeric_limits<Index>::max()))
+          throw std::invalid_argument("X has more rows than its index type can number");
+        py::array_t<Index> out_indptr(k + 1);
+        Index* ip = out_indptr.mutable_data();
         {
           py::gil_scoped_release release;
           mtlx::cpu::csr_selected_column_starts(X, pos, k, ip);
         }
         // Written in place by the gather: the columns' entries exist once (no vector copied out).
         py::array_t<double> out_data(ip[k]), sums(k), squares(k);
-        py::array_t<std::int64_t> out_rows(ip[k]);
+        py::array_t<Index> out_rows(ip[k]);
         double* od = out_data.mutable_data();
-        std::int64_t* orow = out_rows.mutable_data();
+        Index* orow = out_rows.mutable_data();
         double* os = sums.mutable_data();
         double* oq = squares.mutable_data();
         {
@@ -757,8 +767,8 @@ void bind_csr(py::module_& m) {
       },
       py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
       py::arg("position").noconvert(), py::arg("k"),
-      "Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR, with sums and squared "
-      "norms.");
+      "Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR (X's index type), with sums "
+      "and squared norms.");
   m.def(
       "loss_grad_csr_stacked",
       [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
@@ -1123,7 +1133,8 @@ PYBIND11_MODULE(_core, m) {
   bind_fista_ops<double>(m);
   bind_fista_ops<float>(m);
   bind_coordinate_descent(m);
-  bind_sparse_coordinate_descent(m);
+  bind_sparse_coordinate_descent<std::int32_t>(m);
+  bind_sparse_coordinate_descent<std::int64_t>(m);
   bind_newton_coordinate_descent(m);
   bind_csr<double, std::int32_t>(m);
   bind_csr<double, std::int64_t>(m);
@@ -1182,6 +1193,20 @@ PYBIND11_MODULE(_core, m) {
       py::arg("name"), py::arg("capsule"), "Registers a BLAS/LAPACK routine from a scipy cython_blas/lapack capsule.");
   m.def("lapack_ready", &mtlx::lapack::ready, "True once every BLAS/LAPACK routine the core uses is registered.");
   m.def("active_isa", &mtlx::cpu::active_isa, "Instruction set of the streaming kernels chosen for this CPU.");
+  m.def(
+      "release_free_memory",
+      []() {
+#if defined(__GLIBC__)
+        // glibc keeps freed chunks under its mmap threshold (which grows to 32 MiB as large blocks
+        // are freed) inside the heap, resident: a larger buffer then lands beyond them and the
+        // process holds both. malloc_trim hands their pages back.
+        py::gil_scoped_release release;
+        return malloc_trim(0) != 0;
+#else
+        return false;
+#endif
+      },
+      "Return the allocator's free pages to the operating system (glibc's malloc_trim); True if any were.");
   m.def(
       "row_norms",
       [](const carray<double>& M) {

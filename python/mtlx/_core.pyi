@@ -183,8 +183,8 @@ def csr_transpose_times(
 @overload
 def csr_gram_rows(
     c_data: NDArray[np.float64],
-    c_indices: NDArray[np.int64],
-    c_indptr: NDArray[np.int64],
+    c_indices: NDArray[np.int32],
+    c_indptr: NDArray[np.int32],
     data: NDArray[np.float64],
     indices: NDArray[np.int32],
     indptr: NDArray[np.int32],
@@ -192,8 +192,8 @@ def csr_gram_rows(
     out: NDArray[np.float64],
     n_threads: _Int = 1,
 ) -> None:
-    """out (k x n_cols) = C X for C (k x n) in CSR (float64, int64 indices) and a CSR X (n x n_cols): with C the
-    gathered columns X_S', the Gram rows X_S' X."""
+    """out (k x n_cols) = C X for C (k x n) in CSR (float64 entries, X's index type) and a CSR X (n x n_cols): with C
+    the gathered columns X_S', the Gram rows X_S' X."""
 
 @overload
 def csr_gram_rows(
@@ -210,8 +210,8 @@ def csr_gram_rows(
 @overload
 def csr_gram_rows(
     c_data: NDArray[np.float64],
-    c_indices: NDArray[np.int64],
-    c_indptr: NDArray[np.int64],
+    c_indices: NDArray[np.int32],
+    c_indptr: NDArray[np.int32],
     data: NDArray[np.float32],
     indices: NDArray[np.int32],
     indptr: NDArray[np.int32],
@@ -239,8 +239,9 @@ def csr_select_columns(
     n_cols: _Int,
     position: NDArray[np.int64],
     k: _Int,
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
-    """Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR, with sums and squared norms."""
+) -> tuple[NDArray[np.float64], NDArray[np.int32], NDArray[np.int32], NDArray[np.float64], NDArray[np.float64]]:
+    """Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR (X's index type), with sums and
+    squared norms."""
 
 @overload
 def csr_select_columns(
@@ -259,7 +260,7 @@ def csr_select_columns(
     n_cols: _Int,
     position: NDArray[np.int64],
     k: _Int,
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]: ...
+) -> tuple[NDArray[np.float64], NDArray[np.int32], NDArray[np.int32], NDArray[np.float64], NDArray[np.float64]]: ...
 @overload
 def csr_select_columns(
     data: NDArray[np.float32],
@@ -709,10 +710,11 @@ def cd_epochs_newton(
     mtlx/coordinate_descent.hpp). Returns (epochs, max_change, max_abs).
     """
 
+@overload
 def cd_epochs_residual_sparse(
     data: NDArray[np.float64],
-    indices: NDArray[np.int64],
-    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int32],
     xbar: NDArray[np.float64] | None,
     col_sums: NDArray[np.float64],
     sq_norms: NDArray[np.float64],
@@ -729,6 +731,24 @@ def cd_epochs_residual_sparse(
 
     Its columns as CSR rows, centered implicitly by xbar; returns (epochs, max_change, max_abs).
     """
+
+@overload
+def cd_epochs_residual_sparse(
+    data: NDArray[np.float64],
+    indices: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    xbar: NDArray[np.float64] | None,
+    col_sums: NDArray[np.float64],
+    sq_norms: NDArray[np.float64],
+    c: NDArray[np.float64],
+    alpha: _Float,
+    l2: _Float,
+    penalty: _Int,
+    W: NDArray[np.float64],
+    R: NDArray[np.float64],
+    max_epochs: _Int,
+    tol: _Float,
+) -> tuple[int, float, float]: ...
 
 # Shared-trunk networks (mtlx/trunk.hpp) and order-independent sums (mtlx/exact_sum.hpp).
 
@@ -927,6 +947,9 @@ def active_isa() -> str:
 
 def row_norms(M: NDArray[np.float64]) -> NDArray[np.float64]:
     """Euclidean norms of the rows of M (C-contiguous float64), safe from overflow and underflow."""
+
+def release_free_memory() -> bool:
+    """Return the allocator's free pages to the operating system (glibc's malloc_trim); True if any were."""
 
 def max_threads() -> int:
     """Threads the core's OpenMP loops would use by default."""

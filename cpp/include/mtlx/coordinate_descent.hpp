@@ -68,14 +68,16 @@ CdResult cd_epochs_residual(const ResidualCdProblem& problem, double* W, double*
 /// (column j of X_S: values data[indptr[j] .. indptr[j+1]) at rows indices[...]), centered
 /// implicitly (x_j - xbar_j 1, never formed: the dense part of each move is carried as an offset of
 /// every row of R, applied once at the end of the call). A row's gradient and move cost O(nnz_j T).
+/// Index is the sparse X's own index type (int32 or int64), which the gathered columns keep.
+template <class Index>
 struct SparseResidualCdProblem {
-  const double* data;           ///< the stored entries of the k columns
-  const std::int64_t* indices;  ///< their rows (each < n)
-  const std::int64_t* indptr;   ///< k + 1
-  const double* xbar;           ///< k column means subtracted (null: no centering)
-  const double* col_sums;       ///< k: sum_i x_ij
-  const double* sq_norms;       ///< k: ||x_j - xbar_j||^2
-  const double* c;              ///< T task weights c_t
+  const double* data;      ///< the stored entries of the k columns
+  const Index* indices;    ///< their rows (each < n)
+  const Index* indptr;     ///< k + 1
+  const double* xbar;      ///< k column means subtracted (null: no centering)
+  const double* col_sums;  ///< k: sum_i x_ij
+  const double* sq_norms;  ///< k: ||x_j - xbar_j||^2
+  const double* c;         ///< T task weights c_t
   std::int64_t k, n, T;
   double alpha, l2;
   PenaltyKind penalty;
@@ -83,7 +85,8 @@ struct SparseResidualCdProblem {
 
 /// Epochs as cd_epochs_residual for a sparse working set; R, row-major n x T (a sample's T
 /// residuals side by side), holds Y - ybar - X_S,c W on entry and on exit.
-CdResult cd_epochs_residual_sparse(const SparseResidualCdProblem& problem, double* W, double* R,
+template <class Index>
+CdResult cd_epochs_residual_sparse(const SparseResidualCdProblem<Index>& problem, double* W, double* R,
                                    std::int64_t max_epochs, double tol);
 
 /// The inner problem of a proximal Newton step (mtlx/prox_newton.py): the quadratic model of a

@@ -22,27 +22,28 @@ template <class Real, class Index>
 void csr_times(const CsrMatrix<Real, Index>& X, const double* V, std::int64_t T, double* out, bool accumulate,
                int n_threads);
 
-/// out (k x d, row-major) = C X for a k x n CSR matrix C (double entries, int64 column indices:
-/// the selected columns of X as csr_gather_columns lays them out) and X (n x d): with C = X_S',
+/// out (k x d, row-major) = C X for a k x n CSR matrix C (double entries, X's index type: the
+/// selected columns of X as csr_gather_columns lays them out) and X (n x d): with C = X_S',
 /// the Gram rows X_S' X, dense, written straight into the working-set engine's cache. Output rows
 /// are independent (threads split them): bitwise the same for any thread count.
 template <class Real, class Index>
-void csr_gram_rows(const CsrMatrix<double, std::int64_t>& C, const CsrMatrix<Real, Index>& X, double* out,
-                   int n_threads);
+void csr_gram_rows(const CsrMatrix<double, Index>& C, const CsrMatrix<Real, Index>& X, double* out, int n_threads);
 
 /// Where each selected column starts among the gathered entries: `position` (n_cols entries, each
 /// < k) sends column j to row position[j] of a k x n CSR matrix (position[j] < 0: not selected);
-/// indptr (k + 1) receives that matrix's row pointers.
+/// indptr (k + 1) receives that matrix's row pointers, in X's index type (X's own entries fit it,
+/// so the selected ones do).
 template <class Real, class Index>
 void csr_selected_column_starts(const CsrMatrix<Real, Index>& X, const std::int64_t* position, std::int64_t k,
-                                std::int64_t* indptr);
+                                Index* indptr);
 
 /// The selected columns gathered by a counting sort (one pass over X's entries, memory of the
 /// selected entries only) into the k x n CSR matrix whose `indptr` csr_selected_column_starts
 /// gave: each row lists its entries by ascending row of X (`rows`, their values in `data`), with
-/// the column's sum and sum of squares.
+/// the column's sum and sum of squares. The row indices take X's index type (the caller checks
+/// that X's row count fits it): with scipy's int32, a third less memory than int64 rows.
 template <class Real, class Index>
 void csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* position, std::int64_t k,
-                        const std::int64_t* indptr, double* data, std::int64_t* rows, double* sums, double* squares);
+                        const Index* indptr, double* data, Index* rows, double* sums, double* squares);
 
 }  // namespace mtlx::cpu

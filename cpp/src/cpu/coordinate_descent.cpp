@@ -220,13 +220,14 @@ constexpr std::int64_t kRowAtATimeTasks = 6;
 /// R is row-major (n x T: a sample's T residuals side by side), so that a stored entry x_ij reads
 /// and updates one contiguous run of T values (the task-major layout, T values n apart, made the
 /// epochs 3.3x slower on a 100,000 x 50,000 X at 0.1%, T = 20).
+template <class Index>
 struct SparseResidualRows {
   static constexpr std::int64_t kPrefetchAhead = 16;
-  const SparseResidualCdProblem& p;
+  const SparseResidualCdProblem<Index>& p;
   double* R;  // n x T: the stored part R_s
   std::vector<double> u, sums;
 
-  SparseResidualRows(const SparseResidualCdProblem& problem, double* residuals)
+  SparseResidualRows(const SparseResidualCdProblem<Index>& problem, double* residuals)
       : p(problem),
         R(residuals),
         u(static_cast<std::size_t>(problem.T), 0.0),
@@ -582,11 +583,16 @@ CdResult cd_epochs_newton(const NewtonCdProblem& p, double* W, double* Q, double
   return result;
 }
 
-MTLX_WIDEST_VECTORS
-CdResult cd_epochs_residual_sparse(const SparseResidualCdProblem& p, double* W, double* R, std::int64_t max_epochs,
-                                   double tol) {
-  SparseResidualRows rows(p, R);
+template <class Index>
+MTLX_WIDEST_VECTORS CdResult cd_epochs_residual_sparse(const SparseResidualCdProblem<Index>& p, double* W, double* R,
+                                                       std::int64_t max_epochs, double tol) {
+  SparseResidualRows<Index> rows(p, R);
   return epochs(rows, p.k, p.T, p.alpha, p.l2, p.penalty, W, max_epochs, tol);
 }
+
+template CdResult cd_epochs_residual_sparse<std::int32_t>(const SparseResidualCdProblem<std::int32_t>&, double*,
+                                                          double*, std::int64_t, double);
+template CdResult cd_epochs_residual_sparse<std::int64_t>(const SparseResidualCdProblem<std::int64_t>&, double*,
+                                                          double*, std::int64_t, double);
 
 }  // namespace mtlx::cpu

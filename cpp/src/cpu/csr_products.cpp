@@ -88,19 +88,19 @@ MTLX_WIDEST_VECTORS void csr_times(const CsrMatrix<Real, Index>& X, const double
 }
 
 template <class Real, class Index>
-void csr_gram_rows(const CsrMatrix<double, std::int64_t>& C, const CsrMatrix<Real, Index>& X, double* out,
-                   int n_threads) {
+void csr_gram_rows(const CsrMatrix<double, Index>& C, const CsrMatrix<Real, Index>& X, double* out, int n_threads) {
   const std::int64_t k = C.n_rows, d = X.n_cols;
   const std::int64_t work =
-      k > 0 ? C.indptr[k] * std::max<std::int64_t>(1, at(X.indptr, X.n_rows) / std::max<std::int64_t>(X.n_rows, 1)) : 0;
+      k > 0 ? at(C.indptr, k) * std::max<std::int64_t>(1, at(X.indptr, X.n_rows) / std::max<std::int64_t>(X.n_rows, 1))
+            : 0;
   const int used = threads_for(work, 1, n_threads);
   // Row p of the output: the rows of X that column p of X_S meets, scaled and added in order.
 #pragma omp parallel for num_threads(used) schedule(dynamic, 1) if (used > 1)
   for (std::int64_t p = 0; p < k; ++p) {
     double* __restrict op = out + p * d;
     std::fill(op, op + d, 0.0);
-    for (std::int64_t q = C.indptr[p]; q < C.indptr[p + 1]; ++q) {
-      const std::int64_t i = C.indices[q];
+    for (std::int64_t q = at(C.indptr, p); q < at(C.indptr, p + 1); ++q) {
+      const std::int64_t i = at(C.indices, q);
       const double v = C.data[q];
       for (std::int64_t e = at(X.indptr, i); e < at(X.indptr, i + 1); ++e)
         op[at(X.indices, e)] += v * static_cast<double>(X.data[e]);
@@ -110,8 +110,8 @@ void csr_gram_rows(const CsrMatrix<double, std::int64_t>& C, const CsrMatrix<Rea
 
 template <class Real, class Index>
 void csr_selected_column_starts(const CsrMatrix<Real, Index>& X, const std::int64_t* position, std::int64_t k,
-                                std::int64_t* indptr) {
-  std::fill(indptr, indptr + k + 1, std::int64_t{0});
+                                Index* indptr) {
+  std::fill(indptr, indptr + k + 1, Index{0});
   const std::int64_t nnz = X.n_rows > 0 ? at(X.indptr, X.n_rows) : 0;
   for (std::int64_t q = 0; q < nnz; ++q) {
     const std::int64_t p = position[at(X.indices, q)];
@@ -122,22 +122,22 @@ void csr_selected_column_starts(const CsrMatrix<Real, Index>& X, const std::int6
 
 template <class Real, class Index>
 void csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* position, std::int64_t k,
-                        const std::int64_t* indptr, double* data, std::int64_t* rows, double* sums, double* squares) {
+                        const Index* indptr, double* data, Index* rows, double* sums, double* squares) {
   // Rows visited in order, so each selected column lists its entries by ascending row (scipy's
   // column indexing sorted and made temporaries the size of X).
-  std::vector<std::int64_t> next(indptr, indptr + k);
+  std::vector<std::int64_t> next(indptr, indptr + k);  // (int64: the counts as they grow)
   for (std::int64_t i = 0; i < X.n_rows; ++i) {
     for (std::int64_t q = at(X.indptr, i); q < at(X.indptr, i + 1); ++q) {
       const std::int64_t p = position[at(X.indices, q)];
       if (p < 0) continue;
       const std::int64_t slot = next[static_cast<std::size_t>(p)]++;
       data[slot] = static_cast<double>(X.data[q]);
-      rows[slot] = i;
+      rows[slot] = static_cast<Index>(i);
     }
   }
   for (std::int64_t j = 0; j < k; ++j) {
     double s = 0.0, s2 = 0.0;
-    for (std::int64_t q = indptr[j]; q < indptr[j + 1]; ++q) {
+    for (std::int64_t q = at(indptr, j); q < at(indptr, j + 1); ++q) {
       s += data[q];
       s2 += data[q] * data[q];
     }
@@ -151,12 +151,12 @@ void csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* pos
                                                  bool, int);                                                          \
   template void csr_times<Real, Index>(const CsrMatrix<Real, Index>&, const double*, std::int64_t, double*, bool,     \
                                        int);                                                                          \
-  template void csr_gram_rows<Real, Index>(const CsrMatrix<double, std::int64_t>&, const CsrMatrix<Real, Index>&,     \
-                                           double*, int);                                                             \
+  template void csr_gram_rows<Real, Index>(const CsrMatrix<double, Index>&, const CsrMatrix<Real, Index>&, double*,   \
+                                           int);                                                                      \
   template void csr_selected_column_starts<Real, Index>(const CsrMatrix<Real, Index>&, const std::int64_t*,           \
-                                                        std::int64_t, std::int64_t*);                                 \
+                                                        std::int64_t, Index*);                                        \
   template void csr_gather_columns<Real, Index>(const CsrMatrix<Real, Index>&, const std::int64_t*, std::int64_t,     \
-                                                const std::int64_t*, double*, std::int64_t*, double*, double*);
+                                                const Index*, double*, Index*, double*, double*);
 MTLX_CSR_PRODUCTS(double, std::int32_t)
 MTLX_CSR_PRODUCTS(double, std::int64_t)
 MTLX_CSR_PRODUCTS(float, std::int32_t)
