@@ -10,10 +10,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#endif
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -44,6 +48,35 @@ namespace {
 
 template <class T>
 using carray = py::array_t<T, py::array::c_style>;
+
+// Buffers a solve makes and frees over and over in varying sizes (a working set's gathered
+// columns) get mapped pages of their own from 1 MiB on, unmapped when the array dies. From the
+// heap (glibc serves blocks of up to 32 MiB there once large ones have been freed), a larger
+// successor lands beyond the freed block and the process holds both: +9 MB, 6% of the matrix,
+// on bench_memory's 10^7-entry sparse fit.
+template <class T>
+py::array_t<T> own_pages_array(std::int64_t n) {
+#if defined(__unix__) || defined(__APPLE__)
+  constexpr std::size_t kOwnPagesFrom = std::size_t{1} << 20;
+  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
+  if (bytes >= kOwnPagesFrom) {
+    void* pages = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pages == MAP_FAILED) throw std::bad_alloc();
+    struct Mapping {
+      void* pages;
+      std::size_t bytes;
+    };
+    py::capsule owner(new Mapping{pages, bytes}, [](void* p) {
+      auto* mapping = static_cast<Mapping*>(p);
+      munmap(mapping->pages, mapping->bytes);
+      delete mapping;
+    });
+    return py::array_t<T>({static_cast<py::ssize_t>(n)}, {static_cast<py::ssize_t>(sizeof(T))}, static_cast<T*>(pages),
+                          owner);
+  }
+#endif
+  return py::array_t<T>(static_cast<py::ssize_t>(n));
+}
 
 std::string shape_of(const py::array& a) {
   std::string s = "(";
@@ -124,6 +157,14 @@ void expect_task_vectors(const carray<std::uint8_t>& losses, const carray<double
                                   std::to_string(p));
     }
   }
+}
+
+mtlx::LossKind checked_loss(std::uint8_t kind, double param) {
+  if (kind >= mtlx::kNumLossKinds) throw std::invalid_argument("unknown loss code " + std::to_string(kind));
+  const auto loss = static_cast<mtlx::LossKind>(kind);
+  if (loss == mtlx::LossKind::huber && !(param > 0.0 && param < HUGE_VAL))
+    throw std::invalid_argument("the Huber loss needs a finite epsilon > 0, got " + std::to_string(param));
+  return loss;
 }
 
 template <class Real>
@@ -753,8 +794,8 @@ void bind_csr(py::module_& m) {
           mtlx::cpu::csr_selected_column_starts(X, pos, k, ip);
         }
         // Written in place by the gather: the columns' entries exist once (no vector copied out).
-        py::array_t<double> out_data(ip[k]), sums(k), squares(k);
-        py::array_t<Index> out_rows(ip[k]);
+        py::array_t<double> out_data = own_pages_array<double>(ip[k]), sums(k), squares(k);
+        py::array_t<Index> out_rows = own_pages_array<Index>(ip[k]);
         double* od = out_data.mutable_data();
         Index* orow = out_rows.mutable_data();
         double* os = sums.mutable_data();
@@ -1194,12 +1235,55 @@ PYBIND11_MODULE(_core, m) {
   m.def("lapack_ready", &mtlx::lapack::ready, "True once every BLAS/LAPACK routine the core uses is registered.");
   m.def("active_isa", &mtlx::cpu::active_isa, "Instruction set of the streaming kernels chosen for this CPU.");
   m.def(
+      "pointwise_loss_terms",
+      [](std::uint8_t kind, double param, const carray<double>& y, const carray<double>& z) {
+        const auto loss = checked_loss(kind, param);
+        if (y.ndim() != 1) throw std::invalid_argument("y must be 1-D, got shape " + shape_of(y));
+        expect_shape(z, "z", {y.shape(0)});
+        const py::ssize_t n = y.shape(0);
+        py::array_t<double> value(n), deriv(n), curvature(n);
+        const double *yp = y.data(), *zp = z.data();
+        double *v = value.mutable_data(), *g = deriv.mutable_data(), *h = curvature.mutable_data();
+        {
+          py::gil_scoped_release release;
+          mtlx::visit_loss(loss, param, [&](auto L) {
+            for (py::ssize_t i = 0; i < n; ++i) {
+              v[i] = L.value(yp[i], zp[i]);
+              g[i] = L.deriv(yp[i], zp[i]);
+              h[i] = L.curvature(yp[i], zp[i]);
+            }
+          });
+        }
+        return py::make_tuple(value, deriv, curvature);
+      },
+      py::arg("kind"), py::arg("param"), py::arg("y").noconvert(), py::arg("z").noconvert(),
+      "(L, dL/dz, d^2L/dz^2) of one loss (mtlx/losses.hpp) at targets y and margins z, float64.");
+  m.def(
+      "loss_conjugate",
+      [](std::uint8_t kind, double param, const carray<double>& y, const carray<double>& u) {
+        const auto loss = checked_loss(kind, param);
+        if (y.ndim() != 1) throw std::invalid_argument("y must be 1-D, got shape " + shape_of(y));
+        expect_shape(u, "u", {y.shape(0)});
+        const py::ssize_t n = y.shape(0);
+        py::array_t<double> out(n);
+        const double *yp = y.data(), *up = u.data();
+        double* o = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          mtlx::visit_loss(loss, param, [&](auto L) {
+            for (py::ssize_t i = 0; i < n; ++i) o[i] = L.conjugate(yp[i], up[i]);
+          });
+        }
+        return out;
+      },
+      py::arg("kind"), py::arg("param"), py::arg("y").noconvert(), py::arg("u").noconvert(),
+      "L*(y, u) = sup_z (u z - L(y, z)) of one loss (mtlx/losses.hpp), +inf outside its domain, float64.");
+  m.def(
       "release_free_memory",
       []() {
 #if defined(__GLIBC__)
-        // glibc keeps freed chunks under its mmap threshold (which grows to 32 MiB as large blocks
-        // are freed) inside the heap, resident: a larger buffer then lands beyond them and the
-        // process holds both. malloc_trim hands their pages back.
+        // glibc keeps freed blocks under its mmap threshold (which grows to 32 MiB as large blocks
+        // are freed) in the heap, resident: malloc_trim hands their pages back.
         py::gil_scoped_release release;
         return malloc_trim(0) != 0;
 #else

@@ -948,6 +948,14 @@ def active_isa() -> str:
 def row_norms(M: NDArray[np.float64]) -> NDArray[np.float64]:
     """Euclidean norms of the rows of M (C-contiguous float64), safe from overflow and underflow."""
 
+def pointwise_loss_terms(
+    kind: _Int, param: _Float, y: NDArray[np.float64], z: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """(L, dL/dz, d^2L/dz^2) of one loss (mtlx/losses.hpp) at targets y and margins z, float64."""
+
+def loss_conjugate(kind: _Int, param: _Float, y: NDArray[np.float64], u: NDArray[np.float64]) -> NDArray[np.float64]:
+    """L*(y, u) = sup_z (u z - L(y, z)) of one loss (mtlx/losses.hpp), +inf outside its domain, float64."""
+
 def release_free_memory() -> bool:
     """Return the allocator's free pages to the operating system (glibc's malloc_trim); True if any were."""
 

@@ -115,8 +115,26 @@ class Loss:
         """The prediction at margins z (the mean of y under the loss's model)."""
         return z
 
+    #: Where dL/dz has kinks, the generalized second derivative vanishes on whole regions (Huber's
+    #: linear tails, the squared hinge past the margin): proximal Newton floors its curvature at
+    #: this fraction of :attr:`curvature`, so that each model stays strictly convex.
+    newton_floor = 0.0
+
+    def terms(self, y: np.ndarray, z: np.ndarray) -> tuple:
+        """(L, dL/dz, d^2L/dz^2) at targets y and margins z (1-D float64), from the core's functor."""
+        return _core.pointwise_loss_terms(self.code, self.param, _vector(y), _vector(z))
+
+    def conjugate(self, y: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """L*(y, u) = sup_z (u z - L(y, z)) (+inf outside its domain), from the core's functor: the
+        dual objective of the proximal Newton engine's duality gap."""
+        return _core.loss_conjugate(self.code, self.param, _vector(y), _vector(u))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _vector(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
 
 
 class Squared(Loss):
@@ -173,6 +191,7 @@ class SquaredHinge(_LabelLoss):
     name = "squared_hinge"
     kind = _core.LossKind.squared_hinge
     curvature = 2.0
+    newton_floor = 1e-3
 
     def predict(self, z):
         return np.where(np.asarray(z) > 0, 1.0, -1.0)
@@ -194,6 +213,7 @@ class Huber(Loss):
     name = "huber"
     kind = _core.LossKind.huber
     curvature = 2.0
+    newton_floor = 1e-3
 
     def __init__(self, epsilon: float = 1.35):
         epsilon = float(epsilon)
@@ -272,6 +292,12 @@ class Multinomial(Loss):
     curvature = 0.5
     labels = True
     domain = "the 0/1 indicator of its column's class"
+
+    def terms(self, y, z):
+        raise TypeError("the multinomial loss couples its K columns: it has no per-entry terms")
+
+    def conjugate(self, y, u):
+        raise TypeError("the multinomial loss couples its K columns: it has no per-entry conjugate")
 
     def valid(self, y):
         return (y == 0) | (y == 1)

@@ -1,37 +1,43 @@
-"""Proximal Newton with working sets: the logistic loss with an l1 or l2,1 penalty.
+"""Proximal Newton with working sets: smooth per-task losses with an l1 or l2,1 penalty.
 
-    F(W, b) = sum_t c_t sum_i s_it log(1 + exp(-y_it (x_i . w_t + b_t))) + alpha g(W)
+    F(W, b) = sum_t c_t sum_i s_it L_t(y_it, x_i . w_t + b_t) + alpha g(W)
 
-Classification in high dimension (d >> n), where proximal-gradient steps crawl: the method of
-skglm's ``ProxNewton`` (Bertrand, Klopfenstein et al. 2022), for several tasks, on one dense X
+with each task's L_t logistic, squared hinge, Huber, Poisson or squared (mixed freely; tasks all
+squared go to the working-set CD engine of :mod:`mtlx.working_set`). Classification and robust
+or count regression in high dimension (d >> n), where proximal-gradient steps crawl: the method
+of skglm's ``ProxNewton`` (Bertrand, Klopfenstein et al. 2022), for several tasks, on one dense X
 shared by the tasks or on tasks with rows of their own (``_SharedRows``, ``_StackedRows``: the
-few operations that differ between the layouts).
-Each outer iteration
+few operations that differ between the layouts). Each outer iteration
 
 1. moves the intercepts to their optimum (one-dimensional Newton steps: the dual point below is
-   feasible only there) and takes the gradient G = X' R, R_it = c_t s_it l'(z_it);
+   feasible only there) and takes the gradient G = X' R, R_it = c_t s_it L'(z_it);
 2. computes the duality gap (below): done when it is at most ``tol`` times F;
 3. builds a working set: the support and the features whose rows of G violate the optimality
    condition most (the dual norm of the row over alpha), twice the support's size at least;
 4. minimizes the quadratic model of the loss at (W, b) on the working set (its curvature
-   h_it = c_t s_it l''(z_it)) by coordinate descent (``mtlx._core.cd_epochs_newton``: each row's
-   model gradient from X_S (W - W0) + db, O(n T) a row, intercepts stepped exactly);
+   h_it = c_t s_it L''(z_it), the generalized second derivative where L' has kinks, floored at
+   :attr:`mtlx.losses.Loss.newton_floor` of its bound) by coordinate descent
+   (``mtlx._core.cd_epochs_newton``: each row's model gradient from X_S (W - W0) + db, O(n T) a
+   row, intercepts stepped exactly);
 5. takes the step by a backtracking line search on the composite objective's directional
    derivative (skglm's rule, formed without cancellation: see :meth:`ProxNewtonSolver._newton_step`).
+
+The losses' values, derivatives, curvatures and conjugates come from their functors in the core
+(``cpp/include/mtlx/losses.hpp``: the math written once).
 
 **Duality gap.** With the intercepts at their optimum (1' R_t = 0), theta = -R / s, s =
 max(1, g*(G) / alpha), is dual feasible (g* the dual norm, 1' theta_t = 0), and
 
-    D(theta) = -sum_it c_t s_it [p log p + (1 - p) log(1 - p)],   p = sigma(-y z) / s,
+    D(theta) = -sum_it c_t s_it L_t*(y_it, L_t'(z_it) / s)
 
-(the logistic loss's conjugate), so ``F - D`` bounds F's distance to its minimum whatever the
-conditioning.
+(L* the loss's conjugate; for the logistic loss, with p = sigma(-y z) / s, the familiar
+``-sum c s [p log p + (1 - p) log(1 - p)]``), so ``F - D`` bounds F's distance to its minimum
+whatever the conditioning.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, xlogy
 
 from . import _core
 from ._per_task_sets import per_task_working_sets
@@ -51,8 +57,19 @@ MAX_HALVINGS = 40
 NO_PROGRESS = 25
 
 
+#: The losses this engine takes (tasks all "squared" go to the working-set CD engine instead).
+NEWTON_LOSSES = ("logistic", "squared_hinge", "huber", "poisson", "squared")
+
+
+def takes_losses(losses) -> bool:
+    """Whether every task's loss is one this engine takes and at least one is not squared."""
+    return bool(losses) and all(x.name in NEWTON_LOSSES for x in losses) and \
+        any(x.name != "squared" for x in losses)
+
+
 def supports(data, penalty, l2: float) -> str | None:
-    """Why this engine cannot solve a problem of logistic tasks, or None when it can."""
+    """Why this engine cannot solve a problem of (per :func:`takes_losses`) smooth tasks, or None
+    when it can."""
     from .penalties.l1 import L1
     from .penalties.l21 import L21
 
@@ -104,6 +121,10 @@ class _SharedRows:
     def means(self, X):
         return X.mean(axis=0)[:, None] * np.ones(self.T)  # d x T: one mean for every task
 
+    def task_entries(self, t):
+        """Task t's entries of an (n, T) array."""
+        return (slice(None), t)
+
 
 class _StackedRows:
     """Each task its own rows (offsets): margins, targets and weights are one entry per row."""
@@ -153,6 +174,10 @@ class _StackedRows:
     def means(self, X):
         return np.column_stack([X[self.rows(t)].mean(axis=0) for t in range(self.T)])  # d x T
 
+    def task_entries(self, t):
+        """Task t's entries of a one-per-row array."""
+        return self.rows(t)
+
 
 class ProxNewtonSolver:
     """The problem of one dataset, solved for any alpha (warm starts along a path).
@@ -160,15 +185,19 @@ class ProxNewtonSolver:
     Parameters
     ----------
     data : TaskData
-        Dense float64, logistic labels (-1/+1); one X shared by the tasks or stacked tasks.
+        Dense float64 (targets checked for their losses); one X shared by the tasks or stacked tasks.
     penalty : L1 or L21
     fit_intercept : bool
     task_weights : {"mean", "sum"} or array_like
+    loss : str, Loss or sequence of them, default "logistic"
+        One loss for every task or one per task (see :func:`takes_losses`).
     """
 
-    def __init__(self, data, penalty, fit_intercept: bool, task_weights="mean"):
+    def __init__(self, data, penalty, fit_intercept: bool, task_weights="mean", loss="logistic"):
         from ._validate import resolve_task_weights
+        from .losses import resolve_losses
 
+        self.losses = resolve_losses(loss, data.n_tasks)
         self.fit_intercept = bool(fit_intercept)
         X = np.asarray(data.X, dtype=np.float64)
         self.rows = (_SharedRows if data.layout == "shared" else _StackedRows)(X, data)
@@ -189,8 +218,21 @@ class ProxNewtonSolver:
         self.T = data.n_tasks
 
     # ------------------------------------------------------------------ the objective
+    def _per_task(self, Z: np.ndarray, compute) -> np.ndarray:
+        """An array like Z whose task-t entries are ``compute(loss_t, y_t, z_t)`` (the core's functors)."""
+        out = np.empty_like(Z)
+        for t, loss in enumerate(self.losses):
+            at = self.rows.task_entries(t)
+            out[at] = compute(loss, self.Y[at], Z[at])
+        return out
+
+    def _weighted_sum(self, A: np.ndarray) -> float:
+        """sum of weights * A over the weighted entries (an unlabelled entry's loss term may be
+        anything, its weight 0)."""
+        return float(np.sum(self.weights * A, where=self.weights > 0))
+
     def loss(self, Z: np.ndarray) -> float:
-        return float(np.sum(self.weights * np.logaddexp(0.0, -self.Y * Z)))
+        return self._weighted_sum(self._per_task(Z, lambda loss, y, z: loss.terms(y, z)[0]))
 
     def penalty_value(self, W: np.ndarray) -> float:
         """w g(W) for W (d x T) or a block of its rows."""
@@ -219,10 +261,13 @@ class ProxNewtonSolver:
         return norms / self.w if self.w > 0 else np.where(norms > 0, np.inf, 0.0)
 
     def _derivatives(self, Z: np.ndarray):
-        """(R, H): the loss's first and second derivatives in z, weighted (n x T)."""
-        margin = self.Y * Z
-        p = expit(-margin)  # sigma(-y z)
-        return -self.weights * self.Y * p, self.weights * p * (1.0 - p)
+        """(R, H): the losses' first and (floored) second derivatives in z, weighted (like Z)."""
+        R, H = np.empty_like(Z), np.empty_like(Z)
+        for t, loss in enumerate(self.losses):
+            at = self.rows.task_entries(t)
+            _, R[at], curvature = loss.terms(self.Y[at], Z[at])
+            H[at] = np.maximum(curvature, loss.newton_floor * loss.curvature) if loss.newton_floor else curvature
+        return self.weights * R, self.weights * H
 
     def _intercepts_to_optimum(self, Z: np.ndarray, b: np.ndarray) -> None:
         """Each intercept to its optimum with W fixed (in place): damped Newton steps on the task's
@@ -259,13 +304,14 @@ class ProxNewtonSolver:
 
     def _task_losses(self, Z: np.ndarray) -> np.ndarray:
         """Each task's weighted loss (T,)."""
-        return self.rows.task_sums(self.weights * np.logaddexp(0.0, -self.Y * Z))
+        values = self._per_task(Z, lambda loss, y, z: loss.terms(y, z)[0])
+        return self.rows.task_sums(np.where(self.weights > 0, self.weights * values, 0.0))
 
     def dual(self, Z: np.ndarray, G: np.ndarray, alpha: float) -> float:
         """D at theta = -R / s (see the module docstring)."""
         s = max(1.0, float(self.row_dual_norms(G).max(initial=0.0)) / alpha) if alpha > 0 else 1.0
-        p = expit(-self.Y * Z) / s
-        return -float(np.sum(self.weights * (xlogy(p, p) + xlogy(1.0 - p, 1.0 - p))))
+        conjugates = self._per_task(Z, lambda loss, y, z: loss.conjugate(y, loss.terms(y, z)[1] / s))
+        return -self._weighted_sum(conjugates)
 
     # ------------------------------------------------------------------ the solve
     def solve(self, alpha: float, W0=None, b0=None, *, tol=1e-6, max_outer=1000, max_epochs=10_000, callback=None):
@@ -389,8 +435,9 @@ class ProxNewtonSolver:
 
 
 def solve_prox_newton(data, penalty, alpha: float, fit_intercept: bool, task_weights, tol: float, max_iter: int,
-                      W0=None, b0=None, callback=None, start=None):
-    """:func:`mtlx.solve` by this engine (``solver="cd"`` for the logistic loss): a SolveResult."""
+                      W0=None, b0=None, callback=None, start=None, loss="logistic"):
+    """:func:`mtlx.solve` by this engine (``solver="cd"`` for the losses :func:`takes_losses`
+    accepts): a SolveResult."""
     import time
     import warnings
 
@@ -398,12 +445,12 @@ def solve_prox_newton(data, penalty, alpha: float, fit_intercept: bool, task_wei
     from .results import convergence_warning, gap_result
 
     start = time.perf_counter() if start is None else start
-    # The labels checked (each logistic task's in {-1, +1}) and the intercepts bounded (two classes
-    # per task), as every engine does, with the same messages.
-    smooth = SmoothLoss(data, "logistic", task_weights)
+    # The targets checked for their losses (labels in {-1, +1}, counts >= 0) and the intercepts
+    # bounded (two classes per logistic task), as every engine does, with the same messages.
+    smooth = SmoothLoss(data, loss, task_weights)
     if fit_intercept:
         smooth.check_intercepts_bounded()
-    solver = ProxNewtonSolver(data, penalty, fit_intercept, task_weights)
+    solver = ProxNewtonSolver(data, penalty, fit_intercept, task_weights, loss)
     W_start = b_start = None
     if W0 is not None or b0 is not None:
         rows, b_start = as_parameters(data, np.zeros((data.n_features, data.n_tasks)) if W0 is None else W0, b0,
@@ -416,7 +463,7 @@ def solve_prox_newton(data, penalty, alpha: float, fit_intercept: bool, task_wei
         # reached, so that the engine never ends worse than FISTA would.
         from .solver import solve
 
-        rest = solve(data, "logistic", penalty, alpha, 0.0, fit_intercept, task_weights, tol, max_iter, W0=W,
+        rest = solve(data, loss, penalty, alpha, 0.0, fit_intercept, task_weights, tol, max_iter, W0=W,
                      b0=b if fit_intercept else None, callback=callback, solver="fista")
         rest.solver, rest.n_iter = "cd+fista", rest.n_iter + int(info["epochs"])
         rest.time = time.perf_counter() - start

@@ -68,11 +68,12 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
     3. for a trace norm (with smooth terms), "fista+factored": FISTA first, which on a
        well-conditioned problem converges in tens of cheap iterations, handing over to the
        factored quasi-Newton engine after :data:`TRACE_FISTA_ITERATIONS`;
-    4. for the logistic loss on every task with L1 or L21 on a dense float64 X (shared, or each
-       task its own rows; l2 = 0, alpha > 0), "cd": proximal Newton with working sets
+    4. for smooth losses on every task (logistic, squared hinge, Huber, Poisson, mixed with each
+       other and with squared tasks) with L1 or L21 on a dense float64 X (shared, or each task
+       its own rows; l2 = 0, alpha > 0), "cd": proximal Newton with working sets
        (:mod:`mtlx.prox_newton`);
-    5. FISTA for the rest (other logistic fits, smooth couplings such as a task graph or the
-       mean penalty), and always under MPI or with checkpoints.
+    5. FISTA for the rest (those losses on a sparse X, smooth couplings such as a task graph or
+       the mean penalty), and always under MPI or with checkpoints.
 
     Verbosity and callbacks never change the choice.
     """
@@ -84,7 +85,8 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
         raise ValueError(f"The 'solver' parameter must be one of {SOLVERS}. Got {solver!r} instead.")
     if solver == "fista":
         return solver
-    newton = _logistic_newton(solver, data, loss, penalty, alpha, distributed or checkpoint, l2)
+    # (gram=True asks for the Gram form of the squared loss, which proximal Newton does not use)
+    newton = _prox_newton_engine(solver, data, loss, penalty, alpha, distributed or checkpoint or gram is True, l2)
     if newton is not None:
         return newton
     where = "a single process without checkpoints" if (distributed or checkpoint) else None
@@ -133,26 +135,36 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
     return "fista"
 
 
-def _logistic(loss, data) -> bool:
-    """Whether every task's loss is logistic (the cd engine is then proximal Newton, which takes b0)."""
+def _newton_losses(loss, data) -> bool:
+    """Whether the tasks' losses are proximal Newton's (:func:`mtlx.prox_newton.takes_losses`:
+    logistic, squared hinge, Huber, Poisson, squared, not all squared): the cd engine is then
+    proximal Newton, which takes b0."""
+    from .losses import resolve_losses
+    from .prox_newton import takes_losses
+
+    return data.n_tasks > 0 and takes_losses(resolve_losses(loss, data.n_tasks))
+
+
+def _loss_names(loss, data) -> str:
     from .losses import resolve_losses
 
-    return data.n_tasks > 0 and all(x.name == "logistic" for x in resolve_losses(loss, data.n_tasks))
+    names = sorted({x.name for x in resolve_losses(loss, data.n_tasks)})
+    return f"the {names[0]} loss" if len(names) == 1 else "the losses " + ", ".join(names)
 
 
-def _logistic_newton(solver, data, loss, penalty, alpha, collective: bool, l2: float) -> str | None:
-    """For the logistic loss on every task: "cd" (proximal Newton with working sets,
+def _prox_newton_engine(solver, data, loss, penalty, alpha, collective: bool, l2: float) -> str | None:
+    """For the losses of proximal Newton on every task: "cd" (proximal Newton with working sets,
     :mod:`mtlx.prox_newton`) where it applies, "fista" under "auto" where it does not; None for
     other losses (the rules above)."""
     from . import prox_newton
 
-    if collective or solver not in ("auto", "cd") or not _logistic(loss, data):
+    if collective or solver not in ("auto", "cd") or not _newton_losses(loss, data):
         return None
     why = ("at least one feature" if data.n_features == 0 else None) or \
         ("data on the host (data on a GPU run FISTA)" if data.device is not None else None) or \
         prox_newton.supports(data, penalty, l2) or ("alpha > 0" if not alpha > 0 else None)
     if solver == "cd" and why:
-        raise ValueError(f"solver='cd' with the logistic loss needs {why}; use solver='fista'")
+        raise ValueError(f"solver='cd' with {_loss_names(loss, data)} needs {why}; use solver='fista'")
     return "fista" if why else "cd"
 
 
@@ -322,7 +334,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
     if comm is None:
         engine = choose_solver(solver, data, loss, pen, alpha, checkpoint=checkpoint is not None, gram=gram,
                                task_weights=task_weights, fit_intercept=bool(fit_intercept), l2=l2)
-        if engine == "cd" and solver == "auto" and b0 is not None and not _logistic(loss, data):
+        if engine == "cd" and solver == "auto" and b0 is not None and not _newton_losses(loss, data):
             # Coordinate descent sets the intercepts to their optimum itself: a warm start of them
             # is checked, then not needed.
             as_parameters(data, np.zeros((data.n_features, data.n_tasks)) if W0 is None else W0, b0, "W0", "b0")
@@ -454,11 +466,11 @@ def _other_engine(engine, data, loss, pen, alpha, l2, fit_intercept, task_weight
         rest.solver = "fista+factored"
         return rest
     with blas_threads(n_threads):
-        if engine == "cd" and _logistic(loss, data):
+        if engine == "cd" and _newton_losses(loss, data):
             from .prox_newton import solve_prox_newton
 
             return solve_prox_newton(data, pen, alpha, fit_intercept, task_weights, tol, max_iter, W0, b0, callback,
-                                     start)
+                                     start, loss)
         if engine == "cd":
             from .working_set import solve_working_set
 

@@ -254,6 +254,11 @@ class WorkingSetSolver:
         # l1 couples no tasks: on a shared X each task gets its own working set (mtlx._per_task_sets).
         self._per_task_sets = (getattr(self.penalty, "cd_kind", None) == _core.PenaltyKind.l1
                                and data.layout == "shared" and not data.sparse and not data.weighted and T > 1)
+        # What the statistics above and the caller's earlier steps (alpha_max's per-thread gradients)
+        # freed is handed back before the solve's own buffers are made: glibc kept it resident in
+        # the heap, in blocks the residuals and columns did not fit (+7 MB, 4% of bench_memory's
+        # 10^7-entry sparse X; one call, well under a millisecond).
+        _core.release_free_memory()
 
     def release_buffers(self) -> None:
         """Frees the last working set's columns and the residual buffer (made again when needed),
@@ -600,9 +605,6 @@ class WorkingSetSolver:
         self._residual_epochs = self._residual_pays(ws)
         if self._residual_epochs:
             self._last_columns = (None, None)  # (the last set's columns freed before the next are gathered)
-            # and their pages returned: each set's columns differ in size, and a larger one placed
-            # beyond the freed block left both resident (+9 MB, 6% of a 10^7-entry X, in bench_memory)
-            _core.release_free_memory()
             columns = self._centered_columns(ws)
             self._last_columns = (ws, columns)
             R = self._residuals(columns, WS)

@@ -6,13 +6,19 @@
 ///                4e38, past float32's range, but not past double's), finite for finite input
 ///                (the Poisson loss's exp(z) excepted: a trial point past z = 709 is infinite, and
 ///                the line search steps back from it);
-///   deriv(y, z)  dL/dz.
+///   deriv(y, z)  dL/dz;
+/// and two the proximal Newton engine (mtlx/prox_newton.py) takes through the host:
+///   curvature(y, z)  d^2L/dz^2 (where dL/dz has a kink, the generalized second derivative: the
+///                    one-sided value of the region the margin is in);
+///   conjugate(y, u)  L*(y, u) = sup_z (u z - L(y, z)), +inf outside its domain: the dual
+///                    objective of the duality-gap certificate.
 /// `visit_loss` is the one switch over LossKind: a new loss is its functor, one enum value and one
 /// case there (and its Python class in mtlx/losses.py).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "mtlx/hd.hpp"
 #include "mtlx/vec_math.hpp"
@@ -36,7 +42,15 @@ struct SquaredLoss {
   MTLX_HD static Real deriv(Real y, Real z) {
     return z - y;
   }
+  MTLX_HD static double curvature(double, double) { return 1.0; }
+  MTLX_HD static double conjugate(double y, double u) { return u * (0.5 * u + y); }
 };
+
+/// +inf, the conjugate of a loss outside its domain.
+MTLX_HD double outside_domain() { return std::numeric_limits<double>::infinity(); }
+
+/// p log p with 0 log 0 = 0.
+MTLX_HD double xlogx(double p) { return p > 0.0 ? p * std::log(p) : 0.0; }
 
 /// Logistic loss log(1 + exp(-y z)) for labels y in {-1, +1} (binary classification).
 ///
@@ -59,6 +73,17 @@ struct LogisticLoss {
     const double e = exp_nonpositive(-std::fabs(t));
     return static_cast<Real>(-static_cast<double>(y) * (t > 0.0 ? e : 1.0) / (1.0 + e) + 0.0 * t);
   }
+  /// sigmoid(t) sigmoid(-t) = e / (1 + e)^2.
+  MTLX_HD static double curvature(double y, double z) {
+    const double e = std::exp(-std::fabs(y * z));
+    return e / ((1.0 + e) * (1.0 + e));
+  }
+  /// With p = -u y in [0, 1]: p log p + (1 - p) log(1 - p).
+  MTLX_HD static double conjugate(double y, double u) {
+    const double p = -u * y;
+    if (p < 0.0 || p > 1.0) return outside_domain();
+    return xlogx(p) + xlogx(1.0 - p);
+  }
 };
 
 /// Huber loss in scikit-learn's HuberRegressor convention (its loss part, scale fixed at 1): with
@@ -79,6 +104,12 @@ struct HuberLoss {
     const double c = r > epsilon ? epsilon : (r < -epsilon ? -epsilon : r);
     return static_cast<Real>(-2.0 * c + 0.0 * r);
   }
+  MTLX_HD double curvature(double y, double z) const { return std::fabs(y - z) <= epsilon ? 2.0 : 0.0; }
+  /// u y + u^2 / 4 for |u| <= 2 epsilon (the conjugate of r^2 / Huber's linear tails).
+  MTLX_HD double conjugate(double y, double u) const {
+    if (std::fabs(u) > 2.0 * epsilon) return outside_domain();
+    return u * y + 0.25 * u * u;
+  }
 };
 
 /// Squared hinge loss max(0, 1 - y z)^2 for labels y in {-1, +1} (the linear SVM of LinearSVC's
@@ -94,6 +125,13 @@ struct SquaredHingeLoss {
   MTLX_HD static Real deriv(Real y, Real z) {
     const double m = 1.0 - static_cast<double>(y) * static_cast<double>(z);
     return static_cast<Real>(-2.0 * static_cast<double>(y) * (m > 0.0 ? m : 0.0) + 0.0 * m);
+  }
+  MTLX_HD static double curvature(double y, double z) { return y * z < 1.0 ? 2.0 : 0.0; }
+  /// With v = u y <= 0: v + v^2 / 4.
+  MTLX_HD static double conjugate(double y, double u) {
+    const double v = u * y;
+    if (v > 0.0) return outside_domain();
+    return v + 0.25 * v * v;
   }
 };
 
@@ -112,6 +150,13 @@ struct PoissonLoss {
   template <class Real>
   MTLX_HD static Real deriv(Real y, Real z) {
     return static_cast<Real>(std::exp(static_cast<double>(z)) - static_cast<double>(y));
+  }
+  MTLX_HD static double curvature(double, double z) { return std::exp(z); }
+  /// With m = u + y >= 0: m log m - m - (y log y - y).
+  MTLX_HD static double conjugate(double y, double u) {
+    const double m = u + y;
+    if (m < 0.0) return outside_domain();
+    return xlogx(m) - m - xlogx(y) + y;
   }
 };
 
