@@ -18,7 +18,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <limits>
 
 #include "mtlx/hd.hpp"
 #include "mtlx/vec_math.hpp"
@@ -47,7 +46,7 @@ struct SquaredLoss {
 };
 
 /// +inf, the conjugate of a loss outside its domain.
-MTLX_HD double outside_domain() { return std::numeric_limits<double>::infinity(); }
+MTLX_HD double outside_domain() { return HUGE_VAL; }
 
 /// p log p with 0 log 0 = 0.
 MTLX_HD double xlogx(double p) { return p > 0.0 ? p * std::log(p) : 0.0; }
