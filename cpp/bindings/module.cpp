@@ -167,6 +167,13 @@ mtlx::LossKind checked_loss(std::uint8_t kind, double param) {
   return loss;
 }
 
+// The common length of a pointwise call's 1-D arrays: the targets y and the margins (or duals).
+py::ssize_t pointwise_length(const carray<double>& y, const carray<double>& other, const char* name) {
+  if (y.ndim() != 1) throw std::invalid_argument("y must be 1-D, got shape " + shape_of(y));
+  expect_shape(other, name, {y.shape(0)});
+  return y.shape(0);
+}
+
 template <class Real>
 void bind_dtype(py::module_& m) {
   m.def(
@@ -1237,10 +1244,8 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "pointwise_loss_terms",
       [](std::uint8_t kind, double param, const carray<double>& y, const carray<double>& z) {
-        const auto loss = checked_loss(kind, param);
-        if (y.ndim() != 1) throw std::invalid_argument("y must be 1-D, got shape " + shape_of(y));
-        expect_shape(z, "z", {y.shape(0)});
-        const py::ssize_t n = y.shape(0);
+        const mtlx::LossKind loss = checked_loss(kind, param);
+        const py::ssize_t n = pointwise_length(y, z, "z");
         py::array_t<double> value(n), deriv(n), curvature(n);
         const double *yp = y.data(), *zp = z.data();
         double *v = value.mutable_data(), *g = deriv.mutable_data(), *h = curvature.mutable_data();
@@ -1261,10 +1266,8 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "loss_conjugate",
       [](std::uint8_t kind, double param, const carray<double>& y, const carray<double>& u) {
-        const auto loss = checked_loss(kind, param);
-        if (y.ndim() != 1) throw std::invalid_argument("y must be 1-D, got shape " + shape_of(y));
-        expect_shape(u, "u", {y.shape(0)});
-        const py::ssize_t n = y.shape(0);
+        const mtlx::LossKind loss = checked_loss(kind, param);
+        const py::ssize_t n = pointwise_length(y, u, "u");
         py::array_t<double> out(n);
         const double *yp = y.data(), *up = u.data();
         double* o = out.mutable_data();
