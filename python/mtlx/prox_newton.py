@@ -226,10 +226,13 @@ class ProxNewtonSolver:
             out[at] = compute(loss, self.Y[at], Z[at])
         return out
 
+    def _weigh(self, A: np.ndarray) -> np.ndarray:
+        """weights * A, 0 at the entries of weight 0 (an unlabelled entry's term may be anything,
+        even infinite: a conjugate outside its domain, exp past 709 at a trial point)."""
+        return np.multiply(self.weights, A, out=np.zeros_like(A), where=self.weights > 0)
+
     def _weighted_sum(self, A: np.ndarray) -> float:
-        """sum of weights * A over the weighted entries (an unlabelled entry's loss term may be
-        anything, its weight 0)."""
-        return float(np.sum(self.weights * A, where=self.weights > 0))
+        return float(np.sum(self._weigh(A)))
 
     def loss(self, Z: np.ndarray) -> float:
         return self._weighted_sum(self._per_task(Z, lambda loss, y, z: loss.terms(y, z)[0]))
@@ -267,7 +270,7 @@ class ProxNewtonSolver:
             at = self.rows.task_entries(t)
             _, R[at], curvature = loss.terms(self.Y[at], Z[at])
             H[at] = np.maximum(curvature, loss.newton_floor * loss.curvature) if loss.newton_floor else curvature
-        return self.weights * R, self.weights * H
+        return self._weigh(R), self._weigh(H)
 
     def _intercepts_to_optimum(self, Z: np.ndarray, b: np.ndarray) -> None:
         """Each intercept to its optimum with W fixed (in place): damped Newton steps on the task's
@@ -304,8 +307,7 @@ class ProxNewtonSolver:
 
     def _task_losses(self, Z: np.ndarray) -> np.ndarray:
         """Each task's weighted loss (T,)."""
-        values = self._per_task(Z, lambda loss, y, z: loss.terms(y, z)[0])
-        return self.rows.task_sums(np.where(self.weights > 0, self.weights * values, 0.0))
+        return self.rows.task_sums(self._weigh(self._per_task(Z, lambda loss, y, z: loss.terms(y, z)[0])))
 
     def dual(self, Z: np.ndarray, G: np.ndarray, alpha: float) -> float:
         """D at theta = -R / s (see the module docstring)."""
