@@ -272,6 +272,17 @@ def test_csr_column_gather_and_products_match_scipy(rng, dtype, index):
     np.testing.assert_allclose(squares, (expected**2).sum(axis=1), rtol=1e-14)
     with pytest.raises(ValueError, match="position"):
         _core.csr_select_columns(X.data, X.indices, X.indptr, d, position[:-1], k)
+    # starts counted by the caller (X's column counts) give the same gather without the counting
+    # pass; starts that do not fit X's entries are refused, nothing written past a column's range
+    counts = np.bincount(X.indices, minlength=d)
+    starts = np.concatenate([[0], np.cumsum(counts[features])]).astype(index)
+    again = _core.csr_select_columns(X.data, X.indices, X.indptr, d, position, k, starts)
+    for a, b in zip(again, (data, rows, indptr, sums, squares)):
+        np.testing.assert_array_equal(a, b)
+    for wrong in (starts + np.arange(k + 1, dtype=index), np.maximum(starts - np.arange(k + 1, dtype=index), 0)):
+        wrong[0] = 0
+        with pytest.raises(ValueError, match="starts do not match"):
+            _core.csr_select_columns(X.data, X.indices, X.indptr, d, position, k, np.maximum.accumulate(wrong))
 
     dense = X.toarray().astype(np.float64)
     R = rng.standard_normal((n, 4))

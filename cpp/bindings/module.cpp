@@ -783,7 +783,7 @@ void bind_csr(py::module_& m) {
   m.def(
       "csr_select_columns",
       [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,
-               const carray<std::int64_t>& position, std::int64_t k) {
+               const carray<std::int64_t>& position, std::int64_t k, const std::optional<carray<Index>>& starts) {
         const auto X = csr_of(data, indices, indptr, n_cols);
         expect_shape(position, "position", {n_cols});
         if (k < 0) throw std::invalid_argument("k must be >= 0");
@@ -796,7 +796,15 @@ void bind_csr(py::module_& m) {
           throw std::invalid_argument("X has more rows than its index type can number");
         py::array_t<Index> out_indptr(k + 1);
         Index* ip = out_indptr.mutable_data();
-        {
+        if (starts) {  // counted by the caller (X's column counts: one pass over X saved per gather)
+          expect_shape(*starts, "starts", {k + 1});
+          const Index* given = starts->data();
+          if (given[0] != 0) throw std::invalid_argument("starts must begin at 0");
+          for (std::int64_t j = 0; j < k; ++j) {
+            if (given[j + 1] < given[j]) throw std::invalid_argument("starts must be non-decreasing");
+          }
+          std::copy(given, given + k + 1, ip);
+        } else {
           py::gil_scoped_release release;
           mtlx::cpu::csr_selected_column_starts(X, pos, k, ip);
         }
@@ -807,16 +815,18 @@ void bind_csr(py::module_& m) {
         Index* orow = out_rows.mutable_data();
         double* os = sums.mutable_data();
         double* oq = squares.mutable_data();
+        bool filled = false;
         {
           py::gil_scoped_release release;
-          mtlx::cpu::csr_gather_columns(X, pos, k, ip, od, orow, os, oq);
+          filled = mtlx::cpu::csr_gather_columns(X, pos, k, ip, od, orow, os, oq);
         }
+        if (!filled) throw std::invalid_argument("starts do not match the selected columns' stored entries in X");
         return py::make_tuple(out_data, out_rows, out_indptr, sums, squares);
       },
       py::arg("data").noconvert(), py::arg("indices").noconvert(), py::arg("indptr").noconvert(), py::arg("n_cols"),
-      py::arg("position").noconvert(), py::arg("k"),
+      py::arg("position").noconvert(), py::arg("k"), py::arg("starts").noconvert() = py::none(),
       "Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR (X's index type), with sums "
-      "and squared norms.");
+      "and squared norms; starts: that CSR's k + 1 row pointers when the caller counted them (X's column counts).");
   m.def(
       "loss_grad_csr_stacked",
       [csr_of](const carray<Real>& data, const carray<Index>& indices, const carray<Index>& indptr, std::int64_t n_cols,

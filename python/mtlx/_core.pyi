@@ -239,9 +239,10 @@ def csr_select_columns(
     n_cols: _Int,
     position: NDArray[np.int64],
     k: _Int,
+    starts: NDArray[np.int32] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.int32], NDArray[np.int32], NDArray[np.float64], NDArray[np.float64]]:
     """Columns j of a CSR X with position[j] >= 0 as rows position[j] of a k x n CSR (X's index type), with sums and
-    squared norms."""
+    squared norms; starts: that CSR's k + 1 row pointers when the caller counted them (X's column counts)."""
 
 @overload
 def csr_select_columns(
@@ -251,6 +252,7 @@ def csr_select_columns(
     n_cols: _Int,
     position: NDArray[np.int64],
     k: _Int,
+    starts: NDArray[np.int64] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]: ...
 @overload
 def csr_select_columns(
@@ -260,6 +262,7 @@ def csr_select_columns(
     n_cols: _Int,
     position: NDArray[np.int64],
     k: _Int,
+    starts: NDArray[np.int32] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.int32], NDArray[np.int32], NDArray[np.float64], NDArray[np.float64]]: ...
 @overload
 def csr_select_columns(
@@ -269,6 +272,7 @@ def csr_select_columns(
     n_cols: _Int,
     position: NDArray[np.int64],
     k: _Int,
+    starts: NDArray[np.int64] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]: ...
 @overload
 def csr_times(

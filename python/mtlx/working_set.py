@@ -337,7 +337,7 @@ class WorkingSetSolver:
                 shared = (lo, hi) == (0, data.X.shape[0])
                 X_g = data.X if shared else data.X[lo:hi]
                 if columns is None or not shared:  # (tasks with missing labels share one gather)
-                    columns = SparseColumns.of(X_g, new, None)
+                    columns = SparseColumns.of(X_g, new, None, counts=self._counts() if shared else None)
                 scaled = columns.data if w is None else columns.data * w[columns.indices]
                 _core.csr_gram_rows(scaled, columns.indices, columns.indptr, X_g.data, X_g.indices, X_g.indptr, d,
                                     self._H[g, rows], self.n_threads)
@@ -421,11 +421,13 @@ class WorkingSetSolver:
         support = np.flatnonzero(np.any(W != 0, axis=1))
         ridge = 0.5 * self.l2 * float(np.einsum("jt,jt->", W, W)) if self.l2 else 0.0
         rows = slice(None) if features is None else features
+        self.value_is_direct = True  # (f from the residuals themselves, or at W = 0: nothing to confirm)
         if support.size and self._data_pass_pays(support):
             return self._gradient_from_data(W, support, rows, ridge)
         corr = self.B[rows] - self.l2 * W[rows]
         if support.size == 0:
             return corr, self.value_at_zero + ridge
+        self.value_is_direct = direct
         self._add_columns(support)
         WS = W[support]
         with blas_threads(1):
@@ -478,11 +480,15 @@ class WorkingSetSolver:
 
     # -- the sparse cost model: Gram rows where working sets stay small (n > d text, few features) --
 
-    def _stored(self, features: np.ndarray) -> int:
-        """Stored entries of a sparse X in the columns ``features``."""
+    def _counts(self) -> np.ndarray:
+        """A sparse X's stored entries per column (one pass over its indices, once)."""
         if self._column_counts is None:
             self._column_counts = np.bincount(self.data.X.indices, minlength=self.data.n_features)
-        return int(self._column_counts[features].sum())
+        return self._column_counts
+
+    def _stored(self, features: np.ndarray) -> int:
+        """Stored entries of a sparse X in the columns ``features``."""
+        return int(self._counts()[features].sum())
 
     def _sparse_gram_rows_cost(self, features: np.ndarray) -> float:
         """The sparse product ``X_new' X`` of the features without cached Gram rows: each stored
@@ -519,7 +525,7 @@ class WorkingSetSolver:
         X's columns centered implicitly (:mod:`mtlx._residual_cd`)."""
         if self.data.sparse:
             return SparseColumns.of(self.data.X, features, self.xbar[0, features] if self.fit_intercept else None,
-                                    self.n_threads)
+                                    self.n_threads, self._counts())
         cols = self.data.X[:, features].T.astype(np.float64, order="C")
         if self.fit_intercept:
             cols -= self.xbar[0, features][:, None]
@@ -718,7 +724,8 @@ class WorkingSetSolver:
                 other = self._extrapolated_dual(alive)
                 if other is not None:
                     primal, gap, bound, score = certificate(f, corr, WA, alpha, self.penalty, scale, other)
-            if gap <= tol * primal:  # confirm with the exact value before certifying
+            if gap <= tol * primal and not self.value_is_direct:  # confirm with the exact value before certifying
+                # (an f from the Gram expansion loses digits; one from the residuals, a data pass's, does not)
                 corr, f = self.gradient_and_value(W, alive if alive.size < d else None, direct=True)
                 primal, gap, bound, score = certificate(f, corr, WA, alpha, self.penalty, scale, other)
             history.append(primal)

@@ -41,9 +41,11 @@ void csr_selected_column_starts(const CsrMatrix<Real, Index>& X, const std::int6
 /// selected entries only) into the k x n CSR matrix whose `indptr` csr_selected_column_starts
 /// gave: each row lists its entries by ascending row of X (`rows`, their values in `data`), with
 /// the column's sum and sum of squares. The row indices take X's index type (the caller checks
-/// that X's row count fits it): with scipy's int32, a third less memory than int64 rows.
+/// that X's row count fits it): with scipy's int32, a third less memory than int64 rows. Returns
+/// false, having written nothing past a column's range, when the entries do not fill `indptr`'s
+/// ranges exactly (starts counted by the caller from other data than X's).
 template <class Real, class Index>
-void csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* position, std::int64_t k,
+bool csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* position, std::int64_t k,
                         const Index* indptr, double* data, Index* rows, double* sums, double* squares);
 
 }  // namespace mtlx::cpu

@@ -121,7 +121,7 @@ void csr_selected_column_starts(const CsrMatrix<Real, Index>& X, const std::int6
 }
 
 template <class Real, class Index>
-void csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* position, std::int64_t k,
+bool csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* position, std::int64_t k,
                         const Index* indptr, double* data, Index* rows, double* sums, double* squares) {
   // Rows visited in order, so each selected column lists its entries by ascending row (scipy's
   // column indexing sorted and made temporaries the size of X).
@@ -131,9 +131,13 @@ void csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* pos
       const std::int64_t p = position[at(X.indices, q)];
       if (p < 0) continue;
       const std::int64_t slot = next[static_cast<std::size_t>(p)]++;
+      if (slot >= at(indptr, p + 1)) return false;  // (starts the caller counted that do not fit X)
       data[slot] = static_cast<double>(X.data[q]);
       rows[slot] = static_cast<Index>(i);
     }
+  }
+  for (std::int64_t j = 0; j < k; ++j) {
+    if (next[static_cast<std::size_t>(j)] != at(indptr, j + 1)) return false;
   }
   for (std::int64_t j = 0; j < k; ++j) {
     double s = 0.0, s2 = 0.0;
@@ -144,6 +148,7 @@ void csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* pos
     sums[j] = s;
     squares[j] = s2;
   }
+  return true;
 }
 
 #define MTLX_CSR_PRODUCTS(Real, Index)                                                                                \
@@ -155,7 +160,7 @@ void csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* pos
                                            int);                                                                      \
   template void csr_selected_column_starts<Real, Index>(const CsrMatrix<Real, Index>&, const std::int64_t*,           \
                                                         std::int64_t, Index*);                                        \
-  template void csr_gather_columns<Real, Index>(const CsrMatrix<Real, Index>&, const std::int64_t*, std::int64_t,     \
+  template bool csr_gather_columns<Real, Index>(const CsrMatrix<Real, Index>&, const std::int64_t*, std::int64_t,     \
                                                 const Index*, double*, Index*, double*, double*);
 MTLX_CSR_PRODUCTS(double, std::int32_t)
 MTLX_CSR_PRODUCTS(double, std::int64_t)
