@@ -32,6 +32,14 @@ Newton with working sets, :mod:`mtlx.prox_newton`) against, for l1, the per-task
 ``celer.LogisticRegression``, ``skglm.SparseLogisticRegression``). No peer fits the multi-task
 logistic l21 problem: there mtlx's FISTA (``fista``) stands in, to show what the engine gains.
 
+**Whole paths** (``--path``): ``--path-alphas`` (100) log-spaced alphas from alpha_max down to
+alpha_max / 1000, each solver warm-starting every alpha from the previous one through its own
+path function (``mtlx.path``; scikit-learn's ``lasso_path``, multi-task for l21, per task for l1;
+``celer.homotopy.mtl_path`` / ``celer_path``; skglm's ``MultiTaskLasso.path`` / ``Lasso.path``),
+timed by the same tol ladder to the point where *every* alpha's solution is within ``--target`` of
+its own F* (the lowest F of tight solves), the path's worst alpha deciding. Shape: ``--path-shape``
+(default the bars-sized 300 x 8,000 x 30 of the cases, 10% of its rows active).
+
 Cases measured while the load exceeded ``--threads + --max-excess-load`` are rerun (see
 bench_sklearn.py). JSON to ``bench/results/bench_highdim.json``.
 
@@ -42,6 +50,7 @@ How to run
     python bench/bench_highdim.py            # the issue's shape and the bars-sized one, l21, alpha_max / 10
     python bench/bench_highdim.py --full     # + n = 200, d = 50,000; Toeplitz; alpha_max / 100; l1
     python bench/bench_highdim.py --loss logistic   # the logistic cases only
+    python bench/bench_highdim.py --path            # whole l21 paths instead (--penalty l1: lassos)
 """
 
 from __future__ import annotations
@@ -76,9 +85,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--full", action="store_true", help="every case of issue 15 (an hour or more)")
     p.add_argument("--loss", choices=("squared", "logistic"), default=None, help="only the cases of this loss")
     p.add_argument("--penalty", choices=("l1", "l21"), default=None, help="only the cases of this penalty")
+    p.add_argument("--path", action="store_true", help="whole paths (see above) instead of the cases")
+    p.add_argument("--path-shape", default="300,8000,30", help="n,d,T of the path problem")
+    p.add_argument("--path-alphas", type=int, default=100)
+    p.add_argument("--path-eps", type=float, default=1e-3, help="the last alpha over alpha_max")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    return p.parse_args(argv)
+    p.add_argument("--out", type=Path, default=None, help=f"JSON (default {DEFAULT_OUT}, or bench_highdim_path.json)")
+    args = p.parse_args(argv)
+    if args.out is None:
+        args.out = DEFAULT_OUT.with_name("bench_highdim_path.json") if args.path else DEFAULT_OUT
+    return args
 
 
 def make_problem(design, n, d, T, seed, loss="squared"):
@@ -278,8 +294,119 @@ def print_case(r) -> None:
               f"{r['solvers']['fista']['time'] / r['solvers']['mtlx']['time']:.2f}x")
 
 
+# ---------------------------------------------------------------------- whole paths
+def path_solvers(penalty) -> tuple[dict, dict]:
+    """({name: fit(X, Y, alphas, tol) -> coefs (n_alphas, d, T)}, {name: version or why skipped}):
+    each solver's own warm-started path function."""
+    from sklearn.linear_model import lasso_path
+
+    def mtlx_fit(X, Y, alphas, tol):
+        return mtlx.path(mtlx.TaskData.from_shared(X, Y), penalty, alphas=alphas, tol=tol).coefs
+
+    def per_task(fit_task):  # l1: the T lassos one after another, each its own path
+        return lambda X, Y, alphas, tol: np.stack([fit_task(X, Y[:, t], alphas, tol) for t in range(Y.shape[1])], -1)
+
+    def sklearn_fit(X, Y, alphas, tol):  # lasso_path: the multi-task (l21) solver for a 2-D Y
+        if penalty == "l21":
+            return np.transpose(lasso_path(X, Y, alphas=alphas, tol=tol, max_iter=100_000)[1], (2, 1, 0))
+        return per_task(lambda X, y, alphas, tol: lasso_path(X, y, alphas=alphas, tol=tol, max_iter=100_000)[1].T)(
+            X, Y, alphas, tol)
+
+    fits = {"mtlx": mtlx_fit, "sklearn": sklearn_fit}
+    versions = {"mtlx": mtlx.__version__, "sklearn": sklearn.__version__}
+    try:
+        import celer
+        from celer.homotopy import celer_path, mtl_path
+
+        def celer_fit(X, Y, alphas, tol):
+            if penalty == "l21":
+                return np.transpose(mtl_path(X, Y, alphas=alphas, tol=tol, max_iter=1000, max_epochs=100_000)[1],
+                                    (2, 1, 0))  # (T, d, n_alphas)
+            Xf = np.asfortranarray(X)
+            return per_task(lambda X, y, alphas, tol: celer_path(Xf, y, "lasso", alphas=alphas, tol=tol, max_iter=1000,
+                                                                 max_epochs=100_000)[1].T)(X, Y, alphas, tol)
+
+        fits["celer"] = celer_fit
+        versions["celer"] = celer.__version__
+    except Exception as exc:
+        versions["celer"] = f"skipped: {exc!r}"
+    try:
+        import skglm
+
+        def skglm_fit(X, Y, alphas, tol):
+            if penalty == "l21":
+                coefs = skglm.MultiTaskLasso(fit_intercept=False, tol=tol, max_iter=1000).path(X, Y, alphas)[1]
+                return np.transpose(coefs, (2, 1, 0))  # (T, d, n_alphas), whatever its docstring says
+            return per_task(lambda X, y, alphas, tol: skglm.Lasso(fit_intercept=False, tol=tol, max_iter=1000)
+                            .path(X, y, alphas)[1].T)(X, Y, alphas, tol)
+
+        fits["skglm"] = skglm_fit
+        versions["skglm"] = skglm.__version__
+    except Exception as exc:
+        versions["skglm"] = f"skipped: {exc!r}"
+    return fits, versions
+
+
+def run_path(args, fits) -> dict:
+    """Every solver's whole path timed to ``max_k (F_k - F*_k) / F*_k <= target`` (see the docstring)."""
+    n, d, T = (int(v) for v in args.path_shape.split(","))
+    penalty = args.penalty or "l21"
+    X, Y = make_problem("iid", n, d, T, args.seed)
+    alphas = alpha_max(X, Y, penalty) * np.geomspace(1.0, args.path_eps, args.path_alphas)
+
+    def objectives(coefs):
+        return np.array([objective(X, Y, W, a, penalty) for a, W in zip(alphas, coefs)])
+
+    refs = {"mtlx": fits["mtlx"](X, Y, alphas, args.ref_tol)}
+    F_star = np.min([objectives(c) for c in refs.values()], axis=0)
+    gaps = [duality_gap(X, Y, W, a, penalty) / F for a, W, F in zip(alphas, refs["mtlx"], F_star)]
+    row = dict(n=n, d=d, T=T, penalty=penalty, n_alphas=len(alphas), eps=args.path_eps,
+               ref_gap_max=float(np.max(gaps)), active_rows_last=int(np.count_nonzero(np.linalg.norm(
+                   refs["mtlx"][-1], axis=1))), solvers={})
+    for name, fit in fits.items():
+        summary, coefs = time_to_target(lambda tol, fit=fit: fit(X, Y, alphas, tol),
+                                        lambda coefs: float(np.max((objectives(coefs) - F_star) / F_star)),
+                                        args.target, args.max_time, args.repeats, args.repeat_below)
+        summary["time_1e-6"] = first_reaching(summary, 1e-6)
+        row["solvers"][name] = summary
+    peers = [s["time"] for k, s in row["solvers"].items() if k != "mtlx" and s["reached"]]
+    row["fastest_peer_time"] = min(peers) if peers else float("nan")
+    row["speedup_vs_fastest_peer"] = row["fastest_peer_time"] / row["solvers"]["mtlx"]["time"]
+    return row
+
+
+def print_path(r) -> None:
+    load = r["load"]
+    print(f"\npath n={r['n']} d={r['d']} T={r['T']} {r['penalty']}: {r['n_alphas']} alphas to {r['eps']:g} alpha_max "
+          f"(last support {r['active_rows_last']} rows), ref gap/F* <= {r['ref_gap_max']:.1e}  load "
+          f"{load['before'][0]:.2f}->{load['after'][0]:.2f}{' (HIGH)' if load['high'] else ''}")
+    print(f"  {'solver':8s} {'to 1e-6 s':>9s} {'to target s':>11s} {'tol':>8s} {'worst subopt':>12s}")
+    for name, s in r["solvers"].items():
+        tol = f"{s['tol']:.1e}" if s["reached"] else "-"
+        print(f"  {name:8s} {s['time_1e-6']:9.2f} {s['time']:11.2f} {tol:>8s} {s['subopt']:12.1e}"
+              + ("" if s["reached"] else "  (target not reached)"), flush=True)
+    print(f"  mtlx's path vs the fastest peer's: {r['speedup_vs_fastest_peer']:.2f}x")
+
+
+def main_path(args) -> None:
+    print(f"whole paths, d >> n, {args.threads} thread(s): time to max over alphas of (F - F*)/F* <= {args.target:g}")
+    with blas_limit(args.threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits, versions = path_solvers(args.penalty or "l21")
+        warm_up({k: (lambda X, Y, a, tol, f=f: f(X, Y, a * np.array([1.0, 0.5]), tol)) for k, f in fits.items()})
+        r = measured(lambda: run_path(args, fits), args.threads, args)
+        print_path(r)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(dict(machine=machine_info(), versions=versions, threads=args.threads,
+                                        dtype="float64", target=args.target, ref_tol=args.ref_tol,
+                                        max_time=args.max_time, path=r), indent=2, default=float))
+    print(f"wrote {args.out}")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.path:
+        return main_path(args)
     cases = [c for c in CASES + (FULL if args.full else []) if args.loss in (None, c[-1])
              and args.penalty in (None, c[-2])]
     rows, versions = [], {}
