@@ -38,7 +38,8 @@ path function (``mtlx.path``; scikit-learn's ``lasso_path``, multi-task for l21,
 ``celer.homotopy.mtl_path`` / ``celer_path``; skglm's ``MultiTaskLasso.path`` / ``Lasso.path``),
 timed by the same tol ladder to the point where *every* alpha's solution is within ``--target`` of
 its own F* (the lowest F of tight solves), the path's worst alpha deciding. Shape: ``--path-shape``
-(default the bars-sized 300 x 8,000 x 30 of the cases, 10% of its rows active).
+(default 150 x 4,000 x 15, 10% of its rows active: a path on the bars-sized 300 x 8,000 x 30
+shape takes mtlx 5 minutes and celer more at each rung of the ladder).
 
 Cases measured while the load exceeded ``--threads + --max-excess-load`` are rerun (see
 bench_sklearn.py). JSON to ``bench/results/bench_highdim.json``.
@@ -49,6 +50,7 @@ How to run
 
     python bench/bench_highdim.py            # the issue's shape and the bars-sized one, l21, alpha_max / 10
     python bench/bench_highdim.py --full     # + n = 200, d = 50,000; Toeplitz; alpha_max / 100; l1
+    python bench/bench_highdim.py --only-full   # only what --full adds
     python bench/bench_highdim.py --loss logistic   # the logistic cases only
     python bench/bench_highdim.py --path            # whole l21 paths instead (--penalty l1: lassos)
 """
@@ -83,10 +85,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_timing_args(p)
     p.add_argument("--full", action="store_true", help="every case of issue 15 (an hour or more)")
+    p.add_argument("--only-full", action="store_true", help="only the cases --full adds")
     p.add_argument("--loss", choices=("squared", "logistic"), default=None, help="only the cases of this loss")
     p.add_argument("--penalty", choices=("l1", "l21"), default=None, help="only the cases of this penalty")
     p.add_argument("--path", action="store_true", help="whole paths (see above) instead of the cases")
-    p.add_argument("--path-shape", default="300,8000,30", help="n,d,T of the path problem")
+    p.add_argument("--path-shape", default="150,4000,15", help="n,d,T of the path problem")
     p.add_argument("--path-alphas", type=int, default=100)
     p.add_argument("--path-eps", type=float, default=1e-3, help="the last alpha over alpha_max")
     p.add_argument("--seed", type=int, default=0)
@@ -407,7 +410,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.path:
         return main_path(args)
-    cases = [c for c in CASES + (FULL if args.full else []) if args.loss in (None, c[-1])
+    chosen = FULL if args.only_full else CASES + (FULL if args.full else [])
+    cases = [c for c in chosen if args.loss in (None, c[-1])
              and args.penalty in (None, c[-2])]
     rows, versions = [], {}
     print(f"d >> n, {args.threads} thread(s): time to (F - F*)/F* <= {args.target:g} (and 1e-6)")
