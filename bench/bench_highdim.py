@@ -283,17 +283,26 @@ def run_case(case, fits, args) -> dict:
     return row
 
 
-def print_case(r) -> None:
-    load = r["load"]
-    print(f"\n{r['design']} n={r['n']} d={r['d']} T={r['T']} {r['loss']} {r['penalty']} alpha = {r['alpha_ratio']:g} "
-          "alpha_max"
-          f"  F*={r['F_star']:.12g}  ref gap/F*={r['ref_gap']:.1e}  load {load['before'][0]:.2f}->"
-          f"{load['after'][0]:.2f}{' (HIGH)' if load['high'] else ''}")
-    print(f"  {'solver':8s} {'to 1e-6 s':>9s} {'to target s':>11s} {'tol':>8s} {'rel subopt':>10s} {'active':>7s}")
-    for name, s in r["solvers"].items():
+def load_text(load) -> str:
+    """The 1-minute load before and after a case, flagged when it was high."""
+    return f"load {load['before'][0]:.2f}->{load['after'][0]:.2f}{' (HIGH)' if load['high'] else ''}"
+
+
+def print_solvers(solvers, subopt_label, extra=lambda s: "") -> None:
+    """One line per solver: its times to 1e-6 and to the target, its tol and suboptimality."""
+    width = len(subopt_label)
+    print(f"  {'solver':8s} {'to 1e-6 s':>9s} {'to target s':>11s} {'tol':>8s} {subopt_label}{extra(None)}")
+    for name, s in solvers.items():
         tol = f"{s['tol']:.1e}" if s["reached"] else "-"
-        print(f"  {name:8s} {s['time_1e-6']:9.2f} {s['time']:11.2f} {tol:>8s} {s['subopt']:10.1e} "
-              f"{s.get('active_rows', -1):7d}" + ("" if s["reached"] else "  (target not reached)"), flush=True)
+        print(f"  {name:8s} {s['time_1e-6']:9.2f} {s['time']:11.2f} {tol:>8s} {s['subopt']:{width}.1e}{extra(s)}"
+              + ("" if s["reached"] else "  (target not reached)"), flush=True)
+
+
+def print_case(r) -> None:
+    print(f"\n{r['design']} n={r['n']} d={r['d']} T={r['T']} {r['loss']} {r['penalty']} alpha = {r['alpha_ratio']:g} "
+          f"alpha_max  F*={r['F_star']:.12g}  ref gap/F*={r['ref_gap']:.1e}  {load_text(r['load'])}")
+    print_solvers(r["solvers"], "rel subopt",
+                  lambda s: f" {'active':>7s}" if s is None else f" {s.get('active_rows', -1):7d}")
     if np.isfinite(r["speedup_vs_fastest_peer"]):
         print(f"  mtlx vs the fastest peer: {r['speedup_vs_fastest_peer']:.2f}x")
     elif r["solvers"].get("fista", {}).get("reached"):  # (no peer solves the case: FISTA stands in)
@@ -383,16 +392,19 @@ def run_path(args, fits) -> dict:
 
 
 def print_path(r) -> None:
-    load = r["load"]
     print(f"\npath n={r['n']} d={r['d']} T={r['T']} {r['penalty']}: {r['n_alphas']} alphas to {r['eps']:g} alpha_max "
-          f"(last support {r['active_rows_last']} rows), ref gap/F* <= {r['ref_gap_max']:.1e}  load "
-          f"{load['before'][0]:.2f}->{load['after'][0]:.2f}{' (HIGH)' if load['high'] else ''}")
-    print(f"  {'solver':8s} {'to 1e-6 s':>9s} {'to target s':>11s} {'tol':>8s} {'worst subopt':>12s}")
-    for name, s in r["solvers"].items():
-        tol = f"{s['tol']:.1e}" if s["reached"] else "-"
-        print(f"  {name:8s} {s['time_1e-6']:9.2f} {s['time']:11.2f} {tol:>8s} {s['subopt']:12.1e}"
-              + ("" if s["reached"] else "  (target not reached)"), flush=True)
+          f"(last support {r['active_rows_last']} rows), ref gap/F* <= {r['ref_gap_max']:.1e}  {load_text(r['load'])}")
+    print_solvers(r["solvers"], "worst subopt")
     print(f"  mtlx's path vs the fastest peer's: {r['speedup_vs_fastest_peer']:.2f}x")
+
+
+def save(args, versions, **results) -> None:
+    """The run's JSON: the machine, the versions, the settings and ``results``."""
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(dict(machine=machine_info(), versions=versions, threads=args.threads,
+                                        dtype="float64", target=args.target, ref_tol=args.ref_tol,
+                                        max_time=args.max_time, **results), indent=2, default=float))
+    print(f"wrote {args.out}")
 
 
 def main_path(args) -> None:
@@ -403,11 +415,7 @@ def main_path(args) -> None:
         warm_up({k: (lambda X, Y, a, tol, f=f: f(X, Y, a * np.array([1.0, 0.5]), tol)) for k, f in fits.items()})
         r = measured(lambda: run_path(args, fits), args.threads, args)
         print_path(r)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(dict(machine=machine_info(), versions=versions, threads=args.threads,
-                                        dtype="float64", target=args.target, ref_tol=args.ref_tol,
-                                        max_time=args.max_time, path=r), indent=2, default=float))
-    print(f"wrote {args.out}")
+    save(args, versions, path=r)
 
 
 def main(argv=None) -> None:
@@ -429,11 +437,7 @@ def main(argv=None) -> None:
                 r = measured(lambda case=case, fits=fits: run_case(case, fits, args), args.threads, args)
                 rows.append(r)
                 print_case(r)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(dict(machine=machine_info(), versions=versions, threads=args.threads,
-                                        dtype="float64", target=args.target, ref_tol=args.ref_tol,
-                                        max_time=args.max_time, cases=rows), indent=2, default=float))
-    print(f"wrote {args.out}")
+    save(args, versions, cases=rows)
 
 
 if __name__ == "__main__":
