@@ -28,7 +28,7 @@ def stacked(seed=1, d=50, sizes=(40, 70, 30)):
 
 def evaluate(engine, W, alpha):
     """Primal value, gap and gap-safe bounds at W, from the exact value."""
-    corr, f = engine.gradient_and_value(W, direct=True)
+    corr, f, _ = engine.gradient_and_value(W, direct=True)
     return certificate(f, corr, W, alpha, engine.penalty, engine.radius_scale)
 
 

@@ -413,8 +413,9 @@ class WorkingSetSolver:
         return np.einsum("trs,st->rt", H, W)
 
     def gradient_and_value(self, W: np.ndarray, features: np.ndarray | None = None, *, direct: bool = False):
-        """(corr, f): minus the gradient on ``features`` (all by default) and the smooth part
-        at W, b*(W); W must be zero outside ``features``.
+        """(corr, f, exact): minus the gradient on ``features`` (all by default) and the smooth
+        part at W, b*(W); W must be zero outside ``features``. ``exact``: whether f came from the
+        residuals (a data pass, ``direct``, or W = 0) rather than the Gram expansion.
 
         Both come from the cached Gram rows of W's support: O(k s T) for k features and a
         support of s. The value by the expansion ``f(0) - <W, B> + sum_t c_t w_t' H_t w_t / 2``
@@ -424,13 +425,11 @@ class WorkingSetSolver:
         support = np.flatnonzero(np.any(W != 0, axis=1))
         ridge = 0.5 * self.l2 * float(np.einsum("jt,jt->", W, W)) if self.l2 else 0.0
         rows = slice(None) if features is None else features
-        self.value_is_direct = True  # (f from the residuals themselves, or at W = 0: nothing to confirm)
         if support.size and self._data_pass_pays(support):
-            return self._gradient_from_data(W, support, rows, ridge)
+            return *self._gradient_from_data(W, support, rows, ridge), True
         corr = self.B[rows] - self.l2 * W[rows]
         if support.size == 0:
-            return corr, self.value_at_zero + ridge
-        self.value_is_direct = direct
+            return corr, self.value_at_zero + ridge, True
         self._add_columns(support)
         WS = W[support]
         with blas_threads(1):
@@ -445,7 +444,7 @@ class WorkingSetSolver:
                 HSS = self._gram_block(support, support)
                 f = self.value_at_zero - float(np.sum(WS * self.B[support])) + 0.5 * float(
                     np.sum(self.c * WS * self._products(HSS, WS)))
-        return corr, f + ridge
+        return corr, f + ridge, direct
 
     def _uncached(self, features: np.ndarray) -> int:
         return int(np.count_nonzero(self._pos[features] < 0))
@@ -718,7 +717,7 @@ class WorkingSetSolver:
         for _ in range(max_outer):
             # (views, not copies, while nothing is screened: W and its scales are d x T)
             WA, scale = (W, self.radius_scale) if alive.size == d else (W[alive], self.radius_scale[alive])
-            corr, f = self.gradient_and_value(W, alive if alive.size < d else None)
+            corr, f, exact = self.gradient_and_value(W, alive if alive.size < d else None)
             primal, gap, bound, score = certificate(f, corr, WA, alpha, self.penalty, scale)
             other = None
             if tol * primal < gap <= _EXTRAPOLATE_WITHIN * tol * primal:
@@ -727,9 +726,9 @@ class WorkingSetSolver:
                 other = self._extrapolated_dual(alive)
                 if other is not None:
                     primal, gap, bound, score = certificate(f, corr, WA, alpha, self.penalty, scale, other)
-            if gap <= tol * primal and not self.value_is_direct:  # confirm with the exact value before certifying
+            if gap <= tol * primal and not exact:  # confirm with the exact value before certifying
                 # (an f from the Gram expansion loses digits; one from the residuals, a data pass's, does not)
-                corr, f = self.gradient_and_value(W, alive if alive.size < d else None, direct=True)
+                corr, f, _ = self.gradient_and_value(W, alive if alive.size < d else None, direct=True)
                 primal, gap, bound, score = certificate(f, corr, WA, alpha, self.penalty, scale, other)
             history.append(primal)
             if callback is not None:

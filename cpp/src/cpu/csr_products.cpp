@@ -137,9 +137,7 @@ bool csr_gather_columns(const CsrMatrix<Real, Index>& X, const std::int64_t* pos
     }
   }
   for (std::int64_t j = 0; j < k; ++j) {
-    if (next[static_cast<std::size_t>(j)] != at(indptr, j + 1)) return false;
-  }
-  for (std::int64_t j = 0; j < k; ++j) {
+    if (next[static_cast<std::size_t>(j)] != at(indptr, j + 1)) return false;  // (a column short of its range)
     double s = 0.0, s2 = 0.0;
     for (std::int64_t q = at(indptr, j); q < at(indptr, j + 1); ++q) {
       s += data[q];
