@@ -273,6 +273,38 @@ def test_wide_l21_uses_residual_epochs_and_matches_sklearn(monkeypatch, fit_inte
     np.testing.assert_allclose(res.W, sk.coef_.T, atol=1e-5 * np.abs(sk.coef_).max())
 
 
+@pytest.mark.parametrize("T", [2, 9])
+def test_epochs_on_the_active_rows_keep_the_optimum(monkeypatch, T):
+    """Active-set cycling (epochs on a working set's nonzero rows between full epochs) runs on a
+    correlated wide problem, and the solve still lands on scikit-learn's MultiTaskLasso: the rows
+    left out of the cycles enter through the full epochs."""
+    rng = np.random.default_rng(12)
+    n, d = 40, 600
+    X = rng.standard_normal((n, d))
+    for j in range(1, d):  # AR(1) columns: correlated neighbours, as in bench_highdim's Toeplitz design
+        X[:, j] = 0.8 * X[:, j - 1] + 0.6 * X[:, j]
+    W_true = np.zeros((d, T))
+    W_true[rng.choice(d, 60, replace=False)] = rng.standard_normal((60, T))
+    Y = X @ W_true + 0.5 * rng.standard_normal((n, T))
+    subsets = []
+    subset = mtlx._residual_cd.DenseColumns.subset
+
+    def recording(self, rows):
+        subsets.append((len(rows), self.columns.shape[0]))
+        return subset(self, rows)
+
+    monkeypatch.setattr(mtlx._residual_cd.DenseColumns, "subset", recording)
+    data = mtlx.TaskData.from_shared(X, Y)
+    alpha = 0.02 * mtlx.alpha_max(data, "l21")
+    res = solve_working_set(data, "l21", alpha, tol=1e-12)
+    assert res.converged and subsets and all(rows < k for rows, k in subsets)
+    sk = MultiTaskLasso(alpha=alpha, fit_intercept=False, tol=1e-16, max_iter=1_000_000).fit(X, Y)
+    F_sk = 0.5 / n * np.sum((Y - X @ sk.coef_.T) ** 2) + alpha * np.linalg.norm(sk.coef_, axis=0).sum()
+    assert res.objective <= F_sk * (1 + 1e-12)
+    assert res.objective == pytest.approx(F_sk, rel=1e-9)
+    np.testing.assert_allclose(res.W, sk.coef_.T, atol=1e-5 * np.abs(sk.coef_).max())
+
+
 @pytest.mark.parametrize("penalty", ["l1", "l21"])
 def test_wide_problem_with_task_weights_and_ridge_matches_fista(monkeypatch, penalty):
     X, Y = wide_data(seed=4, n=30, d=300, T=3)
@@ -294,14 +326,16 @@ def test_wide_problem_with_task_weights_and_ridge_matches_fista(monkeypatch, pen
     np.testing.assert_allclose(res.W, ref.W, atol=1e-5 * np.abs(ref.W).max())
 
 
-def test_residual_kernel_runs_the_gram_kernels_steps():
+@pytest.mark.parametrize("T", [3, 11])
+def test_residual_kernel_runs_the_gram_kernels_steps(T):
     # Same steps, same order, gradients from R instead of Q: after a few epochs both kernels hold
-    # the same W (to rounding), and R stays Y - X_S W.
+    # the same W (to rounding), and R stays Y - X_S W. (T = 3: one row at a time; T = 11: blocks
+    # of four rows, tasks in fours, a pair and one alone; k = 50 ends on a short block.)
     rng = np.random.default_rng(5)
-    n, k, T = 30, 50, 3
+    n, k = 30, 50
     X = rng.standard_normal((n, k))
     Y = rng.standard_normal((n, T))
-    c = np.array([0.2, 0.5, 1.0])
+    c = rng.uniform(0.2, 1.0, T)
     for code in (int(_core.PenaltyKind.l1), int(_core.PenaltyKind.l21)):
         W_gram, W_res = np.zeros((k, T)), np.zeros((k, T))
         H = (X.T @ X)[None]
@@ -313,8 +347,8 @@ def test_residual_kernel_runs_the_gram_kernels_steps():
         _core.cd_epochs_residual(columns, np.sum(X * X, axis=0), c, 0.3, 0.1, code, W_res, R, 7, 0.0)
         np.testing.assert_allclose(W_res, W_gram, rtol=0, atol=1e-12 * np.abs(W_gram).max())
         np.testing.assert_allclose(R, (Y - X @ W_res).T, atol=1e-12 * np.abs(Y).max())
-    with pytest.raises(ValueError, match=r"R has shape \(3, 29\), expected \(3, 30\)"):
-        _core.cd_epochs_residual(columns, np.ones(k), c, 0.3, 0.1, code, W_res, np.zeros((3, 29)), 1, 0.0)
+    with pytest.raises(ValueError, match=rf"R has shape \({T}, 29\), expected \({T}, 30\)"):
+        _core.cd_epochs_residual(columns, np.ones(k), c, 0.3, 0.1, code, W_res, np.zeros((T, 29)), 1, 0.0)
 
 
 def test_anderson_extrapolation_solves_a_linear_fixed_point():
