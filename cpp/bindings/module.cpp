@@ -28,6 +28,7 @@
 
 #include "mtlx/coordinate_descent.hpp"
 #include "mtlx/csr_products.hpp"
+#include "mtlx/dense_columns.hpp"
 #include "mtlx/exact_sum.hpp"
 #include "mtlx/fista_ops.hpp"
 #include "mtlx/grad.hpp"
@@ -703,6 +704,50 @@ void bind_sparse_coordinate_descent(py::module_& m) {
       "CSR rows, centered implicitly by xbar); returns (epochs, max_change, max_abs).");
 }
 
+// The dense passes of the working-set engine (mtlx/dense_columns.hpp) for X of one dtype.
+template <class Real>
+void bind_dense_columns(py::module_& m) {
+  m.def(
+      "dense_transpose_times",
+      [](const carray<Real>& X, const carray<double>& R, carray<double> out, int n_threads) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        if (R.ndim() != 2 || R.shape(1) != X.shape(0))
+          throw std::invalid_argument("R must be (m, " + std::to_string(X.shape(0)) + "), got shape " + shape_of(R));
+        expect_shape(out, "out", {R.shape(0), X.shape(1)});
+        expect_writable(out, "out");
+        const Real* x = X.data();
+        const double* r = R.data();
+        double* o = out.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::dense_transpose_times(x, X.shape(0), X.shape(1), r, R.shape(0), o, n_threads);
+      },
+      py::arg("X").noconvert(), py::arg("R").noconvert(), py::arg("out").noconvert(), py::arg("n_threads") = 1,
+      "out (m x d) = R X for a row-major X (n x d) and R (m x n), float64 out: one pass over X.");
+  m.def(
+      "dense_gather_columns",
+      [](const carray<Real>& X, const carray<std::int64_t>& features, std::optional<carray<double>> xbar,
+         carray<double> out, int n_threads) {
+        if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
+        const std::int64_t k = features.size(), d = X.shape(1);
+        const std::int64_t* f = features.data();
+        for (std::int64_t p = 0; p < k; ++p) {
+          if (f[p] < 0 || f[p] >= d)
+            throw std::invalid_argument("features out of range [0, " + std::to_string(d) + ")");
+        }
+        if (xbar && xbar->size() != k) throw std::invalid_argument("xbar must hold one mean per feature");
+        expect_shape(out, "out", {k, X.shape(0)});
+        expect_writable(out, "out");
+        const Real* x = X.data();
+        const double* mean = xbar ? xbar->data() : nullptr;
+        double* o = out.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::dense_gather_columns(x, X.shape(0), d, f, k, mean, o, n_threads);
+      },
+      py::arg("X").noconvert(), py::arg("features").noconvert(), py::arg("xbar").noconvert(),
+      py::arg("out").noconvert(), py::arg("n_threads") = 1,
+      "out (k x n) = (X[:, features] - xbar)' in float64 (xbar None: not centered), each column contiguous.");
+}
+
 // The CSR kernels for one (dtype, index dtype) pair. The Python layer checked the matrix once
 // (scipy's format check: sorted-or-not indices within [0, n_cols), indptr non-decreasing);
 // here only what a call can change: the shapes.
@@ -1194,6 +1239,8 @@ PYBIND11_MODULE(_core, m) {
   bind_sparse_coordinate_descent<std::int32_t>(m);
   bind_sparse_coordinate_descent<std::int64_t>(m);
   bind_newton_coordinate_descent(m);
+  bind_dense_columns<double>(m);
+  bind_dense_columns<float>(m);
   bind_csr<double, std::int32_t>(m);
   bind_csr<double, std::int64_t>(m);
   bind_csr<float, std::int32_t>(m);

@@ -132,6 +132,37 @@ def loss_grad_shared(
     sample_weight: NDArray[np.float32] | None = None,
 ) -> float: ...
 
+# The working-set engine's passes over a dense row-major X (float32 or float64).
+
+@overload
+def dense_transpose_times(
+    X: NDArray[np.float64], R: NDArray[np.float64], out: NDArray[np.float64], n_threads: _Int = 1
+) -> None:
+    """out (m x d) = R X for a row-major X (n x d) and R (m x n), float64 out: one pass over X."""
+
+@overload
+def dense_transpose_times(
+    X: NDArray[np.float32], R: NDArray[np.float64], out: NDArray[np.float64], n_threads: _Int = 1
+) -> None: ...
+@overload
+def dense_gather_columns(
+    X: NDArray[np.float64],
+    features: NDArray[np.int64],
+    xbar: NDArray[np.float64] | None,
+    out: NDArray[np.float64],
+    n_threads: _Int = 1,
+) -> None:
+    """out (k x n) = (X[:, features] - xbar)' in float64 (xbar None: not centered), each column contiguous."""
+
+@overload
+def dense_gather_columns(
+    X: NDArray[np.float32],
+    features: NDArray[np.int64],
+    xbar: NDArray[np.float64] | None,
+    out: NDArray[np.float64],
+    n_threads: _Int = 1,
+) -> None: ...
+
 # Losses and gradients with a CSR X (scipy's data, indices, indptr: never densified).
 
 @overload
