@@ -481,3 +481,70 @@ def test_l1_on_a_wide_shared_x_is_solved_task_by_task(rng, monkeypatch, fit_inte
         W, info = union.solve(a, W, tol=1e-12)
         np.testing.assert_allclose(path.coefs[k], W, atol=1e-8 * max(np.abs(W).max(), 1.0))
         assert path.gaps[k] <= 1e-12 * path.objectives[k]
+
+
+# -- the dense passes over a wide X (mtlx/dense_columns.hpp) ---------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m", [1, 3, 8])
+def test_dense_transpose_times_is_r_times_x_and_independent_of_threads(rng, dtype, m):
+    n, d = 203, 4100  # (rows not a multiple of the kernel's four; columns over two ranges and a tail)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    R = rng.standard_normal((m, n))
+    out = np.full((m, d), np.nan)
+    _core.dense_transpose_times(X, R, out, 1)
+    np.testing.assert_allclose(out, R @ X.astype(np.float64), rtol=0, atol=1e-12 * np.sqrt(n) * 4)
+    for n_threads in (2, 3):
+        again = np.empty((m, d))
+        _core.dense_transpose_times(X, R, again, n_threads)
+        np.testing.assert_array_equal(again, out)
+    with pytest.raises(ValueError, match=r"R must be \(m, 203\)"):
+        _core.dense_transpose_times(X, R[:, :-1].copy(), out, 1)
+    with pytest.raises(ValueError, match="out"):
+        _core.dense_transpose_times(X, R, np.empty((m, d - 1)), 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_gather_columns_is_the_centered_transposed_selection(rng, dtype):
+    n, d = 37, 500
+    X = rng.standard_normal((n, d)).astype(dtype)
+    features = np.sort(rng.choice(d, 60, replace=False)).astype(np.int64)
+    xbar = rng.standard_normal(60)
+    out = np.empty((60, n))
+    _core.dense_gather_columns(X, features, xbar, out, 1)
+    np.testing.assert_array_equal(out, X[:, features].T.astype(np.float64) - xbar[:, None])
+    _core.dense_gather_columns(X, features, None, out, 2)
+    np.testing.assert_array_equal(out, X[:, features].T.astype(np.float64))
+    with pytest.raises(ValueError, match=r"features out of range \[0, 500\)"):
+        _core.dense_gather_columns(X, np.array([3, 500], dtype=np.int64), None, np.empty((2, n)), 1)
+
+
+def test_largest_selects_as_a_stable_descending_sort(rng):
+    from mtlx.working_set import largest
+
+    for trial in range(500):
+        size = int(rng.integers(1, 40))
+        values = rng.integers(0, 4, size).astype(float)  # many ties
+        values[rng.random(size) < 0.2] = np.inf
+        if trial % 5 == 0:
+            values[rng.random(size) < 0.2] = np.nan
+        count = int(rng.integers(0, size + 2))
+        np.testing.assert_array_equal(largest(values, count), np.sort(np.argsort(-values, kind="stable")[:count]))
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_a_working_sets_columns_reuse_the_last_sets(rng, fit_intercept):
+    """Columns the next working set shares with the last are copied from it: the result equals a
+    fresh gather bit for bit, features of both old and new included."""
+    X = rng.standard_normal((30, 200)) + 2.0
+    Y = rng.standard_normal((30, 3))
+    solver = WorkingSetSolver(mtlx.TaskData.from_shared(X, Y), "l21", fit_intercept=fit_intercept)
+    first = np.array([3, 10, 11, 50, 120], dtype=np.int64)
+    previous = (first, solver._centered_columns(first))
+    for features in (np.array([3, 4, 11, 50, 199]), np.array([0, 1, 2]), first):
+        reused = solver._centered_columns(features, previous)
+        np.testing.assert_array_equal(reused.columns, solver._centered_columns(features).columns)
+        np.testing.assert_array_equal(reused.sq_norms, solver._centered_columns(features).sq_norms)
+        xbar = X[:, features].mean(axis=0) if fit_intercept else 0.0
+        np.testing.assert_allclose(reused.columns, (X[:, features] - xbar).T, atol=1e-12)
