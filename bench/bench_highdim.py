@@ -52,6 +52,7 @@ How to run
     python bench/bench_highdim.py --full     # + n = 200, d = 50,000; Toeplitz; alpha_max / 100; l1
     python bench/bench_highdim.py --only-full   # only what --full adds
     python bench/bench_highdim.py --loss logistic   # the logistic cases only
+    python bench/bench_highdim.py --only-full --penalty l1 --ratio 0.1   # one alpha / alpha_max
     python bench/bench_highdim.py --path            # whole l21 paths instead (--penalty l1: lassos)
 """
 
@@ -90,6 +91,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--design", choices=("iid", "toeplitz"), default=None, help="only the cases of this design")
     p.add_argument("--loss", choices=("squared", "logistic"), default=None, help="only the cases of this loss")
     p.add_argument("--penalty", choices=("l1", "l21"), default=None, help="only the cases of this penalty")
+    p.add_argument("--ratio", type=float, default=None, help="only the cases of this alpha / alpha_max (0.1, 0.01)")
     p.add_argument("--path", action="store_true", help="whole paths (see above) instead of the cases")
     p.add_argument("--path-shape", default="150,4000,15", help="n,d,T of the path problem")
     p.add_argument("--path-alphas", type=int, default=100)
@@ -425,7 +427,7 @@ def main(argv=None) -> None:
     chosen = FULL if args.only_full else CASES + (FULL if args.full else [])
     shape = None if args.shape is None else tuple(int(v) for v in args.shape.split(","))
     cases = [c for c in chosen if args.loss in (None, c[-1]) and shape in (None, c[1:4]) and args.design in (None, c[0])
-             and args.penalty in (None, c[-2])]
+             and args.penalty in (None, c[-2]) and args.ratio in (None, c[4])]
     rows, versions = [], {}
     print(f"d >> n, {args.threads} thread(s): time to (F - F*)/F* <= {args.target:g} (and 1e-6)")
     with blas_limit(args.threads), warnings.catch_warnings():
