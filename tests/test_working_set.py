@@ -548,3 +548,47 @@ def test_a_working_sets_columns_reuse_the_last_sets(rng, fit_intercept):
         np.testing.assert_array_equal(reused.sq_norms, solver._centered_columns(features).sq_norms)
         xbar = X[:, features].mean(axis=0) if fit_intercept else 0.0
         np.testing.assert_allclose(reused.columns, (X[:, features] - xbar).T, atol=1e-12)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l21"])
+def test_a_settled_working_set_is_solved_deeper(rng, penalty):
+    """Residual epochs on a wide X: a working set that holds every alive feature whose dual
+    constraint is violated is solved to k / d of the gap (its checks, passes over X, were the
+    cost), any other to celer's 0.3; the deeper rule needs fewer gap checks to the same optimum
+    (scikit-learn's)."""
+    import mtlx.working_set as ws_module
+
+    n, d, T = 60, 2400, 1 if penalty == "l1" else 3
+    X = rng.standard_normal((n, d))
+    W_true = np.zeros((d, T))
+    W_true[:20] = rng.standard_normal((20, T))
+    Y = X @ W_true + 0.1 * rng.standard_normal((n, T))
+    data = mtlx.TaskData.from_shared(X, Y)
+    solver = WorkingSetSolver(data, penalty)
+    alpha = 0.1 * mtlx.alpha_max(data, penalty)
+    corr = rng.uniform(-1, 1, (d, T)) * alpha / 4  # no constraint violated ...
+    alive, ws = np.arange(d), np.arange(100)
+    assert solver._residual_pays(ws)
+    assert solver._subproblem_share(ws, alive, corr, alpha) == pytest.approx(100 / d)
+    corr[50] = 2 * alpha  # ... one violated inside the set: still settled
+    assert solver._subproblem_share(ws, alive, corr, alpha) == pytest.approx(100 / d)
+    corr[700] = 2 * alpha  # ... one violated outside it: celer's share
+    assert solver._subproblem_share(ws, alive, corr, alpha) == 0.3
+    # (corr holds the rows of alive: feature 700 screened out leaves the set settled again)
+    kept = np.delete(alive, 700)
+    assert solver._subproblem_share(ws, kept, np.delete(corr, 700, axis=0), alpha) == pytest.approx(100 / d)
+
+    def solve(share_rule):
+        s = WorkingSetSolver(data, penalty)
+        if share_rule is not None:
+            s._subproblem_share = share_rule
+        return s.solve(alpha, tol=1e-12)
+
+    W_deep, deep = solve(None)
+    W_flat, flat = solve(lambda *args: 0.3)
+    assert deep["converged"] and flat["converged"] and deep["outer"] < flat["outer"]
+    ref = (Lasso if penalty == "l1" else MultiTaskLasso)(alpha=alpha, fit_intercept=False, tol=1e-14,
+                                                         max_iter=1_000_000).fit(X, Y.ravel() if T == 1 else Y)
+    np.testing.assert_allclose(W_deep, ref.coef_.reshape(T, d).T, atol=1e-7 * np.abs(ref.coef_).max())
+    np.testing.assert_allclose(W_deep, W_flat, atol=1e-9 * np.abs(W_flat).max())
+    assert ws_module._SUBPROBLEM_SHARE == 0.3
