@@ -92,6 +92,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--loss", choices=("squared", "logistic"), default=None, help="only the cases of this loss")
     p.add_argument("--penalty", choices=("l1", "l21"), default=None, help="only the cases of this penalty")
     p.add_argument("--ratio", type=float, default=None, help="only the cases of this alpha / alpha_max (0.1, 0.01)")
+    p.add_argument("--solvers", default=None,
+                   help="only these solvers, comma-separated (a peer's uncapped runs can take many minutes at a rung)")
     p.add_argument("--path", action="store_true", help="whole paths (see above) instead of the cases")
     p.add_argument("--path-shape", default="150,4000,15", help="n,d,T of the path problem")
     p.add_argument("--path-alphas", type=int, default=100)
@@ -434,6 +436,8 @@ def main(argv=None) -> None:
         warnings.simplefilter("ignore")  # runs at loose tols stop early by design; accuracy is checked
         for penalty, loss in dict.fromkeys(c[-2:] for c in cases):
             fits, versions[f"{loss} {penalty}"] = solvers(penalty, args.threads, args.max_time, loss)
+            if args.solvers:
+                fits = {k: f for k, f in fits.items() if k in args.solvers.split(",")}
             warm_up(fits, loss)
             for case in (c for c in cases if c[-2:] == (penalty, loss)):
                 r = measured(lambda case=case, fits=fits: run_case(case, fits, args), args.threads, args)
