@@ -539,6 +539,30 @@ def test_order_free_sums_are_exact_and_carry_non_finite_values():
     assert np.array_equal(exact_row_sum(np.zeros((3, 2)), red), np.zeros(2))
 
 
+def test_order_free_sums_of_extreme_magnitudes_and_float32_rows():
+    from fractions import Fraction
+
+    from mtlx._exact_sum import exact_row_sum
+
+    rng = np.random.default_rng(13)
+    # Columns of tiny values (the largest below 2^-983: the scalar path), of subnormals, of huge
+    # values, and one mixing 1e300 with 1e-300 (whose small terms fall below the limbs).
+    scales = np.array([1e-300, 1e-310, 1e300, 1.0, 2.0 ** -983])
+    rows = rng.standard_normal((5000, 5)) * scales  # (more rows than one block of double sums)
+    rows[::3, 3] *= 1e-300
+    red = LocalReduction(np.arange(len(rows)))
+    total = exact_row_sum(rows, red)
+    assert np.array_equal(total, exact_row_sum(rows[::-1].copy(), red))
+    exact = np.array([float(sum(Fraction(x) for x in rows[:, j])) for j in range(5)])
+    np.testing.assert_allclose(total, exact, rtol=4 * np.finfo(float).eps, atol=0)
+    # float32 rows are read as they are: the bits of the same values in float64.
+    rows32 = (rng.standard_normal((300, 7)) * np.exp(rng.uniform(-20, 20, (300, 7)))).astype(np.float32)
+    red32 = LocalReduction(np.arange(300))
+    assert np.array_equal(exact_row_sum(rows32, red32), exact_row_sum(rows32.astype(np.float64), red32))
+    exact32 = [float(sum(Fraction(float(x)) for x in rows32[:, j])) for j in range(7)]
+    np.testing.assert_allclose(exact_row_sum(rows32, red32), exact32, rtol=4 * np.finfo(float).eps, atol=0)
+
+
 def test_one_adam_step_is_the_bias_corrected_update_of_the_full_gradient():
     # One epoch of one batch: m_hat = g and v_hat = g^2 after the bias correction, so the step is
     # lr g / (|g| + eps) (Kingma & Ba), g the full-batch gradient at the initial weights.

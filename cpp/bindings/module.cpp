@@ -1209,6 +1209,39 @@ void bind_trunk(py::module_& m) {
       "(sum of the batches' F, batches done, finite, step).");
 }
 
+// The order-free sums' row passes (mtlx/exact_sum.hpp), for float64 and float32 rows: a float32
+// fit's per-task gradients are summed as they come, without a float64 copy.
+template <class Real>
+void bind_exact_rows(py::module_& m) {
+  m.def(
+      "exact_column_exponents",
+      [](const carray<Real>& rows, carray<std::int32_t> out) {
+        if (rows.ndim() != 2) throw std::invalid_argument("rows must be 2-D, got shape " + shape_of(rows));
+        expect_shape(out, "out", {rows.shape(1)});
+        expect_writable(out, "out");
+        std::int32_t* o = out.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::column_exponents(rows.data(), rows.shape(0), rows.shape(1), o);
+      },
+      py::arg("rows").noconvert(), py::arg("out").noconvert(),
+      "out[j] = max(out[j], e) with |rows[i, j]| < 2^e (start from exact_no_exponent).");
+  m.def(
+      "exact_accumulate",
+      [](const carray<Real>& rows, const carray<std::int32_t>& exponents, carray<std::int64_t> limbs) {
+        if (rows.ndim() != 2) throw std::invalid_argument("rows must be 2-D, got shape " + shape_of(rows));
+        expect_shape(exponents, "exponents", {rows.shape(1)});
+        expect_shape(limbs, "limbs", {4, rows.shape(1)});
+        expect_writable(limbs, "limbs");
+        if (rows.shape(0) >= (py::ssize_t{1} << 23)) throw std::invalid_argument("at most 2^23 rows per call");
+        std::int64_t* l = limbs.mutable_data();
+        py::gil_scoped_release release;
+        mtlx::cpu::accumulate_limbs(rows.data(), rows.shape(0), rows.shape(1), exponents.data(), l);
+      },
+      py::arg("rows").noconvert(), py::arg("exponents").noconvert(), py::arg("limbs").noconvert(),
+      "limbs (4 x n) += the 40-bit integer limbs of every row of rows at the columns' exponents (row 3: non-finite "
+      "values).");
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mtlx native core (private): batched per-task losses/gradients and proximal operators.";
   // The codes the Python layer passes (per-task loss arrays, penalty kinds) come from these
@@ -1246,33 +1279,8 @@ PYBIND11_MODULE(_core, m) {
   bind_csr<float, std::int32_t>(m);
   bind_csr<float, std::int64_t>(m);
   bind_trunk<double>(m);
-  m.def(
-      "exact_column_exponents",
-      [](const carray<double>& rows, carray<std::int32_t> out) {
-        if (rows.ndim() != 2) throw std::invalid_argument("rows must be 2-D, got shape " + shape_of(rows));
-        expect_shape(out, "out", {rows.shape(1)});
-        expect_writable(out, "out");
-        std::int32_t* o = out.mutable_data();
-        py::gil_scoped_release release;
-        mtlx::cpu::column_exponents(rows.data(), rows.shape(0), rows.shape(1), o);
-      },
-      py::arg("rows").noconvert(), py::arg("out").noconvert(),
-      "out[j] = max(out[j], e) with |rows[i, j]| < 2^e (start from exact_no_exponent).");
-  m.def(
-      "exact_accumulate",
-      [](const carray<double>& rows, const carray<std::int32_t>& exponents, carray<std::int64_t> limbs) {
-        if (rows.ndim() != 2) throw std::invalid_argument("rows must be 2-D, got shape " + shape_of(rows));
-        expect_shape(exponents, "exponents", {rows.shape(1)});
-        expect_shape(limbs, "limbs", {4, rows.shape(1)});
-        expect_writable(limbs, "limbs");
-        if (rows.shape(0) >= (py::ssize_t{1} << 23)) throw std::invalid_argument("at most 2^23 rows per call");
-        std::int64_t* l = limbs.mutable_data();
-        py::gil_scoped_release release;
-        mtlx::cpu::accumulate_limbs(rows.data(), rows.shape(0), rows.shape(1), exponents.data(), l);
-      },
-      py::arg("rows").noconvert(), py::arg("exponents").noconvert(), py::arg("limbs").noconvert(),
-      "limbs (4 x n) += the 40-bit integer limbs of every row of rows at the columns' exponents (row 3: non-finite "
-      "values).");
+  bind_exact_rows<double>(m);
+  bind_exact_rows<float>(m);
   m.def(
       "exact_from_limbs",
       [](const carray<std::int64_t>& limbs, const carray<std::int32_t>& exponents, carray<double> out) {

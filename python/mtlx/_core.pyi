@@ -958,11 +958,16 @@ def trunk_adam_epoch(
     reduce: Callable[..., object] | None,
     n_threads: _Int = 1,
 ) -> tuple[float, int, bool, int]: ...
+@overload
 def exact_column_exponents(rows: NDArray[np.float64], out: NDArray[np.int32]) -> None:
     """out[j] = max(out[j], e) with |rows[i, j]| < 2^e (start from exact_no_exponent)."""
-
+@overload
+def exact_column_exponents(rows: NDArray[np.float32], out: NDArray[np.int32]) -> None: ...
+@overload
 def exact_accumulate(rows: NDArray[np.float64], exponents: NDArray[np.int32], limbs: NDArray[np.int64]) -> None:
     """limbs (4 x n) += the 40-bit integer limbs of every row at the columns' exponents (row 3: non-finite values)."""
+@overload
+def exact_accumulate(rows: NDArray[np.float32], exponents: NDArray[np.int32], limbs: NDArray[np.int64]) -> None: ...
 
 def exact_from_limbs(limbs: NDArray[np.int64], exponents: NDArray[np.int32], out: NDArray[np.float64]) -> None:
     """The sums the limbs hold, as doubles."""

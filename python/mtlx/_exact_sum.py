@@ -17,10 +17,11 @@ __all__ = ["exact_row_sum"]
 
 
 def exact_row_sum(rows: np.ndarray, reduction) -> np.ndarray:
-    """The sum over every rank's rows of ``rows`` (k x n, float64), independent of their order
-    and distribution (two collectives under MPI: a MAX of n int32 and a SUM of 4n int64); NaN where a
-    value is not finite."""
-    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    """The sum over every rank's rows of ``rows`` (k x n, float32 or float64: read as they are),
+    independent of their order and distribution (two collectives under MPI: a MAX of n int32 and
+    a SUM of 4n int64), in float64; NaN where a value is not finite."""
+    dtype = rows.dtype if rows.dtype in (np.float32, np.float64) else np.float64
+    rows = np.ascontiguousarray(rows, dtype=dtype)
     n = rows.shape[1]
     exponents = np.full(n, _core.exact_no_exponent, dtype=np.int32)
     _core.exact_column_exponents(rows, exponents)

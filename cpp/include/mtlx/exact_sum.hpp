@@ -17,12 +17,15 @@ namespace mtlx::cpu {
 /// Exponent of a column none of whose values is non-zero.
 inline constexpr std::int32_t kNoExponent = -1100;
 
-/// out[j] = max(out[j], e) with |rows[i, j]| < 2^e for every finite row i (rows: n_rows x n_cols row-major).
-void column_exponents(const double* rows, std::int64_t n_rows, std::int64_t n_cols, std::int32_t* out);
+/// out[j] = max(out[j], e) with |rows[i, j]| < 2^e for every finite row i (rows: n_rows x n_cols row-major;
+/// float or double).
+template <class Real>
+void column_exponents(const Real* rows, std::int64_t n_rows, std::int64_t n_cols, std::int32_t* out);
 
 /// limbs (4 x n_cols row-major) += the three limbs of every row at the columns' exponents; the
 /// fourth row counts the non-finite values (their column's sum is then NaN).
-void accumulate_limbs(const double* rows, std::int64_t n_rows, std::int64_t n_cols, const std::int32_t* exponents,
+template <class Real>
+void accumulate_limbs(const Real* rows, std::int64_t n_rows, std::int64_t n_cols, const std::int32_t* exponents,
                       std::int64_t* limbs);
 
 /// out[j] = (limbs[0, j] + limbs[1, j] 2^-40 + limbs[2, j] 2^-80) 2^(exponents[j] - 40), or NaN
