@@ -132,11 +132,19 @@ struct AdamStep {
   double lr_t, b1, b2, eps_t;
   template <class Real>
   MTLX_HD void operator()(Real& p, Real g, Real& m, Real& v) const {
+    step<double>(p, g, m, v);
+  }
+  /// The same step with its ratio m / (sqrt(v) + eps) taken in `Ratio`: float for a float32
+  /// network, whose gradient holds no more digits (PyTorch takes the whole step in float32), at
+  /// twice the vector width and a fraction of the divider's time; the moments and p stay in Real.
+  template <class Ratio, class Real>
+  MTLX_HD void step(Real& p, Real g, Real& m, Real& v) const {
     const double md = b1 * static_cast<double>(m) + (1.0 - b1) * static_cast<double>(g);
     const double vd = b2 * static_cast<double>(v) + (1.0 - b2) * static_cast<double>(g) * static_cast<double>(g);
     m = static_cast<Real>(md);
     v = static_cast<Real>(vd);
-    p = static_cast<Real>(static_cast<double>(p) - lr_t * md / (std::sqrt(vd) + eps_t));
+    const Ratio ratio = static_cast<Ratio>(lr_t * md) / (std::sqrt(static_cast<Ratio>(vd)) + static_cast<Ratio>(eps_t));
+    p = static_cast<Real>(static_cast<double>(p) - static_cast<double>(ratio));
   }
 };
 

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "mtlx/lapack.hpp"
@@ -173,22 +175,55 @@ void activation_backward(Real* dA, const Real* A, i64 rows, i64 n, Activation ac
   for_row_chunks(rows, n, n_threads, [&](i64, i64 lo, i64 hi) { deactivate_entries(dA, A, lo * n, hi * n, act); });
 }
 
+// p[j] += D[i, j] over rows [lo, hi); compiled per vector width.
+template <class Real>
+MTLX_CLONES void add_rows(const Real* __restrict D, i64 lo, i64 hi, i64 n, i64 ld, double* __restrict p) {
+  for (i64 i = lo; i < hi; ++i) {
+    for (i64 j = 0; j < n; ++j) p[j] += static_cast<double>(D[i * ld + j]);
+  }
+}
+
 // out[j] = sum_i D[i, j] (rows x n, leading dimension ld): chunk partials in double, summed in order.
 template <class Real>
 void column_sums(const Real* D, i64 rows, i64 n, i64 ld, Real* out, int n_threads) {
   const i64 n_chunks = n_chunks_of(rows);
   ChunkSums partial(n_chunks * n);
-  for_row_chunks(rows, n, n_threads, [&](i64 c, i64 lo, i64 hi) {
-    double* p = partial.data() + c * n;
-    for (i64 i = lo; i < hi; ++i) {
-      for (i64 j = 0; j < n; ++j) p[j] += static_cast<double>(D[i * ld + j]);
-    }
-  });
+  for_row_chunks(rows, n, n_threads,
+                 [&](i64 c, i64 lo, i64 hi) { add_rows(D, lo, hi, n, ld, partial.data() + c * n); });
   for (i64 j = 0; j < n; ++j) {
     double s = 0.0;
     for (i64 c = 0; c < n_chunks; ++c) s += partial[c * n + j];
     out[j] = static_cast<Real>(s);
   }
+}
+
+// Rows [lo, hi) of a one-output head: the summed weighted loss f, and with dO not null scale * w *
+// f' into dO. One loss type per call (the dispatch outside the row loop, which it had cost as
+// much as the loss), compiled per vector width.
+template <class Loss, class Real>
+inline __attribute__((always_inline)) double scalar_head_rows(const Loss& f, const Real* O, Real* dO, i64 ld, i64 lo,
+                                                              i64 hi, i64 first_row, const TrunkTargets<Real>& tg,
+                                                              i64 col, double scale) {
+  double s = 0.0;
+  for (i64 i = lo; i < hi; ++i) {
+    const i64 entry = (first_row + i) * tg.n_cols + col;
+    const double w = static_cast<double>(tg.weights[entry]);
+    if (w == 0.0) {  // a missing label: no loss, no gradient (its target may be anything)
+      if (dO != nullptr) dO[i * ld] = Real(0);
+      continue;
+    }
+    const Real y = tg.values[entry], z = O[i * ld];
+    s += w * f.value(y, z);
+    if (dO != nullptr) dO[i * ld] = static_cast<Real>(scale * w * static_cast<double>(f.deriv(y, z)));
+  }
+  return s;
+}
+
+template <class Real>
+MTLX_CLONES double scalar_head_loss(const Real* O, Real* dO, i64 ld, i64 lo, i64 hi, i64 first_row,
+                                    const TrunkTargets<Real>& tg, i64 col, LossKind kind, double param, double scale) {
+  return visit_loss(kind, param,
+                    [&](auto f) { return scalar_head_rows(f, O, dO, ld, lo, hi, first_row, tg, col, scale); });
 }
 
 // Task t's summed weighted loss over its m rows of outputs O (leading dimension ld); with dO not
@@ -199,26 +234,21 @@ double head_loss(const Real* O, Real* dO, i64 ld, i64 m, i64 K, i64 first_row, c
   const i64 n_chunks = n_chunks_of(m);
   ChunkSums partial(n_chunks);
   for_row_chunks(m, K, n_threads, [&](i64 c, i64 lo, i64 hi) {
+    if (K == 1) {
+      partial[c] = scalar_head_loss(O, dO, ld, lo, hi, first_row, tg, col, kind, param, scale);
+      return;
+    }
     double s = 0.0;
     for (i64 i = lo; i < hi; ++i) {
       const i64 entry = (first_row + i) * tg.n_cols + col;
       const double w = static_cast<double>(tg.weights[entry]);
-      const Real* z = O + i * ld;
       Real* dz = dO == nullptr ? nullptr : dO + i * ld;
-      if (w == 0.0) {  // a missing label: no loss, no gradient (its target may be anything)
+      if (w == 0.0) {  // a missing label
         if (dz != nullptr) std::fill(dz, dz + K, Real(0));
         continue;
       }
-      const Real y = tg.values[entry];
-      if (K > 1) {
-        s += w * SoftmaxLoss::value_and_deriv(z, static_cast<int>(K), static_cast<int>(y), scale * w, dz);
-      } else {
-        visit_loss(kind, param, [&](auto f) {
-          s += w * f.value(y, z[0]);
-          if (dz != nullptr) dz[0] = static_cast<Real>(scale * w * static_cast<double>(f.deriv(y, z[0])));
-          return 0;
-        });
-      }
+      s += w * SoftmaxLoss::value_and_deriv(O + i * ld, static_cast<int>(K), static_cast<int>(tg.values[entry]),
+                                            scale * w, dz);
     }
     partial[c] = s;
   });
@@ -319,6 +349,54 @@ bool heads_share_all_rows(const TrunkShape& s, const TrunkTasks& tasks) {
   return tasks.shared_rows && s.n_task_layers == 0;
 }
 
+// O (m x K) = H At' + a: each output a dot product of a row of H (m x h) and a row of At (K x h),
+// summed in 16 lanes in a fixed order (vectorized; a single running sum is a chain of dependent
+// additions, 4 cycles each), the lanes then added pairwise.
+template <class Real>
+MTLX_CLONES void head_outputs(const Real* __restrict H, i64 m, i64 h, i64 K, const Real* __restrict At,
+                              const Real* __restrict a, Real* __restrict O) {
+  constexpr i64 kLanes = 16;
+  for (i64 i = 0; i < m; ++i) {
+    const Real* __restrict x = H + i * h;
+    for (i64 k = 0; k < K; ++k) {
+      const Real* __restrict w = At + k * h;
+      Real lanes[kLanes] = {};
+      i64 j = 0;
+      for (; j + kLanes <= h; j += kLanes) {
+        for (i64 l = 0; l < kLanes; ++l) lanes[l] += x[j + l] * w[j + l];
+      }
+      for (i64 l = 0; j + l < h; ++l) lanes[l] += x[j + l] * w[j + l];
+      for (i64 width = kLanes / 2; width > 0; width /= 2) {
+        for (i64 l = 0; l < width; ++l) lanes[l] += lanes[l + width];
+      }
+      O[i * K + k] = a[k] + lanes[0];
+    }
+  }
+}
+
+// The head's gradient gAt (K x h, added) and ga (K, added), and the representation's dH (m x h,
+// added), from the outputs' gradient dO (m x K).
+template <class Real>
+MTLX_CLONES void head_backward(const Real* __restrict H, const Real* __restrict dO, i64 m, i64 h, i64 K,
+                               const Real* __restrict At, Real* __restrict gAt, Real* __restrict ga,
+                               Real* __restrict dH) {
+  for (i64 i = 0; i < m; ++i) {
+    const Real* __restrict x = H + i * h;
+    Real* __restrict dx = dH + i * h;
+    for (i64 k = 0; k < K; ++k) {
+      const Real d = dO[i * K + k];
+      if (d == Real(0)) continue;  // (a missing label)
+      ga[k] += d;
+      Real* __restrict g = gAt + k * h;
+      const Real* __restrict w = At + k * h;
+      for (i64 j = 0; j < h; ++j) {
+        g[j] += x[j] * d;
+        dx[j] += d * w[j];
+      }
+    }
+  }
+}
+
 // A task's linear head on its m rows of the representation H (m x h): outputs, loss and, with
 // ghead not null, the head's gradient into ghead (h x K, then K) and the representation's into
 // dH (added). Row loops rather than BLAS: with many tasks a minibatch holds a few rows of each,
@@ -328,32 +406,28 @@ double linear_head(const Real* H, i64 m, i64 h, i64 K, const Real* head, Real* g
                    const TrunkTargets<Real>& tg, i64 col, LossKind kind, double param, double scale, int n_threads) {
   const Real* A = head;
   const Real* a = head + h * K;
-  Real* O = scratch<Real>(kOutputs, m * K);
-  for (i64 i = 0; i < m; ++i) {
-    const Real* Hi = H + i * h;
-    for (i64 k = 0; k < K; ++k) {
-      Real z = a[k];
-      for (i64 j = 0; j < h; ++j) z += Hi[j] * A[j * K + k];
-      O[i * K + k] = z;
+  // The loops read the head as K rows of h (its transpose; the head itself when K = 1).
+  const Real* At = A;
+  if (K > 1) {
+    Real* t = scratch<Real>(kHeads, K * h);
+    for (i64 j = 0; j < h; ++j) {
+      for (i64 k = 0; k < K; ++k) t[k * h + j] = A[j * K + k];
     }
+    At = t;
   }
+  Real* O = scratch<Real>(kOutputs, m * K);
+  head_outputs(H, m, h, K, At, a, O);
   Real* dO = ghead == nullptr ? nullptr : scratch<Real>(kDOutputs, m * K);
   const double loss = head_loss(O, dO, K, m, K, first_row, tg, col, kind, param, scale, n_threads);
   if (ghead == nullptr) return loss;
   Real* gA = ghead;
   Real* ga = ghead + h * K;
   std::fill(ghead, ghead + h * K + K, Real(0));
-  for (i64 i = 0; i < m; ++i) {
-    const Real* Hi = H + i * h;
-    Real* dHi = dH + i * h;
-    for (i64 k = 0; k < K; ++k) {
-      const Real d = dO[i * K + k];
-      if (d == Real(0)) continue;  // (a missing label)
-      ga[k] += d;
-      for (i64 j = 0; j < h; ++j) {
-        gA[j * K + k] += Hi[j] * d;
-        dHi[j] += d * A[j * K + k];
-      }
+  Real* gAt = K > 1 ? zeroed<Real>(kDHeads, K * h) : gA;
+  head_backward(H, dO, m, h, K, At, gAt, ga, dH);
+  if (K > 1) {
+    for (i64 j = 0; j < h; ++j) {
+      for (i64 k = 0; k < K; ++k) gA[j * K + k] = gAt[k * h + j];
     }
   }
   return loss;
@@ -533,11 +607,64 @@ void trunk_representation(const Real* X, i64 N, const TrunkShape& s, const Real*
   std::copy(acts.back(), acts.back() + N * s.trunk_sizes[s.n_trunk_layers], out);
 }
 
-// One Adam step over n parameters with the ridge term l2 theta on the masked ones; copies theta to
-// out (the kernel's dtype) and returns the new sum of the masked theta^2. Compiled for the
-// machine's vector width as well (MTLX_CLONES): with school's 139 heads the parameters outnumber a
-// batch's rows, and a scalar pass (a square root and a division per parameter) was most of a
-// minibatch's time.
+// True when every x[0..n) is finite: no entry with every exponent bit set (inf, NaN). An OR of
+// integer tests vectorizes; a floating-point test per entry with an early exit ran scalar, the
+// largest part of a 256-row batch's bookkeeping.
+template <class G>
+MTLX_CLONES bool all_finite(const G* __restrict x, i64 n) {
+  using Bits = std::conditional_t<sizeof(G) == 8, std::uint64_t, std::uint32_t>;
+  constexpr Bits kExponent = static_cast<Bits>(sizeof(G) == 8 ? 0x7ff0000000000000ULL : 0x7f800000ULL);
+  Bits bad = 0;
+  for (i64 i = 0; i < n; ++i) {
+    Bits b;
+    std::memcpy(&b, x + i, sizeof b);
+    bad |= static_cast<Bits>((b & kExponent) == kExponent);
+  }
+  return bad == 0;
+}
+
+// dst (n x width) <- the rows rows[0..n) of src (width columns). The rows are random draws from the
+// whole data: their cache lines are requested first, all together, then copied (a miss at a time
+// was a tenth of a 256-row batch).
+template <class Real>
+void gather_rows(const Real* src, i64 width, const i64* rows, i64 n, Real* dst) {
+  constexpr i64 kLine = 64 / static_cast<i64>(sizeof(Real));
+  for (i64 i = 0; i < n; ++i) {
+    const Real* row = src + rows[i] * width;
+    for (i64 j = 0; j < width; j += kLine) __builtin_prefetch(row + j);
+    if (width > 0) __builtin_prefetch(row + width - 1);
+  }
+  for (i64 i = 0; i < n; ++i) std::copy(src + rows[i] * width, src + (rows[i] + 1) * width, dst + i * width);
+}
+
+// Each task's weights over a minibatch's rows scaled to sum to 1 (0 where they sum to 0). With one
+// X shared by every task (every task on every row), the tasks' columns are summed in one pass
+// over the rows, each column in row order (the sums a pass per task would give).
+template <class Real>
+void normalize_batch_weights(Real* Wb, i64 n_cols, const TrunkTasks& tasks, const i64* begin, const i64* end,
+                             const i64* target_col) {
+  const auto inverse_of = [](double total) { return total > 0.0 ? static_cast<Real>(1.0 / total) : Real(0); };
+  if (tasks.shared_rows && tasks.T > 0) {
+    const i64 n = end[0];
+    std::vector<double> total(static_cast<std::size_t>(n_cols), 0.0);
+    std::vector<Real> inverse(static_cast<std::size_t>(n_cols), Real(1));
+    for (i64 i = 0; i < n; ++i) {
+      for (i64 c = 0; c < n_cols; ++c) total[c] += static_cast<double>(Wb[i * n_cols + c]);
+    }
+    for (i64 t = 0; t < tasks.T; ++t) inverse[target_col[t]] = inverse_of(total[target_col[t]]);
+    for (i64 i = 0; i < n; ++i) {
+      for (i64 c = 0; c < n_cols; ++c) Wb[i * n_cols + c] *= inverse[c];
+    }
+    return;
+  }
+  for (i64 t = 0; t < tasks.T; ++t) {
+    double total = 0.0;
+    for (i64 i = begin[t]; i < end[t]; ++i) total += static_cast<double>(Wb[i * n_cols + target_col[t]]);
+    const Real inverse = inverse_of(total);
+    for (i64 i = begin[t]; i < end[t]; ++i) Wb[i * n_cols + target_col[t]] *= inverse;
+  }
+}
+
 // sum of the masked theta^2 in 8 fixed lanes (the same order on every call: deterministic).
 MTLX_CLONES inline double ridge_sum(const double* theta, const std::uint8_t* mask, i64 n) {
   double lanes[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
@@ -555,13 +682,27 @@ MTLX_CLONES inline double ridge_sum(const double* theta, const std::uint8_t* mas
   return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
+// One Adam step over n parameters with the ridge term l2 theta on the masked ones; copies theta to
+// out (the kernel's dtype) and returns the new sum of the masked theta^2 (ridge_sum). Compiled
+// for the machine's vector width as well (MTLX_CLONES): with school's 139 heads the parameters
+// outnumber a batch's rows, and a scalar pass (a square root and a division per parameter) was
+// most of a minibatch's time. The step's ratio is taken in Real (AdamStep::step).
 template <class G, class Real>
-MTLX_CLONES double adam_pass(const AdamStep& op, double l2, const G* grad, double* theta, double* m, double* v,
-                             const std::uint8_t* mask, Real* out, i64 n) {
-  // (mask multiplies rather than selects: a conditional load kept the loop scalar)
+MTLX_CLONES double adam_pass(const AdamStep& step, double l2, const G* __restrict grad, double* __restrict theta,
+                             double* __restrict m, double* __restrict v, const std::uint8_t* __restrict mask,
+                             Real* __restrict out, i64 n) {
+  // The step by value and the arrays restrict: with the step's fields behind a reference, every
+  // store to theta, m or v might have changed them, and the loop ran scalar (a quarter of a
+  // 256-row batch's time on one shared X). (mask multiplies rather than selects: a conditional
+  // load kept the loop scalar too; so did the ridge sum's lanes in the same loop.)
+  const AdamStep op = step;
   for (i64 i = 0; i < n; ++i) {
-    op(theta[i], static_cast<double>(grad[i]) + l2 * (theta[i] * static_cast<double>(mask[i])), m[i], v[i]);
-    out[i] = static_cast<Real>(theta[i]);
+    double p = theta[i], mi = m[i], vi = v[i];
+    op.step<Real>(p, static_cast<double>(grad[i]) + l2 * (p * static_cast<double>(mask[i])), mi, vi);
+    theta[i] = p;
+    m[i] = mi;
+    v[i] = vi;
+    out[i] = static_cast<Real>(p);
   }
   return ridge_sum(theta, mask, n);
 }
@@ -592,23 +733,17 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
     Real* Xb = scratch<Real>(kBatchX, n * d);
     Real* Yb = scratch<Real>(kBatchTargets, n * n_cols);
     Real* Wb = scratch<Real>(kBatchWeights, n * n_cols);
-    for (i64 i = 0; i < n; ++i) {
-      const i64 row = batch_rows[first + i];
-      std::copy(X + row * d, X + (row + 1) * d, Xb + i * d);
-      std::copy(targets + row * n_cols, targets + (row + 1) * n_cols, Yb + i * n_cols);
-      std::copy(weights + row * n_cols, weights + (row + 1) * n_cols, Wb + i * n_cols);
-    }
+    gather_rows(X, d, batch_rows + first, n, Xb);
+    gather_rows(targets, n_cols, batch_rows + first, n, Yb);
+    gather_rows(weights, n_cols, batch_rows + first, n, Wb);
     first += n;
     i64 at = 0;
     for (i64 t = 0; t < T; ++t) {
       begin[t] = tasks.shared_rows ? 0 : at;
       end[t] = tasks.shared_rows ? n : at + batch_sizes[b * n_groups + t];
       at = end[t];
-      double total = 0.0;
-      for (i64 i = begin[t]; i < end[t]; ++i) total += static_cast<double>(Wb[i * n_cols + target_col[t]]);
-      const Real inverse = total > 0.0 ? static_cast<Real>(1.0 / total) : Real(0);
-      for (i64 i = begin[t]; i < end[t]; ++i) Wb[i * n_cols + target_col[t]] *= inverse;
     }
+    normalize_batch_weights(Wb, n_cols, tasks, begin.data(), end.data(), target_col);
     TrunkTasks batch = tasks;
     batch.row_begin = begin.data();
     batch.row_end = end.data();
@@ -621,15 +756,20 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
     }
     double F = trunk_loss_grad(Xb, n, s, batch, tg, scale.data(), params.data(), grad.data(), loss.data(), n_threads);
     F += extra + 0.5 * a.l2 * ridge_local;
-    // One reduction: the trunk's gradient, the tasks' losses, F (and the failure flag, unused here).
-    std::fill(buf.begin(), buf.end(), 0.0);
-    for (i64 i = 0; i < nt; ++i) buf[i] = static_cast<double>(grad[i]);
-    for (i64 t = 0; t < T; ++t) buf[nt + local_index[t]] = loss[t];
-    buf[nt + n_global_tasks] = F;
-    if (reduce) reduce(buf.data(), static_cast<i64>(buf.size()));
-    F = buf[nt + n_global_tasks] + 0.5 * a.l2 * ridge_trunk;
-    bool finite = std::isfinite(F);
-    for (i64 i = 0; i < nt && finite; ++i) finite = std::isfinite(buf[i]);
+    bool finite;
+    if (reduce) {
+      // One reduction: the trunk's gradient, the tasks' losses, F (and the failure flag, unused here).
+      std::fill(buf.begin(), buf.end(), 0.0);
+      for (i64 i = 0; i < nt; ++i) buf[i] = static_cast<double>(grad[i]);
+      for (i64 t = 0; t < T; ++t) buf[nt + local_index[t]] = loss[t];
+      buf[nt + n_global_tasks] = F;
+      reduce(buf.data(), static_cast<i64>(buf.size()));
+      F = buf[nt + n_global_tasks] + 0.5 * a.l2 * ridge_trunk;
+      finite = std::isfinite(F) && all_finite(buf.data(), nt);
+    } else {  // one process: the trunk's gradient is the kernel's, read where it is
+      F += 0.5 * a.l2 * ridge_trunk;
+      finite = std::isfinite(F) && all_finite(grad.data(), nt);
+    }
     if (!finite) {  // (F and the trunk's gradient are global: every rank stops here)
       out.finite = false;
       return out;
@@ -640,7 +780,8 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
     const double c1 = 1.0 - std::pow(a.beta1, static_cast<double>(step));
     const double c2 = std::sqrt(1.0 - std::pow(a.beta2, static_cast<double>(step)));
     const AdamStep op{a.lr * c2 / c1, a.beta1, a.beta2, a.eps * c2};
-    ridge_trunk = adam_pass(op, a.l2, buf.data(), theta, m, v, weight_mask, params.data(), nt);
+    ridge_trunk = reduce ? adam_pass(op, a.l2, buf.data(), theta, m, v, weight_mask, params.data(), nt)
+                         : adam_pass(op, a.l2, grad.data(), theta, m, v, weight_mask, params.data(), nt);
     ridge_local =
         adam_pass(op, a.l2, grad.data() + nt, theta + nt, m + nt, v + nt, weight_mask + nt, params.data() + nt, P - nt);
     if (a.uncertainty) {
@@ -648,7 +789,11 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
         op(theta[P + t], a.inv_tasks * (1.0 - std::exp(-theta[P + t]) * loss[t]), m[P + t], v[P + t]);
     }
     out.objective_sum += F;
-    for (i64 t = 0; t < n_global_tasks; ++t) task_loss_sum[t] += buf[nt + t];
+    if (reduce) {
+      for (i64 t = 0; t < n_global_tasks; ++t) task_loss_sum[t] += buf[nt + t];
+    } else {
+      for (i64 t = 0; t < T; ++t) task_loss_sum[local_index[t]] += loss[t];
+    }
     ++out.batches;
   }
   return out;
