@@ -115,6 +115,56 @@ def test_objective_matches_an_independent_numpy_forward_pass():
     assert F == pytest.approx(np.mean(ref), rel=1e-13)
 
 
+def _large_shared_problem(seed=21, n=2500):
+    # More rows than 8 blocks of 256 (the core's unit for one X shared by every task), the last
+    # block partial: every run of blocks, the sums across runs and the chunk-ordered sums.
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    Y = np.column_stack([np.tanh(X @ rng.normal(size=5)), rng.integers(0, 3, size=n), np.sign(rng.normal(size=n))])
+    Y[rng.random(n) < 0.1, 0] = np.nan  # missing labels
+    losses = [get_loss("squared"), None, get_loss("logistic")]  # a regression, a softmax and a binary head
+    return mtlx.TaskData.from_shared(X, Y), losses, [1, 3, 1]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_shared_input_pass_in_blocks_matches_the_per_task_pass_and_finite_differences(activation):
+    data, losses, out_dims = _large_shared_problem()
+    net, obj, rows = objective_of(data, losses, out_dims, activation, hidden=(7, 6), l2=0.1)
+    theta = net.initial_params(4, range(3), np.float64)
+    F, g, task_loss = obj(theta, rows)
+    # The same tasks stacked, each with its own copy of X and its labelled rows: the per-task code
+    # path (row loops, the order-free sum of the tasks' trunk gradients).
+    keep = [data.sample_weight[:, t] > 0 for t in range(3)]  # (TaskData weighs a missing label 0)
+    stacked = mtlx.TaskData.from_tasks([(data.X[k], data.Y[k, t]) for t, k in enumerate(keep)])
+    _, obj_s, rows_s = objective_of(stacked, losses, out_dims, activation, hidden=(7, 6), l2=0.1)
+    F_s, g_s, task_loss_s = obj_s(theta, rows_s)
+    np.testing.assert_allclose(task_loss, task_loss_s, rtol=1e-13)
+    assert F == pytest.approx(F_s, rel=1e-13)
+    np.testing.assert_allclose(g, g_s, rtol=0, atol=1e-13 * np.max(np.abs(g)))
+    # Central differences on coordinates of every block: both trunk layers, the heads, biases.
+    rng = np.random.default_rng(5)
+    for i in rng.choice(theta.size, size=25, replace=False):
+        tp, tm = theta.copy(), theta.copy()
+        tp[i] += 1e-6
+        tm[i] -= 1e-6
+        fd = (obj(tp, rows, grad=False)[0] - obj(tm, rows, grad=False)[0]) / 2e-6
+        assert fd == pytest.approx(g[i], abs=1e-8 * max(1.0, np.max(np.abs(g))))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_shared_input_pass_is_the_same_for_every_number_of_threads(dtype):
+    data, losses, out_dims = _large_shared_problem(n=4000)
+    data = mtlx.TaskData.from_shared(data.X.astype(dtype), data.Y.astype(dtype))
+    net = TrunkNetwork(data.n_features, (16,), (), "relu", out_dims)
+    rows = Rows.of(data).normalized()
+    theta = net.initial_params(0, range(3), np.float64)
+    results = [TrunkObjective(net, losses, 1e-3, False, LocalReduction(data.task_ids), k)(theta, rows)
+               for k in (1, 2, 3)]
+    for F, g, task_loss in results[1:]:
+        assert F == results[0][0]
+        assert np.array_equal(g, results[0][1]) and np.array_equal(task_loss, results[0][2])
+
+
 def test_missing_labels_and_weights_enter_as_row_weights():
     # NaN rows of a shared Y count for nothing; task t's loss is its mean over labelled rows.
     data = shared_data()

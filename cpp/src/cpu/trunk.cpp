@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -183,18 +184,29 @@ MTLX_CLONES void add_rows(const Real* __restrict D, i64 lo, i64 hi, i64 n, i64 l
   }
 }
 
+// partials[c * n + j] += the sum over chunk c's rows of D[i, j] (rows x n, leading dimension ld).
+template <class Real>
+void chunk_column_sums(const Real* D, i64 rows, i64 n, i64 ld, double* partials, int n_threads) {
+  for_row_chunks(rows, n, n_threads, [&](i64 c, i64 lo, i64 hi) { add_rows(D, lo, hi, n, ld, partials + c * n); });
+}
+
+// out[j] = sum_c partials[c * n + j], the chunks in order.
+template <class Real>
+void sum_chunks(const double* partials, i64 n_chunks, i64 n, Real* out) {
+  for (i64 j = 0; j < n; ++j) {
+    double s = 0.0;
+    for (i64 c = 0; c < n_chunks; ++c) s += partials[c * n + j];
+    out[j] = static_cast<Real>(s);
+  }
+}
+
 // out[j] = sum_i D[i, j] (rows x n, leading dimension ld): chunk partials in double, summed in order.
 template <class Real>
 void column_sums(const Real* D, i64 rows, i64 n, i64 ld, Real* out, int n_threads) {
   const i64 n_chunks = n_chunks_of(rows);
   ChunkSums partial(n_chunks * n);
-  for_row_chunks(rows, n, n_threads,
-                 [&](i64 c, i64 lo, i64 hi) { add_rows(D, lo, hi, n, ld, partial.data() + c * n); });
-  for (i64 j = 0; j < n; ++j) {
-    double s = 0.0;
-    for (i64 c = 0; c < n_chunks; ++c) s += partial[c * n + j];
-    out[j] = static_cast<Real>(s);
-  }
+  chunk_column_sums(D, rows, n, ld, partial.data(), n_threads);
+  sum_chunks(partial.data(), n_chunks, n, out);
 }
 
 // Rows [lo, hi) of a one-output head: the summed weighted loss f, and with dO not null scale * w *
@@ -226,31 +238,37 @@ MTLX_CLONES double scalar_head_loss(const Real* O, Real* dO, i64 ld, i64 lo, i64
                     [&](auto f) { return scalar_head_rows(f, O, dO, ld, lo, hi, first_row, tg, col, scale); });
 }
 
-// Task t's summed weighted loss over its m rows of outputs O (leading dimension ld); with dO not
-// null, dO (same leading dimension) gets scale * w * dL/dO.
+// The summed weighted loss of a head's rows [lo, hi) of outputs O (K per row, leading dimension
+// ld; targets from row first_row + i); with dO not null, dO (same leading dimension) gets
+// scale * w * dL/dO.
+template <class Real>
+double head_loss_rows(const Real* O, Real* dO, i64 ld, i64 lo, i64 hi, i64 K, i64 first_row,
+                      const TrunkTargets<Real>& tg, i64 col, LossKind kind, double param, double scale) {
+  if (K == 1) return scalar_head_loss(O, dO, ld, lo, hi, first_row, tg, col, kind, param, scale);
+  double s = 0.0;
+  for (i64 i = lo; i < hi; ++i) {
+    const i64 entry = (first_row + i) * tg.n_cols + col;
+    const double w = static_cast<double>(tg.weights[entry]);
+    Real* dz = dO == nullptr ? nullptr : dO + i * ld;
+    if (w == 0.0) {  // a missing label
+      if (dz != nullptr) std::fill(dz, dz + K, Real(0));
+      continue;
+    }
+    s += w * SoftmaxLoss::value_and_deriv(O + i * ld, static_cast<int>(K), static_cast<int>(tg.values[entry]),
+                                          scale * w, dz);
+  }
+  return s;
+}
+
+// Task t's summed weighted loss over its m rows of outputs O (leading dimension ld): the sums of
+// chunks of rows, added in order.
 template <class Real>
 double head_loss(const Real* O, Real* dO, i64 ld, i64 m, i64 K, i64 first_row, const TrunkTargets<Real>& tg, i64 col,
                  LossKind kind, double param, double scale, int n_threads) {
   const i64 n_chunks = n_chunks_of(m);
   ChunkSums partial(n_chunks);
   for_row_chunks(m, K, n_threads, [&](i64 c, i64 lo, i64 hi) {
-    if (K == 1) {
-      partial[c] = scalar_head_loss(O, dO, ld, lo, hi, first_row, tg, col, kind, param, scale);
-      return;
-    }
-    double s = 0.0;
-    for (i64 i = lo; i < hi; ++i) {
-      const i64 entry = (first_row + i) * tg.n_cols + col;
-      const double w = static_cast<double>(tg.weights[entry]);
-      Real* dz = dO == nullptr ? nullptr : dO + i * ld;
-      if (w == 0.0) {  // a missing label
-        if (dz != nullptr) std::fill(dz, dz + K, Real(0));
-        continue;
-      }
-      s += w * SoftmaxLoss::value_and_deriv(O + i * ld, static_cast<int>(K), static_cast<int>(tg.values[entry]),
-                                            scale * w, dz);
-    }
-    partial[c] = s;
+    partial[c] = head_loss_rows(O, dO, ld, lo, hi, K, first_row, tg, col, kind, param, scale);
   });
   double total = 0.0;
   for (double p : partial) total += p;
@@ -435,17 +453,23 @@ double linear_head(const Real* H, i64 m, i64 h, i64 K, const Real* head, Real* g
 
 // Down through the trunk from delta = dF/d(representation) on rows [first_row, first_row + N)
 // (overwritten; the layers below use the slots kBelow and kDelta in turn): the trunk's gradient
-// into grad.
+// into grad. A block of a larger pass (bias_partials not null) adds its weight gradients to
+// grad's (accumulate) and its chunks' bias sums to bias_partials[l] from chunk first_chunk on.
 template <class Real>
 void trunk_backward(const Real* X, const std::vector<Real*>& acts, i64 first_row, i64 N, const TrunkShape& s,
-                    const Layout& lay, const Real* params, Real* delta, Real* grad, int n_threads) {
+                    const Layout& lay, const Real* params, Real* delta, Real* grad, int n_threads,
+                    bool accumulate = false, double* const* bias_partials = nullptr, i64 first_chunk = 0) {
   std::size_t slot = kDelta;  // (so that the first layer below goes to kBelow)
   for (int l = s.n_trunk_layers - 1; l >= 0; --l) {
     const i64 n_in = s.trunk_sizes[l], n_out = s.trunk_sizes[l + 1];
     activation_backward(delta, acts[l] + first_row * n_out, N, n_out, s.activation, n_threads);
     const Real* in = l ? acts[l - 1] + first_row * n_in : X;
-    gemm_rm<Real>(true, false, n_in, n_out, N, Real(1), in, n_in, delta, n_out, Real(0), grad + lay.trunk_w[l], n_out);
-    column_sums(delta, N, n_out, n_out, grad + lay.trunk_b[l], n_threads);
+    gemm_rm<Real>(true, false, n_in, n_out, N, Real(1), in, n_in, delta, n_out, Real(accumulate ? 1 : 0),
+                  grad + lay.trunk_w[l], n_out);
+    if (bias_partials != nullptr)
+      chunk_column_sums(delta, N, n_out, n_out, bias_partials[l] + first_chunk * n_out, n_threads);
+    else
+      column_sums(delta, N, n_out, n_out, grad + lay.trunk_b[l], n_threads);
     if (l) {  // the layer below's delta goes to the other of the two slots
       slot = slot == kDelta ? kBelow : kDelta;
       Real* below = scratch<Real>(slot, N * n_in);
@@ -456,6 +480,132 @@ void trunk_backward(const Real* X, const std::vector<Real*>& acts, i64 first_row
   }
 }
 
+// Rows per block of the shared-input evaluation: a multiple of kChunkRows (so that its chunks, and
+// every sum taken chunk by chunk, are those of one pass over all the rows), and small enough that
+// a block's activations and gradients stay in cache from its forward pass to its backward pass
+// (100,000 x 100, width 128: 75 ms per evaluation in blocks of 256 rows, 80 in 512 or 1,024, 84 in
+// 2,048, 131 unblocked; float32, one thread).
+constexpr i64 kBlockRows = kChunkRows;
+
+// Runs of blocks summed apart (the threads' shares of a shared-input pass; a constant, so that the
+// sums are the same for every number of threads).
+constexpr i64 kRuns = 8;
+
+// One input for every task and linear heads (all heads in one product, H [A_1 ... A_T]): F, the
+// tasks' losses and (grad not null) the gradient, the rows in blocks of kBlockRows. Unblocked, a
+// pass over 100,000 rows spent more time moving its N x width buffers through memory (and
+// zeroing them, inside BLAS) than in the products.
+template <class Real>
+double shared_heads_loss_grad(const Real* X, i64 N, const TrunkShape& s, const Layout& lay, const TrunkTasks& tasks,
+                              const TrunkTargets<Real>& tg, const double* task_scale, const Real* params, Real* grad,
+                              double* task_loss, int n_threads) {
+  const int L = s.n_trunk_layers;
+  const i64 T = tasks.T, d = s.trunk_sizes[0], h = s.trunk_sizes[L];
+  std::vector<i64> col(T + 1, 0);
+  for (i64 t = 0; t < T; ++t) col[t + 1] = col[t] + tasks.out_dims[t];
+  const i64 SK = col[T];
+  Real* A = scratch<Real>(kHeads, h * SK);
+  Real* a = scratch<Real>(kHeadBiases, SK);
+  for (i64 t = 0; t < T; ++t) {
+    const Real* head = params + lay.task_start[t] + lay.rel_head;
+    const i64 K = tasks.out_dims[t];
+    for (i64 r = 0; r < h; ++r) std::copy(head + r * K, head + (r + 1) * K, A + r * SK + col[t]);
+    std::copy(head + h * K, head + h * K + K, a + col[t]);
+  }
+  // Chunk partials (the losses', the bias gradients'), summed in chunk order at the end.
+  const i64 n_chunks = n_chunks_of(N);
+  std::vector<double> loss_part(static_cast<std::size_t>(n_chunks * T), 0.0);
+  std::vector<double> head_bias_part(grad == nullptr ? 0 : static_cast<std::size_t>(n_chunks * SK), 0.0);
+  std::vector<std::vector<double>> trunk_bias_part(grad == nullptr ? 0 : L);
+  std::vector<double*> trunk_bias_ptr;
+  for (auto& part : trunk_bias_part) {
+    const i64 width = s.trunk_sizes[trunk_bias_ptr.size() + 1];
+    part.assign(static_cast<std::size_t>(n_chunks * width), 0.0);
+    trunk_bias_ptr.push_back(part.data());
+  }
+  Real* dA = grad == nullptr ? nullptr : scratch<Real>(kDHeads, h * SK);
+  if (grad != nullptr && N == 0) {  // no block below writes them: empty sums
+    std::fill(grad, grad + lay.total, Real(0));
+    std::fill(dA, dA + h * SK, Real(0));
+  }
+  // The blocks in kRuns contiguous runs, each summing its products' gradients on its own (the
+  // first run into grad and dA), the runs added in order at the end: threads take whole runs,
+  // and the sums do not depend on how many there are.
+  const i64 n_blocks = (N + kBlockRows - 1) / kBlockRows, n_runs = std::min(kRuns, n_blocks);
+  const i64 n_trunk = lay.task_start.empty() ? lay.total : lay.task_start[0];
+  std::vector<Real> run_grads(grad == nullptr ? 0
+                                              : static_cast<std::size_t>(std::max<i64>(n_runs - 1, 0)) *
+                                                    static_cast<std::size_t>(n_trunk + h * SK));
+  const auto run = [&](i64 k) {
+    Real* g_trunk = grad;
+    Real* g_heads = dA;
+    if (grad != nullptr && k > 0) {
+      g_trunk = run_grads.data() + (k - 1) * (n_trunk + h * SK);
+      g_heads = g_trunk + n_trunk;
+    }
+    const i64 first = k * n_blocks / n_runs, last = (k + 1) * n_blocks / n_runs;
+    for (i64 blk = first; blk < last; ++blk) {
+      const i64 r0 = blk * kBlockRows, B = std::min(kBlockRows, N - r0), c0 = r0 / kChunkRows;
+      const auto acts = trunk_forward(X + r0 * d, B, s, lay, params, 1);
+      const Real* H = acts[L - 1];
+      Real* O = scratch<Real>(kOutputs, B * SK);
+      Real* dO = grad == nullptr ? nullptr : scratch<Real>(kDOutputs, B * SK);
+      head_forward(H, h, B, h, SK, A, a, O, SK, 1);
+      for_row_chunks(B, SK, 1, [&](i64 c, i64 lo, i64 hi) {
+        for (i64 t = 0; t < T; ++t) {
+          loss_part[(c0 + c) * T + t] = head_loss_rows(
+              O + col[t], dO == nullptr ? nullptr : dO + col[t], SK, lo, hi, tasks.out_dims[t], r0, tg,
+              tg.target_col[t], static_cast<LossKind>(tasks.losses[t]), tasks.loss_params[t], task_scale[t]);
+        }
+      });
+      if (grad == nullptr) continue;
+      const bool accumulate = blk > first;
+      gemm_rm<Real>(true, false, h, SK, B, Real(1), H, h, dO, SK, Real(accumulate ? 1 : 0), g_heads, SK);
+      chunk_column_sums(dO, B, SK, SK, head_bias_part.data() + c0 * SK, 1);
+      Real* dH = scratch<Real>(kDH, B * h);
+      gemm_rm<Real>(false, true, B, h, SK, Real(1), dO, SK, A, SK, Real(0), dH, h);
+      trunk_backward(X + r0 * d, acts, 0, B, s, lay, params, dH, g_trunk, 1, accumulate, trunk_bias_ptr.data(), c0);
+    }
+  };
+  if (n_threads > 1 && n_runs > 1) {
+    // (BLAS runs single-threaded inside: the caller limits it, TrunkObjective)
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+    for (i64 k = 0; k < n_runs; ++k) run(k);
+  } else {
+    for (i64 k = 0; k < n_runs; ++k) run(k);
+  }
+  if (grad != nullptr) {
+    for (i64 k = 1; k < n_runs; ++k) {
+      const Real* g = run_grads.data() + (k - 1) * (n_trunk + h * SK);
+      for (int l = 0; l < L; ++l) {
+        const i64 size = s.trunk_sizes[l] * s.trunk_sizes[l + 1];
+        Real* into = grad + lay.trunk_w[l];
+        const Real* from = g + lay.trunk_w[l];
+        for (i64 i = 0; i < size; ++i) into[i] += from[i];
+      }
+      for (i64 i = 0; i < h * SK; ++i) dA[i] += g[n_trunk + i];
+    }
+  }
+  double value = 0.0;
+  for (i64 t = 0; t < T; ++t) {
+    double total = 0.0;
+    for (i64 c = 0; c < n_chunks; ++c) total += loss_part[c * T + t];
+    task_loss[t] = total;
+    value += task_scale[t] * total;
+  }
+  if (grad == nullptr) return value;
+  for (int l = 0; l < L; ++l) sum_chunks(trunk_bias_ptr[l], n_chunks, s.trunk_sizes[l + 1], grad + lay.trunk_b[l]);
+  Real* da = scratch<Real>(kDHeadBiases, SK);
+  sum_chunks(head_bias_part.data(), n_chunks, SK, da);
+  for (i64 t = 0; t < T; ++t) {
+    Real* head = grad + lay.task_start[t] + lay.rel_head;
+    const i64 K = tasks.out_dims[t];
+    for (i64 r = 0; r < h; ++r) std::copy(dA + r * SK + col[t], dA + r * SK + col[t] + K, head + r * K);
+    std::copy(da + col[t], da + col[t] + K, head + h * K);
+  }
+  return value;
+}
+
 }  // namespace
 
 template <class Real>
@@ -463,52 +613,20 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
                        const double* task_scale, const Real* params, Real* grad, double* task_loss, int n_threads,
                        Real* task_trunk_grad) {
   const Layout lay(s, tasks);
+  if (heads_share_all_rows(s, tasks)) {
+    if (task_trunk_grad != nullptr)
+      throw std::invalid_argument("per-task shares of the trunk's gradient need tasks with rows of their own");
+    return shared_heads_loss_grad(X, N, s, lay, tasks, tg, task_scale, params, grad, task_loss, n_threads);
+  }
   const int L = s.n_trunk_layers;
   const i64 h = s.trunk_sizes[L];
   const auto acts = trunk_forward(X, N, s, lay, params, n_threads);
   const Real* H = acts[L - 1];
-  // (the shared heads' product writes every entry; tasks on row ranges add into a zeroed buffer)
-  Real* dH = grad == nullptr                  ? nullptr
-             : heads_share_all_rows(s, tasks) ? scratch<Real>(kDH, N * h)
-                                              : zeroed<Real>(kDH, N * h);
+  // (tasks on row ranges add into a zeroed buffer)
+  Real* dH = grad == nullptr ? nullptr : zeroed<Real>(kDH, N * h);
   double value = 0.0;
 
-  if (heads_share_all_rows(s, tasks)) {
-    // One input for every task and linear heads: all heads in one product, H [A_1 ... A_T].
-    std::vector<i64> col(tasks.T + 1, 0);
-    for (i64 t = 0; t < tasks.T; ++t) col[t + 1] = col[t] + tasks.out_dims[t];
-    const i64 SK = col[tasks.T];
-    Real* A = scratch<Real>(kHeads, h * SK);
-    Real* a = scratch<Real>(kHeadBiases, SK);
-    for (i64 t = 0; t < tasks.T; ++t) {
-      const Real* head = params + lay.task_start[t] + lay.rel_head;
-      const i64 K = tasks.out_dims[t];
-      for (i64 r = 0; r < h; ++r) std::copy(head + r * K, head + (r + 1) * K, A + r * SK + col[t]);
-      std::copy(head + h * K, head + h * K + K, a + col[t]);
-    }
-    Real* O = scratch<Real>(kOutputs, N * SK);
-    Real* dO = grad == nullptr ? nullptr : scratch<Real>(kDOutputs, N * SK);
-    head_forward(H, h, N, h, SK, A, a, O, SK, n_threads);
-    for (i64 t = 0; t < tasks.T; ++t) {
-      task_loss[t] = head_loss(O + col[t], dO == nullptr ? nullptr : dO + col[t], SK, N, tasks.out_dims[t], 0, tg,
-                               tg.target_col[t], static_cast<LossKind>(tasks.losses[t]), tasks.loss_params[t],
-                               task_scale[t], n_threads);
-      value += task_scale[t] * task_loss[t];
-    }
-    if (grad != nullptr) {
-      Real* dA = scratch<Real>(kDHeads, h * SK);
-      Real* da = scratch<Real>(kDHeadBiases, SK);
-      gemm_rm<Real>(true, false, h, SK, N, Real(1), H, h, dO, SK, Real(0), dA, SK);
-      column_sums(dO, N, SK, SK, da, n_threads);
-      for (i64 t = 0; t < tasks.T; ++t) {
-        Real* head = grad + lay.task_start[t] + lay.rel_head;
-        const i64 K = tasks.out_dims[t];
-        for (i64 r = 0; r < h; ++r) std::copy(dA + r * SK + col[t], dA + r * SK + col[t] + K, head + r * K);
-        std::copy(da + col[t], da + col[t] + K, head + h * K);
-      }
-      gemm_rm<Real>(false, true, N, h, SK, Real(1), dO, SK, A, SK, Real(0), dH, h);
-    }
-  } else if (s.n_task_layers == 0) {
+  if (s.n_task_layers == 0) {
     for (i64 t = 0; t < tasks.T; ++t) {
       const i64 r0 = tasks.row_begin[t];
       task_loss[t] = linear_head(

@@ -214,7 +214,9 @@ class TrunkObjective:
         task_loss = np.zeros(net.n_tasks)
         failure = None
         try:
-            with blas_threads(self.n_threads):
+            # One X shared by every task: the core's threads take runs of row blocks, each calling
+            # BLAS on its own (single-threaded); otherwise BLAS threads the layer products.
+            with blas_threads(1 if rows.shared else self.n_threads):
                 _core.trunk_loss_grad(
                     rows.X, params if params.dtype == dtype else params.astype(dtype), g_core, task_loss,
                     net.trunk_sizes, net.task_sizes, net.code, rows.row_begin, rows.row_end, net.out_dims,
