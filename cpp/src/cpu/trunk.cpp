@@ -741,18 +741,36 @@ MTLX_CLONES bool all_finite(const G* __restrict x, i64 n) {
   return bad == 0;
 }
 
-// dst (n x width) <- the rows rows[0..n) of src (width columns). The rows are random draws from the
-// whole data: their cache lines are requested first, all together, then copied (a miss at a time
-// was a tenth of a 256-row batch).
+// Requests the cache lines of row `row` of src (width columns).
 template <class Real>
-void gather_rows(const Real* src, i64 width, const i64* rows, i64 n, Real* dst) {
+inline void prefetch_row(const Real* src, i64 width, i64 row) {
   constexpr i64 kLine = 64 / static_cast<i64>(sizeof(Real));
+  const Real* p = src + row * width;
+  for (i64 j = 0; j < width; j += kLine) __builtin_prefetch(p + j);
+  if (width > 0) __builtin_prefetch(p + width - 1);
+}
+
+// A minibatch's rows rows[0..n) of X (d columns), the targets and the weights (n_cols each),
+// gathered into Xb, Yb, Wb. The rows are random draws from the whole data: each row's lines are
+// requested kAhead rows before it is copied, in all three arrays at once, so that their misses
+// overlap (one at a time they were a tenth of a 256-row batch; 3x faster measured in isolation).
+template <class Real>
+void gather_batch(const Real* X, i64 d, const Real* targets, const Real* weights, i64 n_cols, const i64* rows, i64 n,
+                  Real* Xb, Real* Yb, Real* Wb) {
+  constexpr i64 kAhead = 8;
+  const auto request = [&](i64 row) {
+    prefetch_row(X, d, row);
+    prefetch_row(targets, n_cols, row);
+    prefetch_row(weights, n_cols, row);
+  };
+  for (i64 i = 0; i < std::min(n, kAhead); ++i) request(rows[i]);
   for (i64 i = 0; i < n; ++i) {
-    const Real* row = src + rows[i] * width;
-    for (i64 j = 0; j < width; j += kLine) __builtin_prefetch(row + j);
-    if (width > 0) __builtin_prefetch(row + width - 1);
+    if (i + kAhead < n) request(rows[i + kAhead]);
+    const i64 row = rows[i];
+    std::copy(X + row * d, X + (row + 1) * d, Xb + i * d);
+    std::copy(targets + row * n_cols, targets + (row + 1) * n_cols, Yb + i * n_cols);
+    std::copy(weights + row * n_cols, weights + (row + 1) * n_cols, Wb + i * n_cols);
   }
-  for (i64 i = 0; i < n; ++i) std::copy(src + rows[i] * width, src + (rows[i] + 1) * width, dst + i * width);
 }
 
 // Each task's weights over a minibatch's rows scaled to sum to 1 (0 where they sum to 0). With one
@@ -851,9 +869,7 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
     Real* Xb = scratch<Real>(kBatchX, n * d);
     Real* Yb = scratch<Real>(kBatchTargets, n * n_cols);
     Real* Wb = scratch<Real>(kBatchWeights, n * n_cols);
-    gather_rows(X, d, batch_rows + first, n, Xb);
-    gather_rows(targets, n_cols, batch_rows + first, n, Yb);
-    gather_rows(weights, n_cols, batch_rows + first, n, Wb);
+    gather_batch(X, d, targets, weights, n_cols, batch_rows + first, n, Xb, Yb, Wb);
     first += n;
     i64 at = 0;
     for (i64 t = 0; t < T; ++t) {
