@@ -190,6 +190,11 @@ namespace cpu {
 /// Writes task_loss (T), and dF/dparams into grad when grad is not null. Deterministic for a
 /// given thread count (row chunks of fixed size, summed in order; BLAS for the products).
 ///
+/// One X shared by every task with linear heads (tasks.shared_rows, no task layers): the rows go
+/// in blocks of 256, forward and backward while a block is in cache, and the n_threads threads
+/// take fixed runs of blocks, calling BLAS each on its own: the caller limits BLAS to one thread
+/// (the results are then the same for every n_threads). task_trunk_grad must be null there.
+///
 /// With task_trunk_grad (T x n_trunk, row-major) not null, the tasks' row ranges must not overlap:
 /// each task's share of the trunk's gradient is written to its own row there (the trunk block of
 /// grad is left untouched). Each row then depends only on that task's rows, so a sum over tasks

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
+from .._config import blas_threads
 
 __all__ = ["AdamState", "epoch_batches", "minimize_adam"]
 
@@ -88,11 +89,13 @@ def minimize_adam(objective, theta0, rows, *, n_batches: int, seed: int, positio
     for epoch in range(st.epoch + 1, max_iter + 1):
         batch_rows, batch_sizes = epoch_batches(rows, n_batches, seed, epoch, positions)
         task_sum = np.zeros(T)
-        total, done, finite, step = _core.trunk_adam_epoch(
-            rows.X, rows.targets, rows.weights, net.trunk_sizes, net.task_sizes, net.code, rows.row_begin,
-            rows.row_end, net.out_dims, objective.codes, objective.params, rows.target_col, rows.shared, batch_rows,
-            batch_sizes, st.theta, st.m, st.v, st.step, mask, learning_rate, beta1, beta2, epsilon, objective.l2,
-            objective.uncertainty, 1.0 / T, objective.local_index, task_sum, reduce, objective.n_threads)
+        with blas_threads(objective.blas_threads(rows)):
+            total, done, finite, step = _core.trunk_adam_epoch(
+                rows.X, rows.targets, rows.weights, net.trunk_sizes, net.task_sizes, net.code, rows.row_begin,
+                rows.row_end, net.out_dims, objective.codes, objective.params, rows.target_col, rows.shared,
+                batch_rows, batch_sizes, st.theta, st.m, st.v, st.step, mask, learning_rate, beta1, beta2, epsilon,
+                objective.l2, objective.uncertainty, 1.0 / T, objective.local_index, task_sum, reduce,
+                objective.n_threads)
         st.step = step
         if not finite:
             return st.theta, epoch - 1, False, "stopped", st.curve, st.task_curve, (

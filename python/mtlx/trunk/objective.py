@@ -198,6 +198,12 @@ class TrunkObjective:
         nt = network.n_trunk
         self.space = BlockSpace(nt, network.task_starts - nt, int(uncertainty), reduction)
 
+    def blas_threads(self, rows: Rows) -> int:
+        """BLAS's threads for the core's passes over ``rows``: one X shared by every task is
+        evaluated in runs of row blocks that the core's threads take, each calling BLAS on its
+        own (one thread each); otherwise BLAS threads the layer products."""
+        return 1 if rows.shared else self.n_threads
+
     def __call__(self, theta: np.ndarray, rows: Rows, grad: bool = True):
         """``(F, dF/dtheta or None, per-task losses L_t of every rank's tasks)`` on ``rows``
         (normalized weights)."""
@@ -214,9 +220,7 @@ class TrunkObjective:
         task_loss = np.zeros(net.n_tasks)
         failure = None
         try:
-            # One X shared by every task: the core's threads take runs of row blocks, each calling
-            # BLAS on its own (single-threaded); otherwise BLAS threads the layer products.
-            with blas_threads(1 if rows.shared else self.n_threads):
+            with blas_threads(self.blas_threads(rows)):
                 _core.trunk_loss_grad(
                     rows.X, params if params.dtype == dtype else params.astype(dtype), g_core, task_loss,
                     net.trunk_sizes, net.task_sizes, net.code, rows.row_begin, rows.row_end, net.out_dims,
