@@ -1296,6 +1296,7 @@ PYBIND11_MODULE(_core, m) {
       py::arg("limbs").noconvert(), py::arg("exponents").noconvert(), py::arg("out").noconvert(),
       "The sums the limbs hold, as doubles.");
   m.attr("exact_no_exponent") = mtlx::cpu::kNoExponent;
+  m.attr("trunk_block_rows") = mtlx::cpu::kTrunkBlockRows;
   bind_trunk<float>(m);
 
   m.def(

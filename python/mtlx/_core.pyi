@@ -973,6 +973,7 @@ def exact_from_limbs(limbs: NDArray[np.int64], exponents: NDArray[np.int32], out
     """The sums the limbs hold, as doubles."""
 
 exact_no_exponent: int
+trunk_block_rows: int
 
 # BLAS/LAPACK registration and the machine.
 

@@ -186,14 +186,22 @@ std::int64_t trunk_n_params(const TrunkShape& shape, const TrunkTasks& tasks);
 
 namespace cpu {
 
+/// Rows per block of the shared-input evaluation (trunk_loss_grad): small enough that a block's
+/// activations and gradients stay in cache from its forward pass to its backward pass (100,000 x
+/// 100, width 128, float32, one thread: 75 ms per evaluation in blocks of 256 rows, 80 in 512 or
+/// 1,024, 84 in 2,048, 131 unblocked). A pass over more rows than this runs its blocks on the
+/// core's threads.
+inline constexpr std::int64_t kTrunkBlockRows = 256;
+
 /// F = sum_t task_scale[t] * task_loss[t], task_loss[t] = sum_i w_it L_t(y_it, f_t(x_i)).
 /// Writes task_loss (T), and dF/dparams into grad when grad is not null. Deterministic for a
 /// given thread count (row chunks of fixed size, summed in order; BLAS for the products).
 ///
 /// One X shared by every task with linear heads (tasks.shared_rows, no task layers): the rows go
-/// in blocks of 256, forward and backward while a block is in cache, and the n_threads threads
-/// take fixed runs of blocks, calling BLAS each on its own: the caller limits BLAS to one thread
-/// (the results are then the same for every n_threads). task_trunk_grad must be null there.
+/// in blocks of kTrunkBlockRows, forward and backward while a block is in cache, and the
+/// n_threads threads take fixed runs of blocks (the results are the same for every n_threads),
+/// each calling BLAS on its own: over more than one block, the caller limits BLAS to one thread.
+/// task_trunk_grad must be null there.
 ///
 /// With task_trunk_grad (T x n_trunk, row-major) not null, the tasks' row ranges must not overlap:
 /// each task's share of the trunk's gradient is written to its own row there (the trunk block of

@@ -480,12 +480,10 @@ void trunk_backward(const Real* X, const std::vector<Real*>& acts, i64 first_row
   }
 }
 
-// Rows per block of the shared-input evaluation: a multiple of kChunkRows (so that its chunks, and
-// every sum taken chunk by chunk, are those of one pass over all the rows), and small enough that
-// a block's activations and gradients stay in cache from its forward pass to its backward pass
-// (100,000 x 100, width 128: 75 ms per evaluation in blocks of 256 rows, 80 in 512 or 1,024, 84 in
-// 2,048, 131 unblocked; float32, one thread).
-constexpr i64 kBlockRows = kChunkRows;
+// Rows per block of the shared-input evaluation (trunk.hpp): a multiple of kChunkRows, so that its
+// chunks, and every sum taken chunk by chunk, are those of one pass over all the rows.
+constexpr i64 kBlockRows = kTrunkBlockRows;
+static_assert(kBlockRows % kChunkRows == 0, "a block holds whole chunks");
 
 // Runs of blocks summed apart (the threads' shares of a shared-input pass; a constant, so that the
 // sums are the same for every number of threads).

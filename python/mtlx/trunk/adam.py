@@ -89,7 +89,7 @@ def minimize_adam(objective, theta0, rows, *, n_batches: int, seed: int, positio
     for epoch in range(st.epoch + 1, max_iter + 1):
         batch_rows, batch_sizes = epoch_batches(rows, n_batches, seed, epoch, positions)
         task_sum = np.zeros(T)
-        with blas_threads(objective.blas_threads(rows)):
+        with blas_threads(objective.blas_threads(rows.shared, int(batch_sizes.sum(axis=1).max(initial=0)))):
             total, done, finite, step = _core.trunk_adam_epoch(
                 rows.X, rows.targets, rows.weights, net.trunk_sizes, net.task_sizes, net.code, rows.row_begin,
                 rows.row_end, net.out_dims, objective.codes, objective.params, rows.target_col, rows.shared,

@@ -198,11 +198,12 @@ class TrunkObjective:
         nt = network.n_trunk
         self.space = BlockSpace(nt, network.task_starts - nt, int(uncertainty), reduction)
 
-    def blas_threads(self, rows: Rows) -> int:
-        """BLAS's threads for the core's passes over ``rows``: one X shared by every task is
-        evaluated in runs of row blocks that the core's threads take, each calling BLAS on its
-        own (one thread each); otherwise BLAS threads the layer products."""
-        return 1 if rows.shared else self.n_threads
+    def blas_threads(self, shared: bool, n_rows: int) -> int:
+        """BLAS's threads for the core's passes over ``n_rows`` rows: one X shared by every task
+        over more rows than a block (``_core.trunk_block_rows``) is evaluated in runs of blocks
+        that the core's threads take, each calling BLAS on its own (one thread each); otherwise
+        BLAS threads the layer products."""
+        return 1 if shared and n_rows > _core.trunk_block_rows else self.n_threads
 
     def __call__(self, theta: np.ndarray, rows: Rows, grad: bool = True):
         """``(F, dF/dtheta or None, per-task losses L_t of every rank's tasks)`` on ``rows``
@@ -220,7 +221,7 @@ class TrunkObjective:
         task_loss = np.zeros(net.n_tasks)
         failure = None
         try:
-            with blas_threads(self.blas_threads(rows)):
+            with blas_threads(self.blas_threads(rows.shared, rows.X.shape[0])):
                 _core.trunk_loss_grad(
                     rows.X, params if params.dtype == dtype else params.astype(dtype), g_core, task_loss,
                     net.trunk_sizes, net.task_sizes, net.code, rows.row_begin, rows.row_end, net.out_dims,
