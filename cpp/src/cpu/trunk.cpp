@@ -238,6 +238,52 @@ MTLX_CLONES double scalar_head_loss(const Real* O, Real* dO, i64 ld, i64 lo, i64
                     [&](auto f) { return scalar_head_rows(f, O, dO, ld, lo, hi, first_row, tg, col, scale); });
 }
 
+// Every task a one-output head of one loss, task t on target column t of T (one X shared by every
+// task, the usual case): rows [lo, hi) of O (T per row) with each task's sum into sums[t] and,
+// dO not null, scale[t] * w * f' into dO. The loop runs along a row (contiguous in O, the targets
+// and the weights: it vectorizes), each task's sum over the rows in order: the bits of the loop
+// per task (scalar_head_rows), which read one strided column at a time.
+template <class Loss, class Real>
+inline __attribute__((always_inline)) void uniform_heads_rows(const Loss& f, const Real* __restrict O,
+                                                              Real* __restrict dO, i64 T, i64 lo, i64 hi, i64 first_row,
+                                                              const TrunkTargets<Real>& tg,
+                                                              const double* __restrict scale, double* __restrict sums) {
+  for (i64 i = lo; i < hi; ++i) {
+    const Real* __restrict w_row = tg.weights + (first_row + i) * T;
+    const Real* __restrict y_row = tg.values + (first_row + i) * T;
+    const Real* __restrict z_row = O + i * T;
+    for (i64 t = 0; t < T; ++t) {
+      const double w = static_cast<double>(w_row[t]);
+      const bool missing = w == 0.0;  // no loss, no gradient (its target may be anything)
+      sums[t] += missing ? 0.0 : w * f.value(y_row[t], z_row[t]);
+      if (dO != nullptr)
+        dO[i * T + t] =
+            missing ? Real(0) : static_cast<Real>(scale[t] * w * static_cast<double>(f.deriv(y_row[t], z_row[t])));
+    }
+  }
+}
+
+template <class Real>
+MTLX_CLONES void uniform_heads_loss(const Real* O, Real* dO, i64 T, i64 lo, i64 hi, i64 first_row,
+                                    const TrunkTargets<Real>& tg, LossKind kind, double param, const double* scale,
+                                    double* sums) {
+  visit_loss(kind, param, [&](auto f) {
+    uniform_heads_rows(f, O, dO, T, lo, hi, first_row, tg, scale, sums);
+    return 0;
+  });
+}
+
+// Whether uniform_heads_loss applies: one-output heads of one loss, task t on target column t of T.
+inline bool heads_are_uniform(const TrunkTasks& tasks, i64 n_cols, const i64* target_col) {
+  if (n_cols != tasks.T) return false;
+  for (i64 t = 0; t < tasks.T; ++t) {
+    if (tasks.out_dims[t] != 1 || target_col[t] != t || tasks.losses[t] != tasks.losses[0] ||
+        tasks.loss_params[t] != tasks.loss_params[0])
+      return false;
+  }
+  return true;
+}
+
 // The summed weighted loss of a head's rows [lo, hi) of outputs O (K per row, leading dimension
 // ld; targets from row first_row + i); with dO not null, dO (same leading dimension) gets
 // scale * w * dL/dO.
@@ -510,6 +556,7 @@ double shared_heads_loss_grad(const Real* X, i64 N, const TrunkShape& s, const L
     for (i64 r = 0; r < h; ++r) std::copy(head + r * K, head + (r + 1) * K, A + r * SK + col[t]);
     std::copy(head + h * K, head + h * K + K, a + col[t]);
   }
+  const bool uniform = T > 0 && heads_are_uniform(tasks, tg.n_cols, tg.target_col);
   // Chunk partials (the losses', the bias gradients'), summed in chunk order at the end.
   const i64 n_chunks = n_chunks_of(N);
   std::vector<double> loss_part(static_cast<std::size_t>(n_chunks * T), 0.0);
@@ -550,6 +597,11 @@ double shared_heads_loss_grad(const Real* X, i64 N, const TrunkShape& s, const L
       Real* dO = grad == nullptr ? nullptr : scratch<Real>(kDOutputs, B * SK);
       head_forward(H, h, B, h, SK, A, a, O, SK, 1);
       for_row_chunks(B, SK, 1, [&](i64 c, i64 lo, i64 hi) {
+        if (uniform) {
+          uniform_heads_loss(O, dO, T, lo, hi, r0, tg, static_cast<LossKind>(tasks.losses[0]), tasks.loss_params[0],
+                             task_scale, loss_part.data() + (c0 + c) * T);
+          return;
+        }
         for (i64 t = 0; t < T; ++t) {
           loss_part[(c0 + c) * T + t] = head_loss_rows(
               O + col[t], dO == nullptr ? nullptr : dO + col[t], SK, lo, hi, tasks.out_dims[t], r0, tg,
