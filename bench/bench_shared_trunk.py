@@ -11,7 +11,11 @@ and by PyTorch (CPU), same threads, same batch size, measured in one run:
   batches, the model and loss written for speed: all heads as one matrix, the batch loss one
   expression, no DataLoader);
 * ``full``: full-batch loss-and-gradient evaluations per second (one L-BFGS step's work: mtlx's
-  ``TrunkObjective``, PyTorch's forward + backward on the whole data).
+  ``TrunkObjective``, PyTorch's forward + backward on the whole data);
+* ``floor_s`` (the shared X): what bounds both libraries, timed alone in the same run: the five
+  layer products of a pass over the rows in the core's 256-row blocks (numpy's matmul, the same
+  BLAS family, on one thread; with k threads a k-th of it, as mtlx's threads take whole blocks),
+  and gathering an epoch's shuffled batches (numpy's fancy indexing).
 
 Cases: ``school`` (the bundled 139 schools, stacked rows, 27 standardized features, hidden 128)
 and ``synthetic`` (one shared X, n = 100,000, d = 100, T = 20, hidden 128). The issue's target:
@@ -61,6 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=3, help="Adam epochs timed per run")
     p.add_argument("--repeats", type=int, default=3, help="best of this many timings")
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
+    p.add_argument("--cases", nargs="+", default=["school", "synthetic"], choices=["school", "synthetic"])
     p.add_argument("--accuracy", action="store_true", help="also run the demo's accuracy tables")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return p.parse_args(argv)
@@ -184,6 +189,48 @@ def torch_full_eval(data, hidden, threads, l2):
 K_EVALS = 10  # full-batch evaluations per timing
 
 
+# ------------------------------------------------------------------------------- what bounds both
+def products_floor(data, hidden, block, repeats):
+    """Seconds of the five layer products of one pass over a shared X (forward, heads, the heads'
+    gradient, the representation's, the trunk's), alone, in the core's blocks of ``block`` rows,
+    through numpy's matmul (OpenBLAS, under the enclosing thread limit): what no implementation of
+    the network on this BLAS goes below."""
+    X = np.ascontiguousarray(data.X[:block])
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((X.shape[1], hidden)).astype(X.dtype)
+    A = rng.standard_normal((hidden, data.n_tasks)).astype(X.dtype)
+    Z, out = np.empty((block, hidden), X.dtype), np.empty((block, data.n_tasks), X.dtype)
+    dA, dH, gW = np.empty_like(A), np.empty_like(Z), np.empty_like(W)
+    n_blocks = int(np.ceil(data.X.shape[0] / block))
+
+    def one_pass():
+        for _ in range(n_blocks):
+            np.matmul(X, W, out=Z)
+            np.matmul(Z, A, out=out)
+            np.matmul(Z.T, out, out=dA)
+            np.matmul(out, A.T, out=dH)
+            np.matmul(X.T, dH, out=gW)
+
+    one_pass()
+    return best_of(repeats, one_pass)
+
+
+def gather_floor(data, batch_size, repeats):
+    """Seconds to gather one epoch's shuffled minibatches (rows of X, the targets and the weights,
+    as an Adam epoch on a shared X does), alone, by numpy's fancy indexing."""
+    X, Y = data.X, data.Y
+    Wt = np.ones_like(Y)
+    perm = np.random.default_rng(0).permutation(X.shape[0])
+
+    def one_epoch():
+        for lo in range(0, len(perm), batch_size):
+            idx = perm[lo: lo + batch_size]
+            X[idx], Y[idx], Wt[idx]  # noqa: B018 (the copies are the work)
+
+    one_epoch()
+    return best_of(repeats, one_epoch)
+
+
 def throughput(args) -> list:
     try:
         import torch
@@ -192,7 +239,8 @@ def throughput(args) -> list:
         return []
     rows = []
     l2 = 1e-4
-    cases = [case(dtype=np.dtype(dt)) for dt in args.dtypes for case in (school_case, synthetic_case)]
+    makers = {"school": school_case, "synthetic": synthetic_case}
+    cases = [makers[name](dtype=np.dtype(dt)) for dt in args.dtypes for name in args.cases]
     for name, data in cases:
         n_batches = int(np.ceil(data.X.shape[0] / args.batch_size))
         for threads in args.threads:
@@ -212,11 +260,21 @@ def throughput(args) -> list:
                 m = best_of(args.repeats, lambda f=fm: [f() for _ in range(K_EVALS)])
                 t = best_of(args.repeats, lambda f=ft: [f() for _ in range(K_EVALS)])
                 entry["full_evals_per_s"] = {"mtlx": K_EVALS / m, "torch": K_EVALS / t, "ratio": t / m}
+                if data.layout == "shared":
+                    with blas_limit(1):  # (mtlx's threads take whole blocks, each calling BLAS on one thread)
+                        one = products_floor(data, args.hidden, mtlx._core.trunk_block_rows, args.repeats)
+                    entry["floor_s"] = {"products_per_pass_one_thread": one, "products_per_pass": one / threads,
+                                        "gather_per_epoch": gather_floor(data, args.batch_size, args.repeats)}
             rows.append(entry)
             a, f = entry["adam_epochs_per_s"], entry["full_evals_per_s"]
             print(f"{name:10s} {data.dtype} threads={threads}  adam: mtlx {a['mtlx']:8.2f} epochs/s, torch "
                   f"{a['torch']:8.2f} ({a['ratio']:.2f}x)   full batch: mtlx {f['mtlx']:8.1f} evals/s, torch "
                   f"{f['torch']:8.1f} ({f['ratio']:.2f}x)")
+            if "floor_s" in entry:
+                fl = entry["floor_s"]
+                print(f"{'':10s} the layer products alone: {1e3 * fl['products_per_pass']:.1f} ms per pass "
+                      f"({1e3 * fl['products_per_pass_one_thread']:.1f} on one thread, shared by {threads}); "
+                      f"gathering an epoch's batches alone: {1e3 * fl['gather_per_epoch']:.1f} ms")
     rows_version = {"torch": torch.__version__}
     return [rows_version] + rows
 
