@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -618,9 +619,19 @@ double shared_heads_loss_grad(const Real* X, i64 N, const TrunkShape& s, const L
     }
   };
   if (n_threads > 1 && n_runs > 1) {
-    // (BLAS runs single-threaded inside: the caller limits it, TrunkObjective)
+    // (BLAS runs single-threaded inside: the caller limits it, TrunkObjective.) An exception may
+    // not leave an OpenMP region: the first one is kept and raised after it.
+    std::exception_ptr failure;
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
-    for (i64 k = 0; k < n_runs; ++k) run(k);
+    for (i64 k = 0; k < n_runs; ++k) {
+      try {
+        run(k);
+      } catch (...) {
+#pragma omp critical(mtlx_trunk_runs)
+        if (!failure) failure = std::current_exception();
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
   } else {
     for (i64 k = 0; k < n_runs; ++k) run(k);
   }
