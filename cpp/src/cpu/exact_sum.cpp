@@ -28,6 +28,18 @@ constexpr i64 kRowsPerBlock = i64{1} << 12;
 // non-zero value at all) takes the scalar path through ldexp.
 bool extreme(std::int32_t e) { return kLimbBits - e > std::numeric_limits<double>::max_exponent - 1; }
 
+// y (a value scaled to its column: |y| < 2^40) cut into three 40-bit integer limbs. Every
+// operation is exact: truncation, the difference of a number and its integer part, scaling by a
+// power of two.
+inline __attribute__((always_inline)) void split_limbs(double y, double& h0, double& h1, double& h2) {
+  const double step = 1099511627776.0;  // 2^40
+  h0 = std::trunc(y);
+  y = (y - h0) * step;
+  h1 = std::trunc(y);
+  y = (y - h1) * step;
+  h2 = std::trunc(y);
+}
+
 // maxabs[j] = max(maxabs[j], |x|) over the finite x of column j.
 template <class Real>
 MTLX_CLONES void column_max_abs(const Real* __restrict rows, i64 n_rows, i64 n_cols, double* __restrict maxabs) {
@@ -48,21 +60,15 @@ template <class Real>
 MTLX_CLONES void block_limbs(const Real* __restrict rows, i64 n_rows, i64 n_cols, const double* __restrict scale,
                              double* __restrict s0, double* __restrict s1, double* __restrict s2,
                              double* __restrict bad) {
-  const double step = 1099511627776.0;  // 2^40
   for (i64 i = 0; i < n_rows; ++i) {
     const Real* __restrict row = rows + i * n_cols;
     for (i64 j = 0; j < n_cols; ++j) {
       const double x = static_cast<double>(row[j]);
       const bool finite = std::abs(x) <= std::numeric_limits<double>::max();
-      // Every operation below is exact: scaling by a power of two (the product is below 2^40;
-      // where it is subnormal its limbs are 0 either way), truncation, the difference of a number
-      // and its integer part.
-      double y = (finite ? x : 0.0) * scale[j];
-      const double h0 = std::trunc(y);
-      y = (y - h0) * step;
-      const double h1 = std::trunc(y);
-      y = (y - h1) * step;
-      const double h2 = std::trunc(y);
+      // (scaling by a power of two is exact: the product is below 2^40, and where it is subnormal
+      // its limbs are 0 either way)
+      double h0, h1, h2;
+      split_limbs((finite ? x : 0.0) * scale[j], h0, h1, h2);
       s0[j] += h0;
       s1[j] += h1;
       s2[j] += h2;
@@ -113,19 +119,15 @@ void accumulate_limbs(const Real* rows, i64 n_rows, i64 n_cols, const std::int32
     }
   }
   // Columns of tiny values: the same limbs through ldexp, whose scaling is exact there.
-  const double step = std::ldexp(1.0, kLimbBits);
   for (const i64 j : extreme_cols) {
     for (i64 i = 0; i < n_rows; ++i) {
       const double x = static_cast<double>(rows[i * n_cols + j]);
       if (x == 0.0 || !std::isfinite(x)) continue;
-      double y = std::ldexp(x, kLimbBits - exponents[j]);
-      const double h0 = std::trunc(y);
-      y = (y - h0) * step;
-      const double h1 = std::trunc(y);
-      y = (y - h1) * step;
+      double h0, h1, h2;
+      split_limbs(std::ldexp(x, kLimbBits - exponents[j]), h0, h1, h2);
       limbs[j] += static_cast<i64>(h0);
       limbs[n_cols + j] += static_cast<i64>(h1);
-      limbs[2 * n_cols + j] += static_cast<i64>(std::trunc(y));
+      limbs[2 * n_cols + j] += static_cast<i64>(h2);
     }
   }
 }
