@@ -210,6 +210,17 @@ void column_sums(const Real* D, i64 rows, i64 n, i64 ld, Real* out, int n_thread
   sum_chunks(partial.data(), n_chunks, n, out);
 }
 
+// One entry of a one-output head of weight w: adds w f(y, z) to sum and, dz not null, writes
+// scale * w * f'(y, z) to *dz. A missing label (w = 0: no loss, no gradient, its target may be
+// anything) is a select, not a branch, so that the row loops around it can vectorize.
+template <class Loss, class Real>
+inline __attribute__((always_inline)) void head_entry(const Loss& f, double w, Real y, Real z, double scale,
+                                                      double& sum, Real* dz) {
+  const bool missing = w == 0.0;
+  sum += missing ? 0.0 : w * f.value(y, z);
+  if (dz != nullptr) *dz = missing ? Real(0) : static_cast<Real>(scale * w * static_cast<double>(f.deriv(y, z)));
+}
+
 // Rows [lo, hi) of a one-output head: the summed weighted loss f, and with dO not null scale * w *
 // f' into dO. One loss type per call (the dispatch outside the row loop, which it had cost as
 // much as the loss), compiled per vector width.
@@ -220,14 +231,8 @@ inline __attribute__((always_inline)) double scalar_head_rows(const Loss& f, con
   double s = 0.0;
   for (i64 i = lo; i < hi; ++i) {
     const i64 entry = (first_row + i) * tg.n_cols + col;
-    const double w = static_cast<double>(tg.weights[entry]);
-    if (w == 0.0) {  // a missing label: no loss, no gradient (its target may be anything)
-      if (dO != nullptr) dO[i * ld] = Real(0);
-      continue;
-    }
-    const Real y = tg.values[entry], z = O[i * ld];
-    s += w * f.value(y, z);
-    if (dO != nullptr) dO[i * ld] = static_cast<Real>(scale * w * static_cast<double>(f.deriv(y, z)));
+    head_entry(f, static_cast<double>(tg.weights[entry]), tg.values[entry], O[i * ld], scale, s,
+               dO == nullptr ? nullptr : dO + i * ld);
   }
   return s;
 }
@@ -254,12 +259,8 @@ inline __attribute__((always_inline)) void uniform_heads_rows(const Loss& f, con
     const Real* __restrict y_row = tg.values + (first_row + i) * T;
     const Real* __restrict z_row = O + i * T;
     for (i64 t = 0; t < T; ++t) {
-      const double w = static_cast<double>(w_row[t]);
-      const bool missing = w == 0.0;  // no loss, no gradient (its target may be anything)
-      sums[t] += missing ? 0.0 : w * f.value(y_row[t], z_row[t]);
-      if (dO != nullptr)
-        dO[i * T + t] =
-            missing ? Real(0) : static_cast<Real>(scale[t] * w * static_cast<double>(f.deriv(y_row[t], z_row[t])));
+      head_entry(f, static_cast<double>(w_row[t]), y_row[t], z_row[t], scale[t], sums[t],
+                 dO == nullptr ? nullptr : dO + i * T + t);
     }
   }
 }
