@@ -111,3 +111,35 @@ def test_shared_trunk_checkpoint_of_2_ranks_resumes_on_3_with_one_process_bits(t
     proc = launch(0, script, "whole", ck, str(tmp_path / "whole.npy"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert np.array_equal(np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "whole.npy"))
+
+
+_CUDA_AWARE = """
+import ctypes
+from mpi4py import MPI
+import mtlx.distributed as dist
+answer = dist.cuda_aware_mpi()
+library = ctypes.CDLL(dist._loaded_mpi_libraries()[0])
+supported = ctypes.c_int(-1)
+assert library.MPIX_GPU_query_support(0, ctypes.byref(supported)) == 0  # 0: MPIX_GPU_SUPPORT_CUDA
+print(int(answer), supported.value)
+"""
+
+
+@pytest.mark.parametrize("setting, expected", [(None, None), ("auto", None), ("1", 1), ("on", 1), ("0", 0),
+                                               ("off", 0)])
+def test_cuda_aware_mpi_is_asked_of_the_library_unless_forced(setting, expected):
+    """Unset or auto: the loaded MPI's own answer (the bundled MPICH: built without CUDA, so 0),
+    checked against its other query, MPIX_GPU_query_support; MTLX_CUDA_AWARE_MPI forces either way."""
+    env = {} if setting is None else {"MTLX_CUDA_AWARE_MPI": setting}
+    run = launch(0, "-c", _CUDA_AWARE, env=env, timeout=60)
+    assert run.returncode == 0, run.stderr
+    answer, library = map(int, run.stdout.split())
+    assert library in (0, 1)
+    assert answer == (library if expected is None else expected)
+
+
+def test_a_bad_cuda_aware_setting_is_named():
+    run = launch(0, "-c", "import mtlx.distributed as d; d.cuda_aware_mpi()", env={"MTLX_CUDA_AWARE_MPI": "maybe"},
+                 timeout=60)
+    assert run.returncode != 0
+    assert "MTLX_CUDA_AWARE_MPI must be 1/yes/true/on, 0/no/false/off or auto, got 'maybe'" in run.stderr

@@ -60,6 +60,10 @@ class HostOps:
         np.copyto(dst, src)
 
     @staticmethod
+    def synchronize() -> None:
+        """Wait for queued work (none on the host)."""
+
+    @staticmethod
     def squared_norm(a) -> float:
         return float(np.dot(a, a))
 

@@ -42,6 +42,7 @@ class LocalReduction:
     distributed = False
     rank = 0
     size = 1
+    cuda_aware = False  # nothing to hand to MPI
 
     def __init__(self, task_ids: np.ndarray):
         self.global_ids = np.asarray(task_ids)

@@ -29,6 +29,9 @@ rank holds the full ``res.W``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import heapq
 import os
 import sys
@@ -40,8 +43,8 @@ import numpy as np
 
 from .data import TaskData
 
-__all__ = ["MPIReduction", "abort_on_unhandled_exception", "agreed_errors", "assign_tasks", "distribute",
-           "raise_agreed"]
+__all__ = ["MPIReduction", "abort_on_unhandled_exception", "agreed_errors", "assign_tasks", "cuda_aware_mpi",
+           "distribute", "raise_agreed"]
 
 # Exceptions re-raised with their own type on every rank (anything else becomes RuntimeError).
 _AGREED_TYPES = {cls.__name__: cls for cls in (ValueError, TypeError, RuntimeError, FloatingPointError,
@@ -268,6 +271,78 @@ def install_crash_abort() -> None:
         _report_then_abort(world, previous, kind, value, tb)
 
     sys.excepthook = abort_if_mpi
+
+
+# ---------------------------------------------------------------------------------- GPUs
+#: Environment variable: whether MPI is handed GPU memory (``1``/``0``; unset or ``auto``: the MPI
+#: library is asked, see :func:`cuda_aware_mpi`).
+CUDA_AWARE_VARIABLE = "MTLX_CUDA_AWARE_MPI"
+_YES, _NO = ("1", "yes", "true", "on"), ("0", "no", "false", "off")
+
+
+def cuda_aware_mpi() -> bool:
+    """Whether the Allreduce of a device solve (``device="cuda"`` under MPI) is handed GPU memory.
+
+    A CUDA-aware MPI reads and writes device buffers itself, so the statistics that are computed
+    and used on the GPU (a shared block's gradient sums, a penalty's statistics) go to MPI without
+    a copy through host memory. Otherwise they are staged: copied to a host buffer, reduced
+    there, copied back. Either way the result is the same.
+
+    ``MTLX_CUDA_AWARE_MPI`` forces the answer (``1``, ``yes``, ``true``, ``on`` or ``0``, ``no``,
+    ``false``, ``off``): forcing it on with an MPI that is not CUDA-aware ends in a crash inside
+    MPI, forcing it off is always safe. Unset (or ``auto``), the loaded MPI library is asked:
+    ``MPIX_Query_cuda_support()`` (Open MPI >= 2, MPICH >= 4 and their derivatives: MVAPICH,
+    Cray MPICH, Intel MPI) answers 1 when the library was built with CUDA and its GPU support is
+    enabled in this run. A library without that query counts as not CUDA-aware.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    ValueError
+        When ``MTLX_CUDA_AWARE_MPI`` holds something else.
+    """
+    text = os.environ.get(CUDA_AWARE_VARIABLE, "").strip().lower()
+    if text in _YES:
+        return True
+    if text in _NO:
+        return False
+    if text not in ("", "auto"):
+        raise ValueError(f"{CUDA_AWARE_VARIABLE} must be 1/yes/true/on, 0/no/false/off or auto, got {text!r}")
+    return _library_cuda_support()
+
+
+@functools.lru_cache(maxsize=None)
+def _library_cuda_support() -> bool:
+    """``MPIX_Query_cuda_support()`` of the MPI library mpi4py loaded (False where it has none)."""
+    _mpi()  # loads (and initializes) the MPI library
+    for path in _loaded_mpi_libraries():
+        try:
+            library = ctypes.CDLL(path)  # the handle of the library already loaded: no second copy
+        except OSError:
+            continue
+        query = getattr(library, "MPIX_Query_cuda_support", None)
+        if query is not None:
+            query.restype, query.argtypes = ctypes.c_int, []
+            return bool(query())
+    return False
+
+
+def _loaded_mpi_libraries() -> list:
+    """Paths of the MPI libraries in this process (Linux: from /proc/self/maps), else the one the
+    system's loader would find."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split(maxsplit=5)[5].strip() for line in maps if line.count(" ") >= 5 and "libmpi" in line}
+    except OSError:
+        paths = set()
+    found = sorted(p for p in paths if os.path.basename(p).startswith("libmpi"))
+    if not found:
+        name = ctypes.util.find_library("mpi")
+        found = [name] if name else []
+    return found
 
 
 # ---------------------------------------------------------------------------------- assignment
@@ -507,6 +582,11 @@ class MPIReduction:
         first = int(self.counts[: self.rank].sum())
         self.local_index = self._position[first : first + self.counts[self.rank]]
 
+    @functools.cached_property
+    def cuda_aware(self) -> bool:
+        """Whether a device solve hands its statistics to MPI in GPU memory (:func:`cuda_aware_mpi`)."""
+        return cuda_aware_mpi()
+
     def conform(self, data: TaskData) -> TaskData:
         """``data``, or for a rank without tasks an empty store of the agreed shape and dtype."""
         if data.n_tasks:
@@ -515,6 +595,9 @@ class MPIReduction:
 
     def allreduce(self, buf: np.ndarray, failure: BaseException | None = None) -> np.ndarray:
         """``comm.Allreduce(MPI.IN_PLACE, buf, SUM)``; the last slot carries the failure flag.
+
+        ``buf`` is host memory, or GPU memory (CuPy: through ``__cuda_array_interface__``) whose
+        writes the caller has synchronized, when :attr:`cuda_aware`.
 
         MPICH's reduction order is fixed for a given number of ranks and every rank receives
         the same bits, so every rank takes the same decisions and reruns are bitwise identical.
@@ -526,7 +609,7 @@ class MPIReduction:
         self.seconds += time.perf_counter() - start
         self.n_calls += 1
         self.n_bytes += buf.nbytes
-        if buf[-1] > 0.0:
+        if float(buf[-1]) > 0.0:
             raise_agreed(self.comm, failure)
         return buf
 

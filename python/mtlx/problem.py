@@ -121,6 +121,9 @@ class Problem:
         #: Where theta and the gradients live, and the vector arithmetic there (:mod:`mtlx._ops`): the
         #: host's, or a GPU's for a smooth part evaluated on a device.
         self.ops = getattr(smooth, "ops", HOST_OPS)
+        #: Whether the statistics rounds hand MPI GPU memory (a device solve, a CUDA-aware MPI)
+        #: rather than staging them through host buffers.
+        self.mpi_on_device = bool(self.ops.on_device and self.distributed and self.reduction.cuda_aware)
         self.ctx = BlockContext(d, len(self.reduction.global_ids), np.asarray(self.reduction.local_index),
                                 self.reduction.rank, self.distributed, smooth.n_threads, ops=self.ops)
         penalty.check(d, self.ctx.n_tasks)
@@ -352,24 +355,42 @@ class Problem:
         callback asked to stop on any rank.
         """
         buf[-2] = 1.0 if self.stop_requested else 0.0
+        if self.ops.on_device and self.ops.resident(buf):
+            self.ops.synchronize()  # MPI reads device memory outside the stream that wrote it
         self.reduction.allreduce(buf, self._failure)
-        if buf[-2] > 0.0:
+        if float(buf[-2]) > 0.0:
             raise _Stopped
         return buf
 
-    def _stage(self, compute, host_out: np.ndarray) -> None:
-        """``compute(out)`` writes local statistics; on a device into device scratch, then copied to
-        ``host_out`` (a slice of a reduction buffer: MPI reduces host memory, the copy synchronizes)."""
-        if not self.ops.on_device:
-            compute(host_out)
-            return
-        scratch = self.ops.zeros(host_out.shape, np.float64, "statistics for an Allreduce")
-        compute(scratch)
-        host_out[...] = self.ops.to_host(scratch)
+    def _statistics_buffer(self, n: int):
+        """A zeroed buffer for one Allreduce of ``n`` statistics computed and used where the blocks
+        live (plus the flags): GPU memory for a CUDA-aware MPI (:attr:`mpi_on_device`), else host
+        memory, into which a device solve stages them (:meth:`_stage`, :meth:`_here`)."""
+        if self.mpi_on_device:
+            return self.ops.zeros((n + self.n_flags,), np.float64, "statistics for an Allreduce")
+        return np.zeros(n + self.n_flags)
 
-    def _here(self, a: np.ndarray):
-        """Reduced statistics (host) where the blocks live."""
-        return self.ops.asarray(a) if self.ops.on_device else a
+    def _stage(self, compute, out) -> None:
+        """``compute(out)`` writes local statistics into ``out`` (a slice of a reduction buffer). A
+        device solve whose buffer is host memory computes them into device scratch, then copies them
+        to ``out`` (the copy synchronizes)."""
+        if not self.ops.on_device or self.ops.resident(out):
+            compute(out)
+            return
+        scratch = self.ops.zeros(out.shape, np.float64, "statistics for an Allreduce")
+        compute(scratch)
+        out[...] = self.ops.to_host(scratch)
+
+    def _put(self, out, values) -> None:
+        """``out[...] = values`` (a slice of a reduction buffer, from where the blocks live)."""
+        if self.ops.on_device and self.ops.resident(out):
+            self.ops.copyto(out, values)
+        else:
+            out[...] = self.ops.to_host(values)
+
+    def _here(self, a):
+        """Reduced statistics where the blocks live (no copy when they are already there)."""
+        return self.ops.asarray(a) if self.ops.on_device and not self.ops.resident(a) else a
 
     # ------------------------------------------------------------------ the smooth part
     def f(self, theta: np.ndarray, grad: np.ndarray | None = None) -> float:
@@ -464,12 +485,12 @@ class Problem:
         d = self.n_features
         sizes = [d] * len(self.shared_blocks) if grad is not None else []
         sizes += [term.n_stats(self.ctx) for _, term in self._stats_smooth]
-        buf = np.zeros(sum(sizes) + self.n_flags)
+        buf = self._statistics_buffer(sum(sizes))
         try:
             pos = 0
             if grad is not None:
                 for b in self.shared_blocks:
-                    buf[pos : pos + d] = self.ops.to_host(self.view(grad, b))
+                    self._put(buf[pos : pos + d], self.view(grad, b))
                     pos += d
             for b, term in self._stats_smooth:
                 k = term.n_stats(self.ctx)
@@ -541,7 +562,7 @@ class Problem:
     def _stats_round(self, theta, tau, prox: bool) -> float:
         """Local statistics of every block that needs them, one Allreduce, then each block's prox (or value)."""
         sizes = [b.prox_part.n_stats(self.ctx) for b in self._stats_prox]
-        buf = np.zeros(sum(sizes) + self.n_flags)
+        buf = self._statistics_buffer(sum(sizes))
         try:
             pos = 0
             for b, k in zip(self._stats_prox, sizes):

@@ -96,6 +96,7 @@ class HostEmulation:
 
     def __init__(self):
         self.transfers = 0  # uploads and downloads of parameters (none in a device-resident solve)
+        self.synchronizations = 0  # waits before MPI reads device memory (a CUDA-aware MPI)
 
     def activate(self):
         return contextlib.nullcontext()
@@ -142,6 +143,9 @@ class HostEmulation:
     def copyto(self, dst, src):
         assert isinstance(dst, DeviceArray) and isinstance(src, DeviceArray)
         dst.view(np.ndarray)[...] = src.view(np.ndarray)
+
+    def synchronize(self):
+        self.synchronizations += 1
 
     def squared_norm(self, a):
         a = _plain(a)

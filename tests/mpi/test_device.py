@@ -1,6 +1,8 @@
 """MPI with the device backend: each rank's tasks on its "device" (the host emulation of
 tests/gpu/device_backends.py, which refuses host arrays mixed into device arithmetic), the
-statistics staged to host buffers for each Allreduce. The result equals the host solve's."""
+statistics staged to host buffers for each Allreduce, or handed to MPI in device memory where
+MPI is CUDA-aware (forced here: the emulation's device arrays are host memory MPI can read).
+The result equals the host solve's either way."""
 
 import sys
 from pathlib import Path
@@ -40,6 +42,49 @@ def test_device_ranks_give_the_host_result(comm, penalty, fit_intercept):
     assert rel_err(res, ref) < 1e-10
     assert res.objective == pytest.approx(ref.objective, rel=1e-12)
     assert device.backend.transfers == 0  # the iterate stayed on the device; statistics were staged
+
+
+class _SpyComm:
+    """``comm``, recording the type of every buffer its Allreduce is handed."""
+
+    def __init__(self, comm):
+        self._comm = comm
+        self.buffers = []
+
+    def Allreduce(self, sendbuf, recvbuf, op):
+        self.buffers.append(type(recvbuf).__name__)
+        return self._comm.Allreduce(sendbuf, recvbuf, op=op)
+
+    def __getattr__(self, name):
+        return getattr(self._comm, name)
+
+
+@pytest.mark.parametrize("aware", ["0", "1"])
+@pytest.mark.parametrize("penalty", ["l21", "mean", "L1(1) + Mean(2)"])
+def test_cuda_aware_mpi_is_handed_device_statistics(comm, monkeypatch, penalty, aware):
+    """MTLX_CUDA_AWARE_MPI=1: the rounds of statistics used on the device (a penalty's, the mean's)
+    go to MPI in device memory, synchronized first, with the host solve's result; =0 (and the
+    bundled MPICH's own answer) stages every buffer through host memory."""
+    from mtlx.gpu.data import to_device
+
+    monkeypatch.setenv("MTLX_CUDA_AWARE_MPI", aware)
+    tasks, sizes = make_problem(T)
+    kw = dict(KW, penalty=penalty, fit_intercept=True)
+    host = _local(comm, tasks, sizes)
+    ref = mtlx.solve(host, comm=comm, **kw)
+    device = to_device(host, HostEmulation())
+    spy = _SpyComm(comm)
+    res = mtlx.solve(device, comm=spy, **kw)
+    res.W, res.b = to_host(res.W), to_host(res.b)
+    assert res.converged and rel_err(res, ref) < 1e-10
+    assert res.objective == pytest.approx(ref.objective, rel=1e-12)
+    n_device = spy.buffers.count("DeviceArray")
+    if aware == "1":
+        assert n_device > 0 and "ndarray" in spy.buffers  # the line search's buffer is host memory
+        assert device.backend.synchronizations == n_device
+    else:
+        assert n_device == 0 and device.backend.synchronizations == 0
+    assert device.backend.transfers == 0
 
 
 def test_penalties_without_device_statistics_are_refused_under_mpi(comm):

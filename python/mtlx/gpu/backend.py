@@ -188,6 +188,11 @@ class CudaBackend:
         with self._device:
             self.xp.copyto(dst, src)
 
+    def synchronize(self) -> None:
+        """Wait for the work queued on this device's current stream (before MPI reads its memory)."""
+        with self._device:
+            self.xp.cuda.get_current_stream().synchronize()
+
     def _sums(self):
         """The fixed-order sums' scratch (allocated once)."""
         if not hasattr(self, "_sum_scratch"):
