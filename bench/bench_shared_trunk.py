@@ -275,8 +275,36 @@ def throughput(args) -> list:
                 print(f"{'':10s} the layer products alone: {1e3 * fl['products_per_pass']:.1f} ms per pass "
                       f"({1e3 * fl['products_per_pass_one_thread']:.1f} on one thread, shared by {threads}); "
                       f"gathering an epoch's batches alone: {1e3 * fl['gather_per_epoch']:.1f} ms")
-    rows_version = {"torch": torch.__version__}
+    rows_version = {"torch": torch.__version__, "blas": blas_kernels(torch)}
     return [rows_version] + rows
+
+
+def blas_kernels(torch) -> dict:
+    """Which BLAS kernels each side runs (both hand their layer products to BLAS): the kernel set
+    OpenBLAS picked for the CPU (mtlx calls SciPy's), PyTorch's BLAS and vector capability; with a
+    note where OpenBLAS runs AVX2 kernels on a CPU that has AVX-512 (it did not know AMD's Zen 5 in
+    0.3.30/0.3.31: ``OPENBLAS_CORETYPE=SkylakeX`` set before Python starts selects its AVX-512 ones)."""
+    import re
+
+    from threadpoolctl import threadpool_info
+
+    openblas = sorted({(i.get("filepath", "").split("/")[-2], i.get("architecture")) for i in threadpool_info()
+                       if i.get("internal_api") == "openblas"})
+    found = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    out = {"openblas": [f"{where}: {arch}" for where, arch in openblas], "torch_blas": found and found.group(1),
+           "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            avx512 = " avx512f " in f.read()
+    except OSError:
+        avx512 = False
+    narrow = [a for _, a in openblas if a in ("Haswell", "Zen", "Sandybridge")]
+    if avx512 and narrow:
+        out["note"] = (f"OpenBLAS runs its {narrow[0]} (AVX2) kernels on a CPU with AVX-512: "
+                       "OPENBLAS_CORETYPE=SkylakeX (set before Python starts) selects its AVX-512 kernels")
+    print(f"BLAS: OpenBLAS ({', '.join(out['openblas'])}); PyTorch {out['torch_blas']}, "
+          f"{out['torch_cpu_capability']}" + (f"\nnote: {out['note']}" if "note" in out else ""))
+    return out
 
 
 def accuracy() -> dict:
