@@ -103,6 +103,28 @@ class _Interrupt(Exception):
     pass
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_checkpoint_rows_restore_the_iterate_exactly(school_like, shared):
+    """A checkpoint stores the iterate as iterated, with its scales: restored bit for bit (dividing
+    by a scale and multiplying back was not exact), and converted where the scales differ."""
+    from mtlx import penalties as P
+    from mtlx.objective import SmoothLoss
+    from mtlx.problem import Problem
+
+    penalty = P.Superpose(P.Shared(1.0), P.L1(0.5)) if shared else P.Trace(1.0)
+    smooth = SmoothLoss(school_like, "squared", np.ones(school_like.n_tasks), n_threads=1)
+    problem = Problem(smooth, penalty, 0.05, 0.1, True)
+    assert np.any(problem.intercepts.scale != 1.0) and (not shared or problem.shared_blocks[0].scale != 1.0)
+    theta = np.random.default_rng(3).standard_normal(problem.size) * 1e3
+    rows, shared, scales = problem.task_rows(theta)
+    assert np.array_equal(problem.theta_from_rows(rows, shared, scales), theta)
+    bp = problem.intercepts_prime(theta)
+    rows[:, -1] *= 2.0  # saved at twice the scale: the same b' is half the number
+    rows[:, -2] = bp * rows[:, -1]
+    np.testing.assert_allclose(problem.intercepts_prime(problem.theta_from_rows(rows, shared, scales)), bp,
+                               rtol=1e-15)
+
+
 def test_interrupted_run_resumes_to_the_same_bits(school_like, tmp_path):
     def interrupt(state):
         if state.n_iter == 13:

@@ -370,6 +370,29 @@ def test_anderson_extrapolation_solves_a_linear_fixed_point():
     assert _extrapolate([np.ones((2, 1))] * 3) is None  # no differences: nothing to extrapolate
 
 
+def test_anderson_weights_of_a_singular_gram_are_its_constrained_minimum():
+    # m + 2 iterates of x <- A x + b in m dimensions: m + 1 differences in m dimensions, so their
+    # Gram matrix is singular. The weights (summing to 1) that cancel the differences exist and
+    # combine the iterates into the fixed point, whether LU's last pivot rounds to 0 or not.
+    from mtlx._residual_cd import _combine, _minimum_norm_weights
+
+    rng = np.random.default_rng(6)
+    m = 4
+    Q, _ = np.linalg.qr(rng.standard_normal((m, m)))
+    A = Q @ np.diag([0.99, 0.9, 0.5, -0.7]) @ Q.T
+    b = rng.standard_normal(m)
+    fixed = np.linalg.solve(np.eye(m) - A, b)
+    iterates = [np.zeros((m, 1))]
+    for _ in range(m + 1):
+        iterates.append(A @ iterates[-1] + b[:, None])
+    U = np.diff(np.stack(iterates), axis=0).reshape(m + 1, -1)
+    w = _minimum_norm_weights(U @ U.T)
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.linalg.norm(U.T @ w) < 1e-10 * np.linalg.norm(U) * np.linalg.norm(w)
+    np.testing.assert_allclose(_combine(w, iterates[1:])[:, 0], fixed, rtol=1e-8)
+    assert _minimum_norm_weights(np.zeros((3, 3))) is None
+
+
 @pytest.mark.parametrize("penalty", ["l1", "l21"])
 def test_wide_problem_is_bitwise_independent_of_the_thread_count(monkeypatch, penalty):
     import mtlx._blocked

@@ -26,7 +26,7 @@ from .problem import Problem
 __all__ = ["Checkpoint", "read_everywhere"]
 
 FILE_NAME = "checkpoint.npz"
-_FORMAT = 2
+_FORMAT = 3  # 3: the iterate as iterated, with its scales (2: unscaled, still read)
 
 
 class Checkpoint:
@@ -64,8 +64,8 @@ class Checkpoint:
         shared blocks whole.
         """
         p = self.problem
-        x_rows, x_shared = p.task_rows(state.x)
-        y_rows, y_shared = p.task_rows(state.y)
+        x_rows, x_shared, shared_scales = p.task_rows(state.x)
+        y_rows, y_shared, _ = p.task_rows(state.y)
         rows = self.reduction.gather_tasks(np.concatenate([x_rows, y_rows], axis=1))
         with self.reduction.agreed_errors():
             if rows is None:
@@ -73,7 +73,8 @@ class Checkpoint:
             width = x_rows.shape[1]
             arrays = dict(
                 format=np.int64(_FORMAT), x_rows=rows[:, :width], y_rows=rows[:, width:], x_shared=x_shared,
-                y_shared=y_shared, t=np.float64(state.t), L=np.float64(state.L), L_seen=np.float64(state.L_seen),
+                y_shared=y_shared, shared_scales=shared_scales,
+                t=np.float64(state.t), L=np.float64(state.L), L_seen=np.float64(state.L_seen),
                 F=np.float64(state.F), history=np.asarray(state.history), n_iter=np.int64(state.n_iter),
                 n_evals=np.int64(state.n_evals), grad0=np.asarray(state.grad0, dtype=np.float64),
                 **{f"fp_{k}": v for k, v in self.fingerprint.items()})
@@ -91,15 +92,19 @@ class Checkpoint:
                 return None
             self._check_fingerprint(saved)
             idx = self.reduction.local_index
-            x = p.theta_from_rows(saved["x_rows"][idx], saved["x_shared"])
-            y = p.theta_from_rows(saved["y_rows"][idx], saved["y_shared"])
+            if int(saved["format"]) == 2:  # unscaled values: as taken at scale 1
+                for key in ("x_rows", "y_rows"):
+                    saved[key] = np.column_stack([saved[key], np.ones(len(saved[key]))])
+                saved["shared_scales"] = np.ones(len(p.shared_blocks))
+            x = p.theta_from_rows(saved["x_rows"][idx], saved["x_shared"], saved["shared_scales"])
+            y = p.theta_from_rows(saved["y_rows"][idx], saved["y_shared"], saved["shared_scales"])
             return FistaState(x=x, y=y, t=float(saved["t"]), L=float(saved["L"]), L_seen=float(saved["L_seen"]),
                               F=float(saved["F"]), history=[float(v) for v in saved["history"]],
                               n_evals=int(saved["n_evals"]), n_iter=int(saved["n_iter"]),
                               grad0=np.asarray(saved["grad0"], dtype=np.float64).tolist())
 
     def _check_fingerprint(self, saved: dict) -> None:
-        if "format" not in saved or int(saved["format"]) != _FORMAT:
+        if "format" not in saved or int(saved["format"]) not in (2, _FORMAT):
             raise ValueError(f"{self.path} is not an mtlx checkpoint of format {_FORMAT}")
         for key, here in self.fingerprint.items():
             there = saved.get(f"fp_{key}")

@@ -186,11 +186,31 @@ def _extrapolation_weights(iterates) -> np.ndarray | None:
     try:
         z = np.linalg.solve(gram, np.ones(gram.shape[0]))
     except np.linalg.LinAlgError:
-        return None
+        # Exactly singular: more differences than the dimensions they span, as when the iterates
+        # have reached their affine hull's fixed point (LU's last pivot is then rounding noise,
+        # exactly 0 with some BLAS kernels). The constrained minimum still exists: the minimum-norm
+        # solution of the optimality system [G 1; 1^T 0] [w; -lambda] = [0; 1], G scaled to 1.
+        return _minimum_norm_weights(gram)
     total = z.sum()
     if not np.all(np.isfinite(z)) or total == 0.0:
         return None
     return z / total
+
+
+def _minimum_norm_weights(gram: np.ndarray) -> np.ndarray | None:
+    """Weights summing to 1 minimizing ``w^T gram w`` for a singular ``gram`` (None where it is 0
+    or not finite)."""
+    scale = float(np.max(np.diag(gram))) if gram.size else 0.0
+    if not (np.isfinite(scale) and scale > 0.0):
+        return None
+    k = gram.shape[0]
+    system = np.zeros((k + 1, k + 1))
+    system[:k, :k] = gram / scale
+    system[:k, k] = system[k, :k] = 1.0
+    rhs = np.zeros(k + 1)
+    rhs[k] = 1.0
+    weights = np.linalg.lstsq(system, rhs, rcond=None)[0][:k]
+    return weights if np.all(np.isfinite(weights)) and abs(weights.sum() - 1.0) < 1e-8 else None
 
 
 def _combine(weights: np.ndarray, points) -> np.ndarray:

@@ -315,28 +315,39 @@ class Problem:
             self.view(theta, self.intercepts)[...] = bp * self.intercepts.scale
         return theta
 
-    def task_rows(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """theta as (one row per local task: [each task block's w_t, b'_t], the shared blocks unscaled).
+    def task_rows(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """theta as a checkpoint stores it: (one row per local task: [each task block's w_t, b'_t as
+        iterated, the scale it was iterated at], the shared blocks as iterated, their scales).
 
-        What a checkpoint stores: rows keyed by task id, shared blocks whole.
+        The iterate's own numbers beside their scales, not the unscaled values: dividing by a scale
+        and multiplying back is not exact, and a resumed run must continue bit for bit. Under
+        another number of ranks the shared blocks' scale (a sum over tasks) may differ in its last
+        bits; :meth:`theta_from_rows` then converts.
         """
         theta = self.ops.to_host(theta)
+        T = self.n_tasks
         cols = [self.view(theta, b) for b in self.task_blocks]
-        bp = self.intercepts_prime(theta)
-        cols.append((bp if bp is not None else np.zeros(self.n_tasks))[:, None])
-        shared = [self.view(theta, b) / b.scale for b in self.shared_blocks]
-        return np.concatenate(cols, axis=1), (np.concatenate(shared) if shared else np.zeros(0))
+        if self.intercepts is not None:
+            cols += [self.view(theta, self.intercepts)[:, None], self._intercept_scales()[:, None]]
+        else:
+            cols += [np.zeros((T, 1)), np.ones((T, 1))]
+        shared = [self.view(theta, b) for b in self.shared_blocks]
+        return (np.concatenate(cols, axis=1), np.concatenate(shared) if shared else np.zeros(0),
+                np.array([b.scale for b in self.shared_blocks], dtype=np.float64))
 
-    def theta_from_rows(self, rows: np.ndarray, shared: np.ndarray) -> np.ndarray:
-        """The inverse of :meth:`task_rows`."""
+    def _intercept_scales(self) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.intercepts.scale, dtype=np.float64), (self.n_tasks,)).copy()
+
+    def theta_from_rows(self, rows: np.ndarray, shared: np.ndarray, shared_scales: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`task_rows`: exact where the scales are this problem's."""
         theta = np.zeros(self.size)
         d = self.n_features
         for k, b in enumerate(self.task_blocks):
             self.view(theta, b)[...] = rows[:, k * d : (k + 1) * d]
         for k, b in enumerate(self.shared_blocks):
-            self.view(theta, b)[...] = shared[k * d : (k + 1) * d] * b.scale
+            self.view(theta, b)[...] = _rescaled(shared[k * d : (k + 1) * d], shared_scales[k], b.scale)
         if self.intercepts is not None:
-            self.view(theta, self.intercepts)[...] = rows[:, -1] * self.intercepts.scale
+            self.view(theta, self.intercepts)[...] = _rescaled(rows[:, -2], rows[:, -1], self._intercept_scales())
         return theta
 
     # ------------------------------------------------------------------ failures and reductions
@@ -626,6 +637,11 @@ class Problem:
         except Exception as exc:
             value = self._failed(exc)
         return value
+
+
+def _rescaled(values, saved_scale, scale):
+    """``values`` taken at ``saved_scale``, at ``scale`` (themselves where the two are equal)."""
+    return np.where(saved_scale == scale, values, values / saved_scale * scale)
 
 
 def _is_identity(penalty) -> bool:
