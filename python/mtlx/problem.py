@@ -183,12 +183,15 @@ class Problem:
         for b in self.blocks:
             for part in ([b.prox_part] if b.prox_part is not None else []) + b.smooth_terms:
                 if not part.runs_on_device:
-                    raise ValueError(f"the penalty {part!r} does not run on a GPU yet (there: L1, L21, Trace, Mean, "
-                                     "their sums such as L1 + L21, and Superpose of them); solve on the host "
-                                     "(device=None with host data)")
+                    raise ValueError(f"the penalty {part!r} does not run on a GPU (every penalty of mtlx does; "
+                                     "a penalty of your own says so with runs_on_device = True once its prox "
+                                     "and value take device arrays); solve on the host (device=None with host "
+                                     "data)")
                 if self.distributed and part.n_stats(self.ctx) > 0 and not part.stats_on_device:
-                    raise ValueError(f"the penalty {part!r} does not run on GPUs under MPI yet (there: L1, L21, "
-                                     "Mean and L1 + L21); solve it on the hosts, or on one GPU without comm")
+                    raise ValueError(f"the penalty {part!r} does not run on GPUs under MPI yet (there: L21, Mean and "
+                                     "the penalties local to each task or shared block: L1, Ridge, L21Columns, "
+                                     "Shared, and sums of these); solve it on the hosts, or on one GPU without "
+                                     "comm")
 
     def _set_scales(self) -> None:
         """The fixed metric: intercepts and shared blocks scaled to the task blocks' curvature; and

@@ -275,8 +275,8 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         device arrays is on their GPU); ``"cuda"`` (device ``MTLX_DEVICE``, else 0) or ``"cuda:N"``
         moves host data to that GPU once; under MPI, ``"cuda"`` is each rank's own GPU
         (``MTLX_DEVICE``, else its index on the node modulo the node's GPUs). A device solve runs
-        FISTA with everything on the GPU (data pass, iterate, vector steps, the proxes of L1, L21,
-        Mean and the trace norm): per iteration only scalars come back. Under MPI its statistics
+        FISTA with everything on the GPU (data pass, iterate, vector steps, every penalty's prox):
+        per iteration only scalars come back. Under MPI its statistics
         go to MPI in device memory where MPI is CUDA-aware, else through host memory
         (:func:`mtlx.distributed.cuda_aware_mpi`, ``MTLX_CUDA_AWARE_MPI``). With device input, ``W``,
         ``b`` and ``components`` come back as CuPy arrays. Needs a build with the CUDA backend

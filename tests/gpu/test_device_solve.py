@@ -189,6 +189,59 @@ def test_more_tasks_than_features_and_decompositions_equal_the_host(backend, pen
     np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-10)
 
 
+def _every_penalty(T):
+    """One of each penalty of mtlx beside the native ones, alone and in the compositions the
+    literature uses (name -> penalty)."""
+    P = mtlx.penalties
+    chain = np.zeros((T, T - 1))  # tasks joined in a chain: edge (t, t + 1)
+    chain[np.arange(T - 1), np.arange(T - 1)], chain[np.arange(1, T), np.arange(T - 1)] = 1.0, -1.0
+    return {
+        "ridge": P.Ridge(1.0), "l21_columns": P.L21Columns(1.0), "linf1": P.LInf1(1.0),
+        "graph": P.Graph(chain, 2.0), "clustered": P.Clustered(2, 0.5, 3.0),
+        "regularized (shared + ridge)": P.Superpose(P.Shared(1.0), P.Ridge(2.0)),
+        "shared + l1": P.Superpose(P.Shared(0.5), P.L1(1.0)),
+        "dirty (l1 + linf1)": P.Superpose(P.L1(1.0), P.LInf1(1.0)),
+        "robust (trace + l21_columns)": P.Superpose(P.Trace(1.0), P.L21Columns(0.7)),
+        "srmtl (graph + l1)": P.Graph(chain, 1.0) + P.L1(1.0),
+        "clustered + l1": P.Clustered(2, 0.5, 1.0) + P.L1(0.5),
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout", ["tasks", "shared"])
+@pytest.mark.parametrize("name", list(_every_penalty(4)))
+def test_every_penalty_solves_on_the_device_as_on_the_host(backend, layout, name, rng):
+    """The penalties written once in numpy run on device arrays through numpy's dispatch to the
+    arrays' library (the emulation refuses any host array made beside them, as CuPy does)."""
+    args, kwargs = _problem(rng, layout, np.float64)
+    host = getattr(mtlx.TaskData, f"from_{layout}")(*args, **kwargs)
+    device = on_device(backend, layout, *args, **kwargs)
+    pen = _every_penalty(host.n_tasks)[name]
+    options = dict(penalty=pen, alpha=0.05, fit_intercept=True, tol=1e-10, max_iter=50000)
+    ref = mtlx.solve(host, solver="fista", **options)
+    res = mtlx.solve(device, **options)
+    assert res.solver == "fista" and res.converged and ref.converged
+    if backend == "host-emulation":
+        assert device.backend.transfers == 0
+    scale = np.abs(ref.W).max()
+    np.testing.assert_allclose(to_host(res.W), ref.W, atol=1e-7 * scale)
+    np.testing.assert_allclose(to_host(res.b), ref.b, atol=1e-7 * max(scale, 1.0))
+    np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-10)
+    for part, ref_part in zip(res.components, ref.components):
+        np.testing.assert_allclose(to_host(part), ref_part, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_penalty_that_does_not_say_it_runs_on_a_device_is_refused(backend, rng):
+    class HostOnlyL1(mtlx.penalties.L1):
+        runs_on_device = False
+
+    args, kwargs = _problem(rng, "shared", np.float64)
+    device = on_device(backend, "shared", *args, **kwargs)
+    with pytest.raises(ValueError, match=r"the penalty HostOnlyL1\(1\.0\) does not run on a GPU \(every penalty"):
+        mtlx.solve(device, penalty=HostOnlyL1(), alpha=0.05)
+
+
 @pytest.mark.parametrize("layout,weighted,missing", CASES)
 def test_the_device_array_constructors_build_the_host_store(layout, weighted, missing, rng):
     """TaskData.from_* of device arrays (their code, run on the host emulation's arrays) hold what the

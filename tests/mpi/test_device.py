@@ -27,7 +27,8 @@ def _local(comm, tasks, sizes):
 
 
 @pytest.mark.parametrize("fit_intercept", [False, True])
-@pytest.mark.parametrize("penalty", ["l1", "l21", "mean", "L1(0.5) + L21(1)", "L1(1) + Mean(2)"])
+@pytest.mark.parametrize("penalty", ["l1", "l21", "mean", "L1(0.5) + L21(1)", "L1(1) + Mean(2)", "ridge",
+                                     "l21_columns", "Superpose(Shared(1), Ridge(2))", "Superpose(Shared(0.5), L1(1))"])
 def test_device_ranks_give_the_host_result(comm, penalty, fit_intercept):
     from mtlx.gpu.data import to_device
 

@@ -74,6 +74,9 @@ class Clustered(Penalty):
     """
 
     smooth = True
+    # On a device: the SVD of the T x d block there (cuSOLVER, through CuPy), the waterfill on
+    # the host from the min(T, d) singular values, the factors back to the device.
+    runs_on_device = True
     _fields = ("k", "eta", "w")
 
     def __init__(self, k, eta, w=1.0):
@@ -102,15 +105,16 @@ class Clustered(Penalty):
         return self._c * float(np.sum(s * s / (self.eta + m)))
 
     def value(self, V, ctx):
-        return self._from_singular(np.linalg.svd(V, compute_uv=False)) if V.size else 0.0
+        return self._from_singular(ctx.ops.to_host(np.linalg.svd(V, compute_uv=False))) if V.size else 0.0
 
     def value_and_gradient(self, V, grad, ctx):
         if V.size == 0:
             return 0.0
-        A, s, Bt = np.linalg.svd(V, full_matrices=False)
+        A, s_here, Bt = np.linalg.svd(V, full_matrices=False)
+        s = ctx.ops.to_host(s_here)
         m = waterfill(s, self.eta, self.k)
         if grad is not None:
-            grad += (A * (2.0 * self._c * s / (self.eta + m))) @ Bt
+            grad += (A * _here(ctx, 2.0 * self._c * s / (self.eta + m))) @ Bt
         return self._c * float(np.sum(s * s / (self.eta + m)))
 
     def _shrink(self, s: np.ndarray, tau: float) -> np.ndarray:
@@ -122,9 +126,10 @@ class Clustered(Penalty):
     def prox(self, V, tau, out, ctx):
         if V.size == 0:
             return 0.0
-        A, s, Bt = np.linalg.svd(V, full_matrices=False)
+        A, s_here, Bt = np.linalg.svd(V, full_matrices=False)
+        s = ctx.ops.to_host(s_here)
         f = self._shrink(s, tau)
-        out[...] = (A * (s * f)) @ Bt
+        out[...] = (A * _here(ctx, s * f)) @ Bt
         return self._from_singular(s * f)
 
     # -- distributed: the feature Gram matrix W W^T ------------------------------------------------
@@ -159,3 +164,8 @@ class Clustered(Penalty):
 
     def stats_from_pieces(self, pieces, step, ctx):
         return FeatureGram.from_pieces(pieces, step, ctx.n_features)
+
+
+def _here(ctx, a: np.ndarray):
+    """A host vector (min(T, d) factors) where the block lives."""
+    return ctx.ops.asarray(a) if ctx.ops.on_device else a

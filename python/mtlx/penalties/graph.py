@@ -32,6 +32,7 @@ class Graph(Penalty):
 
     smooth = True
     quadratic = True
+    runs_on_device = True  # (L and its eigenvectors moved to the device once, T x T each)
     _fields = ("R", "w")
 
     def __init__(self, R, w=1.0):
@@ -49,6 +50,7 @@ class Graph(Penalty):
                 raise ValueError("Graph: R contains NaN or infinity")
             self._L = self.R @ self.R.T
         self._eig = None
+        self._device = None  # (ops, L, mu, P) in a device's memory, made on its first use there
 
     def check(self, n_features, n_tasks):
         if self.R.shape[0] != n_tasks:
@@ -60,25 +62,39 @@ class Graph(Penalty):
             self._eig = (np.maximum(mu, 0.0), P)
         return self._eig
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_device"] = None  # device memory is not copied or pickled
+        return state
+
+    def _matrices(self, ctx):
+        """(L, mu, P) where the block's arrays live: moved to a device once (T x T each)."""
+        mu, P = self._eigen()
+        if not ctx.ops.on_device:
+            return self._L, mu, P
+        if self._device is None or self._device[0] is not ctx.ops:
+            self._device = (ctx.ops, *(ctx.ops.asarray(a) for a in (self._L, mu, P)))
+        return self._device[1:]
+
     def lipschitz(self, ctx):
         return 2.0 * self.w * float(self._eigen()[0][-1]) if self._L.size else 0.0
 
-    def _value_of_full(self, W_rows: np.ndarray) -> float:
-        return self.w * float(np.einsum("tj,tj->", W_rows, self._L @ W_rows))
+    def _value_of_full(self, W_rows: np.ndarray, L: np.ndarray) -> float:
+        return self.w * float(np.einsum("tj,tj->", W_rows, L @ W_rows))
 
     def value(self, V, ctx):
-        return self._value_of_full(V)
+        return self._value_of_full(V, self._matrices(ctx)[0])
 
     def value_and_gradient(self, V, grad, ctx):
-        LV = self._L @ V
+        LV = self._matrices(ctx)[0] @ V
         if grad is not None:
             grad += 2.0 * self.w * LV
         return self.w * float(np.einsum("tj,tj->", V, LV))
 
     def prox(self, V, tau, out, ctx):
-        mu, P = self._eigen()
+        L, mu, P = self._matrices(ctx)
         out[...] = P @ ((P.T @ V) / (1.0 + 2.0 * tau * self.w * mu)[:, None])
-        return self._value_of_full(out)
+        return self._value_of_full(out, L)
 
     # -- distributed: W gathered ---------------------------------------------------------------------
     def n_stats(self, ctx):
@@ -99,7 +115,7 @@ class Graph(Penalty):
         LV = self._L[ctx.local_index] @ full  # the local rows of L W^T
         if grad is not None:
             grad += 2.0 * self.w * LV
-        return ctx.share(self._value_of_full(full))
+        return ctx.share(self._value_of_full(full, self._L))
 
     def n_pieces(self, ctx):
         return 2 * self.n_stats(ctx)

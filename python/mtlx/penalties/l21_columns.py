@@ -23,6 +23,7 @@ class L21Columns(Penalty):
 
     name = "l21_columns"
     nests_entries = True
+    runs_on_device = True  # (column norms and a scaling, through numpy's dispatch)
 
     def prox(self, V, tau, out, ctx):
         norms = scaled_norms(V, axis=1)

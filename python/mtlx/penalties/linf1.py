@@ -24,11 +24,12 @@ def prox_linf_rows(W: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         return W.copy(), A.max(axis=1) if W.size else np.zeros(W.shape[0])
     S = -np.sort(-A, axis=1)  # decreasing along each row
     csum = np.cumsum(S, axis=1) - t
-    k = np.arange(1, W.shape[1] + 1)
+    # 1..T, made beside W (on a device, a host arange could not meet the device arrays)
+    k = np.cumsum(np.ones_like(S[:1]), axis=1)
     # rho: the last position where the sorted magnitude is above the running threshold
     above = S - csum / k > 0
     rho = W.shape[1] - np.argmax(above[:, ::-1], axis=1)
-    theta = csum[np.arange(W.shape[0]), rho - 1] / rho
+    theta = np.take_along_axis(csum, (rho - 1)[:, None], axis=1)[:, 0] / rho
     # t below the rounding of a row's largest entry leaves no position above the threshold: the
     # threshold is then that entry itself (the row unchanged, to rounding).
     theta = np.where(above.any(axis=1), theta, S[:, 0])
@@ -48,6 +49,7 @@ class LInf1(Penalty):
 
     name = "linf1"
     nests_entries = True
+    runs_on_device = True  # (a sort per row and elementwise steps, through numpy's dispatch)
 
     def prox(self, V, tau, out, ctx):
         result, theta = prox_linf_rows(V.T, tau * self.w)

@@ -25,6 +25,7 @@ class Shared(Penalty):
     block = "shared"
     smooth = True
     quadratic = True
+    runs_on_device = True  # (elementwise, through numpy's dispatch to the arrays' own library)
 
     def prox(self, V, tau, out, ctx):
         np.multiply(V, 1.0 / (1.0 + tau * self.w), out=out)
