@@ -73,6 +73,9 @@ class DeviceArray(np.ndarray):
 
     def __array_function__(self, func, types, args, kwargs):
         _check_not_mixed(list(args) + list(kwargs.values()))
+        refused = [k for k in _CUPY_REFUSES.get(func, ()) if k in kwargs]
+        if refused:
+            raise TypeError(f"CuPy's {func.__name__} does not take {refused}")
         out = kwargs.get("out")
         result = func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()})
         return out if out is not None else _wrap(result)
@@ -80,6 +83,11 @@ class DeviceArray(np.ndarray):
     def __setitem__(self, key, value):
         _check_not_mixed([value])
         np.ndarray.__setitem__(self.view(np.ndarray), key, _plain(value))
+
+
+# Keywords numpy takes and CuPy's functions refuse (a numpy call that works on the host would fail
+# on the device).
+_CUPY_REFUSES = {np.einsum: ("out", "order", "casting")}
 
 
 def _device(a):

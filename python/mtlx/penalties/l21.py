@@ -58,7 +58,7 @@ class L21(Penalty):
         return ctx.n_features
 
     def local_stats(self, V, tau, out, stats, ctx):
-        np.einsum("tj,tj->j", V, V, out=stats)
+        stats[...] = np.einsum("tj,tj->j", V, V)  # (CuPy's einsum takes no out=)
 
     def prox_from_stats(self, V, stats, tau, out, ctx):
         norms = np.sqrt(np.maximum(stats, 0.0))
@@ -75,9 +75,9 @@ class L21(Penalty):
 
     def local_pieces(self, Y, G, out, ctx):
         d = ctx.n_features
-        np.einsum("tj,tj->j", Y, Y, out=out[:d])
-        np.einsum("tj,tj->j", Y, G, out=out[d : 2 * d])
-        np.einsum("tj,tj->j", G, G, out=out[2 * d :])
+        out[:d] = np.einsum("tj,tj->j", Y, Y)  # (CuPy's einsum takes no out=)
+        out[d : 2 * d] = np.einsum("tj,tj->j", Y, G)
+        out[2 * d :] = np.einsum("tj,tj->j", G, G)
 
     def stats_from_pieces(self, pieces, step, ctx):
         d = ctx.n_features
