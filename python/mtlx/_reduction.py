@@ -50,8 +50,9 @@ class LocalReduction:
         self.n_calls = 0
         self.n_bytes = 0
 
-    def allreduce(self, buf: np.ndarray, failure: BaseException | None = None) -> np.ndarray:
-        """Sum ``buf`` over ranks in place (identity); ``failure`` is raised as is."""
+    def allreduce(self, buf: np.ndarray, failure: BaseException | None = None, synchronize=None) -> np.ndarray:
+        """Sum ``buf`` over ranks in place (identity); ``failure`` is raised as is (``synchronize``:
+        nothing reads the buffer here)."""
         if failure is not None:
             raise failure
         self.n_calls += 1

@@ -593,16 +593,19 @@ class MPIReduction:
             return data
         return TaskData.empty(self.n_features, self.dtype)
 
-    def allreduce(self, buf: np.ndarray, failure: BaseException | None = None) -> np.ndarray:
+    def allreduce(self, buf: np.ndarray, failure: BaseException | None = None, synchronize=None) -> np.ndarray:
         """``comm.Allreduce(MPI.IN_PLACE, buf, SUM)``; the last slot carries the failure flag.
 
-        ``buf`` is host memory, or GPU memory (CuPy: through ``__cuda_array_interface__``) whose
-        writes the caller has synchronized, when :attr:`cuda_aware`.
+        ``buf`` is host memory, or GPU memory (CuPy: through ``__cuda_array_interface__``) when
+        :attr:`cuda_aware`; then ``synchronize()`` waits for its writes (the flag's too) before MPI
+        reads it.
 
         MPICH's reduction order is fixed for a given number of ranks and every rank receives
         the same bits, so every rank takes the same decisions and reruns are bitwise identical.
         """
         buf[-1] = 0.0 if failure is None else 1.0
+        if synchronize is not None:
+            synchronize()
         start = time.perf_counter()
         with watched(self.comm, "an Allreduce of a solve"):
             self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)

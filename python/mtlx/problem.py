@@ -369,9 +369,10 @@ class Problem:
         callback asked to stop on any rank.
         """
         buf[-2] = 1.0 if self.stop_requested else 0.0
-        if self.ops.on_device and self.ops.resident(buf):
-            self.ops.synchronize()  # MPI reads device memory outside the stream that wrote it
-        self.reduction.allreduce(buf, self._failure)
+        # MPI reads device memory outside the stream that wrote it: wait for the writes (the flags
+        # included, which the reduction sets last) before it does.
+        on_device = self.ops.on_device and self.ops.resident(buf)
+        self.reduction.allreduce(buf, self._failure, self.ops.synchronize if on_device else None)
         if float(buf[-2]) > 0.0:
             raise _Stopped
         return buf
