@@ -106,7 +106,7 @@ class SmoothLoss:
         ``sum_i s_i c (logsumexp(z_i) - z_i . y_i)``, gradient ``c X' S (softmax(Z) - Y)``."""
         total = 0.0
         for (start, stop), (X, Y, s) in zip(self.softmax_groups, self._softmax):
-            Z = np.asarray(X @ Wt[start:stop].T, dtype=np.float64)
+            Z = _dense(X @ Wt[start:stop].T).astype(np.float64, copy=False)
             if b is not None:
                 Z += b[start:stop]
             top = Z.max(axis=1, keepdims=True)
@@ -119,7 +119,7 @@ class SmoothLoss:
             total += float(np.sum(scale * rows))
             if gWt is not None:
                 G = (E / norm - Y) * (scale if s is None else scale[:, None])
-                gWt[start:stop] = np.asarray(X.T @ G.astype(X.dtype, copy=False)).T
+                gWt[start:stop] = _dense(X.T @ G.astype(X.dtype, copy=False)).T
                 gb[start:stop] = G.sum(axis=0)
         return total
 
@@ -250,3 +250,9 @@ def _check_representable(a: np.ndarray, name: str, dtype) -> None:
         if finite.size and np.abs(finite).max() > np.finfo(dtype).max:
             raise ValueError(f"{name} holds values up to {np.abs(finite).max():.3g} that the data's dtype ({dtype}) "
                              "cannot carry")
+
+
+def _dense(a):
+    """A product's result as an array: scipy.sparse's matrix type gives np.matrix, which is made a
+    plain ndarray; anything else (ndarrays, device arrays) as it is."""
+    return np.asarray(a) if isinstance(a, np.matrix) else a

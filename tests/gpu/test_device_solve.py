@@ -242,6 +242,43 @@ def test_a_penalty_that_does_not_say_it_runs_on_a_device_is_refused(backend, rng
         mtlx.solve(device, penalty=HostOnlyL1(), alpha=0.05)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout", ["tasks", "shared"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_multinomial_tasks_beside_others_equal_the_host(backend, layout, weighted, rng):
+    """A 3-class task (three columns of W) beside a squared and a logistic one: loss and gradient,
+    host parameters through ``loss_grad`` included, then a solve, as on the host."""
+    n, d, K = 40, 5, 3
+    X = rng.standard_normal((n, d))
+    onehot = np.eye(K)[np.argmax(X @ rng.standard_normal((d, K)) + rng.gumbel(size=(n, K)), axis=1)]
+    Y = np.column_stack([X @ rng.standard_normal(d), np.where(X[:, 0] > 0, 1.0, -1.0), onehot])
+    multinomial = mtlx.losses.Multinomial()
+    losses = ["squared", "logistic"] + [multinomial] * K
+    w = rng.uniform(0.5, 2.0, n) if weighted else None
+    if layout == "shared":
+        args, kwargs = (X, Y), {"sample_weight": w}
+    else:
+        args, kwargs = ([(X, Y[:, t]) for t in range(Y.shape[1])],), {
+            "sample_weight": None if w is None else [w] * Y.shape[1]}
+    host = getattr(mtlx.TaskData, f"from_{layout}")(*args, **kwargs)
+    device = on_device(backend, layout, *args, **kwargs)
+    W, b = 0.3 * rng.standard_normal((d, Y.shape[1])), 0.1 * rng.standard_normal(Y.shape[1])
+    value, gW, gb = mtlx.loss_grad(device, W, b, loss=losses)
+    ref_value, ref_gW, ref_gb = mtlx.loss_grad(host, W, b, loss=losses)
+    assert value == pytest.approx(ref_value, rel=1e-12)
+    np.testing.assert_allclose(to_host(gW), ref_gW, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(to_host(gb), ref_gb, rtol=1e-12, atol=1e-14)
+    options = dict(loss=losses, penalty="l21", alpha=0.02, fit_intercept=True, tol=1e-10, max_iter=50000)
+    ref = mtlx.solve(host, solver="fista", **options)
+    moved = getattr(device.backend, "transfers", 0)  # (loss_grad's parameters went up and came back)
+    res = mtlx.solve(device, **options)
+    assert res.converged and ref.converged
+    if backend == "host-emulation":
+        assert device.backend.transfers == moved
+    np.testing.assert_allclose(to_host(res.W), ref.W, atol=1e-7 * np.abs(ref.W).max())
+    np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-10)
+
+
 @pytest.mark.parametrize("layout,weighted,missing", CASES)
 def test_the_device_array_constructors_build_the_host_store(layout, weighted, missing, rng):
     """TaskData.from_* of device arrays (their code, run on the host emulation's arrays) hold what the

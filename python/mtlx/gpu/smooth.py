@@ -5,7 +5,10 @@ In a solve, the parameters and the gradient are device arrays too (the problem k
 ``ops`` says: the backend), so an evaluation moves nothing but its value to the host. Called with
 host arrays (``mtlx.loss_grad``), W goes up and the gradient comes back. The stacked layout runs
 the fused chunk kernel (``mtlx/cuda.hpp``); the shared layout computes Z = X W' and the gradient
-R' X with cuBLAS around the residual kernel.
+R' X with cuBLAS around the residual kernel. A multinomial task's columns weigh 0 in the kernels
+and their softmax loss is added as on the host (:meth:`~mtlx.objective.SmoothLoss._add_softmax`,
+numpy code that CuPy runs: its products in cuBLAS), with its rows' one-hot targets and weights
+moved to the device once.
 """
 
 from __future__ import annotations
@@ -46,10 +49,9 @@ class DeviceSmoothLoss(SmoothLoss):
 
     def __init__(self, data, loss="squared", task_weights="mean", n_threads: int | None = None):
         super().__init__(data, loss, task_weights, n_threads)
-        if self.softmax_groups:
-            raise ValueError("multinomial (softmax) tasks do not run on the device yet: fit them on the host "
-                             "(device=None)")
         be = self.backend = data.backend
+        # (X: a view of the device rows already; the targets and weights checked on their host copies)
+        self._softmax = [(X, be.asarray(Y), None if s is None else be.asarray(s)) for X, Y, s in self._softmax]
         T, d, dtype = data.n_tasks, data.n_features, data.dtype
         n = int(data.X.shape[0])
         shared = data.layout == "shared"
@@ -76,31 +78,36 @@ class DeviceSmoothLoss(SmoothLoss):
         """Where a solve over this loss keeps theta: the device (:mod:`mtlx._ops`)."""
         return self.backend
 
-    def _core_call(self, Wt, b, gWt, gb) -> float:
+    def __call__(self, Wt, b, gWt=None, gb=None) -> float:
         """Device arrays (a device-resident solve) are read and written in place; host arrays (the
         ``loss_grad`` API) go up and come back through the loss's own buffers."""
         be = self.backend
-        resident = be.resident(Wt)
-        if not resident:
-            buffers = self._host_call_buffers(Wt)
-            be.upload(buffers.Wt, Wt)
-            if b is not None:
-                be.upload(buffers.b, b)
-                b = buffers.b
-            Wt = buffers.Wt
+        if be.resident(Wt):
+            return super().__call__(Wt, b, gWt, gb)
+        buffers = self._host_call_buffers(Wt)
+        be.upload(buffers.Wt, Wt)
+        if b is not None:
+            be.upload(buffers.b, b)
         want = gWt is not None
-        gWt_dev, gb_dev = ((gWt, gb) if resident else (buffers.gWt, buffers.gb)) if want else (None, None)
-        store = self._store
-        if self._plan is not None:
-            value = be.loss_grad_stacked(store, self._plan, Wt, b, gWt_dev, gb_dev, self._work)
-        else:
-            be.matmul(store.X, Wt.T, self._Z)
-            value = be.shared_residuals(store, self._Z, b, self._R if want else None, gb_dev, self._work)
-            if want:
-                be.matmul(self._R.T, store.X, gWt_dev)
-        if want and not resident:
+        value = super().__call__(buffers.Wt, None if b is None else buffers.b, buffers.gWt if want else None,
+                                 buffers.gb if want else None)
+        if want:
             be.download(buffers.gWt, gWt)
             be.download(buffers.gb, gb)
+        return value
+
+    def _core_call(self, Wt, b, gWt, gb) -> float:
+        """The kernels' pass over device parameters (and gradient)."""
+        be = self.backend
+        want = gWt is not None
+        store = self._store
+        if self._plan is not None:
+            value = be.loss_grad_stacked(store, self._plan, Wt, b, gWt, gb, self._work)
+        else:
+            be.matmul(store.X, Wt.T, self._Z)
+            value = be.shared_residuals(store, self._Z, b, self._R if want else None, gb, self._work)
+            if want:
+                be.matmul(self._R.T, store.X, gWt)
         return float(value)
 
     def _host_call_buffers(self, Wt):
