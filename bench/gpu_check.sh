@@ -28,6 +28,6 @@ status=0
 
 echo "== summary =="
 grep -E "passed|failed|error" "$RESULTS/gpu_tests.log" | tail -1
-grep -E "copy kernel|gradient|school|FISTA iterations" "$RESULTS/bench_gpu.log" || true
+grep -E "copy kernel|gradient|school|FISTA iterations|newsgroups" "$RESULTS/bench_gpu.log" || true
 echo "total: $(( $(date +%s) - start )) s, status $status"
 exit "$status"

@@ -480,6 +480,9 @@ def _device_backend(*arrays):
 
     def first_device(items):
         for a in items:
+            if type(a).__module__.startswith("cupyx.scipy.sparse"):
+                raise TypeError(f"a CuPy sparse matrix ({type(a).__name__}) is not taken as input: pass the "
+                                "scipy.sparse matrix (its .get()) with device='cuda', which moves it there once")
             found = first_device(a) if isinstance(a, (list, tuple)) else \
                 (a if a is not None and gpu_arrays.is_device_array(a) else None)
             if found is not None:

@@ -90,6 +90,23 @@ class DeviceArray(np.ndarray):
 _CUPY_REFUSES = {np.einsum: ("out", "order", "casting")}
 
 
+class DeviceCSR:
+    """A CSR matrix standing for one in device memory (cupyx.scipy.sparse): its products take and
+    give DeviceArrays only, as cuSPARSE's take and give device arrays."""
+
+    def __init__(self, matrix):
+        self.matrix = matrix.tocsr()
+        self.shape, self.dtype = self.matrix.shape, self.matrix.dtype
+
+    @property
+    def T(self):
+        return DeviceCSR(self.matrix.T)
+
+    def __matmul__(self, other):
+        assert isinstance(other, DeviceArray), f"a host array ({type(other).__name__}) times a device CSR matrix"
+        return _device(self.matrix @ other.view(np.ndarray))
+
+
 def _device(a):
     return np.array(a, copy=True, order="C").view(DeviceArray)
 
@@ -105,6 +122,7 @@ class HostEmulation:
     def __init__(self):
         self.transfers = 0  # uploads and downloads of parameters (none in a device-resident solve)
         self.synchronizations = 0  # waits before MPI reads device memory (a CUDA-aware MPI)
+        self.sparse_products = 0  # products of a device CSR matrix
 
     def activate(self):
         return contextlib.nullcontext()
@@ -118,6 +136,15 @@ class HostEmulation:
 
     def asarray(self, a, dtype=None, what=None):
         return _device(np.asarray(_plain(a), dtype=dtype))  # a move to a device is a copy
+
+    def sparse(self, X, what):
+        assert not isinstance(X, DeviceCSR)
+        return DeviceCSR(X.copy())
+
+    def sparse_matmul(self, A, B, out):
+        assert isinstance(A, DeviceCSR) and isinstance(out, DeviceArray)
+        self.sparse_products += 1
+        out[...] = A @ B
 
     def adopt(self, a, name):
         return a if isinstance(a, DeviceArray) else np.asarray(a).view(DeviceArray)

@@ -279,6 +279,72 @@ def test_multinomial_tasks_beside_others_equal_the_host(backend, layout, weighte
     np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-10)
 
 
+def _moved(backend, host):
+    """Host ``data`` on the backend's device, as ``device="cuda"`` moves it."""
+    from mtlx.gpu.data import to_device
+
+    from device_backends import HostEmulation
+
+    if backend == "host-emulation":
+        return to_device(host, HostEmulation())
+    from mtlx.gpu.backend import CudaBackend
+
+    return to_device(host, CudaBackend(0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("weighted,missing", [(False, False), (True, True)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_sparse_shared_x_solves_on_the_device_as_on_the_host(backend, weighted, missing, dtype, rng):
+    """CSR X moved once (cuSPARSE's products on the device, the one-off statistics on the host's
+    copy): loss and gradient, then a solve with intercepts, as on the host."""
+    import scipy.sparse as sp
+
+    n, d, T = 60, 9, 4
+    X = sp.random(n, d, density=0.3, format="csr", random_state=1, dtype=dtype)
+    Y = (X @ rng.standard_normal((d, T)) + 0.1 * rng.standard_normal((n, T))).astype(dtype)
+    if missing:
+        Y[rng.uniform(size=Y.shape) < 0.2] = np.nan
+    w = rng.uniform(0.5, 2.0, n).astype(dtype) if weighted else None
+    host = mtlx.TaskData.from_shared(X, Y, sample_weight=w)
+    device = _moved(backend, host)
+    assert device.sparse and device.device_X is not None
+    W, b = rng.standard_normal((d, T)), rng.standard_normal(T)
+    rtol = RTOL[dtype]
+    value, gW, gb = mtlx.loss_grad(device, W, b)
+    ref_value, ref_gW, ref_gb = mtlx.loss_grad(host, W, b)
+    assert value == pytest.approx(ref_value, rel=rtol)
+    np.testing.assert_allclose(to_host(gW), ref_gW, rtol=rtol, atol=rtol * np.abs(ref_gW).max())
+    np.testing.assert_allclose(to_host(gb), ref_gb, rtol=rtol, atol=rtol * np.abs(ref_gb).max())
+    options = dict(penalty="l21", alpha=0.02, fit_intercept=True, tol=1e-10 if dtype == np.float64 else 1e-6,
+                   max_iter=50000)
+    ref = mtlx.solve(host, solver="fista", **options)
+    before = getattr(device.backend, "sparse_products", 0)
+    res = mtlx.solve(device, **options)
+    assert res.converged and ref.converged
+    if backend == "host-emulation":  # the products ran on the device's CSR copy, the iterate stayed there
+        assert device.backend.sparse_products >= 2 * res.n_iter + before and device.backend.transfers == 4
+    np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-10 if dtype == np.float64 else 1e-5)
+    if dtype == np.float64:
+        np.testing.assert_allclose(to_host(res.W), ref.W, atol=1e-7 * np.abs(ref.W).max())
+
+
+def test_a_cupy_sparse_input_is_refused_with_what_to_pass_instead(rng):
+    fake = type("csr_matrix", (), {"__module__": "cupyx.scipy.sparse._csr"})()
+    with pytest.raises(TypeError, match=r"a CuPy sparse matrix \(csr_matrix\) is not taken.*device='cuda'"):
+        mtlx.TaskData.from_shared(fake, rng.standard_normal((3, 2)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_sparse_stacked_x_is_refused_on_the_device(backend, rng):
+    import scipy.sparse as sp
+
+    X = sp.random(30, 5, density=0.4, format="csr", random_state=2)
+    host = mtlx.TaskData.from_stacked(X, rng.standard_normal(30), rng.integers(0, 3, 30))
+    with pytest.raises(ValueError, match="a sparse X runs on the device in the shared layout"):
+        _moved(backend, host)
+
+
 @pytest.mark.parametrize("layout,weighted,missing", CASES)
 def test_the_device_array_constructors_build_the_host_store(layout, weighted, missing, rng):
     """TaskData.from_* of device arrays (their code, run on the host emulation's arrays) hold what the

@@ -18,6 +18,13 @@ from .. import _core
 __all__ = ["CudaBackend", "Workspace"]
 
 
+def sp_csr(data, indices, indptr, shape):
+    """A scipy CSR matrix of these arrays (no copy)."""
+    import scipy.sparse as sp
+
+    return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+
+
 class Workspace:
     """The kernels' scratch, in doubles (see ``mtlx/cuda.hpp``), allocated once per loss."""
 
@@ -86,6 +93,28 @@ class CudaBackend:
         n_bytes = int(np.prod(np.shape(a))) * np.dtype(dtype if dtype is not None else a.dtype).itemsize
         with self._allocating(what, n_bytes):
             return self.xp.ascontiguousarray(self.xp.asarray(a), dtype=dtype)
+
+    def sparse(self, X, what: str):
+        """A host CSR matrix copied to this device (cupyx.scipy.sparse: cuSPARSE's products).
+
+        cuSPARSE through CuPy indexes with int32: a matrix beyond that (2^31 entries or columns) is
+        refused with a ValueError rather than truncated.
+        """
+        import cupyx.scipy.sparse as device_sparse
+
+        limit = np.iinfo(np.int32).max
+        if X.nnz > limit or max(X.shape) > limit:
+            raise ValueError(f"{what}: {X.nnz} stored entries and shape {X.shape} exceed the int32 indices of "
+                             "cuSPARSE through CuPy; solve it on the host (device=None)")
+        host = sp_csr(X.data, X.indices.astype(np.int32, copy=False), X.indptr.astype(np.int32, copy=False), X.shape)
+        n_bytes = int(X.data.nbytes + 4 * (X.nnz + X.shape[0] + 1))
+        with self._allocating(what, n_bytes):
+            return device_sparse.csr_matrix(host)
+
+    def sparse_matmul(self, A, B, out) -> None:
+        """``out = A @ B`` for a device CSR ``A`` and a dense device ``B`` (cuSPARSE)."""
+        with self._device:
+            out[...] = A @ B
 
     def adopt(self, a, name: str):
         """A device array of any producer as a CuPy array, without a copy (on this device, else a

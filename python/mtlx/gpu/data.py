@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import scipy.sparse as sp
 
 from .._validate import first_nonfinite_row, nonfinite_error
 from ..data import TaskData, _group_by_task, _labelled_entries, _resolve_task_ids, _row_weights, _target_matrix
@@ -46,6 +47,11 @@ class DeviceTaskData(TaskData):
     device_sample_weight : device array or None
     from_device : bool
         Whether the user passed device arrays (results then come back as device arrays).
+    device_X, device_XT : device CSR matrices or None
+        A sparse X (shared layout, moved from the host with ``device="cuda"``) and its transpose,
+        as the products read them (cuSPARSE through CuPy). ``X`` then stays the host CSR matrix:
+        the statistics of X needed once (means, column norms, finiteness) run there, where the
+        data already are.
     """
 
     def __init__(self, backend, *, from_device: bool, **arrays):
@@ -57,10 +63,14 @@ class DeviceTaskData(TaskData):
         self.device_targets = backend.asarray(targets, dtype=self.dtype)
         self.device_sample_weight = None if self.sample_weight is None else \
             backend.asarray(self.sample_weight, dtype=self.dtype)
+        self.device_X = self.device_XT = None
+        if sp.issparse(self.X):
+            self.device_X = backend.sparse(self.X, "X")
+            self.device_XT = backend.sparse(self.X.T.tocsr(), "X's transpose")
 
     @property
     def sparse(self) -> bool:
-        return False
+        return sp.issparse(self.X)
 
     def __repr__(self) -> str:
         return super().__repr__()[:-1] + f", device=cuda:{self.device})"
@@ -80,6 +90,8 @@ class DeviceTaskData(TaskData):
 
     @_on_its_device
     def column_sq_norms(self, centered: bool) -> np.ndarray:
+        if self.sparse:
+            return super().column_sq_norms(centered)
         means = self.feature_means() if centered else None
         out = np.zeros((self.n_tasks, self.n_features))
         for (lo, hi), w, tasks in self._groups():
@@ -103,6 +115,9 @@ class DeviceTaskData(TaskData):
 
     @_on_its_device
     def _check_finite(self, n_threads) -> None:
+        if self.sparse:
+            super()._check_finite(n_threads)
+            return
         xp = self.backend.xp
         if self.X.size:
             bad_rows = ~xp.isfinite(self.X).all(axis=1)
@@ -129,10 +144,11 @@ def to_device(data: TaskData, backend) -> DeviceTaskData:
             raise ValueError(f"the data are on cuda:{data.device} but the solve asked for cuda:{backend.index}; "
                              "move them with cupy (with cupy.cuda.Device(i): cupy.asarray(...))")
         return data
-    if data.sparse:
-        raise ValueError("a sparse X does not run on the device yet: solve it on the host (device=None) or pass a "
-                         "dense X")
-    return DeviceTaskData(backend, from_device=False, layout=data.layout, X=backend.asarray(data.X, what="X"),
+    if data.sparse and data.layout != "shared":
+        raise ValueError("a sparse X runs on the device in the shared layout (one X for every task, "
+                         "TaskData.from_shared); a stacked sparse X runs on the host (device=None)")
+    X = data.X if data.sparse else backend.asarray(data.X, what="X")  # (a sparse X: its device copy below)
+    return DeviceTaskData(backend, from_device=False, layout=data.layout, X=X,
                           y=data.y, Y=data.Y, offsets=data.offsets, task_ids=data.task_ids,
                           sample_weight=data.sample_weight, row_weight=data.row_weight)
 

@@ -50,13 +50,17 @@ class DeviceSmoothLoss(SmoothLoss):
     def __init__(self, data, loss="squared", task_weights="mean", n_threads: int | None = None):
         super().__init__(data, loss, task_weights, n_threads)
         be = self.backend = data.backend
-        # (X: a view of the device rows already; the targets and weights checked on their host copies)
-        self._softmax = [(X, be.asarray(Y), None if s is None else be.asarray(s)) for X, Y, s in self._softmax]
+        # (X: a view of the device rows, or for a sparse X (shared: the whole X) its device copy; the
+        # targets and weights were checked on their host copies)
+        self._softmax = [(data.device_X if data.device_X is not None else X, be.asarray(Y),
+                          None if s is None else be.asarray(s)) for X, Y, s in self._softmax]
         T, d, dtype = data.n_tasks, data.n_features, data.dtype
         n = int(data.X.shape[0])
         shared = data.layout == "shared"
+        sparse = data.device_X is not None
         self._store = SimpleNamespace(
-            X=data.X, y=None if shared else data.device_targets, Y=data.device_targets if shared else None,
+            X=data.device_X if sparse else data.X, XT=data.device_XT, sparse=sparse,
+            y=None if shared else data.device_targets, Y=data.device_targets if shared else None,
             losses=be.asarray(np.asarray(self.losses, dtype=np.uint8)),
             loss_params=be.asarray(np.asarray(self.loss_params, dtype=np.float64)),
             weights=be.asarray(np.asarray(self._core_weights, dtype=np.float64)),
@@ -67,6 +71,7 @@ class DeviceSmoothLoss(SmoothLoss):
             self._R = be.empty((n, T), dtype, "the loss derivatives")
             self._work = Workspace(be, 0, n_chunks * T, T)
             self._plan = None
+            self._gradient_t = be.empty((d, T), dtype, "the gradient X' R") if sparse else None
         else:
             begin, task, task_chunks = chunk_plan(data.offsets, be.chunk_rows)
             self._plan = SimpleNamespace(chunk_begin=be.asarray(begin), chunk_task=be.asarray(task),
@@ -103,6 +108,12 @@ class DeviceSmoothLoss(SmoothLoss):
         store = self._store
         if self._plan is not None:
             value = be.loss_grad_stacked(store, self._plan, Wt, b, gWt, gb, self._work)
+        elif store.sparse:  # cuSPARSE: Z = X W', then X' R through X' stored as CSR
+            be.sparse_matmul(store.X, Wt.T, self._Z)
+            value = be.shared_residuals(store, self._Z, b, self._R if want else None, gb, self._work)
+            if want:
+                be.sparse_matmul(store.XT, self._R, self._gradient_t)
+                be.copyto(gWt, self._gradient_t.T)
         else:
             be.matmul(store.X, Wt.T, self._Z)
             value = be.shared_residuals(store, self._Z, b, self._R if want else None, gb, self._work)
