@@ -596,9 +596,9 @@ class MPIReduction:
     def allreduce(self, buf: np.ndarray, failure: BaseException | None = None, synchronize=None) -> np.ndarray:
         """``comm.Allreduce(MPI.IN_PLACE, buf, SUM)``; the last slot carries the failure flag.
 
-        ``buf`` is host memory, or GPU memory (CuPy: through ``__cuda_array_interface__``) when
-        :attr:`cuda_aware`; then ``synchronize()`` waits for its writes (the flag's too) before MPI
-        reads it.
+        ``buf`` is host memory, or GPU memory (CuPy: mpi4py takes it through DLPack, else
+        ``__cuda_array_interface__``, without ordering it on a stream) when :attr:`cuda_aware`;
+        then ``synchronize()`` waits for its writes (the flag's too) before MPI reads it.
 
         MPICH's reduction order is fixed for a given number of ranks and every rank receives
         the same bits, so every rank takes the same decisions and reruns are bitwise identical.

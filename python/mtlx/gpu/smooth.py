@@ -87,19 +87,22 @@ class DeviceSmoothLoss(SmoothLoss):
         """Device arrays (a device-resident solve) are read and written in place; host arrays (the
         ``loss_grad`` API) go up and come back through the loss's own buffers."""
         be = self.backend
-        if be.resident(Wt):
-            return super().__call__(Wt, b, gWt, gb)
-        buffers = self._host_call_buffers(Wt)
-        be.upload(buffers.Wt, Wt)
-        if b is not None:
-            be.upload(buffers.b, b)
-        want = gWt is not None
-        value = super().__call__(buffers.Wt, None if b is None else buffers.b, buffers.gWt if want else None,
-                                 buffers.gb if want else None)
-        if want:
-            be.download(buffers.gWt, gWt)
-            be.download(buffers.gb, gb)
-        return value
+        # The data's GPU current for all of it: the multinomial tasks' numpy code runs on CuPy's
+        # current device and stream (loss_grad and alpha_max call here outside a solve's context).
+        with be.activate():
+            if be.resident(Wt):
+                return super().__call__(Wt, b, gWt, gb)
+            buffers = self._host_call_buffers(Wt)
+            be.upload(buffers.Wt, Wt)
+            if b is not None:
+                be.upload(buffers.b, b)
+            want = gWt is not None
+            value = super().__call__(buffers.Wt, None if b is None else buffers.b, buffers.gWt if want else None,
+                                     buffers.gb if want else None)
+            if want:
+                be.download(buffers.gWt, gWt)
+                be.download(buffers.gb, gb)
+            return value
 
     def _core_call(self, Wt, b, gWt, gb) -> float:
         """The kernels' pass over device parameters (and gradient)."""

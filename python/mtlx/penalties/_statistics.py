@@ -24,8 +24,8 @@ def scaled_norms(M: np.ndarray, axis: int) -> np.ndarray:
     """Euclidean norms along ``axis``, each scaled by its largest entry first (as BLAS nrm2): the
     squares of a vector of norm 1e200 overflow and those of norm 1e-170 underflow otherwise.
     Host arrays take the core's pass; device arrays (CuPy) the numpy form, which CuPy runs."""
-    if M.size == 0:
-        return np.zeros(np.delete(M.shape, axis))
+    if M.size == 0:  # (zeros beside M: on a device, device zeros)
+        return np.zeros_like(M, dtype=np.float64, shape=tuple(int(s) for s in np.delete(M.shape, axis)))
     rows = M if axis in (1, -1) else M.T
     if type(rows) is np.ndarray and rows.ndim == 2 and rows.dtype == np.float64 and rows.flags.c_contiguous:
         # One native pass (a plain sum of squares where it is in range): the numpy form below
