@@ -351,20 +351,24 @@ def test_residual_kernel_runs_the_gram_kernels_steps(T):
         _core.cd_epochs_residual(columns, np.ones(k), c, 0.3, 0.1, code, W_res, np.zeros((T, 29)), 1, 0.0)
 
 
+def _linear_fixed_point_iterates(m=4):
+    """m + 2 iterates of x <- A x + b from 0 in m dimensions (A symmetric, contracting), and the fixed point."""
+    rng = np.random.default_rng(6)
+    Q, _ = np.linalg.qr(rng.standard_normal((m, m)))
+    A = Q @ np.diag([0.99, 0.9, 0.5, -0.7]) @ Q.T
+    b = rng.standard_normal(m)
+    iterates = [np.zeros((m, 1))]
+    for _ in range(m + 1):
+        iterates.append(A @ iterates[-1] + b[:, None])
+    return iterates, np.linalg.solve(np.eye(m) - A, b)
+
+
 def test_anderson_extrapolation_solves_a_linear_fixed_point():
     # For x <- A x + b in m dimensions, m + 1 differences span the error: the extrapolation of
     # m + 2 iterates is the fixed point (to rounding), which plain iteration reaches only slowly.
     from mtlx._residual_cd import _extrapolate
 
-    rng = np.random.default_rng(6)
-    m = 4
-    Q, _ = np.linalg.qr(rng.standard_normal((m, m)))
-    A = Q @ np.diag([0.99, 0.9, 0.5, -0.7]) @ Q.T
-    b = rng.standard_normal(m)
-    fixed = np.linalg.solve(np.eye(m) - A, b)
-    iterates = [np.zeros((m, 1))]
-    for _ in range(m + 1):
-        iterates.append(A @ iterates[-1] + b[:, None])
+    iterates, fixed = _linear_fixed_point_iterates()
     np.testing.assert_allclose(_extrapolate(iterates)[:, 0], fixed, rtol=1e-8)
     assert np.linalg.norm(iterates[-1][:, 0] - fixed) > 0.1 * np.linalg.norm(fixed)
     assert _extrapolate([np.ones((2, 1))] * 3) is None  # no differences: nothing to extrapolate
@@ -376,16 +380,8 @@ def test_anderson_weights_of_a_singular_gram_are_its_constrained_minimum():
     # combine the iterates into the fixed point, whether LU's last pivot rounds to 0 or not.
     from mtlx._residual_cd import _combine, _minimum_norm_weights
 
-    rng = np.random.default_rng(6)
-    m = 4
-    Q, _ = np.linalg.qr(rng.standard_normal((m, m)))
-    A = Q @ np.diag([0.99, 0.9, 0.5, -0.7]) @ Q.T
-    b = rng.standard_normal(m)
-    fixed = np.linalg.solve(np.eye(m) - A, b)
-    iterates = [np.zeros((m, 1))]
-    for _ in range(m + 1):
-        iterates.append(A @ iterates[-1] + b[:, None])
-    U = np.diff(np.stack(iterates), axis=0).reshape(m + 1, -1)
+    iterates, fixed = _linear_fixed_point_iterates()
+    U = np.diff(np.stack(iterates), axis=0).reshape(len(iterates) - 1, -1)
     w = _minimum_norm_weights(U @ U.T)
     assert w.sum() == pytest.approx(1.0, abs=1e-12)
     assert np.linalg.norm(U.T @ w) < 1e-10 * np.linalg.norm(U) * np.linalg.norm(w)
