@@ -188,9 +188,9 @@ class Problem:
                                      "and value take device arrays); solve on the host (device=None with host "
                                      "data)")
                 if self.distributed and part.n_stats(self.ctx) > 0 and not part.stats_on_device:
-                    raise ValueError(f"the penalty {part!r} does not run on GPUs under MPI yet (there: L21, Mean and "
-                                     "the penalties local to each task or shared block: L1, Ridge, L21Columns, "
-                                     "Shared, and sums of these); solve it on the hosts, or on one GPU without "
+                    raise ValueError(f"the penalty {part!r} does not run on GPUs under MPI (every penalty of "
+                                     "mtlx does; a penalty of your own says so with stats_on_device = True once its "
+                                     "statistics take device arrays); solve it on the hosts, or on one GPU without "
                                      "comm")
 
     def _set_scales(self) -> None:

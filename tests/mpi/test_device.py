@@ -88,11 +88,44 @@ def test_cuda_aware_mpi_is_handed_device_statistics(comm, monkeypatch, penalty, 
     assert device.backend.transfers == 0
 
 
+def _chain(n):
+    R = np.zeros((n, n - 1))  # tasks joined in a chain: edge (t, t + 1)
+    R[np.arange(n - 1), np.arange(n - 1)], R[np.arange(1, n), np.arange(n - 1)] = 1.0, -1.0
+    return R
+
+
+@pytest.mark.parametrize("aware", ["0", "1"])
+@pytest.mark.parametrize("name", ["trace", "clustered", "linf1", "graph", "Superpose(L1(1), Trace(1))", "srmtl"])
+def test_penalties_gathering_w_or_its_gram_matrix_run_on_device_ranks(comm, monkeypatch, name, aware):
+    """Statistics that gather W (LInf1, Graph) or its Gram matrix (Trace, Clustered) over ranks,
+    computed and used on each rank's device, staged or handed to a CUDA-aware MPI."""
+    from mtlx.gpu.data import to_device
+
+    P = mtlx.penalties
+    pen = {"clustered": P.Clustered(2, 0.5, 3.0), "graph": P.Graph(_chain(T), 2.0),
+           "srmtl": P.Graph(_chain(T), 1.0) + P.L1(1.0)}.get(name, name)
+    monkeypatch.setenv("MTLX_CUDA_AWARE_MPI", aware)
+    tasks, sizes = make_problem(T)
+    kw = dict(KW, penalty=pen, fit_intercept=True)
+    host = _local(comm, tasks, sizes)
+    ref = mtlx.solve(host, comm=comm, **kw)
+    device = to_device(host, HostEmulation())
+    res = mtlx.solve(device, comm=comm, **kw)
+    assert res.converged and ref.converged
+    res.W, res.b = to_host(res.W), to_host(res.b)
+    assert rel_err(res, ref) < 1e-9
+    assert res.objective == pytest.approx(ref.objective, rel=1e-11)
+    assert device.backend.transfers == 0
+
+
 def test_penalties_without_device_statistics_are_refused_under_mpi(comm):
     from mtlx.gpu.data import to_device
 
+    class HostStatsL21(mtlx.penalties.L21):
+        stats_on_device = False
+
     tasks, sizes = make_problem(T)
     device = to_device(_local(comm, tasks, sizes), HostEmulation())
-    with pytest.raises(ValueError, match="does not run on GPUs under MPI yet"):
-        mtlx.solve(device, comm=comm, penalty="trace", **{k: v for k, v in KW.items() if k != "penalty"})
+    with pytest.raises(ValueError, match=r"HostStatsL21\(1\.0\) does not run on GPUs under MPI \(every penalty"):
+        mtlx.solve(device, comm=comm, penalty=HostStatsL21(), **{k: v for k, v in KW.items() if k != "penalty"})
     np.testing.assert_equal(comm.allgather(1), [1] * comm.size)  # every rank got here (no hang)

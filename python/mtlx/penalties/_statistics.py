@@ -41,7 +41,7 @@ def scaled_norms(M: np.ndarray, axis: int) -> np.ndarray:
 
 def unpack_upper(packed: np.ndarray, d: int) -> np.ndarray:
     """The d x d matrix whose upper triangle (row by row) is ``packed`` (eigh with UPLO="U" reads only that)."""
-    G = np.zeros((d, d))
+    G = np.zeros_like(packed, dtype=np.float64, shape=(d, d))  # (beside packed: on a device, there)
     G[np.triu_indices(d)] = packed
     return G
 

@@ -77,6 +77,7 @@ class Clustered(Penalty):
     # On a device: the SVD of the T x d block there (cuSOLVER, through CuPy), the waterfill on
     # the host from the min(T, d) singular values, the factors back to the device.
     runs_on_device = True
+    stats_on_device = True
     _fields = ("k", "eta", "w")
 
     def __init__(self, k, eta, w=1.0):
@@ -140,20 +141,21 @@ class Clustered(Penalty):
         FeatureGram.local(V, stats)
 
     def _singular_of_stats(self, stats, ctx):
+        """(singular values on the host, left singular vectors where the block lives)."""
         s, U = FeatureGram.eigh(stats, ctx.n_features)
-        return s, U
+        return ctx.ops.to_host(s), U
 
     def prox_from_stats(self, V, stats, tau, out, ctx):
         s, U = self._singular_of_stats(stats, ctx)
         f = self._shrink(s, tau)
-        out[...] = (V @ U) * f @ U.T
+        out[...] = (V @ U) * _here(ctx, f) @ U.T
         return ctx.share(self._from_singular(s * f))
 
     def value_from_stats(self, V, stats, ctx, grad=None):
         s, U = self._singular_of_stats(stats, ctx)
         m = waterfill(s, self.eta, self.k)
         if grad is not None:
-            grad += (V @ U) * (2.0 * self._c / (self.eta + m)) @ U.T
+            grad += (V @ U) * _here(ctx, 2.0 * self._c / (self.eta + m)) @ U.T
         return ctx.share(self._c * float(np.sum(s * s / (self.eta + m))))
 
     def n_pieces(self, ctx):

@@ -33,6 +33,7 @@ class Graph(Penalty):
     smooth = True
     quadratic = True
     runs_on_device = True  # (L and its eigenvectors moved to the device once, T x T each)
+    stats_on_device = True
     _fields = ("R", "w")
 
     def __init__(self, R, w=1.0):
@@ -112,10 +113,11 @@ class Graph(Penalty):
 
     def value_from_stats(self, V, stats, ctx, grad=None):
         full = GatheredRows.full(stats, ctx)
-        LV = self._L[ctx.local_index] @ full  # the local rows of L W^T
+        L = self._matrices(ctx)[0]
+        LV = L[ctx.local_index] @ full  # the local rows of L W^T
         if grad is not None:
             grad += 2.0 * self.w * LV
-        return ctx.share(self._value_of_full(full, self._L))
+        return ctx.share(self._value_of_full(full, L))
 
     def n_pieces(self, ctx):
         return 2 * self.n_stats(ctx)

@@ -50,6 +50,7 @@ class LInf1(Penalty):
     name = "linf1"
     nests_entries = True
     runs_on_device = True  # (a sort per row and elementwise steps, through numpy's dispatch)
+    stats_on_device = True
 
     def prox(self, V, tau, out, ctx):
         result, theta = prox_linf_rows(V.T, tau * self.w)

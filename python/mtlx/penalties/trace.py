@@ -28,6 +28,7 @@ class Trace(Penalty):
 
     name = "trace"
     runs_on_device = True
+    stats_on_device = True  # (the Gram matrix's eigendecomposition on the device: cuSOLVER)
 
     def prox(self, V, tau, out, ctx):
         if V.shape[1] <= V.shape[0] and not ctx.ops.on_device:  # (a device's prox picks its smaller side itself)
