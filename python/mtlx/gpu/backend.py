@@ -18,13 +18,6 @@ from .. import _core
 __all__ = ["CudaBackend", "Workspace"]
 
 
-def sp_csr(data, indices, indptr, shape):
-    """A scipy CSR matrix of these arrays (no copy)."""
-    import scipy.sparse as sp
-
-    return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
-
-
 class Workspace:
     """The kernels' scratch, in doubles (see ``mtlx/cuda.hpp``), allocated once per loss."""
 
@@ -101,12 +94,14 @@ class CudaBackend:
         refused with a ValueError rather than truncated.
         """
         import cupyx.scipy.sparse as device_sparse
+        import scipy.sparse as sp
 
         limit = np.iinfo(np.int32).max
         if X.nnz > limit or max(X.shape) > limit:
             raise ValueError(f"{what}: {X.nnz} stored entries and shape {X.shape} exceed the int32 indices of "
                              "cuSPARSE through CuPy; solve it on the host (device=None)")
-        host = sp_csr(X.data, X.indices.astype(np.int32, copy=False), X.indptr.astype(np.int32, copy=False), X.shape)
+        host = sp.csr_matrix((X.data, X.indices.astype(np.int32, copy=False), X.indptr.astype(np.int32, copy=False)),
+                             shape=X.shape, copy=False)
         n_bytes = int(X.data.nbytes + 4 * (X.nnz + X.shape[0] + 1))
         with self._allocating(what, n_bytes):
             return device_sparse.csr_matrix(host)
