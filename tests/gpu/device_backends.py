@@ -102,6 +102,9 @@ class DeviceCSR:
     def T(self):
         return DeviceCSR(self.matrix.T)
 
+    def __getitem__(self, rows):
+        return DeviceCSR(self.matrix[rows])
+
     def __matmul__(self, other):
         assert isinstance(other, DeviceArray), f"a host array ({type(other).__name__}) times a device CSR matrix"
         return _device(self.matrix @ other.view(np.ndarray))
@@ -123,6 +126,7 @@ class HostEmulation:
         self.transfers = 0  # uploads and downloads of parameters (none in a device-resident solve)
         self.synchronizations = 0  # waits before MPI reads device memory (a CUDA-aware MPI)
         self.sparse_products = 0  # products of a device CSR matrix
+        self.csr_passes = 0  # passes of the stacked CSR kernel
 
     def activate(self):
         return contextlib.nullcontext()
@@ -242,6 +246,33 @@ class HostEmulation:
             a, e = int(plan.task_chunks[t]), int(plan.task_chunks[t + 1])
             if gWt is not None:
                 gWt[t] = work.partial[a * d:e * d].reshape(e - a, d).sum(axis=0)
+                gb[t] = work.chunk_deriv[a:e].sum()
+            total += work.chunk_loss[a:e].sum()
+        return total
+
+    def loss_grad_stacked_csr(self, store, plan, Wt, b, gWt, gb, r, work):
+        assert isinstance(store.X, DeviceCSR) and isinstance(store.XT, DeviceCSR)
+        assert np.array_equal(_plain(store.row_task), np.repeat(np.arange(store.n_tasks), np.diff(
+            np.asarray(_plain(plan.chunk_begin))[_plain(plan.task_chunks)])))
+        self.csr_passes += 1
+        X, X_rows = store.X.matrix, store.XT.matrix.T.tocsr()
+        assert (X != X_rows).nnz == 0  # XT is X's transpose
+        plain = _plain_namespace(store)
+        plan, work = _plain_namespace(plan), _plain_namespace(work)
+        Wt, b, gWt, gb, r = _plain(Wt), _plain(b), _plain(gWt), _plain(gb), _plain(r)
+        y, s = plain.y, plain.sample_weight
+        for k in range(plan.n_chunks):
+            lo, hi, t = int(plan.chunk_begin[k]), int(plan.chunk_begin[k + 1]), int(plan.chunk_task[k])
+            z = X[lo:hi] @ Wt[t] + (0 if b is None else b[t])
+            v, rows = self._terms(store, t, y[lo:hi], z, None if s is None else s[lo:hi])
+            r[lo:hi] = rows
+            work.chunk_loss[k], work.chunk_deriv[k] = v.sum(), rows.sum()
+        total = 0.0
+        for t in range(store.n_tasks):
+            a, e = int(plan.task_chunks[t]), int(plan.task_chunks[t + 1])
+            if gWt is not None:
+                lo, hi = int(plan.chunk_begin[a]), int(plan.chunk_begin[e]) if e > a else int(plan.chunk_begin[a])
+                gWt[t] = X[lo:hi].T @ r[lo:hi].astype(np.float64)
                 gb[t] = work.chunk_deriv[a:e].sum()
             total += work.chunk_loss[a:e].sum()
         return total

@@ -245,9 +245,13 @@ def test_a_penalty_that_does_not_say_it_runs_on_a_device_is_refused(backend, rng
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("layout", ["tasks", "shared"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_multinomial_tasks_beside_others_equal_the_host(backend, layout, weighted, rng):
+@pytest.mark.parametrize("sparse", [False, True])
+def test_multinomial_tasks_beside_others_equal_the_host(backend, layout, weighted, sparse, rng):
     """A 3-class task (three columns of W) beside a squared and a logistic one: loss and gradient,
-    host parameters through ``loss_grad`` included, then a solve, as on the host."""
+    host parameters through ``loss_grad`` included, then a solve, as on the host (X dense, or CSR
+    moved with the data)."""
+    import scipy.sparse as sp
+
     n, d, K = 40, 5, 3
     X = rng.standard_normal((n, d))
     onehot = np.eye(K)[np.argmax(X @ rng.standard_normal((d, K)) + rng.gumbel(size=(n, K)), axis=1)]
@@ -260,8 +264,12 @@ def test_multinomial_tasks_beside_others_equal_the_host(backend, layout, weighte
     else:
         args, kwargs = ([(X, Y[:, t]) for t in range(Y.shape[1])],), {
             "sample_weight": None if w is None else [w] * Y.shape[1]}
+    if sparse:
+        X[np.abs(X) < 0.5] = 0.0
+        Xs = sp.csr_matrix(X)
+        args = (Xs, Y) if layout == "shared" else ([(Xs, Y[:, t]) for t in range(Y.shape[1])],)
     host = getattr(mtlx.TaskData, f"from_{layout}")(*args, **kwargs)
-    device = on_device(backend, layout, *args, **kwargs)
+    device = _moved(backend, host) if sparse else on_device(backend, layout, *args, **kwargs)
     W, b = 0.3 * rng.standard_normal((d, Y.shape[1])), 0.1 * rng.standard_normal(Y.shape[1])
     value, gW, gb = mtlx.loss_grad(device, W, b, loss=losses)
     ref_value, ref_gW, ref_gb = mtlx.loss_grad(host, W, b, loss=losses)
@@ -293,37 +301,52 @@ def _moved(backend, host):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("weighted,missing", [(False, False), (True, True)])
+@pytest.mark.parametrize("layout", ["shared", "stacked"])
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_a_sparse_shared_x_solves_on_the_device_as_on_the_host(backend, weighted, missing, dtype, rng):
-    """CSR X moved once (cuSPARSE's products on the device, the one-off statistics on the host's
-    copy): loss and gradient, then a solve with intercepts, as on the host."""
+def test_a_sparse_x_solves_on_the_device_as_on_the_host(backend, layout, weighted, dtype, rng):
+    """CSR X moved once (the one-off statistics on the host's copy): shared, cuSPARSE's products
+    around the residual kernel; stacked, the CSR kernel (margins by warps, the gradient walking X'
+    per feature). Loss and gradient with mixed losses, then a solve with intercepts, as on the host."""
     import scipy.sparse as sp
 
-    n, d, T = 60, 9, 4
+    n, d, T = 70, 9, 4
     X = sp.random(n, d, density=0.3, format="csr", random_state=1, dtype=dtype)
-    Y = (X @ rng.standard_normal((d, T)) + 0.1 * rng.standard_normal((n, T))).astype(dtype)
-    if missing:
-        Y[rng.uniform(size=Y.shape) < 0.2] = np.nan
+    X[5] = 0.0  # a row without entries
+    X.eliminate_zeros()
     w = rng.uniform(0.5, 2.0, n).astype(dtype) if weighted else None
-    host = mtlx.TaskData.from_shared(X, Y, sample_weight=w)
+    losses = ["squared", "logistic", mtlx.losses.Huber(0.7), "poisson"]
+    if layout == "shared":
+        Y = (X @ rng.standard_normal((d, T)) + 0.1 * rng.standard_normal((n, T))).astype(dtype)
+        Y[rng.uniform(size=Y.shape) < 0.2] = np.nan  # missing labels
+        Y[:, 1] = np.where(np.isnan(Y[:, 1]), np.nan, np.where(Y[:, 1] > 0, 1.0, -1.0))
+        Y[:, 3] = np.where(np.isnan(Y[:, 3]), np.nan, np.floor(np.abs(Y[:, 3]) * 3))
+        host = mtlx.TaskData.from_shared(X, Y, sample_weight=w)
+    else:
+        task = rng.integers(0, T, n)  # rows not grouped by task: the constructor gathers them
+        y = (np.asarray(X @ rng.standard_normal(d)) + 0.1 * rng.standard_normal(n)).astype(dtype)
+        y = np.where(task == 1, np.where(y > 0, 1.0, -1.0), np.where(task == 3, np.floor(np.abs(y) * 3), y))
+        host = mtlx.TaskData.from_stacked(X, y.astype(dtype), task, sample_weight=w)
     device = _moved(backend, host)
     assert device.sparse and device.device_X is not None
-    W, b = rng.standard_normal((d, T)), rng.standard_normal(T)
+    W, b = 0.3 * rng.standard_normal((d, T)), 0.1 * rng.standard_normal(T)
     rtol = RTOL[dtype]
-    value, gW, gb = mtlx.loss_grad(device, W, b)
-    ref_value, ref_gW, ref_gb = mtlx.loss_grad(host, W, b)
+    value, gW, gb = mtlx.loss_grad(device, W, b, loss=losses)
+    ref_value, ref_gW, ref_gb = mtlx.loss_grad(host, W, b, loss=losses)
     assert value == pytest.approx(ref_value, rel=rtol)
     np.testing.assert_allclose(to_host(gW), ref_gW, rtol=rtol, atol=rtol * np.abs(ref_gW).max())
     np.testing.assert_allclose(to_host(gb), ref_gb, rtol=rtol, atol=rtol * np.abs(ref_gb).max())
-    options = dict(penalty="l21", alpha=0.02, fit_intercept=True, tol=1e-10 if dtype == np.float64 else 1e-6,
-                   max_iter=50000)
+    options = dict(loss=losses, penalty="l21", alpha=0.02, fit_intercept=True,
+                   tol=1e-10 if dtype == np.float64 else 1e-6, max_iter=50000)
     ref = mtlx.solve(host, solver="fista", **options)
-    before = getattr(device.backend, "sparse_products", 0)
+    before = getattr(device.backend, "sparse_products" if layout == "shared" else "csr_passes", 0)
     res = mtlx.solve(device, **options)
     assert res.converged and ref.converged
-    if backend == "host-emulation":  # the products ran on the device's CSR copy, the iterate stayed there
-        assert device.backend.sparse_products >= 2 * res.n_iter + before and device.backend.transfers == 4
+    if backend == "host-emulation":  # the products or the CSR kernel ran on the device's CSR copy
+        passes = device.backend.sparse_products if layout == "shared" else device.backend.csr_passes
+        assert passes >= res.n_iter + before
+    if backend == "host-emulation":  # the iterate stayed on the device (4: loss_grad's parameters)
+        assert device.backend.transfers == 4
     np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-10 if dtype == np.float64 else 1e-5)
     if dtype == np.float64:
         np.testing.assert_allclose(to_host(res.W), ref.W, atol=1e-7 * np.abs(ref.W).max())
@@ -333,16 +356,6 @@ def test_a_cupy_sparse_input_is_refused_with_what_to_pass_instead(rng):
     fake = type("csr_matrix", (), {"__module__": "cupyx.scipy.sparse._csr"})()
     with pytest.raises(TypeError, match=r"a CuPy sparse matrix \(csr_matrix\) is not taken.*device='cuda'"):
         mtlx.TaskData.from_shared(fake, rng.standard_normal((3, 2)))
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_sparse_stacked_x_is_refused_on_the_device(backend, rng):
-    import scipy.sparse as sp
-
-    X = sp.random(30, 5, density=0.4, format="csr", random_state=2)
-    host = mtlx.TaskData.from_stacked(X, rng.standard_normal(30), rng.integers(0, 3, 30))
-    with pytest.raises(ValueError, match="a sparse X runs on the device in the shared layout"):
-        _moved(backend, host)
 
 
 @pytest.mark.parametrize("layout,weighted,missing", CASES)

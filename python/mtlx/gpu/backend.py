@@ -173,6 +173,25 @@ class CudaBackend:
                       p(Wt), p(b), p(gWt), p(gb), p(work.partial, f64), p(work.chunk_loss, f64),
                       p(work.chunk_deriv, f64), p(work.task_loss, f64), p(work.total, f64), self._stream())
 
+    def loss_grad_stacked_csr(self, store, plan, Wt, b, gWt, gb, r, work: Workspace) -> float:
+        """The stacked kernel for a CSR X (``mtlx._core.cuda.loss_grad_stacked_csr_*``; ``store.X`` and
+        ``store.XT``: cupyx CSR matrices with int32 indices, ``r``: n scratch entries)."""
+        real = store.X.dtype
+        fn = _core.cuda.loss_grad_stacked_csr_f64 if real == np.float64 else _core.cuda.loss_grad_stacked_csr_f32
+
+        def p(a, dtype=real):
+            return self._ptr(a, dtype)
+
+        i32, i64, f64 = np.int32, np.int64, np.float64
+        X, XT = store.X, store.XT
+        with self._device:
+            return fn(p(X.data), p(X.indices, i32), p(X.indptr, i32), p(XT.data), p(XT.indices, i32),
+                      p(XT.indptr, i32), p(store.row_task, i64), p(store.y), p(store.losses, np.uint8),
+                      p(store.loss_params, f64), p(store.weights, f64), p(store.sample_weight), store.n_tasks,
+                      store.n_features, p(plan.chunk_begin, i64), p(plan.chunk_task, i64), p(plan.task_chunks, i64),
+                      plan.n_chunks, p(Wt), p(b), p(gWt), p(gb), p(r), p(work.chunk_loss, f64),
+                      p(work.chunk_deriv, f64), p(work.task_loss, f64), p(work.total, f64), self._stream())
+
     def shared_residuals(self, store, Z, b, R, gb, work: Workspace) -> float:
         """The shared-layout residual kernel: R = c s L'(Y, Z + b) (when R is given), gb, the loss."""
         real = store.Y.dtype

@@ -48,10 +48,12 @@ class DeviceTaskData(TaskData):
     from_device : bool
         Whether the user passed device arrays (results then come back as device arrays).
     device_X, device_XT : device CSR matrices or None
-        A sparse X (shared layout, moved from the host with ``device="cuda"``) and its transpose,
-        as the products read them (cuSPARSE through CuPy). ``X`` then stays the host CSR matrix:
-        the statistics of X needed once (means, column norms, finiteness) run there, where the
-        data already are.
+        A sparse X (moved from the host with ``device="cuda"``) and its transpose, as the kernels
+        and products read them (int32 indices; cupyx.scipy.sparse). ``X`` then stays the host CSR
+        matrix: the statistics of X needed once (means, column norms, finiteness) run there, where
+        the data already are.
+    device_row_task : device array or None
+        A stacked sparse X's task position of each row (the gradient kernel's walk over X').
     """
 
     def __init__(self, backend, *, from_device: bool, **arrays):
@@ -63,10 +65,15 @@ class DeviceTaskData(TaskData):
         self.device_targets = backend.asarray(targets, dtype=self.dtype)
         self.device_sample_weight = None if self.sample_weight is None else \
             backend.asarray(self.sample_weight, dtype=self.dtype)
-        self.device_X = self.device_XT = None
+        self.device_X = self.device_XT = self.device_row_task = None
         if sp.issparse(self.X):
             self.device_X = backend.sparse(self.X, "X")
-            self.device_XT = backend.sparse(self.X.T.tocsr(), "X's transpose")
+            XT = self.X.T.tocsr()
+            XT.sort_indices()  # (each feature's entries in row order: the stacked gradient's walk relies on it)
+            self.device_XT = backend.sparse(XT, "X's transpose")
+            if self.layout == "stacked":
+                rows = np.repeat(np.arange(self.n_tasks, dtype=np.int64), np.diff(self.offsets))
+                self.device_row_task = backend.asarray(rows, what="the task of each row")
 
     @property
     def sparse(self) -> bool:
@@ -144,9 +151,6 @@ def to_device(data: TaskData, backend) -> DeviceTaskData:
             raise ValueError(f"the data are on cuda:{data.device} but the solve asked for cuda:{backend.index}; "
                              "move them with cupy (with cupy.cuda.Device(i): cupy.asarray(...))")
         return data
-    if data.sparse and data.layout != "shared":
-        raise ValueError("a sparse X runs on the device in the shared layout (one X for every task, "
-                         "TaskData.from_shared); a stacked sparse X runs on the host (device=None)")
     X = data.X if data.sparse else backend.asarray(data.X, what="X")  # (a sparse X: its device copy below)
     return DeviceTaskData(backend, from_device=False, layout=data.layout, X=X,
                           y=data.y, Y=data.Y, offsets=data.offsets, task_ids=data.task_ids,

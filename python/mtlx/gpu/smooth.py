@@ -52,14 +52,15 @@ class DeviceSmoothLoss(SmoothLoss):
         be = self.backend = data.backend
         # (X: a view of the device rows, or for a sparse X (shared: the whole X) its device copy; the
         # targets and weights were checked on their host copies)
-        self._softmax = [(data.device_X if data.device_X is not None else X, be.asarray(Y),
-                          None if s is None else be.asarray(s)) for X, Y, s in self._softmax]
+        self._softmax = [(X if data.device_X is None else _device_rows(data, start),
+                          be.asarray(Y), None if s is None else be.asarray(s))
+                         for (start, _), (X, Y, s) in zip(self.softmax_groups, self._softmax)]
         T, d, dtype = data.n_tasks, data.n_features, data.dtype
         n = int(data.X.shape[0])
         shared = data.layout == "shared"
         sparse = data.device_X is not None
         self._store = SimpleNamespace(
-            X=data.device_X if sparse else data.X, XT=data.device_XT, sparse=sparse,
+            X=data.device_X if sparse else data.X, XT=data.device_XT, sparse=sparse, row_task=data.device_row_task,
             y=None if shared else data.device_targets, Y=data.device_targets if shared else None,
             losses=be.asarray(np.asarray(self.losses, dtype=np.uint8)),
             loss_params=be.asarray(np.asarray(self.loss_params, dtype=np.float64)),
@@ -76,7 +77,9 @@ class DeviceSmoothLoss(SmoothLoss):
             begin, task, task_chunks = chunk_plan(data.offsets, be.chunk_rows)
             self._plan = SimpleNamespace(chunk_begin=be.asarray(begin), chunk_task=be.asarray(task),
                                          task_chunks=be.asarray(task_chunks), n_chunks=int(len(task)))
-            self._work = Workspace(be, len(task) * d, len(task), T)
+            # (a CSR X's gradient needs no per-chunk sums: n scratch entries for the rows' derivatives)
+            self._work = Workspace(be, 0 if sparse else len(task) * d, len(task), T)
+            self._r = be.empty((n,), dtype, "the rows' loss derivatives") if sparse else None
 
     @property
     def ops(self):
@@ -109,7 +112,9 @@ class DeviceSmoothLoss(SmoothLoss):
         be = self.backend
         want = gWt is not None
         store = self._store
-        if self._plan is not None:
+        if self._plan is not None and store.sparse:
+            value = be.loss_grad_stacked_csr(store, self._plan, Wt, b, gWt, gb, self._r, self._work)
+        elif self._plan is not None:
             value = be.loss_grad_stacked(store, self._plan, Wt, b, gWt, gb, self._work)
         elif store.sparse:  # cuSPARSE: Z = X W', then X' R through X' stored as CSR
             be.sparse_matmul(store.X, Wt.T, self._Z)
@@ -133,3 +138,10 @@ class DeviceSmoothLoss(SmoothLoss):
                                             gWt=be.empty((T, d), dtype, "the gradient of W"),
                                             gb=be.empty((T,), dtype, "the gradient of the intercepts"))
         return self._buffers
+
+
+def _device_rows(data, t: int):
+    """The device CSR rows of the task at position ``t`` (the whole X when it is shared)."""
+    if data.layout == "shared":
+        return data.device_X
+    return data.device_X[int(data.offsets[t]): int(data.offsets[t + 1])]
