@@ -20,6 +20,28 @@ T* ptr(std::uintptr_t p) {
   return reinterpret_cast<T*>(p);
 }
 
+/// The stacked layout's description (every pointer a device pointer, 0 for null).
+template <class Real>
+mtlx::StackedTasks<Real> stacked_tasks(std::uintptr_t X, std::uintptr_t y, std::uintptr_t losses,
+                                       std::uintptr_t loss_params, std::uintptr_t weights, std::uintptr_t sample_weight,
+                                       std::int64_t n_tasks, std::int64_t n_features) {
+  return {ptr<const Real>(X),
+          ptr<const Real>(y),
+          nullptr,
+          ptr<const std::uint8_t>(losses),
+          ptr<const double>(loss_params),
+          ptr<const double>(weights),
+          n_tasks,
+          n_features,
+          ptr<const Real>(sample_weight)};
+}
+
+mtlx::cuda::ChunkPlan chunk_plan(std::uintptr_t chunk_begin, std::uintptr_t chunk_task, std::uintptr_t task_chunks,
+                                 std::int64_t n_chunks) {
+  return {ptr<const std::int64_t>(chunk_begin), ptr<const std::int64_t>(chunk_task),
+          ptr<const std::int64_t>(task_chunks), n_chunks};
+}
+
 template <class Real>
 double stacked(std::uintptr_t X, std::uintptr_t y, std::uintptr_t losses, std::uintptr_t loss_params,
                std::uintptr_t weights, std::uintptr_t sample_weight, std::int64_t n_tasks, std::int64_t n_features,
@@ -27,17 +49,8 @@ double stacked(std::uintptr_t X, std::uintptr_t y, std::uintptr_t losses, std::u
                std::uintptr_t Wt, std::uintptr_t b, std::uintptr_t gWt, std::uintptr_t gb, std::uintptr_t partial,
                std::uintptr_t chunk_loss, std::uintptr_t chunk_deriv, std::uintptr_t task_loss, std::uintptr_t total,
                std::uintptr_t stream) {
-  mtlx::StackedTasks<Real> data{ptr<const Real>(X),
-                                ptr<const Real>(y),
-                                nullptr,
-                                ptr<const std::uint8_t>(losses),
-                                ptr<const double>(loss_params),
-                                ptr<const double>(weights),
-                                n_tasks,
-                                n_features,
-                                ptr<const Real>(sample_weight)};
-  const mtlx::cuda::ChunkPlan plan{ptr<const std::int64_t>(chunk_begin), ptr<const std::int64_t>(chunk_task),
-                                   ptr<const std::int64_t>(task_chunks), n_chunks};
+  const auto data = stacked_tasks<Real>(X, y, losses, loss_params, weights, sample_weight, n_tasks, n_features);
+  const auto plan = chunk_plan(chunk_begin, chunk_task, task_chunks, n_chunks);
   const mtlx::cuda::Workspace work{ptr<double>(partial), ptr<double>(chunk_loss), ptr<double>(chunk_deriv),
                                    ptr<double>(task_loss), ptr<double>(total)};
   mtlx::GradientOut<Real> grad{ptr<Real>(gWt), ptr<Real>(gb)};
@@ -54,21 +67,12 @@ double stacked_csr(std::uintptr_t X_data, std::uintptr_t X_indices, std::uintptr
                    std::int64_t n_chunks, std::uintptr_t Wt, std::uintptr_t b, std::uintptr_t gWt, std::uintptr_t gb,
                    std::uintptr_t r, std::uintptr_t chunk_loss, std::uintptr_t chunk_deriv, std::uintptr_t task_loss,
                    std::uintptr_t total, std::uintptr_t stream) {
-  mtlx::StackedTasks<Real> data{nullptr,
-                                ptr<const Real>(y),
-                                nullptr,
-                                ptr<const std::uint8_t>(losses),
-                                ptr<const double>(loss_params),
-                                ptr<const double>(weights),
-                                n_tasks,
-                                n_features,
-                                ptr<const Real>(sample_weight)};
+  const auto data = stacked_tasks<Real>(0, y, losses, loss_params, weights, sample_weight, n_tasks, n_features);
   const mtlx::cuda::DeviceCsr<Real> X{ptr<const Real>(X_data), ptr<const std::int32_t>(X_indices),
                                       ptr<const std::int32_t>(X_indptr)};
   const mtlx::cuda::DeviceCsr<Real> XT{ptr<const Real>(XT_data), ptr<const std::int32_t>(XT_indices),
                                        ptr<const std::int32_t>(XT_indptr)};
-  const mtlx::cuda::ChunkPlan plan{ptr<const std::int64_t>(chunk_begin), ptr<const std::int64_t>(chunk_task),
-                                   ptr<const std::int64_t>(task_chunks), n_chunks};
+  const auto plan = chunk_plan(chunk_begin, chunk_task, task_chunks, n_chunks);
   const mtlx::cuda::Workspace work{nullptr, ptr<double>(chunk_loss), ptr<double>(chunk_deriv), ptr<double>(task_loss),
                                    ptr<double>(total)};
   mtlx::GradientOut<Real> grad{ptr<Real>(gWt), ptr<Real>(gb)};

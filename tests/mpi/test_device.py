@@ -26,20 +26,25 @@ def _local(comm, tasks, sizes):
     return mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=mine)
 
 
+def _solved_on_host_and_device(comm, device_comm=None, **kw):
+    """(the device solve with W and b on the host, the host solve, the device data) of this rank's tasks."""
+    from mtlx.gpu.data import to_device
+
+    tasks, sizes = make_problem(T)
+    host = _local(comm, tasks, sizes)
+    ref = mtlx.solve(host, comm=comm, **kw)
+    device = to_device(host, HostEmulation())
+    res = mtlx.solve(device, comm=comm if device_comm is None else device_comm, **kw)
+    assert res.converged and ref.converged
+    res.W, res.b = to_host(res.W), to_host(res.b)
+    return res, ref, device
+
+
 @pytest.mark.parametrize("fit_intercept", [False, True])
 @pytest.mark.parametrize("penalty", ["l1", "l21", "mean", "L1(0.5) + L21(1)", "L1(1) + Mean(2)", "ridge",
                                      "l21_columns", "Superpose(Shared(1), Ridge(2))", "Superpose(Shared(0.5), L1(1))"])
 def test_device_ranks_give_the_host_result(comm, penalty, fit_intercept):
-    from mtlx.gpu.data import to_device
-
-    tasks, sizes = make_problem(T)
-    kw = dict(KW, penalty=penalty, fit_intercept=fit_intercept)
-    host = _local(comm, tasks, sizes)
-    ref = mtlx.solve(host, comm=comm, **kw)
-    device = to_device(host, HostEmulation())
-    res = mtlx.solve(device, comm=comm, **kw)
-    assert res.converged and ref.converged
-    res.W, res.b = to_host(res.W), to_host(res.b)
+    res, ref, device = _solved_on_host_and_device(comm, **dict(KW, penalty=penalty, fit_intercept=fit_intercept))
     assert rel_err(res, ref) < 1e-10
     assert res.objective == pytest.approx(ref.objective, rel=1e-12)
     assert device.backend.transfers == 0  # the iterate stayed on the device; statistics were staged
@@ -66,18 +71,10 @@ def test_cuda_aware_mpi_is_handed_device_statistics(comm, monkeypatch, penalty, 
     """MTLX_CUDA_AWARE_MPI=1: the rounds of statistics used on the device (a penalty's, the mean's)
     go to MPI in device memory, synchronized first, with the host solve's result; =0 (and the
     bundled MPICH's own answer) stages every buffer through host memory."""
-    from mtlx.gpu.data import to_device
-
     monkeypatch.setenv("MTLX_CUDA_AWARE_MPI", aware)
-    tasks, sizes = make_problem(T)
-    kw = dict(KW, penalty=penalty, fit_intercept=True)
-    host = _local(comm, tasks, sizes)
-    ref = mtlx.solve(host, comm=comm, **kw)
-    device = to_device(host, HostEmulation())
     spy = _SpyComm(comm)
-    res = mtlx.solve(device, comm=spy, **kw)
-    res.W, res.b = to_host(res.W), to_host(res.b)
-    assert res.converged and rel_err(res, ref) < 1e-10
+    res, ref, device = _solved_on_host_and_device(comm, spy, **dict(KW, penalty=penalty, fit_intercept=True))
+    assert rel_err(res, ref) < 1e-10
     assert res.objective == pytest.approx(ref.objective, rel=1e-12)
     n_device = spy.buffers.count("DeviceArray")
     if aware == "1":
@@ -99,20 +96,11 @@ def _chain(n):
 def test_penalties_gathering_w_or_its_gram_matrix_run_on_device_ranks(comm, monkeypatch, name, aware):
     """Statistics that gather W (LInf1, Graph) or its Gram matrix (Trace, Clustered) over ranks,
     computed and used on each rank's device, staged or handed to a CUDA-aware MPI."""
-    from mtlx.gpu.data import to_device
-
     P = mtlx.penalties
     pen = {"clustered": P.Clustered(2, 0.5, 3.0), "graph": P.Graph(_chain(T), 2.0),
            "srmtl": P.Graph(_chain(T), 1.0) + P.L1(1.0)}.get(name, name)
     monkeypatch.setenv("MTLX_CUDA_AWARE_MPI", aware)
-    tasks, sizes = make_problem(T)
-    kw = dict(KW, penalty=pen, fit_intercept=True)
-    host = _local(comm, tasks, sizes)
-    ref = mtlx.solve(host, comm=comm, **kw)
-    device = to_device(host, HostEmulation())
-    res = mtlx.solve(device, comm=comm, **kw)
-    assert res.converged and ref.converged
-    res.W, res.b = to_host(res.W), to_host(res.b)
+    res, ref, device = _solved_on_host_and_device(comm, **dict(KW, penalty=pen, fit_intercept=True))
     assert rel_err(res, ref) < 1e-9
     assert res.objective == pytest.approx(ref.objective, rel=1e-11)
     assert device.backend.transfers == 0

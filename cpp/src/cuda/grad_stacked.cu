@@ -110,18 +110,12 @@ double loss_grad_stacked(const StackedTasks<Real>& data, const ChunkPlan& plan, 
       check_launch("stacked_chunk_kernel");
     }
   }
-  if (T > 0) {
-    if (with_grad && d > 0) {
-      const dim3 grid(static_cast<unsigned>(T), blocks_for(d, kThreads));
-      task_gradient_kernel<Real><<<grid, kThreads, 0, s>>>(work.partial, plan.task_chunks, d, grad.gWt);
-      check_launch("task_gradient_kernel");
-    }
-    task_scalars_kernel<Real>
-        <<<blocks_for(T, kThreads), kThreads, 0, s>>>(work.chunk_loss, work.chunk_deriv, plan.task_chunks,
-                                                      plan.n_chunks, T, work.task_loss, with_grad ? grad.gb : nullptr);
-    check_launch("task_scalars_kernel");
+  if (T > 0 && with_grad && d > 0) {
+    const dim3 grid(static_cast<unsigned>(T), blocks_for(d, kThreads));
+    task_gradient_kernel<Real><<<grid, kThreads, 0, s>>>(work.partial, plan.task_chunks, d, grad.gWt);
+    check_launch("task_gradient_kernel");
   }
-  return total_loss(work, T, s);
+  return stacked_task_totals<Real>(work, plan, T, with_grad ? grad.gb : nullptr, s);
 }
 
 template double loss_grad_stacked<double>(const StackedTasks<double>&, const ChunkPlan&, const double*, const double*,

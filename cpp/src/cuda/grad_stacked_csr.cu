@@ -79,17 +79,11 @@ double loss_grad_stacked_csr(const StackedTasks<Real>& data, const DeviceCsr<Rea
         data, X, plan, Wt, b, with_grad ? r : nullptr, work.chunk_loss, work.chunk_deriv);
     check_launch("stacked_csr_kernel");
   }
-  if (T > 0) {
-    if (with_grad && d > 0) {
-      csr_task_gradient_kernel<Real><<<blocks_for(d, kThreads), kThreads, 0, s>>>(XT, r, row_task, T, d, grad.gWt);
-      check_launch("csr_task_gradient_kernel");
-    }
-    task_scalars_kernel<Real>
-        <<<blocks_for(T, kThreads), kThreads, 0, s>>>(work.chunk_loss, work.chunk_deriv, plan.task_chunks,
-                                                      plan.n_chunks, T, work.task_loss, with_grad ? grad.gb : nullptr);
-    check_launch("task_scalars_kernel");
+  if (T > 0 && with_grad && d > 0) {
+    csr_task_gradient_kernel<Real><<<blocks_for(d, kThreads), kThreads, 0, s>>>(XT, r, row_task, T, d, grad.gWt);
+    check_launch("csr_task_gradient_kernel");
   }
-  return total_loss(work, T, s);
+  return stacked_task_totals<Real>(work, plan, T, with_grad ? grad.gb : nullptr, s);
 }
 
 template double loss_grad_stacked_csr<double>(const StackedTasks<double>&, const DeviceCsr<double>&,

@@ -53,6 +53,19 @@ inline double total_loss(const Workspace& work, std::int64_t n_tasks, cudaStream
   check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
   return total;
 }
+
+/// The stacked kernels' last steps: each task's loss and gb from its chunks' sums (in chunk order),
+/// then the total, brought to the host.
+template <class Real>
+double stacked_task_totals(const Workspace& work, const ChunkPlan& plan, std::int64_t n_tasks, Real* gb,
+                           cudaStream_t s) {
+  if (n_tasks > 0) {
+    task_scalars_kernel<Real><<<blocks_for(n_tasks, 256), 256, 0, s>>>(
+        work.chunk_loss, work.chunk_deriv, plan.task_chunks, plan.n_chunks, n_tasks, work.task_loss, gb);
+    check_launch("task_scalars_kernel");
+  }
+  return total_loss(work, n_tasks, s);
+}
 }  // namespace
 
 }  // namespace mtlx::cuda
