@@ -60,13 +60,12 @@ double stacked(std::uintptr_t X, std::uintptr_t y, std::uintptr_t losses, std::u
 
 template <class Real>
 double stacked_csr(std::uintptr_t X_data, std::uintptr_t X_indices, std::uintptr_t X_indptr, std::uintptr_t XT_data,
-                   std::uintptr_t XT_indices, std::uintptr_t XT_indptr, std::uintptr_t row_task, std::uintptr_t y,
-                   std::uintptr_t losses, std::uintptr_t loss_params, std::uintptr_t weights,
-                   std::uintptr_t sample_weight, std::int64_t n_tasks, std::int64_t n_features,
-                   std::uintptr_t chunk_begin, std::uintptr_t chunk_task, std::uintptr_t task_chunks,
-                   std::int64_t n_chunks, std::uintptr_t Wt, std::uintptr_t b, std::uintptr_t gWt, std::uintptr_t gb,
-                   std::uintptr_t r, std::uintptr_t chunk_loss, std::uintptr_t chunk_deriv, std::uintptr_t task_loss,
-                   std::uintptr_t total, std::uintptr_t stream) {
+                   std::uintptr_t XT_indices, std::uintptr_t XT_indptr, std::uintptr_t y, std::uintptr_t losses,
+                   std::uintptr_t loss_params, std::uintptr_t weights, std::uintptr_t sample_weight,
+                   std::int64_t n_tasks, std::int64_t n_features, std::uintptr_t chunk_begin, std::uintptr_t chunk_task,
+                   std::uintptr_t task_chunks, std::int64_t n_chunks, std::uintptr_t Wt, std::uintptr_t b,
+                   std::uintptr_t gWt, std::uintptr_t gb, std::uintptr_t r, std::uintptr_t chunk_loss,
+                   std::uintptr_t chunk_deriv, std::uintptr_t task_loss, std::uintptr_t total, std::uintptr_t stream) {
   const auto data = stacked_tasks<Real>(0, y, losses, loss_params, weights, sample_weight, n_tasks, n_features);
   const mtlx::cuda::DeviceCsr<Real> X{ptr<const Real>(X_data), ptr<const std::int32_t>(X_indices),
                                       ptr<const std::int32_t>(X_indptr)};
@@ -77,9 +76,8 @@ double stacked_csr(std::uintptr_t X_data, std::uintptr_t X_indices, std::uintptr
                                    ptr<double>(total)};
   mtlx::GradientOut<Real> grad{ptr<Real>(gWt), ptr<Real>(gb)};
   py::gil_scoped_release release;
-  return mtlx::cuda::loss_grad_stacked_csr<Real>(data, X, XT, ptr<const std::int64_t>(row_task), plan,
-                                                 ptr<const Real>(Wt), ptr<const Real>(b), grad, ptr<Real>(r), work,
-                                                 stream);
+  return mtlx::cuda::loss_grad_stacked_csr<Real>(data, X, XT, plan, ptr<const Real>(Wt), ptr<const Real>(b), grad,
+                                                 ptr<Real>(r), work, stream);
 }
 
 template <class Real>
@@ -112,12 +110,11 @@ void bind_real(py::module_& cu, const std::string& suffix) {
          py::arg("chunk_loss"), py::arg("chunk_deriv"), py::arg("task_loss"), py::arg("total"), py::arg("stream"),
          "Stacked-layout loss (returned) and gradient on the device (mtlx/cuda.hpp). 0 is a null pointer.");
   cu.def(("loss_grad_stacked_csr_" + suffix).c_str(), &stacked_csr<Real>, py::arg("X_data"), py::arg("X_indices"),
-         py::arg("X_indptr"), py::arg("XT_data"), py::arg("XT_indices"), py::arg("XT_indptr"), py::arg("row_task"),
-         py::arg("y"), py::arg("losses"), py::arg("loss_params"), py::arg("weights"), py::arg("sample_weight"),
-         py::arg("n_tasks"), py::arg("n_features"), py::arg("chunk_begin"), py::arg("chunk_task"),
-         py::arg("task_chunks"), py::arg("n_chunks"), py::arg("Wt"), py::arg("b"), py::arg("gWt"), py::arg("gb"),
-         py::arg("r"), py::arg("chunk_loss"), py::arg("chunk_deriv"), py::arg("task_loss"), py::arg("total"),
-         py::arg("stream"),
+         py::arg("X_indptr"), py::arg("XT_data"), py::arg("XT_indices"), py::arg("XT_indptr"), py::arg("y"),
+         py::arg("losses"), py::arg("loss_params"), py::arg("weights"), py::arg("sample_weight"), py::arg("n_tasks"),
+         py::arg("n_features"), py::arg("chunk_begin"), py::arg("chunk_task"), py::arg("task_chunks"),
+         py::arg("n_chunks"), py::arg("Wt"), py::arg("b"), py::arg("gWt"), py::arg("gb"), py::arg("r"),
+         py::arg("chunk_loss"), py::arg("chunk_deriv"), py::arg("task_loss"), py::arg("total"), py::arg("stream"),
          "Stacked-layout loss (returned) and gradient on the device for a CSR X and its transpose (int32 "
          "indices; mtlx/cuda.hpp). 0 is a null pointer.");
   cu.def(("shared_residuals_" + suffix).c_str(), &shared<Real>, py::arg("Y"), py::arg("losses"), py::arg("loss_params"),

@@ -57,15 +57,14 @@ struct DeviceCsr {
 };
 
 /// Stacked layout with a CSR X: as loss_grad_stacked (the same chunks, a warp per row for its
-/// margin over the row's entries). The gradient walks X' (`XT`, d rows): one thread per feature
-/// sums r_i x_ij over that feature's entries in row order, a task's rows being contiguous, and
-/// writes each task's sum (zero where the task has no entry): no partial sums per chunk, whose
-/// n_chunks x d doubles would outgrow a sparse X. `row_task`: the task position of each of the n
-/// rows; `r`: n Reals of scratch (the rows' c s L'). Synchronizes `stream` to return.
+/// margin over the row's entries, summed in double). The gradient reads X' (`XT`, d rows, sample
+/// indices sorted): thread (t, j) sums r_i x_ij over task t's entries of feature j in row order
+/// (zero where there is none): no partial sums per chunk, whose n_chunks x d doubles would outgrow
+/// a sparse X. `r`: n Reals of scratch (the rows' c s L'). Synchronizes `stream` to return.
 template <class Real>
 double loss_grad_stacked_csr(const StackedTasks<Real>& data, const DeviceCsr<Real>& X, const DeviceCsr<Real>& XT,
-                             const std::int64_t* row_task, const ChunkPlan& plan, const Real* Wt, const Real* b,
-                             GradientOut<Real> grad, Real* r, const Workspace& work, std::uintptr_t stream);
+                             const ChunkPlan& plan, const Real* Wt, const Real* b, GradientOut<Real> grad, Real* r,
+                             const Workspace& work, std::uintptr_t stream);
 
 /// Shared layout, the part after the product Z = X Wt' (n x T, computed by cuBLAS through the
 /// caller): R = c_t s_it L_t'(Y, Z + b) into `R` (when not null; the gradient is then R' X, again

@@ -1,10 +1,11 @@
 // The stacked layout's loss and gradient on the device for a CSR X (declared in mtlx/cuda.hpp).
 //
 // Margins: the dense kernel's chunks and warps (stacked_rows.cuh), each warp's lanes striding the
-// row's stored entries. Gradient: one thread per feature walks that feature's entries of X' in
-// row order; the stacked rows are grouped by task, so the walk meets each task's rows in one run
-// and writes its sum when the run ends. Every sum has a fixed order: repeated runs are bitwise
-// equal.
+// row's stored entries. Gradient: thread (t, j) sums task t's entries of feature j, found in row j
+// of X' (its sample indices sorted; the stacked rows grouped by task) by a binary search for the
+// task's first row, then in row order. T x d threads, each with its share of the column: a dense
+// column does not hold one thread for n steps. Every sum has a fixed order: repeated runs are
+// bitwise equal.
 #include <cuda_runtime.h>
 
 #include "check.cuh"
@@ -15,13 +16,16 @@
 namespace mtlx::cuda {
 namespace {
 
-/// x_i . w over a warp: lanes stride row i's stored entries, then a butterfly (every lane gets the sum).
+/// x_i . w over a warp, in double as the CPU's CSR pass: lanes stride row i's stored entries, then a
+/// butterfly (every lane gets the sum).
 template <class Real>
 __device__ Real warp_csr_dot(const DeviceCsr<Real>& X, std::int64_t i, const Real* w, int lane) {
-  Real acc = 0;
-  for (std::int64_t k = X.indptr[i] + lane; k < X.indptr[i + 1]; k += 32) acc += X.data[k] * w[X.indices[k]];
+  double acc = 0.0;
+  const std::int64_t end = X.indptr[i + 1];
+  for (std::int64_t k = static_cast<std::int64_t>(X.indptr[i]) + lane; k < end; k += 32)
+    acc += static_cast<double>(X.data[k]) * static_cast<double>(w[X.indices[k]]);
   for (int offset = 16; offset > 0; offset >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, offset);
-  return acc;
+  return static_cast<Real>(acc);
 }
 
 template <class Real>
@@ -43,34 +47,40 @@ __global__ void stacked_csr_kernel(StackedTasks<Real> data, DeviceCsr<Real> X, C
   if (threadIdx.x == 0) chunk_sums(v, r, c.n_rows, chunk_loss + c.k, chunk_deriv + c.k);
 }
 
-/// gWt[t, j] = sum of r_i x_ij over task t's rows i, for the feature j of this thread (see the file comment).
-template <class Real>
-__global__ void csr_task_gradient_kernel(DeviceCsr<Real> XT, const Real* r, const std::int64_t* row_task,
-                                         std::int64_t n_tasks, std::int64_t d, Real* gWt) {
-  const std::int64_t j = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (j >= d) return;
-  for (std::int64_t t = 0; t < n_tasks; ++t) gWt[t * d + j] = Real(0);
-  double acc = 0.0;
-  std::int64_t current = -1;
-  for (std::int64_t k = XT.indptr[j]; k < XT.indptr[j + 1]; ++k) {
-    const std::int64_t i = XT.indices[k];
-    const std::int64_t t = row_task[i];
-    if (t != current) {
-      if (current >= 0) gWt[current * d + j] = static_cast<Real>(acc);
-      acc = 0.0;
-      current = t;
-    }
-    acc += static_cast<double>(XT.data[k]) * static_cast<double>(r[i]);
+/// The first position in [lo, hi) of the sorted `indices` whose value is >= `row`.
+__device__ std::int64_t lower_bound(const std::int32_t* indices, std::int64_t lo, std::int64_t hi, std::int64_t row) {
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    if (indices[mid] < row)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
-  if (current >= 0) gWt[current * d + j] = static_cast<Real>(acc);
+  return lo;
+}
+
+/// gWt[t, j] = sum of r_i x_ij over task t's rows i (thread (t, j); see the file comment).
+template <class Real>
+__global__ void csr_task_gradient_kernel(DeviceCsr<Real> XT, const Real* r, ChunkPlan plan, std::int64_t d, Real* gWt) {
+  // Tasks on x (up to 2^31 - 1 blocks), feature blocks on y (at most 65535: d up to 16.7 million).
+  const std::int64_t t = blockIdx.x;
+  const std::int64_t j = blockIdx.y * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (j >= d) return;
+  const std::int64_t first_row = plan.chunk_begin[plan.task_chunks[t]];
+  const std::int64_t end_row = plan.chunk_begin[plan.task_chunks[t + 1]];
+  const std::int64_t lo = XT.indptr[j], hi = XT.indptr[j + 1];
+  double acc = 0.0;
+  for (std::int64_t k = lower_bound(XT.indices, lo, hi, first_row); k < hi && XT.indices[k] < end_row; ++k)
+    acc += static_cast<double>(XT.data[k]) * static_cast<double>(r[XT.indices[k]]);
+  gWt[t * d + j] = static_cast<Real>(acc);
 }
 
 }  // namespace
 
 template <class Real>
 double loss_grad_stacked_csr(const StackedTasks<Real>& data, const DeviceCsr<Real>& X, const DeviceCsr<Real>& XT,
-                             const std::int64_t* row_task, const ChunkPlan& plan, const Real* Wt, const Real* b,
-                             GradientOut<Real> grad, Real* r, const Workspace& work, std::uintptr_t stream) {
+                             const ChunkPlan& plan, const Real* Wt, const Real* b, GradientOut<Real> grad, Real* r,
+                             const Workspace& work, std::uintptr_t stream) {
   const cudaStream_t s = as_stream(stream);
   const bool with_grad = grad.gWt != nullptr;
   const std::int64_t T = data.n_tasks, d = data.n_features;
@@ -80,19 +90,18 @@ double loss_grad_stacked_csr(const StackedTasks<Real>& data, const DeviceCsr<Rea
     check_launch("stacked_csr_kernel");
   }
   if (T > 0 && with_grad && d > 0) {
-    csr_task_gradient_kernel<Real><<<blocks_for(d, kThreads), kThreads, 0, s>>>(XT, r, row_task, T, d, grad.gWt);
+    const dim3 grid(static_cast<unsigned>(T), blocks_for(d, kThreads));
+    csr_task_gradient_kernel<Real><<<grid, kThreads, 0, s>>>(XT, r, plan, d, grad.gWt);
     check_launch("csr_task_gradient_kernel");
   }
   return stacked_task_totals<Real>(work, plan, T, with_grad ? grad.gb : nullptr, s);
 }
 
 template double loss_grad_stacked_csr<double>(const StackedTasks<double>&, const DeviceCsr<double>&,
-                                              const DeviceCsr<double>&, const std::int64_t*, const ChunkPlan&,
-                                              const double*, const double*, GradientOut<double>, double*,
-                                              const Workspace&, std::uintptr_t);
+                                              const DeviceCsr<double>&, const ChunkPlan&, const double*, const double*,
+                                              GradientOut<double>, double*, const Workspace&, std::uintptr_t);
 template double loss_grad_stacked_csr<float>(const StackedTasks<float>&, const DeviceCsr<float>&,
-                                             const DeviceCsr<float>&, const std::int64_t*, const ChunkPlan&,
-                                             const float*, const float*, GradientOut<float>, float*, const Workspace&,
-                                             std::uintptr_t);
+                                             const DeviceCsr<float>&, const ChunkPlan&, const float*, const float*,
+                                             GradientOut<float>, float*, const Workspace&, std::uintptr_t);
 
 }  // namespace mtlx::cuda

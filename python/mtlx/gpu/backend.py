@@ -186,7 +186,7 @@ class CudaBackend:
         X, XT = store.X, store.XT
         with self._device:
             return fn(p(X.data), p(X.indices, i32), p(X.indptr, i32), p(XT.data), p(XT.indices, i32),
-                      p(XT.indptr, i32), p(store.row_task, i64), p(store.y), p(store.losses, np.uint8),
+                      p(XT.indptr, i32), p(store.y), p(store.losses, np.uint8),
                       p(store.loss_params, f64), p(store.weights, f64), p(store.sample_weight), store.n_tasks,
                       store.n_features, p(plan.chunk_begin, i64), p(plan.chunk_task, i64), p(plan.task_chunks, i64),
                       plan.n_chunks, p(Wt), p(b), p(gWt), p(gb), p(r), p(work.chunk_loss, f64),

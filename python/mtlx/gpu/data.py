@@ -52,8 +52,6 @@ class DeviceTaskData(TaskData):
         and products read them (int32 indices; cupyx.scipy.sparse). ``X`` then stays the host CSR
         matrix: the statistics of X needed once (means, column norms, finiteness) run there, where
         the data already are.
-    device_row_task : device array or None
-        A stacked sparse X's task position of each row (the gradient kernel's walk over X').
     """
 
     def __init__(self, backend, *, from_device: bool, **arrays):
@@ -65,15 +63,12 @@ class DeviceTaskData(TaskData):
         self.device_targets = backend.asarray(targets, dtype=self.dtype)
         self.device_sample_weight = None if self.sample_weight is None else \
             backend.asarray(self.sample_weight, dtype=self.dtype)
-        self.device_X = self.device_XT = self.device_row_task = None
+        self.device_X = self.device_XT = None
         if sp.issparse(self.X):
             self.device_X = backend.sparse(self.X, "X")
             XT = self.X.T.tocsr()
-            XT.sort_indices()  # (each feature's entries in row order: the stacked gradient's walk relies on it)
+            XT.sort_indices()  # (each feature's entries in row order: the stacked gradient's search relies on it)
             self.device_XT = backend.sparse(XT, "X's transpose")
-            if self.layout == "stacked":
-                rows = np.repeat(np.arange(self.n_tasks, dtype=np.int64), np.diff(self.offsets))
-                self.device_row_task = backend.asarray(rows, what="the task of each row")
 
     @property
     def sparse(self) -> bool:

@@ -60,7 +60,7 @@ class DeviceSmoothLoss(SmoothLoss):
         shared = data.layout == "shared"
         sparse = data.device_X is not None
         self._store = SimpleNamespace(
-            X=data.device_X if sparse else data.X, XT=data.device_XT, sparse=sparse, row_task=data.device_row_task,
+            X=data.device_X if sparse else data.X, XT=data.device_XT, sparse=sparse,
             y=None if shared else data.device_targets, Y=data.device_targets if shared else None,
             losses=be.asarray(np.asarray(self.losses, dtype=np.uint8)),
             loss_params=be.asarray(np.asarray(self.loss_params, dtype=np.float64)),
