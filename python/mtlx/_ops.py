@@ -21,9 +21,6 @@ class HostOps:
 
     xp = np
     on_device = False
-    #: The array namespace of these arrays (CuPy's on a device): what a penalty written once for
-    #: both uses to make arrays beside them.
-    xp = np
 
     # -- arrays ---------------------------------------------------------------------------------
     @staticmethod

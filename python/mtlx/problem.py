@@ -405,7 +405,7 @@ class Problem:
 
     def _here(self, a):
         """Reduced statistics where the blocks live (no copy when they are already there)."""
-        return self.ops.asarray(a) if self.ops.on_device and not self.ops.resident(a) else a
+        return self.ctx.here(a)
 
     # ------------------------------------------------------------------ the smooth part
     def f(self, theta: np.ndarray, grad: np.ndarray | None = None) -> float:

@@ -97,6 +97,11 @@ class BlockContext:
         """This rank's share of a value computed from global statistics (all of it on rank 0)."""
         return float(value) if self.rank == 0 else 0.0
 
+    def here(self, a):
+        """``a`` (a host array, or one already where the block lives) where the block's arrays live:
+        moved to the device for a device solve, as it is otherwise (no copy)."""
+        return self.ops.asarray(a) if self.ops.on_device and not self.ops.resident(a) else a
+
     def scatter_rows(self, rows: np.ndarray, out: np.ndarray) -> None:
         """Write the local rows (T_local, ...) into their global places of ``out`` (T, ...), zero elsewhere.
 

@@ -115,7 +115,7 @@ class Clustered(Penalty):
         s = ctx.ops.to_host(s_here)
         m = waterfill(s, self.eta, self.k)
         if grad is not None:
-            grad += (A * _here(ctx, 2.0 * self._c * s / (self.eta + m))) @ Bt
+            grad += (A * ctx.here(2.0 * self._c * s / (self.eta + m))) @ Bt
         return self._c * float(np.sum(s * s / (self.eta + m)))
 
     def _shrink(self, s: np.ndarray, tau: float) -> np.ndarray:
@@ -130,7 +130,7 @@ class Clustered(Penalty):
         A, s_here, Bt = np.linalg.svd(V, full_matrices=False)
         s = ctx.ops.to_host(s_here)
         f = self._shrink(s, tau)
-        out[...] = (A * _here(ctx, s * f)) @ Bt
+        out[...] = (A * ctx.here(s * f)) @ Bt
         return self._from_singular(s * f)
 
     # -- distributed: the feature Gram matrix W W^T ------------------------------------------------
@@ -148,14 +148,14 @@ class Clustered(Penalty):
     def prox_from_stats(self, V, stats, tau, out, ctx):
         s, U = self._singular_of_stats(stats, ctx)
         f = self._shrink(s, tau)
-        out[...] = (V @ U) * _here(ctx, f) @ U.T
+        out[...] = (V @ U) * ctx.here(f) @ U.T
         return ctx.share(self._from_singular(s * f))
 
     def value_from_stats(self, V, stats, ctx, grad=None):
         s, U = self._singular_of_stats(stats, ctx)
         m = waterfill(s, self.eta, self.k)
         if grad is not None:
-            grad += (V @ U) * _here(ctx, 2.0 * self._c / (self.eta + m)) @ U.T
+            grad += (V @ U) * ctx.here(2.0 * self._c / (self.eta + m)) @ U.T
         return ctx.share(self._c * float(np.sum(s * s / (self.eta + m))))
 
     def n_pieces(self, ctx):
@@ -166,8 +166,3 @@ class Clustered(Penalty):
 
     def stats_from_pieces(self, pieces, step, ctx):
         return FeatureGram.from_pieces(pieces, step, ctx.n_features)
-
-
-def _here(ctx, a: np.ndarray):
-    """A host vector (min(T, d) factors) where the block lives."""
-    return ctx.ops.asarray(a) if ctx.ops.on_device else a
