@@ -59,6 +59,11 @@ double stacked(std::uintptr_t X, std::uintptr_t y, std::uintptr_t losses, std::u
 }
 
 template <class Real>
+mtlx::cuda::DeviceCsr<Real> device_csr(std::uintptr_t data, std::uintptr_t indices, std::uintptr_t indptr) {
+  return {ptr<const Real>(data), ptr<const std::int32_t>(indices), ptr<const std::int32_t>(indptr)};
+}
+
+template <class Real>
 double stacked_csr(std::uintptr_t X_data, std::uintptr_t X_indices, std::uintptr_t X_indptr, std::uintptr_t XT_data,
                    std::uintptr_t XT_indices, std::uintptr_t XT_indptr, std::uintptr_t y, std::uintptr_t losses,
                    std::uintptr_t loss_params, std::uintptr_t weights, std::uintptr_t sample_weight,
@@ -67,10 +72,8 @@ double stacked_csr(std::uintptr_t X_data, std::uintptr_t X_indices, std::uintptr
                    std::uintptr_t gWt, std::uintptr_t gb, std::uintptr_t r, std::uintptr_t chunk_loss,
                    std::uintptr_t chunk_deriv, std::uintptr_t task_loss, std::uintptr_t total, std::uintptr_t stream) {
   const auto data = stacked_tasks<Real>(0, y, losses, loss_params, weights, sample_weight, n_tasks, n_features);
-  const mtlx::cuda::DeviceCsr<Real> X{ptr<const Real>(X_data), ptr<const std::int32_t>(X_indices),
-                                      ptr<const std::int32_t>(X_indptr)};
-  const mtlx::cuda::DeviceCsr<Real> XT{ptr<const Real>(XT_data), ptr<const std::int32_t>(XT_indices),
-                                       ptr<const std::int32_t>(XT_indptr)};
+  const auto X = device_csr<Real>(X_data, X_indices, X_indptr);
+  const auto XT = device_csr<Real>(XT_data, XT_indices, XT_indptr);
   const auto plan = chunk_plan(chunk_begin, chunk_task, task_chunks, n_chunks);
   const mtlx::cuda::Workspace work{nullptr, ptr<double>(chunk_loss), ptr<double>(chunk_deriv), ptr<double>(task_loss),
                                    ptr<double>(total)};
