@@ -174,17 +174,10 @@ def large_fixed_iterations(cupy, shape: dict, iterations: int) -> dict:
 
 
 def sparse_newsgroups() -> dict:
-    import scipy.sparse as sp
+    from bench_sparse import make_problem  # (bench_sparse.py's newsgroups problem itself, seed 0)
 
-    from mtlx.datasets import load_newsgroups
-
-    rng = np.random.default_rng(0)
-    X = sp.csr_matrix(load_newsgroups().X, dtype=np.float64)
-    W = np.zeros((X.shape[1], 4))
-    active = rng.choice(X.shape[1], size=X.shape[1] // 10, replace=False)
-    W[active] = rng.standard_normal((len(active), 4))
-    signal = np.asarray(X @ W)
-    host = mtlx.TaskData.from_shared(X, signal + signal.std() / 3 * rng.standard_normal(signal.shape))
+    X, Y = make_problem("newsgroups", None, None, 4, None, 0)
+    host = mtlx.TaskData.from_shared(X, Y)
     alpha = 0.1 * mtlx.alpha_max(host, "l21")
     options = dict(penalty="l21", alpha=alpha, tol=1e-9, max_iter=200_000)
     t0 = time.perf_counter()
