@@ -20,6 +20,13 @@ def make_tasks(rng, sizes, d, dtype=np.float64, logistic=()):
     return tasks
 
 
+def chain_incidence(n):
+    """The incidence matrix (n x n-1) of n tasks joined in a chain: edge (t, t + 1) is +1 at t, -1 at t + 1."""
+    R = np.zeros((n, n - 1))
+    R[np.arange(n - 1), np.arange(n - 1)], R[np.arange(1, n), np.arange(n - 1)] = 1.0, -1.0
+    return R
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -7,6 +7,8 @@ import pytest
 
 import mtlx
 
+from conftest import chain_incidence
+
 
 def _loads(parts, rows):
     return [int(rows[p].sum()) for p in parts]
@@ -49,9 +51,7 @@ def _penalty(name, T):
     from mtlx import penalties as P
 
     if name == "graph":
-        R = np.zeros((T, T - 1))
-        R[np.arange(T - 1), np.arange(T - 1)], R[np.arange(1, T), np.arange(T - 1)] = 1.0, -1.0  # a chain
-        return P.Graph(R, 0.7)
+        return P.Graph(chain_incidence(T), 0.7)
     if name == "clustered":
         return P.Clustered(k=min(2, T), eta=0.3, w=0.8)
     return P.get_penalty(name)

@@ -12,6 +12,7 @@ import mtlx
 from mtlx.gpu.smooth import DeviceSmoothLoss, chunk_plan
 from mtlx.objective import SmoothLoss
 
+from conftest import chain_incidence
 from device_backends import BACKENDS, on_device, to_host
 
 RTOL = {np.float64: 1e-12, np.float32: 1e-5}
@@ -193,8 +194,7 @@ def _every_penalty(T):
     """One of each penalty of mtlx beside the native ones, alone and in the compositions the
     literature uses (name -> penalty)."""
     P = mtlx.penalties
-    chain = np.zeros((T, T - 1))  # tasks joined in a chain: edge (t, t + 1)
-    chain[np.arange(T - 1), np.arange(T - 1)], chain[np.arange(1, T), np.arange(T - 1)] = 1.0, -1.0
+    chain = chain_incidence(T)
     return {
         "ridge": P.Ridge(1.0), "l21_columns": P.L21Columns(1.0), "linf1": P.LInf1(1.0),
         "graph": P.Graph(chain, 2.0), "clustered": P.Clustered(2, 0.5, 3.0),

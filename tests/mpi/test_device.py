@@ -15,6 +15,7 @@ import mtlx
 from .problems import make_problem, rel_err
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gpu"))
+from conftest import chain_incidence  # noqa: E402
 from device_backends import HostEmulation, to_host  # noqa: E402
 
 T = 7
@@ -85,20 +86,14 @@ def test_cuda_aware_mpi_is_handed_device_statistics(comm, monkeypatch, penalty, 
     assert device.backend.transfers == 0
 
 
-def _chain(n):
-    R = np.zeros((n, n - 1))  # tasks joined in a chain: edge (t, t + 1)
-    R[np.arange(n - 1), np.arange(n - 1)], R[np.arange(1, n), np.arange(n - 1)] = 1.0, -1.0
-    return R
-
-
 @pytest.mark.parametrize("aware", ["0", "1"])
 @pytest.mark.parametrize("name", ["trace", "clustered", "linf1", "graph", "Superpose(L1(1), Trace(1))", "srmtl"])
 def test_penalties_gathering_w_or_its_gram_matrix_run_on_device_ranks(comm, monkeypatch, name, aware):
     """Statistics that gather W (LInf1, Graph) or its Gram matrix (Trace, Clustered) over ranks,
     computed and used on each rank's device, staged or handed to a CUDA-aware MPI."""
     P = mtlx.penalties
-    pen = {"clustered": P.Clustered(2, 0.5, 3.0), "graph": P.Graph(_chain(T), 2.0),
-           "srmtl": P.Graph(_chain(T), 1.0) + P.L1(1.0)}.get(name, name)
+    pen = {"clustered": P.Clustered(2, 0.5, 3.0), "graph": P.Graph(chain_incidence(T), 2.0),
+           "srmtl": P.Graph(chain_incidence(T), 1.0) + P.L1(1.0)}.get(name, name)
     monkeypatch.setenv("MTLX_CUDA_AWARE_MPI", aware)
     res, ref, device = _solved_on_host_and_device(comm, **dict(KW, penalty=pen, fit_intercept=True))
     assert rel_err(res, ref) < 1e-9
