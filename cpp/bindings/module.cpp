@@ -37,6 +37,7 @@
 #include "mtlx/lapack.hpp"
 #include "mtlx/prox.hpp"
 #include "mtlx/row_norms.hpp"
+#include "mtlx/tile_gemm.hpp"
 #include "mtlx/trunk.hpp"
 
 namespace py = pybind11;
@@ -1211,6 +1212,47 @@ void bind_trunk(py::module_& m) {
 
 // The order-free sums' row passes (mtlx/exact_sum.hpp), for float64 and float32 rows: a float32
 // fit's per-task gradients are summed as they come, without a float64 copy.
+// A 2-D array's stride along axis `axis`, in elements (the kernel's strides are in elements).
+std::int64_t element_stride(const py::array& a, int axis, const char* name) {
+  const py::ssize_t bytes = a.strides(axis), size = a.itemsize();
+  if (bytes < 0 || bytes % size != 0)
+    throw std::invalid_argument(std::string(name) + ": strides must be non-negative multiples of the item size");
+  return bytes / size;
+}
+
+template <class Real>
+void bind_tile_gemm(py::module_& m) {
+  m.def(
+      "tile_gemm",
+      [](const py::array_t<Real>& A, const py::array_t<Real>& B, py::array_t<Real> C, bool accumulate, int n_threads,
+         std::optional<std::string> isa) {
+        if (A.ndim() != 2 || B.ndim() != 2) throw std::invalid_argument("A and B must be 2-D");
+        const py::ssize_t rows = A.shape(0), inner = A.shape(1), cols = B.shape(1);
+        if (B.shape(0) != inner)
+          throw std::invalid_argument("B has " + std::to_string(B.shape(0)) + " rows, A " + std::to_string(inner) +
+                                      " columns");
+        expect_shape(C, "C", {rows, cols});
+        expect_writable(C, "C");
+        if (cols > 1 && C.strides(1) != C.itemsize()) throw std::invalid_argument("C's rows must be contiguous");
+        if (n_threads < 1) throw std::invalid_argument("n_threads must be at least 1");
+        const std::int64_t a_row = element_stride(A, 0, "A"), a_col = element_stride(A, 1, "A");
+        const std::int64_t b_row = element_stride(B, 0, "B"), b_col = element_stride(B, 1, "B");
+        const std::int64_t ldc = element_stride(C, 0, "C");
+        const Real *a = A.data(), *b = B.data();
+        Real* c = C.mutable_data();
+        const char* name = isa ? isa->c_str() : nullptr;
+        py::gil_scoped_release release;
+        return mtlx::cpu::tile_gemm<Real>(rows, cols, inner, a, a_row, a_col, b, b_row, b_col, accumulate, c, ldc,
+                                          n_threads, name);
+      },
+      py::arg("A").noconvert(), py::arg("B").noconvert(), py::arg("C").noconvert(), py::arg("accumulate"),
+      py::arg("n_threads"), py::arg("isa") = py::none(),
+      "C = (C if accumulate else 0) + A @ B by the register-tiled kernel of the shared trunk's layers "
+      "(any strides for A and B: a transpose is a view); False, computing nothing, where this CPU has "
+      "no such kernel. isa ('avx2', 'avx512') runs that build instead of the widest (False where the "
+      "CPU lacks it).");
+}
+
 template <class Real>
 void bind_exact_rows(py::module_& m) {
   m.def(
@@ -1298,6 +1340,8 @@ PYBIND11_MODULE(_core, m) {
   m.attr("exact_no_exponent") = mtlx::cpu::kNoExponent;
   m.attr("trunk_block_rows") = mtlx::cpu::kTrunkBlockRows;
   bind_trunk<float>(m);
+  bind_tile_gemm<double>(m);
+  bind_tile_gemm<float>(m);
 
   m.def(
       "set_routine",

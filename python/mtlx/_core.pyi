@@ -975,6 +975,20 @@ def exact_from_limbs(limbs: NDArray[np.int64], exponents: NDArray[np.int32], out
 exact_no_exponent: int
 trunk_block_rows: int
 
+@overload
+def tile_gemm(
+    A: NDArray[np.float64], B: NDArray[np.float64], C: NDArray[np.float64], accumulate: bool, n_threads: _Int,
+    isa: str | None = None,
+) -> bool: ...
+@overload
+def tile_gemm(
+    A: NDArray[np.float32], B: NDArray[np.float32], C: NDArray[np.float32], accumulate: bool, n_threads: _Int,
+    isa: str | None = None,
+) -> bool:
+    """C = (C if accumulate else 0) + A @ B by the register-tiled kernel of the shared trunk's layers (any
+    strides for A and B: a transpose is a view); False, computing nothing, where this CPU has no such kernel.
+    isa ('avx2', 'avx512') runs that build instead of the widest (False where the CPU lacks it)."""
+
 # BLAS/LAPACK registration and the machine.
 
 def set_routine(name: str, capsule: object) -> None:

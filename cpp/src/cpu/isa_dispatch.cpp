@@ -1,4 +1,7 @@
 // Picks the stacked-gradient kernel built for the widest instruction set this CPU supports.
+#include <stdexcept>
+#include <string>
+
 #include "isa_kernels.hpp"
 
 namespace mtlx::cpu {
@@ -52,5 +55,37 @@ double loss_grad(const StackedTasks<Real>& data, const Real* Wt, const Real* b, 
 
 template double loss_grad<double>(const StackedTasks<double>&, const double*, const double*, GradientOut<double>, int);
 template double loss_grad<float>(const StackedTasks<float>&, const float*, const float*, GradientOut<float>, int);
+
+template <class Real>
+bool tile_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const Real* A, std::int64_t a_row, std::int64_t a_col,
+               const Real* B, std::int64_t b_row, std::int64_t b_col, bool accumulate, Real* C, std::int64_t ldc,
+               int n_threads, const char* name) {
+  Isa chosen = isa();
+  if (name != nullptr) {
+    const std::string wanted(name);
+    const Isa asked = wanted == "avx512" ? Isa::avx512 : wanted == "avx2" ? Isa::avx2 : Isa::generic;
+    if (asked == Isa::generic) throw std::invalid_argument("no register-tiled GEMM is built for '" + wanted + "'");
+    if (static_cast<int>(asked) > static_cast<int>(chosen)) return false;  // (the CPU lacks it)
+    chosen = asked;
+  }
+  switch (chosen) {
+#if defined(MTLX_HAVE_X86_KERNELS)
+    case Isa::avx512:
+      avx512::tile_gemm(m, n, k, A, a_row, a_col, B, b_row, b_col, accumulate, C, ldc, n_threads);
+      return true;
+    case Isa::avx2:
+      avx2::tile_gemm(m, n, k, A, a_row, a_col, B, b_row, b_col, accumulate, C, ldc, n_threads);
+      return true;
+#endif
+    default:
+      return false;
+  }
+}
+
+template bool tile_gemm<double>(std::int64_t, std::int64_t, std::int64_t, const double*, std::int64_t, std::int64_t,
+                                const double*, std::int64_t, std::int64_t, bool, double*, std::int64_t, int,
+                                const char*);
+template bool tile_gemm<float>(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t, std::int64_t,
+                               const float*, std::int64_t, std::int64_t, bool, float*, std::int64_t, int, const char*);
 
 }  // namespace mtlx::cpu

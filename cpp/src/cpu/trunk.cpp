@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "isa_kernels.hpp"
 #include "mtlx/lapack.hpp"
 #include "parallel.hpp"
 
@@ -102,11 +103,17 @@ class ChunkSums {
   std::vector<double> heap_;
 };
 
-// Row-major C (m x n) = alpha op(A) op(B) + beta C, through column-major GEMM on the transposes.
+// Row-major C (m x n) = alpha op(A) op(B) + beta C: by the register-tiled kernel (tile_gemm.cpp;
+// alpha 1, beta 0 or 1, as every product here) on n_threads threads where the CPU has one, else
+// through column-major BLAS GEMM on the transposes (threaded as the caller's blas_threads says).
 template <class Real>
 void gemm_rm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, Real alpha, const Real* A, i64 lda, const Real* B,
-             i64 ldb, Real beta, Real* C, i64 ldc) {
+             i64 ldb, Real beta, Real* C, i64 ldc, int n_threads) {
   if (m == 0 || n == 0) return;
+  if (alpha == Real(1) && (beta == Real(0) || beta == Real(1)) &&
+      tile_gemm<Real>(m, n, k, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, trans_b ? 1 : ldb, trans_b ? ldb : 1,
+                      beta == Real(1), C, ldc, n_threads))
+    return;
   if (k == 0) {  // an empty sum (a rank or task without rows): BLAS would not touch C
     for (i64 i = 0; i < m; ++i) {
       for (i64 j = 0; j < n; ++j) C[i * ldc + j] = beta == Real(0) ? Real(0) : beta * C[i * ldc + j];
@@ -118,8 +125,6 @@ void gemm_rm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, Real alpha, const 
                      static_cast<int>(ldc));
 }
 
-// The activation loops, inlined into each compiled variant below (a lambda would be compiled
-// once, for the baseline, and called from every variant).
 template <class Act, class Real>
 inline __attribute__((always_inline)) void activate_loop(Real* Z, i64 lo, i64 hi, i64 n, i64 ld, const Real* b) {
   for (i64 i = lo; i < hi; ++i) {
@@ -371,7 +376,7 @@ std::vector<Real*> trunk_forward(const Real* X, i64 N, const TrunkShape& s, cons
     const i64 n_in = s.trunk_sizes[l], n_out = s.trunk_sizes[l + 1];
     acts[l] = scratch<Real>(kTrunkActs + l, N * n_out);
     gemm_rm<Real>(false, false, N, n_out, n_in, Real(1), in, n_in, params + lay.trunk_w[l], n_out, Real(0), acts[l],
-                  n_out);
+                  n_out, n_threads);
     bias_activate(acts[l], N, n_out, n_out, params + lay.trunk_b[l], s.activation, n_threads);
     in = acts[l];
   }
@@ -390,7 +395,7 @@ std::vector<Real*> task_forward(const Real* H, i64 ld_h, i64 m, const TrunkShape
     const i64 n_out = s.task_sizes[k];
     acts[k] = scratch<Real>(kTaskActs + k, m * n_out);
     gemm_rm<Real>(false, false, m, n_out, n_in, Real(1), in, ld_in, block + lay.rel_w[k], n_out, Real(0), acts[k],
-                  n_out);
+                  n_out, n_threads);
     bias_activate(acts[k], m, n_out, n_out, block + lay.rel_b[k], s.activation, n_threads);
     in = acts[k];
     n_in = n_out;
@@ -403,7 +408,7 @@ std::vector<Real*> task_forward(const Real* H, i64 ld_h, i64 m, const TrunkShape
 template <class Real>
 void head_forward(const Real* G, i64 ld_g, i64 m, i64 g, i64 K, const Real* A, const Real* a, Real* out, i64 ld,
                   int n_threads) {
-  gemm_rm<Real>(false, false, m, K, g, Real(1), G, ld_g, A, K, Real(0), out, ld);
+  gemm_rm<Real>(false, false, m, K, g, Real(1), G, ld_g, A, K, Real(0), out, ld, n_threads);
   for_row_chunks(m, K, n_threads, [&](i64, i64 lo, i64 hi) {
     for (i64 i = lo; i < hi; ++i) {
       for (i64 k = 0; k < K; ++k) out[i * ld + k] += a[k];
@@ -513,7 +518,7 @@ void trunk_backward(const Real* X, const std::vector<Real*>& acts, i64 first_row
     activation_backward(delta, acts[l] + first_row * n_out, N, n_out, s.activation, n_threads);
     const Real* in = l ? acts[l - 1] + first_row * n_in : X;
     gemm_rm<Real>(true, false, n_in, n_out, N, Real(1), in, n_in, delta, n_out, Real(accumulate ? 1 : 0),
-                  grad + lay.trunk_w[l], n_out);
+                  grad + lay.trunk_w[l], n_out, n_threads);
     if (bias_partials != nullptr)
       chunk_column_sums(delta, N, n_out, n_out, bias_partials[l] + first_chunk * n_out, n_threads);
     else
@@ -522,7 +527,7 @@ void trunk_backward(const Real* X, const std::vector<Real*>& acts, i64 first_row
       slot = slot == kDelta ? kBelow : kDelta;
       Real* below = scratch<Real>(slot, N * n_in);
       gemm_rm<Real>(false, true, N, n_in, n_out, Real(1), delta, n_out, params + lay.trunk_w[l], n_out, Real(0), below,
-                    n_in);
+                    n_in, n_threads);
       delta = below;
     }
   }
@@ -612,10 +617,10 @@ double shared_heads_loss_grad(const Real* X, i64 N, const TrunkShape& s, const L
       });
       if (grad == nullptr) continue;
       const bool accumulate = blk > first;
-      gemm_rm<Real>(true, false, h, SK, B, Real(1), H, h, dO, SK, Real(accumulate ? 1 : 0), g_heads, SK);
+      gemm_rm<Real>(true, false, h, SK, B, Real(1), H, h, dO, SK, Real(accumulate ? 1 : 0), g_heads, SK, 1);
       chunk_column_sums(dO, B, SK, SK, head_bias_part.data() + c0 * SK, 1);
       Real* dH = scratch<Real>(kDH, B * h);
-      gemm_rm<Real>(false, true, B, h, SK, Real(1), dO, SK, A, SK, Real(0), dH, h);
+      gemm_rm<Real>(false, true, B, h, SK, Real(1), dO, SK, A, SK, Real(0), dH, h, 1);
       trunk_backward(X + r0 * d, acts, 0, B, s, lay, params, dH, g_trunk, 1, accumulate, trunk_bias_ptr.data(), c0);
     }
   };
@@ -714,31 +719,31 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
       value += task_scale[t] * task_loss[t];
       if (grad == nullptr) continue;
       Real* gblock = grad + lay.task_start[t];
-      gemm_rm<Real>(true, false, g_last, K, m, Real(1), G, ld_g, dO, K, Real(0), gblock + lay.rel_head, K);
+      gemm_rm<Real>(true, false, g_last, K, m, Real(1), G, ld_g, dO, K, Real(0), gblock + lay.rel_head, K, n_threads);
       column_sums(dO, m, K, K, gblock + lay.rel_head + g_last * K, n_threads);
       // Down through the task layers: delta = dG * act'(G), then dV = G_prev' delta, dG_prev = delta V'.
       // (Without task layers this adds into the representation's gradient: tasks on the same rows add up.)
       std::size_t slot = kTaskDelta;
       Real* delta = s.n_task_layers ? scratch<Real>(slot, m * g_last) : dH + r0 * h;
       gemm_rm<Real>(false, true, m, g_last, K, Real(1), dO, K, block + lay.rel_head, K,
-                    s.n_task_layers ? Real(0) : Real(1), delta, s.n_task_layers ? g_last : h);
+                    s.n_task_layers ? Real(0) : Real(1), delta, s.n_task_layers ? g_last : h, n_threads);
       for (int k = s.n_task_layers - 1; k >= 0; --k) {
         const i64 n_out = s.task_sizes[k], n_in = k ? s.task_sizes[k - 1] : h;
         activation_backward(delta, tacts[k], m, n_out, s.activation, n_threads);
         const Real* in = k ? tacts[k - 1] : Ht;
         const i64 ld_in = k ? n_in : h;
         gemm_rm<Real>(true, false, n_in, n_out, m, Real(1), in, ld_in, delta, n_out, Real(0), gblock + lay.rel_w[k],
-                      n_out);
+                      n_out, n_threads);
         column_sums(delta, m, n_out, n_out, gblock + lay.rel_b[k], n_threads);
         if (k) {
           slot = slot == kTaskDelta ? kTaskBelow : kTaskDelta;
           Real* below = scratch<Real>(slot, m * n_in);
           gemm_rm<Real>(false, true, m, n_in, n_out, Real(1), delta, n_out, block + lay.rel_w[k], n_out, Real(0), below,
-                        n_in);
+                        n_in, n_threads);
           delta = below;
         } else {  // the representation's gradient: tasks on the same rows add up
           gemm_rm<Real>(false, true, m, h, n_out, Real(1), delta, n_out, block + lay.rel_w[0], n_out, Real(1),
-                        dH + r0 * h, h);
+                        dH + r0 * h, h, n_threads);
         }
       }
     }

@@ -1,0 +1,208 @@
+// GEMM by register tiles, for the shared trunk's layer products (trunk.cpp).
+//
+// The trunk multiplies blocks of a few hundred rows by layers of tens to hundreds of units: inner
+// dimensions of 20-300 and one matrix of each pair reused by every block. OpenBLAS runs these
+// shapes at about 60% of its large-matrix rate (its kernels' edges and setup per call dominate),
+// and on CPUs it does not recognize (AMD Zen 5, OpenBLAS 0.3.30) with AVX2 kernels. This kernel
+// holds an MR x (NV vectors) tile of C in registers and streams the inner dimension through it,
+// one broadcast of A and NV loads of B per step: 14 x 32 (float) tiles reach ~140 GFLOP/s on one
+// Sapphire Rapids core where OpenBLAS's GEMM reached 75 on the same products.
+//
+// Every element of C is one chain of multiply-adds (fused: GNU C++ contracts them, and both
+// builds have FMA) in the order of the inner index,
+// starting from C itself when accumulating: the result depends neither on the tiling nor on the
+// threads, and a product accumulated block by block (the weight gradients over row blocks) is
+// the same chain as one product over all the rows.
+//
+// Compiled once per instruction set (MTLX_ISA, as grad_stacked.cpp); isa_dispatch.cpp calls it
+// on AVX2 and AVX-512 CPUs and leaves the other targets to BLAS.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "isa_kernels.hpp"
+
+#if defined(__AVX2__)  // (the portable build leaves these products to BLAS)
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace mtlx::cpu::MTLX_ISA {
+namespace {
+
+using i64 = std::int64_t;
+
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;  // 32 zmm registers: a 14 x 2 tile, 2 of B, 1 broadcast
+constexpr int kTileRows = 14;
+#else
+constexpr int kVectorBytes = 32;  // 16 ymm registers: a 6 x 2 tile, 2 of B, 1 broadcast
+constexpr int kTileRows = 6;
+#endif
+constexpr int kTileVectors = 2;
+// Inner indices per pass over C: a tile's panel of B (kInner x 2 vectors: 32 KiB) stays in L1
+// while every row tile streams through it.
+constexpr i64 kInner = 256;
+
+template <class Real>
+struct Vec {
+  static constexpr int kLanes = kVectorBytes / static_cast<int>(sizeof(Real));
+  typedef Real type __attribute__((vector_size(kVectorBytes)));
+};
+
+// Where a tile reads B: NV vectors per inner index, at base[v] + p * stride.
+template <class Real>
+struct Panels {
+  const Real* base[kTileVectors];
+  i64 stride;
+};
+
+// C (kTileRows x NV vectors, leading dimension ldc) = C (accumulate) or 0, plus the sum over
+// p < K of A(i, p) B(p, :), A(i, p) at A[i * a_row + p * a_col].
+template <class Real, int NV>
+inline __attribute__((always_inline)) void tile(i64 K, const Real* __restrict A, i64 a_row, i64 a_col,
+                                                const Panels<Real>& B, Real* __restrict C, i64 ldc, bool accumulate) {
+  using V = typename Vec<Real>::type;
+  constexpr int W = Vec<Real>::kLanes;
+  V acc[kTileRows][NV];
+  for (int i = 0; i < kTileRows; ++i) {
+    for (int v = 0; v < NV; ++v) {
+      if (accumulate)
+        std::memcpy(&acc[i][v], C + i * ldc + v * W, sizeof(V));
+      else
+        acc[i][v] = V{};
+    }
+  }
+  for (i64 p = 0; p < K; ++p) {
+    V b[NV];
+    for (int v = 0; v < NV; ++v) std::memcpy(&b[v], B.base[v] + p * B.stride, sizeof(V));
+    for (int i = 0; i < kTileRows; ++i) {
+      const Real a = A[i * a_row + p * a_col];
+      for (int v = 0; v < NV; ++v) acc[i][v] += a * b[v];
+    }
+  }
+  for (int i = 0; i < kTileRows; ++i) {
+    for (int v = 0; v < NV; ++v) std::memcpy(C + i * ldc + v * W, &acc[i][v], sizeof(V));
+  }
+}
+
+template <class Real>
+Real* thread_buffer(int slot, i64 n) {
+  thread_local std::vector<Real> buffers[2];
+  auto& b = buffers[slot];
+  if (static_cast<i64>(b.size()) < n) b.resize(static_cast<std::size_t>(n));
+  return b.data();
+}
+
+// One tile of C: rows [i0, i0 + rows) and columns [j0, j0 + NV * W) clipped to n. A whole tile
+// runs in place; an edge tile on copies padded with zeros (of C's entries, and of A's rows where
+// rows are missing), so that the same code, and the same chains, compute every element.
+template <class Real, int NV>
+void run_tile(i64 i0, i64 rows, i64 j0, i64 n, i64 p0, i64 K, const Real* A, i64 a_row, i64 a_col,
+              const Panels<Real>& B, Real* C, i64 ldc, bool accumulate) {
+  constexpr int W = Vec<Real>::kLanes;
+  const i64 cols = std::min<i64>(NV * W, n - j0);
+  const Real* a = A + i0 * a_row + p0 * a_col;
+  if (rows == kTileRows && cols == NV * W) {
+    tile<Real, NV>(K, a, a_row, a_col, B, C + i0 * ldc + j0, ldc, accumulate);
+    return;
+  }
+  if (rows < kTileRows) {  // A's rows, p-major (a[p * MR + i]), padded with zero rows
+    Real* a_pad = thread_buffer<Real>(0, kTileRows * K);
+    for (i64 p = 0; p < K; ++p) {
+      for (i64 i = 0; i < kTileRows; ++i) a_pad[p * kTileRows + i] = i < rows ? a[i * a_row + p * a_col] : Real(0);
+    }
+    a = a_pad;
+    a_row = 1;
+    a_col = kTileRows;
+  }
+  Real c_pad[kTileRows * NV * W] = {};
+  if (accumulate) {
+    for (i64 i = 0; i < rows; ++i)
+      std::copy(C + (i0 + i) * ldc + j0, C + (i0 + i) * ldc + j0 + cols, c_pad + i * NV * W);
+  }
+  tile<Real, NV>(K, a, a_row, a_col, B, c_pad, NV * W, accumulate);
+  for (i64 i = 0; i < rows; ++i) std::copy(c_pad + i * NV * W, c_pad + i * NV * W + cols, C + (i0 + i) * ldc + j0);
+}
+
+}  // namespace
+
+template <class Real>
+void tile_gemm(i64 m, i64 n, i64 k, const Real* A, i64 a_row, i64 a_col, const Real* B, i64 b_row, i64 b_col,
+               bool accumulate, Real* C, i64 ldc, int n_threads) {
+  constexpr int W = Vec<Real>::kLanes;
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {  // an empty sum
+    if (!accumulate) {
+      for (i64 i = 0; i < m; ++i) std::fill(C + i * ldc, C + i * ldc + n, Real(0));
+    }
+    return;
+  }
+  const i64 n_panels = (n + W - 1) / W, n_groups = (n_panels + kTileVectors - 1) / kTileVectors;
+  const i64 n_row_tiles = (m + kTileRows - 1) / kTileRows;
+  // B's panels of W columns: read in place where B's rows are contiguous and the panel whole;
+  // otherwise copied (p-major, W wide, padded with zeros): a transposed B, and the last columns.
+  // (Whole groups of panels: a group of a whole panel and the last, partial one runs as one tile.)
+  const i64 first_packed = b_col == 1 ? n / W / kTileVectors * kTileVectors : 0;
+  Real* packed = thread_buffer<Real>(1, (n_panels - first_packed) * W * k);
+  for (i64 q = first_packed; q < n_panels; ++q) {
+    Real* dst = packed + (q - first_packed) * W * k;
+    for (i64 p = 0; p < k; ++p) {
+      for (i64 l = 0; l < W; ++l) {
+        const i64 j = q * W + l;
+        dst[p * W + l] = j < n ? B[p * b_row + j * b_col] : Real(0);
+      }
+    }
+  }
+  // Panels [q, q + count) from inner index p0 on (a group's are all in place or all packed).
+  const auto panels = [&](i64 q, int count, i64 p0) {
+    Panels<Real> out{};
+    out.stride = q < first_packed ? b_row : W;
+    for (int v = 0; v < count; ++v) {
+      out.base[v] =
+          q + v < first_packed ? B + p0 * b_row + (q + v) * W : packed + (q + v - first_packed) * W * k + p0 * W;
+    }
+    return out;
+  };
+  // A group of two panels runs as one tile; the last panel alone, as a tile of one.
+  const auto run_group = [&](i64 group, i64 i0, i64 p0, i64 K, bool acc) {
+    const i64 q = group * kTileVectors;
+    const i64 rows = std::min<i64>(kTileRows, m - i0);
+    if (q + 1 < n_panels)
+      run_tile<Real, 2>(i0, rows, q * W, n, p0, K, A, a_row, a_col, panels(q, 2, p0), C, ldc, acc);
+    else
+      run_tile<Real, 1>(i0, rows, q * W, n, p0, K, A, a_row, a_col, panels(q, 1, p0), C, ldc, acc);
+  };
+  const i64 n_tiles = n_groups * n_row_tiles;
+  const auto run_tiles = [&](i64 first, i64 last) {
+    for (i64 p0 = 0; p0 < k; p0 += kInner) {
+      const i64 K = std::min(kInner, k - p0);
+      const bool acc = accumulate || p0 > 0;
+      for (i64 t = first; t < last; ++t) run_group(t / n_row_tiles, (t % n_row_tiles) * kTileRows, p0, K, acc);
+    }
+  };
+  if (n_threads > 1 && n_tiles > 1 && m * n * k >= (i64{1} << 20)) {
+    // Threads take contiguous ranges of tiles; each element is computed by one thread, in the same
+    // order whatever their number.
+#pragma omp parallel num_threads(n_threads)
+    {
+#ifdef _OPENMP
+      const i64 id = omp_get_thread_num(), count = omp_get_num_threads();
+#else
+      const i64 id = 0, count = 1;
+#endif
+      run_tiles(id * n_tiles / count, (id + 1) * n_tiles / count);
+    }
+  } else {
+    run_tiles(0, n_tiles);
+  }
+}
+
+template void tile_gemm<float>(i64, i64, i64, const float*, i64, i64, const float*, i64, i64, bool, float*, i64, int);
+template void tile_gemm<double>(i64, i64, i64, const double*, i64, i64, const double*, i64, i64, bool, double*, i64,
+                                int);
+
+}  // namespace mtlx::cpu::MTLX_ISA
+
+#endif  // __AVX2__
