@@ -17,7 +17,9 @@
 // Compiled once per instruction set (MTLX_ISA, as grad_stacked.cpp); isa_dispatch.cpp calls it
 // on AVX2 and AVX-512 CPUs and leaves the other targets to BLAS.
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "isa_kernels.hpp"
@@ -45,6 +47,14 @@ constexpr int kTileVectors = 2;
 // while every row tile streams through it.
 constexpr i64 kInner = 256;
 
+// The calling thread's buffer for B's packed panels (reused from call to call).
+template <class Real>
+Real* packing_buffer(i64 n) {
+  thread_local std::vector<Real> buffer;
+  if (static_cast<i64>(buffer.size()) < n) buffer.resize(static_cast<std::size_t>(n));
+  return buffer.data();
+}
+
 template <class Real>
 struct Vec {
   static constexpr int kLanes = kVectorBytes / static_cast<int>(sizeof(Real));
@@ -58,15 +68,15 @@ struct Panels {
   i64 stride;
 };
 
-// C (kTileRows x NV vectors, leading dimension ldc) = C (accumulate) or 0, plus the sum over
+// C (MR rows x NV vectors, leading dimension ldc) = C (accumulate) or 0, plus the sum over
 // p < K of A(i, p) B(p, :), A(i, p) at A[i * a_row + p * a_col].
-template <class Real, int NV>
-inline __attribute__((always_inline)) void tile(i64 K, const Real* __restrict A, i64 a_row, i64 a_col,
-                                                const Panels<Real>& B, Real* __restrict C, i64 ldc, bool accumulate) {
+template <class Real, int NV, int MR>
+void tile(i64 K, const Real* __restrict A, i64 a_row, i64 a_col, const Panels<Real>& B, Real* __restrict C, i64 ldc,
+          bool accumulate) {
   using V = typename Vec<Real>::type;
   constexpr int W = Vec<Real>::kLanes;
-  V acc[kTileRows][NV];
-  for (int i = 0; i < kTileRows; ++i) {
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i) {
     for (int v = 0; v < NV; ++v) {
       if (accumulate)
         std::memcpy(&acc[i][v], C + i * ldc + v * W, sizeof(V));
@@ -77,52 +87,49 @@ inline __attribute__((always_inline)) void tile(i64 K, const Real* __restrict A,
   for (i64 p = 0; p < K; ++p) {
     V b[NV];
     for (int v = 0; v < NV; ++v) std::memcpy(&b[v], B.base[v] + p * B.stride, sizeof(V));
-    for (int i = 0; i < kTileRows; ++i) {
+    for (int i = 0; i < MR; ++i) {
       const Real a = A[i * a_row + p * a_col];
       for (int v = 0; v < NV; ++v) acc[i][v] += a * b[v];
     }
   }
-  for (int i = 0; i < kTileRows; ++i) {
+  for (int i = 0; i < MR; ++i) {
     for (int v = 0; v < NV; ++v) std::memcpy(C + i * ldc + v * W, &acc[i][v], sizeof(V));
   }
 }
 
-template <class Real>
-Real* thread_buffer(int slot, i64 n) {
-  thread_local std::vector<Real> buffers[2];
-  auto& b = buffers[slot];
-  if (static_cast<i64>(b.size()) < n) b.resize(static_cast<std::size_t>(n));
-  return b.data();
+// The tiles of 1..kTileRows rows: the last rows of C run in a tile of their own height (no row of
+// A is copied or padded, and none computed for nothing).
+template <class Real, int NV>
+using TileFn = void (*)(i64, const Real*, i64, i64, const Panels<Real>&, Real*, i64, bool);
+
+template <class Real, int NV, int... R>
+constexpr std::array<TileFn<Real, NV>, sizeof...(R)> tiles_of_height(std::integer_sequence<int, R...>) {
+  return {&tile<Real, NV, R + 1>...};
 }
 
-// One tile of C: rows [i0, i0 + rows) and columns [j0, j0 + NV * W) clipped to n. A whole tile
-// runs in place; an edge tile on copies padded with zeros (of C's entries, and of A's rows where
-// rows are missing), so that the same code, and the same chains, compute every element.
+template <class Real, int NV>
+constexpr auto kTiles = tiles_of_height<Real, NV>(std::make_integer_sequence<int, kTileRows>{});
+
+// One tile of C: rows [i0, i0 + rows) and columns [j0, j0 + NV * W) clipped to n. Columns past n
+// (the last panel's padding) go to a copy of C's entries, so that the same code, and the same
+// chains, compute every element.
 template <class Real, int NV>
 void run_tile(i64 i0, i64 rows, i64 j0, i64 n, i64 p0, i64 K, const Real* A, i64 a_row, i64 a_col,
               const Panels<Real>& B, Real* C, i64 ldc, bool accumulate) {
   constexpr int W = Vec<Real>::kLanes;
   const i64 cols = std::min<i64>(NV * W, n - j0);
   const Real* a = A + i0 * a_row + p0 * a_col;
-  if (rows == kTileRows && cols == NV * W) {
-    tile<Real, NV>(K, a, a_row, a_col, B, C + i0 * ldc + j0, ldc, accumulate);
+  const TileFn<Real, NV> fn = kTiles<Real, NV>[rows - 1];
+  if (cols == NV * W) {
+    fn(K, a, a_row, a_col, B, C + i0 * ldc + j0, ldc, accumulate);
     return;
-  }
-  if (rows < kTileRows) {  // A's rows, p-major (a[p * MR + i]), padded with zero rows
-    Real* a_pad = thread_buffer<Real>(0, kTileRows * K);
-    for (i64 p = 0; p < K; ++p) {
-      for (i64 i = 0; i < kTileRows; ++i) a_pad[p * kTileRows + i] = i < rows ? a[i * a_row + p * a_col] : Real(0);
-    }
-    a = a_pad;
-    a_row = 1;
-    a_col = kTileRows;
   }
   Real c_pad[kTileRows * NV * W] = {};
   if (accumulate) {
     for (i64 i = 0; i < rows; ++i)
       std::copy(C + (i0 + i) * ldc + j0, C + (i0 + i) * ldc + j0 + cols, c_pad + i * NV * W);
   }
-  tile<Real, NV>(K, a, a_row, a_col, B, c_pad, NV * W, accumulate);
+  fn(K, a, a_row, a_col, B, c_pad, NV * W, accumulate);
   for (i64 i = 0; i < rows; ++i) std::copy(c_pad + i * NV * W, c_pad + i * NV * W + cols, C + (i0 + i) * ldc + j0);
 }
 
@@ -145,7 +152,7 @@ void tile_gemm(i64 m, i64 n, i64 k, const Real* A, i64 a_row, i64 a_col, const R
   // otherwise copied (p-major, W wide, padded with zeros): a transposed B, and the last columns.
   // (Whole groups of panels: a group of a whole panel and the last, partial one runs as one tile.)
   const i64 first_packed = b_col == 1 ? n / W / kTileVectors * kTileVectors : 0;
-  Real* packed = thread_buffer<Real>(1, (n_panels - first_packed) * W * k);
+  Real* packed = packing_buffer<Real>((n_panels - first_packed) * W * k);
   for (i64 q = first_packed; q < n_panels; ++q) {
     Real* dst = packed + (q - first_packed) * W * k;
     for (i64 p = 0; p < k; ++p) {
