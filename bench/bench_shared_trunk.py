@@ -13,8 +13,9 @@ and by PyTorch (CPU), same threads, same batch size, measured in one run:
 * ``full``: full-batch loss-and-gradient evaluations per second (one L-BFGS step's work: mtlx's
   ``TrunkObjective``, PyTorch's forward + backward on the whole data);
 * ``floor_s`` (the shared X): what bounds both libraries, timed alone in the same run: the five
-  layer products of a pass over the rows in the core's 256-row blocks (numpy's matmul, the same
-  BLAS family, on one thread; with k threads a k-th of it, as mtlx's threads take whole blocks),
+  layer products of a pass over the rows in the core's 256-row blocks, on one thread (with k
+  threads a k-th of it, as mtlx's threads take whole blocks), by mtlx's register-tiled GEMM and
+  by numpy's matmul (OpenBLAS),
   and gathering an epoch's shuffled batches (numpy's fancy indexing).
 
 Cases: ``school`` (the bundled 139 schools, stacked rows, 27 standardized features, hidden 128)
@@ -190,11 +191,13 @@ K_EVALS = 10  # full-batch evaluations per timing
 
 
 # ------------------------------------------------------------------------------- what bounds both
-def products_floor(data, hidden, block, repeats):
+def products_floor(data, hidden, block, repeats, kernel="mtlx"):
     """Seconds of the five layer products of one pass over a shared X (forward, heads, the heads'
-    gradient, the representation's, the trunk's), alone, in the core's blocks of ``block`` rows,
-    through numpy's matmul (OpenBLAS, under the enclosing thread limit): what no implementation of
-    the network on this BLAS goes below."""
+    gradient, the representation's, the trunk's), alone, in the core's blocks of ``block`` rows:
+    what no implementation of the network on these products goes below. ``kernel="mtlx"``: the
+    core's register-tiled GEMM (``_core.tile_gemm``, what mtlx runs on AVX2/AVX-512 CPUs; numpy's
+    matmul where this CPU has none); ``"blas"``: numpy's matmul (OpenBLAS, under the enclosing
+    thread limit), what a BLAS-based implementation runs."""
     X = np.ascontiguousarray(data.X[:block])
     rng = np.random.default_rng(0)
     W = rng.standard_normal((X.shape[1], hidden)).astype(X.dtype)
@@ -202,14 +205,21 @@ def products_floor(data, hidden, block, repeats):
     Z, out = np.empty((block, hidden), X.dtype), np.empty((block, data.n_tasks), X.dtype)
     dA, dH, gW = np.empty_like(A), np.empty_like(Z), np.empty_like(W)
     n_blocks = int(np.ceil(data.X.shape[0] / block))
+    probe = np.zeros((1, 1), X.dtype)
+    if kernel == "mtlx" and mtlx._core.tile_gemm(probe, probe, probe.copy(), False, 1):
+        def product(a, b, c):
+            mtlx._core.tile_gemm(a, b, c, False, 1)
+    else:
+        def product(a, b, c):
+            np.matmul(a, b, out=c)
 
     def one_pass():
         for _ in range(n_blocks):
-            np.matmul(X, W, out=Z)
-            np.matmul(Z, A, out=out)
-            np.matmul(Z.T, out, out=dA)
-            np.matmul(out, A.T, out=dH)
-            np.matmul(X.T, dH, out=gW)
+            product(X, W, Z)
+            product(Z, A, out)
+            product(Z.T, out, dA)
+            product(out, A.T, dH)
+            product(X.T, dH, gW)
 
     one_pass()
     return best_of(repeats, one_pass)
@@ -261,9 +271,12 @@ def throughput(args) -> list:
                 t = best_of(args.repeats, lambda f=ft: [f() for _ in range(K_EVALS)])
                 entry["full_evals_per_s"] = {"mtlx": K_EVALS / m, "torch": K_EVALS / t, "ratio": t / m}
                 if data.layout == "shared":
-                    with blas_limit(1):  # (mtlx's threads take whole blocks, each calling BLAS on one thread)
-                        one = products_floor(data, args.hidden, mtlx._core.trunk_block_rows, args.repeats)
+                    with blas_limit(1):  # (mtlx's threads take whole blocks, each one thread's products)
+                        block = mtlx._core.trunk_block_rows
+                        one = products_floor(data, args.hidden, block, args.repeats)
+                        one_blas = products_floor(data, args.hidden, block, args.repeats, kernel="blas")
                     entry["floor_s"] = {"products_per_pass_one_thread": one, "products_per_pass": one / threads,
+                                        "products_per_pass_one_thread_blas": one_blas,
                                         "gather_per_epoch": gather_floor(data, args.batch_size, args.repeats)}
             rows.append(entry)
             a, f = entry["adam_epochs_per_s"], entry["full_evals_per_s"]
@@ -273,17 +286,20 @@ def throughput(args) -> list:
             if "floor_s" in entry:
                 fl = entry["floor_s"]
                 print(f"{'':10s} the layer products alone: {1e3 * fl['products_per_pass']:.1f} ms per pass "
-                      f"({1e3 * fl['products_per_pass_one_thread']:.1f} on one thread, shared by {threads}); "
+                      f"({1e3 * fl['products_per_pass_one_thread']:.1f} on one thread, shared by {threads}; "
+                      f"numpy's BLAS: {1e3 * fl['products_per_pass_one_thread_blas']:.1f}); "
                       f"gathering an epoch's batches alone: {1e3 * fl['gather_per_epoch']:.1f} ms")
     rows_version = {"torch": torch.__version__, "blas": blas_kernels(torch)}
     return [rows_version] + rows
 
 
 def blas_kernels(torch) -> dict:
-    """Which BLAS kernels each side runs (both hand their layer products to BLAS): the kernel set
-    OpenBLAS picked for the CPU (mtlx calls SciPy's), PyTorch's BLAS and vector capability; with a
-    note where OpenBLAS runs AVX2 kernels on a CPU that has AVX-512 (it did not know AMD's Zen 5 in
-    0.3.30/0.3.31: ``OPENBLAS_CORETYPE=SkylakeX`` set before Python starts selects its AVX-512 ones)."""
+    """Which kernels each side's layer products run: mtlx's register-tiled GEMM for this CPU's
+    instruction set (``_core.active_isa``; OpenBLAS, through SciPy, where it has neither AVX2 nor
+    AVX-512), the kernel set OpenBLAS picked for the CPU (the floor's BLAS column, and mtlx's other
+    BLAS calls), PyTorch's BLAS and vector capability; with a note where OpenBLAS runs AVX2 kernels
+    on a CPU that has AVX-512 (it did not know AMD's Zen 5 in 0.3.30/0.3.31:
+    ``OPENBLAS_CORETYPE=SkylakeX`` set before Python starts selects its AVX-512 ones)."""
     import re
 
     from threadpoolctl import threadpool_info
@@ -291,7 +307,9 @@ def blas_kernels(torch) -> dict:
     openblas = sorted({(i.get("filepath", "").split("/")[-2], i.get("architecture")) for i in threadpool_info()
                        if i.get("internal_api") == "openblas"})
     found = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
-    out = {"openblas": [f"{where}: {arch}" for where, arch in openblas], "torch_blas": found and found.group(1),
+    isa = mtlx._core.active_isa()
+    out = {"mtlx_products": f"tile_gemm ({isa})" if isa != "generic" else "OpenBLAS",
+           "openblas": [f"{where}: {arch}" for where, arch in openblas], "torch_blas": found and found.group(1),
            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
     try:
         with open("/proc/cpuinfo") as f:
@@ -301,8 +319,11 @@ def blas_kernels(torch) -> dict:
     narrow = [a for _, a in openblas if a in ("Haswell", "Zen", "Sandybridge")]
     if avx512 and narrow:
         out["note"] = (f"OpenBLAS runs its {narrow[0]} (AVX2) kernels on a CPU with AVX-512: "
-                       "OPENBLAS_CORETYPE=SkylakeX (set before Python starts) selects its AVX-512 kernels")
-    print(f"BLAS: OpenBLAS ({', '.join(out['openblas'])}); PyTorch {out['torch_blas']}, "
+                       "OPENBLAS_CORETYPE=SkylakeX (set before Python starts) selects its AVX-512 kernels"
+                       + (" (mtlx's layer products do not use them; the floor's BLAS column, numpy and "
+                          "mtlx's other BLAS calls do)" if isa != "generic" else ""))
+    print(f"layer products: mtlx {out['mtlx_products']}; OpenBLAS ({', '.join(out['openblas'])}); "
+          f"PyTorch {out['torch_blas']}, "
           f"{out['torch_cpu_capability']}" + (f"\nnote: {out['note']}" if "note" in out else ""))
     return out
 

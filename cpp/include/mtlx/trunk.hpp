@@ -4,7 +4,7 @@
 ///
 /// The activations and the softmax loss are MTLX_HD functors (the math the CUDA kernels would
 /// share); the batched forward and backward passes are in src/cpu/trunk.cpp, whose layer
-/// products go to BLAS.
+/// products go to the register-tiled GEMM of tile_gemm.hpp (BLAS on CPUs without AVX2).
 ///
 /// Parameter layout (one flat vector, row-major matrices), which mtlx/trunk/network.py mirrors:
 ///   trunk layer l = 1..L:        W_l (n_{l-1} x n_l), b_l (n_l)             n_0 = d
@@ -194,13 +194,16 @@ namespace cpu {
 inline constexpr std::int64_t kTrunkBlockRows = 256;
 
 /// F = sum_t task_scale[t] * task_loss[t], task_loss[t] = sum_i w_it L_t(y_it, f_t(x_i)).
-/// Writes task_loss (T), and dF/dparams into grad when grad is not null. Deterministic for a
-/// given thread count (row chunks of fixed size, summed in order; BLAS for the products).
+/// Writes task_loss (T), and dF/dparams into grad when grad is not null. Deterministic (row chunks
+/// of fixed size, summed in order; products whose every element is one chain in a fixed order,
+/// tile_gemm.hpp), the same for every thread count; with BLAS for the products instead (CPUs
+/// without AVX2), for a given thread count.
 ///
 /// One X shared by every task with linear heads (tasks.shared_rows, no task layers): the rows go
 /// in blocks of kTrunkBlockRows, forward and backward while a block is in cache, and the
 /// n_threads threads take fixed runs of blocks (the results are the same for every n_threads),
-/// each calling BLAS on its own: over more than one block, the caller limits BLAS to one thread.
+/// each running its products on its own: over more than one block, the caller limits BLAS (where
+/// it is used) to one thread.
 /// task_trunk_grad must be null there.
 ///
 /// With task_trunk_grad (T x n_trunk, row-major) not null, the tasks' row ranges must not overlap:

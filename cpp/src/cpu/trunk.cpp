@@ -1,8 +1,8 @@
 // Shared-trunk networks on the CPU: batched forward and backward passes of every task.
 //
-// Layer products go to BLAS (row-major matrices through column-major GEMM); activations, losses
-// and bias sums are loops over fixed chunks of rows, summed in chunk order, so that the result
-// does not depend on the number of threads.
+// Layer products go to the register-tiled GEMM (tile_gemm.cpp; BLAS on CPUs without AVX2);
+// activations, losses and bias sums are loops over fixed chunks of rows, summed in chunk order, so
+// that the result does not depend on the number of threads.
 #include "mtlx/trunk.hpp"
 
 #include <algorithm>
@@ -625,8 +625,9 @@ double shared_heads_loss_grad(const Real* X, i64 N, const TrunkShape& s, const L
     }
   };
   if (n_threads > 1 && n_runs > 1) {
-    // (BLAS runs single-threaded inside: the caller limits it, TrunkObjective.) An exception may
-    // not leave an OpenMP region: the first one is kept and raised after it.
+    // (Each run's products on its own thread; BLAS, where used, is limited to one by the caller,
+    // TrunkObjective.) An exception may not leave an OpenMP region: the first one is kept and
+    // raised after it.
     std::exception_ptr failure;
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
     for (i64 k = 0; k < n_runs; ++k) {
