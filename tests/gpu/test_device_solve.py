@@ -224,9 +224,14 @@ def test_every_penalty_solves_on_the_device_as_on_the_host(backend, layout, name
     if backend == "host-emulation":
         assert device.backend.transfers == 0
     scale = np.abs(ref.W).max()
-    np.testing.assert_allclose(to_host(res.W), ref.W, atol=1e-7 * scale)
-    np.testing.assert_allclose(to_host(res.b), ref.b, atol=1e-7 * max(scale, 1.0))
     np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-10)
+    # At tol=1e-10 a solve's coefficients are within about 7e-8 of the optimum, relative to the
+    # largest (under "shared + l1": host 5.6e-8, device 6.7e-8 against a tol=1e-15 solve, whose
+    # objective they match to 1e-16), and two solves that round differently (numpy on the device
+    # arrays, the core on the host; the sanitizers' build rounds as neither) stop on different
+    # sides: 1.2e-7 apart in that build.
+    np.testing.assert_allclose(to_host(res.W), ref.W, atol=1e-6 * scale)
+    np.testing.assert_allclose(to_host(res.b), ref.b, atol=1e-6 * max(scale, 1.0))
     for part, ref_part in zip(res.components, ref.components):
         np.testing.assert_allclose(to_host(part), ref_part, atol=1e-6 * scale)
 
