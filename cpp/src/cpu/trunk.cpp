@@ -337,6 +337,7 @@ enum Slot : std::size_t {
   kDOutputs,  // their gradient
   kHeads,     // all heads side by side (h x sum K) and their biases
   kHeadBiases,
+  kHeadsT,  // the heads transposed (sum K x h)
   kDHeads,
   kDHeadBiases,
   kDelta,  // trunk backward: the current layer's delta, and the one below
@@ -555,12 +556,18 @@ double shared_heads_loss_grad(const Real* X, i64 N, const TrunkShape& s, const L
   std::vector<i64> col(T + 1, 0);
   for (i64 t = 0; t < T; ++t) col[t + 1] = col[t] + tasks.out_dims[t];
   const i64 SK = col[T];
+  // All heads side by side (h x SK), their biases, and the heads transposed (SK x h): dH = dO A'
+  // then reads its B in place, where a transposed A was copied into panels for every block.
   Real* A = scratch<Real>(kHeads, h * SK);
   Real* a = scratch<Real>(kHeadBiases, SK);
+  Real* At = scratch<Real>(kHeadsT, SK * h);
   for (i64 t = 0; t < T; ++t) {
     const Real* head = params + lay.task_start[t] + lay.rel_head;
     const i64 K = tasks.out_dims[t];
-    for (i64 r = 0; r < h; ++r) std::copy(head + r * K, head + (r + 1) * K, A + r * SK + col[t]);
+    for (i64 r = 0; r < h; ++r) {
+      std::copy(head + r * K, head + (r + 1) * K, A + r * SK + col[t]);
+      for (i64 k = 0; k < K; ++k) At[(col[t] + k) * h + r] = head[r * K + k];
+    }
     std::copy(head + h * K, head + h * K + K, a + col[t]);
   }
   const bool uniform = T > 0 && heads_are_uniform(tasks, tg.n_cols, tg.target_col);
@@ -575,6 +582,8 @@ double shared_heads_loss_grad(const Real* X, i64 N, const TrunkShape& s, const L
     part.assign(static_cast<std::size_t>(n_chunks * width), 0.0);
     trunk_bias_ptr.push_back(part.data());
   }
+  // The heads' gradient, transposed (SK x h): dO' H has h columns where H' dO had SK (20 heads
+  // fill a 32-float tile to 62%, 128 units fill four); the same products in the same order.
   Real* dA = grad == nullptr ? nullptr : scratch<Real>(kDHeads, h * SK);
   if (grad != nullptr && N == 0) {  // no block below writes them: empty sums
     std::fill(grad, grad + lay.total, Real(0));
@@ -617,10 +626,10 @@ double shared_heads_loss_grad(const Real* X, i64 N, const TrunkShape& s, const L
       });
       if (grad == nullptr) continue;
       const bool accumulate = blk > first;
-      gemm_rm<Real>(true, false, h, SK, B, Real(1), H, h, dO, SK, Real(accumulate ? 1 : 0), g_heads, SK, 1);
+      gemm_rm<Real>(true, false, SK, h, B, Real(1), dO, SK, H, h, Real(accumulate ? 1 : 0), g_heads, h, 1);
       chunk_column_sums(dO, B, SK, SK, head_bias_part.data() + c0 * SK, 1);
       Real* dH = scratch<Real>(kDH, B * h);
-      gemm_rm<Real>(false, true, B, h, SK, Real(1), dO, SK, A, SK, Real(0), dH, h, 1);
+      gemm_rm<Real>(false, false, B, h, SK, Real(1), dO, SK, At, h, Real(0), dH, h, 1);
       trunk_backward(X + r0 * d, acts, 0, B, s, lay, params, dH, g_trunk, 1, accumulate, trunk_bias_ptr.data(), c0);
     }
   };
@@ -668,7 +677,9 @@ double shared_heads_loss_grad(const Real* X, i64 N, const TrunkShape& s, const L
   for (i64 t = 0; t < T; ++t) {
     Real* head = grad + lay.task_start[t] + lay.rel_head;
     const i64 K = tasks.out_dims[t];
-    for (i64 r = 0; r < h; ++r) std::copy(dA + r * SK + col[t], dA + r * SK + col[t] + K, head + r * K);
+    for (i64 r = 0; r < h; ++r) {
+      for (i64 k = 0; k < K; ++k) head[r * K + k] = dA[(col[t] + k) * h + r];
+    }
     std::copy(da + col[t], da + col[t] + K, head + h * K);
   }
   return value;
