@@ -42,7 +42,7 @@ def operands(rng, m, n, k, dtype, trans_a, trans_b, integers=False):
 
 
 SHAPES = [(1, 1, 1), (5, 7, 3), (13, 20, 100), (14, 32, 256), (15, 33, 257), (29, 16, 20), (100, 128, 256),
-          (256, 20, 128), (128, 20, 256), (3, 130, 600), (40, 9, 0)]
+          (256, 20, 128), (128, 20, 256), (3, 130, 600), (40, 9, 0), (0, 5, 3), (6, 0, 4), (17, 48, 513)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -72,21 +72,51 @@ def test_random_products_agree_to_rounding(isa, dtype, m, n, k, trans_a, trans_b
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_strided_views_and_rows_of_c(isa, dtype):
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_strided_views_and_rows_of_c(isa, dtype, accumulate):
     """Operands with row strides wider than their rows (slices of larger arrays), and C a block of
-    a larger matrix: only the block is written."""
+    a larger matrix: only the block is written, from the block's own entries when accumulating."""
     rng = np.random.default_rng(3)
     big_a = rng.standard_normal((60, 90)).astype(dtype)
     big_b = rng.standard_normal((70, 80)).astype(dtype)
     A, B = big_a[5:36:2, 3:61], big_b[7:65, 10:47]
     big_c = np.full((40, 60), 7.0, dtype=dtype)
-    tiled(A, B, big_c[2:18, 4:41], isa=isa)
-    expected = A.astype(np.float64) @ B.astype(np.float64)
+    big_c[2:18, 4:41] = rng.standard_normal((16, 37))
+    start = big_c[2:18, 4:41].astype(np.float64) if accumulate else 0.0
+    tiled(A, B, big_c[2:18, 4:41], accumulate=accumulate, isa=isa)
+    expected = start + A.astype(np.float64) @ B.astype(np.float64)
     tol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(big_c[2:18, 4:41], expected, rtol=tol, atol=tol * np.abs(expected).max())
     outside = np.ones(big_c.shape, bool)
     outside[2:18, 4:41] = False
     assert np.all(big_c[outside] == 7.0)
+
+
+@pytest.mark.parametrize("dtype,ulp", [(np.float32, 2.0**-13), (np.float64, 2.0**-27)])
+def test_each_step_is_a_fused_multiply_add(isa, dtype, ulp):
+    """(1 + u)^2 - 1 = 2u + u^2 exactly when a * b + c is rounded once; rounding a * b first loses
+    the u^2 (1 + 2u + u^2 is not representable)."""
+    a = np.array([[1.0 + ulp]], dtype=dtype)
+    c = np.array([[-1.0]], dtype=dtype)
+    tiled(a, a, c, accumulate=True, isa=isa)
+    assert c[0, 0] == dtype(2 * ulp + ulp * ulp)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_build_and_tile_position_gives_the_same_bits(dtype):
+    """Each element is the same chain wherever it falls in the tiles (a sub-block of the operands
+    gives the corresponding sub-block of C, bit for bit) and in every build this CPU runs."""
+    rng = np.random.default_rng(17)
+    A = rng.standard_normal((61, 300)).astype(dtype)
+    B = rng.standard_normal((300, 75)).astype(dtype)
+    builds = [isa for isa in ("avx512", "avx2")
+              if _core.tile_gemm(A[:1, :1], B[:1, :1], np.zeros((1, 1), dtype), False, 1, isa)]
+    if not builds:
+        pytest.skip(f"no register-tiled kernel on this CPU ({_core.active_isa()})")
+    whole = tiled(A, B, isa=builds[0])
+    for isa in builds:
+        np.testing.assert_array_equal(tiled(A, B, isa=isa), whole)
+        np.testing.assert_array_equal(tiled(A[9:40], B[:, 5:62], isa=isa), whole[9:40, 5:62])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -125,6 +155,17 @@ def test_bad_arguments_are_named():
         _core.tile_gemm(A[::-1], np.ones((3, 5)), np.zeros((4, 5)), False, 1)
     with pytest.raises(ValueError, match="n_threads"):
         _core.tile_gemm(A, np.ones((3, 5)), np.zeros((4, 5)), False, 0)
+    B = np.ones((3, 5))
+    square = np.ones((4, 4))
+    with pytest.raises(ValueError, match="C must not overlap A or B"):
+        _core.tile_gemm(square[:, :3], np.ones((3, 3)), square[:, 1:], False, 1)
+    with pytest.raises(ValueError, match="C must not overlap A or B"):
+        _core.tile_gemm(np.ones((3, 3)), B, B, False, 1)
+    with pytest.raises(ValueError, match="C's rows overlap each other"):
+        _core.tile_gemm(A, B, np.lib.stride_tricks.as_strided(np.zeros(8), (4, 5), (8, 8), writeable=True), False, 1)
+    with pytest.raises(ValueError, match="A is not aligned"):
+        raw = np.zeros(4 * 3 * 8 + 1, np.uint8)[1:].view(np.float64).reshape(4, 3)
+        _core.tile_gemm(raw, B, np.zeros((4, 5)), False, 1)
     with pytest.raises(ValueError, match="no register-tiled GEMM is built for 'sse2'"):
         _core.tile_gemm(A, np.ones((3, 5)), np.zeros((4, 5)), False, 1, "sse2")
     with pytest.raises(TypeError):  # no silent conversion of a float32 C

@@ -9,11 +9,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
@@ -1212,12 +1214,27 @@ void bind_trunk(py::module_& m) {
 
 // The order-free sums' row passes (mtlx/exact_sum.hpp), for float64 and float32 rows: a float32
 // fit's per-task gradients are summed as they come, without a float64 copy.
-// A 2-D array's stride along axis `axis`, in elements (the kernel's strides are in elements).
+// A 2-D array's stride along axis `axis`, in elements (the kernel's strides are in elements); 0
+// where the axis has at most one entry (its stride is never used).
 std::int64_t element_stride(const py::array& a, int axis, const char* name) {
+  if (a.shape(axis) <= 1) return 0;
   const py::ssize_t bytes = a.strides(axis), size = a.itemsize();
   if (bytes < 0 || bytes % size != 0)
     throw std::invalid_argument(std::string(name) + ": strides must be non-negative multiples of the item size");
   return bytes / size;
+}
+
+// The bytes a 2-D array with non-negative strides spans: [first, last) (empty for no entries).
+std::pair<const char*, const char*> byte_span(const py::array& a) {
+  const char* first = static_cast<const char*>(a.data());
+  if (a.size() == 0) return {first, first};
+  return {first, first + (a.shape(0) - 1) * a.strides(0) + (a.shape(1) - 1) * a.strides(1) + a.itemsize()};
+}
+
+bool spans_overlap(const py::array& a, const py::array& b) {
+  const auto [a0, a1] = byte_span(a);
+  const auto [b0, b1] = byte_span(b);
+  return a0 < a1 && b0 < b1 && a0 < b1 && b0 < a1;
 }
 
 template <class Real>
@@ -1233,11 +1250,18 @@ void bind_tile_gemm(py::module_& m) {
                                       " columns");
         expect_shape(C, "C", {rows, cols});
         expect_writable(C, "C");
-        if (cols > 1 && C.strides(1) != C.itemsize()) throw std::invalid_argument("C's rows must be contiguous");
         if (n_threads < 1) throw std::invalid_argument("n_threads must be at least 1");
+        for (const auto& [array, name] : {std::pair<const py::array*, const char*>{&A, "A"}, {&B, "B"}, {&C, "C"}}) {
+          if (reinterpret_cast<std::uintptr_t>(array->data()) % sizeof(Real) != 0)
+            throw std::invalid_argument(std::string(name) + " is not aligned to its item size");
+        }
         const std::int64_t a_row = element_stride(A, 0, "A"), a_col = element_stride(A, 1, "A");
         const std::int64_t b_row = element_stride(B, 0, "B"), b_col = element_stride(B, 1, "B");
         const std::int64_t ldc = element_stride(C, 0, "C");
+        if (rows > 0 && cols > 1 && element_stride(C, 1, "C") != 1)
+          throw std::invalid_argument("C's rows must be contiguous");
+        if (rows > 1 && cols > 0 && ldc < cols) throw std::invalid_argument("C's rows overlap each other");
+        if (spans_overlap(C, A) || spans_overlap(C, B)) throw std::invalid_argument("C must not overlap A or B");
         const Real *a = A.data(), *b = B.data();
         Real* c = C.mutable_data();
         const char* name = isa ? isa->c_str() : nullptr;

@@ -1,18 +1,19 @@
 // GEMM by register tiles, for the shared trunk's layer products (trunk.cpp).
 //
 // The trunk multiplies blocks of a few hundred rows by layers of tens to hundreds of units: inner
-// dimensions of 20-300 and one matrix of each pair reused by every block. OpenBLAS runs these
-// shapes at about 60% of its large-matrix rate (its kernels' edges and setup per call dominate),
-// and on CPUs it does not recognize (AMD Zen 5, OpenBLAS 0.3.30) with AVX2 kernels. This kernel
+// dimensions of 20-300, and one matrix of each pair reused by every block. Handed to BLAS, their
+// speed was whatever kernels the BLAS picked for the CPU: OpenBLAS 0.3.30 runs its AVX2 kernels on
+// AMD Zen 5, and the trunk's products took 1.5x as long as with its AVX-512 ones. This kernel
 // holds an MR x (NV vectors) tile of C in registers and streams the inner dimension through it,
-// one broadcast of A and NV loads of B per step: 14 x 32 (float) tiles reach ~140 GFLOP/s on one
-// Sapphire Rapids core where OpenBLAS's GEMM reached 75 on the same products.
+// one broadcast of A and NV loads of B per step (14 x 32 floats with AVX-512). On one Intel Xeon
+// core (AVX-512) the synthetic trunk's five products ran at about 100 GFLOP/s in float32, on par
+// with OpenBLAS's AVX-512 kernels (9% ahead in float64), and 1.5x faster than its AVX2 ones.
 //
-// Every element of C is one chain of multiply-adds (fused: GNU C++ contracts them, and both
-// builds have FMA) in the order of the inner index,
-// starting from C itself when accumulating: the result depends neither on the tiling nor on the
-// threads, and a product accumulated block by block (the weight gradients over row blocks) is
-// the same chain as one product over all the rows.
+// Every element of C is one chain of fused multiply-adds (both builds have FMA; CMakeLists.txt
+// compiles this file with -ffp-contract=fast, so that a * b + c contracts whatever the compiler's
+// default) in the order of the inner index, starting from C itself when accumulating: the result
+// depends neither on the tiling nor on the threads, and a product accumulated block by block (the
+// weight gradients over row blocks) is the same chain as one product over all the rows.
 //
 // Compiled once per instruction set (MTLX_ISA, as grad_stacked.cpp); isa_dispatch.cpp calls it
 // on AVX2 and AVX-512 CPUs and leaves the other targets to BLAS.
@@ -20,7 +21,6 @@
 #include <array>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #include "isa_kernels.hpp"
 
@@ -43,16 +43,33 @@ constexpr int kVectorBytes = 32;  // 16 ymm registers: a 6 x 2 tile, 2 of B, 1 b
 constexpr int kTileRows = 6;
 #endif
 constexpr int kTileVectors = 2;
-// Inner indices per pass over C: a tile's panel of B (kInner x 2 vectors: 32 KiB) stays in L1
-// while every row tile streams through it.
+// Inner indices per pass over C: a tile's panel of B (kInner x 2 vectors: 32 KiB with AVX-512,
+// 16 with AVX2) stays in L1 while every row tile streams through it.
 constexpr i64 kInner = 256;
 
-// The calling thread's buffer for B's packed panels (reused from call to call).
+// The calling thread's buffer for B's packed panels (reused from call to call). A type of this
+// file's own: a std::vector here would emit its members, compiled for this instruction set, as
+// weak symbols that the linker may then pick for the portable code's vectors too.
+template <class Real>
+struct PackingBuffer {
+  Real* data = nullptr;
+  i64 size = 0;
+  PackingBuffer() = default;
+  PackingBuffer(const PackingBuffer&) = delete;
+  PackingBuffer& operator=(const PackingBuffer&) = delete;
+  ~PackingBuffer() { delete[] data; }
+};
+
 template <class Real>
 Real* packing_buffer(i64 n) {
-  thread_local std::vector<Real> buffer;
-  if (static_cast<i64>(buffer.size()) < n) buffer.resize(static_cast<std::size_t>(n));
-  return buffer.data();
+  thread_local PackingBuffer<Real> buffer;
+  if (buffer.size < n) {
+    delete[] buffer.data;
+    buffer.data = nullptr;  // (if new throws, the destructor must not delete it again)
+    buffer.data = new Real[static_cast<std::size_t>(n)];
+    buffer.size = n;
+  }
+  return buffer.data;
 }
 
 template <class Real>
@@ -182,6 +199,7 @@ void tile_gemm(i64 m, i64 n, i64 k, const Real* A, i64 a_row, i64 a_col, const R
       run_tile<Real, 1>(i0, rows, q * W, n, p0, K, A, a_row, a_col, panels(q, 1, p0), C, ldc, acc);
   };
   const i64 n_tiles = n_groups * n_row_tiles;
+  n_threads = static_cast<int>(std::min<i64>(n_threads, n_tiles));
   const auto run_tiles = [&](i64 first, i64 last) {
     for (i64 p0 = 0; p0 < k; p0 += kInner) {
       const i64 K = std::min(kInner, k - p0);
