@@ -1212,8 +1212,6 @@ void bind_trunk(py::module_& m) {
       "(sum of the batches' F, batches done, finite, step).");
 }
 
-// The order-free sums' row passes (mtlx/exact_sum.hpp), for float64 and float32 rows: a float32
-// fit's per-task gradients are summed as they come, without a float64 copy.
 // A 2-D array's stride along axis `axis`, in elements (the kernel's strides are in elements); 0
 // where the axis has at most one entry (its stride is never used).
 std::int64_t element_stride(const py::array& a, int axis, const char* name) {
@@ -1277,6 +1275,8 @@ void bind_tile_gemm(py::module_& m) {
       "CPU lacks it).");
 }
 
+// The order-free sums' row passes (mtlx/exact_sum.hpp), for float64 and float32 rows: a float32
+// fit's per-task gradients are summed as they come, without a float64 copy.
 template <class Real>
 void bind_exact_rows(py::module_& m) {
   m.def(

@@ -116,11 +116,11 @@ void tile(i64 K, const Real* __restrict A, i64 a_row, i64 a_col, const Panels<Re
 
 // The tiles of 1..kTileRows rows: the last rows of C run in a tile of their own height (no row of
 // A is copied or padded, and none computed for nothing).
-template <class Real, int NV>
+template <class Real>
 using TileFn = void (*)(i64, const Real*, i64, i64, const Panels<Real>&, Real*, i64, bool);
 
 template <class Real, int NV, int... R>
-constexpr std::array<TileFn<Real, NV>, sizeof...(R)> tiles_of_height(std::integer_sequence<int, R...>) {
+constexpr std::array<TileFn<Real>, sizeof...(R)> tiles_of_height(std::integer_sequence<int, R...>) {
   return {&tile<Real, NV, R + 1>...};
 }
 
@@ -136,7 +136,7 @@ void run_tile(i64 i0, i64 rows, i64 j0, i64 n, i64 p0, i64 K, const Real* A, i64
   constexpr int W = Vec<Real>::kLanes;
   const i64 cols = std::min<i64>(NV * W, n - j0);
   const Real* a = A + i0 * a_row + p0 * a_col;
-  const TileFn<Real, NV> fn = kTiles<Real, NV>[rows - 1];
+  const TileFn<Real> fn = kTiles<Real, NV>[rows - 1];
   if (cols == NV * W) {
     fn(K, a, a_row, a_col, B, C + i0 * ldc + j0, ldc, accumulate);
     return;
@@ -207,7 +207,7 @@ void tile_gemm(i64 m, i64 n, i64 k, const Real* A, i64 a_row, i64 a_col, const R
       for (i64 t = first; t < last; ++t) run_group(t / n_row_tiles, (t % n_row_tiles) * kTileRows, p0, K, acc);
     }
   };
-  if (n_threads > 1 && n_tiles > 1 && m * n * k >= (i64{1} << 20)) {
+  if (n_threads > 1 && m * n * k >= (i64{1} << 20)) {
     // Threads take contiguous ranges of tiles; each element is computed by one thread, in the same
     // order whatever their number.
 #pragma omp parallel num_threads(n_threads)

@@ -125,6 +125,8 @@ void gemm_rm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, Real alpha, const 
                      static_cast<int>(ldc));
 }
 
+// The activation loops, inlined into each compiled variant below (a lambda would be compiled
+// once, for the baseline, and called from every variant).
 template <class Act, class Real>
 inline __attribute__((always_inline)) void activate_loop(Real* Z, i64 lo, i64 hi, i64 n, i64 ld, const Real* b) {
   for (i64 i = lo; i < hi; ++i) {
