@@ -89,3 +89,17 @@ def test_auto_picks_it_and_callbacks_stop_it(rng):
         mtlx.solve(data, penalty="l21", solver="factored")
     with pytest.raises(ValueError, match="solver='factored' needs alpha > 0"):
         mtlx.solve(data, penalty="trace", alpha=0.0, solver="factored")
+
+
+def test_zero_is_certified_with_a_ridge_term(rng):
+    # With a ridge term there is no duality gap: the first-order conditions certify. Above the
+    # spectral threshold W = 0 is optimal and the factors are exactly zero, where the factored
+    # gradient relative to the factors' scale is 0/0: only the intercepts' gradient may count.
+    data = mtlx.TaskData.from_tasks(low_rank_tasks(rng))
+    top = mtlx.alpha_max(data, "trace")  # with fitted intercepts: ||G(0, b*)||_2 <= alpha makes W = 0 optimal
+    res = mtlx.solve(data, penalty="trace", alpha=2.0 * top, l2=1.0, fit_intercept=True, solver="factored",
+                     tol=1e-9)
+    assert res.converged and np.all(res.W == 0), res.message
+    # The intercepts alone: the mean of each task's targets (the squared loss, W = 0).
+    means = [y.mean() for _, y in (data.task(t) for t in range(data.n_tasks))]
+    np.testing.assert_allclose(res.b, means, rtol=1e-9)

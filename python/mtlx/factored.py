@@ -311,9 +311,15 @@ def _optimal_intercepts(problem: Problem, W_rows: np.ndarray) -> np.ndarray:
 def _stationarity(g: np.ndarray, x: np.ndarray, n_factors: int, strength: float) -> float:
     """The factored gradient relative to the factors' scale: for balanced factors U = P S^1/2,
     V = Q S^1/2, grad_U = (G + a P Q^T) Q S^1/2, so ||grad|| / (a ||[U; V]||) measures how far G is
-    from -a P Q^T on the factors' span, in units of a (the intercepts' gradient against a too)."""
-    scale = strength * max(float(np.linalg.norm(x[:n_factors])), 1e-300)
-    return float(np.linalg.norm(g)) / scale
+    from -a P Q^T on the factors' span, in units of a (the intercepts' gradient against a too).
+
+    At exactly zero factors (W = 0 optimal: a strength above the spectral threshold) the factors'
+    gradient G V, G^T U is exactly zero and the factors' scale is zero too: their ratio says
+    nothing, so only the intercepts' gradient is measured, against a."""
+    factor_norm = float(np.linalg.norm(x[:n_factors]))
+    if factor_norm == 0.0:
+        return float(np.linalg.norm(g[n_factors:])) / strength
+    return float(np.linalg.norm(g)) / (strength * factor_norm)
 
 
 #: L-BFGS iterations between two certificate checks (a spectral norm, and near the end a duality gap).
