@@ -190,9 +190,13 @@ void tile_gemm(i64 m, i64 n, i64 k, const Real* A, i64 a_row, i64 a_col, const R
     return out;
   };
   // A group of two panels runs as one tile; the last panel alone, as a tile of one.
-  const auto run_group = [&](i64 group, i64 i0, i64 p0, i64 K, bool acc) {
+  // Row tile r covers rows [r m / R, (r + 1) m / R) of the R = ceil(m / kTileRows) tiles: heights
+  // differ by at most one, instead of full tiles and a short last one that runs below the
+  // kernel's speed (a block of 100 rows: 8 tiles of 12-13 rows, not 7 of 14 and one of 2).
+  const auto run_group = [&](i64 group, i64 row_tile, i64 p0, i64 K, bool acc) {
     const i64 q = group * kTileVectors;
-    const i64 rows = std::min<i64>(kTileRows, m - i0);
+    const i64 i0 = row_tile * m / n_row_tiles;
+    const i64 rows = (row_tile + 1) * m / n_row_tiles - i0;
     if (q + 1 < n_panels)
       run_tile<Real, 2>(i0, rows, q * W, n, p0, K, A, a_row, a_col, panels(q, 2, p0), C, ldc, acc);
     else
@@ -204,7 +208,7 @@ void tile_gemm(i64 m, i64 n, i64 k, const Real* A, i64 a_row, i64 a_col, const R
     for (i64 p0 = 0; p0 < k; p0 += kInner) {
       const i64 K = std::min(kInner, k - p0);
       const bool acc = accumulate || p0 > 0;
-      for (i64 t = first; t < last; ++t) run_group(t / n_row_tiles, (t % n_row_tiles) * kTileRows, p0, K, acc);
+      for (i64 t = first; t < last; ++t) run_group(t / n_row_tiles, t % n_row_tiles, p0, K, acc);
     }
   };
   if (n_threads > 1 && m * n * k >= (i64{1} << 20)) {
