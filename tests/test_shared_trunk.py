@@ -165,6 +165,38 @@ def test_shared_input_pass_is_the_same_for_every_number_of_threads(dtype):
         assert np.array_equal(g, results[0][1]) and np.array_equal(task_loss, results[0][2])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("task_hidden", [(), (4,)])
+@pytest.mark.parametrize("exact", [True, False])
+def test_stacked_pass_is_the_same_for_every_number_of_threads(dtype, task_hidden, exact):
+    # Ragged stacked tasks over enough rows that the core runs them side by side on its threads
+    # (rows x width past its threshold for threads): heads, task layers, and each task's share of
+    # the trunk's gradient (exact) or the one trunk pass; bitwise the one-thread pass, which in
+    # turn matches the per-row numpy reference within rounding.
+    rng = np.random.default_rng(8)
+    sizes = [900, 40, 2300, 3, 1700, 1]
+    tasks = []
+    for m in sizes:
+        X = rng.normal(size=(m, 6)).astype(dtype)
+        tasks.append((X, np.tanh(X @ rng.normal(size=6)).astype(dtype)))
+    data = mtlx.TaskData.from_tasks(tasks)
+    net = TrunkNetwork(data.n_features, (24,), task_hidden, "tanh", [1] * len(sizes))
+    rows = Rows.of(data).normalized()
+    theta = net.initial_params(0, range(len(sizes)), np.float64)
+    losses = [get_loss("squared")] * len(sizes)
+    results = [TrunkObjective(net, losses, 1e-3, False, LocalReduction(data.task_ids), k, exact=exact)(theta, rows)
+               for k in (1, 2, 3)]
+    for F, g, task_loss in results[1:]:
+        assert F == results[0][0]
+        assert np.array_equal(g, results[0][1]) and np.array_equal(task_loss, results[0][2])
+    for t in (0, 2, 5):
+        layers, head = net.task_layers(theta, t)
+        X_t, y_t = data.task(t)
+        z = numpy_forward(X_t.astype(np.float64), net.trunk_layers(theta), layers, head, "tanh")[:, 0]
+        assert results[0][2][t] == pytest.approx(np.mean(0.5 * (y_t - z) ** 2), rel=1e-12 if dtype == np.float64
+                                                 else 1e-4)
+
+
 def test_missing_labels_and_weights_enter_as_row_weights():
     # NaN rows of a shared Y count for nothing; task t's loss is its mean over labelled rows.
     data = shared_data()

@@ -81,6 +81,39 @@ void for_row_chunks(i64 rows, i64 width, int n_threads, F&& f) {
   for (i64 c = 0; c < n_chunks; ++c) f(c, c * kChunkRows, std::min(rows, (c + 1) * kChunkRows));
 }
 
+// f(i) for i in [0, n), on n_threads threads taking indices as they finish (schedule dynamic: the
+// items may differ in size, as ragged tasks do). An exception may not leave an OpenMP region: the
+// first one is kept and raised after it.
+template <class F>
+void for_each_index(i64 n, int n_threads, F&& f) {
+  if (n_threads <= 1 || n < 2) {
+    for (i64 i = 0; i < n; ++i) f(i);
+    return;
+  }
+  std::exception_ptr failure;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+  for (i64 i = 0; i < n; ++i) {
+    try {
+      f(i);
+    } catch (...) {
+#pragma omp critical(mtlx_trunk_for_each_index)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+// Whether the tasks read disjoint row ranges of the N rows, in order (stacked tasks): then each
+// writes only its own rows of the representation's gradient.
+inline bool task_rows_disjoint(const TrunkTasks& tasks, i64 N) {
+  i64 end = 0;
+  for (i64 t = 0; t < tasks.T; ++t) {
+    if (tasks.row_begin[t] < end || tasks.row_end[t] < tasks.row_begin[t]) return false;
+    end = tasks.row_end[t];
+  }
+  return end <= N;
+}
+
 // Zeroed partial sums of row chunks: on the stack when few (a task's rows in a minibatch: one
 // chunk), so that per-task calls allocate nothing.
 class ChunkSums {
@@ -635,24 +668,9 @@ double shared_heads_loss_grad(const Real* X, i64 N, const TrunkShape& s, const L
       trunk_backward(X + r0 * d, acts, 0, B, s, lay, params, dH, g_trunk, 1, accumulate, trunk_bias_ptr.data(), c0);
     }
   };
-  if (n_threads > 1 && n_runs > 1) {
-    // (Each run's products on its own thread; BLAS, where used, is limited to one by the caller,
-    // TrunkObjective.) An exception may not leave an OpenMP region: the first one is kept and
-    // raised after it.
-    std::exception_ptr failure;
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
-    for (i64 k = 0; k < n_runs; ++k) {
-      try {
-        run(k);
-      } catch (...) {
-#pragma omp critical(mtlx_trunk_runs)
-        if (!failure) failure = std::current_exception();
-      }
-    }
-    if (failure) std::rethrow_exception(failure);
-  } else {
-    for (i64 k = 0; k < n_runs; ++k) run(k);
-  }
+  // (Each run's products on its own thread; BLAS, where used, is limited to one by the caller,
+  // TrunkObjective.)
+  for_each_index(n_runs, n_threads, run);
   if (grad != nullptr) {
     for (i64 k = 1; k < n_runs; ++k) {
       const Real* g = run_grads.data() + (k - 1) * (n_trunk + h * SK);
@@ -703,73 +721,90 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
   const i64 h = s.trunk_sizes[L];
   const auto acts = trunk_forward(X, N, s, lay, params, n_threads);
   const Real* H = acts[L - 1];
-  // (tasks on row ranges add into a zeroed buffer)
-  Real* dH = grad == nullptr ? nullptr : zeroed<Real>(kDH, N * h);
-  double value = 0.0;
-
-  if (s.n_task_layers == 0) {
-    for (i64 t = 0; t < tasks.T; ++t) {
-      const i64 r0 = tasks.row_begin[t];
-      task_loss[t] = linear_head(
-          H + r0 * h, tasks.row_end[t] - r0, h, tasks.out_dims[t], params + lay.task_start[t],
-          grad == nullptr ? nullptr : grad + lay.task_start[t], grad == nullptr ? nullptr : dH + r0 * h, r0, tg,
-          tg.target_col[t], static_cast<LossKind>(tasks.losses[t]), tasks.loss_params[t], task_scale[t], n_threads);
-      value += task_scale[t] * task_loss[t];
-    }
-  } else {
-    const i64 g_last = s.task_sizes[s.n_task_layers - 1];
-    for (i64 t = 0; t < tasks.T; ++t) {
-      const i64 r0 = tasks.row_begin[t], m = tasks.row_end[t] - r0, K = tasks.out_dims[t];
-      const Real* block = params + lay.task_start[t];
-      const Real* Ht = H + r0 * h;
-      const auto tacts = task_forward(Ht, h, m, s, lay, block, n_threads);
-      const Real* G = s.n_task_layers ? tacts.back() : Ht;
-      const i64 ld_g = s.n_task_layers ? g_last : h;
-      Real* O = scratch<Real>(kOutputs, m * K);
-      Real* dO = grad == nullptr ? nullptr : scratch<Real>(kDOutputs, m * K);
-      head_forward(G, ld_g, m, g_last, K, block + lay.rel_head, block + lay.rel_head + g_last * K, O, K, n_threads);
-      task_loss[t] = head_loss(O, dO, K, m, K, r0, tg, tg.target_col[t], static_cast<LossKind>(tasks.losses[t]),
-                               tasks.loss_params[t], task_scale[t], n_threads);
-      value += task_scale[t] * task_loss[t];
-      if (grad == nullptr) continue;
-      Real* gblock = grad + lay.task_start[t];
-      gemm_rm<Real>(true, false, g_last, K, m, Real(1), G, ld_g, dO, K, Real(0), gblock + lay.rel_head, K, n_threads);
-      column_sums(dO, m, K, K, gblock + lay.rel_head + g_last * K, n_threads);
-      // Down through the task layers: delta = dG * act'(G), then dV = G_prev' delta, dG_prev = delta V'.
-      // (Without task layers this adds into the representation's gradient: tasks on the same rows add up.)
-      std::size_t slot = kTaskDelta;
-      Real* delta = s.n_task_layers ? scratch<Real>(slot, m * g_last) : dH + r0 * h;
-      gemm_rm<Real>(false, true, m, g_last, K, Real(1), dO, K, block + lay.rel_head, K,
-                    s.n_task_layers ? Real(0) : Real(1), delta, s.n_task_layers ? g_last : h, n_threads);
-      for (int k = s.n_task_layers - 1; k >= 0; --k) {
-        const i64 n_out = s.task_sizes[k], n_in = k ? s.task_sizes[k - 1] : h;
-        activation_backward(delta, tacts[k], m, n_out, s.activation, n_threads);
-        const Real* in = k ? tacts[k - 1] : Ht;
-        const i64 ld_in = k ? n_in : h;
-        gemm_rm<Real>(true, false, n_in, n_out, m, Real(1), in, ld_in, delta, n_out, Real(0), gblock + lay.rel_w[k],
-                      n_out, n_threads);
-        column_sums(delta, m, n_out, n_out, gblock + lay.rel_b[k], n_threads);
-        if (k) {
-          slot = slot == kTaskDelta ? kTaskBelow : kTaskDelta;
-          Real* below = scratch<Real>(slot, m * n_in);
-          gemm_rm<Real>(false, true, m, n_in, n_out, Real(1), delta, n_out, block + lay.rel_w[k], n_out, Real(0), below,
-                        n_in, n_threads);
-          delta = below;
-        } else {  // the representation's gradient: tasks on the same rows add up
-          gemm_rm<Real>(false, true, m, h, n_out, Real(1), delta, n_out, block + lay.rel_w[0], n_out, Real(1),
-                        dH + r0 * h, h, n_threads);
-        }
+  // The tasks side by side, each on one thread, where their rows are disjoint (stacked tasks: each
+  // writes its own rows of dH) and the pass is large enough to pay for the threads (a minibatch's
+  // few rows per task are not: they stay on the calling thread, each task's products threaded as
+  // before). Every task's arithmetic is the same either way, and F adds the tasks in order.
+  const bool side_by_side =
+      n_threads > 1 && tasks.T > 1 && N * h >= kMinParallelElements && task_rows_disjoint(tasks, N);
+  const int threads = side_by_side ? 1 : n_threads;  // within one task
+  Real* dH = nullptr;
+  if (grad != nullptr) {
+    // Tasks on row ranges add into a zeroed buffer; side by side, each task zeroes its own rows
+    // (in its thread's cache), and the rows of no task are zeroed here.
+    dH = side_by_side ? scratch<Real>(kDH, N * h) : zeroed<Real>(kDH, N * h);
+    if (side_by_side) {
+      i64 covered = 0;
+      for (i64 t = 0; t <= tasks.T; ++t) {
+        const i64 next = t < tasks.T ? tasks.row_begin[t] : N;
+        std::fill(dH + covered * h, dH + next * h, Real(0));
+        if (t < tasks.T) covered = tasks.row_end[t];
       }
     }
   }
+  const auto task_pass = [&](i64 t) {
+    const i64 r0 = tasks.row_begin[t];
+    if (side_by_side && grad != nullptr) std::fill(dH + r0 * h, dH + tasks.row_end[t] * h, Real(0));
+    if (s.n_task_layers == 0) {
+      task_loss[t] = linear_head(H + r0 * h, tasks.row_end[t] - r0, h, tasks.out_dims[t], params + lay.task_start[t],
+                                 grad == nullptr ? nullptr : grad + lay.task_start[t],
+                                 grad == nullptr ? nullptr : dH + r0 * h, r0, tg, tg.target_col[t],
+                                 static_cast<LossKind>(tasks.losses[t]), tasks.loss_params[t], task_scale[t], threads);
+      return;
+    }
+    const i64 g_last = s.task_sizes[s.n_task_layers - 1];
+    const i64 m = tasks.row_end[t] - r0, K = tasks.out_dims[t];
+    const Real* block = params + lay.task_start[t];
+    const Real* Ht = H + r0 * h;
+    const auto tacts = task_forward(Ht, h, m, s, lay, block, threads);
+    const Real* G = s.n_task_layers ? tacts.back() : Ht;
+    const i64 ld_g = s.n_task_layers ? g_last : h;
+    Real* O = scratch<Real>(kOutputs, m * K);
+    Real* dO = grad == nullptr ? nullptr : scratch<Real>(kDOutputs, m * K);
+    head_forward(G, ld_g, m, g_last, K, block + lay.rel_head, block + lay.rel_head + g_last * K, O, K, threads);
+    task_loss[t] = head_loss(O, dO, K, m, K, r0, tg, tg.target_col[t], static_cast<LossKind>(tasks.losses[t]),
+                             tasks.loss_params[t], task_scale[t], threads);
+    if (grad == nullptr) return;
+    Real* gblock = grad + lay.task_start[t];
+    gemm_rm<Real>(true, false, g_last, K, m, Real(1), G, ld_g, dO, K, Real(0), gblock + lay.rel_head, K, threads);
+    column_sums(dO, m, K, K, gblock + lay.rel_head + g_last * K, threads);
+    // Down through the task layers: delta = dG * act'(G), then dV = G_prev' delta, dG_prev = delta V'.
+    // (Without task layers this adds into the representation's gradient: tasks on the same rows add up.)
+    std::size_t slot = kTaskDelta;
+    Real* delta = s.n_task_layers ? scratch<Real>(slot, m * g_last) : dH + r0 * h;
+    gemm_rm<Real>(false, true, m, g_last, K, Real(1), dO, K, block + lay.rel_head, K,
+                  s.n_task_layers ? Real(0) : Real(1), delta, s.n_task_layers ? g_last : h, threads);
+    for (int k = s.n_task_layers - 1; k >= 0; --k) {
+      const i64 n_out = s.task_sizes[k], n_in = k ? s.task_sizes[k - 1] : h;
+      activation_backward(delta, tacts[k], m, n_out, s.activation, threads);
+      const Real* in = k ? tacts[k - 1] : Ht;
+      const i64 ld_in = k ? n_in : h;
+      gemm_rm<Real>(true, false, n_in, n_out, m, Real(1), in, ld_in, delta, n_out, Real(0), gblock + lay.rel_w[k],
+                    n_out, threads);
+      column_sums(delta, m, n_out, n_out, gblock + lay.rel_b[k], threads);
+      if (k) {
+        slot = slot == kTaskDelta ? kTaskBelow : kTaskDelta;
+        Real* below = scratch<Real>(slot, m * n_in);
+        gemm_rm<Real>(false, true, m, n_in, n_out, Real(1), delta, n_out, block + lay.rel_w[k], n_out, Real(0), below,
+                      n_in, threads);
+        delta = below;
+      } else {  // the representation's gradient: tasks on the same rows add up
+        gemm_rm<Real>(false, true, m, h, n_out, Real(1), delta, n_out, block + lay.rel_w[0], n_out, Real(1),
+                      dH + r0 * h, h, threads);
+      }
+    }
+  };
+  for_each_index(tasks.T, side_by_side ? n_threads : 1, task_pass);
+  double value = 0.0;
+  for (i64 t = 0; t < tasks.T; ++t) value += task_scale[t] * task_loss[t];
   if (grad == nullptr) return value;
   if (task_trunk_grad != nullptr) {  // each task's share of the trunk's gradient, from its rows alone
     const i64 n_trunk = lay.task_start.empty() ? lay.total : lay.task_start[0];
-    for (i64 t = 0; t < tasks.T; ++t) {
+    for_each_index(tasks.T, side_by_side ? n_threads : 1, [&](i64 t) {
       const i64 r0 = tasks.row_begin[t], m = tasks.row_end[t] - r0;
       trunk_backward(X + r0 * s.trunk_sizes[0], acts, r0, m, s, lay, params, dH + r0 * h, task_trunk_grad + t * n_trunk,
-                     n_threads);
-    }
+                     threads);
+    });
     return value;
   }
   trunk_backward(X, acts, 0, N, s, lay, params, dH, grad, n_threads);
