@@ -64,7 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--epochs", type=int, default=3, help="Adam epochs timed per run")
-    p.add_argument("--repeats", type=int, default=3, help="best of this many timings")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="rounds: each times mtlx then PyTorch once; the best of each side is compared")
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     p.add_argument("--cases", nargs="+", default=["school", "synthetic"], choices=["school", "synthetic"])
     p.add_argument("--accuracy", action="store_true", help="also run the demo's accuracy tables")
@@ -88,13 +89,34 @@ def synthetic_case(n=100_000, d=100, T=20, seed=0, dtype=np.float64):
     return "synthetic", mtlx.TaskData.from_shared(X.astype(dtype), Y.astype(dtype))
 
 
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def best_of(repeats, fn):
-    times = []
+    return min(timed(fn) for _ in range(repeats))
+
+
+def side_by_side(repeats, mine, theirs):
+    """Rounds of one mtlx timing then one PyTorch timing: a slow phase of this shared machine then
+    falls on both sides alike (timing all of one side first, the two were minutes apart). Returns
+    the two lists of seconds, round by round."""
+    ours, peer = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        ours.append(timed(mine))
+        peer.append(timed(theirs))
+    return ours, peer
+
+
+def ratio_entry(units: float, ours: list, peer: list) -> dict:
+    """Rates (units per second) of the best round of each side, their ratio, and the spread of the
+    per-round ratios (PyTorch's time over mtlx's, in the same round)."""
+    rounds = np.asarray(peer) / np.asarray(ours)
+    return {"mtlx": units / min(ours), "torch": units / min(peer), "ratio": min(peer) / min(ours),
+            "round_ratios": {"min": float(rounds.min()), "median": float(np.median(rounds)),
+                             "max": float(rounds.max())}}
 
 
 # ------------------------------------------------------------------------------- mtlx
@@ -259,17 +281,17 @@ def throughput(args) -> list:
                          "d": data.n_features,
                          "tasks": data.n_tasks, "hidden": args.hidden, "batch_size": args.batch_size,
                          "batches_per_epoch": n_batches}
-                m = best_of(args.repeats, mtlx_adam_seconds(data, args.hidden, args.batch_size, args.epochs,
-                                                            threads, l2))
-                t = best_of(args.repeats, torch_adam(data, args.hidden, args.batch_size, args.epochs, threads, l2))
-                entry["adam_epochs_per_s"] = {"mtlx": args.epochs / m, "torch": args.epochs / t, "ratio": t / m}
+                ours, peer = side_by_side(
+                    args.repeats, mtlx_adam_seconds(data, args.hidden, args.batch_size, args.epochs, threads, l2),
+                    torch_adam(data, args.hidden, args.batch_size, args.epochs, threads, l2))
+                entry["adam_epochs_per_s"] = ratio_entry(args.epochs, ours, peer)
                 fm, ft = mtlx_full_eval(data, args.hidden, threads, l2), torch_full_eval(data, args.hidden, threads,
                                                                                            l2)
                 fm()
                 ft()
-                m = best_of(args.repeats, lambda f=fm: [f() for _ in range(K_EVALS)])
-                t = best_of(args.repeats, lambda f=ft: [f() for _ in range(K_EVALS)])
-                entry["full_evals_per_s"] = {"mtlx": K_EVALS / m, "torch": K_EVALS / t, "ratio": t / m}
+                ours, peer = side_by_side(args.repeats, lambda f=fm: [f() for _ in range(K_EVALS)],
+                                          lambda f=ft: [f() for _ in range(K_EVALS)])
+                entry["full_evals_per_s"] = ratio_entry(K_EVALS, ours, peer)
                 if data.layout == "shared":
                     with blas_limit(1):  # (mtlx's threads take whole blocks, each one thread's products)
                         block = mtlx._core.trunk_block_rows
@@ -280,9 +302,11 @@ def throughput(args) -> list:
                                         "gather_per_epoch": gather_floor(data, args.batch_size, args.repeats)}
             rows.append(entry)
             a, f = entry["adam_epochs_per_s"], entry["full_evals_per_s"]
+            ra, rf = a["round_ratios"], f["round_ratios"]
             print(f"{name:10s} {data.dtype} threads={threads}  adam: mtlx {a['mtlx']:8.2f} epochs/s, torch "
-                  f"{a['torch']:8.2f} ({a['ratio']:.2f}x)   full batch: mtlx {f['mtlx']:8.1f} evals/s, torch "
-                  f"{f['torch']:8.1f} ({f['ratio']:.2f}x)")
+                  f"{a['torch']:8.2f} ({a['ratio']:.2f}x; rounds {ra['min']:.2f}-{ra['max']:.2f})   full batch: mtlx "
+                  f"{f['mtlx']:8.1f} evals/s, torch {f['torch']:8.1f} ({f['ratio']:.2f}x; rounds "
+                  f"{rf['min']:.2f}-{rf['max']:.2f})")
             if "floor_s" in entry:
                 fl = entry["floor_s"]
                 print(f"{'':10s} the layer products alone: {1e3 * fl['products_per_pass']:.1f} ms per pass "
