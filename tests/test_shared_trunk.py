@@ -170,20 +170,24 @@ def test_shared_input_pass_is_the_same_for_every_number_of_threads(dtype):
 @pytest.mark.parametrize("exact", [True, False])
 def test_stacked_pass_is_the_same_for_every_number_of_threads(dtype, task_hidden, exact):
     # Ragged stacked tasks over enough rows that the core runs them side by side on its threads
-    # (rows x width past its threshold for threads): heads, task layers, and each task's share of
-    # the trunk's gradient (exact) or the one trunk pass; bitwise the one-thread pass, which in
-    # turn matches the per-row numpy reference within rounding.
+    # (rows x width past its threshold for threads; on 3 threads task 2 holds more than a third
+    # of the rows, and the tasks run one after the other): heads of one and of three outputs
+    # (a softmax), task layers, and each task's share of the trunk's gradient (exact) or the one
+    # trunk pass; bitwise the one-thread pass, which in turn matches the per-row numpy reference
+    # within rounding.
     rng = np.random.default_rng(8)
     sizes = [900, 40, 2300, 3, 1700, 1]
     tasks = []
     for m in sizes:
         X = rng.normal(size=(m, 6)).astype(dtype)
         tasks.append((X, np.tanh(X @ rng.normal(size=6)).astype(dtype)))
+    tasks[1] = (tasks[1][0], rng.integers(0, 3, size=sizes[1]).astype(dtype))
     data = mtlx.TaskData.from_tasks(tasks)
-    net = TrunkNetwork(data.n_features, (24,), task_hidden, "tanh", [1] * len(sizes))
+    out_dims = [1, 3, 1, 1, 1, 1]
+    net = TrunkNetwork(data.n_features, (24,), task_hidden, "tanh", out_dims)
     rows = Rows.of(data).normalized()
     theta = net.initial_params(0, range(len(sizes)), np.float64)
-    losses = [get_loss("squared")] * len(sizes)
+    losses = [None if k > 1 else get_loss("squared") for k in out_dims]
     results = [TrunkObjective(net, losses, 1e-3, False, LocalReduction(data.task_ids), k, exact=exact)(theta, rows)
                for k in (1, 2, 3)]
     for F, g, task_loss in results[1:]:

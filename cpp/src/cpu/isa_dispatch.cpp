@@ -56,6 +56,14 @@ double loss_grad(const StackedTasks<Real>& data, const Real* Wt, const Real* b, 
 template double loss_grad<double>(const StackedTasks<double>&, const double*, const double*, GradientOut<double>, int);
 template double loss_grad<float>(const StackedTasks<float>&, const float*, const float*, GradientOut<float>, int);
 
+bool has_tile_gemm() {
+#if defined(MTLX_HAVE_X86_KERNELS)
+  return isa() != Isa::generic;
+#else
+  return false;
+#endif
+}
+
 template <class Real>
 bool tile_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const Real* A, std::int64_t a_row, std::int64_t a_col,
                const Real* B, std::int64_t b_row, std::int64_t b_col, bool accumulate, Real* C, std::int64_t ldc,

@@ -721,12 +721,31 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
   const i64 h = s.trunk_sizes[L];
   const auto acts = trunk_forward(X, N, s, lay, params, n_threads);
   const Real* H = acts[L - 1];
-  // The tasks side by side, each on one thread, where their rows are disjoint (stacked tasks: each
-  // writes its own rows of dH) and the pass is large enough to pay for the threads (a minibatch's
-  // few rows per task are not: they stay on the calling thread, each task's products threaded as
-  // before). Every task's arithmetic is the same either way, and F adds the tasks in order.
-  const bool side_by_side =
-      n_threads > 1 && tasks.T > 1 && N * h >= kMinParallelElements && task_rows_disjoint(tasks, N);
+  // The tasks side by side, each on one thread, where
+  // - their rows are disjoint (stacked tasks: each writes its own rows of dH);
+  // - the pass is large enough to pay for the threads (a minibatch's few rows per task are not:
+  //   they stay on the calling thread, each task's products threaded as before);
+  // - no task holds more than a thread's share of the rows (one task of most rows would run on
+  //   one thread where its products had all of them);
+  // - the products run in tile_gemm (BLAS, where it runs them, is threaded n_threads ways by the
+  //   caller: one task per thread would run n_threads^2 threads).
+  // Every task's arithmetic is the same either way, and F adds the tasks in order. The largest
+  // tasks are handed out first, so that a large one does not start last.
+  bool side_by_side = n_threads > 1 && tasks.T > 1 && N * h >= kMinParallelElements && task_rows_disjoint(tasks, N) &&
+                      cpu::has_tile_gemm();
+  for (i64 t = 0; side_by_side && t < tasks.T; ++t) {
+    if ((tasks.row_end[t] - tasks.row_begin[t]) * n_threads > N) side_by_side = false;
+  }
+  std::vector<i64> by_size;
+  if (side_by_side) {
+    by_size.resize(static_cast<std::size_t>(tasks.T));
+    for (i64 t = 0; t < tasks.T; ++t) by_size[t] = t;
+    std::stable_sort(by_size.begin(), by_size.end(), [&](i64 a, i64 b) {
+      return tasks.row_end[a] - tasks.row_begin[a] > tasks.row_end[b] - tasks.row_begin[b];
+    });
+  }
+  // The task of the i-th item handed out.
+  const auto task_of = [&](i64 i) { return side_by_side ? by_size[i] : i; };
   const int threads = side_by_side ? 1 : n_threads;  // within one task
   Real* dH = nullptr;
   if (grad != nullptr) {
@@ -742,7 +761,8 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
       }
     }
   }
-  const auto task_pass = [&](i64 t) {
+  const auto task_pass = [&](i64 i) {
+    const i64 t = task_of(i);
     const i64 r0 = tasks.row_begin[t];
     if (side_by_side && grad != nullptr) std::fill(dH + r0 * h, dH + tasks.row_end[t] * h, Real(0));
     if (s.n_task_layers == 0) {
@@ -800,7 +820,8 @@ double trunk_loss_grad(const Real* X, i64 N, const TrunkShape& s, const TrunkTas
   if (grad == nullptr) return value;
   if (task_trunk_grad != nullptr) {  // each task's share of the trunk's gradient, from its rows alone
     const i64 n_trunk = lay.task_start.empty() ? lay.total : lay.task_start[0];
-    for_each_index(tasks.T, side_by_side ? n_threads : 1, [&](i64 t) {
+    for_each_index(tasks.T, side_by_side ? n_threads : 1, [&](i64 i) {
+      const i64 t = task_of(i);
       const i64 r0 = tasks.row_begin[t], m = tasks.row_end[t] - r0;
       trunk_backward(X + r0 * s.trunk_sizes[0], acts, r0, m, s, lay, params, dH + r0 * h, task_trunk_grad + t * n_trunk,
                      threads);
