@@ -19,7 +19,6 @@
 // on AVX2 and AVX-512 CPUs and leaves the other targets to BLAS.
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <utility>
 
 #include "isa_kernels.hpp"
@@ -76,6 +75,11 @@ template <class Real>
 struct Vec {
   static constexpr int kLanes = kVectorBytes / static_cast<int>(sizeof(Real));
   typedef Real type __attribute__((vector_size(kVectorBytes)));
+  // The same vector at any address of a Real, loaded and stored in place. Copied through
+  // std::memcpy, the tile went to C through a copy on the stack, 16 bytes at a time. Measured in
+  // alternating rounds on an AMD EPYC (AVX2), the trunk's five products of a block: float32 5-8%
+  // faster, float64 3-4%.
+  typedef Real unaligned __attribute__((vector_size(kVectorBytes), aligned(alignof(Real)), may_alias));
 };
 
 // Where a tile reads B: NV vectors per inner index, at base[v] + p * stride.
@@ -91,26 +95,25 @@ template <class Real, int NV, int MR>
 void tile(i64 K, const Real* __restrict A, i64 a_row, i64 a_col, const Panels<Real>& B, Real* __restrict C, i64 ldc,
           bool accumulate) {
   using V = typename Vec<Real>::type;
+  using U = typename Vec<Real>::unaligned;
   constexpr int W = Vec<Real>::kLanes;
   V acc[MR][NV];
   for (int i = 0; i < MR; ++i) {
-    for (int v = 0; v < NV; ++v) {
-      if (accumulate)
-        std::memcpy(&acc[i][v], C + i * ldc + v * W, sizeof(V));
-      else
-        acc[i][v] = V{};
-    }
+    for (int v = 0; v < NV; ++v) acc[i][v] = accumulate ? V(*reinterpret_cast<const U*>(C + i * ldc + v * W)) : V{};
   }
+  // (tile_gemm returns before an empty sum. A loop that might not run made GCC keep the tile in
+  // memory around it.)
+  if (K <= 0) __builtin_unreachable();
   for (i64 p = 0; p < K; ++p) {
     V b[NV];
-    for (int v = 0; v < NV; ++v) std::memcpy(&b[v], B.base[v] + p * B.stride, sizeof(V));
+    for (int v = 0; v < NV; ++v) b[v] = *reinterpret_cast<const U*>(B.base[v] + p * B.stride);
     for (int i = 0; i < MR; ++i) {
       const Real a = A[i * a_row + p * a_col];
       for (int v = 0; v < NV; ++v) acc[i][v] += a * b[v];
     }
   }
   for (int i = 0; i < MR; ++i) {
-    for (int v = 0; v < NV; ++v) std::memcpy(C + i * ldc + v * W, &acc[i][v], sizeof(V));
+    for (int v = 0; v < NV; ++v) *reinterpret_cast<U*>(C + i * ldc + v * W) = acc[i][v];
   }
 }
 
