@@ -355,6 +355,25 @@ def test_uncertainty_weights_settle_at_the_log_of_each_task_loss():
     assert m.log_vars_[1] > m.log_vars_[0] + 2  # the noisy task weighs less
 
 
+def test_uncertainty_warns_of_a_task_fitted_exactly():
+    """Two rows of task 0 are fitted exactly: its loss goes to 0, s_0 towards -inf, and the
+    weighting's objective has no minimum. The fit says so, naming the task; equal weights do not."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((202, 3))
+    y = X @ [1.0, -1.0, 0.5] + 0.3 * rng.standard_normal(202)
+    task = np.r_[7, 7, [3] * 200]
+    kw = dict(hidden=(8,), max_iter=200, n_threads=1)
+    with pytest.warns(UserWarning, match="task 7: its loss fell to") as caught:
+        m = mtlx.SharedTrunkRegressor(task_weighting="uncertainty", **kw).fit(X, y, task=task)
+    assert not any("task 3" in str(w.message) for w in caught)
+    # Task 7 (tasks in sorted order: 3, 7): its loss ~0, its log-variance still falling.
+    assert m.history_["task_loss"][-1][1] < 1e-6 and m.log_vars_[1] < -10
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        mtlx.SharedTrunkRegressor(task_weighting="equal", **kw).fit(X, y, task=task)
+
+
 def test_adam_batches_draw_every_task_in_proportion():
     from mtlx.trunk.adam import epoch_batches
 
@@ -372,6 +391,61 @@ def test_adam_batches_draw_every_task_in_proportion():
             chunk = batch_rows[at: at + sizes[b, t]]
             assert np.all((chunk >= lo) & (chunk < hi))
             at += sizes[b, t]
+
+
+def _small_task_beside_a_large_one():
+    """Task 0: 5 rows at one point, targets of mean 0 (its best half mean squared error is 0.4,
+    whatever the weights); task 1: 400 rows of a noisy linear model. With batch_size 20 there are
+    21 batches: task 0 is in 5 of them."""
+    rng = np.random.default_rng(0)
+    x0 = np.tile(rng.standard_normal(3), (5, 1))
+    X1 = rng.standard_normal((400, 3))
+    y1 = X1 @ [1.0, -1.0, 0.5] + rng.standard_normal(400)
+    return np.vstack([x0, X1]), np.r_[[-1.0, 1.0, -1.0, 1.0, 0.0], y1], np.r_[[0] * 5, [1] * 400]
+
+
+@pytest.mark.parametrize("weighting", ["equal", "uncertainty"])
+def test_a_task_absent_from_a_batch_is_left_out_of_it(weighting):
+    """A task of fewer rows than batches is not in every batch. Counted there as a loss of 0, its
+    loss curve read a quarter of its loss, and the uncertainty weighting's exp(s_t) (which settles
+    at L_t) followed it down, weighting the task 4x too heavily."""
+    X, y, task = _small_task_beside_a_large_one()
+    m = mtlx.SharedTrunkRegressor(hidden=(4,), activation="identity", task_weighting=weighting, solver="adam",
+                                  batch_size=20, learning_rate=0.01, max_iter=400, tol=0.0, n_threads=1)
+    m.fit(X, y, task=task)
+    # Each task's loss at the final weights, by numpy from the predictions.
+    pred = m.predict(X, task=task)
+    loss = np.array([0.5 * np.mean((y[task == t] - pred[task == t]) ** 2) for t in (0, 1)])
+    assert loss[0] >= 0.4 - 1e-12
+    np.testing.assert_allclose(m.history_["task_loss"][-1], loss, rtol=0.1)
+    if weighting == "uncertainty":
+        np.testing.assert_allclose(np.exp(m.log_vars_), loss, rtol=0.15)
+
+
+def test_early_stopping_holds_out_a_row_of_every_task_of_two_or_more():
+    """Tasks of 5 rows at validation_fraction 0.1: rounded down, nothing was held out, the
+    validation loss was the ridge term alone, and training stopped untrained after a few epochs."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 3))
+    y = X @ [1.0, -1.0, 0.5] + 1
+    task = np.repeat([0, 1], 5)
+    kw = dict(hidden=(8,), solver="adam", learning_rate=0.01, max_iter=500, n_threads=1)
+    m = mtlx.SharedTrunkRegressor(early_stopping=True, **kw).fit(X, y, task=task)
+    from mtlx.trunk.fit import _validation_split
+
+    data = mtlx.TaskData.from_stacked(X, y, task)
+    train, validation = _validation_split(Rows.of(data), 0.1, 0, [0, 1])
+    assert validation.X.shape[0] == 2 and train.X.shape[0] == 8
+    # The validation loss is the held-out rows' (one per task), by numpy from the kept weights (the
+    # best epoch's), up to the ridge term (l2 = 1e-4); it fell from where it started.
+    val = m.history_["validation"]
+    held_task = np.array([0, 1])
+    pred = m.predict(validation.X, task=held_task)
+    held_y = validation.targets[np.arange(2), validation.target_col]
+    assert abs(val.min() - np.mean(0.5 * (held_y - pred) ** 2)) < 1e-3
+    assert val.min() < 0.1 * val[0] and m.n_iter_ > 20
+    with pytest.raises(ValueError, match="no task has two rows"):
+        mtlx.SharedTrunkRegressor(early_stopping=True, **kw).fit(X[:2], y[:2], task=[0, 1])
 
 
 def test_adam_decreases_the_full_objective_and_matches_lbfgs_roughly():

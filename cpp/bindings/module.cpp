@@ -1125,7 +1125,8 @@ void bind_trunk(py::module_& m) {
          const carray<std::int64_t>& batch_sizes, carray<double> theta, carray<double> m1, carray<double> m2,
          std::int64_t step, const carray<std::uint8_t>& weight_mask, double lr, double beta1, double beta2, double eps,
          double l2, bool uncertainty, double inv_tasks, const carray<std::int64_t>& local_index,
-         carray<double> task_loss_sum, const std::optional<py::function>& reduce, int n_threads) {
+         carray<double> task_loss_sum, carray<double> task_batches, const std::optional<py::function>& reduce,
+         int n_threads) {
         if (X.ndim() != 2) throw std::invalid_argument("X must be 2-D, got shape " + shape_of(X));
         const py::ssize_t N = X.shape(0);
         const CheckedShape net(trunk_sizes, task_sizes, activation, X.shape(1));
@@ -1149,6 +1150,8 @@ void bind_trunk(py::module_& m) {
         if (task_loss_sum.ndim() != 1) throw std::invalid_argument("task_loss_sum must be 1-D");
         const py::ssize_t n_global = task_loss_sum.shape(0);
         expect_writable(task_loss_sum, "task_loss_sum");
+        expect_shape(task_batches, "task_batches", {n_global});
+        expect_writable(task_batches, "task_batches");
         for (py::ssize_t t = 0; t < T; ++t) {
           if (local_index.data()[t] < 0 || local_index.data()[t] >= n_global)
             throw std::invalid_argument("local_index out of range");
@@ -1189,13 +1192,14 @@ void bind_trunk(py::module_& m) {
         double* a = m1.mutable_data();
         double* b = m2.mutable_data();
         double* tl = task_loss_sum.mutable_data();
+        double* tb = task_batches.mutable_data();
         mtlx::cpu::EpochOutcome out;
         {
           py::gil_scoped_release release;
           out = mtlx::cpu::adam_epoch(X.data(), X.shape(1), targets.data(), weights.data(), targets.shape(1), net.shape,
                                       heads.tasks, target_col.data(), batch_rows.data(), batch_sizes.data(),
                                       batch_sizes.shape(0), th, a, b, step, weight_mask.data(), settings,
-                                      local_index.data(), n_global, tl, reduce_fn, std::max(1, n_threads));
+                                      local_index.data(), n_global, tl, tb, reduce_fn, std::max(1, n_threads));
         }
         return py::make_tuple(out.objective_sum, out.batches, out.finite, step);
       },
@@ -1207,7 +1211,8 @@ void bind_trunk(py::module_& m) {
       py::arg("theta").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("step"),
       py::arg("weight_mask").noconvert(), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
       py::arg("l2"), py::arg("uncertainty"), py::arg("inv_tasks"), py::arg("local_index").noconvert(),
-      py::arg("task_loss_sum").noconvert(), py::arg("reduce"), py::arg("n_threads") = 1,
+      py::arg("task_loss_sum").noconvert(), py::arg("task_batches").noconvert(), py::arg("reduce"),
+      py::arg("n_threads") = 1,
       "One epoch of minibatch Adam on a shared-trunk network (mtlx/trunk.hpp: adam_epoch). Returns "
       "(sum of the batches' F, batches done, finite, step).");
 }

@@ -917,6 +917,7 @@ def trunk_adam_epoch(
     inv_tasks: _Float,
     local_index: NDArray[np.int64],
     task_loss_sum: NDArray[np.float64],
+    task_batches: NDArray[np.float64],
     reduce: Callable[..., object] | None,
     n_threads: _Int = 1,
 ) -> tuple[float, int, bool, int]:
@@ -955,6 +956,7 @@ def trunk_adam_epoch(
     inv_tasks: _Float,
     local_index: NDArray[np.int64],
     task_loss_sum: NDArray[np.float64],
+    task_batches: NDArray[np.float64],
     reduce: Callable[..., object] | None,
     n_threads: _Int = 1,
 ) -> tuple[float, int, bool, int]: ...

@@ -66,14 +66,21 @@ def test_shared_input_split_by_task_columns_equals_one_process(comm):
     assert np.abs(res.params - ref.params).max() <= 1e-10 * max(1.0, np.abs(ref.params).max())
 
 
-def test_adam_equals_one_process(comm):
+@pytest.mark.parametrize("weighting", ["equal", "uncertainty"])
+def test_adam_equals_one_process(comm, weighting):
     tasks = _tasks(seed=5)
-    kw = dict(KW, loss=_losses(len(tasks)), solver="adam", max_iter=5, batch_size=16, learning_rate=1e-2)
+    tasks.append((tasks[1][0][:3], tasks[1][1][:3]))  # 3 rows (a logistic task): absent from most batches
+    kw = dict(KW, loss=_losses(len(tasks)), solver="adam", max_iter=5, batch_size=16, learning_rate=1e-2,
+              task_weighting=weighting)
     ref = _fit(mtlx.TaskData.from_tasks(tasks), **kw)
     mine = _mine(comm, tasks)
     res = _fit(mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=mine), comm=comm, **kw)
     # (minibatches all-reduce the trunk's gradient as a float sum: equal to rounding)
     assert np.abs(res.params - ref.params).max() <= 1e-10 * max(1.0, np.abs(ref.params).max())
+    # Each task's loss curve averages the batches that held it, on any number of ranks.
+    np.testing.assert_allclose(res.history["task_loss"], ref.history["task_loss"], rtol=1e-10)
+    if weighting == "uncertainty":
+        np.testing.assert_allclose(res.log_vars, ref.log_vars, rtol=0, atol=1e-10)
 
 
 def test_estimator_on_stacked_rows_equals_one_process(comm):

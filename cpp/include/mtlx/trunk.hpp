@@ -243,7 +243,8 @@ struct EpochOutcome {
 };
 
 /// Sums a buffer over every process in place (identity in one process; an MPI Allreduce through
-/// Python otherwise). The buffer is [trunk gradient | per-task losses (global slots) | F | flag].
+/// Python otherwise). The buffer is [trunk gradient | per-task losses (global slots) | per-task
+/// presence in the batch (global slots) | F | flag].
 using Reduce = std::function<void(double*, std::int64_t)>;
 
 /// One epoch of minibatch Adam on the shared-trunk objective (mtlx/trunk/objective.py's, for a
@@ -252,15 +253,19 @@ using Reduce = std::function<void(double*, std::int64_t)>;
 /// Batch b is the rows batch_rows[...] of X (in order: a shared X's rows, or task 0's rows, then
 /// task 1's, ...), batch_sizes[b * n_groups + t] of them for task t (n_groups = 1 for a shared
 /// X). theta (float64; the network's parameters, then the log-variances), m, v and step are
-/// Adam's state, updated in place. task_loss_sum (global slots) accumulates each batch's L_t.
-/// Stops before the update of a batch whose F or trunk gradient is not finite.
+/// Adam's state, updated in place. task_loss_sum (global slots) accumulates each batch's L_t, and
+/// task_batches counts the batches that held task t with weight: a task with fewer rows than
+/// there are batches (or a shared X's column of missing labels) is absent from some, and takes no
+/// part in their F (no L_t, no s_t term). Stops before the update of a batch whose F or trunk
+/// gradient is not finite.
 template <class Real>
 EpochOutcome adam_epoch(const Real* X, std::int64_t n_features, const Real* targets, const Real* weights,
                         std::int64_t n_cols, const TrunkShape& shape, const TrunkTasks& tasks,
                         const std::int64_t* target_col, const std::int64_t* batch_rows, const std::int64_t* batch_sizes,
                         std::int64_t n_batches, double* theta, double* m, double* v, std::int64_t& step,
                         const std::uint8_t* weight_mask, const AdamSettings& settings, const std::int64_t* local_index,
-                        std::int64_t n_global_tasks, double* task_loss_sum, const Reduce& reduce, int n_threads);
+                        std::int64_t n_global_tasks, double* task_loss_sum, double* task_batches, const Reduce& reduce,
+                        int n_threads);
 
 }  // namespace cpu
 }  // namespace mtlx

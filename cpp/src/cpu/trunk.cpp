@@ -910,12 +910,13 @@ void gather_batch(const Real* X, i64 d, const Real* targets, const Real* weights
   }
 }
 
-// Each task's weights over a minibatch's rows scaled to sum to 1 (0 where they sum to 0). With one
-// X shared by every task (every task on every row), the tasks' columns are summed in one pass
-// over the rows, each column in row order (the sums a pass per task would give).
+// Each task's weights over a minibatch's rows scaled to sum to 1 (0 where they sum to 0), and
+// present[t] = whether task t has weight in the batch. With one X shared by every task (every
+// task on every row), the tasks' columns are summed in one pass over the rows, each column in row
+// order (the sums a pass per task would give).
 template <class Real>
 void normalize_batch_weights(Real* Wb, i64 n_cols, const TrunkTasks& tasks, const i64* begin, const i64* end,
-                             const i64* target_col) {
+                             const i64* target_col, std::uint8_t* present) {
   const auto inverse_of = [](double total) { return total > 0.0 ? static_cast<Real>(1.0 / total) : Real(0); };
   if (tasks.shared_rows && tasks.T > 0) {
     const i64 n = end[0];
@@ -924,7 +925,10 @@ void normalize_batch_weights(Real* Wb, i64 n_cols, const TrunkTasks& tasks, cons
     for (i64 i = 0; i < n; ++i) {
       for (i64 c = 0; c < n_cols; ++c) total[c] += static_cast<double>(Wb[i * n_cols + c]);
     }
-    for (i64 t = 0; t < tasks.T; ++t) inverse[target_col[t]] = inverse_of(total[target_col[t]]);
+    for (i64 t = 0; t < tasks.T; ++t) {
+      inverse[target_col[t]] = inverse_of(total[target_col[t]]);
+      present[t] = total[target_col[t]] > 0.0;
+    }
     for (i64 i = 0; i < n; ++i) {
       for (i64 c = 0; c < n_cols; ++c) Wb[i * n_cols + c] *= inverse[c];
     }
@@ -934,6 +938,7 @@ void normalize_batch_weights(Real* Wb, i64 n_cols, const TrunkTasks& tasks, cons
     double total = 0.0;
     for (i64 i = begin[t]; i < end[t]; ++i) total += static_cast<double>(Wb[i * n_cols + target_col[t]]);
     const Real inverse = inverse_of(total);
+    present[t] = total > 0.0;
     for (i64 i = begin[t]; i < end[t]; ++i) Wb[i * n_cols + target_col[t]] *= inverse;
   }
 }
@@ -985,7 +990,7 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
                         const TrunkTasks& tasks, const i64* target_col, const i64* batch_rows, const i64* batch_sizes,
                         i64 n_batches, double* theta, double* m, double* v, i64& step, const std::uint8_t* weight_mask,
                         const AdamSettings& a, const i64* local_index, i64 n_global_tasks, double* task_loss_sum,
-                        const Reduce& reduce, int n_threads) {
+                        double* task_batches, const Reduce& reduce, int n_threads) {
   const Layout lay(s, tasks);
   const i64 T = tasks.T, P = lay.total, nt = lay.task_start.empty() ? P : lay.task_start[0];
   const i64 n_groups = tasks.shared_rows ? 1 : T;
@@ -995,8 +1000,11 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
   for (i64 i = 0; i < P; ++i) params[i] = static_cast<Real>(theta[i]);
   double ridge_trunk = ridge_sum(theta, weight_mask, nt), ridge_local = ridge_sum(theta + nt, weight_mask + nt, P - nt);
   std::vector<double> scale(static_cast<std::size_t>(T)), loss(static_cast<std::size_t>(T));
-  std::vector<double> buf(static_cast<std::size_t>(nt + n_global_tasks + 2));
+  // [trunk gradient | tasks' losses | tasks present | F | flag] (Reduce)
+  std::vector<double> buf(static_cast<std::size_t>(nt + 2 * n_global_tasks + 2));
+  const i64 at_loss = nt, at_present = nt + n_global_tasks, at_F = nt + 2 * n_global_tasks;
   std::vector<i64> begin(static_cast<std::size_t>(T)), end(static_cast<std::size_t>(T));
+  std::vector<std::uint8_t> present(static_cast<std::size_t>(T));
   EpochOutcome out;
   i64 first = 0;
   for (i64 b = 0; b < n_batches; ++b) {
@@ -1014,28 +1022,35 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
       end[t] = tasks.shared_rows ? n : at + batch_sizes[b * n_groups + t];
       at = end[t];
     }
-    normalize_batch_weights(Wb, n_cols, tasks, begin.data(), end.data(), target_col);
+    normalize_batch_weights(Wb, n_cols, tasks, begin.data(), end.data(), target_col, present.data());
     TrunkTasks batch = tasks;
     batch.row_begin = begin.data();
     batch.row_end = end.data();
     const TrunkTargets<Real> tg{Yb, Wb, n_cols, target_col};
-    double extra = 0.0;  // (uncertainty) sum_t s_t / T
+    // (uncertainty) sum_t s_t / T over the tasks in the batch. A task with no weight in it (fewer
+    // rows than there are batches; a shared X's missing labels) is not part of this batch's F: no
+    // loss, and no s_t term, whose gradient alone drove s_t down as if its loss were 0.
+    double extra = 0.0;
     for (i64 t = 0; t < T; ++t) {
       const double s_t = a.uncertainty ? theta[P + t] : 0.0;
       scale[t] = a.inv_tasks * (a.uncertainty ? std::exp(-s_t) : 1.0);
-      extra += a.inv_tasks * s_t;
+      if (present[t]) extra += a.inv_tasks * s_t;
     }
     double F = trunk_loss_grad(Xb, n, s, batch, tg, scale.data(), params.data(), grad.data(), loss.data(), n_threads);
     F += extra + 0.5 * a.l2 * ridge_local;
     bool finite;
     if (reduce) {
-      // One reduction: the trunk's gradient, the tasks' losses, F (and the failure flag, unused here).
+      // One reduction: the trunk's gradient, the tasks' losses and presence, F (and the failure
+      // flag, unused here).
       std::fill(buf.begin(), buf.end(), 0.0);
       for (i64 i = 0; i < nt; ++i) buf[i] = static_cast<double>(grad[i]);
-      for (i64 t = 0; t < T; ++t) buf[nt + local_index[t]] = loss[t];
-      buf[nt + n_global_tasks] = F;
+      for (i64 t = 0; t < T; ++t) {
+        buf[at_loss + local_index[t]] = loss[t];
+        buf[at_present + local_index[t]] = present[t];
+      }
+      buf[at_F] = F;
       reduce(buf.data(), static_cast<i64>(buf.size()));
-      F = buf[nt + n_global_tasks] + 0.5 * a.l2 * ridge_trunk;
+      F = buf[at_F] + 0.5 * a.l2 * ridge_trunk;
       finite = std::isfinite(F) && all_finite(buf.data(), nt);
     } else {  // one process: the trunk's gradient is the kernel's, read where it is
       F += 0.5 * a.l2 * ridge_trunk;
@@ -1055,15 +1070,23 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
                          : adam_pass(op, a.l2, grad.data(), theta, m, v, weight_mask, params.data(), nt);
     ridge_local =
         adam_pass(op, a.l2, grad.data() + nt, theta + nt, m + nt, v + nt, weight_mask + nt, params.data() + nt, P - nt);
-    if (a.uncertainty) {
-      for (i64 t = 0; t < T; ++t)
-        op(theta[P + t], a.inv_tasks * (1.0 - std::exp(-theta[P + t]) * loss[t]), m[P + t], v[P + t]);
+    if (a.uncertainty) {  // (a task not in the batch: a step on a zero gradient, as for its head)
+      for (i64 t = 0; t < T; ++t) {
+        const double g = present[t] ? a.inv_tasks * (1.0 - std::exp(-theta[P + t]) * loss[t]) : 0.0;
+        op(theta[P + t], g, m[P + t], v[P + t]);
+      }
     }
     out.objective_sum += F;
     if (reduce) {
-      for (i64 t = 0; t < n_global_tasks; ++t) task_loss_sum[t] += buf[nt + t];
+      for (i64 t = 0; t < n_global_tasks; ++t) {
+        task_loss_sum[t] += buf[at_loss + t];
+        task_batches[t] += buf[at_present + t];
+      }
     } else {
-      for (i64 t = 0; t < T; ++t) task_loss_sum[local_index[t]] += loss[t];
+      for (i64 t = 0; t < T; ++t) {
+        task_loss_sum[local_index[t]] += loss[t];
+        task_batches[local_index[t]] += present[t];
+      }
     }
     ++out.batches;
   }
@@ -1079,7 +1102,7 @@ EpochOutcome adam_epoch(const Real* X, i64 d, const Real* targets, const Real* w
   template EpochOutcome adam_epoch<Real>(const Real*, i64, const Real*, const Real*, i64, const TrunkShape&,           \
                                          const TrunkTasks&, const i64*, const i64*, const i64*, i64, double*, double*, \
                                          double*, i64&, const std::uint8_t*, const AdamSettings&, const i64*, i64,     \
-                                         double*, const Reduce&, int);
+                                         double*, double*, const Reduce&, int);
 MTLX_TRUNK_INSTANTIATE(double)
 MTLX_TRUNK_INSTANTIATE(float)
 #undef MTLX_TRUNK_INSTANTIATE

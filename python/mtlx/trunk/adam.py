@@ -3,7 +3,9 @@
 Sampling rule: each epoch every task's rows are shuffled on their own (the shared layout: the
 rows every task shares are shuffled once) and cut into the same number B of nearly equal
 chunks (``numpy.array_split``); batch b holds chunk b of every task. So each batch holds about
-m_t / B rows of task t, whatever the tasks' sizes, and every row is seen once per epoch.
+m_t / B rows of task t, whatever the tasks' sizes, and every row is seen once per epoch. A task
+of fewer than B rows is absent from some batches: their F leaves it out (no loss, no
+uncertainty term) and its loss curve averages the batches that held it.
 B = ceil(total rows / batch_size), the total over every rank's tasks (the shared layout: the
 number of shared rows). Each batch estimates F with each task's loss a mean over its rows in the
 batch. The permutations are drawn from (random_state, epoch) and the task's position in the
@@ -88,14 +90,14 @@ def minimize_adam(objective, theta0, rows, *, n_batches: int, seed: int, positio
     st = state
     for epoch in range(st.epoch + 1, max_iter + 1):
         batch_rows, batch_sizes = epoch_batches(rows, n_batches, seed, epoch, positions)
-        task_sum = np.zeros(T)
+        task_sum, task_batches = np.zeros(T), np.zeros(T)
         with blas_threads(objective.blas_threads(rows.shared, int(batch_sizes.sum(axis=1).max(initial=0)))):
             total, done, finite, step = _core.trunk_adam_epoch(
                 rows.X, rows.targets, rows.weights, net.trunk_sizes, net.task_sizes, net.code, rows.row_begin,
                 rows.row_end, net.out_dims, objective.codes, objective.params, rows.target_col, rows.shared,
                 batch_rows, batch_sizes, st.theta, st.m, st.v, st.step, mask, learning_rate, beta1, beta2, epsilon,
-                objective.l2, objective.uncertainty, 1.0 / T, objective.local_index, task_sum, reduce,
-                objective.n_threads)
+                objective.l2, objective.uncertainty, 1.0 / T, objective.local_index, task_sum, task_batches,
+                reduce, objective.n_threads)
         st.step = step
         if not finite:
             return st.theta, epoch - 1, False, "stopped", st.curve, st.task_curve, (
@@ -103,7 +105,9 @@ def minimize_adam(objective, theta0, rows, *, n_batches: int, seed: int, positio
                 f"{step + 1}); training stopped and kept the weights of the last finite step")
         loss = total / n_batches
         st.curve.append(loss)
-        st.task_curve.append(task_sum / n_batches)
+        # Each task's mean over the batches that held it (a task of fewer rows than batches is
+        # absent from some).
+        st.task_curve.append(task_sum / np.maximum(task_batches, 1.0))
         score = loss
         if validation is not None:
             score = objective(st.theta, validation, grad=False)[0]
