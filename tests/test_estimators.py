@@ -294,3 +294,30 @@ def test_errors_name_the_culprit(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mtlx.MultiTaskRegressor().fit(X.astype(np.float32), Y.astype(np.float32))
+
+
+@pytest.mark.parametrize("make", [lambda: mtlx.MultiTaskRegressor(alpha=0.1),
+                                  lambda: mtlx.SharedTrunkRegressor(hidden=(4,), max_iter=30, n_threads=1)],
+                         ids=["linear", "trunk"])
+def test_per_task_dataframes_keep_their_feature_names(make):
+    """A list of per-task DataFrames: feature_names_in_ is their shared columns, inputs with other
+    columns (reordered, renamed) are refused at fit and at predict, and the predictions are those
+    of the same fit on arrays."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    y = X @ [1.0, 2.0, 3.0, 4.0] + 0.1 * rng.standard_normal(60)
+    df = pd.DataFrame(X, columns=list("abcd"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        named = make().fit([(df[:30], y[:30]), (df[30:], y[30:])])
+        plain = make().fit([(X[:30], y[:30]), (X[30:], y[30:])])
+        assert list(named.feature_names_in_) == list("abcd") and not hasattr(plain, "feature_names_in_")
+        for got, expected in zip(named.predict([df[:5], df[40:45]]), plain.predict([X[:5], X[40:45]])):
+            np.testing.assert_allclose(got, expected, rtol=1e-9)  # (a DataFrame's values: column-major)
+        with pytest.raises(ValueError, match=r"X\[0\]: the feature names should match"):
+            named.predict([df[:5][list("dcba")], df[40:45]])
+        with pytest.raises(ValueError, match="task 1's X has the columns"):
+            make().fit([(df[:30], y[:30]), (df[30:].rename(columns={"a": "z"}), y[30:])])
+        named.fit([(X[:30], y[:30]), (X[30:], y[30:])])  # refit on arrays: the names are gone
+    assert not hasattr(named, "feature_names_in_")

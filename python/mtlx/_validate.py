@@ -19,6 +19,8 @@ __all__ = [
     "check_nonnegative",
     "core_dtype",
     "resolve_task_weights",
+    "task_list_feature_names",
+    "check_task_feature_names",
 ]
 
 
@@ -192,3 +194,40 @@ def resolve_task_weights(task_weights, n_samples: np.ndarray) -> np.ndarray:
     if bad.size:
         raise ValueError(f"task_weights[{bad[0]}] = {c[bad[0]]}: task weights must be finite and >= 0")
     return np.ascontiguousarray(c)
+
+
+def _column_names(X):
+    """A DataFrame's column names as an object array when they are all strings (scikit-learn's
+    rule for feature_names_in_), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not all(isinstance(c, str) for c in columns):
+        return None
+    return np.asarray(list(columns), dtype=object)
+
+
+def task_list_feature_names(inputs) -> np.ndarray | None:
+    """The column names shared by every task's X in a list of per-task inputs (DataFrames), for
+    ``feature_names_in_``; None when any task's X has none (arrays). Tasks whose names differ are
+    an error: the features would be matched by position, whatever their names say."""
+    names = [_column_names(X_t) for X_t in inputs]
+    if not names or any(n is None for n in names):
+        return None
+    for t, n in enumerate(names[1:], start=1):
+        if len(n) != len(names[0]) or np.any(n != names[0]):
+            raise ValueError(f"task {t}'s X has the columns {list(n)}, task 0's {list(names[0])}: every task's "
+                             "features are matched by position, so give every task the same columns in the same "
+                             "order")
+    return names[0]
+
+
+def check_task_feature_names(estimator, inputs) -> None:
+    """Per-task inputs at predict time against the names seen in fit (a DataFrame whose columns
+    differ, reordered or renamed, is an error, as scikit-learn makes it for one X)."""
+    fitted = getattr(estimator, "feature_names_in_", None)
+    if fitted is None:
+        return
+    for t, X_t in enumerate(inputs):
+        names = _column_names(X_t)
+        if names is not None and (len(names) != len(fitted) or np.any(names != fitted)):
+            raise ValueError(f"X[{t}]: the feature names should match those that were passed during fit: got "
+                             f"{list(names)}, fitted on {list(fitted)}")

@@ -24,7 +24,16 @@ from . import gpu
 from ._layouts import group_rows, is_input_list, is_task_list, preview, task_positions
 from ._progress import IterationProgress, is_root
 from ._scoring import accuracy, pooled_weights, regression_score
-from ._validate import MAX_THREADS, as_real_array, check_comm, check_int, check_real, check_task_ids
+from ._validate import (
+    MAX_THREADS,
+    as_real_array,
+    check_comm,
+    check_int,
+    check_real,
+    check_task_feature_names,
+    check_task_ids,
+    task_list_feature_names,
+)
 from .data import TaskData
 from .losses import Huber, Multinomial, get_loss
 from .penalties import get_penalty
@@ -313,9 +322,12 @@ class _MultiTaskModel(BaseEstimator):
                 sizes = [len(y_t) for _, y_t in pairs]
                 pooled = pooled_weights(sample_weight, sizes)
                 weights = np.split(pooled, np.cumsum(sizes)[:-1])
+            names = task_list_feature_names([X_t for X_t, _ in X])
             pairs, weights = _one_column_per_target(pairs, weights)
             data = TaskData.from_tasks(pairs, sample_weight=weights)
             self._forget_feature_names()
+            if names is not None:
+                self.feature_names_in_ = names
             self.n_features_in_ = data.n_features
             self.fit_layout_ = "tasks"
             return data
@@ -440,6 +452,7 @@ class _MultiTaskModel(BaseEstimator):
             raise ValueError("task must be None when X is a list of per-task inputs")
         if len(X) != self.n_tasks_:
             raise ValueError(f"X is a list of {len(X)} per-task inputs but the model has {self.n_tasks_} tasks")
+        check_task_feature_names(self, X)
         out = []
         for t, X_t in enumerate(X):
             X_t = check_array(X_t, dtype=_FLOATS, input_name=f"X[{t}]", accept_sparse=_SPARSE)

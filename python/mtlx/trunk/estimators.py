@@ -15,7 +15,15 @@ from sklearn.utils.validation import check_array, check_consistent_length, check
 
 from .._layouts import group_rows, is_input_list, is_task_list, task_positions
 from .._scoring import accuracy, pooled_weights, regression_score
-from .._validate import MAX_THREADS, check_comm, check_int, check_real, check_task_ids
+from .._validate import (
+    MAX_THREADS,
+    check_comm,
+    check_int,
+    check_real,
+    check_task_feature_names,
+    check_task_ids,
+    task_list_feature_names,
+)
 from ..data import TaskData
 from ..losses import get_loss
 from .fit import SOLVERS, WEIGHTINGS, check_architecture, fit_shared_trunk
@@ -240,6 +248,10 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
         return np.ones(data.n_tasks, dtype=np.int64)
 
     # ------------------------------------------------------------------ data
+    def _forget_feature_names(self) -> None:
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
     def _fit_data(self, X, y, task, sample_weight) -> TaskData:
         self._classes = {}
         if isinstance(X, TaskData):
@@ -247,6 +259,7 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
                 raise ValueError("y, task and sample_weight must be None when X is a TaskData (it holds them)")
             self.fit_layout_ = X.layout
             self.n_features_in_ = X.n_features
+            self._forget_feature_names()
             return self._encode_task_data(X)
         if is_task_list(X, y):
             if task is not None:
@@ -261,9 +274,13 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
             if sample_weight is not None:
                 sizes = [len(p[1]) for p in pairs]
                 weights = np.split(pooled_weights(sample_weight, sizes), np.cumsum(sizes)[:-1])
+            names = task_list_feature_names([X_t for X_t, _ in X])
             data = TaskData.from_tasks(pairs, sample_weight=weights)
             self.fit_layout_ = "tasks"
             self.n_features_in_ = data.n_features
+            self._forget_feature_names()
+            if names is not None:
+                self.feature_names_in_ = names
             return data
         if task is None:
             X = validate_data(self, X, dtype=_FLOATS)
@@ -329,6 +346,7 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
                 raise ValueError("task must be None when X is a list of per-task inputs")
             if len(X) != self.n_tasks_:
                 raise ValueError(f"X is a list of {len(X)} per-task inputs but the model has {self.n_tasks_} tasks")
+            check_task_feature_names(self, X)
             inputs = [self._checked(check_array(X_t, dtype=_FLOATS, input_name=f"X[{t}]"), f"task {self.tasks_[t]}")
                       for t, X_t in enumerate(X)]
             dtype = np.result_type(*inputs)
@@ -381,6 +399,7 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         n_threads = 1 if self.n_threads is None else self.n_threads
         if is_input_list(X):
+            check_task_feature_names(self, X)
             return [self.result_.representation(self._checked(check_array(X_t, dtype=_FLOATS), f"X[{t}]"), n_threads)
                     for t, X_t in enumerate(X)]
         X = validate_data(self, X, reset=False, dtype=_FLOATS)
