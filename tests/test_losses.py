@@ -193,7 +193,8 @@ def test_alpha_max_is_where_the_solution_leaves_zero(rng, loss):
 # ----------------------------------------------------------------------------- errors, CLI
 def test_targets_outside_a_loss_domain_are_named(rng):
     X = rng.standard_normal((10, 3))
-    with pytest.raises(ValueError, match=r"task 1: y\[2\] = -1 is negative, but the poisson loss needs counts"):
+    with pytest.raises(ValueError, match=r"task 1: y holds 1 negative value \(the first: -1\), but the poisson loss "
+                                         r"needs counts"):
         y = np.arange(10.0)
         y_bad = y.copy()
         y_bad[2] = -1

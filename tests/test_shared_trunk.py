@@ -606,6 +606,7 @@ def test_mpi_comm_world_of_one_rank_equals_the_plain_fit():
     (dict(activation="sigmoid"), "activation must be one of"),
     (dict(solver="sgd"), "'solver' parameter"),
     (dict(task_weighting="gradnorm"), "'task_weighting' parameter"),
+    (dict(hidden="64"), "got the string '64'"),
 ])
 def test_bad_parameters_are_named(kw, match):
     X, Y = _same_problem()
@@ -621,6 +622,44 @@ def test_a_head_loss_that_does_not_fit_the_labels_is_named():
         mtlx.fit_shared_trunk(mtlx.TaskData.from_shared(X, (Y[:, :1] > 0).astype(float)), loss="logistic")
     with pytest.raises(ValueError, match="task 0 .*only one class"):
         mtlx.SharedTrunkClassifier().fit(X, np.zeros(60))
+
+
+def test_multinomial_labels_must_be_class_indices():
+    """The targets of a softmax head are read as class indices 0..K-1: a label of 1e9 asked for a
+    head of 1e9 + 1 outputs (a 37 GiB allocation); labels {5, 7} made 8 classes, 6 never seen."""
+    X, Y = _same_problem()
+    labels = (Y[:, 0] > 0).astype(float)
+    with pytest.raises(ValueError, match=r"task 0: .*the largest, 1000000000, asks for 1000000001 classes from 60"):
+        mtlx.fit_shared_trunk(mtlx.TaskData.from_tasks([(X, 1e9 * labels)]), loss="multinomial", hidden=(3,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        with pytest.warns(UserWarning, match=r"task 0: classes \[0, 1, 2, 3, 4, 6\] of the multinomial head's 0..7"):
+            res = mtlx.fit_shared_trunk(mtlx.TaskData.from_tasks([(X, 5 + 2 * labels)]), loss="multinomial",
+                                        hidden=(3,), max_iter=2)
+    assert res.network.out_dims.tolist() == [8]
+
+
+def test_low_level_misuse_is_named():
+    X, Y = _same_problem()
+    data = mtlx.TaskData.from_shared(X, Y)
+    with pytest.raises(TypeError, match="data must be a mtlx.TaskData .*got tuple"):
+        mtlx.fit_shared_trunk((X, Y))
+    with pytest.raises(TypeError, match="loss must be a loss name.*got None"):
+        mtlx.fit_shared_trunk(data, loss=None)
+    with pytest.raises(ValueError, match="X is an empty list"):
+        mtlx.SharedTrunkRegressor().fit([])
+    with pytest.raises(ValueError, match="task 5: y has only one class"):
+        mtlx.SharedTrunkClassifier().fit(X, np.r_[np.ones(30), (Y[30:, 0] > 0)], task=np.repeat([5, 6], 30))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        res = mtlx.fit_shared_trunk(data, hidden=(3,), max_iter=3)
+    # Integer rows are read as float64: the same outputs as the float rows.
+    grid = np.arange(12).reshape(3, 4)
+    np.testing.assert_array_equal(res.decision(grid)[1], res.decision(grid.astype(float))[1])
+    with pytest.raises(ValueError, match="n_threads"):
+        res.decision(X, n_threads=0)
+    with pytest.raises(ValueError, match="X has 3 features, the network was fitted on 4"):
+        res.representation(X[:, :3])
 
 
 def test_a_batch_larger_than_the_data_is_clipped_with_a_warning():

@@ -301,6 +301,8 @@ class _MultiTaskModel(BaseEstimator):
 
     def _fit_data(self, X, y, task, sample_weight=None) -> TaskData:
         """Validate the inputs of ``fit``, encode the targets, and build the TaskData."""
+        if isinstance(X, (list, tuple)) and len(X) == 0 and y is None:
+            raise ValueError("X is an empty list: a list input holds one (X_t, y_t) pair per task, and there is none")
         if isinstance(X, TaskData):
             if y is not None or task is not None:
                 raise ValueError("y and task must be None when X is a TaskData (it holds the targets and task ids)")

@@ -253,8 +253,10 @@ class Poisson(Loss):
     def check_targets(self, y, where):
         bad = np.flatnonzero(~self.valid(y))
         if bad.size:
-            raise ValueError(f"{where}: y[{bad[0]}] = {y[bad[0]]:g} is negative, but the poisson loss needs "
-                             "counts y >= 0")
+            # (By value, not position: y here may be the task's labelled rows only, whose indices
+            # are not the caller's.)
+            raise ValueError(f"{where}: y holds {bad.size} negative value{'s' if bad.size > 1 else ''} (the first: "
+                             f"{y[bad[0]]:g}), but the poisson loss needs counts y >= 0")
 
     def typical_curvature(self, y):
         # exp(z) at the intercept-only optimum z = log(mean y).

@@ -254,6 +254,8 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
 
     def _fit_data(self, X, y, task, sample_weight) -> TaskData:
         self._classes = {}
+        if isinstance(X, (list, tuple)) and len(X) == 0 and y is None:
+            raise ValueError("X is an empty list: a list input holds one (X_t, y_t) pair per task, and there is none")
         if isinstance(X, TaskData):
             if y is not None or task is not None or sample_weight is not None:
                 raise ValueError("y, task and sample_weight must be None when X is a TaskData (it holds them)")
@@ -305,7 +307,7 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
         ids, positions = np.unique(task, return_inverse=True)
         coded = np.empty(len(y), dtype=np.float64)
         for t, rows in group_rows(positions):
-            coded[rows] = self._encode(y[rows], ids[t].item(), f"task {ids[t]!r}")
+            coded[rows] = self._encode(y[rows], ids[t].item(), f"task {ids[t].item()!r}")
         self.fit_layout_ = "stacked"
         return TaskData.from_stacked(X, coded, task, sample_weight=sample_weight)
 

@@ -13,7 +13,7 @@ import numpy as np
 from .._config import resolve_n_threads
 from .._progress import is_root
 from .._reduction import LocalReduction
-from .._validate import MAX_THREADS, check_comm, check_int, check_real
+from .._validate import MAX_THREADS, as_real_array, check_comm, check_int, check_real
 from ..data import TaskData
 from ..losses import Loss, Multinomial, get_loss
 from ..results import ConvergenceWarning
@@ -88,13 +88,25 @@ class SharedTrunkResult:
 
     def decision(self, X: np.ndarray, n_threads: int = 1) -> list:
         """Each task's head outputs on the rows of X: a list of (n, K_t) arrays."""
+        X, n_threads = self._checked(X, n_threads)
         out = self.network.predict(X, self.params, n_threads=n_threads)
         edges = np.concatenate([[0], np.cumsum(self.network.out_dims)])
         return [out[:, lo:hi] for lo, hi in zip(edges[:-1], edges[1:])]
 
     def representation(self, X: np.ndarray, n_threads: int = 1) -> np.ndarray:
         """The shared representation (n x hidden[-1])."""
+        X, n_threads = self._checked(X, n_threads)
         return self.network.representation(X, self.params, n_threads=n_threads)
+
+    def _checked(self, X, n_threads):
+        """X as a float32/float64 (n, n_features) array (integers and booleans as float64), and
+        n_threads a positive int."""
+        X = as_real_array(X, "X", ndim=2)
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        if X.shape[1] != self.network.n_features:
+            raise ValueError(f"X has {X.shape[1]} features, the network was fitted on {self.network.n_features}")
+        return X, check_int(n_threads, "n_threads", 1, MAX_THREADS)
 
 
 def check_architecture(hidden, task_hidden, activation):
@@ -102,6 +114,8 @@ def check_architecture(hidden, task_hidden, activation):
     def widths(value, name, allow_empty):
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             value = (value,)
+        if isinstance(value, str):  # (a string is iterable: "64" read as widths "6" and "4")
+            raise TypeError(f"{name} must be a tuple of layer widths, got the string {value!r}")
         try:
             out = tuple(value)
         except TypeError:
@@ -187,6 +201,9 @@ def fit_shared_trunk(data: TaskData, loss="squared", hidden=(64,), task_hidden=(
     """
     start = time.perf_counter()
     check_comm(comm)
+    if not isinstance(data, TaskData):  # (before anything reads its task ids)
+        raise TypeError(f"data must be a mtlx.TaskData (TaskData.from_shared, from_stacked, from_tasks), got "
+                        f"{type(data).__name__}")
     if comm is None:
         reduction = LocalReduction(data.task_ids)
         checked = _check(data, reduction, loss, hidden, task_hidden, activation, l2, solver, task_weighting,
@@ -254,14 +271,18 @@ def _heads(data, reduction, loss):
             raise ValueError(f"loss has no entry for task {absent[0]!r}")
         local = [loss[i] for i in ids]
     else:
-        names = list(loss)
+        try:
+            names = list(loss)
+        except TypeError:
+            raise TypeError(f"loss must be a loss name, a mtlx.losses.Loss, a list of one per task or a dict by task "
+                            f"id, got {loss!r}") from None
         if len(names) != T:
             raise ValueError(f"loss has {len(names)} entries but there are {T} tasks (one loss per task, in global "
                              "task order)")
         local = [names[p] for p in reduction.local_index]
     losses, out_dims = [], []
     for t in range(len(ids)):
-        where = f"task {ids[t]!r}"
+        where = f"task {_plain(ids[t])!r}"
         obj = get_loss(local[t], f"loss of {where}")
         y = np.asarray(data.counted_targets(t), dtype=np.float64)
         if isinstance(obj, Multinomial):
@@ -270,6 +291,17 @@ def _heads(data, reduction, loss):
             K = int(y.max()) + 1 if y.size else 2
             if K < 2:
                 raise ValueError(f"{where}: the multinomial loss needs at least two classes, the targets hold one")
+            # The targets are read as class indices: a label of 1e9 asked for a head of 1e9 outputs
+            # (a 37 GiB allocation), labels {5, 7} silently for 8 classes.
+            if K > y.size:
+                raise ValueError(f"{where}: the multinomial loss reads the targets as class indices 0..K-1, and the "
+                                 f"largest, {K - 1}, asks for {K} classes from {y.size} labelled rows: encode the "
+                                 "labels as 0..K-1 (np.unique(y, return_inverse=True)[1])")
+            absent = np.setdiff1d(np.arange(K), y)
+            if absent.size:
+                warnings.warn(f"{where}: classes {absent.tolist()[:10]}{' ...' if absent.size > 10 else ''} of the "
+                              f"multinomial head's 0..{K - 1} never occur in the targets (read as class indices)",
+                              UserWarning, stacklevel=4)
             losses.append(None)
             out_dims.append(K)
         else:
