@@ -120,6 +120,28 @@ def test_every_build_and_tile_position_gives_the_same_bits(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cols", [256, 200, 77])
+def test_rows_a_kib_apart_are_copied_with_the_same_bits(isa, dtype, cols):
+    """A B whose rows lie a multiple of 1 KiB apart, read by many row tiles, has its panels copied
+    (cache sets, tile_gemm.cpp): the same chains as a B read in place, so the same bits, on whole
+    and partial panels (cols of a 256-wide array), over one and two passes of the inner index."""
+    rng = np.random.default_rng(cols)
+    wide = 1024 // np.dtype(dtype).itemsize * 2  # rows 2 KiB apart
+    for m, k in [(100, 100), (61, 300)]:
+        A = rng.standard_normal((m, k)).astype(dtype)
+        big = rng.standard_normal((k, wide)).astype(dtype)
+        B = big[:, :cols]
+        in_place = np.zeros((k, cols + 3), dtype)[:, :cols]  # rows not a multiple of 1 KiB apart
+        in_place[...] = B
+        assert in_place.strides[0] % 1024 != 0 and B.strides[0] % 1024 == 0
+        got = tiled(A, B, isa=isa)
+        np.testing.assert_array_equal(got, tiled(A, in_place, isa=isa))
+        exact = A.astype(np.longdouble) @ B.astype(np.longdouble)
+        bound = 1.01 * k * np.finfo(dtype).eps * (np.abs(A).astype(np.longdouble) @ np.abs(B))
+        assert np.all(np.abs(got - exact) <= bound)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_accumulating_in_pieces_equals_one_product(isa, dtype):
     """X' dZ summed block by block of rows (the trunk's weight gradients) is the one-pass product,
     bit for bit: every element is one chain in the order of the inner index."""
