@@ -226,6 +226,23 @@ def test_admm_refuses_what_it_cannot_run(rng, kw, reason):
 
 
 # ------------------------------------------------------------------------------- water-filling
+@pytest.mark.parametrize("seed", range(40))
+def test_waterfill_with_a_near_zero_singular_value_spends_the_budget_optimally(seed):
+    """One singular value of 1e-8 to 1e-22 beside values of order 1 (tasks nearly combinations of
+    others): the budget spent exactly and the KKT conditions of the convex problem hold."""
+    rng = np.random.default_rng(seed)
+    T = int(rng.integers(2, 12))
+    s = np.abs(rng.standard_normal(T))
+    s[rng.integers(T)] = 10.0 ** -rng.uniform(8, 22)
+    eta, k = float(rng.choice([0.01, 0.5, 3.0])), float(rng.uniform(1.0, T))
+    m = waterfill(s, eta, k)
+    assert np.all((m >= 0) & (m <= 1)) and m.sum() == pytest.approx(min(k, T), rel=1e-12)
+    inside = (m > 1e-9) & (m < 1 - 1e-9)
+    if inside.any():
+        u = np.median((m[inside] + eta) / s[inside])
+        np.testing.assert_allclose(m, np.clip(u * s - eta, 0, 1), atol=1e-8)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_waterfill_matches_cvxpy(seed):
     rng = np.random.default_rng(seed)

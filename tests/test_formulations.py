@@ -322,6 +322,21 @@ def fit_both(tasks, losses, task_weights, penalty, spec, alpha, l2, fit_intercep
     return res, parts_cvx, b_cvx, F_mtlx, F_cvx
 
 
+def test_clustered_on_linearly_dependent_tasks_matches_cvxpy():
+    """Tasks 2 and 3 are combinations of tasks 0 and 1 (no noise): W has singular values of 1e-12
+    and below, whose water-filling breakpoints are 1e12 times the others'. The cumulative sums
+    there lost every digit and the fit crashed with an IndexError (50 of 60 such fits)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 5))
+    Y2 = X @ rng.standard_normal((5, 2))
+    Y = np.column_stack([Y2, Y2[:, 0] + Y2[:, 1], Y2[:, 0]])
+    tasks = [(X, Y[:, t]) for t in range(4)]
+    res, _, _, F_mtlx, F_cvx = fit_both(tasks, "squared", "mean", P.Clustered(2, 0.5), ("clustered", 2, 0.5, 1.0),
+                                        0.5, 0.0, False)
+    assert res.converged
+    assert F_mtlx == pytest.approx(F_cvx, rel=F_RTOL)
+
+
 @pytest.mark.parametrize("solver", ["fista", "auto"])
 @pytest.mark.parametrize("case", SQUARED_CASES, ids=[case[0] for case in SQUARED_CASES])
 def test_squared_loss_matches_cvxpy(case, solver):

@@ -22,6 +22,12 @@ def waterfill(sigma: np.ndarray, eta: float, k: float) -> np.ndarray:
     with breakpoints ``eta / sigma_i`` (i starts) and ``(1 + eta) / sigma_i`` (i saturates): one
     sort and cumulative sums give it at every breakpoint, and u exactly on the segment that holds
     the budget (O(T log T); a bisection cost 20 times more on 139 tasks).
+
+    Tasks that are (nearly) linear combinations of others give singular values of 1e-12 and
+    below: their breakpoints are 1e12 times the others', and the cumulative sums, cancelling
+    there, lose every digit (the segment search then ran past the last breakpoint). The result
+    is checked, and where the sums went wrong the segment is found again by bisection over the
+    breakpoints, each sum taken directly.
     """
     sigma = np.asarray(sigma, dtype=np.float64)
     positive = sigma > 0
@@ -40,12 +46,36 @@ def waterfill(sigma: np.ndarray, eta: float, k: float) -> np.ndarray:
     u, slope, const = u[order], np.cumsum(d_slope[order]), np.cumsum(d_const[order])
     total = slope * u + const  # the sum at each breakpoint (continuous: either side agrees)
     j = int(np.searchsorted(total, budget))  # total[j - 1] < budget <= total[j]
-    if j == 0 or slope[j - 1] <= 0:
-        root = u[j]
-    else:
-        root = (budget - const[j - 1]) / slope[j - 1]
-    m[positive] = np.clip(root * s - eta, 0.0, 1.0)
+    if j < u.size:
+        root = u[j] if j == 0 or slope[j - 1] <= 0 else (budget - const[j - 1]) / slope[j - 1]
+        m[positive] = np.clip(root * s - eta, 0.0, 1.0)
+        if abs(m.sum() - budget) <= 1e-12 * budget:
+            return m
+    m[positive] = _waterfill_by_bisection(s, eta, budget, u)
     return m
+
+
+def _waterfill_by_bisection(s: np.ndarray, eta: float, budget: float, u: np.ndarray) -> np.ndarray:
+    """waterfill's m for positive s, without cumulative sums: the first breakpoint of the sorted
+    ``u`` where the sum reaches the budget, by bisection (each sum direct), then u on the segment
+    before it, where the sum is linear in u over the directions strictly inside (0, 1)."""
+    def filled(x):
+        return np.clip(x * s - eta, 0.0, 1.0)
+
+    lo, hi = 0, u.size - 1  # the sum is 0 at u[0] and every direction is full at u[-1]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if filled(u[mid]).sum() >= budget:
+            hi = mid
+        else:
+            lo = mid
+    inside_at = 0.5 * (u[lo] + u[hi])
+    level = inside_at * s - eta
+    inside = (level > 0.0) & (level < 1.0)
+    full = np.count_nonzero(level >= 1.0)
+    rate = float(s[inside].sum())
+    root = u[hi] if rate <= 0.0 else (budget - full + eta * np.count_nonzero(inside)) / rate
+    return filled(min(max(root, u[lo]), u[hi]))
 
 
 class Clustered(Penalty):
