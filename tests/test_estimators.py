@@ -321,3 +321,41 @@ def test_per_task_dataframes_keep_their_feature_names(make):
             make().fit([(df[:30], y[:30]), (df[30:].rename(columns={"a": "z"}), y[30:])])
         named.fit([(X[:30], y[:30]), (X[30:], y[30:])])  # refit on arrays: the names are gone
     assert not hasattr(named, "feature_names_in_")
+
+
+@pytest.mark.parametrize("make", [lambda: mtlx.MultiTaskRegressor(alpha=0.05),
+                                  lambda: mtlx.SharedTrunkRegressor(hidden=(3,), max_iter=50, n_threads=1)],
+                         ids=["linear", "trunk"])
+def test_score_of_per_task_inputs_beside_per_task_targets(make):
+    """score([X_1, X_2], [y_1, y_2]), as predict([X_1, X_2]): the pooled R^2 of sklearn's r2_score.
+    numpy once stacked the per-task predictions into one array and scored them against y: 0.635
+    where the model's R^2 is 0.997, silently."""
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(0)
+    X1, X2 = rng.standard_normal((20, 3)), rng.standard_normal((25, 3))
+    y1, y2 = X1 @ [1.0, 2.0, 3.0] + 0.1 * rng.standard_normal(20), X2 @ [1.0, 2.0, 2.5]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        m = make().fit([(X1, y1), (X2, y2)])
+    p1, p2 = m.predict([X1, X2])
+    expected = r2_score(np.r_[y1, y2], np.r_[p1, p2])
+    assert m.score([X1, X2], [y1, y2]) == pytest.approx(expected, rel=1e-12)
+    assert m.score([(X1, y1), (X2, y2)]) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="y must be a list of as many per-task targets; got ndarray"):
+        m.score([X1, X1], np.column_stack([y1, y1]))
+    with pytest.raises(ValueError, match=r"task 1: X has 5 rows but y has shape \(25,\)"):
+        m.score([X1, X2[:5]], [y1, y2])
+
+
+def test_classifier_score_names_what_it_cannot_score():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((30, 3))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(float)
+    m = mtlx.MultiTaskClassifier().fit(X, Y)
+    assert m.score(X, Y) == pytest.approx(np.mean(m.predict(X) == Y))
+    assert m.score([X, X], [Y[:, 0], Y[:, 1]]) == pytest.approx(np.mean(m.predict(X) == Y))
+    with pytest.raises(ValueError, match="no label to score"):
+        m.score(X, np.full((30, 2), np.nan))
+    with pytest.raises(ValueError, match=r"y has shape \(30,\), but the predictions for X have shape \(30, 2\)"):
+        m.score(X, Y[:, 0])
