@@ -409,3 +409,18 @@ def test_sparse_gram_and_residual_epochs_reach_the_dense_optimum(rng, monkeypatc
             assert got.converged
             np.testing.assert_allclose(got.W, dense.W, atol=1e-9 * np.abs(dense.W).max())
             np.testing.assert_allclose(got.b, dense.b, atol=1e-9 * np.abs(dense.W).max())
+
+
+@pytest.mark.parametrize("fmt", ["dok", "lil", "bsr", "dia"])
+def test_every_scipy_sparse_format_is_taken(fmt):
+    """DOK (no data array: a dict), LIL (one of lists), BSR and DIA are converted to CSR once: the
+    same fit as on CSR, in every layout (DOK crashed with an AttributeError)."""
+    rng = np.random.default_rng(2)
+    X = sp.random(40, 6, density=0.4, format="csr", random_state=3)
+    Y = X @ rng.standard_normal((6, 2)) + 0.1 * rng.standard_normal((40, 2))
+    other = X.asformat(fmt)
+    kw = dict(penalty="l21", alpha=0.05, tol=1e-10)
+    for make in (lambda A: mtlx.TaskData.from_shared(A, Y),
+                 lambda A: mtlx.TaskData.from_stacked(A, Y[:, 0], np.repeat([0, 1], 20)),
+                 lambda A: mtlx.TaskData.from_tasks([(A, Y[:, 0]), (A, Y[:, 1])])):
+        np.testing.assert_allclose(mtlx.solve(make(other), **kw).W, mtlx.solve(make(X), **kw).W, rtol=1e-12, atol=1e-14)

@@ -27,8 +27,10 @@ def test_nonfinite_values_name_the_task(rng, array, bad):
 def test_nonfinite_in_stacked_and_shared(rng):
     X = rng.standard_normal((6, 2))
     X[4, 0] = np.nan
-    with pytest.raises(ValueError, match=r"task 7: X contains NaN \(row 1\)"):
+    with pytest.raises(ValueError, match=r"task 7: X contains NaN \(row 4\)"):  # its row of X, as given
         mtlx.TaskData.from_stacked(X, np.zeros(6), task=[3, 3, 3, 7, 7, 7])
+    with pytest.raises(ValueError, match=r"task 3: X contains NaN \(row 4\)"):  # tasks in no order
+        mtlx.TaskData.from_stacked(X, np.zeros(6), task=[7, 3, 7, 7, 3, 7])
     Y = np.zeros((6, 2))
     Y[5, 1] = np.inf
     with pytest.raises(ValueError, match=r"Y contains infinity \(row 5\)"):

@@ -173,6 +173,7 @@ class TaskData:
             np.ascontiguousarray(X[order], dtype=dtype)
         y = np.ascontiguousarray(y[order], dtype=dtype)
         data = cls(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids, sample_weight=weights)
+        data._input_rows = order  # (a non-finite entry is named by its row of the caller's X)
         return data._checked(n_threads)
 
     @classmethod
@@ -460,8 +461,7 @@ class TaskData:
                 row = int(np.searchsorted(self.X.indptr, bad[0], side="right")) - 1
                 what = "NaN" if np.isnan(self.X.data[bad[0]]) else "infinity"
                 where = "" if self.layout == "shared" else f"task {self.task_ids[self.task_of_row(row)]}: "
-                local = row if self.layout == "shared" else row - int(self.offsets[self.task_of_row(row)])
-                raise ValueError(f"{where}X (sparse) contains {what} (row {local}); inputs must be finite")
+                raise ValueError(f"{where}X (sparse) contains {what} ({self._row_name(row)}); inputs must be finite")
         for name, arr in ((("X", self.X),) if not self.sparse else ()) + (targets,):
             bad = first_nonfinite_row(arr, nt)
             if bad < 0:
@@ -469,7 +469,20 @@ class TaskData:
             if self.layout == "shared":
                 raise nonfinite_error(arr[bad], name, "", bad)
             t = self.task_of_row(bad)
-            raise nonfinite_error(arr[bad], name, f"task {self.task_ids[t]}", bad - int(self.offsets[t]))
+            what = "NaN" if np.isnan(arr[bad]).any() else "infinity"
+            raise ValueError(f"task {self.task_ids[t]}: {name} contains {what} ({self._row_name(bad)}); inputs must be "
+                             "finite")
+
+    def _row_name(self, row: int) -> str:
+        """Row ``row`` of the stored rows as the caller numbers it: its row of the one X (shared),
+        of the stacked X as given (from_stacked; it was the row within the task, which for tasks
+        in no particular order pointed at no row of X), or of its task's X_t (from_tasks)."""
+        if self.layout == "shared":
+            return f"row {row}"
+        origin = getattr(self, "_input_rows", None)
+        if origin is not None:
+            return f"row {row if isinstance(origin, slice) else int(origin[row])}"
+        return f"row {row - int(self.offsets[self.task_of_row(row)])}"
 
 
 def _device_backend(*arrays):
@@ -562,6 +575,9 @@ def _as_inputs(X, where: str):
         raise ValueError(f"{label} must be 2-D, got a sparse array of shape {X.shape}")
     if X.dtype.kind not in "biuf":
         raise TypeError(f"{label} has {X.dtype} dtype; a numeric (float or integer) sparse matrix is required")
+    if X.format not in ("csr", "csc", "coo"):
+        # DOK has no data array (a dict), LIL one of lists, BSR one of blocks: CSR once, here.
+        X = X.tocsr()
     return X
 
 
