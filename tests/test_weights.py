@@ -332,3 +332,19 @@ def test_feature_moments_with_missing_labels_are_each_tasks_labelled_rows(dtype)
         np.testing.assert_allclose(means[t], mean, rtol=1e-13)
         np.testing.assert_allclose(centred[t], st @ (Xt - mean) ** 2, rtol=1e-10)
         np.testing.assert_allclose(raw[t], st @ Xt**2, rtol=1e-13)
+
+
+def test_per_task_sample_weights_take_none_for_all_ones():
+    """fit([(X_1, y_1), (X_2, y_2)], sample_weight=[None, w]): None is all 1 for that task, as
+    TaskData.from_tasks takes it (it was read as one weight and refused with a shape error)."""
+    rng = np.random.default_rng(0)
+    X1, X2 = rng.standard_normal((50, 3)), rng.standard_normal((31, 3))
+    y1, y2 = X1 @ [1.0, 0.0, 2.0], X2 @ [0.5, 1.0, 2.0] + 0.1 * rng.standard_normal(31)
+    w = rng.uniform(0.5, 2.0, 31)
+    a = mtlx.MultiTaskRegressor(alpha=0.01).fit([(X1, y1), (X2, y2)], sample_weight=[None, w])
+    b = mtlx.MultiTaskRegressor(alpha=0.01).fit([(X1, y1), (X2, y2)], sample_weight=[np.ones(50), w])
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert a.score([(X1, y1), (X2, y2)], sample_weight=[None, w]) == pytest.approx(
+        b.score([(X1, y1), (X2, y2)], sample_weight=[np.ones(50), w]), rel=1e-15)
+    with pytest.raises(ValueError, match=r"sample_weight\[1\] has shape \(30,\), expected \(31,\)"):
+        mtlx.MultiTaskRegressor().fit([(X1, y1), (X2, y2)], sample_weight=[None, np.ones(30)])

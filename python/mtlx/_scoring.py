@@ -93,7 +93,14 @@ def pooled_weights(sample_weight, sizes):
     if isinstance(sample_weight, (list, tuple)):
         if len(sample_weight) != len(sizes):
             raise ValueError(f"sample_weight is a list of {len(sample_weight)} arrays but X has {len(sizes)} tasks")
-        sample_weight = np.concatenate([np.ravel(w) for w in sample_weight])
+        # (None for a task: all 1, as TaskData.from_tasks takes it)
+        parts = [np.ones(m) if w is None else np.ravel(np.asarray(w, dtype=np.float64)) for w, m in
+                 zip(sample_weight, sizes)]
+        for t, (w, m) in enumerate(zip(parts, sizes)):
+            if w.shape != (m,):
+                raise ValueError(f"sample_weight[{t}] has shape {w.shape}, expected ({m},): one weight per row of "
+                                 f"task {t}")
+        sample_weight = np.concatenate(parts)
     w = np.asarray(sample_weight, dtype=np.float64)
     if w.shape != (sum(sizes),):
         raise ValueError(f"sample_weight has shape {w.shape}, expected ({sum(sizes)},): one weight per row")
