@@ -348,3 +348,19 @@ def test_per_task_sample_weights_take_none_for_all_ones():
         b.score([(X1, y1), (X2, y2)], sample_weight=[np.ones(50), w]), rel=1e-15)
     with pytest.raises(ValueError, match=r"sample_weight\[1\] has shape \(30,\), expected \(31,\)"):
         mtlx.MultiTaskRegressor().fit([(X1, y1), (X2, y2)], sample_weight=[None, np.ones(30)])
+
+
+def test_a_multiclass_task_weight_covers_its_classes():
+    """task_weights holds one weight per task, a K-class task's K columns sharing it: weights
+    [1, 2] are task 1's rows at sample weight 2 under task_weights="sum" (the objective is the
+    same sum). It was read per column of W, and refused with 'one weight per task'."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 4))
+    tasks = [(X[:50], np.digitize(X[:50, 0], [-0.5, 0.5])), (X[50:], (X[50:, 1] > 0).astype(int))]
+    kw = dict(alpha=0.05, tol=1e-12, max_iter=100_000)
+    by_task = mtlx.MultiTaskClassifier(task_weights=[1.0, 2.0], **kw).fit(tasks)
+    by_rows = mtlx.MultiTaskClassifier(task_weights="sum", **kw).fit(tasks, sample_weight=[None, np.full(40, 2.0)])
+    assert by_task.coef_.shape == (4, 4)  # 3 class columns, then 1
+    np.testing.assert_allclose(by_task.coef_, by_rows.coef_, atol=1e-7)
+    with pytest.raises(ValueError, match=r"task_weights has shape \(3,\), expected \(2,\): one weight per task"):
+        mtlx.MultiTaskClassifier(task_weights=[1.0, 2.0, 3.0]).fit(tasks)

@@ -47,7 +47,7 @@ class _CrossValidated:
         scores = np.zeros((len(alphas), len(folds)))
         for k, (train, held_out) in enumerate(folds):
             res = path(train, self.penalty, loss=self._column_losses(), alphas=alphas, l2=self.l2,
-                       fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
+                       fit_intercept=self.fit_intercept, task_weights=self._column_task_weights(), tol=self.tol,
                        max_iter=self.max_iter, n_threads=self.n_threads)
             scores[:, k] = [self._fold_score(held_out, W, b) for W, b in zip(res.coefs, res.intercepts)]
         self.alphas_ = alphas
@@ -80,7 +80,7 @@ class _CrossValidated:
         if isinstance(self.alphas, numbers.Integral):
             n = self.alphas if self.n_alphas == "deprecated" else check_int(self.n_alphas, "n_alphas", 1)
             return alpha_grid(data, self.penalty, n, self.eps, loss=self._column_losses(),
-                              task_weights=self.task_weights, fit_intercept=self.fit_intercept,
+                              task_weights=self._column_task_weights(), fit_intercept=self.fit_intercept,
                               n_threads=self.n_threads)
         return check_alphas(self.alphas)
 

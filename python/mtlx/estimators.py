@@ -62,7 +62,8 @@ _PARAMS_DOC = """
     fit_intercept : bool, default=True
         Fit an unpenalized intercept per task.
     task_weights : {"mean", "sum"} or array-like of shape (n_tasks,), default="mean"
-        Weight c_t of task t's summed loss: ``"mean"`` = 1/m_t, ``"sum"`` = 1.
+        Weight c_t of task t's summed loss: ``"mean"`` = 1/m_t, ``"sum"`` = 1. (A classifier's
+        K-class task: its K columns share its weight.)
     tol : float, default=1e-6
         Relative tolerance of the solver: FISTA's change of F and gradient-mapping measure (and
         the duality gap where the problem has one); the duality gap (``gap <= tol * F``, a
@@ -214,7 +215,7 @@ class _MultiTaskModel(BaseEstimator):
         with IterationProgress(self.tol, enabled, self.callback, type(self).__name__) as progress:
             callback = progress if (enabled or self.callback is not None) else None
             res = solve(data, loss=self._column_losses(), penalty=self.penalty, alpha=self.alpha, l2=self.l2,
-                        fit_intercept=self.fit_intercept, task_weights=self.task_weights, tol=self.tol,
+                        fit_intercept=self.fit_intercept, task_weights=self._column_task_weights(), tol=self.tol,
                         max_iter=self.max_iter, W0=W0, b0=None if engine == "cd" and not logistic else b0,
                         callback=callback,
                         solver=getattr(self, "solver", "auto"), n_threads=self.n_threads, **comm_kw,
@@ -238,6 +239,10 @@ class _MultiTaskModel(BaseEstimator):
     def _column_losses(self):
         """The loss of each column of W (each task's, by default)."""
         return self._loss_object()
+
+    def _column_task_weights(self):
+        """``task_weights`` for each column of W (each task's, by default)."""
+        return self.task_weights
 
     def _loss_object(self):
         """The loss of every task: the ``loss`` parameter (with ``epsilon`` for Huber) where the
@@ -650,6 +655,21 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         widths = [1 if len(c) == 2 else len(c) for c in self._per_task_classes()]
         edges = np.concatenate([[0], np.cumsum(widths)]).astype(int)
         return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+    def _column_task_weights(self):
+        """An array of task_weights, one per task, repeated over a K-class task's K columns (which
+        share its weight). One per column (as many as W has) is taken as it is."""
+        weights = self.task_weights
+        if isinstance(weights, str):
+            return weights
+        per_task = self._per_task_classes() if getattr(self, "_global_classes", None) is None else \
+            self._global_classes[1]
+        widths = [1 if len(c) == 2 else len(c) for c in per_task]
+        c = np.asarray(weights, dtype=np.float64).ravel()
+        if np.ndim(weights) != 1 or c.size not in (len(widths), sum(widths)):
+            raise ValueError(f"task_weights has shape {np.shape(weights)}, expected ({len(widths)},): one weight per "
+                             "task")
+        return np.repeat(c, widths) if c.size == len(widths) else c
 
     def _column_losses(self):
         base = self._loss_object()
