@@ -504,3 +504,40 @@ def test_deflate_is_refused_even_when_small(regressor_file):
     write_zip(path, [(name, npy_bytes(v), zipfile.ZIP_DEFLATED) for name, v in saved.items()])
     with pytest.raises(ValueError, match=r"member '.*\.npy' is compressed \(zip method 8\); expected uncompressed"):
         mtlx.load(path)
+
+
+def test_a_superposition_keeps_its_blocks(tmp_path, rng):
+    """components_ (a Superpose penalty's blocks) survives save/load and the CV estimator's refit;
+    blocks that do not sum to coef_ are refused. Both were dropped: the loaded model had no
+    components_, and MultiTaskRegressorCV never had them."""
+    X = rng.standard_normal((60, 5))
+    Y = X @ rng.standard_normal((5, 3)) + 0.1 * rng.standard_normal((60, 3))
+    pen = mtlx.penalties.Superpose(mtlx.penalties.L21(1.0), mtlx.penalties.L1(1.0))
+    cv = mtlx.MultiTaskRegressorCV(penalty=pen, alphas=3, cv=3).fit(X, Y)
+    base = mtlx.MultiTaskRegressor(penalty=pen, alpha=cv.alpha_).fit(X, Y)
+    assert len(cv.components_) == 2
+    for got, expected in zip(cv.components_, base.components_):
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(sum(cv.components_), cv.coef_, rtol=1e-12, atol=1e-12)
+    for model in (base, cv):
+        path = tmp_path / f"{type(model).__name__}.npz"
+        mtlx.save(model, path)
+        loaded = mtlx.load(path)
+        assert len(loaded.components_) == 2
+        for got, expected in zip(loaded.components_, model.components_):
+            np.testing.assert_array_equal(got, expected)
+    rewrite(path, components_1=np.zeros_like(cv.components_[1]) + 1.0)
+    with pytest.raises(ValueError, match="components_ do not sum to coef_"):
+        mtlx.load(path)
+
+
+def test_tuple_parameters_come_back_as_tuples(tmp_path):
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((40, 4)), rng.standard_normal((40, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        model = mtlx.SharedTrunkRegressor(hidden=(5, 3), task_hidden=(2,), max_iter=3).fit(X, Y)
+    mtlx.save(model, tmp_path / "trunk.npz")
+    loaded = mtlx.load(tmp_path / "trunk.npz")
+    assert loaded.hidden == (5, 3) and loaded.task_hidden == (2,) and loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

@@ -34,7 +34,7 @@ def test_regressors_round_trip(tmp_path, data, options):
     model = mtlx.SharedTrunkRegressor(**options, random_state=3).fit(X, Y)
     mtlx.save(model, tmp_path / "m.npz")
     loaded = mtlx.load(tmp_path / "m.npz")
-    assert type(loaded) is mtlx.SharedTrunkRegressor and loaded.get_params()["hidden"] == list(options["hidden"])
+    assert type(loaded) is mtlx.SharedTrunkRegressor and loaded.get_params()["hidden"] == tuple(options["hidden"])
     _same_predictions(model, loaded, X)
     np.testing.assert_array_equal(loaded.result_.params, model.result_.params)
     assert loaded.n_iter_ == model.n_iter_ and loaded.loss_curve_ == model.loss_curve_

@@ -63,6 +63,10 @@ class _CrossValidated:
             final.fit(data)
         for name in _COPIED:
             setattr(self, name, getattr(final, name))
+        if hasattr(final, "components_"):  # (a superposition's blocks)
+            self.components_ = final.components_
+        elif hasattr(self, "components_"):
+            del self.components_
         return self
 
     def _check_params(self):

@@ -45,6 +45,8 @@ _FITTED = _SCALARS + ("coef_", "intercept_", "tasks_", "objective_history_")
 _LAYOUTS = ("single", "shared", "stacked", "tasks")
 _NOT_STORED = ("callback", "comm")  # live objects, never data
 _CLASSES = re.compile(r"classes_(0|[1-9][0-9]*)")
+#: A superposition's blocks (components_, a tuple of coef_-shaped arrays), one member each.
+_COMPONENTS = re.compile(r"components_(0|[1-9][0-9]*)")
 _PENALTY_KEY = "__penalty__"  # a penalty object's parameter: {"__penalty__": its plain description}
 _PENALTY_PREFIX = "penalty_"  # members holding a penalty's matrix arguments (a Graph's R)
 _PENALTY_MEMBERS = re.compile(r"penalty(_[0-9]+)*_[A-Za-z]+")
@@ -159,6 +161,8 @@ def save(model, path) -> None:
     arrays.update(penalty_arrays)
     if hasattr(model, "feature_names_in_"):
         arrays["feature_names_in_"] = np.asarray(model.feature_names_in_, dtype=str)
+    if entry.members is None and hasattr(model, "components_"):
+        arrays.update({f"components_{k}": np.asarray(c) for k, c in enumerate(model.components_)})
     if entry.is_classifier:
         per_task = [model.classes_] if model.fit_layout_ == "single" else model.classes_
         arrays.update({f"classes_{t}": np.asarray(labels) for t, labels in enumerate(per_task)})
@@ -264,11 +268,14 @@ def _read_model(archive, members: dict):
                          f"{wanted}, found {sorted(classes)[:10]}")
     # The labels first: a task of K classes owns K rows of coef_, so they size the coefficients.
     _restore(model, {name: _read(archive, members, name, _UNSIZED_BYTES) for name in sorted(classes)})
+    components = [name for name in members if _COMPONENTS.fullmatch(name)]
     rest = [name for name in members if name not in _SCALARS and name != "__meta__"
-            and not _PENALTY_MEMBERS.fullmatch(name) and name not in classes]
+            and not _PENALTY_MEMBERS.fullmatch(name) and name not in classes and name not in components]
     # (members that size others first: a trunk's out_dims_ fixes the length of its params_)
     for name in sorted(rest, key=lambda n: n != "out_dims_"):
         _restore(model, {name: _read(archive, members, name, _member_bytes(entry, name, model))})
+    if components:  # (the blocks together: they form one tuple)
+        _restore(model, {name: _read(archive, members, name, _member_bytes(entry, name, model)) for name in components})
     if entry.rebuild is not None:
         entry.rebuild(model)
     check_model(model)
@@ -294,6 +301,8 @@ def _max_bytes(name: str, model) -> int:
     T, d, C = model.n_tasks_, model.n_features_in_, _n_columns(model)
     elements = {"coef_": (C * d, 8), "intercept_": (C, 8), "tasks_": (T, _LABEL_BYTES),
                 "feature_names_in_": (d, _LABEL_BYTES)}
+    if _COMPONENTS.fullmatch(name):
+        name = "coef_"
     if name not in elements:
         return _UNSIZED_BYTES
     count, item_bytes = elements[name]
@@ -357,7 +366,7 @@ def _check_member_names(members: dict, entry: _Storable) -> None:
     required = entry.fitted + entry.extra_fitted
     allowed = {"__meta__", "feature_names_in_", *required, *entry.optional}
     for name in members:
-        if _PENALTY_MEMBERS.fullmatch(name):
+        if _PENALTY_MEMBERS.fullmatch(name) or (entry.members is None and _COMPONENTS.fullmatch(name)):
             continue
         if name not in allowed and not (entry.is_classifier and _CLASSES.fullmatch(name)):
             raise ValueError(f"unexpected array {name!r}: a {entry.cls.__name__} file holds only "
@@ -375,15 +384,21 @@ def _construct(cls: type, params: dict):
         if key not in valid:
             raise ValueError(f"Invalid parameter {key!r} for estimator {cls.__name__}. Valid parameters are: "
                              f"{valid!r}.")
+    # JSON has no tuples: a parameter whose default is a tuple (hidden=(64,)) comes back one, so that
+    # get_params() of the loaded model equals the saved one's.
+    params = {key: tuple(value) if isinstance(value, list) and isinstance(signature[key].default, tuple) else value
+              for key, value in params.items()}
     return cls(**params)
 
 
 def _restore(model, arrays: dict) -> None:
     """Set the fitted attributes from their arrays: 0-d arrays as Python scalars, labels per task."""
-    labels = {}
+    labels, components = {}, {}
     for name, value in arrays.items():
         if _CLASSES.fullmatch(name):
             labels[int(name[len("classes_"):])] = value
+        elif _COMPONENTS.fullmatch(name):
+            components[int(name[len("components_"):])] = value
         elif name == "feature_names_in_":
             if value.dtype.kind != "U":
                 raise ValueError(f"feature_names_in_ must hold strings, got dtype {value.dtype}")
@@ -393,6 +408,10 @@ def _restore(model, arrays: dict) -> None:
     if labels:
         per_task = [labels[t] for t in sorted(labels)]
         model.classes_ = per_task[0] if model.fit_layout_ == "single" else per_task
+    if components:
+        if sorted(components) != list(range(len(components))):
+            raise ValueError(f"components_ members must be numbered 0..k-1, got {sorted(components)}")
+        model.components_ = tuple(components[k] for k in range(len(components)))
 
 
 # ------------------------------------------------------------------------------------- checks
@@ -451,6 +470,19 @@ def _check_linear(model) -> None:
     if history.ndim != 1 or history.size == 0 or history.dtype.kind != "f":
         raise ValueError(f"objective_history_ must be a non-empty 1-D float array, got a {history.dtype} array of "
                          f"shape {history.shape}")
+    if hasattr(model, "components_"):  # a superposition's blocks: coef_'s shape each, summing to it
+        parts = model.components_
+        if not isinstance(parts, tuple) or len(parts) < 2:
+            raise ValueError("components_ must be a tuple of at least two blocks (a superposition's)")
+        for k, part in enumerate(parts):
+            part = np.asarray(part)
+            if part.shape != (C, d) or part.dtype.kind != "f" or not np.all(np.isfinite(part)):
+                raise ValueError(f"components_[{k}] must be a finite float array of coef_'s shape {(C, d)}, got a "
+                                 f"{part.dtype} array of shape {part.shape}")
+        total = np.sum([np.asarray(part, dtype=np.float64) for part in parts], axis=0)
+        coef = np.asarray(model.coef_, dtype=np.float64)
+        if not np.allclose(total, coef, rtol=1e-5, atol=1e-6 * max(1.0, float(np.abs(coef).max(initial=0.0)))):
+            raise ValueError("components_ do not sum to coef_ (a superposition's blocks add up to W)")
 
 
 def _check_counts(model) -> None:
