@@ -113,3 +113,33 @@ def test_gram_needs_the_squared_loss(rng):
     assert not mtlx.solve(data, loss=["squared", "logistic"], alpha=0.01).gram
     with pytest.raises(ValueError, match="gram must be"):
         mtlx.solve(data, gram="yes")
+
+
+@pytest.mark.parametrize("case", ["float32-gram-l21", "float32-gram-trace", "float32-stacked", "float64-admm-eigh",
+                                  "huber-newton", "poisson-newton"])
+def test_engines_on_blas_are_independent_of_thread_count(case):
+    """The engines whose products go to BLAS/LAPACK: the float32 Gram build (OpenBLAS's ssyrk sums
+    in an order that depends on its threads), ADMM's eigendecomposition (LAPACK on threaded BLAS,
+    d >= 100), proximal Newton's numpy products (threaded matrix-vector sums, 600 x 300). Each
+    gave other bits on 2 threads than on 1; now the same bits, of a converged solve."""
+    rng = np.random.default_rng(0)
+    if case.startswith("float32"):
+        X = rng.standard_normal((400, 60)).astype(np.float32)
+        Y = rng.standard_normal((400, 4)).astype(np.float32)
+        penalty = "trace" if case.endswith("trace") else "l21"
+        data = mtlx.TaskData.from_stacked(X, Y[:, 0], np.repeat(np.arange(4), 100)) if case.endswith("stacked") \
+            else mtlx.TaskData.from_shared(X, Y)
+        kw = dict(penalty=penalty, alpha=0.02)
+    elif case == "float64-admm-eigh":
+        data = mtlx.TaskData.from_shared(rng.standard_normal((1000, 100)), rng.standard_normal((1000, 4)))
+        kw = dict(penalty="trace", alpha=0.02, solver="admm")
+    else:
+        X = rng.standard_normal((600, 300))
+        Y = X[:, :5] @ rng.standard_normal((5, 3)) + rng.standard_normal((600, 3))
+        loss = case.split("-")[0]
+        data = mtlx.TaskData.from_shared(X, np.abs(np.round(Y)) if loss == "poisson" else Y)
+        kw = dict(loss=loss, penalty="l21", alpha=0.05, solver="cd")
+    one, two = (mtlx.solve(data, n_threads=k, **kw) for k in (1, 2))
+    assert one.converged
+    np.testing.assert_array_equal(one.W, two.W)
+    np.testing.assert_array_equal(one.b, two.b)

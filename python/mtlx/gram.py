@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from . import _core
+from ._config import blas_threads
 from .data import TaskData
 from .objective import SmoothLoss, direct_loss
 
@@ -111,10 +112,13 @@ class GramSquaredLoss(SmoothLoss):
         else:
             self.G = np.empty((n_gram, d, d), dtype=dtype)
             self.s = np.empty((n_gram, d), dtype=dtype)
-            if data.layout == "shared":
-                _core.gram_build_shared(data.X, self.G, self.s)
-            else:
-                _core.gram_build_stacked(data.X, data.offsets, self.G, self.s)
+            # On one BLAS thread: OpenBLAS's float32 syrk sums in an order that depends on its
+            # thread count, and results must not (the build is once per fit).
+            with blas_threads(1):
+                if data.layout == "shared":
+                    _core.gram_build_shared(data.X, self.G, self.s)
+                else:
+                    _core.gram_build_stacked(data.X, data.offsets, self.G, self.s)
         self.W0 = np.zeros((T, d), dtype=dtype)
         self.b0 = np.zeros(T, dtype=dtype)
         self.P0 = np.zeros((T, d))
@@ -145,7 +149,8 @@ class GramSquaredLoss(SmoothLoss):
             rows = np.full(1, float(self.data.X.shape[0])) if self.data.layout == "shared" else \
                 self.data.n_samples.astype(np.float64)
             G = G - np.einsum("gj,gk->gjk", s, s) / np.maximum(rows, 1.0)[:, None, None]
-        lam, Q = np.linalg.eigh(G)
+        with blas_threads(1):  # (LAPACK's eigh on threaded BLAS: other bits for other thread counts)
+            lam, Q = np.linalg.eigh(G)
         return Q, np.maximum(lam, 0.0)
 
 
