@@ -46,3 +46,20 @@ def test_bad_settings_are_refused(rng):
         mtlx.MultiTaskRegressorCV(alphas=[0.1, -1.0]).fit(X, y)
     with pytest.raises(ValueError, match="cv must be an int"):
         mtlx.MultiTaskRegressorCV(cv=KFold(3)).fit(X, y, task=np.repeat([0, 1], 15))
+
+
+def test_a_fold_that_cannot_be_fitted_is_named_as_such():
+    """Task 1's two positives sit in the last rows: the unshuffled third fold trains on none of them.
+    The base estimator fits the data; the CV estimator's error names the fold and the way out,
+    where it read as a problem of the whole data; a shuffled splitter then fits."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((150, 4))
+    y = np.column_stack([X[:, 0] > 0, np.zeros(150, dtype=bool)]).astype(int)
+    y[-2:, 1] = 1
+    mtlx.MultiTaskClassifier().fit(X, y)
+    with pytest.raises(ValueError, match=r"cross-validation fold 3 of 3: its training rows cannot be fitted \(task 1: "
+                                         r"the logistic task has only label -1.*a shuffled splitter"):
+        mtlx.MultiTaskClassifierCV(cv=3).fit(X, y)
+    y[-8:, 1] = 1
+    m = mtlx.MultiTaskClassifierCV(alphas=3, cv=KFold(3, shuffle=True, random_state=1)).fit(X, y)
+    assert m.alpha_ in m.alphas_

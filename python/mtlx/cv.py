@@ -24,6 +24,15 @@ __all__ = ["MultiTaskClassifierCV", "MultiTaskRegressorCV"]
 _COPIED = ("coef_", "intercept_", "n_iter_", "objective_history_", "n_tasks_", "tasks_", "solver_")
 
 
+def _fold_error(k: int, n_folds: int | None, exc: ValueError) -> ValueError:
+    """A fold's training rows that cannot be fitted, named as such: the data as a whole may fit
+    (a task whose labels all fall in one block of rows, held out together by an unshuffled split)."""
+    of = "" if n_folds is None else f" of {n_folds}"
+    return ValueError(f"cross-validation fold {k + 1}{of}: its training rows cannot be fitted ({exc}). The folds "
+                      "split the rows in order unless told otherwise: a shuffled splitter, such as "
+                      "cv=KFold(5, shuffle=True, random_state=0), or fewer folds spreads each task's labels")
+
+
 class _CrossValidated:
     """The fold machinery shared by the CV estimators; subclasses score a fold's held-out rows."""
 
@@ -46,9 +55,12 @@ class _CrossValidated:
         folds = self._folds(data)
         scores = np.zeros((len(alphas), len(folds)))
         for k, (train, held_out) in enumerate(folds):
-            res = path(train, self.penalty, loss=self._column_losses(), alphas=alphas, l2=self.l2,
-                       fit_intercept=self.fit_intercept, task_weights=self._column_task_weights(), tol=self.tol,
-                       max_iter=self.max_iter, n_threads=self.n_threads)
+            try:
+                res = path(train, self.penalty, loss=self._column_losses(), alphas=alphas, l2=self.l2,
+                           fit_intercept=self.fit_intercept, task_weights=self._column_task_weights(),
+                           tol=self.tol, max_iter=self.max_iter, n_threads=self.n_threads)
+            except ValueError as exc:
+                raise _fold_error(k, len(folds), exc) from exc
             scores[:, k] = [self._fold_score(held_out, W, b) for W, b in zip(res.coefs, res.intercepts)]
         self.alphas_ = alphas
         self._store_scores(scores)
@@ -101,7 +113,14 @@ class _CrossValidated:
             cv = check_cv(self.cv, labels, classifier=self._stratified and single)
             split = cv.split(data.X, labels)
             S = data.sample_weight
-            return [(data.take_rows(tr), (data.X[te], data.Y[te], None if S is None else S[te])) for tr, te in split]
+            folds = []
+            for k, (tr, te) in enumerate(split):
+                try:
+                    train = data.take_rows(tr)
+                except ValueError as exc:
+                    raise _fold_error(k, None, exc) from exc
+                folds.append((train, (data.X[te], data.Y[te], None if S is None else S[te])))
+            return folds
         if not isinstance(self.cv, numbers.Integral) or isinstance(self.cv, bool) or self.cv < 2:
             raise ValueError(f"cv must be an int >= 2 for per-task rows, got {self.cv!r}")
         rng = np.random.default_rng(self.random_state)
