@@ -359,3 +359,26 @@ def test_classifier_score_names_what_it_cannot_score():
         m.score(X, np.full((30, 2), np.nan))
     with pytest.raises(ValueError, match=r"y has shape \(30,\), but the predictions for X have shape \(30, 2\)"):
         m.score(X, Y[:, 0])
+
+
+@pytest.mark.parametrize("make", [lambda: mtlx.MultiTaskClassifier(alpha=0.05),
+                                  lambda: mtlx.SharedTrunkClassifier(hidden=(4,), max_iter=40, n_threads=1)],
+                         ids=["linear", "trunk"])
+def test_string_labels_with_gaps_are_missing_labels(make):
+    """A DataFrame of string labels with gaps (NaN, None): the gaps are missing labels, as NaN is in
+    a float Y, and the fit equals the one on the same labels coded 0/1 with NaN gaps. np.unique
+    could not sort NaN beside the strings: a bare TypeError naming no task."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    coded = np.column_stack([X[:, 0] > 0, X[:, 1] + 0.3 * X[:, 2] > 0]).astype(float)
+    coded[3, 1] = coded[5, 0] = np.nan
+    names = pd.DataFrame({"a": np.where(coded[:, 0] == 1, "p", "n"), "b": np.where(coded[:, 1] == 1, "yes", "no")},
+                         dtype=object)
+    names.iloc[3, 1], names.iloc[5, 0] = np.nan, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        by_name, by_code = make().fit(X, names), make().fit(X, coded)
+    assert [c.tolist() for c in by_name.classes_] == [["n", "p"], ["no", "yes"]]
+    for got, expected in zip(by_name.predict_proba(X), by_code.predict_proba(X)):
+        np.testing.assert_array_equal(got, expected)

@@ -73,3 +73,15 @@ def preview(ids, n: int = 6) -> str:
     """The first few of ``ids`` for a message."""
     ids = list(ids)
     return ", ".join(map(str, ids)) if len(ids) <= n else ", ".join(map(str, ids[:n])) + ", ..."
+
+
+def missing_labels(y: np.ndarray) -> np.ndarray:
+    """Which entries of a task's labels are missing: NaN in a float array; None, NaN or pandas' NA
+    in an object array (string labels read from a DataFrame with gaps), which np.unique could not
+    sort beside the strings."""
+    if y.dtype.kind == "f":
+        return np.isnan(y)
+    if y.dtype.kind != "O":
+        return np.zeros(len(y), dtype=bool)
+    return np.fromiter((v is None or (isinstance(v, float) and v != v) or type(v).__name__ == "NAType" for v in y),
+                       dtype=bool, count=len(y))

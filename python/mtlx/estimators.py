@@ -21,7 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
 from . import gpu
-from ._layouts import group_rows, is_input_list, is_task_list, preview, task_positions
+from ._layouts import group_rows, is_input_list, is_task_list, missing_labels, preview, task_positions
 from ._progress import IterationProgress, is_root
 from ._scoring import accuracy, pooled_weights, regression_score
 from ._validate import (
@@ -752,8 +752,8 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         y_t = np.asarray(y_t)
         if y_t.ndim == 2 and y_t.shape[1] == 1:
             y_t = y_t[:, 0]
-        if y_t.dtype.kind == "f" and np.isnan(y_t).any():  # missing labels (shared X): encode the others
-            missing = np.isnan(y_t)
+        missing = missing_labels(y_t)
+        if missing.any():  # missing labels (shared X): encode the others
             inner = self._encode_targets(y_t[~missing], where, t)
             coded = np.full((len(y_t),) + inner.shape[1:], np.nan)
             coded[~missing] = inner

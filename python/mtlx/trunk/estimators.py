@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, Transfo
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
-from .._layouts import group_rows, is_input_list, is_task_list, task_positions
+from .._layouts import group_rows, is_input_list, is_task_list, missing_labels, task_positions
 from .._scoring import accuracy, pooled_weights, regression_score
 from .._validate import (
     MAX_THREADS,
@@ -481,7 +481,7 @@ class SharedTrunkClassifier(ClassifierMixin, _SharedTrunkModel):
         y_t = np.asarray(y_t)
         if y_t.ndim == 2 and y_t.shape[1] == 1:
             y_t = y_t[:, 0]
-        missing = np.isnan(y_t) if y_t.dtype.kind == "f" else np.zeros(len(y_t), dtype=bool)
+        missing = missing_labels(y_t)
         labelled = y_t[~missing]
         check_classification_targets(labelled)
         classes = np.unique(labelled)
