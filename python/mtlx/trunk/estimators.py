@@ -67,7 +67,9 @@ _PARAMS_DOC = """
         the best validation loss.
     validation_fraction : float, default=0.1
     warm_start : bool, default=False
-        Start from the previous fit's weights when the network and tasks still fit.
+        Start from the previous fit's weights when the network and tasks still fit; ``loss_curve_``
+        and ``n_iter_`` then continue the previous fit's (scikit-learn's MLP), ``history_`` is this
+        fit's.
     verbose : int, default=0
         Print F per iteration.
     n_threads : int, default=None
@@ -169,13 +171,21 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
                     raise ValueError("under MPI (comm=...) pass each rank's tasks as stacked rows with global task "
                                      "ids (fit(X, y, task=ids)) or as a TaskData with task_ids")
         losses = self._head_losses(data)
+        params0 = self._warm_params(data)
+        previous = (list(self.loss_curve_), self.n_iter_) if params0 is not None else None
         res = fit_shared_trunk(
             data, loss=losses, hidden=self.hidden, task_hidden=self.task_hidden, activation=self.activation,
             l2=self.l2, solver=self.solver, task_weighting=self.task_weighting, max_iter=self.max_iter, tol=self.tol,
             batch_size=self.batch_size, learning_rate=self.learning_rate, random_state=self.random_state,
             early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
-            params0=self._warm_params(data), verbose=self.verbose, n_threads=self.n_threads, comm=self.comm)
+            params0=params0, verbose=self.verbose, n_threads=self.n_threads, comm=self.comm)
         self._set_fitted(res)
+        if previous is not None:
+            # A warm start goes on from the previous fit, as scikit-learn's MLP does: its loss curve
+            # and iteration count continue (L-BFGS's first point is the previous fit's last).
+            curve, n_iter = previous
+            self.loss_curve_ = curve + self.loss_curve_[1 if self.solver == "lbfgs" else 0:]
+            self.n_iter_ = n_iter + res.n_iter
         self._after_fit(res)
         return self
 
