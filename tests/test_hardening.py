@@ -6,6 +6,7 @@ hidden by the stopping test, 2b float32 claiming convergence, 3 one validation e
 """
 
 import logging
+import re
 import warnings
 
 import numpy as np
@@ -269,3 +270,33 @@ def test_ambiguous_task_ids_are_refused(task, error, message):
         mtlx.TaskData.from_stacked(X, y, task)
     with pytest.raises(error, match=message):
         mtlx.MultiTaskRegressor().fit(X, y, task=task)
+
+
+@pytest.mark.parametrize("dtype, scale, penalty, solver", [
+    ("float32", 1e20, "l21", "auto"), ("float64", 1e-150, "mean", "auto"), ("float64", 1e-150, "l1", "admm"),
+    ("float64", 1e150, "trace", "auto")])
+def test_a_scale_the_solver_cannot_carry_is_a_value_error_naming_it(dtype, scale, penalty, solver):
+    """Values at 1e20 in float32, or 1e+-150 in float64, made LAPACK's SVD or eigendecomposition
+    fail to converge or a step divide by zero: numpy's LinAlgError or a bare ZeroDivisionError.
+    Now a ValueError naming the data's range and the way out."""
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((30, 6)) * scale).astype(dtype)
+    Y = (rng.standard_normal((30, 3)) * (scale if dtype == "float32" else 1.0)).astype(dtype)
+    with pytest.raises(ValueError, match=r"the solve failed in its arithmetic .*nonzero \|X\| from .* rescale the "
+                                         r"data"):
+        mtlx.solve(mtlx.TaskData.from_shared(X, Y), penalty=penalty, alpha=0.1, n_threads=1, solver=solver)
+
+
+@pytest.mark.parametrize("weight", [1e39, 1e-50])
+def test_sample_weights_outside_the_dtype_are_named(weight):
+    """float32 data with weights of 1e39 (infinite in float32) or 1e-50 (zero): named, where the
+    first failed in LAPACK and the second read 'every row has sample weight zero'; float64 takes
+    them."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((20, 4)), rng.standard_normal((20, 2))
+    with pytest.raises(ValueError, match=re.escape(f"sample_weight[0] = {weight:g} is outside what float32 carries")):
+        mtlx.TaskData.from_shared(X.astype(np.float32), Y.astype(np.float32), sample_weight=np.full(20, weight))
+    data = mtlx.TaskData.from_shared(X, Y, sample_weight=np.full(20, weight))
+    plain = mtlx.TaskData.from_shared(X, Y)
+    np.testing.assert_allclose(mtlx.solve(data, alpha=0.1, tol=1e-10).W, mtlx.solve(plain, alpha=0.1, tol=1e-10).W,
+                               rtol=1e-6, atol=1e-9)

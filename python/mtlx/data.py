@@ -139,7 +139,7 @@ class TaskData:
             weights = np.ones(int(offsets[-1]), dtype=dtype)
             for t, s_t in enumerate(sample_weight):
                 if s_t is not None:
-                    weights[offsets[t]: offsets[t + 1]] = _row_weights(s_t, int(counts[t]), f"task {ids[t]}")
+                    weights[offsets[t]: offsets[t + 1]] = _row_weights(s_t, int(counts[t]), f"task {ids[t]}", dtype)
         data = cls(layout="stacked", X=X, y=y, offsets=offsets, task_ids=ids, sample_weight=weights)
         return data._checked(n_threads)
 
@@ -168,7 +168,7 @@ class TaskData:
         dtype = core_dtype([_values(X), y])
         weights = None
         if sample_weight is not None:
-            weights = np.ascontiguousarray(_row_weights(sample_weight, X.shape[0], "")[order], dtype=dtype)
+            weights = np.ascontiguousarray(_row_weights(sample_weight, X.shape[0], "", dtype)[order], dtype=dtype)
         X = _csr(X if isinstance(order, slice) else X[order], dtype) if sp.issparse(X) else \
             np.ascontiguousarray(X[order], dtype=dtype)
         y = np.ascontiguousarray(y[order], dtype=dtype)
@@ -200,7 +200,7 @@ class TaskData:
         dtype = core_dtype([_values(X), Y])
         X = _csr(X, dtype) if sp.issparse(X) else np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(Y, dtype=dtype)
-        rows = None if sample_weight is None else _row_weights(sample_weight, X.shape[0], "").astype(dtype)
+        rows = None if sample_weight is None else _row_weights(sample_weight, X.shape[0], "", dtype).astype(dtype)
         Y, entries, row_weight = _labelled_entries(Y, rows)
         ids = _resolve_task_ids(task_ids, Y.shape[1])
         data = cls(layout="shared", X=X, Y=Y, task_ids=ids, sample_weight=entries, row_weight=row_weight)
@@ -602,8 +602,10 @@ def _csr(X, dtype):
     return X
 
 
-def _row_weights(sample_weight, n_rows: int, where: str) -> np.ndarray:
-    """Sample weights as a float64 (n_rows,) array: finite and >= 0, the first bad row named."""
+def _row_weights(sample_weight, n_rows: int, where: str, dtype=np.float64) -> np.ndarray:
+    """Sample weights as a float64 (n_rows,) array: finite and >= 0, and in the data's ``dtype``
+    finite and, where positive, nonzero (1e39 is infinite in float32, 1e-50 zero); the first bad
+    row named."""
     label = f"{where}: sample_weight" if where else "sample_weight"
     w = as_real_array(sample_weight, "sample_weight", where)
     if w.ndim != 1 or w.shape[0] != n_rows:
@@ -614,6 +616,13 @@ def _row_weights(sample_weight, n_rows: int, where: str) -> np.ndarray:
         i = int(bad[0])
         what = "NaN" if np.isnan(w[i]) else ("infinite" if not np.isfinite(w[i]) else f"negative ({w[i]:g})")
         raise ValueError(f"{label}[{i}] is {what}; sample weights must be finite numbers >= 0")
+    cast = w.astype(dtype)
+    lost = np.flatnonzero(~np.isfinite(cast) | ((w > 0) & (cast == 0)))
+    if lost.size:
+        i = int(lost[0])
+        info = np.finfo(dtype)
+        raise ValueError(f"{label}[{i}] = {w[i]:g} is outside what {np.dtype(dtype)} carries (positive weights from "
+                         f"{info.smallest_subnormal:.3g} to {info.max:.3g}); rescale the weights or use float64 data")
     return w
 
 

@@ -16,7 +16,7 @@ from .data import TaskData
 from .gpu import to_host, wrap_result
 from .losses import loss_codes, loss_params, resolve_losses, softmax_groups
 
-__all__ = ["SmoothLoss", "direct_loss", "loss_grad", "overflow_message"]
+__all__ = ["SmoothLoss", "direct_loss", "loss_grad", "numerical_failure_message", "overflow_message"]
 
 
 class SmoothLoss:
@@ -215,6 +215,23 @@ def overflow_message(data: TaskData) -> str:
     return (f"the losses overflow {data.dtype} at finite parameters: X holds values up to {big:.3g} and the "
             f"targets up to {big_y:.3g}, whose products or squares exceed what {data.dtype} can carry "
             f"({np.finfo(data.dtype).max:.3g}); rescale the data (e.g. sklearn's StandardScaler) or use float64")
+
+
+def numerical_failure_message(data: TaskData, exc: Exception) -> str:
+    """Why a solve failed in its arithmetic (a LAPACK routine that did not converge, a step size
+    of 1/0): data whose scale the dtype cannot carry through the solver, named with its range."""
+    values = np.abs(data.X.data if data.sparse else data.X)
+    nonzero = values[values > 0]
+    low = float(nonzero.min()) if nonzero.size else 0.0
+    high = float(values.max()) if values.size else 0.0
+    weights = data.sample_weight
+    weight_part = ""
+    if weights is not None and np.size(weights):
+        w = np.abs(np.asarray(weights, dtype=np.float64))
+        weight_part = f", sample weights from {float(w[w > 0].min(initial=np.inf)):.3g} to {float(w.max()):.3g}"
+    return (f"the solve failed in its arithmetic ({type(exc).__name__}: {exc}): the data's scale is beyond what "
+            f"{data.dtype} carries through the solver (nonzero |X| from {low:.3g} to {high:.3g}{weight_part}); "
+            "rescale the data (e.g. sklearn's StandardScaler) or use float64")
 
 
 def as_parameters(data: TaskData, W, b, W_name: str = "W", b_name: str = "b"):

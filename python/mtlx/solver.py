@@ -8,6 +8,7 @@ module only chooses and drives them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import warnings
 
@@ -22,7 +23,7 @@ from .data import TaskData
 from .fista import FistaState, fista
 from .gram import GramSquaredLoss, smooth_loss, work_per_call
 from .losses import Loss, resolve_losses
-from .objective import as_parameters
+from .objective import as_parameters, numerical_failure_message
 from .penalties import get_penalty
 from .problem import Problem
 from .results import SolveResult, SolverState, convergence_warning
@@ -192,6 +193,22 @@ def check_options(penalty, alpha, l2, tol, max_iter):
             check_int(max_iter, "max_iter", 1))
 
 
+def _numerical_failures_named(fn):
+    """A solve whose arithmetic fails (LAPACK's SVD or eigendecomposition not converging, a step of
+    1/0 from values at 1e-150 or 1e20 in float32) raises a ValueError naming the data's scale, as
+    an overflow of the losses does, not numpy's or Python's bare error."""
+    @functools.wraps(fn)
+    def wrapper(data, *args, **kwargs):
+        try:
+            return fn(data, *args, **kwargs)
+        except (np.linalg.LinAlgError, ZeroDivisionError) as exc:
+            if not isinstance(data, TaskData):
+                raise
+            raise ValueError(numerical_failure_message(data, exc)) from exc
+    return wrapper
+
+
+@_numerical_failures_named
 def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_intercept=False,
           task_weights="mean", tol=1e-6, max_iter=10_000, W0=None, b0=None, callback=None,
           *, solver="auto", n_threads: int | None = None, gram="auto", comm=None, checkpoint=None,
