@@ -8,7 +8,6 @@ module only chooses and drives them.
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 import warnings
 
@@ -193,22 +192,18 @@ def check_options(penalty, alpha, l2, tol, max_iter):
             check_int(max_iter, "max_iter", 1))
 
 
-def _numerical_failures_named(fn):
-    """A solve whose arithmetic fails (LAPACK's SVD or eigendecomposition not converging, a step of
-    1/0 from values at 1e-150 or 1e20 in float32) raises a ValueError naming the data's scale, as
-    an overflow of the losses does, not numpy's or Python's bare error."""
-    @functools.wraps(fn)
-    def wrapper(data, *args, **kwargs):
-        try:
-            return fn(data, *args, **kwargs)
-        except (np.linalg.LinAlgError, ZeroDivisionError) as exc:
-            if not isinstance(data, TaskData):
-                raise
-            raise ValueError(numerical_failure_message(data, exc)) from exc
-    return wrapper
+@contextlib.contextmanager
+def _numerical_failures_named(data: TaskData):
+    """An engine whose arithmetic fails (LAPACK's SVD or eigendecomposition not converging, a step
+    of 1/0 from values at 1e-150, or 1e20 in float32) raises a ValueError naming the data's scale,
+    as an overflow of the losses does, not numpy's or Python's bare error. (A context, not a
+    decorator: a frame more would move the warnings' stacklevel off the caller.)"""
+    try:
+        yield
+    except (np.linalg.LinAlgError, ZeroDivisionError) as exc:
+        raise ValueError(numerical_failure_message(data, exc)) from exc
 
 
-@_numerical_failures_named
 def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_intercept=False,
           task_weights="mean", tol=1e-6, max_iter=10_000, W0=None, b0=None, callback=None,
           *, solver="auto", n_threads: int | None = None, gram="auto", comm=None, checkpoint=None,
@@ -359,8 +354,9 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
             as_parameters(data, np.zeros((data.n_features, data.n_tasks)) if W0 is None else W0, b0, "W0", "b0")
             b0 = None
         if engine not in ("fista", "admm"):
-            return _other_engine(engine, data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0,
-                                 b0, callback, n_threads, start)
+            with _numerical_failures_named(data):
+                return _other_engine(engine, data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter,
+                                     W0, b0, callback, n_threads, start)
         reduction = LocalReduction(data.task_ids)
     else:
         engine = choose_solver(solver, data, loss, pen, alpha, distributed=True)
@@ -372,7 +368,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         data = reduction.conform(data)
     with reduction.agreed_errors():
         n_threads = resolve_n_threads(n_threads, work_per_call(data))
-    with blas_threads(n_threads), gpu.activated(data):
+    with blas_threads(n_threads), gpu.activated(data), _numerical_failures_named(data):
         return _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0, b0, callback,
                       n_threads, gram, reduction, checkpoint, checkpoint_every, resume, start, engine)
 
