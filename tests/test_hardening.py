@@ -300,3 +300,23 @@ def test_sample_weights_outside_the_dtype_are_named(weight):
     plain = mtlx.TaskData.from_shared(X, Y)
     np.testing.assert_allclose(mtlx.solve(data, alpha=0.1, tol=1e-10).W, mtlx.solve(plain, alpha=0.1, tol=1e-10).W,
                                rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("penalty", ["L21(0)", "Trace(0)", "L1(0) + L21(0)"])
+def test_a_penalty_of_weight_zero_is_the_unpenalized_problem(penalty):
+    """alpha * 0 * g(W) = 0: the fit of alpha = 0 (least squares here: numpy's lstsq), in as many
+    iterations. L21(0) ran ADMM for 2,000 iterations into a 'stalled' warning, and the engines that
+    need a penalty said it was the wrong one."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5))
+    Y = X @ rng.standard_normal((5, 3)) + 0.1 * rng.standard_normal((40, 3))
+    data = mtlx.TaskData.from_shared(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zero = mtlx.solve(data, penalty=penalty, alpha=0.3, tol=1e-12)
+    unpenalized = mtlx.solve(data, penalty="l21", alpha=0.0, tol=1e-12)
+    assert zero.converged and zero.n_iter == unpenalized.n_iter
+    np.testing.assert_array_equal(zero.W, unpenalized.W)
+    np.testing.assert_allclose(zero.W, np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-8)
+    with pytest.raises(ValueError, match=r"solver='cd' needs a penalty that is not 0 \(.* has weight 0"):
+        mtlx.solve(data, penalty=penalty, alpha=0.3, solver="cd")

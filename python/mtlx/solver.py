@@ -100,12 +100,14 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
     squared = all(x.quadratic for x in losses)
     if (where or (weighted and not squared)) and solver == "auto":
         return "fista"  # (under MPI, ``loss`` lists every rank's tasks: not checked against this rank's)
-    why_cd = where or (f"the squared loss with penalty L1 or L21 (this fit: {penalty!r})"
-                       if not squared or working_set.unsupported(penalty) else None) or \
+    vanishing = f"a penalty that is not 0 ({penalty!r} has weight 0: the problem is unpenalized)" \
+        if _vanishes(penalty) else None
+    why_cd = where or vanishing or (f"the squared loss with penalty L1 or L21 (this fit: {penalty!r})"
+                                    if not squared or working_set.unsupported(penalty) else None) or \
         ("alpha > 0 (its duality-gap certificate has no dual feasible point at alpha = 0)" if not alpha > 0 else None)
     dense_only = "a dense X (it reads dense rows; a sparse X runs in working sets or FISTA)" if data.sparse else None
-    why_factored = where or weighted or dense_only or (f"a trace norm (with smooth terms) (this fit: {penalty!r})"
-                             if factored.unsupported(penalty) else None) or \
+    why_factored = where or weighted or dense_only or vanishing or \
+        (f"a trace norm (with smooth terms) (this fit: {penalty!r})" if factored.unsupported(penalty) else None) or \
         ("alpha > 0 (at alpha = 0 there is no trace norm to factor)" if not alpha > 0 else None)
     if solver == "cd":
         if why_cd:
@@ -190,6 +192,18 @@ def check_options(penalty, alpha, l2, tol, max_iter):
     pen = get_penalty(penalty)
     return (pen, check_nonnegative(alpha, "alpha"), check_nonnegative(l2, "l2"), check_real(tol, "tol"),
             check_int(max_iter, "max_iter", 1))
+
+
+def _vanishes(penalty) -> bool:
+    """Whether the penalty is 0 for every W: weight 0 (L21(0)), or a sum of such terms. (Not a
+    superposition: a block of weight 0 there is a free block, another problem.)"""
+    from .penalties import Sum, Superpose
+
+    if isinstance(penalty, Superpose):
+        return False
+    if isinstance(penalty, Sum):
+        return all(_vanishes(part) for part in penalty.parts)
+    return getattr(penalty, "w", None) == 0.0
 
 
 @contextlib.contextmanager
@@ -323,6 +337,11 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
     # Under MPI a wrong argument on one rank must fail all ranks, not leave them in a collective.
     with contextlib.nullcontext() if comm is None else _agreed_errors(comm):
         pen, alpha, l2, tol, max_iter = check_options(penalty, alpha, l2, tol, max_iter)
+        if _vanishes(pen):
+            # alpha w g(W) = 0 for every W: the unpenalized problem, as alpha = 0 states it (with
+            # L21(0) ADMM stalled for 2,000 iterations where alpha = 0 converged in 22, and the
+            # engines that need a penalty said the penalty was missing).
+            alpha = 0.0
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         if not isinstance(fit_intercept, (bool, np.bool_)):
