@@ -320,3 +320,36 @@ def test_a_penalty_of_weight_zero_is_the_unpenalized_problem(penalty):
     np.testing.assert_allclose(zero.W, np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-8)
     with pytest.raises(ValueError, match=r"solver='cd' needs a penalty that is not 0 \(.* has weight 0"):
         mtlx.solve(data, penalty=penalty, alpha=0.3, solver="cd")
+
+
+def test_argument_mixups_are_refused_everywhere():
+    """path(alphas=5, n_alphas=7) used 7 silently; gram='maybe' was checked on FISTA's path only."""
+    rng = np.random.default_rng(0)
+    data = mtlx.TaskData.from_shared(rng.standard_normal((40, 5)), rng.standard_normal((40, 3)))
+    assert len(mtlx.path(data, n_alphas=7).alphas) == 7
+    np.testing.assert_array_equal(mtlx.path(data, alphas=7, n_alphas=7).alphas, mtlx.path(data, alphas=7).alphas)
+    for alphas in (5, [0.1, 0.01]):
+        with pytest.raises(ValueError, match="n_alphas=7 and alphas=.* disagree"):
+            mtlx.path(data, alphas=alphas, n_alphas=7)
+    for solver in ("cd", "admm", "fista"):
+        with pytest.raises(ValueError, match="gram must be 'auto', True or False, got 'maybe'"):
+            mtlx.solve(data, gram="maybe", solver=solver)
+
+
+def test_pandas_nullable_columns_are_numbers():
+    """Float64 (nullable) frames came out of np.asarray as objects: 'object dtype' refused them.
+    They are floats, a missing entry NaN: an error in X, a missing label in Y (the fit then
+    equals the one on float64 with NaN)."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((40, 3)), rng.standard_normal((40, 2))
+    Y[3, 1] = np.nan
+    Yd = pd.DataFrame(Y).astype("Float64")
+    assert Yd.isna().iloc[3, 1]
+    a = mtlx.solve(mtlx.TaskData.from_shared(pd.DataFrame(X).astype("Float64"), Yd), alpha=0.05, tol=1e-10)
+    b = mtlx.solve(mtlx.TaskData.from_shared(X, Y), alpha=0.05, tol=1e-10)
+    np.testing.assert_array_equal(a.W, b.W)
+    Xd = pd.DataFrame(X).astype("Float64")
+    Xd.iloc[2, 0] = pd.NA
+    with pytest.raises(ValueError, match=r"X contains NaN \(row 2\)"):
+        mtlx.TaskData.from_shared(Xd, Y)

@@ -48,6 +48,13 @@ def as_real_array(a, name: str, where: str = "", ndim: int | None = None) -> np.
         arr = np.asarray(a)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{label} could not be converted to a numeric array: {exc}") from None
+    if arr.dtype.kind == "O" and hasattr(a, "to_numpy"):
+        # pandas' nullable dtypes (Float64, Int64) come out of np.asarray as objects: as float64,
+        # their missing entries NaN (which the finiteness checks then name, or Y reads as missing).
+        try:
+            arr = a.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            pass  # (strings and the like: the object dtype is named below)
     if arr.dtype.kind == "c":
         raise TypeError(f"{label} has complex dtype ({arr.dtype}); only real numbers are supported")
     if arr.dtype.kind not in "biuf":

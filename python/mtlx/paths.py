@@ -230,6 +230,10 @@ def check_alphas(alphas) -> np.ndarray:
     return np.sort(arr)[::-1].copy()
 
 
+def _short_grid(alphas) -> str:
+    return repr(alphas) if np.size(alphas) <= 4 else f"an array of {np.size(alphas)}"
+
+
 def path(data: TaskData, penalty="l21", *, loss="squared", alphas=100, n_alphas=None, eps: float = 1e-3,
          l2: float = 0.0, fit_intercept: bool = False, task_weights="mean", tol: float = 1e-6,
          screening: bool = True, working_set: bool = True, max_iter: int = 100_000, gram="auto",
@@ -292,7 +296,13 @@ def _path(data: TaskData, penalty, *, loss, alphas, n_alphas, eps, l2, fit_inter
     max_iter = check_int(max_iter, "max_iter", 1)
     l2 = check_real(l2, "l2")
     if n_alphas is not None:
-        alphas = check_int(n_alphas, "n_alphas", 1)
+        n_alphas = check_int(n_alphas, "n_alphas", 1)
+        # (alphas keeps its default, 100, unless given: two different counts, or a grid beside a
+        # count, leave no way to tell which was meant)
+        if not (isinstance(alphas, numbers.Integral) and not isinstance(alphas, bool) and alphas in (100, n_alphas)):
+            raise ValueError(f"n_alphas={n_alphas} and alphas={_short_grid(alphas)} disagree: give the number of "
+                             "alphas once (alphas=int; n_alphas is its older spelling) or a grid as alphas")
+        alphas = n_alphas
     if isinstance(alphas, numbers.Integral) and not isinstance(alphas, bool):
         alphas = alpha_grid(data, pen, check_int(alphas, "alphas", 1), eps, loss=loss, task_weights=task_weights,
                             fit_intercept=fit_intercept, n_threads=n_threads)

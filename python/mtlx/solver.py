@@ -351,6 +351,8 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         if checkpoint is None and resume:
             raise ValueError("resume=True needs a checkpoint folder (checkpoint=DIR)")
         checkpoint_every = check_int(checkpoint_every, "checkpoint_every", 1)
+        if gram is not True and gram is not False and not (isinstance(gram, str) and gram == "auto"):
+            raise ValueError(f"gram must be 'auto', True or False, got {gram!r}")  # (every engine: it was FISTA's)
         if not isinstance(data, TaskData):
             raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
         data = gpu.place(data, device, comm)
