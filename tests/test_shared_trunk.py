@@ -375,7 +375,7 @@ def test_uncertainty_warns_of_a_task_fitted_exactly():
 
 
 @pytest.mark.parametrize("solver", ["lbfgs", "adam"])
-def test_warm_start_continues_the_loss_curve(solver):
+def test_warm_start_continues_the_loss_curve(solver, tmp_path):
     """As scikit-learn's MLP: a warm-started fit appends to loss_curve_ and n_iter_ (it reset them),
     starting from the previous fit's weights (L-BFGS's first F is the previous fit's last)."""
     rng = np.random.default_rng(0)
@@ -390,6 +390,10 @@ def test_warm_start_continues_the_loss_curve(solver):
     assert len(m.loss_curve_) == len(first) + 5 and len(m.history_["objective"]) == len(first)
     if solver == "lbfgs":
         assert m.history_["objective"][0] == pytest.approx(first[-1], rel=1e-12)
+    # A saved warm-started model loads with the whole curve.
+    mtlx.save(m, tmp_path / "warm.npz")
+    loaded = mtlx.load(tmp_path / "warm.npz")
+    assert loaded.loss_curve_ == m.loss_curve_ and loaded.n_iter_ == 10
 
 
 def test_adam_batches_draw_every_task_in_proportion():

@@ -3,7 +3,8 @@
 The file holds the network's flat parameter vector (``params_``), its heads' widths
 (``out_dims_``), each head's loss (``losses_``: code and parameter, -1 for a softmax head), the
 learned log-variances (``log_vars_``, uncertainty weighting only), the curves (``loss_curve_``,
-``task_loss_``, ``validation_`` with early stopping), ``converged_`` and the common counts
+``task_loss_``, ``validation_`` with early stopping; ``earlier_loss_curve_``, the fits a warm start
+went on from), ``converged_`` and the common counts
 (``n_tasks_``, ``n_features_in_``, ``n_iter_``, ``fit_layout_``, ``tasks_``; a classifier's
 ``classes_<t>``). The architecture is the estimator's parameters (``hidden``, ``task_hidden``,
 ``activation``): with ``n_features_in_`` and ``out_dims_`` they fix the length of ``params_``,
@@ -20,7 +21,7 @@ __all__ = ["FITTED", "OPTIONAL", "check", "max_bytes", "members", "rebuild"]
 FITTED = ("n_tasks_", "n_features_in_", "n_iter_", "fit_layout_", "tasks_", "params_", "out_dims_", "losses_",
           "loss_curve_", "task_loss_", "converged_")
 #: Members a file holds when the fit made them.
-OPTIONAL = ("log_vars_", "validation_")
+OPTIONAL = ("log_vars_", "validation_", "earlier_loss_curve_")
 _HEADER = 4096  # an .npy header (numpy writes 128)
 _LABEL = 4096
 
@@ -65,6 +66,9 @@ def members(model) -> dict:
         arrays["log_vars_"] = np.asarray(res.log_vars, dtype=np.float64)
     if "validation" in history:
         arrays["validation_"] = np.asarray(history["validation"], dtype=np.float64)
+    earlier = len(model.loss_curve_) - len(history["objective"])
+    if earlier > 0:  # (a warm start's loss_curve_ goes on from the previous fits')
+        arrays["earlier_loss_curve_"] = np.asarray(model.loss_curve_[:earlier], dtype=np.float64)
     return arrays
 
 
@@ -113,10 +117,14 @@ def rebuild(model) -> None:
     res = SharedTrunkResult(network=net, params=params, task_ids=np.asarray(model.tasks_), losses=losses,
                             log_vars=log_vars, history=history, n_iter=int(model.n_iter_),
                             converged=bool(converged), message="loaded", solver=model.solver)
-    for name in ("params_", "out_dims_", "losses_", "task_loss_", "converged_", "validation_"):
+    earlier = []
+    if hasattr(model, "earlier_loss_curve_"):
+        earlier = _floats(model.earlier_loss_curve_, "earlier_loss_curve_", None, ndim=1, finite=False).tolist()
+    for name in ("params_", "out_dims_", "losses_", "task_loss_", "converged_", "validation_", "earlier_loss_curve_"):
         if hasattr(model, name):
             delattr(model, name)
     model._set_fitted(res)
+    model.loss_curve_ = earlier + model.loss_curve_
 
 
 def check(model) -> None:
