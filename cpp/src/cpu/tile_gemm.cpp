@@ -173,21 +173,30 @@ void tile_gemm(i64 m, i64 n, i64 k, const Real* A, i64 a_row, i64 a_col, const R
   // (Whole groups of panels: a group of a whole panel and the last, partial one runs as one tile.)
   // Rows a multiple of 1 KiB apart are copied too, where many row tiles read a long panel: read in
   // place, a panel's rows fall in at most 4 of L1's 64 sets (32 lines of a 32 KiB 8-way cache) and
-  // each row tile fetched the panel again from L2. Measured on an AMD EPYC (AVX2) in alternating
-  // rounds, copy included: float64 X W (256 x 100 times 100 x 128) 14% faster, X' dH (100 x 256
-  // times 256 x 128) 5%; 4 row tiles (20 x 256 times 256 x 128) were 7% slower, so not below 8.
+  // each row tile fetched the panel again from L2. Measured on an AMD EPYC (AVX2) against reading
+  // in place, 60 alternating rounds of two processes, copy included: float64 X W (256 x 100 times
+  // 100 x 128) 14% faster (quartiles 8-17%), X' dH (100 x 256 times 256 x 128) 9% (2-14%); with 4
+  // row tiles (20 x 256 times 256 x 128) the copy cost 7%, so not below 8.
   // (Not beyond a few passes over the inner index: a product over every row of a large pass would
   // copy all of B.)
   const bool conflicting =
       k >= 64 && k <= 4 * kInner && n_row_tiles >= 8 && (b_row * static_cast<i64>(sizeof(Real))) % 1024 == 0;
   const i64 first_packed = b_col == 1 && !conflicting ? n / W / kTileVectors * kTileVectors : 0;
   Real* packed = packing_buffer<Real>((n_panels - first_packed) * W * k);
-  for (i64 q = first_packed; q < n_panels; ++q) {
-    Real* dst = packed + (q - first_packed) * W * k;
-    if (b_col == 1 && (q + 1) * W <= n) {  // a whole panel of contiguous rows: W entries at a time
-      for (i64 p = 0; p < k; ++p) std::copy(B + p * b_row + q * W, B + p * b_row + (q + 1) * W, dst + p * W);
-      continue;
+  // Whole panels of contiguous rows: 16 rows at a time, panel by panel within them, so that both
+  // sides stay in L1 (row by row, the panels' rows, W k apart, fell in one set of L1 and evicted
+  // each other; panel by panel, B's rows 1 KiB apart did).
+  const i64 whole_end = b_col == 1 ? std::max(first_packed, n / W) : first_packed;
+  constexpr i64 kCopyRows = 16;
+  for (i64 p0 = 0; p0 < k; p0 += kCopyRows) {
+    const i64 p1 = std::min(k, p0 + kCopyRows);
+    for (i64 q = first_packed; q < whole_end; ++q) {
+      Real* dst = packed + (q - first_packed) * W * k;
+      for (i64 p = p0; p < p1; ++p) std::copy(B + p * b_row + q * W, B + p * b_row + (q + 1) * W, dst + p * W);
     }
+  }
+  for (i64 q = whole_end; q < n_panels; ++q) {
+    Real* dst = packed + (q - first_packed) * W * k;
     for (i64 p = 0; p < k; ++p) {
       for (i64 l = 0; l < W; ++l) {
         const i64 j = q * W + l;
