@@ -396,6 +396,20 @@ def test_warm_start_continues_the_loss_curve(solver, tmp_path):
     assert loaded.loss_curve_ == m.loss_curve_ and loaded.n_iter_ == 10
 
 
+def test_huge_targets_fit_without_numpy_warnings():
+    """Targets near 1e150: L-BFGS's cubic interpolation overflows (d1 * d1) and falls back to the
+    midpoint, as designed; it leaked dozens of numpy RuntimeWarnings per fit. The weights stay
+    finite and F never rises."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((80, 4))
+    Y = X @ rng.standard_normal((4, 3)) * 1e150
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        m = mtlx.SharedTrunkRegressor(hidden=(5,), max_iter=10, tol=0.0, n_threads=1).fit(X, Y)
+    assert np.all(np.isfinite(m.result_.params)) and m.loss_curve_[-1] <= m.loss_curve_[0]
+
+
 def test_adam_batches_draw_every_task_in_proportion():
     from mtlx.trunk.adam import epoch_batches
 

@@ -174,13 +174,16 @@ def _interpolate(lo, F_lo, dphi_lo, hi, F_hi, dphi_hi) -> float:
     mid = 0.5 * (lo + hi)
     if not (np.isfinite(F_lo) and np.isfinite(F_hi) and np.isfinite(dphi_lo) and np.isfinite(dphi_hi)):
         return mid
-    d1 = dphi_lo + dphi_hi - 3.0 * (F_lo - F_hi) / (lo - hi)
-    disc = d1 * d1 - dphi_lo * dphi_hi
-    if disc < 0:
-        return mid
-    d2 = np.sign(hi - lo) * np.sqrt(disc)
-    denom = dphi_hi - dphi_lo + 2.0 * d2
-    if denom == 0:
-        return mid
-    step = hi - (hi - lo) * (dphi_hi + d2 - d1) / denom
+    # (Values near 1e150 overflow d1 * d1: the step is then not finite and the midpoint is taken,
+    # without numpy's warnings, dozens per fit.)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d1 = dphi_lo + dphi_hi - 3.0 * (F_lo - F_hi) / (lo - hi)
+        disc = d1 * d1 - dphi_lo * dphi_hi
+        if disc < 0:
+            return mid
+        d2 = np.sign(hi - lo) * np.sqrt(disc)
+        denom = dphi_hi - dphi_lo + 2.0 * d2
+        if denom == 0:
+            return mid
+        step = hi - (hi - lo) * (dphi_hi + d2 - d1) / denom
     return float(min(max(step, a + margin), b - margin)) if np.isfinite(step) else mid
