@@ -21,6 +21,7 @@ __all__ = [
     "resolve_task_weights",
     "task_list_feature_names",
     "check_task_feature_names",
+    "reset_feature_names",
 ]
 
 
@@ -225,6 +226,15 @@ def task_list_feature_names(inputs) -> np.ndarray | None:
                              "features are matched by position, so give every task the same columns in the same "
                              "order")
     return names[0]
+
+
+def reset_feature_names(estimator, names=None) -> None:
+    """``feature_names_in_`` set to ``names``, or removed when None (a fit on arrays or a TaskData
+    after one on DataFrames must not keep the old names)."""
+    if names is not None:
+        estimator.feature_names_in_ = names
+    elif hasattr(estimator, "feature_names_in_"):
+        del estimator.feature_names_in_
 
 
 def check_task_feature_names(estimator, inputs) -> None:

@@ -32,6 +32,7 @@ from ._validate import (
     check_real,
     check_task_feature_names,
     check_task_ids,
+    reset_feature_names,
     task_list_feature_names,
 )
 from .data import TaskData
@@ -315,7 +316,7 @@ class _MultiTaskModel(BaseEstimator):
                 raise ValueError("sample_weight must be None when X is a TaskData: give the weights to its "
                                  "constructor (TaskData.from_*(..., sample_weight=...))")
             data = self._encode_task_data(X)
-            self._forget_feature_names()
+            reset_feature_names(self)
             self.n_features_in_ = data.n_features
             self.fit_layout_ = data.layout
             return data
@@ -332,9 +333,7 @@ class _MultiTaskModel(BaseEstimator):
             names = task_list_feature_names([X_t for X_t, _ in X])
             pairs, weights = _one_column_per_target(pairs, weights)
             data = TaskData.from_tasks(pairs, sample_weight=weights)
-            self._forget_feature_names()
-            if names is not None:
-                self.feature_names_in_ = names
+            reset_feature_names(self, names)
             self.n_features_in_ = data.n_features
             self.fit_layout_ = "tasks"
             return data
@@ -419,10 +418,6 @@ class _MultiTaskModel(BaseEstimator):
     def _encode_targets(self, y_t, where: str, t: int):
         """Targets of task ``t`` as the loss expects them (regression: unchanged)."""
         return y_t
-
-    def _forget_feature_names(self) -> None:
-        if hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
 
     # ------------------------------------------------------------------ margins
     def _margins(self, X, task):
@@ -652,8 +647,7 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
 
     def _column_ranges(self) -> list:
         """The rows of ``coef_`` of each task: one for a binary task, K for a task of K classes."""
-        widths = [1 if len(c) == 2 else len(c) for c in self._per_task_classes()]
-        edges = np.concatenate([[0], np.cumsum(widths)]).astype(int)
+        edges = np.concatenate([[0], np.cumsum(_column_widths(self._per_task_classes()))]).astype(int)
         return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
     def _column_task_weights(self):
@@ -662,19 +656,21 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         weights = self.task_weights
         if isinstance(weights, str):
             return weights
-        per_task = self._per_task_classes() if getattr(self, "_global_classes", None) is None else \
-            self._global_classes[1]
-        widths = [1 if len(c) == 2 else len(c) for c in per_task]
+        widths = _column_widths(self._classes_in_task_order())
         c = np.asarray(weights, dtype=np.float64).ravel()
         if np.ndim(weights) != 1 or c.size not in (len(widths), sum(widths)):
             raise ValueError(f"task_weights has shape {np.shape(weights)}, expected ({len(widths)},): one weight per "
                              "task")
         return np.repeat(c, widths) if c.size == len(widths) else c
 
+    def _classes_in_task_order(self) -> list:
+        """Each task's classes, in task order (under MPI: every rank's tasks, in global order)."""
+        return self._per_task_classes() if getattr(self, "_global_classes", None) is None else \
+            self._global_classes[1]
+
     def _column_losses(self):
         base = self._loss_object()
-        per_task = self._per_task_classes() if getattr(self, "_global_classes", None) is None else \
-            self._global_classes[1]  # (under MPI: every rank's tasks, in global order)
+        per_task = self._classes_in_task_order()
         if not any(len(c) > 2 for c in per_task):
             return base
         out = []
@@ -875,6 +871,11 @@ def _two_columns(z: np.ndarray) -> np.ndarray:
     ``1 - expit(z)``, which rounds to 0 for large margins (and float32 margins saturate sooner)."""
     z = np.asarray(z, dtype=np.float64)
     return np.column_stack([expit(-z), expit(z)])
+
+
+def _column_widths(per_task_classes) -> list:
+    """Columns of W per task: one for a binary task, K for a task of K classes."""
+    return [1 if len(c) == 2 else len(c) for c in per_task_classes]
 
 
 def _one_column_per_target(pairs, weights):

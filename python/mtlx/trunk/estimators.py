@@ -22,6 +22,7 @@ from .._validate import (
     check_real,
     check_task_feature_names,
     check_task_ids,
+    reset_feature_names,
     task_list_feature_names,
 )
 from ..data import TaskData
@@ -258,10 +259,6 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
         return np.ones(data.n_tasks, dtype=np.int64)
 
     # ------------------------------------------------------------------ data
-    def _forget_feature_names(self) -> None:
-        if hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-
     def _fit_data(self, X, y, task, sample_weight) -> TaskData:
         self._classes = {}
         if isinstance(X, (list, tuple)) and len(X) == 0 and y is None:
@@ -271,7 +268,7 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
                 raise ValueError("y, task and sample_weight must be None when X is a TaskData (it holds them)")
             self.fit_layout_ = X.layout
             self.n_features_in_ = X.n_features
-            self._forget_feature_names()
+            reset_feature_names(self)
             return self._encode_task_data(X)
         if is_task_list(X, y):
             if task is not None:
@@ -290,9 +287,7 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
             data = TaskData.from_tasks(pairs, sample_weight=weights)
             self.fit_layout_ = "tasks"
             self.n_features_in_ = data.n_features
-            self._forget_feature_names()
-            if names is not None:
-                self.feature_names_in_ = names
+            reset_feature_names(self, names)
             return data
         if task is None:
             X = validate_data(self, X, dtype=_FLOATS)
