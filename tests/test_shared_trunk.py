@@ -716,6 +716,35 @@ def test_nan_during_training_stops_and_keeps_finite_weights():
     assert np.all(np.isfinite(m.result_.params)) and m.n_iter_ < 50
 
 
+def test_nan_in_the_first_epoch_leaves_an_empty_history():
+    """A failure before the first epoch ends keeps the weights of its last finite step (step 1
+    here) and an empty history of the right shape (it raised a reshape error before)."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(50, 3)) * 30
+    y = rng.poisson(50, size=50).astype(float)
+    m = mtlx.SharedTrunkRegressor(loss="poisson", solver="adam", activation="identity", learning_rate=100.0,
+                                  max_iter=50, hidden=(8,), batch_size=5)
+    with pytest.warns(mtlx.ConvergenceWarning, match=r"non-finite in epoch 1 \(batch 2 of 10, step 2\)"):
+        m.fit(X, y)
+    assert m.n_iter_ == 0
+    assert m.history_["objective"].shape == (0,) and m.history_["task_loss"].shape == (0, 1)
+    assert np.all(np.isfinite(m.result_.params))
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_targets_beyond_the_dtype_are_refused_before_training(solver):
+    """Squared targets past float64's range: F is infinite at the starting weights, a ValueError
+    naming the targets' size (not a warning after zero steps, nor a FloatingPointError)."""
+    X, Y = _same_problem()
+    with pytest.raises(ValueError, match=r"not finite at the starting weights: .*targets up to \d\.\d+e\+200"):
+        mtlx.SharedTrunkRegressor(solver=solver, hidden=(4,), max_iter=3).fit(X, Y * 1e200)
+    # One unit short of it trains.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        m = mtlx.SharedTrunkRegressor(solver=solver, hidden=(4,), max_iter=3).fit(X, Y * 1e100)
+    assert np.all(np.isfinite(m.predict(X)))
+
+
 def test_sparse_input_is_refused_with_a_hint():
     sp = pytest.importorskip("scipy.sparse")
     X, Y = _same_problem()

@@ -16,6 +16,7 @@ from .._reduction import LocalReduction
 from .._validate import MAX_THREADS, as_real_array, check_comm, check_int, check_real
 from ..data import TaskData
 from ..losses import Loss, Multinomial, get_loss
+from ..objective import overflow_message
 from ..results import ConvergenceWarning
 from .adam import AdamState, minimize_adam
 from .checkpoint import TrunkCheckpoint
@@ -360,7 +361,7 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
         if state is None:
             F0, g0 = fun(theta0)
             if not np.isfinite(F0):
-                raise FloatingPointError("the objective is not finite at the starting weights")
+                raise ValueError(f"the objective is not finite at the starting weights: {overflow_message(data)}")
             state = LbfgsState(theta0, F0, g0)
             state.curve, state.task_curve = [F0], [last["task_loss"]]
 
@@ -417,6 +418,8 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
             objective, theta0, train, n_batches=n_batches, seed=seed, positions=positions, max_iter=c["max_iter"],
             tol=c["tol"], learning_rate=c["learning_rate"], validation=validation,
             n_iter_no_change=c["n_iter_no_change"], on_epoch=on_epoch, state=state)
+        if failure is not None and state.step == 0:  # (the same on every rank: the flag is reduced)
+            raise ValueError(f"the objective is not finite at the starting weights: {overflow_message(data)}")
         if checkpoint is not None:
             checkpoint.save(state)
         if validation is not None:
@@ -424,7 +427,8 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
             history["validation"] = np.array([b for _, b in curve])
         else:
             history["objective"] = np.asarray(curve, dtype=np.float64)
-        history["task_loss"] = np.asarray(task_curve).reshape(len(curve), -1)
+        # (A failure in the first epoch leaves no epoch behind: an empty curve of T columns.)
+        history["task_loss"] = np.asarray(task_curve, dtype=np.float64).reshape(len(curve), objective.T_global)
         if failure is not None:
             message = failure
     if (failure is not None or not converged) and is_root(comm):
