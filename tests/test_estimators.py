@@ -6,6 +6,7 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -382,3 +383,29 @@ def test_string_labels_with_gaps_are_missing_labels(make):
     assert [c.tolist() for c in by_name.classes_] == [["n", "p"], ["no", "yes"]]
     for got, expected in zip(by_name.predict_proba(X), by_code.predict_proba(X)):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_predictions_take_the_wider_of_the_model_and_input_dtypes(rng):
+    """As scikit-learn's linear models: a float64 model predicts float32 rows in float64 (it cast
+    its weights to float32: 1e-2 off on targets near 1e5), a float32 model float32 rows in float32."""
+    from sklearn.linear_model import LinearRegression
+
+    X = rng.standard_normal((80, 5))
+    Y = X @ rng.standard_normal((5, 3)) * 1e3 + 1e5
+    X32 = X.astype(np.float32)
+    model = mtlx.MultiTaskRegressor(alpha=1e-8, fit_intercept=True, tol=1e-12).fit(X, Y)
+    reference = LinearRegression().fit(X, Y)
+    for rows in (X32, sp.csr_matrix(X32)):
+        pred = model.predict(rows)
+        assert pred.dtype == np.float64
+        # The float32 rows' own rounding, as in scikit-learn's prediction from them.
+        np.testing.assert_allclose(pred, reference.predict(rows), rtol=0, atol=1e-6)
+    per_task = model.predict([X32[:4], X[:5], X32[:6]])
+    assert [p.dtype for p in per_task] == [np.float64] * 3
+    np.testing.assert_allclose(per_task[0], reference.predict(X32[:4])[:, 0], rtol=0, atol=1e-6)
+    stacked = mtlx.MultiTaskRegressor(alpha=1e-8, fit_intercept=True, tol=1e-12).fit(
+        X, Y[np.arange(80), np.arange(80) % 3], task=np.arange(80) % 3)
+    assert stacked.predict(X32, task=np.arange(80) % 3).dtype == np.float64
+    small = mtlx.MultiTaskRegressor().fit(X32, Y.astype(np.float32))
+    assert small.predict(X32).dtype == np.float32 and small.predict(X).dtype == np.float64
+    assert mtlx.MultiTaskClassifier().fit(X, Y > 1e5).decision_function(X32).dtype == np.float64

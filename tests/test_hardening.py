@@ -166,6 +166,31 @@ def test_float32_losses_beyond_its_range_are_named():
         mtlx.loss_grad(data, np.full((2, 1), 1e18, np.float32))
 
 
+@pytest.mark.parametrize("penalty", ["l21", "l1"])
+@pytest.mark.parametrize("layout", ["shared", "stacked"])
+@pytest.mark.parametrize("huge", ["X", "Y"])
+def test_the_coordinate_descent_engine_names_an_overflow(rng, penalty, layout, huge):
+    """Data past float64's range under working sets + coordinate descent (the default engine of
+    shared-X least squares) is a ValueError naming the data's size, as under the other engines,
+    not a zero model with a gap of NaN and a ConvergenceWarning."""
+    X, Y = exact_problem(rng, 60, 5, 3)
+    X, Y = (X * 1e200, Y) if huge == "X" else (X, Y * 1e300)
+    kw = dict(penalty=penalty, fit_intercept=True)
+    what = r"X holds values up to [\d.]+e\+200" if huge == "X" else r"targets up to [\d.]+e\+300"
+    fit = (lambda m: m.fit(X, Y)) if layout == "shared" else (lambda m: m.fit(X, Y[:, 0], task=np.arange(60) % 3))
+    with pytest.raises(ValueError, match=r"the losses overflow float64 .*" + what):
+        fit(mtlx.MultiTaskRegressor(solver="cd", **kw))
+    for solver in ("auto", "fista"):  # (FISTA's step from an eigensolver fails first on the huge X)
+        with pytest.raises(ValueError, match=r"overflow float64|beyond what float64 carries"):
+            fit(mtlx.MultiTaskRegressor(solver=solver, **kw))
+    # Scaled to 1e100, the same data fits.
+    X, Y = (X * 1e-100, Y) if huge == "X" else (X, Y * 1e-200)
+    model = fit(mtlx.MultiTaskRegressor(alpha=1e-3, solver="cd", **kw))
+    assert model.solver_ == "cd" and np.all(np.isfinite(model.coef_)) and np.any(model.coef_ != 0)
+    if layout == "shared":
+        assert fit(mtlx.MultiTaskRegressor(alpha=1e-3, **kw)).solver_ == "cd"
+
+
 # ---------------------------------------------------------------------------------- 6-9: scikit-learn
 def test_pipeline_score_under_metadata_routing(rng):
     import sklearn

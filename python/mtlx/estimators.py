@@ -428,11 +428,19 @@ class _MultiTaskModel(BaseEstimator):
         (n, T) array (one X for every task; (n,) for a single-task fit), ``positions`` None.
         """
         check_is_fitted(self)
+        # In the wider of the input's and the model's dtypes, as scikit-learn's linear models: a
+        # float64 model predicting float32 rows keeps its float64 weights (cast to float32, the
+        # predictions of targets near 1e5 were off by 1e-2, and a float64 model of targets past
+        # 3e38 predicted inf).
         if is_input_list(X):
-            return [X_t @ self.coef_[t].astype(X_t.dtype, copy=False) + self.intercept_[t]
-                    for t, X_t in enumerate(self._list_inputs(X, task))], None
+            out = []
+            for t, X_t in enumerate(self._list_inputs(X, task)):
+                dtype = np.result_type(X_t.dtype, self.coef_.dtype)
+                out.append(X_t @ self.coef_[t].astype(dtype, copy=False) + self.intercept_[t].astype(dtype))
+            return out, None
         X = validate_data(self, X, reset=False, dtype=_FLOATS, accept_sparse=_SPARSE)
-        coef = self.coef_.astype(X.dtype, copy=False)
+        dtype = np.result_type(X.dtype, self.coef_.dtype)
+        coef = self.coef_.astype(dtype, copy=False)
         if task is None and self.fit_layout_ == "stacked":
             raise ValueError(
                 f"this {type(self).__name__} was fit on stacked rows with task ids (fit(X, y, task=...)): predict "
@@ -440,10 +448,10 @@ class _MultiTaskModel(BaseEstimator):
                 "scikit-learn's metadata routing (sklearn.set_config(enable_metadata_routing=True)) so that task "
                 "reaches them")
         if task is None:
-            Z = X @ coef.T + self.intercept_.astype(X.dtype, copy=False)
+            Z = X @ coef.T + self.intercept_.astype(dtype, copy=False)
             return (Z[:, 0] if self.fit_layout_ == "single" else Z), None
         positions = self._task_positions(task, X.shape[0])
-        z = np.empty(X.shape[0], dtype=X.dtype)
+        z = np.empty(X.shape[0], dtype=dtype)
         for t, rows in group_rows(positions):
             z[rows] = X[rows] @ coef[t] + self.intercept_[t]
         return z, positions

@@ -39,7 +39,7 @@ from ._per_task_sets import per_task_working_sets
 from ._residual_cd import DenseColumns, SparseColumns, sample_major, solve_residual
 from ._validate import check_int, resolve_task_weights
 from .data import TaskData
-from .objective import as_parameters, loss_grad
+from .objective import as_parameters, loss_grad, overflow_message
 from .penalties import Penalty, get_penalty
 from .results import SolveResult, SolverState, convergence_warning, gap_result
 from .solver import check_options
@@ -273,6 +273,11 @@ class WorkingSetSolver:
                 self.B = np.ascontiguousarray(-g0, dtype=np.float64)
                 self.value_at_zero = float(f0)
             self.radius_scale = np.sqrt(self.c * self._centered_sq_norms() + self.l2)
+        # Values the dtype cannot carry (|Y| near 1e160 or X near 1e155 in float64) overflow these
+        # sums: refused here, as the other engines refuse an infinite F (coordinate descent ran its
+        # epochs on them and returned W = 0 with a gap of NaN).
+        if not (np.isfinite(self.value_at_zero) and np.isfinite(self.B).all() and np.isfinite(self.radius_scale).all()):
+            raise ValueError(overflow_message(data))
         self._means = None  # (every task's means, T x d, were for the norms only: not kept through the solve)
         self._start_caches()
 
