@@ -83,6 +83,9 @@ class LocalReduction:
         """Context in which an exception on one rank is raised on all (here: as is)."""
         return contextlib.nullcontext()
 
+    def agree(self, options: dict, where: str) -> None:
+        """Check that every rank passed the same ``options`` (here: one rank, nothing to check)."""
+
     def allgather_tasks(self, rows: np.ndarray) -> np.ndarray:
         """Rows of the local tasks (first axis) -> rows of all tasks in global order."""
         return rows

@@ -32,6 +32,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import hashlib
 import heapq
 import os
 import sys
@@ -71,6 +72,53 @@ def _world(comm):
     from ._validate import check_comm
 
     return _mpi().COMM_WORLD if comm is None else check_comm(comm)
+
+
+# ---------------------------------------------------------------------------------- options
+def _canonical(value):
+    """A value as plain Python data whose repr is the same on every rank for equal values: numbers
+    as float or int (numpy scalars too), arrays by dtype, shape and a digest of their bytes,
+    penalties and losses by type and constructor arguments, other objects by type alone (a
+    default repr holds an address, which differs from process to process)."""
+    if value is None or isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        digest = hashlib.sha256(data.view(np.uint8).reshape(-1) if data.dtype != object else
+                                repr(data.tolist()).encode()).hexdigest()
+        return ("ndarray", data.dtype.str, data.shape, digest)
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _canonical(v)) for k, v in value.items()))
+    parts = getattr(value, "parts", None)
+    if isinstance(parts, (list, tuple)):  # a sum or superposition of penalties
+        return (type(value).__name__, tuple(_canonical(p) for p in parts))
+    params = getattr(value, "params", None)
+    if callable(params):
+        try:
+            return (type(value).__name__, _canonical(params()))
+        except TypeError:
+            pass
+    if hasattr(value, "name") and isinstance(value.name, str):  # a loss
+        fields = {k: v for k, v in vars(value).items() if not k.startswith("_")} if hasattr(value, "__dict__") else {}
+        return (type(value).__name__, value.name, _canonical(fields))
+    return (type(value).__module__, type(value).__qualname__)
+
+
+def _fingerprint(value) -> str:
+    return hashlib.sha256(repr(_canonical(value)).encode()).hexdigest()[:24]
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ---------------------------------------------------------------------------------- errors
@@ -650,6 +698,38 @@ class MPIReduction:
     def agreed_errors(self):
         """See :func:`agreed_errors`."""
         return agreed_errors(self.comm)
+
+    def agree(self, options: dict, where: str) -> None:
+        """Collective: a ValueError on every rank unless all ranks passed the same ``options``.
+
+        Each rank holds its own tasks but the problem is one: alpha, the penalty, the
+        network's shape, the tolerances must be the same everywhere. Differing, they either
+        ran to a converged wrong answer (alpha 0.05 on one rank, 0.5 on another) or broke an
+        Allreduce of differing sizes inside MPI. One small allgather of fingerprints; the
+        values themselves travel only to name the options that differ.
+
+        Parameters
+        ----------
+        options : dict
+            Name -> value (numbers, strings, tuples, arrays, penalties, losses).
+        where : str
+            The call, for the message (``"mtlx.solve"``).
+        """
+        mine = {name: _fingerprint(value) for name, value in options.items()}
+        with watched(self.comm, f"the agreement on {where}'s options"):
+            everyone = self.comm.allgather(mine)
+        # (Decided from what every rank received, so that all ranks take the same branch.)
+        differ = [name for name in mine if len({str(other.get(name)) for other in everyone}) > 1]
+        if not differ:
+            return
+        with watched(self.comm, f"the agreement on {where}'s options"):
+            shown = self.comm.allgather({name: _short(options[name]) for name in differ})
+        detail = "; ".join(f"{name}: " + ", ".join(f"rank {r} {values[name]}" for r, values in enumerate(shown))
+                           for name in differ)
+        error = ValueError(f"{where} needs the same options on every rank (each rank passes its own tasks and the "
+                           f"single-process keywords); they differ in {detail}")
+        error.mtlx_agreed = True  # raised on every rank (see raise_agreed)
+        raise error
 
     def allgather_tasks(self, rows: np.ndarray) -> np.ndarray:
         """Rows of this rank's tasks (first axis) -> rows of all tasks, in global order, on every rank."""

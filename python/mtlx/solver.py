@@ -380,13 +380,20 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
                                      W0, b0, callback, n_threads, start)
         reduction = LocalReduction(data.task_ids)
     else:
-        engine = choose_solver(solver, data, loss, pen, alpha, distributed=True)
-        if engine != "fista":
-            raise AssertionError("unreachable: every other engine needs one process")
         from .distributed import MPIReduction
 
         reduction = MPIReduction(comm, data)
+        # One problem over all ranks: options that differ gave a converged wrong answer or broke an
+        # Allreduce of differing sizes inside MPI.
+        reduction.agree({"loss": loss, "penalty": pen, "alpha": alpha, "l2": l2, "fit_intercept": fit_intercept,
+                         "task_weights": task_weights, "tol": tol, "max_iter": max_iter, "solver": solver,
+                         "gram": gram, "checkpoint": checkpoint is not None, "checkpoint_every": checkpoint_every,
+                         "resume": resume}, "mtlx.solve")
         data = reduction.conform(data)
+        with reduction.agreed_errors():
+            engine = choose_solver(solver, data, loss, pen, alpha, distributed=True)
+        if engine != "fista":
+            raise AssertionError("unreachable: every other engine needs one process")
     with reduction.agreed_errors():
         n_threads = resolve_n_threads(n_threads, work_per_call(data))
     with blas_threads(n_threads), gpu.activated(data), _numerical_failures_named(data):
@@ -397,17 +404,19 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
 def _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0, b0, callback, n_threads,
            gram, reduction, checkpoint, checkpoint_every, resume, start, engine="fista") -> SolveResult:
     """:func:`solve` after argument checks, inside the BLAS thread limit."""
+    # This rank's checks, agreed before Problem's first collective (a rank failing inside it left
+    # the others waiting in that collective).
     with reduction.agreed_errors():
         smooth = smooth_loss(data, _local_part(loss, reduction, "loss"),
                              _local_part(task_weights, reduction, "task_weights"), n_threads, gram)
         if fit_intercept:
             smooth.check_intercepts_bounded()
-        problem = Problem(smooth, pen, alpha, l2, bool(fit_intercept), reduction)
         W_rows = b_init = None
         if W0 is not None or b0 is not None:
             W_init, b_init = _local_start(data, reduction, W0, b0)
             W_rows, b_init = as_parameters(data, W_init, b_init, "W0", "b0")
             W_rows = W_rows.astype(np.float64)
+    problem = Problem(smooth, pen, alpha, l2, bool(fit_intercept), reduction)  # (its checks hold on all or none)
     theta0 = problem.initial_theta(W_rows, b_init)
 
     state = on_iteration = None

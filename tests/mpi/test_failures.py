@@ -70,3 +70,55 @@ def test_failure_in_the_last_callback_is_not_lost(comm):
 
     with pytest.raises(RuntimeError, match="failed in the last iteration"):
         mtlx.solve(local, penalty="l1", alpha=0.05, max_iter=6, callback=callback, comm=comm)
+
+
+# ---------------------------------------------------------------------------------- one problem
+@pytest.mark.parametrize("loss, labels, message", [
+    ("logistic", "01", r"y holds labels \[0\.0\] but the logistic loss needs labels in \{-1, \+1\}"),
+    ("poisson", "negative", r"negative values .* the poisson loss needs counts"),
+])
+def test_bad_targets_on_one_rank_fail_every_rank_inside_solve(comm, loss, labels, message):
+    """A rank whose targets its loss refuses fails inside solve (while the problem is made, whose
+    first collective the other ranks had entered: they waited there forever)."""
+    tasks, sizes = make_problem(4 * comm.size, d=3, seed=4)
+    mine = mtlx.distributed.assign_tasks(sizes, comm.size)[comm.rank]
+    pairs = []
+    for t in mine:
+        X, y = tasks[t]
+        y = np.where(y > 0, 1.0, -1.0) if loss == "logistic" else np.round(np.abs(y) * 3)
+        if comm.rank == comm.size - 1 and t == mine[0]:
+            y = (y > 0).astype(float) if labels == "01" else -y - 1
+        pairs.append((X, y))
+    local = mtlx.TaskData.from_tasks(pairs, task_ids=mine)
+    with pytest.raises(ValueError, match=message) as info:
+        mtlx.solve(local, loss=loss, penalty="l21", alpha=0.05, comm=comm)
+    assert len(set(comm.allgather(str(info.value)))) == 1
+    assert f"[raised on rank {comm.size - 1} of {comm.size}]" in str(info.value)
+
+
+@pytest.mark.parametrize("name, ours, theirs", [
+    ("alpha", dict(alpha=0.05), dict(alpha=0.5)),
+    ("l2", dict(l2=0.01), dict(l2=1.0)),
+    ("penalty", dict(penalty="l21"), dict(penalty="l1")),
+    ("max_iter", dict(max_iter=500), dict(max_iter=3)),
+    ("fit_intercept", dict(fit_intercept=True), dict(fit_intercept=False)),
+])
+def test_options_that_differ_across_ranks_are_refused_on_every_rank(comm, name, ours, theirs):
+    """Alpha 0.05 on one rank and 0.5 on another converged to an answer of neither; a max_iter or a
+    penalty that differed broke an Allreduce inside MPI. Now a ValueError naming the option and
+    each rank's value, on every rank."""
+    tasks, sizes = make_problem(3 * comm.size, d=4, seed=6)
+    mine = mtlx.distributed.assign_tasks(sizes, comm.size)[comm.rank]
+    local = mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=mine)
+    kw = dict(penalty="l21", alpha=0.05)
+    kw.update(theirs if comm.rank == comm.size - 1 else ours)
+    with pytest.raises(ValueError, match=rf"mtlx\.solve needs the same options on every rank.* {name}: rank 0 "):
+        mtlx.solve(local, comm=comm, **kw)
+    # The estimators pass theirs through solve.
+    est = dict(alpha=0.05 if comm.rank else 0.01)
+    with pytest.raises(ValueError, match=r"they differ in alpha: rank 0 0\.01, rank 1 0\.05"):
+        mtlx.MultiTaskRegressor(comm=comm, **est).fit(local)
+    # Numerically equal options of other types agree (numpy scalars, an int for a float).
+    res = mtlx.solve(local, penalty="l21", alpha=np.float64(0.05) if comm.rank else 0.05,
+                     max_iter=np.int64(300) if comm.rank else 300, comm=comm)
+    assert len(set(comm.allgather(res.W.tobytes()))) == 1

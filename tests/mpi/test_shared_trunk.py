@@ -108,3 +108,67 @@ def test_bad_input_on_one_rank_fails_every_rank(comm):
     with pytest.raises(ValueError, match="poisson"):
         _fit(mtlx.TaskData.from_tasks(local, task_ids=mine), loss=losses, comm=comm, **KW)
 
+
+
+@pytest.mark.parametrize("name, ours, theirs", [
+    ("activation", dict(activation="relu"), dict(activation="tanh")),  # trained two trunks, silently
+    ("hidden", dict(hidden=(6,)), dict(hidden=(7,))),  # broke an Allreduce inside MPI
+    ("max_iter", dict(solver="adam", max_iter=5), dict(solver="adam", max_iter=2)),
+    ("random_state", dict(random_state=0), dict(random_state=1)),
+    ("params0", dict(), dict(params0=np.zeros(3))),
+])
+def test_options_that_differ_across_ranks_are_refused_on_every_rank(comm, name, ours, theirs):
+    tasks = _tasks()
+    mine = _mine(comm, tasks)
+    local = mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=mine)
+    kw = dict(hidden=(5,), max_iter=5, loss=_losses(len(tasks)))
+    kw.update(theirs if comm.rank == comm.size - 1 else ours)
+    with pytest.raises(ValueError, match=rf"fit_shared_trunk needs the same options on every rank.* {name}: rank 0 ") \
+            as info:
+        _fit(local, comm=comm, **kw)
+    assert len(set(comm.allgather(str(info.value)))) == 1
+
+
+def test_a_wrong_params0_on_one_rank_fails_every_rank(comm):
+    tasks = _tasks()
+    mine = _mine(comm, tasks)
+    local = mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=mine)
+    net = _fit(local, comm=comm, hidden=(4,), max_iter=2, loss=_losses(len(tasks))).network
+    size = net.n_trunk + int(np.diff(net.task_starts)[mine].sum())  # this rank's layout (ids 0..T-1 in order)
+    params0 = np.zeros(size - 1 if comm.rank == comm.size - 1 else size)
+    with pytest.raises(ValueError, match=rf"params0 has \d+ entries, this rank's network has \d+ "
+                                         rf"\[raised on rank {comm.size - 1} of {comm.size}\]"):
+        _fit(local, comm=comm, hidden=(4,), max_iter=2, loss=_losses(len(tasks)), params0=params0)
+
+
+@pytest.mark.parametrize("random_state", [None, "unseeded generator"])
+def test_drawn_seeds_are_one_seed_over_the_ranks(comm, random_state):
+    """An unseeded Generator drew its own seed on every rank: each rank trained its own trunk."""
+    tasks = _tasks()
+    mine = _mine(comm, tasks)
+    local = mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=mine)
+    rs = np.random.default_rng() if random_state is not None else None
+    res = _fit(local, comm=comm, hidden=(4,), max_iter=3, loss=_losses(len(tasks)), random_state=rs)
+    trunks = comm.allgather(res.params)  # (every task on every rank)
+    assert all(np.array_equal(trunks[0], t) for t in trunks[1:])
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_a_checkpoint_with_a_drawn_seed_resumes(comm, shared_tmp, solver):
+    """random_state=None: the seed drawn by the first run is the checkpoint's, and a resume takes it
+    (it drew its own, and every resume was refused as "another fit"); it then ends as an
+    uninterrupted run of that seed does."""
+    import json
+
+    tasks = _tasks()
+    mine = _mine(comm, tasks)
+    local = mtlx.TaskData.from_tasks([tasks[t] for t in mine], task_ids=mine)
+    kw = dict(hidden=(4,), tol=0.0, loss=_losses(len(tasks)), solver=solver, batch_size=16, checkpoint=shared_tmp,
+              checkpoint_every=2)
+    _fit(local, comm=comm, max_iter=4, random_state=None, **kw)
+    resumed = _fit(local, comm=comm, max_iter=9, random_state=None, resume=True, **kw)
+    assert resumed.n_iter == 9 and len(resumed.history["objective"]) == (10 if solver == "lbfgs" else 9)
+    seed = json.loads(str(np.load(f"{shared_tmp}/checkpoint.npz")["fp_settings"]))["seed"]
+    kw.pop("checkpoint")
+    whole = _fit(local, comm=comm, max_iter=9, random_state=seed, **kw)
+    np.testing.assert_array_equal(resumed.params, whole.params)

@@ -46,8 +46,12 @@ class TrunkCheckpoint:
         Each local task's loss code (-1: softmax) and parameter.
     """
 
-    def __init__(self, directory, network, uncertainty: bool, reduction, data, settings: dict, losses):
+    def __init__(self, directory, network, uncertainty: bool, reduction, data, settings: dict, losses,
+                 seed_drawn: bool = False):
         self.net, self.uncertainty, self.reduction = network, bool(uncertainty), reduction
+        # A seed drawn for random_state=None is the checkpoint's on resume (each run draws anew:
+        # its fits could never be resumed); ``seed`` is the one the fit goes on with.
+        self.settings, self.seed_drawn, self.seed = dict(settings), bool(seed_drawn), settings.get("seed")
         self.path = Path(directory) / FILE_NAME
         with reduction.agreed_errors():
             if reduction.rank == 0:
@@ -130,6 +134,13 @@ class TrunkCheckpoint:
             raise ValueError(f"{self.path} is not an mtlx shared-trunk checkpoint of format {_FORMAT}")
         if str(saved["kind"]) != kind:
             raise ValueError(f"checkpoint {self.path} is of a {saved['kind']} fit, this fit uses {kind}")
+        if self.seed_drawn and saved.get("fp_settings") is not None:
+            theirs = json.loads(str(saved["fp_settings"]))
+            ours = json.loads(json.dumps(self.settings))  # (as saved: tuples as lists)
+            if {k: v for k, v in theirs.items() if k != "seed"} == {k: v for k, v in ours.items() if k != "seed"}:
+                self.seed = theirs.get("seed")
+                self.settings["seed"] = self.seed
+                self.fingerprint["settings"] = np.array(json.dumps(self.settings, sort_keys=True))
         for key, here in self.fingerprint.items():
             there = saved.get(f"fp_{key}")
             if there is None or there.shape != np.shape(here) or not np.array_equal(there, here):

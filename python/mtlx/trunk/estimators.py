@@ -317,7 +317,7 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
         return TaskData.from_stacked(X, coded, task, sample_weight=sample_weight)
 
     def _encode_task_data(self, data: TaskData) -> TaskData:
-        if not self._classifies:
+        if not self._classifies or data.n_tasks == 0:  # (a rank without tasks under MPI: nothing to encode)
             return data
         coded = []
         for t in range(data.n_tasks):

@@ -219,6 +219,15 @@ def fit_shared_trunk(data: TaskData, loss="squared", hidden=(64,), task_hidden=(
             checked = _check(data, reduction, loss, hidden, task_hidden, activation, l2, solver, task_weighting,
                              max_iter, tol, batch_size, learning_rate, early_stopping, validation_fraction,
                              n_iter_no_change, n_threads, checkpoint, checkpoint_every, resume)
+        # One network over all ranks: differing options trained differing trunks without a word
+        # (relu on one rank, tanh on another) or broke an Allreduce of differing sizes inside MPI.
+        options = {k: checked[k] for k in ("hidden", "task_hidden", "activation", "l2", "solver", "uncertainty",
+                                           "max_iter", "tol", "batch_size", "learning_rate", "early_stopping",
+                                           "validation_fraction", "n_iter_no_change", "checkpoint_every", "resume")}
+        options.update(loss="per-rank dict" if isinstance(loss, dict) else loss,
+                       checkpoint=checked["checkpoint"] is not None, params0=params0 is None,
+                       random_state=random_state if isinstance(random_state, (int, np.integer)) else "drawn")
+        reduction.agree(options, "fit_shared_trunk")
     return _run(data, reduction, comm, start, checked, random_state, params0, verbose)
 
 
@@ -317,8 +326,10 @@ def _seed(random_state, reduction) -> int:
         draw = int(np.random.SeedSequence().entropy % (2**31))
         return int(reduction.max(float(draw)))
     if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
-        return int(random_state.integers(2**31) if isinstance(random_state, np.random.Generator)
+        draw = int(random_state.integers(2**31) if isinstance(random_state, np.random.Generator)
                    else random_state.randint(2**31))
+        # Under MPI an unseeded generator draws differently on every rank: one trunk, one seed.
+        return int(reduction.max(float(draw)))
     return check_int(random_state, "random_state", 0)
 
 
@@ -333,9 +344,10 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
     if params0 is None:
         theta0[: net.n_params] = net.initial_params(seed, positions, np.float64)
     else:
-        p0 = np.asarray(params0, dtype=np.float64).reshape(-1)
-        if p0.shape != theta0.shape:
-            raise ValueError(f"params0 has {p0.size} entries, the network has {theta0.size}")
+        with reduction.agreed_errors():  # (a rank's own layout: wrong on one rank, it must stop all)
+            p0 = np.asarray(params0, dtype=np.float64).reshape(-1)
+            if p0.shape != theta0.shape:
+                raise ValueError(f"params0 has {p0.size} entries, this rank's network has {theta0.size}")
         theta0[:] = p0
     history = {}
     solver = c["solver"]
@@ -345,7 +357,7 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
                                       "batch_size", "learning_rate", "early_stopping", "validation_fraction")}
         settings.update(seed=seed, dtype=data.dtype.str)
         checkpoint = TrunkCheckpoint(c["checkpoint"], net, c["uncertainty"], reduction, data, settings,
-                                     _loss_table(c["losses"]))
+                                     _loss_table(c["losses"]), seed_drawn=random_state is None)
     if solver == "lbfgs":
         n_threads = resolve_n_threads(c["n_threads"], n_rows * layer_work / 4)
         objective = TrunkObjective(net, c["losses"], c["l2"], c["uncertainty"], reduction, n_threads)
@@ -389,6 +401,9 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
             warnings.warn(f"batch_size={batch_size} is larger than the {total_rows} rows of the data; clipping it "
                           f"to {total_rows}", UserWarning, stacklevel=3)
             batch_size = total_rows
+        state = None if checkpoint is None or not resume else checkpoint.load("adam")
+        if checkpoint is not None:
+            seed = checkpoint.seed  # (a drawn seed is the checkpoint's: the same split and batches)
         validation = None
         train = rows
         if c["early_stopping"]:
@@ -412,7 +427,6 @@ def _run(data, reduction, comm, start, c, random_state, params0, verbose) -> Sha
                 checkpoint.save(st)
             return False
 
-        state = None if checkpoint is None or not resume else checkpoint.load("adam")
         state = AdamState(theta0.copy()) if state is None else state
         theta, n_iter, converged, message, curve, task_curve, failure = minimize_adam(
             objective, theta0, train, n_batches=n_batches, seed=seed, positions=positions, max_iter=c["max_iter"],
