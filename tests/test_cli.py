@@ -110,3 +110,38 @@ def test_fit_takes_a_formulation_spec_and_string_labels(rng, tmp_path, capsys):
     assert len(err) == 1 and "no closed form" in err[0] and err[0].startswith("mtlx fit: error:")
     assert main(["fit", str(path), "--out", str(tmp_path / "x.npz")]) == 1  # labels need the logistic loss
     assert "holds labels, not numbers" in capsys.readouterr().err
+
+
+def test_predict_on_a_shared_x_follows_the_datasets_task_ids(rng, tmp_path, capsys):
+    """The columns of a shared-X prediction are the dataset's tasks in its order (they came in the
+    model's order whatever the dataset said: 31-64 off per column on a dataset of reordered ids),
+    and an id the model does not know is an error."""
+    X = rng.standard_normal((50, 4))
+    Y = X @ rng.standard_normal((4, 3))
+    save_dataset(tmp_path / "fit.npz", X, Y, task_ids=["z", "a", "m"])
+    assert main(["fit", str(tmp_path / "fit.npz"), "--alpha", "1e-6", "--tol", "1e-10",
+                 "--out", str(tmp_path / "m.npz")]) == 0
+    model = mtlx.load(tmp_path / "m.npz")
+    for ids, cols in ((["z", "a", "m"], [0, 1, 2]), (["a", "m", "z"], [1, 2, 0]), (["m"], [2])):
+        save_dataset(tmp_path / "d.npz", X, Y[:, cols], task_ids=ids)
+        assert main(["predict", str(tmp_path / "m.npz"), str(tmp_path / "d.npz"), "--out", str(tmp_path / "p")]) == 0
+        np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), model.predict(X)[:, cols])
+        np.testing.assert_allclose(np.load(tmp_path / "p.npy"), Y[:, cols], atol=1e-3)
+    capsys.readouterr()
+    save_dataset(tmp_path / "d.npz", X, Y[:, :2], task_ids=["q", "a"])
+    assert main(["predict", str(tmp_path / "m.npz"), str(tmp_path / "d.npz"), "--out", str(tmp_path / "p")]) == 1
+    assert "task id 'q' was not seen in fit (the model knows 3 tasks: z, a, m)" in capsys.readouterr().err
+
+
+def test_info_leaves_missing_targets_out(rng, tmp_path, capsys):
+    X = rng.standard_normal((50, 4))
+    Y = X @ rng.standard_normal((4, 3))
+    Y[::5, 1] = np.nan
+    for name, data, expected in (
+            ("real", (X, Y), f"targets Y: range [{np.nanmin(Y):g}, {np.nanmax(Y):g}] (10 missing)"),
+            ("binary", (X, np.where(np.isnan(Y), np.nan, Y > 0)), "targets Y: labels [0.0, 1.0] (10 missing)"),
+            ("strings", (X, np.array(list("abcab") * 10)), "targets y: labels ['a', 'b', 'c']")):
+        kw = {"task": np.repeat([0, 1], 25)} if name == "strings" else {}
+        save_dataset(tmp_path / f"{name}.npz", *data, **kw)
+        assert main(["info", str(tmp_path / f"{name}.npz")]) == 0
+        assert expected in capsys.readouterr().out

@@ -406,6 +406,7 @@ def _load_own_tasks(path, comm, weights=None):
 
 
 def _predict(args) -> int:
+    from ._layouts import task_positions
     from .io import DatasetFile
     from .persistence import load
 
@@ -417,7 +418,17 @@ def _predict(args) -> int:
     with _reading("dataset", args.data), DatasetFile(args.data) as ds:
         X = ds["X"] if ds.sparse else np.asarray(ds["X"])
         task = np.asarray(ds["task"]) if ds.layout == "stacked" else None
-    pred = model.predict(X) if task is None else model.predict(X, task=task)
+        # A shared X's columns are the dataset's tasks, in its order (its task ids, or 0..T-1 with
+        # a Y of T columns); without either, every task of the model in the model's order.
+        columns = ds.task_ids() if ds.layout == "shared" and ("task_ids" in ds.names or "Y" in ds.names) else None
+    if task is not None:
+        pred = model.predict(X, task=task)
+    else:
+        pred = model.predict(X)
+        if columns is not None:
+            positions = task_positions(np.asarray(columns), len(columns), np.asarray(model.tasks_))
+            if np.ndim(pred) == 2:  # (a model of one task predicts a vector: its id is checked above)
+                pred = pred[:, positions]
     np.save(out, pred)
     print(f"predictions of shape {pred.shape} written to {out}")
     return 0
@@ -440,13 +451,29 @@ def _info(args) -> int:
             print(f"  rows per task: min {counts.min()}, median {int(np.median(counts))}, max {counts.max()}")
         target = "y" if ds.layout == "stacked" else "Y"
         if target in ds.names:
-            values = np.asarray(ds[target])
-            distinct = np.unique(values)
-            if distinct.size <= 2:
-                print(f"  targets {target}: labels {distinct.tolist()}")
-            else:
-                print(f"  targets {target}: range [{values.min():g}, {values.max():g}]")
+            print(f"  targets {target}: {_targets_summary(np.asarray(ds[target]))}")
     return 0
+
+
+def _targets_summary(values: np.ndarray) -> str:
+    """Labels (two distinct values, or any that are not numbers) or the range of numeric targets,
+    leaving out missing ones (NaN, None: missing labels, which the estimators skip)."""
+    if values.dtype.kind in "fc":
+        missing = int(np.isnan(values).sum())
+        known = values[~np.isnan(values)]
+    elif values.dtype.kind == "O":
+        absent = np.array([v is None or (isinstance(v, float) and v != v) for v in values.ravel()], dtype=bool)
+        missing, known = int(absent.sum()), values.ravel()[~absent]
+    else:
+        missing, known = 0, values.ravel()
+    note = f" ({missing} missing)" if missing else ""
+    if known.size == 0:
+        return f"none known{note}"
+    distinct = np.unique(known.astype(str) if known.dtype.kind == "O" else known)
+    if distinct.size <= 2 or known.dtype.kind not in "biuf":
+        shown = distinct.tolist() if distinct.size <= 10 else distinct[:10].tolist() + ["..."]
+        return f"labels {shown}{note}" if distinct.size <= 10 else f"{distinct.size} labels {shown}{note}"
+    return f"range [{known.min():g}, {known.max():g}]{note}"
 
 
 def _demo(args) -> int:
