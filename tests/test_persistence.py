@@ -229,6 +229,8 @@ def test_single_layout_needs_one_task(regressor_file):
     (lambda a: {"n_tasks_": 2}, r"coef_ has shape \(3, 4\), expected \(n_tasks_, n_features_in_\) = \(2, 4\)"),
     (lambda a: {"n_features_in_": 5}, r"coef_ has shape \(3, 4\), expected .* = \(3, 5\)"),
     (lambda a: {"n_tasks_": 0}, "n_tasks_ must be an integer >= 1, got 0"),
+    # (task_weights was checked against np.ones(n_tasks_) first: a MemoryError of 7 TiB)
+    (lambda a: {"n_tasks_": 10**12}, r"coef_ has shape \(3, 4\), expected .* = \(1000000000000, 4\)"),
     (lambda a: {"n_tasks_": 3.0}, "n_tasks_ must be an integer >= 1, got 3.0"),
     (lambda a: {"n_iter_": -1}, "n_iter_ must be an integer >= 0, got -1"),
     (lambda a: {"n_iter_": np.array([4, 5])}, r"n_iter_ must be an integer >= 0, got array\(\[4, 5\]\)"),
@@ -541,3 +543,30 @@ def test_tuple_parameters_come_back_as_tuples(tmp_path):
     loaded = mtlx.load(tmp_path / "trunk.npz")
     assert loaded.hidden == (5, 3) and loaded.task_hidden == (2,) and loaded.get_params() == model.get_params()
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", 0])
+def test_a_model_fitted_on_a_gpu_loads_and_predicts_on_the_host(regressor_file, stacked_rows, device):
+    """A CUDA build's model keeps its device parameter; loading it needs no GPU (it failed with
+    "needs CUDA" on every CPU-only machine): the device is checked as written."""
+    path, model = regressor_file
+    params = meta(path)["params"]
+    assert "device" in params
+    with_meta(path, params={**params, "device": device})
+    loaded = mtlx.load(path)
+    assert loaded.device == device
+    X, _, task = stacked_rows
+    np.testing.assert_array_equal(loaded.predict(X, task=task), model.predict(X, task=task))
+    with_meta(path, params={**params, "device": "tpu"})
+    with pytest.raises(ValueError, match=r"invalid parameters: device must be None, 'cpu', 'cuda', 'cuda:N' or an "
+                                         r"int, got 'tpu'"):
+        mtlx.load(path)
+
+
+def test_a_trunk_models_task_ids_of_the_wrong_shape_are_named(tmp_path, rng):
+    X = rng.standard_normal((30, 3))
+    model = mtlx.SharedTrunkRegressor(hidden=(3,), max_iter=3).fit(X, X[:, :2])
+    mtlx.save(model, tmp_path / "t.npz")
+    rewrite(tmp_path / "t.npz", tasks_=np.array(5))  # (a TypeError from len() of a 0-d array)
+    with pytest.raises(ValueError, match=r"tasks_ must hold n_tasks_ = 2 task ids, got a int64 array of shape \(\)"):
+        mtlx.load(tmp_path / "t.npz")

@@ -552,8 +552,20 @@ def _check_params(model, entry: _Storable) -> None:
     """Every parameter through the checks ``fit`` applies (the estimator's ``_check_params``), then
     those that need the fitted state (task weights against n_tasks_) or that fit leaves to others
     (a CV's folds and seed); TypeError becomes ValueError."""
+    # A model fitted on a GPU predicts on the host: its device is checked as written, not looked for
+    # on this machine (a model saved by a CUDA build failed to load on a laptop).
+    device = getattr(model, "device", None)
     try:
-        pen = model._check_params()
+        if device is not None:
+            from .gpu.arrays import resolve_device
+
+            resolve_device(device, must_exist=False)
+            model.device = None
+        try:
+            pen = model._check_params()
+        finally:
+            if device is not None:
+                model.device = device
         if pen is not None:  # (a linear model's penalty; a network has none)
             pen.check(model.n_features_in_, model.n_tasks_)
     except (TypeError, ValueError) as exc:
@@ -575,7 +587,9 @@ def _short(value) -> str:
 def _task_weights(value, name, model) -> None:
     from ._validate import resolve_task_weights
 
-    resolve_task_weights(value, np.ones(model.n_tasks_, dtype=np.int64))
+    # (One weight per task of tasks_, checked against n_tasks_ after this: a crafted n_tasks_ of
+    # 1e12 allocated 7 TiB here.)
+    resolve_task_weights(value, np.ones(np.size(getattr(model, "tasks_", ())), dtype=np.int64))
 
 
 # -------------------------------------------------------------------------- cross-validated estimators

@@ -85,9 +85,11 @@ def device_count() -> int:
     return int(_core.cuda.device_count()) if HAS_CUDA else 0
 
 
-def resolve_device(device, default_index: int | None = None) -> int | None:
+def resolve_device(device, default_index: int | None = None, *, must_exist: bool = True) -> int | None:
     """The device index of ``device``: None or ``"cpu"`` (the host: None), ``"cuda"`` (``MTLX_DEVICE``
-    or ``default_index`` or 0), ``"cuda:N"`` or an int N. A device that does not exist is a ValueError."""
+    or ``default_index`` or 0), ``"cuda:N"`` or an int N. A device that does not exist is a ValueError
+    (unless ``must_exist`` is False: the spelling alone, as a loaded model's parameter, which predicts
+    on the host)."""
     if device is None or (isinstance(device, str) and device.lower() == "cpu"):
         return None
     if isinstance(device, (bool, np.bool_)) or not isinstance(device, (str, int, np.integer)):
@@ -103,6 +105,10 @@ def resolve_device(device, default_index: int | None = None) -> int | None:
             raise ValueError(f"device must be None, 'cpu', 'cuda', 'cuda:N' or an int, got {device!r}")
     else:
         index = int(device)
+    if not must_exist:
+        if index < 0:
+            raise ValueError(f"device {device!r} is not a device index (cuda:0, cuda:1, ...)")
+        return index
     require_cuda(f"device={device!r}")
     n = device_count()
     if not 0 <= index < n:

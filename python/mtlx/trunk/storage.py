@@ -114,7 +114,10 @@ def rebuild(model) -> None:
     converged = np.asarray(model.converged_)
     if converged.shape != () or converged.dtype != np.bool_:
         raise ValueError(f"converged_ must be a boolean, got {_describe(converged)}")
-    res = SharedTrunkResult(network=net, params=params, task_ids=np.asarray(model.tasks_), losses=losses,
+    tasks = np.asarray(model.tasks_)
+    if tasks.shape != (model.n_tasks_,):  # (checked in full after the rebuild; its length first, which sizes it)
+        raise ValueError(f"tasks_ must hold n_tasks_ = {model.n_tasks_} task ids, got {_describe(tasks)}")
+    res = SharedTrunkResult(network=net, params=params, task_ids=tasks, losses=losses,
                             log_vars=log_vars, history=history, n_iter=int(model.n_iter_),
                             converged=bool(converged), message="loaded", solver=model.solver)
     earlier = []
