@@ -378,3 +378,42 @@ def test_pandas_nullable_columns_are_numbers():
     Xd.iloc[2, 0] = pd.NA
     with pytest.raises(ValueError, match=r"X contains NaN \(row 2\)"):
         mtlx.TaskData.from_shared(Xd, Y)
+
+
+@pytest.mark.parametrize("make", [lambda: mtlx.MultiTaskClassifier(alpha=0.01),
+                                  lambda: mtlx.SharedTrunkClassifier(hidden=(3,), max_iter=30, random_state=0)])
+def test_probabilities_get_the_task_under_metadata_routing(rng, make):
+    """predict_proba, predict_log_proba and decision_function of a Pipeline on stacked rows: they
+    raised UnsetMetadataPassedError (only fit, predict and score asked for ``task``)."""
+    import sklearn
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = rng.standard_normal((90, 4)) * 3 + 1
+    task = np.arange(90) % 3
+    y = (X[:, 0] + task > 2).astype(int)
+    scaled = StandardScaler().fit_transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        direct = make().fit(scaled, y, task=task)
+        with sklearn.config_context(enable_metadata_routing=True):
+            pipe = make_pipeline(StandardScaler(), make()).fit(X, y, task=task)
+            for method in ("predict_proba", "predict_log_proba", "decision_function"):
+                if hasattr(direct, method):
+                    np.testing.assert_allclose(getattr(pipe, method)(X, task=task),
+                                               getattr(direct, method)(scaled, task=task), rtol=1e-10, atol=1e-12)
+
+
+def test_task_weights_all_zero_are_refused(rng):
+    """No task weighing anything left no data term: W = 0 after 0 iterations, silently (an
+    all-zero sample_weight is refused); one positive weight fits that task as alone."""
+    X, Y = exact_problem(rng, 40, 3, 2)
+    for weights in ([0, 0], np.zeros(2), (0.0, 0.0)):
+        with pytest.raises(ValueError, match=r"task_weights are all zero \(2 tasks\)"):
+            mtlx.MultiTaskRegressor(task_weights=weights).fit(X, Y)
+    with pytest.raises(ValueError, match="task_weights are all zero"):
+        mtlx.solve(mtlx.TaskData.from_shared(X, Y), task_weights=[0.0, 0.0])
+    one = mtlx.MultiTaskRegressor(penalty="l1", alpha=0.01, task_weights=[0.0, 1.0], tol=1e-10).fit(X, Y)
+    alone = mtlx.MultiTaskRegressor(penalty="l1", alpha=0.01, task_weights="sum", tol=1e-10).fit(X, Y[:, 1])
+    np.testing.assert_allclose(one.coef_[1], alone.coef_.ravel(), atol=1e-8)
+    np.testing.assert_array_equal(one.coef_[0], 0.0)

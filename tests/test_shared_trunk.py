@@ -858,3 +858,21 @@ def test_warm_start_starts_afresh_when_a_task_gains_a_class():
         fresh = mtlx.SharedTrunkClassifier(hidden=(6,), max_iter=5, tol=0).fit(X, y3)
     assert np.array_equal(clf.result_.params, fresh.result_.params)
     assert clf.predict_proba(X[:3]).shape == (3, 3)
+
+
+def test_the_representation_has_feature_names_out():
+    """A transformer's names for its output columns (set_output(transform="pandas") and a Pipeline's
+    get_feature_names_out raised AttributeError), checked against the transform itself."""
+    pd = pytest.importorskip("pandas")
+    X, Y = _same_problem()
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        model = mtlx.SharedTrunkRegressor(hidden=(6, 3), max_iter=5).fit(frame, Y)
+        names = model.get_feature_names_out()
+        assert names.tolist() == ["sharedtrunkregressor0", "sharedtrunkregressor1", "sharedtrunkregressor2"]
+        out = model.set_output(transform="pandas").transform(frame)
+        assert list(out.columns) == names.tolist()
+        np.testing.assert_array_equal(out.to_numpy(), model.set_output(transform="default").transform(X))
+        clf = mtlx.SharedTrunkClassifier(hidden=(4,), max_iter=5).fit(X, Y > 0)
+        assert clf.get_feature_names_out().tolist() == [f"sharedtrunkclassifier{i}" for i in range(4)]

@@ -591,6 +591,11 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
 """
     )
 
+    # Under scikit-learn's metadata routing a Pipeline hands ``task`` to the methods that ask for it.
+    __metadata_request__predict_proba = {"task": True}
+    __metadata_request__predict_log_proba = {"task": True}
+    __metadata_request__decision_function = {"task": True}
+
     _loss = "logistic"
     _losses = ("logistic", "squared_hinge")
 

@@ -206,6 +206,21 @@ def _vanishes(penalty) -> bool:
     return getattr(penalty, "w", None) == 0.0
 
 
+def _check_task_weights_not_all_zero(task_weights) -> None:
+    """Task weights all zero leave no data term (the fit returned W = 0 after 0 iterations, silently,
+    where an all-zero sample_weight is refused). The whole vector is checked here, before it is
+    split over ranks: one rank's tasks may all weigh 0."""
+    if isinstance(task_weights, str):
+        return
+    try:
+        weights = np.asarray(task_weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        return  # (resolve_task_weights names what is wrong)
+    if weights.size and np.all(weights == 0):
+        raise ValueError(f"task_weights are all zero ({weights.size} tasks): the fit would have no data term; give "
+                         "at least one task a positive weight")
+
+
 @contextlib.contextmanager
 def _numerical_failures_named(data: TaskData):
     """An engine whose arithmetic fails (LAPACK's SVD or eigendecomposition not converging, a step
@@ -355,6 +370,7 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
             raise ValueError(f"gram must be 'auto', True or False, got {gram!r}")  # (every engine: it was FISTA's)
         if not isinstance(data, TaskData):
             raise TypeError(f"data must be an mtlx.TaskData, got {type(data).__name__}")
+        _check_task_weights_not_all_zero(task_weights)
         data = gpu.place(data, device, comm)
     if comm is None and data.device is None and applies(data) and \
             all(x.quadratic for x in resolve_losses(loss, data.n_tasks)) and not (solver == "fista" and gram is False):

@@ -9,7 +9,13 @@ every task: the trunk runs once per row for all tasks; NaN in Y marks a missing 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    RegressorMixin,
+    TransformerMixin,
+)
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
@@ -105,7 +111,7 @@ _ATTRS_DOC = """
 """
 
 
-class _SharedTrunkModel(TransformerMixin, BaseEstimator):
+class _SharedTrunkModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Layouts, the fit and the forward passes; subclasses encode targets and read outputs."""
 
     __metadata_request__fit = {"task": True}
@@ -401,6 +407,11 @@ class _SharedTrunkModel(TransformerMixin, BaseEstimator):
             result[rows] = values
         return result
 
+    @property
+    def _n_features_out(self) -> int:
+        """The representation's width (what get_feature_names_out names: ``sharedtrunkregressor0``, ...)."""
+        return int(self.result_.network.trunk_sizes[-1])
+
     def transform(self, X):
         """The shared representation of the rows of X (n x hidden[-1]); a list for a list of inputs."""
         check_is_fitted(self)
@@ -479,6 +490,9 @@ class SharedTrunkClassifier(ClassifierMixin, _SharedTrunkModel):
         The labels of each task in sorted order (one array for a single-task fit).
 """
     )
+
+    # Under scikit-learn's metadata routing a Pipeline hands ``task`` to the methods that ask for it.
+    __metadata_request__predict_proba = {"task": True}
 
     _classifies = True
 
