@@ -210,7 +210,8 @@ def test_fit_refuses_a_folder_as_output(data_path, tmp_path, capsys, monkeypatch
     out = tmp_path / "model.npz"
     out.mkdir()
     assert main(["fit", str(data_path), "--out", str(out)]) == 1
-    assert only_line(capsys.readouterr().err) == f"mtlx fit: error: --out {str(out)!r} is a folder; give a file name"
+    assert only_line(capsys.readouterr().err) == (f"mtlx fit: error: --out {str(out)!r} is a folder; give a file name "
+                                                  f"(such as {str(out / 'model.npz')!r})")
 
 
 def test_fit_refuses_a_file_as_checkpoint_folder(data_path, tmp_path, capsys, monkeypatch):
@@ -322,3 +323,25 @@ def test_a_warning_made_an_error_is_one_line(data_path, tmp_path):
     assert done.returncode == 1
     line = only_line(done.stderr)
     assert line.startswith("mtlx fit: error: ") and "did not converge" in line
+
+
+@pytest.mark.parametrize("command", ["fit", "predict"])
+@pytest.mark.parametrize("out", ["results/", "results", ".", "{tmp}/"])
+def test_out_naming_a_folder_is_refused(command, out, data_path, tmp_path, capsys, monkeypatch):
+    """--out a folder wrote results.npz beside it (fit), a hidden results/.npy in it (predict), or
+    failed on '.' with "PosixPath('.') has an empty name"; a file in the folder is written there."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    assert main(["fit", str(data_path), "--out", "m"]) == 0
+    out = out.format(tmp=tmp_path)
+    argv = ["fit", str(data_path), "--out", out] if command == "fit" else ["predict", "m.npz", str(data_path),
+                                                                          "--out", out]
+    capsys.readouterr()
+    assert main(argv) == 1
+    example = "model.npz" if command == "fit" else "predictions.npy"
+    assert f"--out {out!r} is a folder; give a file name (such as " in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz", "m.npz", "results"]
+    assert not any((tmp_path / "results").iterdir())
+    name = "results/" + example.split(".")[0]
+    argv[argv.index(out)] = name
+    assert main(argv) == 0 and (tmp_path / "results" / example).is_file()

@@ -267,10 +267,20 @@ def _agreement(comm):
     return agreed_errors(comm)
 
 
+def _output_file(out: str, suffix: str, option: str) -> Path:
+    """The file written for ``out``, ``suffix`` appended when missing (as numpy does). A folder
+    (``results/``, ``.``, an existing one) is refused first: with the suffix appended it became
+    ``results.npz`` beside the folder, or a hidden ``results/.npy`` in it."""
+    path = Path(out)
+    if out.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
+        example = ("model" if suffix == ".npz" else "predictions") + suffix
+        raise ValueError(f"{option} {out!r} is a folder; give a file name (such as {str(path / example)!r})")
+    return path if path.suffix == suffix else path.with_name(path.name + suffix)
+
+
 def _model_path(out: str) -> Path:
     """Where ``mtlx.save`` writes a model asked for at ``out``: ``.npz`` is appended when missing."""
-    path = Path(out)
-    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+    return _output_file(out, ".npz", "--out")
 
 
 def _penalty(text: str):
@@ -411,7 +421,7 @@ def _predict(args) -> int:
     from .persistence import load
 
     # np.save appends .npy to a name without it: check, and report, the file really written.
-    out = Path(args.out if args.out.endswith(".npy") else args.out + ".npy")
+    out = _output_file(args.out, ".npy", "--out")
     _check_output(out, "--out")
     with _reading("model file", args.model):
         model = load(args.model)
