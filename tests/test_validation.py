@@ -173,3 +173,20 @@ def test_core_refuses_silent_conversions():
     with pytest.raises(ValueError, match=r"Wt has shape \(2, 2\), expected \(1, 2\)"):
         _core.loss_grad_stacked(X, np.ones(3, np.float32), np.array([0, 3]), np.zeros(1, np.uint8),
                                 np.ones(1), np.ones(1), np.ones((2, 2), np.float32), None, None, None, 1)
+
+
+def test_from_tasks_names_a_task_by_its_id():
+    """Shape errors named the task's position ("task 1") where the user's id is 20; NaN errors
+    already named the id."""
+    rng = np.random.default_rng(0)
+    good = (rng.standard_normal((5, 3)), rng.standard_normal(5))
+    cases = [((rng.standard_normal((4, 3)), rng.standard_normal(5)), r"task 20: X has 4 rows but y has 5 entries"),
+             ((rng.standard_normal((4, 2)), rng.standard_normal(4)),
+              r"task 20: X has 2 features \(shape \(4, 2\)\) but task 10 has 3 \(shape \(5, 3\)\)"),
+             ((rng.standard_normal((4, 3)), rng.standard_normal((4, 2))), r"task 20: y must be 1-D"),
+             ("not a pair", r"task 20: expected an \(X, y\) pair")]
+    for bad, message in cases:
+        with pytest.raises((ValueError, TypeError), match=message):
+            mtlx.TaskData.from_tasks([good, bad], task_ids=[10, 20])
+    with pytest.raises(ValueError, match=r"task 'b': X has 4 rows|task b: X has 4 rows"):
+        mtlx.TaskData.from_tasks([good, cases[0][0]], task_ids=["a", "b"])

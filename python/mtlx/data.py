@@ -98,20 +98,23 @@ class TaskData:
             return cls.empty()
         if len(tasks) == 0:
             raise ValueError("tasks is empty: at least one (X_t, y_t) pair is required")
+        # (The ids first: every message names a task by its id, as the later checks do.)
+        ids = _resolve_task_ids(task_ids, len(tasks))
         Xs, ys = [], []
         for t, pair in enumerate(tasks):
+            where = f"task {ids[t]}"
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise TypeError(f"task {t}: expected an (X, y) pair, got {type(pair).__name__}")
-            X_t = _as_inputs(pair[0], f"task {t}")
-            y_t = _as_target_vector(pair[1], f"task {t}")
+                raise TypeError(f"{where}: expected an (X, y) pair, got {type(pair).__name__}")
+            X_t = _as_inputs(pair[0], where)
+            y_t = _as_target_vector(pair[1], where)
             if X_t.shape[0] != y_t.shape[0]:
-                raise ValueError(f"task {t}: X has {X_t.shape[0]} rows but y has {y_t.shape[0]} entries")
+                raise ValueError(f"{where}: X has {X_t.shape[0]} rows but y has {y_t.shape[0]} entries")
             if X_t.shape[0] == 0:
-                raise ValueError(f"task {t}: X has 0 rows (an empty task); every task needs at least one sample")
+                raise ValueError(f"{where}: X has 0 rows (an empty task); every task needs at least one sample")
             if X_t.shape[1] != (Xs[0].shape[1] if Xs else X_t.shape[1]):
                 raise ValueError(
-                    f"task {t}: X has {X_t.shape[1]} features (shape {X_t.shape}) "
-                    f"but task 0 has {Xs[0].shape[1]} (shape {Xs[0].shape})"
+                    f"{where}: X has {X_t.shape[1]} features (shape {X_t.shape}) "
+                    f"but task {ids[0]} has {Xs[0].shape[1]} (shape {Xs[0].shape})"
                 )
             Xs.append(X_t)
             ys.append(y_t)
@@ -128,7 +131,6 @@ class TaskData:
                 X[offsets[t] : offsets[t + 1]] = Xs[t]
         for t in range(len(Xs)):
             y[offsets[t] : offsets[t + 1]] = ys[t]
-        ids = _resolve_task_ids(task_ids, len(Xs))
         weights = None
         if sample_weight is not None:
             if isinstance(sample_weight, np.ndarray) or not isinstance(sample_weight, Sequence) or \
