@@ -345,3 +345,10 @@ def test_out_naming_a_folder_is_refused(command, out, data_path, tmp_path, capsy
     name = "results/" + example.split(".")[0]
     argv[argv.index(out)] = name
     assert main(argv) == 0 and (tmp_path / "results" / example).is_file()
+
+
+def test_sample_weight_from_an_npz_archive_is_named(data_path, tmp_path, capsys):
+    np.savez(tmp_path / "w.npz", w=np.ones(75))
+    assert main(["fit", str(data_path), "--sample-weight", str(tmp_path / "w.npz"), "--out", str(tmp_path / "m")]) == 1
+    assert "--sample-weight needs a .npy file of one weight per row (np.save), got an .npz archive of arrays ['w']" \
+        in capsys.readouterr().err

@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     # here, so that `mtlx --help` starts fast; tests/test_cli.py checks the two agree).
     fit.add_argument("--loss", choices=_FIT_LOSSES, default="squared",
                      help="regression: squared (default), huber (robust, threshold --epsilon), poisson (counts); "
-                          "binary classification, any two labels per task: logistic, squared_hinge (linear SVM)")
+                          "classification, any labels per task: logistic (two classes; a task of K > 2 classes "
+                          "gets the softmax loss), squared_hinge (a linear SVM, two classes per task)")
     fit.add_argument("--sample-weight", metavar="FILE", default=None,
                      help="a .npy file of one non-negative weight per row of DATA, in its row order (default: the "
                           "dataset's own sample_weight array, if any, else all 1); under MPI each rank reads its "
@@ -341,6 +342,11 @@ def _fit(args, comm) -> int:
         # reads the weights of its own tasks' rows only.
         with _reading("sample weights", args.sample_weight), _agreement(comm):
             weights = np.load(args.sample_weight, allow_pickle=False, mmap_mode="r" if comm is not None else None)
+            if not isinstance(weights, np.ndarray):  # (an .npz archive: np.load's NpzFile of named arrays)
+                names = list(weights.files)
+                weights.close()
+                raise ValueError(f"--sample-weight needs a .npy file of one weight per row (np.save), got an .npz "
+                                 f"archive of arrays {names}")
     with _reading("dataset", args.data), _agreement(comm):
         labelled = _labels(args.data, comm, weights)
     if labelled is None:
