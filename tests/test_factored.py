@@ -1,5 +1,7 @@
 """The factored trace-norm engine against FISTA's optimum, its certificate, rank growth and warm starts."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,28 @@ def test_zero_is_certified_with_a_ridge_term(rng):
     # The intercepts alone: the mean of each task's targets (the squared loss, W = 0).
     means = [y.mean() for _, y in (data.task(t) for t in range(data.n_tasks))]
     np.testing.assert_allclose(res.b, means, rtol=1e-9)
+
+
+def test_auto_leaves_float32_data_to_engines_that_certify_it(rng):
+    """The factored engine stalls on float32 data near 1e-5 of W (FISTA and ADMM reach 2e-7), and
+    said "raise max_iter" after 57 of 10,000 iterations: "auto" takes it for float64 data only,
+    and a stall names the precision."""
+    slow = [(X * np.logspace(0, 3, X.shape[1]), y) for X, y in make_tasks(rng, [40, 60], 5)]
+    for dtype, expected in ((np.float64, "fista+factored"), (np.float32, "fista")):
+        data = mtlx.TaskData.from_tasks([(X.astype(dtype), y.astype(dtype)) for X, y in slow])
+        res = mtlx.solve(data, penalty="trace", alpha=0.01, tol=1e-10 if dtype == np.float64 else 1e-6,
+                         solver="auto", gram=False)
+        assert res.solver == expected
+    X = rng.standard_normal((120, 12))
+    Y = X @ rng.standard_normal((12, 2)) @ rng.standard_normal((2, 6)) + 0.05 * rng.standard_normal((120, 6))
+    data32 = mtlx.TaskData.from_shared(X.astype(np.float32), Y.astype(np.float32))
+    assert mtlx.solve(data32, penalty="trace", alpha=0.05, tol=1e-6).solver != "factored"
+    reference = mtlx.solve(mtlx.TaskData.from_shared(X, Y), penalty="trace", alpha=0.05, tol=1e-12)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = mtlx.solve(data32, penalty="trace", alpha=0.05, tol=1e-9, solver="factored")
+    messages = [str(w.message) for w in caught if issubclass(w.category, mtlx.ConvergenceWarning)]
+    assert not res.converged and res.n_iter < 10_000  # float32 rounding stalls it before the certificate
+    assert any("stalled at the resolution of its float32 arithmetic: solve in float64 or with solver='fista'" in m
+               for m in messages), messages
+    np.testing.assert_allclose(res.W, reference.W, atol=1e-3 * np.abs(reference.W).max())

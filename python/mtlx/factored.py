@@ -178,7 +178,7 @@ def solve_factored(problem: Problem, strength: float, tol: float = 1e-6, max_ite
     r = rank or max(1, int(np.sum(s > 1e-12 * max(s.max() if s.size else 0.0, 1e-300))))
     root = np.sqrt(s[:r])
     x = np.concatenate([(Us[:, :r] * root).ravel(), (Vts[:r].T * root).ravel(), beta])
-    n_iter, history, converged, spectral, gap = 0, [], False, np.inf, None
+    n_iter, history, converged, spectral, gap, stalled = 0, [], False, np.inf, None, False
     lbfgs = _LBFGS(partial(phi, r=r), x)
     while n_iter < max_iter and not (watcher is not None and watcher.stopped):
         each = None if watcher is None else partial(watcher, phi, r=r)
@@ -205,6 +205,7 @@ def solve_factored(problem: Problem, strength: float, tol: float = 1e-6, max_ite
             x, r = _grown(phi, x, r, G.copy(), strength)[:2]
             lbfgs = _LBFGS(partial(phi, r=r), x)
         elif settled and lbfgs.stalled:
+            stalled = True
             break  # at the resolution of phi: no step decreases it, and no direction to add
     U, V, beta = phi.split(x, r)
     theta = phi.theta.copy()
@@ -212,7 +213,7 @@ def solve_factored(problem: Problem, strength: float, tol: float = 1e-6, max_ite
     if problem.intercepts is not None:
         problem.view(theta, problem.intercepts)[...] = beta
     return theta, dict(converged=converged, n_iter=n_iter, n_evals=phi.n_evals, spectral=spectral, rank=r,
-                       history=np.asarray(history), gap=gap)
+                       history=np.asarray(history), gap=gap, stalled=stalled)
 
 
 def duality_gap(phi: _Factored, x: np.ndarray, r: int) -> float | None:
@@ -444,9 +445,13 @@ def solve_trace(data, loss, penalty: Penalty, alpha, l2, fit_intercept, task_wei
     objective = float(problem.f(theta)) + strength * float(np.sum(np.linalg.svd(W_rows, compute_uv=False)))
     stopped = watcher is not None and watcher.stopped
     if not info["converged"] and not stopped:
+        # (Stalled before max_iter: no step decreases F at the data's precision, and more
+        # iterations would not help; float32 data stall so at about 1e-5 of W.)
+        advice = (f"it stalled at the resolution of its {data.dtype} arithmetic: solve in float64 or with "
+                  "solver='fista'" if info.get("stalled") else "raise max_iter or tol")
         warnings.warn(f"mtlx factored trace solver did not certify its solution in {info['n_iter']} iterations "
                       f"(||G||_2 / alpha = {info['spectral']:.6g}, relative gap {info['gap']}, tol {tol:.1e}); "
-                      "raise max_iter or tol", convergence_warning(), stacklevel=4)
+                      f"{advice}", convergence_warning(), stacklevel=4)
     dtype = data.dtype
     W = W_rows.T.astype(dtype, copy=False)
     gap = info["gap"]

@@ -128,11 +128,14 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
     cd_fits = not why_cd and data.dtype == np.float64 and working_set.fits(data)
     if cd_fits and not (data.layout == "stacked" and gram_preferred(data)):
         return "cd"
+    # The factored engine certifies its result to the data's precision: float32 data stall it near
+    # 1e-5 of W where FISTA and ADMM reach 2e-7, so "auto" leaves it float64 data (as cd).
+    factored_fits = not why_factored and data.dtype == np.float64
     if not why_admm and admm.setup_affordable(data):
-        if (cd_fits or not why_factored) and _sparse_at_zero(data, loss, penalty, alpha, task_weights, fit_intercept):
+        if (cd_fits or factored_fits) and _sparse_at_zero(data, loss, penalty, alpha, task_weights, fit_intercept):
             return "cd" if cd_fits else "factored"
         return "admm"
-    if not why_factored:
+    if factored_fits:
         return "fista+factored"
     return "fista"
 
