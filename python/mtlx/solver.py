@@ -65,9 +65,10 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
        the quadratic exactly where proximal-gradient steps crawl (the raw school data: the dirty
        model 1e-8 from its optimum in 0.4 s, where FISTA was still 3e-6 away after 30,000
        iterations), certified by a duality gap for norms;
-    3. for a trace norm (with smooth terms), "fista+factored": FISTA first, which on a
-       well-conditioned problem converges in tens of cheap iterations, handing over to the
-       factored quasi-Newton engine after :data:`TRACE_FISTA_ITERATIONS`;
+    3. for a trace norm (with smooth terms) on float64 data, "fista+factored": FISTA first, which
+       on a well-conditioned problem converges in tens of cheap iterations, handing over to the
+       factored quasi-Newton engine after :data:`TRACE_FISTA_ITERATIONS` (float32 data stall
+       that engine near 1e-5 of W: they stay with FISTA, or ADMM in 2.);
     4. for smooth losses on every task (logistic, squared hinge, Huber, Poisson, mixed with each
        other and with squared tasks) with L1 or L21 on a dense float64 X (shared, or each task
        its own rows; l2 = 0, alpha > 0), "cd": proximal Newton with working sets
