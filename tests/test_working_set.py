@@ -611,3 +611,19 @@ def test_a_settled_working_set_is_solved_deeper(rng, penalty):
     np.testing.assert_allclose(W_deep, ref.coef_.reshape(T, d).T, atol=1e-7 * np.abs(ref.coef_).max())
     np.testing.assert_allclose(W_deep, W_flat, atol=1e-9 * np.abs(W_flat).max())
     assert ws_module._SUBPROBLEM_SHARE == 0.3
+
+
+def test_solver_cd_takes_a_paths_warm_start_with_intercepts(rng):
+    """solver="cd" refused b0 ("computes the intercepts exactly") where "auto" picking cd checked
+    and dropped it: a path's (W, b) now warm-starts it by name too, to the same optimum."""
+    X = rng.standard_normal((60, 5))
+    Y = X @ rng.standard_normal((5, 3)) + 2.0
+    data = mtlx.TaskData.from_shared(X, Y)
+    cold = mtlx.solve(data, penalty="l21", alpha=0.05, fit_intercept=True, solver="cd", tol=1e-12)
+    warm = mtlx.solve(data, penalty="l21", alpha=0.05, fit_intercept=True, solver="cd", tol=1e-12, W0=cold.W,
+                      b0=cold.b)
+    assert warm.solver == "cd"
+    np.testing.assert_allclose(warm.W, cold.W, atol=1e-10)
+    np.testing.assert_allclose(warm.b, Y.mean(axis=0) - X.mean(axis=0) @ warm.W, atol=1e-10)
+    with pytest.raises(ValueError, match=r"b0 has shape \(2,\), expected \(n_tasks,\) = \(3,\)"):
+        mtlx.solve(data, penalty="l21", alpha=0.05, fit_intercept=True, solver="cd", b0=np.zeros(2))

@@ -389,9 +389,10 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
     if comm is None:
         engine = choose_solver(solver, data, loss, pen, alpha, checkpoint=checkpoint is not None, gram=gram,
                                task_weights=task_weights, fit_intercept=bool(fit_intercept), l2=l2)
-        if engine == "cd" and solver == "auto" and b0 is not None and not _newton_losses(loss, data):
+        if engine == "cd" and b0 is not None and not _newton_losses(loss, data):
             # Coordinate descent sets the intercepts to their optimum itself: a warm start of them
-            # is checked, then not needed.
+            # is checked, then not needed (asked for by name too: a path's W and b warm-start any
+            # engine).
             as_parameters(data, np.zeros((data.n_features, data.n_tasks)) if W0 is None else W0, b0, "W0", "b0")
             b0 = None
         if engine not in ("fista", "admm"):
