@@ -317,6 +317,16 @@ class ProxNewtonSolver:
         return -self._weighted_sum(conjugates)
 
     # ------------------------------------------------------------------ the solve
+    def _measure(self, W, b, Z, alpha: float) -> tuple:
+        """The intercepts ``b`` (and margins ``Z``) moved to their optimum for W, in place, then
+        ``(R, H, G, F, duality gap)`` there: how :meth:`solve` measures each iterate, and
+        :meth:`certify` another engine's point."""
+        self._intercepts_to_optimum(Z, b)
+        R, H = self._derivatives(Z)
+        G = self.rows.gradient(R)
+        primal = self.loss(Z) + alpha * self.penalty_value(W)
+        return R, H, G, primal, max(primal - self.dual(Z, G, alpha), 0.0)
+
     def certify(self, W_user, b_user, alpha: float):
         """``(F, duality gap, intercepts)`` at another engine's point ``(W_user, b_user)`` (user
         coordinates), its intercepts first moved to their optimum for that W (F only falls), as
@@ -325,12 +335,7 @@ class ProxNewtonSolver:
         b = np.zeros(self.T)
         if self.fit_intercept:
             b = np.array(b_user, dtype=np.float64) + np.einsum("jt,jt->t", self.xbar, W)
-        Z = self.rows.margins(W, b)
-        self._intercepts_to_optimum(Z, b)
-        R, _ = self._derivatives(Z)
-        G = self.rows.gradient(R)
-        primal = self.loss(Z) + alpha * self.penalty_value(W)
-        gap = max(primal - self.dual(Z, G, alpha), 0.0)
+        _, _, _, primal, gap = self._measure(W, b, self.rows.margins(W, b), alpha)
         return primal, gap, (b - np.einsum("jt,jt->t", self.xbar, W) if self.fit_intercept else b)
 
     def solve(self, alpha: float, W0=None, b0=None, *, tol=1e-6, max_outer=1000, max_epochs=10_000, callback=None):
@@ -357,11 +362,7 @@ class ProxNewtonSolver:
         best_gap, best_at = np.inf, 0
         while True:
             outer += 1
-            self._intercepts_to_optimum(Z, b)
-            R, H = self._derivatives(Z)
-            G = self.rows.gradient(R)
-            primal = self.loss(Z) + alpha * self.penalty_value(W)
-            gap = max(primal - self.dual(Z, G, alpha), 0.0)
+            R, H, G, primal, gap = self._measure(W, b, Z, alpha)
             history.append(primal)
             if callback is not None:
                 try:
