@@ -51,7 +51,7 @@ class TrunkCheckpoint:
         self.net, self.uncertainty, self.reduction = network, bool(uncertainty), reduction
         # A seed drawn for random_state=None is the checkpoint's on resume (each run draws anew:
         # its fits could never be resumed); ``seed`` is the one the fit goes on with.
-        self.settings, self.seed_drawn, self.seed = dict(settings), bool(seed_drawn), settings.get("seed")
+        self.settings, self.seed_drawn = dict(settings), bool(seed_drawn)
         self.path = Path(directory) / FILE_NAME
         with reduction.agreed_errors():
             if reduction.rank == 0:
@@ -64,6 +64,11 @@ class TrunkCheckpoint:
             data_hash=reduction.allgather_tasks(_task_hashes(data)),
             out_dims=reduction.allgather_tasks(network.out_dims.astype(np.int64)),
             losses=reduction.allgather_tasks(np.asarray(losses, dtype=np.float64)))
+
+    @property
+    def seed(self):
+        """The seed the fit goes on with: its own, or on resume a drawn seed's checkpoint's."""
+        return self.settings.get("seed")
 
     # ------------------------------------------------------------------ layout
     def _rows(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,8 +143,7 @@ class TrunkCheckpoint:
             theirs = json.loads(str(saved["fp_settings"]))
             ours = json.loads(json.dumps(self.settings))  # (as saved: tuples as lists)
             if {k: v for k, v in theirs.items() if k != "seed"} == {k: v for k, v in ours.items() if k != "seed"}:
-                self.seed = theirs.get("seed")
-                self.settings["seed"] = self.seed
+                self.settings["seed"] = theirs.get("seed")
                 self.fingerprint["settings"] = np.array(json.dumps(self.settings, sort_keys=True))
         for key, here in self.fingerprint.items():
             there = saved.get(f"fp_{key}")
