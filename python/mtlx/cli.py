@@ -486,10 +486,11 @@ def _targets_summary(values: np.ndarray) -> str:
     if known.size == 0:
         return f"none known{note}"
     distinct = np.unique(known.astype(str) if known.dtype.kind == "O" else known)
-    if distinct.size <= 2 or known.dtype.kind not in "biuf":
-        shown = distinct.tolist() if distinct.size <= 10 else distinct[:10].tolist() + ["..."]
-        return f"labels {shown}{note}" if distinct.size <= 10 else f"{distinct.size} labels {shown}{note}"
-    return f"range [{known.min():g}, {known.max():g}]{note}"
+    if distinct.size > 2 and known.dtype.kind in "biuf":
+        return f"range [{known.min():g}, {known.max():g}]{note}"
+    if distinct.size <= 10:
+        return f"labels {distinct.tolist()}{note}"
+    return f"{distinct.size} labels {distinct[:10].tolist() + ['...']}{note}"
 
 
 def _demo(args) -> int:
