@@ -22,6 +22,7 @@ __all__ = [
     "task_list_feature_names",
     "check_task_feature_names",
     "reset_feature_names",
+    "short_repr",
 ]
 
 
@@ -226,6 +227,12 @@ def task_list_feature_names(inputs) -> np.ndarray | None:
                              "features are matched by position, so give every task the same columns in the same "
                              "order")
     return names[0]
+
+
+def short_repr(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (with "...") for a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def reset_feature_names(estimator, names=None) -> None:

@@ -42,6 +42,7 @@ import traceback
 
 import numpy as np
 
+from ._validate import short_repr
 from .data import TaskData
 
 __all__ = ["MPIReduction", "abort_on_unhandled_exception", "agreed_errors", "assign_tasks", "cuda_aware_mpi",
@@ -114,11 +115,6 @@ def _canonical(value):
 
 def _fingerprint(value) -> str:
     return hashlib.sha256(repr(_canonical(value)).encode()).hexdigest()[:24]
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ---------------------------------------------------------------------------------- errors
@@ -723,7 +719,7 @@ class MPIReduction:
         if not differ:
             return
         with watched(self.comm, f"the agreement on {where}'s options"):
-            shown = self.comm.allgather({name: _short(options[name]) for name in differ})
+            shown = self.comm.allgather({name: short_repr(options[name], 60) for name in differ})
         detail = "; ".join(f"{name}: " + ", ".join(f"rank {r} {values[name]}" for r, values in enumerate(shown))
                            for name in differ)
         error = ValueError(f"{where} needs the same options on every rank (each rank passes its own tasks and the "

@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 
 from ._files import open_npz, read_npz_member, write_atomically
+from ._validate import short_repr
 
 __all__ = ["check_model", "load", "save"]
 
@@ -189,8 +190,8 @@ def _storable(name: str, value, arrays: dict):
     try:
         json.dumps(value)
     except (TypeError, ValueError):
-        warnings.warn(f"parameter {name}={_short(value)} cannot be stored as data; the loaded model has {name}=None",
-                      UserWarning, stacklevel=3)
+        warnings.warn(f"parameter {name}={short_repr(value)} cannot be stored as data; the loaded model has "
+                      f"{name}=None", UserWarning, stacklevel=3)
         return None
     return value
 
@@ -576,12 +577,7 @@ def _check_params(model, entry: _Storable) -> None:
             try:
                 checks[name](value, name, model)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"invalid parameter {name}={_short(value)}: {exc}") from None
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+                raise ValueError(f"invalid parameter {name}={short_repr(value)}: {exc}") from None
 
 
 def _task_weights(value, name, model) -> None:
@@ -613,7 +609,7 @@ def _cross_validated(scores: str) -> dict:
             raise ValueError(f"{scores} must hold finite scores of shape (n_alphas, n_folds) = ({expected}, "
                              f"{folds or 'n_folds'}), got {_describe(path)}")
         if isinstance(model.alpha_, bool) or not isinstance(model.alpha_, numbers.Real) or model.alpha_ not in alphas:
-            raise ValueError(f"alpha_ must be one of alphas_, got {_short(model.alpha_)}")
+            raise ValueError(f"alpha_ must be one of alphas_, got {short_repr(model.alpha_)}")
 
     return {"extra_fitted": ("alpha_", "alphas_", scores), "check_extra": check, "param_checks": _SEARCH_CHECKS}
 
