@@ -269,9 +269,9 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         FISTA stops when, for every parameter block, the proximal-gradient step relative to the
         block (``||x+_B - y_B|| / max(||x+_B||, ||y_B||, ||grad_B f(x0)|| / L)``) and the relative
         change of F (``|dF| / max(|F|, tol |F(x0)|)``: an exact fit, F = 0, is an ordinary optimum)
-        fall to ``tol`` or below, and, where the problem has one (least squares with a norm
-        penalty on float64 data in one process, :mod:`mtlx.certificate`), the relative duality
-        gap too: ``F - F* <= tol F``. The other engines: see ``solver``.
+        fall to ``tol`` or below, and, where the problem has one (a norm penalty on float64 data
+        in one process, every loss but the multinomial, :mod:`mtlx.certificate`), the relative
+        duality gap too: ``F - F* <= tol F``. The other engines: see ``solver``.
     max_iter : int, default 10000
         Iteration cap (counted from the first iteration, also across a resume); reaching it
         without convergence emits a :class:`mtlx.ConvergenceWarning`.
@@ -455,7 +455,8 @@ def _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_ite
     W_rows, b, parts = problem.user_parameters(theta)
     message = "converged" if info["converged"] else (
         "stopped by callback" if info["stopped_by_callback"] else "stalled" if info["stalled"] else "reached max_iter")
-    measures = f"relative change {info['rel_change']:.2e}, optimality {info['optimality']:.2e}, tol {tol:.1e}"
+    measures = f"relative change {info['rel_change']:.2e}, optimality {info['optimality']:.2e}" + (
+        f", relative duality gap {info['gap']:.2e}" if info.get("gap") is not None else "") + f", tol {tol:.1e}"
     if info["stalled"]:
         warnings.warn(
             f"mtlx.solve stalled after {info['n_iter']} iterations without progress ({measures}): tol is below what "
