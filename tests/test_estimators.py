@@ -33,6 +33,7 @@ _NON_CONVEX = (
 )
 EXPECTED_FAILED_CHECKS = {
     "SharedTrunkRegressor": {"check_sample_weight_equivalence_on_dense_data": _NON_CONVEX},
+    "SharedTrunkClassifier": {"check_classifier_multioutput": _PER_TASK_CLASSES},
     "MultiTaskClassifier": {"check_classifier_multioutput": _PER_TASK_CLASSES},
     "MultiTaskClassifierCV": {"check_classifier_multioutput": _PER_TASK_CLASSES},
     "MultiTaskRegressorCV": {"check_sample_weight_equivalence_on_dense_data": _CV_FOLDS_OF_ROWS,

@@ -876,3 +876,52 @@ def test_the_representation_has_feature_names_out():
         np.testing.assert_array_equal(out.to_numpy(), model.set_output(transform="default").transform(X))
         clf = mtlx.SharedTrunkClassifier(hidden=(4,), max_iter=5).fit(X, Y > 0)
         assert clf.get_feature_names_out().tolist() == [f"sharedtrunkclassifier{i}" for i in range(4)]
+
+
+def test_classifier_log_proba_and_decision_function_follow_the_heads():
+    """predict_log_proba and decision_function (scikit-learn's classifier methods) from the heads'
+    outputs recomputed in numpy: margins for binary tasks, log-softmax for K classes, in every layout."""
+    rng = np.random.default_rng(31)
+    X = rng.normal(size=(150, 3))
+    y_bin = np.where(X[:, 0] + 0.3 * rng.normal(size=150) > 0, "b", "a")
+    y_three = np.digitize(X[:, 1], [-0.5, 0.5])
+    binary = mtlx.SharedTrunkClassifier(hidden=(8,), max_iter=200).fit(X, np.column_stack([y_bin, y_bin[::-1]]))
+    trunk = [(binary.coefs_[0], binary.intercepts_[0])]
+    margins = np.column_stack([numpy_forward(X, trunk, binary.task_layers_[t], binary.heads_[t], "relu")[:, 0]
+                               for t in range(2)])
+    np.testing.assert_allclose(binary.decision_function(X), margins, rtol=1e-10, atol=1e-12)
+    assert np.array_equal(binary.predict(X), np.where(margins > 0, "b", "a"))
+    log_p = binary.predict_log_proba(X)
+    for t in range(2):
+        expected = np.column_stack([-np.logaddexp(0, margins[:, t]), -np.logaddexp(0, -margins[:, t])])
+        np.testing.assert_allclose(log_p[t], expected, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.exp(log_p[t]), binary.predict_proba(X)[t], rtol=1e-10, atol=1e-15)
+    # Stacked rows: one array, each row from its own task's head.
+    task = np.array([0, 1] * 75)
+    np.testing.assert_allclose(binary.decision_function(X, task=task), margins[np.arange(150), task], rtol=1e-10)
+    # A margin of 800 has a log-probability of -800, not log(0).
+    far = binary.predict_log_proba(X * 1e4)
+    assert all(np.isfinite(p).all() for p in far)
+
+    mixed = mtlx.SharedTrunkClassifier(hidden=(8,), max_iter=200).fit([(X[:80], y_bin[:80]), (X[80:], y_three[80:])])
+    scores = mixed.decision_function([X[:5], X[5:9]])
+    assert scores[0].shape == (5, 1) and scores[1].shape == (4, 3)
+    trunk = [(mixed.coefs_[0], mixed.intercepts_[0])]
+    S = numpy_forward(X[5:9], trunk, mixed.task_layers_[1], mixed.heads_[1], "relu")
+    np.testing.assert_allclose(scores[1], S, rtol=1e-10, atol=1e-12)
+    expected = S - S.max(axis=1, keepdims=True)
+    expected -= np.log(np.exp(expected).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(mixed.predict_log_proba([X[:5], X[5:9]])[1], expected, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="decision_function of stacked rows needs every task"):
+        mixed.decision_function(X[:4], task=np.array([0, 1, 0, 1]))
+
+
+def test_fit_warnings_point_at_the_callers_line():
+    """scikit-learn's convention: a ConvergenceWarning of fit names the user's line, not mtlx's."""
+    X, Y = _same_problem()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mtlx.SharedTrunkClassifier(hidden=(4,), max_iter=2).fit(X, Y > np.median(Y, axis=0))
+        mtlx.SharedTrunkRegressor(hidden=(4,), max_iter=2, solver="adam", batch_size=10**6).fit(X, Y)
+    found = {(w.category.__name__, w.filename) for w in caught}
+    assert found == {("ConvergenceWarning", __file__), ("UserWarning", __file__)}

@@ -8,6 +8,8 @@ every task: the trunk runs once per row for all tasks; NaN in Y marks a missing 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import (
     BaseEstimator,
@@ -180,7 +182,8 @@ class _SharedTrunkModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         losses = self._head_losses(data)
         params0 = self._warm_params(data)
         previous = (list(self.loss_curve_), self.n_iter_) if params0 is not None else None
-        res = fit_shared_trunk(
+        res = _warning_at_caller(
+            fit_shared_trunk,
             data, loss=losses, hidden=self.hidden, task_hidden=self.task_hidden, activation=self.activation,
             l2=self.l2, solver=self.solver, task_weighting=self.task_weighting, max_iter=self.max_iter, tol=self.tol,
             batch_size=self.batch_size, learning_rate=self.learning_rate, random_state=self.random_state,
@@ -424,6 +427,21 @@ class _SharedTrunkModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         return self.result_.representation(X, n_threads)
 
 
+def _warning_at_caller(function, *args, **kwargs):
+    """``function(*args, **kwargs)``, its warnings raised again at the line that called ``fit``.
+
+    :func:`fit_shared_trunk` points its warnings at its own caller, which here is ``fit``: a
+    ConvergenceWarning named a line of this module, where scikit-learn's point at the user's.
+    """
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            return function(*args, **kwargs)
+    finally:  # (also those before an error)
+        for w in caught:
+            warnings.warn(w.message, w.category, stacklevel=3)
+
+
 class SharedTrunkRegressor(RegressorMixin, _SharedTrunkModel):
     __doc__ = (
         """Multi-task regression by a shared trunk (hard parameter sharing).
@@ -493,6 +511,8 @@ class SharedTrunkClassifier(ClassifierMixin, _SharedTrunkModel):
 
     # Under scikit-learn's metadata routing a Pipeline hands ``task`` to the methods that ask for it.
     __metadata_request__predict_proba = {"task": True}
+    __metadata_request__predict_log_proba = {"task": True}
+    __metadata_request__decision_function = {"task": True}
 
     _classifies = True
 
@@ -544,6 +564,18 @@ class SharedTrunkClassifier(ClassifierMixin, _SharedTrunkModel):
         E = np.exp(S - S.max(axis=1, keepdims=True))
         return E / E.sum(axis=1, keepdims=True)
 
+    def _log_proba(self, t, S):
+        """log of :meth:`_proba`, without its underflow (log(0) for a margin of 800)."""
+        S = np.asarray(S, dtype=np.float64)
+        if S.shape[1] == 1:
+            z = S[:, 0]
+            return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
+        top = S.max(axis=1, keepdims=True)
+        return S - top - np.log(np.exp(S - top).sum(axis=1, keepdims=True))
+
+    def _binary(self) -> bool:
+        return all(len(self._classes_of(t)) == 2 for t in range(self.n_tasks_))
+
     def predict(self, X, task=None):
         """Predicted labels in the layout of X (as :meth:`SharedTrunkRegressor.predict`)."""
         def labels(t, S):
@@ -562,18 +594,37 @@ class SharedTrunkClassifier(ClassifierMixin, _SharedTrunkModel):
         """Class probabilities (columns in ``classes_`` order, rows summing to 1): a list of
         per-task arrays for shared and per-task input, one array for stacked rows (every task
         with the same number of classes) and single-task fits."""
+        return self._per_task_columns(X, task, self._proba, "predict_proba")
+
+    def predict_log_proba(self, X, task=None):
+        """Logarithms of :meth:`predict_proba` (computed without underflow), in its layout."""
+        return self._per_task_columns(X, task, self._log_proba, "predict_log_proba")
+
+    def decision_function(self, X, task=None):
+        """The heads' outputs: with binary tasks only, the margin of each row (positive: the
+        task's second class) in the layout of :meth:`predict`; with a task of K > 2 classes, each
+        task's scores, (n, 1) for a binary task and (n, K) for a softmax head, in the layout of
+        :meth:`predict_proba`."""
+        check_is_fitted(self)
+        if self._binary():
+            return self._per_task(X, task, lambda t, S: np.asarray(S[:, 0]))
+        return self._per_task_columns(X, task, lambda t, S: np.asarray(S), "decision_function")
+
+    def _per_task_columns(self, X, task, of_output, what: str):
+        """``of_output(t, S)`` (an array of rows) per task: a list for shared and per-task input,
+        one array over the rows for stacked input (every task as wide) and single-task fits."""
         outputs, positions = self._outputs(X, task)
         if positions is None:
-            out = [self._proba(t, S) for t, S in enumerate(outputs)]
+            out = [of_output(t, S) for t, S in enumerate(outputs)]
             return out[0] if self.fit_layout_ == "single" and not is_input_list(X) else out
-        widths = {len(self._classes_of(t)) for t, (rows, _) in enumerate(outputs) if len(rows)}
+        parts = [(rows, of_output(t, S)) for t, (rows, S) in enumerate(outputs) if len(rows)]
+        widths = {values.shape[1] for _, values in parts}
         if len(widths) > 1:
-            raise ValueError("predict_proba of stacked rows needs every task to have the same number of classes; "
+            raise ValueError(f"{what} of stacked rows needs every task to have the same number of classes; "
                              "call it per task (a list of per-task inputs)")
-        result = np.empty((len(positions), widths.pop() if widths else 2))
-        for t, (rows, S) in enumerate(outputs):
-            if len(rows):
-                result[rows] = self._proba(t, S)
+        result = np.empty((len(positions), widths.pop()))  # (X has rows: check_array refuses none)
+        for rows, values in parts:
+            result[rows] = values
         return result
 
     def score(self, X, y=None, task=None, sample_weight=None):
