@@ -33,20 +33,21 @@ __all__ = ["ConjugateCertificate", "GapCertificate"]
 class GapCertificate:
     """The relative duality gap of a problem, where it has one (``available``).
 
-    Available in one process for float64 data, the squared loss on every task and a penalty that
-    is a norm (``dual_norm`` not None), without a ridge term or smooth penalty terms.
+    Available for float64 data, the squared loss on every task and a penalty that is a norm
+    (``dual_norm`` not None), without a ridge term or smooth penalty terms. Under MPI (a
+    collective: every rank builds it, and asks for the gap at the same iterations) f and
+    ``<W, G>`` are summed over ranks and the dual norm taken of every task's gradient.
     """
 
     def __init__(self, problem: Problem):
         self.problem = problem
         # float64 data only: float32 losses carry rounding of 1e-7 relative, the scale of a typical tol.
-        self.available = (not problem.distributed and problem.data_dtype == np.float64
-                          and not problem.smooth.data.weighted
-                          and problem.smooth.quadratic and problem.l2 == 0.0
-                          and not problem._has_smooth_terms and problem.alpha > 0 and not problem.shared_blocks
-                          and all(loss.name == "squared" for loss in problem.smooth.loss_objects)
-                          and problem.penalty.dual_norm(np.zeros((problem.n_tasks, problem.n_features)))
-                          is not None)
+        local = (problem.data_dtype == np.float64 and not problem.smooth.data.weighted
+                 and problem.smooth.quadratic and problem.l2 == 0.0
+                 and not problem._has_smooth_terms and problem.alpha > 0 and not problem.shared_blocks
+                 and all(loss.name == "squared" for loss in problem.smooth.loss_objects)
+                 and _has_dual_norm(problem))
+        self.available = not problem.reduction.any(not local)
         if self.available and problem.intercepts is not None:
             smooth = problem.smooth
             curv = np.asarray(smooth.weights, dtype=np.float64) * smooth.data.n_samples
@@ -61,11 +62,12 @@ class GapCertificate:
         if g_b is not None and problem.intercepts is not None:  # their optimum: f drops by g_b^2 / (2 h_b)
             h = self._intercept_curvature
             f -= float(np.sum(np.where(h > 0, g_b * g_b / np.where(h > 0, 2.0 * h, 1.0), 0.0)))
+        (f, inner), G = _over_ranks(problem, [f, float(np.vdot(W, G))], G)
         dual_norm = problem.penalty.dual_norm(-G)
         if dual_norm is None or not np.isfinite(dual_norm):
             return -np.inf
         s = max(1.0, dual_norm / problem.alpha)
-        return (2.0 * f - float(np.vdot(W, G))) / s - f / s / s  # not s * s: it overflows past 1e154
+        return (2.0 * f - inner) / s - f / s / s  # not s * s: it overflows past 1e154
 
     def at(self, theta: np.ndarray, f_value: float, grad: np.ndarray) -> float:
         """:meth:`dual_value` at theta, from f(theta) and grad f(theta) as :meth:`Problem.f` gives them."""
@@ -95,20 +97,20 @@ class ConjugateCertificate:
     FISTA iteration, so FISTA asks for it only once its steps are short, and then at a spacing
     that grows with the iteration count.
 
-    Available in one process on the host for float64 data, per-entry losses (not the multinomial)
-    that are not all squared (those have :class:`GapCertificate`), and a penalty that is a norm,
-    without a ridge term, smooth penalty terms or shared blocks.
+    Available on the host for float64 data, per-entry losses (not the multinomial) and a penalty
+    that is a norm, without a ridge term, smooth penalty terms or shared blocks (least squares
+    alone has the cheaper :class:`GapCertificate`). Under MPI (a collective, as that one) the
+    conjugates are summed over ranks and the dual norm taken of every task's gradient.
     """
 
     def __init__(self, problem: Problem):
         self.problem = problem
         smooth = problem.smooth
-        self.available = (not problem.distributed and not problem.ops.on_device
-                          and problem.data_dtype == np.float64 and problem.l2 == 0.0
-                          and not problem._has_smooth_terms and problem.alpha > 0 and not problem.shared_blocks
-                          and not smooth.quadratic and not getattr(smooth, "softmax_groups", None)
-                          and problem.penalty.dual_norm(np.zeros((problem.n_tasks, problem.n_features)))
-                          is not None)
+        local = (not problem.ops.on_device and problem.data_dtype == np.float64 and problem.l2 == 0.0
+                 and not problem._has_smooth_terms and problem.alpha > 0 and not problem.shared_blocks
+                 and not getattr(smooth, "softmax_groups", None) and hasattr(smooth, "loss_objects")
+                 and _has_dual_norm(problem))
+        self.available = not problem.reduction.any(not local)
 
     relative_gap = staticmethod(GapCertificate.relative_gap)
 
@@ -133,31 +135,60 @@ class ConjugateCertificate:
         return c if s is None else c * np.asarray(s, dtype=np.float64)
 
     def dual_at(self, theta: np.ndarray) -> float:
-        """D at the dual point of theta's margins (see the class docstring); -inf where none is finite."""
+        """D at the dual point of theta's margins (see the class docstring); -inf where none is
+        finite. Under MPI every rank calls it at the same iterate."""
         problem = self.problem
         smooth, data = problem.smooth, problem.smooth.data
-        W, b, _ = problem.user_parameters(theta)
-        Z = self._margins(W, b)
-        weights = [self._row_weights(t) for t in range(data.n_tasks)]
-        if problem.intercepts is not None:
-            shifts = np.array([_intercept_shift(loss, data.targets(t), Z[t], weights[t])
-                               for t, loss in enumerate(smooth.loss_objects)])
-            Z = [z + shift for z, shift in zip(Z, shifts)]
-            theta = theta.copy()
-            problem.view(theta, problem.intercepts)[...] += shifts * problem.intercepts.scale
-        grad = np.empty_like(theta)
-        problem.f(theta, grad)
-        dual_norm = problem.penalty.dual_norm(-problem.view(grad, problem.task_blocks[0]))
-        if dual_norm is None or not np.isfinite(dual_norm):
-            return -np.inf
-        s = max(1.0, dual_norm / problem.alpha)
-        total = 0.0
-        for t, loss in enumerate(smooth.loss_objects):
-            y, w = data.targets(t), np.broadcast_to(weights[t], Z[t].shape)
-            counted = w > 0  # (an unlabelled entry's conjugate may be anything, even NaN)
-            u = loss.terms(y[counted], Z[t][counted])[1] / s
-            total += float(np.dot(w[counted], loss.conjugate(y[counted], u)))
+        G = np.full((problem.n_tasks, problem.n_features), np.nan)
+        Z = weights = None
+        try:
+            W, b, _ = problem.user_parameters(theta)
+            Z = self._margins(W, b)
+            weights = [self._row_weights(t) for t in range(data.n_tasks)]
+            if problem.intercepts is not None:
+                shifts = np.array([_intercept_shift(loss, data.targets(t), Z[t], weights[t])
+                                   for t, loss in enumerate(smooth.loss_objects)])
+                Z = [z + shift for z, shift in zip(Z, shifts)]
+                theta = theta.copy()
+                problem.view(theta, problem.intercepts)[...] += shifts * problem.intercepts.scale
+            grad = np.empty_like(theta)
+            problem.f(theta, grad)
+            G = problem.view(grad, problem.task_blocks[0])
+        except Exception as exc:  # (under MPI kept for the collective below, which raises it on every rank)
+            problem._failed(exc)
+        _, G = _over_ranks(problem, [], G)
+        dual_norm = problem.penalty.dual_norm(-G)
+        s = max(1.0, dual_norm / problem.alpha) if dual_norm is not None and np.isfinite(dual_norm) else np.inf
+        total = np.inf
+        if np.isfinite(s) and Z is not None:
+            total = 0.0
+            for t, loss in enumerate(smooth.loss_objects):
+                y, w = data.targets(t), np.broadcast_to(weights[t], Z[t].shape)
+                counted = w > 0  # (an unlabelled entry's conjugate may be anything, even NaN)
+                u = loss.terms(y[counted], Z[t][counted])[1] / s
+                total += float(np.dot(w[counted], loss.conjugate(y[counted], u)))
+        (total,), _ = _over_ranks(problem, [total], None)
         return -total if np.isfinite(total) else -np.inf
+
+
+def _has_dual_norm(problem: Problem) -> bool:
+    """Whether the penalty is a norm (its dual norm defined), asked at a zero matrix of every task."""
+    return problem.penalty.dual_norm(np.zeros((problem.ctx.n_tasks, problem.n_features))) is not None
+
+
+def _over_ranks(problem: Problem, sums: list, rows):
+    """``(sums over ranks, every task's rows)`` from this rank's (``rows`` None: none to gather).
+
+    Not the stop flag of :meth:`Problem.reduce`: a callback's stop is taken at the solver's next
+    reduction. A failure kept by :meth:`Problem._failed` is raised here on every rank.
+    """
+    if not problem.distributed:
+        return sums, rows
+    gathered = None if rows is None else problem.reduction.allgather_tasks(np.ascontiguousarray(rows, np.float64))
+    buf = np.zeros(len(sums) + problem.n_flags)
+    buf[: len(sums)] = sums
+    problem.reduction.allreduce(buf, problem._failure)
+    return buf[: len(sums)].tolist(), gathered
 
 
 def _intercept_shift(loss, y: np.ndarray, z: np.ndarray, weight) -> float:

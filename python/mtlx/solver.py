@@ -269,8 +269,8 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         FISTA stops when, for every parameter block, the proximal-gradient step relative to the
         block (``||x+_B - y_B|| / max(||x+_B||, ||y_B||, ||grad_B f(x0)|| / L)``) and the relative
         change of F (``|dF| / max(|F|, tol |F(x0)|)``: an exact fit, F = 0, is an ordinary optimum)
-        fall to ``tol`` or below, and, where the problem has one (a norm penalty on float64 data
-        in one process, every loss but the multinomial, :mod:`mtlx.certificate`), the relative
+        fall to ``tol`` or below, and, where the problem has one (a norm penalty on float64 data,
+        every loss but the multinomial, also under MPI, :mod:`mtlx.certificate`), the relative
         duality gap too: ``F - F* <= tol F``. The other engines: see ``solver``.
     max_iter : int, default 10000
         Iteration cap (counted from the first iteration, also across a resume); reaching it
