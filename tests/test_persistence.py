@@ -317,6 +317,9 @@ def test_cv_results_unlike_a_search_are_refused(tmp_path, rng):
     ({"penalty": "l3"}, "invalid parameters: unknown penalty 'l3'"),
     ({"task_weights": [1.0, 2.0]}, r"invalid parameter task_weights=\[1.0, 2.0\]: task_weights has shape \(2,\)"),
     ({"task_weights": "median"}, "The 'task_weights' parameter must be 'mean', 'sum' or an array"),
+    ({"task_weights": {"__ndarray__": [1, 2, 3], "dtype": "|O"}},
+     r"parameter task_weights is stored as an array of dtype '\|O'; only numbers and booleans"),
+    ({"task_weights": {"__ndarray__": [1, "x", 3], "dtype": "<f8"}}, "task_weights: its stored array does not hold"),
     ({"max_iter": 0}, r"The 'max_iter' parameter must be an int in the range \[1, inf\]\. Got 0"),
     ({"tol": -1}, r"The 'tol' parameter must be a float in the range \[0.0, inf\)"),
     ({"solver": "newton"}, r"The 'solver' parameter must be one of \('auto', 'fista', 'cd', 'factored', 'admm'\)"),
@@ -570,3 +573,21 @@ def test_a_trunk_models_task_ids_of_the_wrong_shape_are_named(tmp_path, rng):
     rewrite(tmp_path / "t.npz", tasks_=np.array(5))  # (a TypeError from len() of a 0-d array)
     with pytest.raises(ValueError, match=r"tasks_ must hold n_tasks_ = 2 task ids, got a int64 array of shape \(\)"):
         mtlx.load(tmp_path / "t.npz")
+
+
+def test_array_parameters_come_back_as_arrays(tmp_path, rng):
+    """A task_weights or alphas array came back as a list: get_params() of the loaded model differed."""
+    X, Y = rng.standard_normal((40, 3)), rng.standard_normal((40, 2))
+    models = [mtlx.MultiTaskRegressor(alpha=0.05, task_weights=np.array([1.0, 2.5])).fit(X, Y),
+              mtlx.MultiTaskRegressorCV(alphas=np.array([0.5, 0.05], dtype=np.float32), cv=3).fit(X, Y)]
+    for k, model in enumerate(models):
+        mtlx.save(model, tmp_path / f"m{k}.npz")
+        loaded = mtlx.load(tmp_path / f"m{k}.npz")
+        for name, value in model.get_params().items():
+            got = loaded.get_params()[name]
+            if isinstance(value, np.ndarray):
+                assert isinstance(got, np.ndarray) and got.dtype == value.dtype, name
+                np.testing.assert_array_equal(got, value)
+            else:
+                assert got == value, name
+        np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

@@ -49,6 +49,8 @@ _CLASSES = re.compile(r"classes_(0|[1-9][0-9]*)")
 #: A superposition's blocks (components_, a tuple of coef_-shaped arrays), one member each.
 _COMPONENTS = re.compile(r"components_(0|[1-9][0-9]*)")
 _PENALTY_KEY = "__penalty__"  # a penalty object's parameter: {"__penalty__": its plain description}
+_ARRAY_KEY = "__ndarray__"  # a numeric array parameter: {"__ndarray__": its nested lists, "dtype": its dtype}
+_ARRAY_KINDS = "biuf"
 _PENALTY_PREFIX = "penalty_"  # members holding a penalty's matrix arguments (a Graph's R)
 _PENALTY_MEMBERS = re.compile(r"penalty(_[0-9]+)*_[A-Za-z]+")
 
@@ -185,6 +187,9 @@ def _storable(name: str, value, arrays: dict):
         return None
     if isinstance(value, Penalty):
         return {_PENALTY_KEY: to_data(value, arrays, _PENALTY_PREFIX.rstrip("_"))}
+    if isinstance(value, np.ndarray) and value.dtype.kind in _ARRAY_KINDS:
+        # (an array, not a list, comes back: get_params() of the loaded model equals the saved one's)
+        return {_ARRAY_KEY: value.tolist(), "dtype": value.dtype.str}
     if isinstance(value, (np.ndarray, np.generic, tuple, list)):
         value = _plain(value)
     try:
@@ -353,14 +358,32 @@ def _read_meta(stored: np.ndarray) -> dict:
 
 
 def _penalty_objects(params: dict, arrays: dict) -> dict:
-    """The parameters with a stored penalty description rebuilt as the penalty object."""
+    """The parameters with a stored penalty description rebuilt as the penalty object, and a
+    stored numeric array as the array."""
     from .penalties.spec import from_data
 
     out = dict(params)
     for key, value in params.items():
         if isinstance(value, dict) and set(value) == {_PENALTY_KEY}:
             out[key] = from_data(value[_PENALTY_KEY], arrays)
+        elif isinstance(value, dict) and set(value) == {_ARRAY_KEY, "dtype"}:
+            out[key] = _array_param(key, value)
     return out
+
+
+def _array_param(name: str, stored: dict) -> np.ndarray:
+    """A numeric array parameter from its stored lists and dtype (refusing any other dtype)."""
+    try:
+        dtype = np.dtype(stored["dtype"]) if isinstance(stored["dtype"], str) else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in _ARRAY_KINDS:
+        raise ValueError(f"parameter {name} is stored as an array of dtype {short_repr(stored['dtype'])}; "
+                         f"only numbers and booleans are stored that way")
+    try:
+        return np.array(stored[_ARRAY_KEY], dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"parameter {name}: its stored array does not hold {dtype} values ({exc})") from None
 
 
 def _check_member_names(members: dict, entry: _Storable) -> None:
