@@ -44,9 +44,19 @@ def test_a_stalled_rank_ends_the_job_after_the_timeout(tmp_path):
     assert re.search(r"mtlx: rank [01] of 3 waited 3 s in .*: another rank is stalled or died", proc.stderr)
 
 
+# On 3 ranks, the modules whose results depend on the number of ranks (sums in another order, each
+# rank's share of the tasks, checkpoints across counts) and the failures (one rank failing, two
+# waiting); the rest (the CLI's and the device emulation's plumbing, the gap's collectives) is the
+# same code on 2 ranks, and CI's 20 minutes are tight.
+_ON_THREE_RANKS = ("test_equality.py", "test_checkpoint.py", "test_shared_trunk.py", "test_failures.py")
+
+
 @pytest.mark.parametrize("n_ranks", [2, 3])
 def test_mpi_suite(n_ranks):
-    proc = launch(n_ranks, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / "mpi"))
+    modules = [HERE / "mpi" / name for name in _ON_THREE_RANKS] if n_ranks == 3 else [HERE / "mpi"]
+    # MTLX_MPI_SUITE_IGNORE: modules (space-separated names) the sanitizer job leaves out.
+    ignored = [f"--ignore={HERE / 'mpi' / name}" for name in os.environ.get("MTLX_MPI_SUITE_IGNORE", "").split()]
+    proc = launch(n_ranks, "-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, modules), *ignored)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert "passed" in proc.stdout and "failed" not in proc.stdout
 
