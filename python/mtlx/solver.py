@@ -271,7 +271,9 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
         change of F (``|dF| / max(|F|, tol |F(x0)|)``: an exact fit, F = 0, is an ordinary optimum)
         fall to ``tol`` or below, and, where the problem has one (a norm penalty on float64 data,
         every loss but the multinomial, also under MPI, :mod:`mtlx.certificate`), the relative
-        duality gap too: ``F - F* <= tol F``. The other engines: see ``solver``.
+        duality gap too: ``F - F* <= tol F``; where it has none, the decrease of F still to come,
+        extrapolated from the last iterations' (as if they shrink geometrically), relative to F.
+        The other engines: see ``solver``.
     max_iter : int, default 10000
         Iteration cap (counted from the first iteration, also across a resume); reaching it
         without convergence emits a :class:`mtlx.ConvergenceWarning`.
