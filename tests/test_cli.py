@@ -145,3 +145,26 @@ def test_info_leaves_missing_targets_out(rng, tmp_path, capsys):
         save_dataset(tmp_path / f"{name}.npz", *data, **kw)
         assert main(["info", str(tmp_path / f"{name}.npz")]) == 0
         assert expected in capsys.readouterr().out
+
+
+def test_integer_labels_keep_their_type(rng, tmp_path, capsys):
+    """Labels 0/1 (and 1/2/3) came back from mtlx fit as float classes_ and predictions 0.0/1.0: the
+    dataset reached the classifier as a TaskData of numbers. The CLI now fits what the estimator fits."""
+    X = rng.standard_normal((150, 4))
+    y = np.where(X[:, 0] + 0.3 * rng.standard_normal(150) > 0, 1, 0)
+    three = np.digitize(X[:, 1], [-0.5, 0.5]) + 1
+    task = np.repeat([5, 9], 75)
+    cases = {"stacked": (y, dict(task=task)), "shared": (np.column_stack([y, three]), {})}
+    for name, (targets, layout) in cases.items():
+        save_dataset(tmp_path / f"{name}.npz", X, targets, **layout)
+        assert main(["fit", str(tmp_path / f"{name}.npz"), "--loss", "logistic", "--alpha", "0.01",
+                     "--out", str(tmp_path / f"{name}_model.npz")]) == 0
+        model = mtlx.load(tmp_path / f"{name}_model.npz")
+        direct = mtlx.MultiTaskClassifier(alpha=0.01, fit_intercept=False).fit(X, targets, **layout)
+        for got, expected in zip(model.classes_, direct.classes_):
+            assert got.dtype.kind == "i" and np.array_equal(got, expected)
+        assert main(["predict", str(tmp_path / f"{name}_model.npz"), str(tmp_path / f"{name}.npz"),
+                     "--out", str(tmp_path / f"{name}_p.npy")]) == 0
+        predicted = np.load(tmp_path / f"{name}_p.npy")
+        assert predicted.dtype.kind == "i"
+        np.testing.assert_array_equal(predicted, direct.predict(X, **layout))

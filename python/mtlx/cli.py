@@ -294,11 +294,14 @@ def _penalty(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _labels(path, comm, weights=None):
+def _labels(path, comm, weights=None, classify: bool = False):
     """The raw arrays of a dataset whose targets are labels (strings...), or None for numbers.
 
     The estimators encode labels per task; TaskData holds numbers only, so such a dataset
-    reaches the classifier as raw arrays (this rank's tasks under MPI).
+    reaches the classifier as raw arrays (this rank's tasks under MPI). For a classifier
+    (``classify``) integer and boolean targets are labels too, so that ``classes_`` keeps their
+    type (through a TaskData, labels 0/1 came back as 0.0/1.0); under MPI for stacked rows only,
+    as other labels.
     """
     from .distributed import assign_tasks
     from .io import DatasetFile, _weights_of_rows, task_sizes
@@ -306,7 +309,9 @@ def _labels(path, comm, weights=None):
     with DatasetFile(path) as ds:
         target = "y" if ds.layout == "stacked" else "Y"
         ds.require(target)
-        if ds[target].dtype.kind in "biuf":
+        kind = ds[target].dtype.kind
+        as_labels = kind not in "biuf" or (classify and kind in "biu" and (comm is None or ds.layout == "stacked"))
+        if not as_labels:
             return None
         if comm is None:
             return ds.read(), ds.layout
@@ -348,7 +353,7 @@ def _fit(args, comm) -> int:
                 raise ValueError(f"--sample-weight needs a .npy file of one weight per row (np.save), got an .npz "
                                  f"archive of arrays {names}")
     with _reading("dataset", args.data), _agreement(comm):
-        labelled = _labels(args.data, comm, weights)
+        labelled = _labels(args.data, comm, weights, classify=args.loss not in MultiTaskRegressor._losses)
     if labelled is None:
         with _reading("dataset", args.data):
             data = load_dataset(args.data, sample_weight=weights) if comm is None else \
