@@ -298,3 +298,22 @@ def test_auto_prefers_the_sparse_engines_when_few_groups_are_active_at_zero():
         assert choose_solver("auto", data, "squared", penalty, many) == "admm"
         assert choose_solver("auto", data, "squared", penalty, few) == ("cd" if isinstance(penalty, P.L1)
                                                                           else "factored")
+
+
+def test_refusals_name_the_weights_the_data_has(rng):
+    """Missing labels were refused as "sample weights or missing labels", whichever the data had."""
+    import scipy.sparse as sparse
+
+    X, Y = rng.standard_normal((60, 4)), rng.standard_normal((60, 2))
+    missing = Y.copy()
+    missing[::7, 0] = np.nan
+    cases = [(mtlx.TaskData.from_shared(X, missing), r"needs data without missing labels \(NaN in Y"),
+             (mtlx.TaskData.from_shared(sparse.csr_matrix(X), Y, sample_weight=rng.uniform(1, 2, 60)),
+              "needs data without sample weights of a sparse X")]
+    for data, message in cases:
+        for solver in ("admm", "factored"):
+            with pytest.raises(ValueError, match=message):
+                mtlx.solve(data, penalty="trace", alpha=0.1, solver=solver)
+    # Row weights of a dense X are no obstacle: solve rescales the rows.
+    dense = mtlx.TaskData.from_shared(X, Y, sample_weight=rng.uniform(1, 2, 60))
+    assert mtlx.solve(dense, penalty="trace", alpha=0.1, solver="admm").solver == "admm"

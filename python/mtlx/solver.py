@@ -95,8 +95,7 @@ def choose_solver(solver, data: TaskData, loss, penalty, alpha: float, *, distri
     where = where or ("data on the host (data on a GPU run FISTA)" if data.device is not None else None)
     # (solve() hands dense row-weighted least squares over as an unweighted problem, mtlx._weights:
     # weighted data here has per-entry weights (missing labels), a sparse X, or another loss.)
-    weighted = ("data without sample weights or missing labels (row weights of a dense X are rescaled "
-                "by mtlx.solve)" if data.weighted else None)
+    weighted = _weights_reason(data)
     losses = resolve_losses(loss, data.n_tasks) if data.n_tasks and not where else []
     squared = all(x.quadratic for x in losses)
     if (where or (weighted and not squared)) and solver == "auto":
@@ -422,6 +421,17 @@ def solve(data: TaskData, loss="squared", penalty="l21", alpha=0.1, l2=0.0, fit_
     with blas_threads(n_threads), gpu.activated(data), _numerical_failures_named(data):
         return _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0, b0, callback,
                       n_threads, gram, reduction, checkpoint, checkpoint_every, resume, start, engine)
+
+
+def _weights_reason(data) -> str | None:
+    """What an engine without per-row weights needs of weighted data, naming the weights this data
+    has: missing labels (per-entry weights of a shared X) or sample weights."""
+    if not data.weighted:
+        return None
+    if data.layout == "shared" and data.row_weight is None:
+        return "data without missing labels (NaN in Y makes the weights differ per task)"
+    where = " of a sparse X" if data.sparse else ""
+    return f"data without sample weights{where} (mtlx.solve rescales the rows of a dense X for least squares)"
 
 
 def _solve(data, loss, pen, alpha, l2, fit_intercept, task_weights, tol, max_iter, W0, b0, callback, n_threads,
