@@ -35,6 +35,9 @@ def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
     assert env["fit"].history["task_loss"][-1][0] < env["fit"].history["task_loss"][0][0]
     for p in env["trunk_clf"].predict_proba(env["Xn"][:2]):
         np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    margins = env["trunk_clf"].decision_function(env["Xn"][:2])
+    assert margins.shape == (2, 4)
+    assert np.array_equal(env["trunk_clf"].predict(env["Xn"][:2]), margins > 0)  # the labels: False, True
     # Quick start: the layouts, the per-task labels, the saved model.
     assert [list(c) for c in env["clf"].classes_] == [["no", "yes"]] * 3
     loaded = mtlx.load(tmp_path / "model.npz")
