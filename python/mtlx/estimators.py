@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -22,6 +21,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, check
 
 from . import gpu
 from ._layouts import group_rows, is_input_list, is_task_list, missing_labels, preview, task_positions
+from ._probabilities import log_proba_from_scores, proba_from_scores
 from ._progress import IterationProgress, is_root
 from ._scoring import accuracy, pooled_weights, regression_score
 from ._validate import (
@@ -739,13 +739,6 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
         classes = self._per_task_classes()[t]
         return classes[(S[:, 0] > 0).astype(np.intp)] if S.shape[1] == 1 else classes[np.argmax(S, axis=1)]
 
-    def _proba_of(self, t: int, S: np.ndarray) -> np.ndarray:
-        if S.shape[1] == 1:
-            return _two_columns(S[:, 0])
-        S = np.asarray(S, dtype=np.float64)
-        E = np.exp(S - S.max(axis=1, keepdims=True))
-        return E / E.sum(axis=1, keepdims=True)
-
     def _gather_task_info(self, data: TaskData) -> None:
         if self.comm is not None:  # every rank's tasks and labels, gathered with the data (_global_columns)
             ids, classes = self._global_classes
@@ -834,7 +827,7 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
             task) otherwise.
         """
         if self._is_multinomial():
-            return self._multinomial_output(X, task, self._proba_of, "predict_proba")
+            return self._multinomial_output(X, task, lambda t, S: proba_from_scores(S), "predict_proba")
         z, _ = self._margins(X, task)
         if isinstance(z, list):
             return [_two_columns(z_t) for z_t in z]
@@ -846,20 +839,11 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
     def predict_log_proba(self, X, task=None):
         """Logarithms of :meth:`predict_proba` (computed without underflow)."""
         if self._is_multinomial():
-            def log_proba(t, S):
-                if S.shape[1] == 1:
-                    z_t = np.asarray(S[:, 0], dtype=np.float64)
-                    return np.column_stack([-np.logaddexp(0.0, z_t), -np.logaddexp(0.0, -z_t)])
-                S = np.asarray(S, dtype=np.float64)
-                top = S.max(axis=1, keepdims=True)
-                return S - top - np.log(np.exp(S - top).sum(axis=1, keepdims=True))
-
-            return self._multinomial_output(X, task, log_proba, "predict_log_proba")
+            return self._multinomial_output(X, task, lambda t, S: log_proba_from_scores(S), "predict_log_proba")
         z, _ = self._margins(X, task)
 
         def log_two(z_t):
-            z_t = np.asarray(z_t, dtype=np.float64)
-            return np.column_stack([-np.logaddexp(0.0, z_t), -np.logaddexp(0.0, -z_t)])
+            return log_proba_from_scores(np.reshape(z_t, (-1, 1)))
 
         if isinstance(z, list):
             return [log_two(z_t) for z_t in z]
@@ -880,10 +864,8 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskModel):
 
 
 def _two_columns(z: np.ndarray) -> np.ndarray:
-    """P(first class), P(second class) at margins z, in float64: ``expit(-z)`` rather than
-    ``1 - expit(z)``, which rounds to 0 for large margins (and float32 margins saturate sooner)."""
-    z = np.asarray(z, dtype=np.float64)
-    return np.column_stack([expit(-z), expit(z)])
+    """P(first class), P(second class) at margins z (:func:`mtlx._probabilities.proba_from_scores`)."""
+    return proba_from_scores(np.reshape(z, (-1, 1)))
 
 
 def _column_widths(per_task_classes) -> list:

@@ -22,6 +22,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, validate_data
 
 from .._layouts import group_rows, is_input_list, is_task_list, missing_labels, task_positions
+from .._probabilities import log_proba_from_scores, proba_from_scores
 from .._scoring import accuracy, pooled_weights, regression_score
 from .._validate import (
     MAX_THREADS,
@@ -556,23 +557,6 @@ class SharedTrunkClassifier(ClassifierMixin, _SharedTrunkModel):
     def _classes_of(self, t):
         return self.classes_ if self.fit_layout_ == "single" else self.classes_[t]
 
-    def _proba(self, t, S):
-        S = np.asarray(S, dtype=np.float64)
-        if S.shape[1] == 1:
-            z = S[:, 0]
-            return np.column_stack([1.0 / (1.0 + np.exp(z)), 1.0 / (1.0 + np.exp(-z))])
-        E = np.exp(S - S.max(axis=1, keepdims=True))
-        return E / E.sum(axis=1, keepdims=True)
-
-    def _log_proba(self, t, S):
-        """log of :meth:`_proba`, without its underflow (log(0) for a margin of 800)."""
-        S = np.asarray(S, dtype=np.float64)
-        if S.shape[1] == 1:
-            z = S[:, 0]
-            return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
-        top = S.max(axis=1, keepdims=True)
-        return S - top - np.log(np.exp(S - top).sum(axis=1, keepdims=True))
-
     def _binary(self) -> bool:
         return all(len(self._classes_of(t)) == 2 for t in range(self.n_tasks_))
 
@@ -594,11 +578,11 @@ class SharedTrunkClassifier(ClassifierMixin, _SharedTrunkModel):
         """Class probabilities (columns in ``classes_`` order, rows summing to 1): a list of
         per-task arrays for shared and per-task input, one array for stacked rows (every task
         with the same number of classes) and single-task fits."""
-        return self._per_task_columns(X, task, self._proba, "predict_proba")
+        return self._per_task_columns(X, task, proba_from_scores, "predict_proba")
 
     def predict_log_proba(self, X, task=None):
         """Logarithms of :meth:`predict_proba` (computed without underflow), in its layout."""
-        return self._per_task_columns(X, task, self._log_proba, "predict_log_proba")
+        return self._per_task_columns(X, task, log_proba_from_scores, "predict_log_proba")
 
     def decision_function(self, X, task=None):
         """The heads' outputs: with binary tasks only, the margin of each row (positive: the
@@ -608,16 +592,17 @@ class SharedTrunkClassifier(ClassifierMixin, _SharedTrunkModel):
         check_is_fitted(self)
         if self._binary():
             return self._per_task(X, task, lambda t, S: np.asarray(S[:, 0]))
-        return self._per_task_columns(X, task, lambda t, S: np.asarray(S), "decision_function")
+        return self._per_task_columns(X, task, np.asarray, "decision_function")
 
-    def _per_task_columns(self, X, task, of_output, what: str):
-        """``of_output(t, S)`` (an array of rows) per task: a list for shared and per-task input,
-        one array over the rows for stacked input (every task as wide) and single-task fits."""
+    def _per_task_columns(self, X, task, of_scores, what: str):
+        """``of_scores(S)`` (an array of rows) of each task's head scores: a list for shared and
+        per-task input, one array over the rows for stacked input (every task as wide) and
+        single-task fits."""
         outputs, positions = self._outputs(X, task)
         if positions is None:
-            out = [of_output(t, S) for t, S in enumerate(outputs)]
+            out = [of_scores(S) for S in outputs]
             return out[0] if self.fit_layout_ == "single" and not is_input_list(X) else out
-        parts = [(rows, of_output(t, S)) for t, (rows, S) in enumerate(outputs) if len(rows)]
+        parts = [(rows, of_scores(S)) for rows, S in outputs if len(rows)]
         widths = {values.shape[1] for _, values in parts}
         if len(widths) > 1:
             raise ValueError(f"{what} of stacked rows needs every task to have the same number of classes; "
