@@ -259,7 +259,7 @@ def _read_model(archive, members: dict):
     _check_member_names(members, entry)
     penalty_arrays = {name: _read(archive, members, name, _UNSIZED_BYTES) for name in members
                       if _PENALTY_MEMBERS.fullmatch(name)}
-    model = _construct(entry.cls, _penalty_objects(meta["params"], penalty_arrays))
+    model = _construct(entry.cls, _rebuilt_params(meta["params"], penalty_arrays))
     _restore(model, {name: _read(archive, members, name, _SCALAR_BYTES) for name in _SCALARS})
     _check_counts(model)
     classes = {name for name in members if _CLASSES.fullmatch(name)}
@@ -357,7 +357,7 @@ def _read_meta(stored: np.ndarray) -> dict:
     return meta
 
 
-def _penalty_objects(params: dict, arrays: dict) -> dict:
+def _rebuilt_params(params: dict, arrays: dict) -> dict:
     """The parameters with a stored penalty description rebuilt as the penalty object, and a
     stored numeric array as the array."""
     from .penalties.spec import from_data
