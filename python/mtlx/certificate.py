@@ -97,7 +97,12 @@ class ConjugateCertificate:
     FISTA iteration, so FISTA asks for it only once its steps are short, and then at a spacing
     that grows with the iteration count.
 
-    Available on the host for float64 data, per-entry losses (not the multinomial) and a penalty
+    A multinomial task's K columns take its rows' dual points together: ``u_i = (p_i - y_i) / s``
+    with p_i the softmax of the shifted margins, whose conjugate is the negative entropy of
+    ``u_i + y_i``, a distribution (:meth:`mtlx.losses.Multinomial.row_conjugate`); its K intercepts
+    move to their optimum jointly (:func:`_softmax_intercept_shift`).
+
+    Available on the host for float64 data, per-entry or multinomial losses and a penalty
     that is a norm, without a ridge term, smooth penalty terms or shared blocks (least squares
     alone has the cheaper :class:`GapCertificate`). Under MPI (a collective, as that one) the
     conjugates are summed over ranks and the dual norm taken of every task's gradient.
@@ -108,7 +113,7 @@ class ConjugateCertificate:
         smooth = problem.smooth
         local = (not problem.ops.on_device and problem.data_dtype == np.float64 and problem.l2 == 0.0
                  and not problem._has_smooth_terms and problem.alpha > 0 and not problem.shared_blocks
-                 and not getattr(smooth, "softmax_groups", None) and hasattr(smooth, "loss_objects")
+                 and hasattr(smooth, "loss_objects")
                  and _has_dual_norm(problem))
         self.available = not problem.reduction.any(not local)
 
@@ -146,8 +151,11 @@ class ConjugateCertificate:
             Z = self._margins(W, b)
             weights = [self._row_weights(t) for t in range(data.n_tasks)]
             if problem.intercepts is not None:
-                shifts = np.array([_intercept_shift(loss, data.targets(t), Z[t], weights[t])
-                                   for t, loss in enumerate(smooth.loss_objects)])
+                shifts = np.zeros(data.n_tasks)
+                for t in _entrywise_columns(smooth):
+                    shifts[t] = _intercept_shift(smooth.loss_objects[t], data.targets(t), Z[t], weights[t])
+                for start, stop in smooth.softmax_groups:
+                    shifts[start:stop] = _softmax_intercept_shift(*_group(data, Z, weights, start, stop))
                 Z = [z + shift for z, shift in zip(Z, shifts)]
                 theta = theta.copy()
                 problem.view(theta, problem.intercepts)[...] += shifts * problem.intercepts.scale
@@ -162,13 +170,32 @@ class ConjugateCertificate:
         total = np.inf
         if np.isfinite(s) and Z is not None:
             total = 0.0
-            for t, loss in enumerate(smooth.loss_objects):
-                y, w = data.targets(t), np.broadcast_to(weights[t], Z[t].shape)
+            for t in _entrywise_columns(smooth):
+                loss, y, w = smooth.loss_objects[t], data.targets(t), np.broadcast_to(weights[t], Z[t].shape)
                 counted = w > 0  # (an unlabelled entry's conjugate may be anything, even NaN)
                 u = loss.terms(y[counted], Z[t][counted])[1] / s
                 total += float(np.dot(w[counted], loss.conjugate(y[counted], u)))
+            for start, stop in smooth.softmax_groups:
+                Y, Zg, w = _group(data, Z, weights, start, stop)
+                loss = smooth.loss_objects[start]
+                total += float(np.dot(w, loss.row_conjugate(Y, (loss.probabilities(Zg) - Y) / s)))
         (total,), _ = _over_ranks(problem, [total], None)
         return -total if np.isfinite(total) else -np.inf
+
+
+def _entrywise_columns(smooth) -> list:
+    """The columns whose loss is per entry (those of no multinomial task)."""
+    grouped = {t for start, stop in smooth.softmax_groups for t in range(start, stop)}
+    return [t for t in range(len(smooth.loss_objects)) if t not in grouped]
+
+
+def _group(data, Z: list, weights: list, start: int, stop: int) -> tuple:
+    """A multinomial task's counted rows: one-hot targets Y (m, K), margins (m, K), row weights
+    c s_i (m,). Its columns share their rows and weights (checked by SmoothLoss)."""
+    w = np.broadcast_to(weights[start], Z[start].shape)
+    counted = w > 0
+    Y = np.column_stack([data.targets(t)[counted] for t in range(start, stop)]).astype(np.float64)
+    return Y, np.column_stack([Z[t][counted] for t in range(start, stop)]), w[counted]
 
 
 def _has_dual_norm(problem: Problem) -> bool:
@@ -220,4 +247,44 @@ def _intercept_shift(loss, y: np.ndarray, z: np.ndarray, weight) -> float:
         else:  # no bracket yet: step out, doubling
             reach = 2.0 * max(1.0, abs(delta))
             delta = delta + reach if slope < 0 else delta - reach
+    return delta
+
+
+def _softmax_intercept_shift(Y: np.ndarray, Z: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The shift delta (K,) minimizing a multinomial task's loss
+    ``phi(delta) = sum_i w_i [logsumexp(z_i + delta) - y_i . (z_i + delta)]`` (convex; constant
+    along the all-ones direction, so the minimum-norm Newton step is taken): Newton steps with
+    Armijo backtracking, until the gradient ``sum_i w_i (p_i - y_i)`` vanishes to rounding."""
+    from .losses import Multinomial
+
+    K = Z.shape[1]
+    delta = np.zeros(K)
+    if not len(w):
+        return delta
+
+    def value(shift):
+        A = Z + shift
+        top = A.max(axis=1)
+        return float(np.dot(w, top + np.log(np.exp(A - top[:, None]).sum(axis=1)) - np.einsum("ik,ik->i", Y, A)))
+
+    phi = value(delta)
+    for _ in range(100):
+        P = Multinomial.probabilities(Z + delta)
+        grad = w @ (P - Y)
+        if np.max(np.abs(grad)) <= 1e-15 * float(np.dot(w, np.abs(P - Y).sum(axis=1))):
+            break
+        hessian = np.diag(w @ P) - (P * w[:, None]).T @ P
+        step = np.linalg.lstsq(hessian, -grad, rcond=None)[0]
+        slope = float(grad @ step)
+        if not slope < 0:
+            break
+        t = 1.0
+        while t > 1e-12:
+            trial = value(delta + t * step)
+            if trial <= phi + 1e-4 * t * slope:
+                break
+            t *= 0.5
+        else:
+            break
+        delta, phi = delta + t * step, trial
     return delta

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, xlogy
 
 from . import _core
 
@@ -299,7 +299,22 @@ class Multinomial(Loss):
         raise TypeError("the multinomial loss couples its K columns: it has no per-entry terms")
 
     def conjugate(self, y, u):
-        raise TypeError("the multinomial loss couples its K columns: it has no per-entry conjugate")
+        raise TypeError("the multinomial loss couples its K columns: it has no per-entry conjugate; see "
+                        "row_conjugate")
+
+    @staticmethod
+    def probabilities(Z: np.ndarray) -> np.ndarray:
+        """The softmax of each row of margins Z (m, K): the loss's gradient in Z is this minus Y."""
+        E = np.exp(Z - Z.max(axis=1, keepdims=True))
+        return E / E.sum(axis=1, keepdims=True)
+
+    @staticmethod
+    def row_conjugate(Y: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """The conjugate of each row's loss, ``L*(y_i, u_i) = sum_k q_ik log q_ik`` with
+        ``q_i = u_i + y_i``: the negative entropy of q_i, finite where q_i is a distribution (dual
+        points of the form ``(softmax - y) / s`` with s >= 1 are: ``q = p / s + y (1 - 1 / s)``)."""
+        Q = U + Y
+        return xlogy(Q, Q).sum(axis=1)
 
     def valid(self, y):
         return (y == 0) | (y == 1)
