@@ -384,6 +384,31 @@ def test_string_labels_with_gaps_are_missing_labels(make):
     assert [c.tolist() for c in by_name.classes_] == [["n", "p"], ["no", "yes"]]
     for got, expected in zip(by_name.predict_proba(X), by_code.predict_proba(X)):
         np.testing.assert_array_equal(got, expected)
+    # score leaves the gaps out, as fit does: the accuracy over the labelled entries (it counted
+    # each gap as a miss: 0.73 where the labelled accuracy was 0.95).
+    labelled = ~np.isnan(coded)
+    expected = np.mean(by_code.predict(X)[labelled] == coded[labelled])
+    assert by_name.score(X, names) == pytest.approx(expected, rel=1e-15)
+    assert by_name.score(X, names.astype("string")) == pytest.approx(expected, rel=1e-15)  # pd.NA gaps
+
+
+def test_regression_score_of_nullable_targets_leaves_the_gaps_out():
+    """A pandas Float64 Y with pd.NA: fit takes the gaps for missing labels, and so does score (it
+    raised "float() argument must be ... not 'NAType'"), per task over its labelled rows."""
+    from sklearn.metrics import r2_score
+
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((50, 3))
+    Y = X @ rng.standard_normal((3, 2)) + 0.5 * rng.standard_normal((50, 2))
+    Y[[4, 9], 0] = Y[[1], 1] = np.nan
+    frame = pd.DataFrame(Y, columns=["u", "v"]).astype("Float64")
+    assert frame.isna().sum().sum() == 3
+    model = mtlx.MultiTaskRegressor(alpha=0.01).fit(X, frame)
+    pred = model.predict(X)
+    expected = np.mean([r2_score(Y[~np.isnan(Y[:, t]), t], pred[~np.isnan(Y[:, t]), t]) for t in range(2)])
+    assert model.score(X, frame) == pytest.approx(expected, rel=1e-13)
+    assert model.score(X, Y) == pytest.approx(expected, rel=1e-13)
 
 
 def test_predictions_take_the_wider_of_the_model_and_input_dtypes(rng):

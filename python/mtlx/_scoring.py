@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import r2_score
 
-from ._layouts import is_input_list, is_task_list
+from ._layouts import is_input_list, is_task_list, missing_labels
 
 __all__ = ["accuracy", "pooled_weights", "regression_score"]
 
@@ -35,16 +35,19 @@ def per_task_pairs(X, y):
 def regression_score(predict, X, y, task, sample_weight) -> float:
     """R^2: per task averaged uniformly for one X shared by every task (scikit-learn's
     multi-output convention), pooled over all rows for stacked rows and per-task lists (the
-    school benchmark's explained variance); NaN in a shared ``y`` (a missing label) left out."""
+    school benchmark's explained variance); missing labels (NaN, or None or pandas' NA in an
+    object array, as fit reads them) left out."""
     pairs = per_task_pairs(X, y)
     if pairs is not None:
-        X = pairs
-        pred = predict([X_t for X_t, _ in X])
-        return r2_score(np.concatenate([np.ravel(y_t) for _, y_t in X]), np.concatenate(pred),
-                        sample_weight=pooled_weights(sample_weight, [len(p) for p in pred]))
+        pred = predict([X_t for X_t, _ in pairs])
+        y, labelled = _numeric(np.concatenate([np.ravel(y_t) for _, y_t in pairs]))
+        w = pooled_weights(sample_weight, [len(p) for p in pred])
+        if not labelled.any():
+            raise ValueError("y has no label to score: every entry is missing (NaN, None or NA)")
+        return r2_score(y[labelled], np.concatenate(pred)[labelled], sample_weight=None if w is None else w[labelled])
     pred = predict(X, task)
-    y = np.asarray(y)
-    if y.dtype.kind == "f" and np.isnan(y).any():
+    y, labelled = _numeric(y)
+    if not labelled.all():
         # Missing labels: each task's R^2 over its labelled rows, averaged uniformly.
         y2, p2 = y.reshape(len(y), -1), pred.reshape(len(pred), -1)
         w = None if sample_weight is None else row_weights(sample_weight, y2)
@@ -54,7 +57,7 @@ def regression_score(predict, X, y, task, sample_weight) -> float:
             if rows.any():
                 scores.append(r2_score(y2[rows, t], p2[rows, t], sample_weight=None if w is None else w[rows, t]))
         if not scores:
-            raise ValueError("y has no label to score: every entry is NaN (a missing label)")
+            raise ValueError("y has no label to score: every entry is missing (NaN, None or NA)")
         return float(np.mean(scores))
     return r2_score(y, pred, sample_weight=sample_weight)
 
@@ -62,27 +65,55 @@ def regression_score(predict, X, y, task, sample_weight) -> float:
 def accuracy(predict, X, y, task, sample_weight) -> float:
     """Mean accuracy over every prediction (all rows of all tasks), weighted by ``sample_weight``
     (for one X shared by all tasks each row's weight counts for every task); missing labels
-    (NaN in a shared ``y``) count for nothing."""
+    (NaN, or None or pandas' NA in an object array) count for nothing."""
     pairs = per_task_pairs(X, y)
     if pairs is not None:
         pred = predict([X_t for X_t, _ in pairs])
-        hits = np.concatenate([p == np.ravel(y_t) for p, (_, y_t) in zip(pred, pairs)])
-        return _average(hits, pooled_weights(sample_weight, [len(p) for p in pred]))
-    pred = predict(X, task)
+        hits, labelled = _hits(np.concatenate(pred), np.concatenate([np.ravel(y_t) for _, y_t in pairs]))
+        return _average(hits, _without_missing(pooled_weights(sample_weight, [len(p) for p in pred]), labelled))
+    pred = np.asarray(predict(X, task))
     y = np.asarray(y)
-    if y.size != np.size(pred):
-        raise ValueError(f"y has shape {y.shape}, but the predictions for X have shape {np.shape(pred)}")
-    y = y.reshape(np.shape(pred))
-    hits = pred == y
-    weights = row_weights(sample_weight, hits)
-    if y.dtype.kind == "f" and np.isnan(y).any():
-        weights = np.where(np.isnan(y), 0.0, 1.0 if weights is None else weights)
-    return _average(hits, weights)
+    if y.size != pred.size:
+        raise ValueError(f"y has shape {y.shape}, but the predictions for X have shape {pred.shape}")
+    hits, labelled = _hits(pred, y.reshape(pred.shape))
+    return _average(hits, _without_missing(row_weights(sample_weight, hits), labelled))
+
+
+def _labelled(y: np.ndarray) -> np.ndarray:
+    """Which entries of y hold a label: not NaN, nor None or pandas' NA in an object array (what
+    fit takes for a missing label, :func:`mtlx._layouts.missing_labels`)."""
+    return ~missing_labels(y.reshape(-1)).reshape(y.shape)
+
+
+def _numeric(y):
+    """(y as float64 with NaN where a label is missing, which entries are labelled): regression
+    targets as fit reads them, pandas' nullable arrays (pd.NA) included."""
+    y = np.asarray(y)
+    labelled = _labelled(y)
+    if not labelled.all() or y.dtype.kind == "O":
+        y = np.where(labelled, y, np.nan).astype(np.float64)
+    return y, labelled
+
+
+def _hits(pred: np.ndarray, y: np.ndarray):
+    """(pred == y where y holds a label, False elsewhere; which entries do): a missing label
+    compared with == would be a miss (NaN) or ambiguous (pd.NA)."""
+    labelled = _labelled(y)
+    hits = np.zeros(pred.shape, dtype=bool)
+    hits[labelled] = pred[labelled] == y[labelled]
+    return hits, labelled
+
+
+def _without_missing(weights, labelled):
+    """Row weights (None: all 1) at 0 where the label is missing."""
+    if labelled.all():
+        return weights
+    return np.where(labelled, 1.0 if weights is None else weights, 0.0)
 
 
 def _average(hits, weights) -> float:
     if weights is not None and not np.sum(weights) > 0:
-        raise ValueError("y has no label to score: every entry is NaN (a missing label) or has weight 0")
+        raise ValueError("y has no label to score: every entry is missing (NaN, None or NA) or has weight 0")
     return float(np.average(hits, weights=weights))
 
 
