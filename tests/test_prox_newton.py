@@ -3,6 +3,7 @@ shared X, against FISTA at a tight tolerance and against cvxpy, its duality gap 
 
 import numpy as np
 import pytest
+from scipy.special import expit
 
 import mtlx
 from mtlx.penalties import get_penalty
@@ -232,3 +233,29 @@ def test_the_hand_over_to_fista_is_held_to_the_duality_gap():
     assert F == pytest.approx(res.objective, rel=1e-12)
     assert F - F_star <= 1e-6 * F_star + 1e-9  # within tol of the optimum, as the gap says
     np.testing.assert_allclose(res.W, Wv.value, atol=1e-3 * np.abs(Wv.value).max())
+
+
+@pytest.mark.parametrize("loss", ["logistic", "poisson"])
+def test_intercepts_reach_their_optimum_in_few_loss_passes(rng, monkeypatch, loss):
+    """Many rows (n = 5000 >> d): a Newton step of the intercepts below the rounding of the task's
+    loss was halved until rounding let it through, 200 times over, at every gap check: 7,665 loss
+    passes and 99% of a 14.6 s logistic fit (0.2 s with FISTA). Now the intercepts still end at
+    their optimum (the derivative of each task's loss in b at rounding), in a few passes."""
+    n, d, T = 5000, 60, 5
+    X = rng.standard_normal((n, d))
+    Z = X[:, :10] @ rng.standard_normal((10, T)) + rng.standard_normal((n, T))
+    Y = np.where(Z > 0, 1.0, -1.0) if loss == "logistic" else rng.poisson(np.exp(0.1 * Z)).astype(float)
+    data = mtlx.TaskData.from_shared(X, Y)
+    passes = []
+    counted = ProxNewtonSolver._task_losses
+    monkeypatch.setattr(ProxNewtonSolver, "_task_losses", lambda self, Z: passes.append(1) or counted(self, Z))
+    kw = dict(loss=loss, penalty="l21", alpha=1e-3, fit_intercept=True)
+    res = mtlx.solve(data, solver="cd", **kw)
+    assert res.solver == "cd" and res.converged
+    assert len(passes) < 200  # (7,665 before; about 50 now)
+    ref = mtlx.solve(data, solver="fista", tol=1e-12, max_iter=100_000, **kw)
+    assert res.objective <= ref.objective * (1 + 1e-6)
+    # each intercept at its optimum for W: the task's loss flat in b (numpy's derivative)
+    margins = X @ res.W + res.b
+    first = -Y * expit(-Y * margins) if loss == "logistic" else np.exp(margins) - Y
+    np.testing.assert_allclose(first.mean(axis=0), 0.0, atol=1e-9)

@@ -282,10 +282,12 @@ class ProxNewtonSolver:
         scale = np.maximum(self.rows.task_sums(self.weights), np.finfo(float).tiny)
         values = self._task_losses(Z)
         unit = np.ones(self.T)  # the downhill step where the margins saturate, doubled while they stay so
+        done = np.zeros(self.T, dtype=bool)
+        noise = np.finfo(np.float64).eps * np.maximum(self.rows.task_sums(np.ones_like(Z)), 1.0)
         for _ in range(200):
             R, H = self._derivatives(Z)
             g, h = self.rows.task_sums(R), self.rows.task_sums(H)
-            moving = np.abs(g) > 1e-15 * scale
+            moving = (np.abs(g) > 1e-15 * scale) & ~done
             if not moving.any():
                 return
             # Newton where the curvature is there; a growing step downhill where the margins saturate
@@ -294,12 +296,24 @@ class ProxNewtonSolver:
             step = np.where(saturated, -np.sign(g) * unit, -g / np.maximum(h, 1e-300))
             unit = np.where(saturated, 2.0 * unit, 1.0)
             step[~moving] = 0.0
+            # A Newton step whose decrease g^2 / 2h is below the rounding of the task's loss (a sum
+            # of m terms: m eps relative) is the last, taken whole: the line search cannot see it.
+            # (Tested against a rise of the loss, such steps were halved until rounding let them
+            # through, 200 times over: 99% of a logistic fit's time at n = 5000.)
+            last = moving & ~saturated & (g * g <= 2.0 * noise * np.abs(values) * h)
+            searched = moving & ~last
+            halvings = np.zeros(self.T)
             for _ in range(60):
                 trial = self._task_losses(self.rows.with_intercepts(Z, step))
-                worse = trial > values + 1e-15 * np.abs(values)
+                worse = searched & (trial > values + 1e-15 * np.abs(values))
                 if not worse.any():
                     break
                 step[worse] *= 0.5
+                halvings[worse] += 1
+            else:  # no decrease the loss can show on a step halved 60 times: at its optimum to rounding
+                step[worse] = 0.0
+            # (a step let through only once halved 30 times is one of rounding too)
+            done |= last | (halvings >= 30)
             if not np.any(step):
                 return
             b += step
