@@ -411,6 +411,21 @@ def test_regression_score_of_nullable_targets_leaves_the_gaps_out():
     assert model.score(X, Y) == pytest.approx(expected, rel=1e-13)
 
 
+@pytest.mark.parametrize("make", [lambda: mtlx.MultiTaskRegressor(alpha=0.05), lambda: mtlx.MultiTaskClassifier()],
+                         ids=["regressor", "classifier"])
+def test_float32_inputs_fit_in_float32_whatever_the_targets(rng, make):
+    """scikit-learn's LogisticRegression and MultiTaskLasso keep a float32 X in float32: so do
+    these, with float64 or boolean targets (the classifier's encoded targets were float64, and
+    the fit copied X to float64: coef_ bit for bit the float64 fit's)."""
+    X = rng.standard_normal((120, 5))
+    Y = X @ rng.standard_normal((5, 3))
+    Y = Y > 0 if isinstance(make(), mtlx.MultiTaskClassifier) else Y
+    m32, m64 = make().fit(X.astype(np.float32), Y), make().fit(X, Y)
+    assert m32.coef_.dtype == np.float32 and m64.coef_.dtype == np.float64
+    assert not np.array_equal(m32.coef_, m64.coef_)
+    np.testing.assert_allclose(m32.coef_, m64.coef_, rtol=1e-3, atol=1e-4 * np.abs(m64.coef_).max())
+
+
 def test_predictions_take_the_wider_of_the_model_and_input_dtypes(rng):
     """As scikit-learn's linear models: a float64 model predicts float32 rows in float64 (it cast
     its weights to float32: 1e-2 off on targets near 1e5), a float32 model float32 rows in float32."""

@@ -191,3 +191,23 @@ def test_mixed_input_dtypes_become_float64(rng):
     np.testing.assert_array_equal(data.X[:5], X32.astype(np.float64))
     data32 = mtlx.TaskData.from_tasks([(X32, np.ones(5, dtype=int))])
     assert data32.dtype == np.float32
+
+
+def test_float_targets_take_the_inputs_dtype(rng):
+    """As scikit-learn's linear models cast y to X's dtype: a float32 X runs in float32 whatever
+    the float targets' dtype (float64 targets made it run, and be copied, in float64); integer X
+    runs in float64, and integers beyond 2^24 still make float64 (see test_properties)."""
+    X32 = rng.standard_normal((6, 3)).astype(np.float32)
+    y64 = rng.standard_normal(6)
+    for data in (mtlx.TaskData.from_shared(X32, np.column_stack([y64, y64])),
+                 mtlx.TaskData.from_tasks([(X32, y64), (X32[:4], y64[:4])]),
+                 mtlx.TaskData.from_stacked(X32, y64, [0, 1, 0, 1, 0, 1])):
+        assert data.dtype == np.float32
+        assert data.X.dtype == np.float32 and (data.Y if data.layout == "shared" else data.y).dtype == np.float32
+    shared = mtlx.TaskData.from_shared(X32, y64)
+    assert np.shares_memory(shared.X, X32)  # (no copy of X)
+    np.testing.assert_array_equal(shared.Y[:, 0], y64.astype(np.float32))
+    assert mtlx.TaskData.from_shared(X32.astype(np.int64), y64.astype(np.float32)).dtype == np.float64
+    wide = y64 * 1e40  # beyond float32's range: float64, not infinite targets
+    stored = mtlx.TaskData.from_shared(X32, wide)
+    assert stored.dtype == np.float64 and np.array_equal(stored.Y[:, 0], wide)

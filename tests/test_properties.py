@@ -166,14 +166,17 @@ def expect_error(call, *groups, types=(ValueError, TypeError)):
     return info.value
 
 
-def float_store(*arrays):
-    """The dtypes a TaskData of these inputs may be stored in: float32 when every input is
-    float32, float64 when a float input is not, either for float32 beside integers (the class
-    docstring says float64, ``core_dtype`` float32; their values are checked separately)."""
-    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
-    if floats and all(f == np.float32 for f in floats):
-        return (np.float32,) if len(floats) == len(arrays) else (np.float32, np.float64)
-    return (np.float64,)
+def float_store(inputs, targets):
+    """The dtypes a TaskData of these inputs (X) and targets may be stored in: float64 when a float
+    input is not float32, or a float target is beyond float32's range; else float32 when every
+    array is a float, either beside integers (their values are checked separately). Float targets
+    follow X's dtype, as scikit-learn's linear models cast y to X's."""
+    floats = [a.dtype for a in inputs if a.dtype.kind == "f"]
+    if not floats or any(f != np.float32 for f in floats):
+        return (np.float64,)
+    if any(a.dtype.kind == "f" and a.size and np.abs(a).max() > np.finfo(np.float32).max for a in targets):
+        return (np.float64,)
+    return (np.float32,) if all(a.dtype.kind == "f" for a in (*inputs, *targets)) else (np.float32, np.float64)
 
 
 # ---------------------------------------------------------------------------------- references
@@ -437,7 +440,7 @@ def test_from_shared_stores_the_inputs(scratch, n, d, T, data):
     X_in = arrange(X, data.draw(st.sampled_from(LAYOUTS), label="X layout"), scratch)
     Y_in = arrange(Y, data.draw(st.sampled_from(LAYOUTS), label="Y layout"), scratch)
     td = mtlx.TaskData.from_shared(X_in, Y_in, ids)
-    assert td.layout == "shared" and td.dtype in float_store(X, Y)
+    assert td.layout == "shared" and td.dtype in float_store([X], [Y])
     assert td.X.flags.c_contiguous and td.Y.flags.c_contiguous
     assert (td.n_tasks, td.n_features) == (T, d) and np.array_equal(td.n_samples, np.full(T, n))
     assert np.array_equal(td.X, X.astype(td.dtype))
@@ -465,7 +468,8 @@ def test_from_tasks_stores_each_task_in_order(scratch, T, d, data):
                       arrange(y_t, data.draw(st.sampled_from(LAYOUTS)), scratch)))
     ids = data.draw(st.none() | task_id_values(T), label="task_ids")
     td = mtlx.TaskData.from_tasks(pairs, ids)
-    assert td.layout == "stacked" and td.dtype in float_store(*itertools.chain(*originals))
+    assert td.layout == "stacked"
+    assert td.dtype in float_store([X_t for X_t, _ in originals], [y_t for _, y_t in originals])
     assert td.X.flags.c_contiguous and td.y.flags.c_contiguous
     assert np.array_equal(td.offsets, np.concatenate([[0], np.cumsum([len(y) for _, y in originals])]))
     for t, (X_t, y_t) in enumerate(originals):
@@ -486,7 +490,7 @@ def test_from_stacked_groups_rows_by_sorted_id(scratch, n, d, data):
     td = mtlx.TaskData.from_stacked(arrange(X, data.draw(st.sampled_from(LAYOUTS)), scratch),
                                     arrange(y, data.draw(st.sampled_from(LAYOUTS)), scratch), task)
     ids = sorted(set(task.tolist()))
-    assert td.dtype in float_store(X, y) and td.task_ids.tolist() == ids
+    assert td.dtype in float_store([X], [y]) and td.task_ids.tolist() == ids
     for t, tid in enumerate(ids):
         rows = np.flatnonzero(task == tid)
         got_X, got_y = td.task(t)

@@ -327,7 +327,7 @@ def test_feature_moments_with_missing_labels_are_each_tasks_labelled_rows(dtype)
     means, centred, raw = data.feature_means(), data.column_sq_norms(True), data.column_sq_norms(False)
     for t in range(3):
         rows = ~np.isnan(Y[:, t])
-        Xt, st = X[rows].astype(np.float64), s[rows]
+        Xt, st = X[rows].astype(np.float64), s[rows].astype(dtype).astype(np.float64)  # (weights in X's dtype)
         mean = st @ Xt / st.sum()
         np.testing.assert_allclose(means[t], mean, rtol=1e-13)
         np.testing.assert_allclose(centred[t], st @ (Xt - mean) ** 2, rtol=1e-10)

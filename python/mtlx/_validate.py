@@ -67,14 +67,23 @@ def as_real_array(a, name: str, where: str = "", ndim: int | None = None) -> np.
     return arr
 
 
-def core_dtype(arrays) -> np.dtype:
-    """float32 when every floating array is float32 and every integer one is exact in float32
-    (|v| <= 2^24: integer labels and counts follow along), else float64."""
-    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
-    if floats and all(k == np.float32 for k in floats) and all(
-            a.size == 0 or np.abs(a).max() <= 2**24 for a in arrays if a.dtype.kind in "iu"):
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
+def core_dtype(inputs, targets=()) -> np.dtype:
+    """The dtype the core runs in: the inputs' (X's stored values). float32 when every floating
+    input is float32, every integer array, input or target, is exact in float32 (|v| <= 2^24:
+    integer labels and counts follow along) and every floating target within its range; else
+    float64. Floating targets take the inputs' dtype, as scikit-learn's linear models cast y to
+    X's (float64 targets once made a float32 X run, and be copied, in float64; the GPU path
+    already followed X)."""
+    floats = [a.dtype for a in inputs if a.dtype.kind == "f"]
+    if not floats or any(k != np.float32 for k in floats):
+        return np.dtype(np.float64)
+    for a in (*inputs, *targets):
+        if a.size and a.dtype.kind in "iu" and np.abs(a).max() > 2**24:
+            return np.dtype(np.float64)
+        if a.size and a.dtype.kind == "f" and a.dtype != np.float32 and np.abs(a).max(
+                initial=0.0, where=np.isfinite(a)) > np.finfo(np.float32).max:
+            return np.dtype(np.float64)  # (a finite target float32 would make infinite)
+    return np.dtype(np.float32)
 
 
 def first_nonfinite_row(a: np.ndarray, n_threads: int = 1) -> int:

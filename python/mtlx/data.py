@@ -118,7 +118,7 @@ class TaskData:
                 )
             Xs.append(X_t)
             ys.append(y_t)
-        dtype = core_dtype([_values(x) for x in Xs] + ys)
+        dtype = core_dtype([_values(x) for x in Xs], ys)
         counts = np.array([x.shape[0] for x in Xs], dtype=np.int64)
         offsets = np.zeros(len(Xs) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -167,7 +167,7 @@ class TaskData:
         X = _as_inputs(X, "")
         y = _as_target_vector(y, "")
         ids, order, offsets = _group_by_task(task, X.shape[0], y.shape[0])
-        dtype = core_dtype([_values(X), y])
+        dtype = core_dtype([_values(X)], [y])
         weights = None
         if sample_weight is not None:
             weights = np.ascontiguousarray(_row_weights(sample_weight, X.shape[0], "", dtype)[order], dtype=dtype)
@@ -199,7 +199,7 @@ class TaskData:
             return device_from_shared(backend, X, Y, task_ids, sample_weight)
         X = _as_inputs(X, "")
         Y = _target_matrix(as_real_array(Y, "Y"), X.shape[0])
-        dtype = core_dtype([_values(X), Y])
+        dtype = core_dtype([_values(X)], [Y])
         X = _csr(X, dtype) if sp.issparse(X) else np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(Y, dtype=dtype)
         rows = None if sample_weight is None else _row_weights(sample_weight, X.shape[0], "", dtype).astype(dtype)
