@@ -426,6 +426,18 @@ def test_float32_inputs_fit_in_float32_whatever_the_targets(rng, make):
     np.testing.assert_allclose(m32.coef_, m64.coef_, rtol=1e-3, atol=1e-4 * np.abs(m64.coef_).max())
 
 
+def test_predict_takes_per_task_nested_lists_as_fit_does(rng):
+    """fit takes (list of lists, list) pairs; predict([X_1, X_2]) with nested lists failed ("setting
+    an array element with a sequence", or "Found array with dim 3" for equal sizes)."""
+    X, y = rng.standard_normal((40, 3)), rng.standard_normal(40)
+    m = mtlx.MultiTaskRegressor(alpha=0.01).fit([(X[:25].tolist(), y[:25].tolist()), (X[25:].tolist(), y[25:])])
+    for sizes in ((2, 3), (2, 2)):
+        parts = [X[:sizes[0]], X[5:5 + sizes[1]]]
+        for got, expected in zip(m.predict([p.tolist() for p in parts]), m.predict(parts)):
+            np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(m.predict([X[:2].tolist(), X[:3].tolist()])[1], X[:3] @ m.coef_[1] + m.intercept_[1])
+
+
 def test_predictions_take_the_wider_of_the_model_and_input_dtypes(rng):
     """As scikit-learn's linear models: a float64 model predicts float32 rows in float64 (it cast
     its weights to float32: 1e-2 off on targets near 1e5), a float32 model float32 rows in float32."""

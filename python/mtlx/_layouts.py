@@ -36,10 +36,11 @@ def is_task_list(X, y) -> bool:
 
 
 def is_input_list(X) -> bool:
-    """True for ``predict([X_1, X_2, ...])``: a sequence whose items are 2-D arrays."""
+    """True for ``predict([X_1, X_2, ...])``: a sequence whose items are 2-D (arrays, or nested
+    lists as fit's pairs take them)."""
     if isinstance(X, np.ndarray) or not isinstance(X, Sequence) or isinstance(X, str) or len(X) == 0:
         return False
-    return all(getattr(x, "ndim", None) == 2 for x in X)
+    return all(_is_2d(x) for x in X)
 
 
 def group_rows(positions: np.ndarray):
