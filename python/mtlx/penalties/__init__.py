@@ -100,6 +100,8 @@ def prox(W, penalty="l21", step: float = 1.0, alpha: float = 1.0, *, n_threads: 
     part, smooth = pen.split()
     if smooth or part is None:
         raise ValueError(f"{pen!r} has no closed-form prox as a whole (it has smooth terms)")
+    if tau == 0.0:  # the identity, exactly (trace's SVD would round W by 1e-15)
+        return Vt.T.astype(dtype)
     out = np.empty_like(Vt)
     part.prox(Vt, tau, out, BlockContext.single(Vt.shape[1], Vt.shape[0], resolve_n_threads(n_threads)))
     return out.T.astype(dtype, copy=False)
