@@ -118,7 +118,9 @@ _ATTRS_DOC = """
     n_iter_ : int
         Solver iterations of the last fit.
     objective_history_ : ndarray
-        F after each iteration of the last fit (``[0]`` at the starting point).
+        F along the last fit, as its engine measures it (``solver_``; see
+        :attr:`mtlx.SolveResult.history`): after each iteration of FISTA and ADMM (``[0]`` at
+        the starting point), at each duality-gap check of coordinate descent.
     fit_layout_ : {"single", "shared", "stacked", "tasks"}
         The layout ``fit`` received; ``predict(X)`` without ``task`` returns a 1-D array only
         for ``"single"`` and an (n, n_tasks) array otherwise.

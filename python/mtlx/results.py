@@ -61,7 +61,13 @@ class SolveResult:
     objective : float
         F(W, b) at the returned point.
     history : ndarray
-        F after each iteration; ``history[0]`` is F at the starting point.
+        F along the solve, as each engine measures it: FISTA and ADMM after each iteration,
+        ``history[0]`` at the starting point (``n_iter + 1`` values); coordinate descent and
+        proximal Newton at each duality-gap check (``history[0]`` at the starting W with the
+        intercepts already at their optimum; an epoch count is not a gap check, so there are
+        fewer values than ``n_iter``); the factored engine at the end of each round of its rank
+        search. Where one engine hands over to another (``solver`` ``"fista+factored"``), their
+        histories follow one another.
     n_iter : int
     converged : bool
     optimality : float
