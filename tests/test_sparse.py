@@ -99,9 +99,13 @@ def test_stacked_and_task_list_solutions_equal_dense(rng, loss):
     a = mtlx.solve(mtlx.TaskData.from_stacked(X, y, task), **kw)
     b = mtlx.solve(mtlx.TaskData.from_stacked(X.toarray(), y, task), **kw)
     c = mtlx.solve(mtlx.TaskData.from_tasks([(X[task == t], y[task == t]) for t in range(T)]), **kw)
-    np.testing.assert_allclose(a.W, b.W, atol=1e-9)
-    np.testing.assert_allclose(c.W, b.W, atol=1e-9)
-    np.testing.assert_allclose(a.b, b.b, atol=1e-9)
+    # (the squared hinge is flat past its margins: the dense run's proximal Newton certified F within
+    # 5e-15 of the sparse run's FISTA with W 4e-7 away from it; the other losses pin W down)
+    atol = 1e-6 if loss == "squared_hinge" else 1e-9
+    assert a.objective == pytest.approx(b.objective, rel=1e-11) and c.objective == pytest.approx(b.objective, rel=1e-11)
+    np.testing.assert_allclose(a.W, b.W, atol=atol)
+    np.testing.assert_allclose(c.W, b.W, atol=atol)
+    np.testing.assert_allclose(a.b, b.b, atol=atol)
 
 
 def test_no_densification_and_thread_count_invariance(rng, monkeypatch):

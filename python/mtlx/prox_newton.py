@@ -56,6 +56,8 @@ MODEL_TOL = 1e-4
 MAX_HALVINGS = 40
 #: Newton steps without the gap halving after which the engine has stalled (and hands over).
 NO_PROGRESS = 25
+#: Iterates' differences the dual extrapolation combines (celer's K).
+EXTRAPOLATION = 5
 
 
 #: The losses this engine takes (tasks all "squared" go to the working-set CD engine instead).
@@ -326,9 +328,54 @@ class ProxNewtonSolver:
 
     def dual(self, Z: np.ndarray, G: np.ndarray, alpha: float) -> float:
         """D at theta = -R / s (see the module docstring)."""
+        return self._dual_of(self._per_task(Z, lambda loss, y, z: loss.terms(y, z)[1]), G, alpha)
+
+    def _dual_of(self, derivatives: np.ndarray, G: np.ndarray, alpha: float) -> float:
+        """D at the dual point ``u = derivatives / s`` (unweighted, like Z; R = weights * derivatives
+        summing to 0 over each task's entries where there are intercepts), G = X' R its gradient,
+        s = max(1, g*(G) / alpha); -inf where u leaves a conjugate's domain."""
         s = max(1.0, float(self.row_dual_norms(G).max(initial=0.0)) / alpha) if alpha > 0 else 1.0
-        conjugates = self._per_task(Z, lambda loss, y, z: loss.conjugate(y, loss.terms(y, z)[1] / s))
+        u = derivatives / s
+        conjugates = np.empty_like(u)
+        for t, loss in enumerate(self.losses):
+            at = self.rows.task_entries(t)
+            conjugates[at] = loss.conjugate(self.Y[at], u[at])
         return -self._weighted_sum(conjugates)
+
+    def _extrapolated_dual(self, R: np.ndarray, alpha: float, past: list) -> float:
+        """D at a dual point extrapolated from the last :data:`EXTRAPOLATION` + 1 iterates' R
+        (weighted derivatives, intercepts at their optimum): celer's dual extrapolation (Massias,
+        Vaiter, Gramfort, Salmon, JMLR 2020). Near the optimum R_k converges linearly, and the
+        affine combination ``sum_k c_k R_k`` with c the minimizer of ``||sum_k c_k (R_k - R_{k-1})||``
+        over ``sum c = 1`` lands far closer to its limit than R_k itself. The plain point's gap
+        shrinks only like the square root of F's (s - 1 is first order in the distance to the
+        optimum): squared hinge + l21 sat 7e-12 above its optimum with a relative gap of 2e-6
+        after 10,000 epochs. Any point is a valid bound (rescaled by its own s, each task's sum
+        put back to 0); -inf until there are enough iterates or where the system is singular."""
+        past.append(R.copy())
+        del past[: -(EXTRAPOLATION + 1)]
+        if len(past) <= EXTRAPOLATION:
+            return -np.inf
+        U = np.stack([(past[k + 1] - past[k]).ravel() for k in range(EXTRAPOLATION)], axis=1)
+        with np.errstate(all="ignore"):
+            try:
+                z = np.linalg.solve(U.T @ U, np.ones(EXTRAPOLATION))
+            except np.linalg.LinAlgError:
+                return -np.inf
+            if not (np.all(np.isfinite(z)) and z.sum() != 0):
+                return -np.inf
+            c = z / z.sum()
+        R_acc = sum(c[k] * past[k + 1] for k in range(EXTRAPOLATION))
+        if self.fit_intercept:
+            # The combination keeps each task's sum at 0 but for rounding, put back on the entries
+            # off zero: a zero (the squared hinge past its margin) lies on its conjugate's boundary,
+            # and any shift would leave the domain on one side.
+            spread = np.where(R_acc != 0, self.weights, 0.0)
+            totals = self.rows.task_sums(spread)
+            shift = np.divide(self.rows.task_sums(R_acc), totals, out=np.zeros_like(totals), where=totals > 0)
+            R_acc = R_acc - spread * self.rows.with_intercepts(np.zeros_like(R_acc), shift)
+        derivatives = np.divide(R_acc, self.weights, out=np.zeros_like(R_acc), where=self.weights > 0)
+        return self._dual_of(derivatives, self.rows.gradient(R_acc), alpha)
 
     # ------------------------------------------------------------------ the solve
     def _measure(self, W, b, Z, alpha: float) -> tuple:
@@ -374,9 +421,12 @@ class ProxNewtonSolver:
         model_tol = MODEL_TOL
         outer = 0
         best_gap, best_at = np.inf, 0
+        past, best_dual = [], -np.inf  # (the dual problem does not change: its best point so far holds)
         while True:
             outer += 1
             R, H, G, primal, gap = self._measure(W, b, Z, alpha)
+            best_dual = max(best_dual, primal - gap, self._extrapolated_dual(R, alpha, past))
+            gap = max(primal - best_dual, 0.0)
             history.append(primal)
             if callback is not None:
                 try:
