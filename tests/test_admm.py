@@ -317,3 +317,18 @@ def test_refusals_name_the_weights_the_data_has(rng):
     # Row weights of a dense X are no obstacle: solve rescales the rows.
     dense = mtlx.TaskData.from_shared(X, Y, sample_weight=rng.uniform(1, 2, 60))
     assert mtlx.solve(dense, penalty="trace", alpha=0.1, solver="admm").solver == "admm"
+
+
+def test_max_iter_spent_by_admm_reports_its_measures(rng):
+    """ADMM using up max_iter leaves FISTA no iteration: the result and the warning reported
+    FISTA's initial inf ('relative change inf, optimality inf') whatever ADMM had reached."""
+    X = rng.standard_normal((300, 6))
+    data = mtlx.TaskData.from_shared(X, X @ rng.standard_normal((6, 4)) + 0.3 * rng.standard_normal((300, 4)))
+    with pytest.warns(mtlx.ConvergenceWarning, match=r"did not converge in 10 iterations \(relative change "
+                                                     r"[0-9.]+e-[0-9]+, optimality [0-9.]+e-[0-9]+"):
+        res = mtlx.solve(data, penalty="trace", alpha=0.1, tol=1e-14, max_iter=10, solver="admm")
+    assert res.solver == "admm" and res.n_iter == 10 and not res.converged
+    assert 0 < res.optimality < 1e-3 and 0 <= res.rel_change < 1e-6
+    # the optimality is ADMM's relative duality gap at the point returned
+    best = mtlx.solve(data, penalty="trace", alpha=0.1, tol=1e-12, max_iter=10_000, solver="fista").objective
+    assert res.objective - best <= res.optimality * res.objective

@@ -514,6 +514,8 @@ def _admm_then_fista(problem: Problem, theta0: np.ndarray, tol: float, max_iter:
     if first["stopped_by_callback"] or (first["converged"] and first["gap"] is not None):
         return theta, first  # stopped, or certified by its duality gap
     theta, info = fista(problem, theta, tol, max(max_iter - first["n_iter"], 0), callback)
+    if info["n_iter"] == 0:  # (no iterations left: ADMM's measures describe the point, FISTA's are inf)
+        info.update({key: first[key] for key in ("rel_change", "optimality", "gap")})
     info["history"] = np.concatenate([first["history"], info["history"][1:]])
     info["n_iter"] += first["n_iter"]
     info["n_evals"] += first["n_evals"]
