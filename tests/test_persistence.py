@@ -76,7 +76,7 @@ def classifier_file(tmp_path, stacked_rows):
 
 def fitted_attributes(model) -> dict:
     names = ["coef_", "intercept_", "n_iter_", "objective_history_", "n_tasks_", "tasks_", "n_features_in_",
-             "fit_layout_", "alpha_", "alphas_", "mse_path_", "feature_names_in_"]
+             "fit_layout_", "alpha_", "alphas_", "mse_path_", "feature_names_in_", "solver_"]
     return {name: getattr(model, name) for name in names if hasattr(model, name)}
 
 
@@ -247,6 +247,8 @@ def test_single_layout_needs_one_task(regressor_file):
     (lambda a: {"feature_names_in_": np.arange(4)}, "feature_names_in_ must hold strings"),
     (lambda a: {"coef_": None}, r"lacks the fitted arrays \['coef_'\]"),
     (lambda a: {"classes_0": np.array([0, 1])}, "unexpected array 'classes_0'"),
+    (lambda a: {"solver_": "newton"}, r"solver_ must name the engine that ran, one of \['fista'"),
+    (lambda a: {"solver_": np.array(["cd", "cd"])}, "solver_ must name the engine that ran"),
 ])
 def test_a_fitted_array_unlike_a_fit_is_refused(regressor_file, change, message):
     path, _ = regressor_file
@@ -591,3 +593,15 @@ def test_array_parameters_come_back_as_arrays(tmp_path, rng):
             else:
                 assert got == value, name
         np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_the_engine_that_ran_survives_and_older_files_load_without_it(regressor_file, stacked_rows):
+    """solver_ (which engine ran, "said" by the README) was dropped by save: the loaded model had none.
+    A file written before it was stored still loads, without it."""
+    path, model = regressor_file
+    assert mtlx.load(path).solver_ == model.solver_ and model.solver_ in ("fista", "cd", "admm")
+    rewrite(path, solver_=None)
+    older = mtlx.load(path)
+    assert not hasattr(older, "solver_")
+    X, _, task = stacked_rows
+    np.testing.assert_array_equal(older.predict(X, task=task), model.predict(X, task=task))

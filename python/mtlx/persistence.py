@@ -43,6 +43,11 @@ _FORMAT = 1
 _META_FIELDS = {"format": int, "mtlx_version": str, "estimator": str, "params": dict}
 _SCALARS = ("n_tasks_", "n_features_in_", "n_iter_", "fit_layout_")  # read first: they size the arrays
 _FITTED = _SCALARS + ("coef_", "intercept_", "tasks_", "objective_history_")
+#: The linear models' fitted attributes a file holds when the model has them (files written before
+#: ``solver_`` was stored lack it).
+_LINEAR_OPTIONAL = ("solver_",)
+#: The engines a linear model's ``solver_`` names.
+_ENGINES = ("fista", "cd", "admm", "factored", "fista+factored")
 _LAYOUTS = ("single", "shared", "stacked", "tasks")
 _NOT_STORED = ("callback", "comm")  # live objects, never data
 _CLASSES = re.compile(r"classes_(0|[1-9][0-9]*)")
@@ -86,7 +91,7 @@ class _Storable:
     #: The members every file of the class holds (default: the linear models' ``_FITTED``) and those
     #: it holds when the fit made them.
     fitted: tuple = _FITTED
-    optional: tuple = ()
+    optional: tuple = _LINEAR_OPTIONAL
     #: ``members(model) -> {name: array}``, what save writes (default: the fitted attributes by name).
     members: Callable | None = None
     #: ``member_bytes(name, model)``: the most bytes a member takes, or None (default: the linear sizes).
@@ -161,6 +166,7 @@ def save(model, path) -> None:
         arrays = entry.members(model)
     else:
         arrays = {name: np.asarray(getattr(model, name)) for name in entry.fitted + entry.extra_fitted}
+        arrays.update({name: np.asarray(getattr(model, name)) for name in entry.optional if hasattr(model, name)})
     arrays.update(penalty_arrays)
     if hasattr(model, "feature_names_in_"):
         arrays["feature_names_in_"] = np.asarray(model.feature_names_in_, dtype=str)
@@ -306,7 +312,7 @@ def _max_bytes(name: str, model) -> int:
     """The most bytes member ``name`` can take in the file of ``model`` (of checked sizes)."""
     T, d, C = model.n_tasks_, model.n_features_in_, _n_columns(model)
     elements = {"coef_": (C * d, 8), "intercept_": (C, 8), "tasks_": (T, _LABEL_BYTES),
-                "feature_names_in_": (d, _LABEL_BYTES)}
+                "feature_names_in_": (d, _LABEL_BYTES), "solver_": (1, _LABEL_BYTES)}
     if _COMPONENTS.fullmatch(name):
         name = "coef_"
     if name not in elements:
@@ -447,10 +453,10 @@ def check_model(model) -> None:
     ``fit_layout_`` one of "single" (only with one task), "shared", "stacked", "tasks";
     ``coef_`` (n_tasks_, n_features_in_) and ``intercept_`` (n_tasks_,) finite float32/float64,
     ``intercept_`` zero without ``fit_intercept``; ``tasks_`` (n_tasks_,) unique ids;
-    ``objective_history_`` 1-D float; ``feature_names_in_`` n_features_in_ strings when
-    present; a classifier's ``classes_``: two or more distinct sorted labels per task (a task of
-    K > 2 classes owns K rows of coef_), one array for
-    a "single" fit and a list of n_tasks_ arrays otherwise; the extra attributes of the
+    ``objective_history_`` 1-D float; ``feature_names_in_`` n_features_in_ strings and
+    ``solver_`` the name of an engine when present; a classifier's ``classes_``: two or more
+    distinct sorted labels per task (a task of K > 2 classes owns K rows of coef_), one array
+    for a "single" fit and a list of n_tasks_ arrays otherwise; the extra attributes of the
     class (a CV estimator's ``alpha_``...); and every parameter passing the checks of ``fit``.
 
     Raises
@@ -490,6 +496,9 @@ def _check_linear(model) -> None:
     tasks = _check_labels(model.tasks_, "tasks_", (T,), "(n_tasks_,)")
     if np.unique(tasks).size != T:
         raise ValueError("tasks_ holds a task id more than once; task ids are unique")
+    if hasattr(model, "solver_") and (not isinstance(model.solver_, str) or model.solver_ not in _ENGINES):
+        raise ValueError(f"solver_ must name the engine that ran, one of {list(_ENGINES)}; got "
+                         f"{short_repr(model.solver_)}")
     history = np.asarray(model.objective_history_)
     if history.ndim != 1 or history.size == 0 or history.dtype.kind != "f":
         raise ValueError(f"objective_history_ must be a non-empty 1-D float array, got a {history.dtype} array of "
