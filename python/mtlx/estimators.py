@@ -346,15 +346,18 @@ class _MultiTaskModel(BaseEstimator):
             Y = np.column_stack([self._encode_targets(Y[:, t], f"task {t} (column {t} of y)", t)
                                  for t in range(Y.shape[1])])
             return TaskData.from_shared(X, Y, sample_weight=sample_weight)
+        # (under MPI a rank may hold no task: more ranks than tasks)
         X, y = validate_data(self, X, y, dtype=_FLOATS, y_numeric=not self._loss_object().labels,
-                             accept_sparse=_SPARSE)
+                             accept_sparse=_SPARSE, ensure_min_samples=1 if self.comm is None else 0)
         task = check_task_ids(task, name="task") if np.ndim(task) == 1 else np.asarray(task)
         if task.ndim != 1 or task.shape[0] != X.shape[0]:
             raise ValueError(f"task must hold one id per row of X: X has {X.shape[0]} rows, task has shape "
                              f"{task.shape}")
+        self.fit_layout_ = "stacked"
+        if X.shape[0] == 0:
+            return TaskData.empty(X.shape[1], X.dtype if X.dtype == np.float32 else np.float64)
         ids, positions = np.unique(task, return_inverse=True)
         coded = [(rows, self._encode_targets(y[rows], f"task {ids[t]}", t)) for t, rows in group_rows(positions)]
-        self.fit_layout_ = "stacked"
         if any(np.ndim(c) == 2 for _, c in coded):  # a task of several target columns: its rows once per column
             s = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
             pairs, weights = _one_column_per_target([(X[rows], c) for rows, c in coded],

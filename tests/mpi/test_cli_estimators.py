@@ -1,6 +1,7 @@
 """``mpirun -n N mtlx fit`` and the estimators' ``comm=``: the same model as one process."""
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -95,12 +96,26 @@ def test_estimator_comm_with_more_ranks_than_tasks(comm):
                                                                                                        task_ids=ids))
     np.testing.assert_array_equal(model.tasks_, ids)
     assert np.abs(model.coef_ - ref.coef_).max() <= 1e-10 * np.abs(ref.coef_).max()
-    if len(mine):
-        task = np.repeat(ids[mine], [len(tasks[t][1]) for t in mine])
-        stacked = mtlx.MultiTaskRegressor(penalty="mean", alpha=0.3, tol=1e-12, comm=comm).fit(X, y, task=task)
-    else:
-        stacked = mtlx.MultiTaskRegressor(penalty="mean", alpha=0.3, tol=1e-12, comm=comm).fit(local)
+    # Stacked rows: the rank without tasks passes none (it was refused: "Found array with 0 sample(s)").
+    task = np.repeat(ids[mine], [len(tasks[t][1]) for t in mine]) if len(mine) else np.empty(0, dtype=np.int64)
+    stacked = mtlx.MultiTaskRegressor(penalty="mean", alpha=0.3, tol=1e-12, comm=comm).fit(X, y, task=task)
     np.testing.assert_allclose(stacked.coef_, model.coef_, rtol=0, atol=1e-12 * np.abs(ref.coef_).max())
+    X_all, y_all = np.vstack([X_t for X_t, _ in tasks]), np.concatenate([y_t for _, y_t in tasks])
+    task_all = np.repeat(ids, [len(y_t) for _, y_t in tasks])
+    cut = np.median(y_all)
+    classifier = mtlx.MultiTaskClassifier(alpha=0.05, tol=1e-12, comm=comm).fit(X, np.where(y > cut, "hi", "lo"),
+                                                                                task=task)
+    expected = mtlx.MultiTaskClassifier(alpha=0.05, tol=1e-12).fit(X_all, np.where(y_all > cut, "hi", "lo"),
+                                                                   task=task_all)
+    assert [list(c) for c in np.atleast_2d(classifier.classes_)] == [list(c) for c in np.atleast_2d(expected.classes_)]
+    assert np.abs(classifier.coef_ - expected.coef_).max() <= 1e-8 * np.abs(expected.coef_).max()
+    kw = dict(hidden=(3,), max_iter=15, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mtlx.ConvergenceWarning)
+        trunk = mtlx.SharedTrunkRegressor(comm=comm, **kw).fit(X, y, task=task)
+        alone = mtlx.SharedTrunkRegressor(**kw).fit(X_all, y_all, task=task_all)
+    np.testing.assert_allclose(trunk.predict(X_all, task=task_all), alone.predict(X_all, task=task_all),
+                               rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="under MPI"):
         mtlx.MultiTaskRegressor(comm=comm).fit([(np.ones((3, 2)), np.ones(3))])
 

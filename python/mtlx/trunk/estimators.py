@@ -314,16 +314,20 @@ class _SharedTrunkModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             Y = y.reshape(len(y), -1)
             Y = np.column_stack([self._encode(Y[:, t], t, f"task {t} (column {t} of y)") for t in range(Y.shape[1])])
             return TaskData.from_shared(X, Y, sample_weight=sample_weight)
-        X, y = validate_data(self, X, y, dtype=_FLOATS, y_numeric=not self._classifies)
+        # (under MPI a rank may hold no task: more ranks than tasks)
+        X, y = validate_data(self, X, y, dtype=_FLOATS, y_numeric=not self._classifies,
+                             ensure_min_samples=1 if self.comm is None else 0)
         task = check_task_ids(task, name="task") if np.ndim(task) == 1 else np.asarray(task)
         if task.ndim != 1 or task.shape[0] != X.shape[0]:
             raise ValueError(f"task must hold one id per row of X: X has {X.shape[0]} rows, task has shape "
                              f"{task.shape}")
+        self.fit_layout_ = "stacked"
+        if X.shape[0] == 0:
+            return TaskData.empty(X.shape[1], X.dtype if X.dtype == np.float32 else np.float64)
         ids, positions = np.unique(task, return_inverse=True)
         coded = np.empty(len(y), dtype=np.float64)
         for t, rows in group_rows(positions):
             coded[rows] = self._encode(y[rows], ids[t].item(), f"task {ids[t].item()!r}")
-        self.fit_layout_ = "stacked"
         return TaskData.from_stacked(X, coded, task, sample_weight=sample_weight)
 
     def _encode_task_data(self, data: TaskData) -> TaskData:
