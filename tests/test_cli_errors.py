@@ -352,3 +352,12 @@ def test_sample_weight_from_an_npz_archive_is_named(data_path, tmp_path, capsys)
     assert main(["fit", str(data_path), "--sample-weight", str(tmp_path / "w.npz"), "--out", str(tmp_path / "m")]) == 1
     assert "--sample-weight needs a .npy file of one weight per row (np.save), got an .npz archive of arrays ['w']" \
         in capsys.readouterr().err
+
+
+def test_python_m_mtlx_demo_is_the_demo_command():
+    """``python -m mtlx.demo --help`` ran the module without a main block: nothing, exit 0."""
+    done = subprocess.run([sys.executable, "-m", "mtlx.demo", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage: mtlx demo")
+    bad = subprocess.run([sys.executable, "-m", "mtlx.demo", "--splits", "0"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 1 and "mtlx demo: error: argument --splits" in bad.stderr and bad.stdout == ""

@@ -339,3 +339,11 @@ def write_figure(path: str, parts: dict) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+if __name__ == "__main__":  # ``python -m mtlx.demo [options]``: the same as ``mtlx demo [options]``
+    import sys
+
+    from .cli import main
+
+    raise SystemExit(main(["demo", *sys.argv[1:]]))
