@@ -24,7 +24,9 @@ features each intercept is a decoupled one-dimensional quadratic (see :mod:`mtlx
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import logsumexp
 
+from ._probabilities import proba_from_scores
 from .problem import Problem
 
 __all__ = ["ConjugateCertificate", "GapCertificate"]
@@ -178,7 +180,7 @@ class ConjugateCertificate:
             for start, stop in smooth.softmax_groups:
                 Y, Zg, w = _group(data, Z, weights, start, stop)
                 loss = smooth.loss_objects[start]
-                total += float(np.dot(w, loss.row_conjugate(Y, (loss.probabilities(Zg) - Y) / s)))
+                total += float(np.dot(w, loss.row_conjugate(Y, (proba_from_scores(Zg) - Y) / s)))
         (total,), _ = _over_ranks(problem, [total], None)
         return -total if np.isfinite(total) else -np.inf
 
@@ -255,8 +257,6 @@ def _softmax_intercept_shift(Y: np.ndarray, Z: np.ndarray, w: np.ndarray) -> np.
     ``phi(delta) = sum_i w_i [logsumexp(z_i + delta) - y_i . (z_i + delta)]`` (convex; constant
     along the all-ones direction, so the minimum-norm Newton step is taken): Newton steps with
     Armijo backtracking, until the gradient ``sum_i w_i (p_i - y_i)`` vanishes to rounding."""
-    from .losses import Multinomial
-
     K = Z.shape[1]
     delta = np.zeros(K)
     if not len(w):
@@ -264,12 +264,11 @@ def _softmax_intercept_shift(Y: np.ndarray, Z: np.ndarray, w: np.ndarray) -> np.
 
     def value(shift):
         A = Z + shift
-        top = A.max(axis=1)
-        return float(np.dot(w, top + np.log(np.exp(A - top[:, None]).sum(axis=1)) - np.einsum("ik,ik->i", Y, A)))
+        return float(np.dot(w, logsumexp(A, axis=1) - np.einsum("ik,ik->i", Y, A)))
 
     phi = value(delta)
     for _ in range(100):
-        P = Multinomial.probabilities(Z + delta)
+        P = proba_from_scores(Z + delta)
         grad = w @ (P - Y)
         if np.max(np.abs(grad)) <= 1e-15 * float(np.dot(w, np.abs(P - Y).sum(axis=1))):
             break

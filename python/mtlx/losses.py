@@ -303,12 +303,6 @@ class Multinomial(Loss):
                         "row_conjugate")
 
     @staticmethod
-    def probabilities(Z: np.ndarray) -> np.ndarray:
-        """The softmax of each row of margins Z (m, K): the loss's gradient in Z is this minus Y."""
-        E = np.exp(Z - Z.max(axis=1, keepdims=True))
-        return E / E.sum(axis=1, keepdims=True)
-
-    @staticmethod
     def row_conjugate(Y: np.ndarray, U: np.ndarray) -> np.ndarray:
         """The conjugate of each row's loss, ``L*(y_i, u_i) = sum_k q_ik log q_ik`` with
         ``q_i = u_i + y_i``: the negative entropy of q_i, finite where q_i is a distribution (dual

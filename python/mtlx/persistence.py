@@ -46,8 +46,6 @@ _FITTED = _SCALARS + ("coef_", "intercept_", "tasks_", "objective_history_")
 #: The linear models' fitted attributes a file holds when the model has them (files written before
 #: ``solver_`` was stored lack it).
 _LINEAR_OPTIONAL = ("solver_",)
-#: The engines a linear model's ``solver_`` names.
-_ENGINES = ("fista", "cd", "admm", "factored", "fista+factored")
 _LAYOUTS = ("single", "shared", "stacked", "tasks")
 _NOT_STORED = ("callback", "comm")  # live objects, never data
 _CLASSES = re.compile(r"classes_(0|[1-9][0-9]*)")
@@ -496,8 +494,10 @@ def _check_linear(model) -> None:
     tasks = _check_labels(model.tasks_, "tasks_", (T,), "(n_tasks_,)")
     if np.unique(tasks).size != T:
         raise ValueError("tasks_ holds a task id more than once; task ids are unique")
-    if hasattr(model, "solver_") and (not isinstance(model.solver_, str) or model.solver_ not in _ENGINES):
-        raise ValueError(f"solver_ must name the engine that ran, one of {list(_ENGINES)}; got "
+    from .solver import ENGINES
+
+    if hasattr(model, "solver_") and (not isinstance(model.solver_, str) or model.solver_ not in ENGINES):
+        raise ValueError(f"solver_ must name the engine that ran, one of {list(ENGINES)}; got "
                          f"{short_repr(model.solver_)}")
     history = np.asarray(model.objective_history_)
     if history.ndim != 1 or history.size == 0 or history.dtype.kind != "f":

@@ -219,6 +219,7 @@ class ProxNewtonSolver:
         self.w = float(penalty.w)  # the penalty's relative weight (alpha multiplies w g)
         self.n, self.d = self.X.shape
         self.T = data.n_tasks
+        self._entries = np.maximum(self.rows.task_sums(np.ones_like(self.weights)), 1.0)  # m_t (at least 1)
 
     # ------------------------------------------------------------------ the objective
     def _per_task(self, Z: np.ndarray, compute) -> np.ndarray:
@@ -285,7 +286,7 @@ class ProxNewtonSolver:
         values = self._task_losses(Z)
         unit = np.ones(self.T)  # the downhill step where the margins saturate, doubled while they stay so
         done = np.zeros(self.T, dtype=bool)
-        noise = np.finfo(np.float64).eps * np.maximum(self.rows.task_sums(np.ones_like(Z)), 1.0)
+        noise = np.finfo(np.float64).eps * self._entries
         for _ in range(200):
             R, H = self._derivatives(Z)
             g, h = self.rows.task_sums(R), self.rows.task_sums(H)
@@ -335,12 +336,7 @@ class ProxNewtonSolver:
         summing to 0 over each task's entries where there are intercepts), G = X' R its gradient,
         s = max(1, g*(G) / alpha); -inf where u leaves a conjugate's domain."""
         s = max(1.0, float(self.row_dual_norms(G).max(initial=0.0)) / alpha) if alpha > 0 else 1.0
-        u = derivatives / s
-        conjugates = np.empty_like(u)
-        for t, loss in enumerate(self.losses):
-            at = self.rows.task_entries(t)
-            conjugates[at] = loss.conjugate(self.Y[at], u[at])
-        return -self._weighted_sum(conjugates)
+        return -self._weighted_sum(self._per_task(derivatives / s, lambda loss, y, u: loss.conjugate(y, u)))
 
     def _extrapolated_dual(self, R: np.ndarray, alpha: float, past: list) -> float:
         """D at a dual point extrapolated from the last :data:`EXTRAPOLATION` + 1 iterates' R

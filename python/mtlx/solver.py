@@ -40,6 +40,8 @@ def __getattr__(name):
 #: quasi-Newton on the factors for the trace norm; ADMM for least squares in the Gram form with a
 #: prox-only penalty (decompositions, spectral couplings); "auto" picks by the problem.
 SOLVERS = ("auto", "fista", "cd", "factored", "admm")
+#: The engines a SolveResult's ``solver`` names (a choice of "auto" is one of them).
+ENGINES = (*SOLVERS[1:], "fista+factored")
 
 #: Under "auto", FISTA iterations on a trace norm before the factored engine takes over.
 TRACE_FISTA_ITERATIONS = 300
